@@ -1,0 +1,509 @@
+"""Query-based improvisation at any bit budget (PAPER.md sections 1, 4, 5; experiments (b), (c)).
+
+A query :class:`~qbdi_utils.pianoroll.Piece` is cut into bar frames, encoded by the style VAE, sent
+through the rate-limited Berger channel (:func:`qbdi_utils.channel.transmit`) and decoded; the decoded
+Bernoulli probabilities are thresholded back into a roll as long as the query, with the query's tempo.
+
+This module is thin glue over ``vae`` (encode/decode), ``channel`` (transmit), ``pianoroll`` (frames)
+and ``harmony`` (metrics). Its one piece of logic of its own is the alignment: frames start on the
+query's bar lines (a pickup is padded in front, the tail is zero-padded), and the output is cut back to
+exactly the query's steps.
+
+Batched use (:func:`improvise_batch`, :func:`claims_sweep`) encodes the query once, transmits it once
+per (rate, seed) and decodes every latent sequence in a single ``decode`` call.
+
+Used in: notebooks/04_query_generation.ipynb, ``qbdi improvise`` and ``qbdi sweep``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
+from qbdi_utils.pianoroll import Piece, RollSpec
+
+#: The bit budgets (bits per frame) of the paper's claims; ``None`` is full rate (no channel).
+CLAIM_RATES: tuple = (None, 1024, 512, 256, 128, 64, 32, 0)
+
+#: Statistics modes of the channel (see :func:`qbdi_utils.channel.source_stats`).
+STATS_MODES: tuple = ("query", "corpus", "posterior", "prior")
+
+
+@dataclass
+class Improvisation(Piece):
+    """A :class:`Piece` produced by :func:`improvise`, with how it was made.
+
+    Attributes (beyond :class:`Piece`'s):
+        bits: bit budget per frame, ``None`` for full rate (no channel).
+        mode: channel statistics mode ("query", "corpus", "posterior", "prior").
+        seed: seed of the channel noise (and of latent sampling).
+        threshold: probability threshold used to binarize the decoder output.
+        query_name: name of the query piece.
+        warnings: what about the query the model could not take as it is (meter, range, length),
+            one sentence each; empty when nothing was odd.
+        latents: (N, L) float32, the decoder inputs z_d, one row per frame.
+        pad_steps: rows of silence put in front of the query so that frames start on its bar lines.
+    """
+
+    bits: int | None = None
+    mode: str = "query"
+    seed: int = 0
+    threshold: float = 0.5
+    query_name: str = ""
+    warnings: list = field(default_factory=list)
+    latents: np.ndarray | None = None
+    pad_steps: int = 0
+
+
+@dataclass
+class EncodedQuery:
+    """A query cut into frames and encoded once; the input of every transmission.
+
+    Attributes:
+        query: the query piece.
+        frames: (N, spec.frame_size) uint8 frames, the first starting ``pad_steps`` before step 0.
+        mean: (N, L) float32 encoder means.
+        logvar: (N, L) float32 encoder log-variances.
+        pad_steps: silent rows put before step 0 of the query (pickup completion).
+        warnings: sentences describing what about the query is unusual for the model.
+    """
+
+    query: Piece
+    frames: np.ndarray
+    mean: np.ndarray
+    logvar: np.ndarray
+    pad_steps: int
+    warnings: list
+
+
+def rate_label(bits: int | None) -> str:
+    """Human-readable bit budget: ``"full rate"`` or ``"256 bits"``."""
+    return "full rate" if bits is None else f"{int(bits)} bits"
+
+
+def parse_bits(value) -> int | None:
+    """Parse a bit budget: ``None``/"full"/"inf" -> ``None`` (full rate), else an int >= 0.
+
+    Args:
+        value: None, an int, or a string such as "full", "256".
+
+    Returns:
+        ``None`` for full rate, else the number of bits per frame.
+
+    Raises:
+        OptionError: for anything else (negative, fractional, non-numeric).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("full", "inf", "none", "full-rate", "full_rate"):
+            return None
+        try:
+            value = int(text)
+        except ValueError:
+            raise OptionError(
+                f"bit budget {value!r} is neither 'full' nor a whole number of bits per frame "
+                "(e.g. --bits full or --bits 256)"
+            ) from None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise OptionError(f"bit budget {value!r} must be a whole number of bits per frame or 'full'")
+    if value < 0:
+        raise OptionError(f"bit budget {value} is negative; use 0 or more bits per frame, or 'full'")
+    return int(value)
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in STATS_MODES:
+        raise OptionError(f"statistics mode {mode!r} is not one of {', '.join(STATS_MODES)}")
+    return mode
+
+
+def _bar_steps(num: int, den: int, spec: RollSpec) -> float:
+    """Length of a bar of ``num/den`` in roll steps."""
+    return num * (4.0 / den) * spec.steps_per_quarter
+
+
+def query_warnings(model, query: Piece) -> list[str]:
+    """What about ``query`` the model cannot take as it is, one sentence each (no exception).
+
+    Checks: bars that are not ``spec.steps_per_frame`` steps long (another meter), notes the roll
+    could not represent (``query.dropped``, e.g. out of the pitch range), and a query longer (in
+    frames) than the longest training piece when the model records it. The model works frame by
+    frame, so none of these stops an improvisation; they are reported so that nothing is mangled
+    silently.
+
+    Args:
+        model: a StyleVAE (uses ``.spec`` and, when present, ``.config``).
+        query: the query piece.
+
+    Returns:
+        list of sentences, empty when the query fits the model.
+
+    Used in: notebooks/04_query_generation.ipynb, ``qbdi improvise``.
+    """
+    spec = model.spec
+    out = []
+    name = query.name or "query"
+    odd = sorted({(int(n), int(d)) for _, n, d in (query.time_signatures or [])
+                  if abs(_bar_steps(int(n), int(d), spec) - spec.steps_per_frame) > 1e-9})
+    if odd:
+        meters = ", ".join(f"{n}/{d}" for n, d in odd)
+        out.append(
+            f"{name} is (partly) in {meters}: the model works on {spec.steps_per_frame}-step "
+            f"({spec.quarters_per_frame:g}-quarter) frames, so frames straddle its bar lines; the output "
+            "keeps the query's length and steps, but its 'bars' are 4-quarter chunks"
+        )
+    dropped = {k: int(v) for k, v in (query.dropped or {}).items() if v}
+    if dropped:
+        what = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(dropped.items()))
+        out.append(
+            f"{name}: notes the roll could not represent were left out when reading it ({what}); "
+            f"pitch range is MIDI {spec.min_pitch}..{spec.max_pitch}"
+        )
+    config = getattr(model, "config", None) or {}
+    longest = None
+    for key in ("max_piece_frames", "max_frames_per_piece", "longest_piece_frames"):
+        if isinstance(config, dict) and config.get(key):
+            longest = int(config[key])
+            break
+    n_frames = -(-(query.n_steps + query.bar_offset_steps % spec.steps_per_frame) // spec.steps_per_frame)
+    if longest is not None and n_frames > longest:
+        out.append(
+            f"{name} has {n_frames} frames, more than the longest training piece ({longest}); the model "
+            "encodes and decodes each frame on its own, so the whole query is used, but long-range "
+            "form was never seen in training"
+        )
+    return out
+
+
+def encode_query(model, query: Piece) -> EncodedQuery:
+    """Cut ``query`` into frames aligned on its bar lines and encode them once.
+
+    A pickup of ``p = query.bar_offset_steps`` steps is completed to a whole frame by
+    ``(-p) mod steps_per_frame`` silent rows in front, so every later frame is one bar of the query.
+
+    Args:
+        model: a StyleVAE (``.spec``, ``.encode``).
+        query: the query piece; its spec must equal the model's.
+
+    Returns:
+        :class:`EncodedQuery` with frames (N, 2496), mean and logvar (N, L).
+
+    Raises:
+        ModelError: the query's roll layout differs from the model's.
+        NoNotesError: the query has no notes.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    from qbdi_utils import pianoroll
+
+    spec = model.spec
+    name = query.name or "query"
+    if query.spec != spec:
+        raise ModelError(
+            f"{name} was read with roll layout {query.spec.to_dict()} but the model expects "
+            f"{spec.to_dict()}; read the query with spec=model.spec"
+        )
+    roll = np.asarray(query.roll)
+    if roll.ndim != 2 or roll.shape[1] != spec.n_columns:
+        raise OptionError(f"{name}: roll has shape {roll.shape}, expected (T, {spec.n_columns})")
+    if roll.shape[0] == 0 or not roll.any():
+        raise NoNotesError(f"{name} has no notes to improvise on; give a query with notes")
+    pad = (-int(query.bar_offset_steps)) % spec.steps_per_frame
+    if pad:
+        roll = np.concatenate([np.zeros((pad, spec.n_columns), np.uint8), roll], axis=0)
+    frames = pianoroll.to_frames(roll, spec=spec)
+    mean, logvar = model.encode(frames)
+    return EncodedQuery(
+        query=query,
+        frames=frames,
+        mean=np.asarray(mean, np.float32),
+        logvar=np.asarray(logvar, np.float32),
+        pad_steps=pad,
+        warnings=query_warnings(model, query),
+    )
+
+
+def _latents(model, enc: EncodedQuery, bits, mode, seed, sample_latents) -> np.ndarray:
+    """Decoder input z_d (N, L) for one (bits, seed): encoder mean (or a posterior sample) -> channel."""
+    from qbdi_utils import channel
+
+    rng = np.random.default_rng(seed)
+    z_e = enc.mean
+    if sample_latents:
+        z_e = enc.mean + np.exp(0.5 * enc.logvar) * rng.standard_normal(enc.mean.shape)
+    if bits is None:
+        return np.asarray(z_e, np.float32)
+    z_d = channel.transmit(
+        np.asarray(z_e, np.float32), enc.logvar, int(bits), mode=mode,
+        corpus_stats=getattr(model, "corpus_stats", None), rng=rng,
+    )
+    return np.asarray(z_d, np.float32)
+
+
+def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: float, **info) -> Improvisation:
+    """Threshold decoder output (N, 2496) into an :class:`Improvisation` with the query's steps."""
+    from qbdi_utils import pianoroll
+
+    spec = model.spec
+    q = enc.query
+    frames = pianoroll.binarize(probabilities, threshold, spec=spec)
+    roll = pianoroll.from_frames(frames, spec=spec)[enc.pad_steps: enc.pad_steps + q.n_steps]
+    roll = np.ascontiguousarray(roll, dtype=np.uint8)
+    if len(roll):
+        # A note held over from the padding (or a frame before) starts at step 0 of the output.
+        n = spec.n_pitches
+        roll[0, n:2 * n] |= roll[0, :n]
+    bits = info.get("bits")
+    return Improvisation(
+        roll=roll,
+        spec=spec,
+        name=f"{q.name or 'query'} @ {rate_label(bits)}",
+        tempo_map=[tuple(t) for t in q.tempo_map],
+        time_signatures=[tuple(t) for t in q.time_signatures],
+        ticks_per_beat=q.ticks_per_beat,
+        bar_offset_steps=q.bar_offset_steps,
+        dropped={},
+        threshold=float(threshold),
+        query_name=q.name,
+        warnings=list(enc.warnings),
+        pad_steps=enc.pad_steps,
+        **info,
+    )
+
+
+def improvise_batch(
+    model,
+    query: Piece | EncodedQuery,
+    rates: Iterable = CLAIM_RATES,
+    seeds: Iterable[int] | int = (0,),
+    mode: str = "query",
+    sample_latents: bool = False,
+    threshold: float | None = None,
+) -> dict:
+    """Improvise on ``query`` at many bit budgets and seeds with one encode and one decode call.
+
+    Args:
+        model: a StyleVAE (``encode``, ``decode``, ``spec``, ``threshold``, ``corpus_stats``).
+        query: the query :class:`Piece` (or an :class:`EncodedQuery` to reuse an encoding).
+        rates: bit budgets per frame; ``None`` (or "full") is full rate, i.e. no channel.
+        seeds: channel seeds, or an int K meaning seeds 0..K-1.
+        mode: channel statistics mode, one of :data:`STATS_MODES`.
+        sample_latents: draw z_e from the posterior N(mean, exp(logvar)) instead of using the mean.
+        threshold: binarization threshold; ``None`` uses ``model.threshold``.
+
+    Returns:
+        dict mapping ``(bits, seed)`` -> :class:`Improvisation` (bits ``None`` for full rate), in the
+        order of ``rates`` then ``seeds``. Each entry equals ``improvise(model, query, bits, mode, seed,
+        ...)``.
+
+    Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
+    """
+    _check_mode(mode)
+    rates = [parse_bits(b) for b in rates]
+    seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    if not rates or not seeds:
+        raise OptionError("need at least one bit budget and one seed")
+    threshold = float(model.threshold if threshold is None else threshold)
+    if not 0.0 < threshold < 1.0:
+        raise OptionError(f"threshold {threshold} must lie strictly between 0 and 1")
+    enc = query if isinstance(query, EncodedQuery) else encode_query(model, query)
+    keys, zs = [], []
+    for bits in rates:
+        for seed in seeds:
+            if (bits, seed) in keys:
+                continue
+            keys.append((bits, seed))
+            zs.append(_latents(model, enc, bits, mode, seed, sample_latents))
+    n = enc.mean.shape[0]
+    probs = np.asarray(model.decode(np.concatenate(zs, axis=0)))
+    out = {}
+    for i, (bits, seed) in enumerate(keys):
+        out[(bits, seed)] = _to_piece(
+            model, enc, probs[i * n:(i + 1) * n], threshold,
+            bits=bits, mode=mode, seed=seed, latents=zs[i],
+        )
+    return out
+
+
+def improvise(
+    model,
+    query: Piece,
+    bits: int | str | None = None,
+    mode: str = "query",
+    seed: int = 0,
+    sample_latents: bool = False,
+    threshold: float | None = None,
+) -> Improvisation:
+    """Improvise on ``query`` in the model's style through a channel of ``bits`` bits per frame.
+
+    Full rate (``bits=None``) sends the encoder means straight to the decoder:
+    ``binarize(decode(encode(frames).mean), threshold)``. With a budget, the means go through
+    :func:`qbdi_utils.channel.transmit` (reverse water-filling + Berger test channel) first.
+
+    Args:
+        model: a StyleVAE.
+        query: the query piece (same roll layout as the model).
+        bits: bits per frame (int >= 0) or ``None``/"full" for full rate.
+        mode: channel statistics mode: "query" (mean/variance of the query's latent means over its
+            frames), "corpus" (the model's corpus statistics), "posterior", "prior".
+        seed: seed of the channel noise (and of the latent sample when ``sample_latents``).
+        sample_latents: use a posterior sample instead of the encoder mean.
+        threshold: binarization threshold; ``None`` uses ``model.threshold``.
+
+    Returns:
+        :class:`Improvisation` (a :class:`Piece`): roll (query.n_steps, 156) uint8, the query's
+        tempo map and time signatures, name "<query> @ <rate>", and ``warnings`` about the query.
+
+    Used in: notebooks/04_query_generation.ipynb, ``qbdi improvise``.
+    """
+    bits = parse_bits(bits)
+    return improvise_batch(model, query, [bits], [seed], mode, sample_latents, threshold)[(bits, int(seed))]
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's claims as numbers
+
+
+CLAIM_COLUMNS = (
+    "rate", "bits", "mode", "n_seeds",
+    "chroma_cosine_mean", "chroma_cosine_sd",
+    "tonnetz_distance_mean", "tonnetz_distance_sd",
+    "triad_agreement_mean", "triad_agreement_sd",
+    "distinct_triads_mean", "distinct_triads_sd",
+    "tonic_share_mean", "tonic_share_sd",
+    "empty_frames_mean", "notes_per_frame_mean",
+)
+
+
+def claims_sweep(
+    model,
+    query: Piece,
+    rates: Sequence = CLAIM_RATES,
+    seeds: int | Iterable[int] = 5,
+    mode: str = "query",
+    sample_latents: bool = False,
+    threshold: float | None = None,
+    n_shuffles: int = 20,
+    shuffle_seed: int = 0,
+    return_pieces: bool = False,
+):
+    """Measure the paper's claims on ``query``: agreement, chord vocabulary and tonic share per rate.
+
+    For every bit budget, improvise with every seed (one batched decode) and compare each output with
+    the query frame by frame: chroma cosine, Tonnetz distance and triad agreement (see
+    :mod:`qbdi_utils.harmony`); and describe each output on its own: number of distinct triads, share
+    of frames on the query's tonic triad, empty-frame rate, notes per frame. Each number is given as
+    mean and standard deviation over the seeds.
+
+    Two reference rows come first: ``"query"`` (the query against itself, and its own triads and tonic
+    share) and ``"chance"`` (the query against its own frames in shuffled order, averaged over
+    ``n_shuffles`` permutations): agreement at chance level, what "harmony preserved" must beat.
+
+    Args:
+        model: a StyleVAE.
+        query: the query piece.
+        rates: bit budgets per frame, ``None`` = full rate.
+        seeds: number of channel seeds K (seeds 0..K-1) or an explicit list.
+        mode: channel statistics mode.
+        sample_latents, threshold: as in :func:`improvise`.
+        n_shuffles: permutations for the chance level.
+        shuffle_seed: seed of those permutations.
+        return_pieces: also return the dict of improvisations.
+
+    Returns:
+        list of dict rows with keys :data:`CLAIM_COLUMNS` (``rate`` is "query", "chance", "full rate"
+        or "<N> bits"; ``bits`` is "" for the reference rows and full rate); and, when
+        ``return_pieces``, the dict ``(bits, seed) -> Improvisation`` as a second value.
+
+    Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
+    """
+    from qbdi_utils import harmony
+
+    spec = model.spec
+    rates = [parse_bits(b) for b in rates]
+    seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    pieces = improvise_batch(model, query, rates, seeds, mode, sample_latents, threshold)
+    tonic = harmony.tonic_triad(query.roll, spec=spec)
+
+    def describe(roll):
+        st = harmony.output_stats(roll, spec=spec, tonic=tonic)
+        return st
+
+    def row(label, bits, comps, stats):
+        r = {"rate": label, "bits": "" if bits is None else int(bits), "mode": mode, "n_seeds": len(comps)}
+        for key, vals in (
+            ("chroma_cosine", [c["chroma_cosine"] for c in comps]),
+            ("tonnetz_distance", [c["tonnetz_distance"] for c in comps]),
+            ("triad_agreement", [c["triad_agreement"] for c in comps]),
+            ("distinct_triads", [s["distinct_triads"] for s in stats]),
+            ("tonic_share", [s["tonic_share"] for s in stats]),
+        ):
+            v = np.asarray(vals, float)
+            r[f"{key}_mean"] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+            r[f"{key}_sd"] = float(np.nanstd(v)) if np.isfinite(v).any() else float("nan")
+        r["empty_frames_mean"] = float(np.mean([s["empty_frame_rate"] for s in stats]))
+        r["notes_per_frame_mean"] = float(np.mean([s["notes_per_frame"] for s in stats]))
+        return r
+
+    def summary(query_roll, out_roll):
+        m = harmony.compare(query_roll, out_roll, spec=spec)
+        return {k: float(np.nanmean(m[k])) if np.isfinite(np.asarray(m[k], float)).any() else float("nan")
+                for k in ("chroma_cosine", "tonnetz_distance", "triad_agreement")}
+
+    q_stats = describe(query.roll)
+    rows = [row("query", None, [summary(query.roll, query.roll)], [q_stats])]
+    # Chance: the query against itself with its frames (bars) in random order.
+    rng = np.random.default_rng(shuffle_seed)
+    fs = spec.steps_per_frame
+    n_frames = -(-query.n_steps // fs)
+    padded = np.zeros((n_frames * fs, spec.n_columns), np.uint8)
+    padded[: query.n_steps] = query.roll
+    bars = padded.reshape(n_frames, fs, spec.n_columns)
+    chance = []
+    for _ in range(n_shuffles):
+        shuffled = bars[rng.permutation(n_frames)].reshape(-1, spec.n_columns)
+        chance.append(summary(padded, shuffled))
+    rows.append(row("chance", None, chance, [q_stats] * len(chance)))
+    for bits in rates:
+        outs = [pieces[(bits, s)] for s in seeds]
+        rows.append(row(rate_label(bits), bits, [summary(query.roll, p.roll) for p in outs],
+                        [describe(p.roll) for p in outs]))
+    return (rows, pieces) if return_pieces else rows
+
+
+def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
+    """Write the rows of :func:`claims_sweep` as CSV (columns :data:`CLAIM_COLUMNS`, 4 decimals).
+
+    Args:
+        rows: rows from :func:`claims_sweep`.
+        path: output file.
+        force: overwrite an existing file.
+
+    Returns:
+        the path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+
+    Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError("exists; pass --force (force=True) to overwrite it", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(CLAIM_COLUMNS), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return path
