@@ -1,0 +1,159 @@
+"""Tests of qbdi_utils.harmony against hand-made chords and Harte's formula computed independently."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from qbdi_utils import harmony
+from qbdi_utils.pianoroll import RollSpec
+
+SPEC = RollSpec()
+
+
+def _chord_roll(pitch_lists, steps_each=16, spec=SPEC):
+    """Roll with each chord (list of MIDI pitches) held for `steps_each` steps, articulated at its start."""
+    roll = np.zeros((steps_each * len(pitch_lists), spec.n_columns), dtype=np.uint8)
+    for i, pitches in enumerate(pitch_lists):
+        for p in pitches:
+            k = p - spec.min_pitch
+            roll[i * steps_each:(i + 1) * steps_each, k] = 1
+            roll[i * steps_each, spec.n_pitches + k] = 1
+    return roll
+
+
+def _pcs(*pcs):
+    c = np.zeros(12)
+    c[list(pcs)] = 1
+    return c
+
+
+def _harte_reference(c):
+    """Harte, Sandler & Gasser (2006) eq. for zeta_n(d), written out with math, not numpy."""
+    radii = [1.0, 1.0, 1.0, 1.0, 0.5, 0.5]
+    phases = [7 * math.pi / 6, 7 * math.pi / 6, 3 * math.pi / 2, 3 * math.pi / 2, 2 * math.pi / 3, 2 * math.pi / 3]
+    l1 = sum(abs(x) for x in c)
+    out = []
+    for d in range(6):
+        f = math.sin if d % 2 == 0 else math.cos
+        out.append(sum(radii[d] * f(l * phases[d]) * c[l] for l in range(12)) / l1)
+    return np.array(out)
+
+
+def test_tonnetz_matches_harte_formula():
+    rng = np.random.default_rng(1)
+    cs = np.vstack([rng.random((5, 12)), _pcs(0, 4, 7), _pcs(9, 0, 4) * 3.0])
+    got = harmony.tonnetz(cs)
+    want = np.array([_harte_reference(c) for c in cs])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    # scale invariance: chroma normalised by its own L1 norm (Harte), not by the projection's
+    np.testing.assert_allclose(harmony.tonnetz(cs[0] * 7.0), want[0], atol=1e-12)
+
+
+def test_tonnetz_single_pitch_class_on_circles():
+    # one pitch class: each circle's point has radius r (1, 1, 0.5)
+    t = harmony.tonnetz(_pcs(5))
+    radii = np.hypot(t[0::2], t[1::2])
+    np.testing.assert_allclose(radii, [1.0, 1.0, 0.5], atol=1e-12)
+
+
+def test_c_major_closer_to_a_minor_than_to_f_sharp_major():
+    c_maj, a_min, fs_maj = _pcs(0, 4, 7), _pcs(9, 0, 4), _pcs(6, 10, 1)
+    d_am = harmony.tonnetz_distance(c_maj, a_min)
+    d_fs = harmony.tonnetz_distance(c_maj, fs_maj)
+    assert d_am < d_fs
+    assert harmony.tonnetz_distance(c_maj, c_maj) == 0.0
+
+
+def test_silence_is_origin_and_finite():
+    c = np.vstack([np.zeros(12), _pcs(0, 4, 7)])
+    t = harmony.tonnetz(c)
+    assert np.all(np.isfinite(t))
+    np.testing.assert_array_equal(t[0], np.zeros(6))
+    d = harmony.tonnetz_distance(c, np.zeros((2, 12)))
+    assert d[0] == 0.0 and d[1] == pytest.approx(np.linalg.norm(t[1]))
+    assert list(harmony.triad_labels(c)) == [-1, 0]
+
+
+def test_triad_templates_label_every_triad():
+    for r in range(12):
+        assert harmony.triad_labels(_pcs(r, (r + 4) % 12, (r + 7) % 12)) == r
+        assert harmony.triad_labels(_pcs(r, (r + 3) % 12, (r + 7) % 12)) == 12 + r
+    assert harmony.TRIAD_NAMES[0] == "C" and harmony.TRIAD_NAMES[21] == "Am" and len(harmony.TRIAD_NAMES) == 24
+
+
+def test_c_major_bar_labelled_c():
+    # C major bar: C3-E3-G3 held, melody C5 D5 E5 G5 in quarters (passing D)
+    roll = _chord_roll([[48, 52, 55]])
+    for j, p in enumerate([72, 74, 76, 79]):
+        roll[j * 4:(j + 1) * 4, p - SPEC.min_pitch] = 1
+    c = harmony.chroma(roll, SPEC, "frame")
+    assert c.shape == (1, 12)
+    assert harmony.TRIAD_NAMES[harmony.triad_labels(c)[0]] == "C"
+
+
+def test_chroma_weights_and_resolutions():
+    # C4 for 16 steps and E4 for 4 steps in bar 1; silent bar 2 (partial: 8 steps)
+    roll = np.zeros((24, SPEC.n_columns), dtype=np.uint8)
+    roll[0:16, 60 - SPEC.min_pitch] = 1
+    roll[0:4, 64 - SPEC.min_pitch] = 1
+    roll[0:4, 76 - SPEC.min_pitch] = 1  # octave doubling of E adds
+    c = harmony.chroma(roll, SPEC, "frame")
+    assert c.shape == (2, 12)
+    assert c[0, 0] == 16 and c[0, 4] == 8 and c[1].sum() == 0
+    b = harmony.chroma(roll, SPEC, "beat")
+    assert b.shape == (6, 12) and b[0, 4] == 8 and b[1, 4] == 0 and b[3, 0] == 4
+    s = harmony.chroma(roll, SPEC, "step")
+    assert s.shape == (24, 12)
+    # frames input gives the same chroma as the roll
+    frames = np.vstack([roll, np.zeros((8, SPEC.n_columns), np.uint8)]).reshape(2, -1)
+    np.testing.assert_array_equal(harmony.chroma(frames, SPEC, "frame"), c)
+    with pytest.raises(ValueError):
+        harmony.chroma(roll, SPEC, "bar")
+
+
+def test_key_estimation_and_tonic():
+    # I - IV - V - I in C major and in A minor (i iv V i)
+    cmaj = harmony.chroma(_chord_roll([[48, 52, 55], [53, 57, 60], [55, 59, 62], [48, 52, 55]]))
+    amin = harmony.chroma(_chord_roll([[57, 60, 64], [50, 53, 57], [52, 56, 59], [57, 60, 64]]))
+    assert harmony.estimate_key(cmaj) == (0, "major")
+    assert harmony.estimate_key(amin) == (9, "minor")
+    assert harmony.tonic_triad(amin) == 21
+
+
+def test_frame_comparison_and_stats():
+    q = harmony.chroma(_chord_roll([[48, 52, 55], [53, 57, 60], [], [55, 59, 62]]))
+    o = harmony.chroma(_chord_roll([[48, 52, 55], [50, 53, 57], [], []]))
+    comp = harmony.frame_comparison(q, o)
+    np.testing.assert_array_equal(comp["triad_agreement"], [True, False, True, False])
+    assert comp["chroma_cosine"][0] == pytest.approx(1.0) and comp["chroma_cosine"][2] == 1.0
+    assert comp["chroma_cosine"][3] == 0.0
+    assert comp["chroma_cosine"][1] == pytest.approx(2 / 3)  # F-A-C vs D-F-A share two notes
+    assert np.all(np.isfinite(comp["tonnetz_distance"]))
+    agg = harmony.frame_agreement(q, o)
+    assert agg["triad_agreement"] == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        harmony.frame_agreement(q, o[:2])
+
+    out_roll = _chord_roll([[48, 52, 55], [48, 52, 55], [], [53, 57, 60]])
+    st = harmony.output_stats(out_roll, tonic=0)
+    assert st["distinct_triads"] == 2
+    assert st["tonic_share"] == pytest.approx(2 / 3)
+    assert st["empty_frame_rate"] == pytest.approx(0.25)
+    assert st["note_density"] == pytest.approx(9 / 4)
+    # entropy: C counted 3 bars, E 2, G 2, F 1, A 1 (x16 steps)
+    p = np.array([3, 2, 2, 1, 1]) / 9
+    assert st["pc_entropy_bits"] == pytest.approx(float(-(p * np.log2(p)).sum()))
+    assert harmony.output_stats(out_roll, query_roll=out_roll)["tonic"] == 0
+
+
+def test_chance_agreement_seeded_and_below_identity():
+    rolls = [[48, 52, 55], [53, 57, 60], [55, 59, 62], [57, 60, 64], [50, 53, 57], [52, 56, 59]] * 3
+    q = harmony.chroma(_chord_roll(rolls))
+    a = harmony.chance_agreement(q, q, n_shuffles=20, seed=3)
+    b = harmony.chance_agreement(q, q, n_shuffles=20, seed=3)
+    assert a == b
+    assert harmony.frame_agreement(q, q)["triad_agreement"] == 1.0
+    assert a["triad_agreement"] < 0.5  # 6 distinct chords: chance about 1/6
