@@ -147,6 +147,36 @@ def choose_threshold(frames: np.ndarray, probabilities: np.ndarray,
     return float(grid[int(np.argmax(f1))]), f1.astype(float)
 
 
+def synthetic_frames(n: int, seed: int = 0, spec: RollSpec | None = None) -> np.ndarray:
+    """Chord-like test frames: each bar holds one triad (plus octave) in a random rhythm.
+
+    For tests, benchmarks and development only; the real corpus comes from ``corpus.load_corpus``.
+
+    Args:
+        n: number of frames.
+        seed: seed of the draws.
+        spec: roll layout (default RollSpec()).
+
+    Returns:
+        (n, spec.frame_size) uint8 valid frames (articulate <= play).
+    """
+    spec = RollSpec() if spec is None else spec
+    rng = np.random.default_rng(seed)
+    P, S = spec.n_pitches, spec.steps_per_frame
+    f = np.zeros((n, S, 2 * P), np.uint8)
+    for i in range(n):
+        root = int(rng.integers(12, max(13, P - 24)))
+        third = 3 if rng.random() < 0.4 else 4
+        dur = int(rng.choice([2, 4, 8, 16]))
+        for p in (root, root + third, root + 7, root + 12):
+            if p >= P:
+                continue
+            for start in range(0, S, dur):
+                f[i, start:start + dur, p] = 1
+                f[i, start, P + p] = 1
+    return f.reshape(n, -1)
+
+
 def split_held_out(n: int, fraction: float, seed: int,
                    groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices of training and held-out frames.

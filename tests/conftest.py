@@ -19,3 +19,21 @@ def spec():
     from qbdi_utils.pianoroll import RollSpec
 
     return RollSpec()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A small StyleVAE (2496 -> 64 -> 16 latents) trained 3 epochs on 400 synthetic chord frames.
+
+    Saved to (and loaded back from) a temp dir, ``tiny_model.info["model_dir"]`` says where.
+    Shares the paper's RollSpec, threshold, corpus_stats and encode/decode API with the real model.
+    """
+    from qbdi_utils import vae
+
+    frames = vae.synthetic_frames(400, seed=0)
+    model, _ = vae.train(frames, hidden_dim=64, latent_dim=16, epochs=3, seed=0, progress=False)
+    out = tmp_path_factory.mktemp("tiny_model")
+    model.save(out)
+    loaded = vae.StyleVAE.load(out)
+    loaded.info["model_dir"] = str(out)
+    return loaded
