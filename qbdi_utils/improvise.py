@@ -219,9 +219,7 @@ def encode_query(model, query: Piece) -> EncodedQuery:
     if roll.shape[0] == 0 or not roll.any():
         raise NoNotesError(f"{name} has no notes to improvise on; give a query with notes")
     pad = (-int(query.bar_offset_steps)) % spec.steps_per_frame
-    if pad:
-        roll = np.concatenate([np.zeros((pad, spec.n_columns), np.uint8), roll], axis=0)
-    frames = pianoroll.to_frames(roll, spec=spec)
+    frames = pianoroll.to_frames(roll, spec=spec, offset_steps=int(query.bar_offset_steps))
     mean, logvar = model.encode(frames)
     return EncodedQuery(
         query=query,
@@ -233,21 +231,31 @@ def encode_query(model, query: Piece) -> EncodedQuery:
     )
 
 
-def _latents(model, enc: EncodedQuery, bits, mode, seed, sample_latents) -> np.ndarray:
-    """Decoder input z_d (N, L) for one (bits, seed): encoder mean (or a posterior sample) -> channel."""
+def _allocation(model, enc: EncodedQuery, bits, mode):
+    """Source statistics and bit allocation of one budget (shared by all seeds); None at full rate."""
+    from qbdi_utils import channel
+
+    if bits is None:
+        return None
+    return channel.allocate(enc.mean, enc.logvar, int(bits), mode=mode,
+                            corpus_stats=getattr(model, "corpus_stats", None))
+
+
+def _latents(enc: EncodedQuery, alloc, seed: int, sample_latents: bool) -> np.ndarray:
+    """Decoder input z_d (N, L) for one seed: encoder mean (or a posterior sample) -> channel.
+
+    Equals ``channel.transmit(mean, logvar, bits, mode=..., rng=default_rng(seed))`` when latents
+    are not sampled; the allocation is computed once per budget by :func:`_allocation`.
+    """
     from qbdi_utils import channel
 
     rng = np.random.default_rng(seed)
     z_e = enc.mean
     if sample_latents:
-        z_e = enc.mean + np.exp(0.5 * enc.logvar) * rng.standard_normal(enc.mean.shape)
-    if bits is None:
-        return np.asarray(z_e, np.float32)
-    z_d = channel.transmit(
-        np.asarray(z_e, np.float32), enc.logvar, int(bits), mode=mode,
-        corpus_stats=getattr(model, "corpus_stats", None), rng=rng,
-    )
-    return np.asarray(z_d, np.float32)
+        z_e = (enc.mean + np.exp(0.5 * enc.logvar) * rng.standard_normal(enc.mean.shape)).astype(np.float32)
+    if alloc is None:
+        return np.array(z_e, dtype=np.float32)
+    return np.asarray(channel.berger_channel(z_e, alloc.mu, alloc.var, alloc.bits, rng), np.float32)
 
 
 def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: float, **info) -> Improvisation:
@@ -258,11 +266,8 @@ def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: fl
     q = enc.query
     frames = pianoroll.binarize(probabilities, threshold, spec=spec)
     roll = pianoroll.from_frames(frames, spec=spec)[enc.pad_steps: enc.pad_steps + q.n_steps]
-    roll = np.ascontiguousarray(roll, dtype=np.uint8)
-    if len(roll):
-        # A note held over from the padding (or a frame before) starts at step 0 of the output.
-        n = spec.n_pitches
-        roll[0, n:2 * n] |= roll[0, :n]
+    # A note held over from the cut-off padding starts (is articulated) at step 0 of the output.
+    roll = pianoroll.make_valid(roll, spec)
     bits = info.get("bits")
     return Improvisation(
         roll=roll,
@@ -318,12 +323,11 @@ def improvise_batch(
         raise OptionError(f"threshold {threshold} must lie strictly between 0 and 1")
     enc = query if isinstance(query, EncodedQuery) else encode_query(model, query)
     keys, zs = [], []
-    for bits in rates:
-        for seed in seeds:
-            if (bits, seed) in keys:
-                continue
+    for bits in dict.fromkeys(rates):
+        alloc = _allocation(model, enc, bits, mode)
+        for seed in dict.fromkeys(seeds):
             keys.append((bits, seed))
-            zs.append(_latents(model, enc, bits, mode, seed, sample_latents))
+            zs.append(_latents(enc, alloc, seed, sample_latents))
     n = enc.mean.shape[0]
     probs = np.asarray(model.decode(np.concatenate(zs, axis=0)))
     out = {}
@@ -379,10 +383,22 @@ CLAIM_COLUMNS = (
     "chroma_cosine_mean", "chroma_cosine_sd",
     "tonnetz_distance_mean", "tonnetz_distance_sd",
     "triad_agreement_mean", "triad_agreement_sd",
+    "chance_chroma_cosine", "chance_tonnetz_distance", "chance_triad_agreement",
     "distinct_triads_mean", "distinct_triads_sd",
     "tonic_share_mean", "tonic_share_sd",
-    "empty_frames_mean", "notes_per_frame_mean",
+    "pc_entropy_bits_mean", "empty_frame_rate_mean", "note_density_mean",
 )
+
+_AGREEMENT = ("chroma_cosine", "tonnetz_distance", "triad_agreement")
+_STATS = ("distinct_triads", "tonic_share", "pc_entropy_bits", "empty_frame_rate", "note_density")
+
+
+def _mean_sd(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std())
 
 
 def claims_sweep(
@@ -399,15 +415,18 @@ def claims_sweep(
 ):
     """Measure the paper's claims on ``query``: agreement, chord vocabulary and tonic share per rate.
 
-    For every bit budget, improvise with every seed (one batched decode) and compare each output with
-    the query frame by frame: chroma cosine, Tonnetz distance and triad agreement (see
-    :mod:`qbdi_utils.harmony`); and describe each output on its own: number of distinct triads, share
-    of frames on the query's tonic triad, empty-frame rate, notes per frame. Each number is given as
-    mean and standard deviation over the seeds.
+    For every bit budget, improvise with every seed (one encode, one batched decode) and compare each
+    output with the query bar by bar (frames aligned on the query's bar lines): chroma cosine, Tonnetz
+    distance and triad agreement (:func:`qbdi_utils.harmony.frame_agreement`); and describe each output
+    on its own (:func:`qbdi_utils.harmony.output_stats`): distinct triads, share of bars on the query's
+    tonic triad (Krumhansl-Kessler key of the query), pitch-class entropy, empty-bar rate, onsets per
+    bar. Each number is the mean and standard deviation over the seeds.
 
-    Two reference rows come first: ``"query"`` (the query against itself, and its own triads and tonic
-    share) and ``"chance"`` (the query against its own frames in shuffled order, averaged over
-    ``n_shuffles`` permutations): agreement at chance level, what "harmony preserved" must beat.
+    Chance levels: each row's ``chance_*`` columns compare its outputs with the query's bars in
+    shuffled order (:func:`qbdi_utils.harmony.chance_agreement`, ``n_shuffles`` permutations): what an
+    output with the right vocabulary but no relation to the query's bar-to-bar sequence would score.
+    Two reference rows come first: ``"query"`` (the query against itself; its own triads and tonic
+    share) and ``"chance"`` (the query against its own bars shuffled).
 
     Args:
         model: a StyleVAE.
@@ -416,68 +435,61 @@ def claims_sweep(
         seeds: number of channel seeds K (seeds 0..K-1) or an explicit list.
         mode: channel statistics mode.
         sample_latents, threshold: as in :func:`improvise`.
-        n_shuffles: permutations for the chance level.
+        n_shuffles: permutations for the chance levels.
         shuffle_seed: seed of those permutations.
         return_pieces: also return the dict of improvisations.
 
     Returns:
         list of dict rows with keys :data:`CLAIM_COLUMNS` (``rate`` is "query", "chance", "full rate"
-        or "<N> bits"; ``bits`` is "" for the reference rows and full rate); and, when
+        or "<N> bits"; ``bits`` is "" for the reference rows and for full rate); and, when
         ``return_pieces``, the dict ``(bits, seed) -> Improvisation`` as a second value.
 
     Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
     """
-    from qbdi_utils import harmony
+    from qbdi_utils import harmony, pianoroll
 
     spec = model.spec
     rates = [parse_bits(b) for b in rates]
     seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     pieces = improvise_batch(model, query, rates, seeds, mode, sample_latents, threshold)
-    tonic = harmony.tonic_triad(query.roll, spec=spec)
+    offset = int(query.bar_offset_steps)
 
-    def describe(roll):
-        st = harmony.output_stats(roll, spec=spec, tonic=tonic)
-        return st
+    def bar_chroma(roll):
+        return harmony.chroma(pianoroll.to_frames(roll, spec=spec, offset_steps=offset), spec, "frame")
 
-    def row(label, bits, comps, stats):
-        r = {"rate": label, "bits": "" if bits is None else int(bits), "mode": mode, "n_seeds": len(comps)}
-        for key, vals in (
-            ("chroma_cosine", [c["chroma_cosine"] for c in comps]),
-            ("tonnetz_distance", [c["tonnetz_distance"] for c in comps]),
-            ("triad_agreement", [c["triad_agreement"] for c in comps]),
-            ("distinct_triads", [s["distinct_triads"] for s in stats]),
-            ("tonic_share", [s["tonic_share"] for s in stats]),
-        ):
-            v = np.asarray(vals, float)
-            r[f"{key}_mean"] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
-            r[f"{key}_sd"] = float(np.nanstd(v)) if np.isfinite(v).any() else float("nan")
-        r["empty_frames_mean"] = float(np.mean([s["empty_frame_rate"] for s in stats]))
-        r["notes_per_frame_mean"] = float(np.mean([s["notes_per_frame"] for s in stats]))
+    q_chroma = bar_chroma(query.roll)
+    tonic = harmony.tonic_triad(q_chroma)
+
+    def stats(roll):
+        return harmony.output_stats(pianoroll.to_frames(roll, spec=spec, offset_steps=offset),
+                                    tonic=tonic, spec=spec)
+
+    def row(label, bits, agreements, chances, descriptions):
+        r = {"rate": label, "bits": "" if bits is None else int(bits), "mode": mode,
+             "n_seeds": len(agreements)}
+        for key in _AGREEMENT:
+            r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([a[key] for a in agreements])
+            r[f"chance_{key}"] = _mean_sd([c[key] for c in chances])[0]
+        for key in _STATS:
+            r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([d[key] for d in descriptions])
         return r
 
-    def summary(query_roll, out_roll):
-        m = harmony.compare(query_roll, out_roll, spec=spec)
-        return {k: float(np.nanmean(m[k])) if np.isfinite(np.asarray(m[k], float)).any() else float("nan")
-                for k in ("chroma_cosine", "tonnetz_distance", "triad_agreement")}
-
-    q_stats = describe(query.roll)
-    rows = [row("query", None, [summary(query.roll, query.roll)], [q_stats])]
-    # Chance: the query against itself with its frames (bars) in random order.
-    rng = np.random.default_rng(shuffle_seed)
-    fs = spec.steps_per_frame
-    n_frames = -(-query.n_steps // fs)
-    padded = np.zeros((n_frames * fs, spec.n_columns), np.uint8)
-    padded[: query.n_steps] = query.roll
-    bars = padded.reshape(n_frames, fs, spec.n_columns)
-    chance = []
-    for _ in range(n_shuffles):
-        shuffled = bars[rng.permutation(n_frames)].reshape(-1, spec.n_columns)
-        chance.append(summary(padded, shuffled))
-    rows.append(row("chance", None, chance, [q_stats] * len(chance)))
+    q_stats = stats(query.roll)
+    q_self = harmony.frame_agreement(q_chroma, q_chroma)
+    q_chance = harmony.chance_agreement(q_chroma, q_chroma, n_shuffles, shuffle_seed)
+    rows = [row("query", None, [q_self], [q_chance], [q_stats])]
+    chance_row = row("chance", None, [q_chance], [q_chance], [q_stats])
+    chance_row.update({f"{k}_sd": float("nan") for k in _STATS})
+    rows.append(chance_row)
     for bits in rates:
-        outs = [pieces[(bits, s)] for s in seeds]
-        rows.append(row(rate_label(bits), bits, [summary(query.roll, p.roll) for p in outs],
-                        [describe(p.roll) for p in outs]))
+        agreements, chances, descriptions = [], [], []
+        for s in seeds:
+            roll = pieces[(bits, s)].roll
+            o_chroma = bar_chroma(roll)
+            agreements.append(harmony.frame_agreement(q_chroma, o_chroma))
+            chances.append(harmony.chance_agreement(q_chroma, o_chroma, n_shuffles, shuffle_seed))
+            descriptions.append(stats(roll))
+        rows.append(row(rate_label(bits), bits, agreements, chances, descriptions))
     return (rows, pieces) if return_pieces else rows
 
 

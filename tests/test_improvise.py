@@ -1,0 +1,218 @@
+"""Tests of qbdi_utils.improvise: query -> channel -> improvisation, and the claims sweep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qbdi_utils import pianoroll
+from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
+from qbdi_utils.improvise import (
+    CLAIM_COLUMNS,
+    claims_sweep,
+    encode_query,
+    improvise,
+    improvise_batch,
+    parse_bits,
+    write_claims_csv,
+)
+from qbdi_utils.pianoroll import Piece, RollSpec
+
+
+def _query(n_frames=6, extra_steps=0, seed=1, **kw) -> Piece:
+    """A synthetic chord query: ``n_frames`` bars (+ a partial bar of ``extra_steps``)."""
+    from qbdi_utils.vae import synthetic_frames
+
+    spec = RollSpec()
+    frames = synthetic_frames(n_frames + 1, seed=seed)
+    roll = pianoroll.from_frames(frames, spec)[: n_frames * 16 + extra_steps]
+    roll = pianoroll.make_valid(roll, spec)
+    kw.setdefault("tempo_map", [(0, 90.0), (32, 100.0)])
+    kw.setdefault("time_signatures", [(0, 4, 4)])
+    return Piece(roll=roll, spec=spec, name="q", **kw)
+
+
+class CountingModel:
+    """Wraps a model and counts its forward passes."""
+
+    def __init__(self, model):
+        self._m = model
+        self.calls = {"encode": 0, "decode": 0}
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def encode(self, frames):
+        self.calls["encode"] += 1
+        return self._m.encode(frames)
+
+    def decode(self, z):
+        self.calls["decode"] += 1
+        return self._m.decode(z)
+
+
+def test_full_rate_is_thresholded_reconstruction(tiny_model):
+    q = _query(n_frames=5)
+    out = improvise(tiny_model, q, bits=None)
+    frames = pianoroll.to_frames(q.roll, q.spec)
+    probs = tiny_model.decode(tiny_model.encode(frames)[0])
+    expected = pianoroll.from_frames(pianoroll.binarize(probs, tiny_model.threshold, q.spec), q.spec)
+    np.testing.assert_array_equal(out.roll, expected)
+    # independent of binarize: the play plane is the raw thresholded play probabilities
+    raw = probs.reshape(-1, q.spec.n_columns)[:, : q.spec.n_pitches] >= tiny_model.threshold
+    np.testing.assert_array_equal(out.roll[:, : q.spec.n_pitches], raw.astype(np.uint8))
+    assert out.roll.any(), "tiny model should play something at full rate"
+    assert pianoroll.is_valid_roll(out.roll, q.spec)
+    assert out.bits is None and out.name == "q @ full rate"
+    np.testing.assert_allclose(out.latents, tiny_model.encode(frames)[0])
+
+
+def test_threshold_argument_overrides_model_threshold(tiny_model):
+    q = _query(n_frames=3)
+    lo = improvise(tiny_model, q, threshold=0.05)
+    hi = improvise(tiny_model, q, threshold=0.95)
+    assert lo.roll.sum() > hi.roll.sum()
+    assert lo.threshold == 0.05
+
+
+def test_zero_bits_same_output_for_every_seed(tiny_model):
+    q = _query(n_frames=6)
+    outs = [improvise(tiny_model, q, bits=0, seed=s) for s in range(4)]
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o.roll, outs[0].roll)
+        np.testing.assert_allclose(o.latents, outs[0].latents)
+    # theory: at 0 bits the channel sends the source mean; in "query" mode that is the mean of the
+    # query's latent means over its frames, the same for every frame
+    mean, _ = tiny_model.encode(pianoroll.to_frames(q.roll, q.spec))
+    np.testing.assert_allclose(outs[0].latents, np.broadcast_to(mean.mean(axis=0), mean.shape),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_zero_bits_corpus_mode_sends_corpus_mean(tiny_model):
+    q = _query(n_frames=3)
+    out = improvise(tiny_model, q, bits=0, mode="corpus", seed=3)
+    np.testing.assert_allclose(out.latents[1], tiny_model.corpus_stats["mean"], rtol=1e-5, atol=1e-5)
+
+
+def test_output_has_query_length_and_tempo(tiny_model, tmp_path):
+    q = _query(n_frames=4, extra_steps=7)
+    for bits in (None, 256, 0):
+        out = improvise(tiny_model, q, bits=bits, seed=2)
+        assert out.n_steps == q.n_steps == 4 * 16 + 7
+        assert out.roll.shape == (q.n_steps, q.spec.n_columns) and out.roll.dtype == np.uint8
+        assert out.tempo_map == q.tempo_map and out.tempo_bpm == 90.0
+        assert out.time_signatures == q.time_signatures
+    assert out.name == "q @ 0 bits"
+    assert improvise(tiny_model, q, bits=256).name == "q @ 256 bits"
+    back = pianoroll.read_midi(pianoroll.write_midi(out.roll, tmp_path / "o.mid", tempo_bpm=out.tempo_map))
+    assert [st for st, _ in back.tempo_map] == [0, 32]
+    assert [bpm for _, bpm in back.tempo_map] == pytest.approx([90.0, 100.0], rel=1e-5)
+
+
+def test_pickup_is_aligned_and_cut_back(tiny_model):
+    q = _query(n_frames=4, extra_steps=4)
+    q.bar_offset_steps = 4  # a one-beat pickup: frames start 12 steps before the query
+    out = improvise(tiny_model, q)
+    assert out.pad_steps == 12 and out.n_steps == q.n_steps
+    frames = pianoroll.to_frames(q.roll, q.spec, offset_steps=4)
+    probs = tiny_model.decode(tiny_model.encode(frames)[0])
+    full = pianoroll.from_frames(pianoroll.binarize(probs, tiny_model.threshold, q.spec), q.spec)
+    n = q.spec.n_pitches
+    np.testing.assert_array_equal(out.roll[:, :n], full[12: 12 + q.n_steps, :n])
+    assert pianoroll.is_valid_roll(out.roll, q.spec)
+
+
+def test_same_seed_same_midi_bytes(tiny_model, tmp_path):
+    q = _query(n_frames=5)
+    a = improvise(tiny_model, q, bits=64, seed=7)
+    b = improvise(tiny_model, q, bits=64, seed=7)
+    c = improvise(tiny_model, q, bits=64, seed=8)
+    pa = pianoroll.write_midi(a.roll, tmp_path / "a.mid", tempo_bpm=a.tempo_map)
+    pb = pianoroll.write_midi(b.roll, tmp_path / "b.mid", tempo_bpm=b.tempo_map)
+    assert pa.read_bytes() == pb.read_bytes()
+    assert not np.allclose(a.latents, c.latents), "another seed must give other channel noise"
+
+
+def test_batch_encodes_once_decodes_once_and_matches_single_calls(tiny_model):
+    q = _query(n_frames=4)
+    counting = CountingModel(tiny_model)
+    outs = improvise_batch(counting, q, rates=(None, 64, 0), seeds=(0, 1), mode="query")
+    assert counting.calls == {"encode": 1, "decode": 1}
+    assert list(outs) == [(None, 0), (None, 1), (64, 0), (64, 1), (0, 0), (0, 1)]
+    for (bits, seed), piece in outs.items():
+        single = improvise(tiny_model, q, bits=bits, seed=seed)
+        np.testing.assert_allclose(piece.latents, single.latents, rtol=1e-6, atol=1e-6)
+        assert piece.bits == bits and piece.seed == seed
+    # full rate uses no channel, so its seeds agree; 64 bits is noisy, so they differ
+    np.testing.assert_array_equal(outs[(None, 0)].latents, outs[(None, 1)].latents)
+    assert not np.allclose(outs[(64, 0)].latents, outs[(64, 1)].latents)
+
+
+def test_sample_latents_is_seeded(tiny_model):
+    q = _query(n_frames=3)
+    a = improvise(tiny_model, q, sample_latents=True, seed=1)
+    b = improvise(tiny_model, q, sample_latents=True, seed=1)
+    c = improvise(tiny_model, q, sample_latents=True, seed=2)
+    mean = improvise(tiny_model, q)
+    np.testing.assert_array_equal(a.latents, b.latents)
+    assert not np.allclose(a.latents, c.latents)
+    assert not np.allclose(a.latents, mean.latents)
+
+
+def test_queries_the_model_cannot_take_as_is_are_reported(tiny_model):
+    plain = improvise(tiny_model, _query(n_frames=3))
+    assert plain.warnings == []
+    odd = _query(n_frames=3, time_signatures=[(0, 3, 4)], dropped={"out_of_range": 5})
+    out = improvise(tiny_model, odd)
+    text = " ".join(out.warnings)
+    assert len(out.warnings) == 2
+    assert "3/4" in text and "5 out of range" in text
+    assert out.n_steps == odd.n_steps  # reported, still improvised in full
+
+
+def test_user_errors():
+    for bad in ("abc", "-1", -3, 2.5, "1e3x", True):
+        with pytest.raises(OptionError):
+            parse_bits(bad)
+    assert parse_bits("full") is None and parse_bits("FULL") is None and parse_bits(None) is None
+    assert parse_bits("256") == 256 and parse_bits(0) == 0 and parse_bits(64.0) == 64
+
+
+def test_model_related_errors(tiny_model):
+    q = _query(n_frames=2)
+    with pytest.raises(OptionError):
+        improvise(tiny_model, q, mode="median")
+    with pytest.raises(OptionError):
+        improvise(tiny_model, q, threshold=1.5)
+    silent = Piece(roll=np.zeros((32, 156), np.uint8), name="silent")
+    with pytest.raises(NoNotesError, match="silent"):
+        improvise(tiny_model, silent)
+    other = RollSpec(min_pitch=36, max_pitch=95)
+    with pytest.raises(ModelError, match="spec=model.spec"):
+        encode_query(tiny_model, Piece(roll=np.ones((16, other.n_columns), np.uint8), spec=other))
+
+
+def test_claims_sweep_rows_and_csv(tiny_model, tmp_path):
+    q = _query(n_frames=8, seed=3)
+    rows = claims_sweep(tiny_model, q, rates=(None, 128, 0), seeds=2, n_shuffles=5)
+    assert [r["rate"] for r in rows] == ["query", "chance", "full rate", "128 bits", "0 bits"]
+    query, chance = rows[0], rows[1]
+    # the query agrees perfectly with itself
+    assert query["chroma_cosine_mean"] == pytest.approx(1.0)
+    assert query["tonnetz_distance_mean"] == pytest.approx(0.0, abs=1e-12)
+    assert query["triad_agreement_mean"] == pytest.approx(1.0)
+    # its bars shuffled do not (random chords in every bar)
+    assert chance["triad_agreement_mean"] < 0.9
+    assert chance["tonnetz_distance_mean"] > 0.0
+    for r in rows[2:]:
+        assert r["n_seeds"] == 2
+        assert 0.0 <= r["tonic_share_mean"] <= 1.0 or np.isnan(r["tonic_share_mean"])
+    zero = rows[-1]
+    assert zero["tonnetz_distance_sd"] == pytest.approx(0.0)  # 0 bits: no seed dependence
+    assert zero["distinct_triads_mean"] <= 1.0  # every bar the same bar
+    path = write_claims_csv(rows, tmp_path / "claims.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0].split(",") == list(CLAIM_COLUMNS) and len(lines) == 6
+    with pytest.raises(OutputExistsError):
+        write_claims_csv(rows, path)
+    write_claims_csv(rows, path, force=True)
