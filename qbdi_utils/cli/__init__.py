@@ -16,7 +16,7 @@ from qbdi_utils import __version__
 from qbdi_utils.errors import QbdiError
 
 # Sub-command modules, in the order `qbdi --help` lists them.
-COMMAND_MODULES = ["frames"]
+COMMAND_MODULES = ["frames", "improvise"]
 
 
 def build_parser() -> argparse.ArgumentParser:
