@@ -11,9 +11,13 @@ A frame is ``spec.steps_per_frame`` = 16 consecutive rows flattened row-major, s
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field, asdict
+from pathlib import Path
 
 import numpy as np
+
+from qbdi_utils.errors import MeterError, MidiFileError, NoNotesError, OptionError
 
 
 @dataclass(frozen=True)
@@ -111,3 +115,535 @@ class Piece:
     def tempo_bpm(self) -> float:
         """The first (initial) tempo in quarter notes per minute."""
         return float(self.tempo_map[0][1]) if self.tempo_map else 120.0
+
+
+# --------------------------------------------------------------------------------------------
+# Valid rolls
+# --------------------------------------------------------------------------------------------
+
+#: Longest roll the reader builds (steps); longer files are refused instead of filling memory.
+MAX_STEPS = 400_000
+
+
+def split_planes(roll: np.ndarray, spec: RollSpec = RollSpec()) -> tuple[np.ndarray, np.ndarray]:
+    """Views of the play and articulate planes of a roll.
+
+    Args:
+        roll: (..., T, spec.n_columns) array.
+        spec: roll layout.
+
+    Returns:
+        (play, articulate), each (..., T, spec.n_pitches), views into ``roll``.
+
+    Used in: notebooks/01_data_prep.ipynb
+    """
+    n = spec.n_pitches
+    return roll[..., :n], roll[..., n:]
+
+
+def is_valid_roll(roll: np.ndarray, spec: RollSpec = RollSpec()) -> bool:
+    """Whether ``roll`` is a valid roll: 0/1 values, articulate implies play, every note articulated.
+
+    "Every note articulated" means a pitch that starts sounding (play 1 after 0, or on the first
+    step) is marked in the articulate plane there. Exactly these rolls survive roll -> MIDI -> roll
+    unchanged.
+
+    Args:
+        roll: (T, spec.n_columns) array.
+        spec: roll layout.
+
+    Returns:
+        True when valid.
+    """
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or roll.shape[1] != spec.n_columns:
+        return False
+    if not np.isin(roll, (0, 1)).all():
+        return False
+    play, art = split_planes(roll.astype(bool), spec)
+    if (art & ~play).any():
+        return False
+    prev = np.zeros_like(play)
+    prev[1:] = play[:-1]
+    return not (play & ~prev & ~art).any()
+
+
+def make_valid(roll: np.ndarray, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """The nearest valid roll: drops articulations without play, articulates un-articulated onsets.
+
+    Args:
+        roll: (..., T, spec.n_columns) array of 0/1 (anything non-zero counts as 1). Time runs
+            along axis -2.
+        spec: roll layout.
+
+    Returns:
+        uint8 array of the same shape, a valid roll along axis -2.
+    """
+    r = np.asarray(roll) != 0
+    play, art = split_planes(r, spec)
+    prev = np.zeros_like(play)
+    prev[..., 1:, :] = play[..., :-1, :]
+    art = (art & play) | (play & ~prev)
+    return np.concatenate([play, art], axis=-1).astype(np.uint8)
+
+
+def binarize(probabilities: np.ndarray, threshold: float = 0.5,
+             spec: RollSpec = RollSpec()) -> np.ndarray:
+    """Threshold decoder probabilities into a valid roll (articulate implies play).
+
+    Frames along axis -2 are taken as consecutive in time, so a note held across a bar line stays
+    one note. A step above threshold in the articulate plane whose play value is below threshold is
+    dropped; a sounding pitch that was silent on the step before is articulated.
+
+    Args:
+        probabilities: (..., N, spec.frame_size) frames or (T, spec.n_columns) roll of values in [0, 1].
+        threshold: values >= threshold become 1.
+        spec: roll layout.
+
+    Returns:
+        uint8 array of the same shape as ``probabilities``, 0/1, a valid roll.
+
+    Used in: notebooks/02_vae_training.ipynb, notebooks/04_query_generation.ipynb
+    """
+    p = np.asarray(probabilities)
+    on = p >= threshold
+    if p.shape[-1] == spec.frame_size:
+        lead = p.shape[:-2] if p.ndim >= 2 else ()
+        n = p.shape[-2] if p.ndim >= 2 else 1
+        rows = on.reshape(*lead, n * spec.steps_per_frame, spec.n_columns)
+        return make_valid(rows, spec).reshape(p.shape)
+    if p.shape[-1] == spec.n_columns:
+        return make_valid(on, spec)
+    raise ValueError(f"last axis must be {spec.frame_size} (frames) or {spec.n_columns} (roll), "
+                     f"got shape {p.shape}")
+
+
+# --------------------------------------------------------------------------------------------
+# Notes <-> roll
+# --------------------------------------------------------------------------------------------
+
+def roll_to_notes(roll: np.ndarray, spec: RollSpec = RollSpec()) -> list[tuple[int, int, int]]:
+    """The notes of a roll as (pitch, start_step, end_step), end exclusive, sorted by start, pitch.
+
+    A note starts where a pitch is articulated or starts sounding and lasts while it keeps sounding
+    without a new articulation.
+
+    Args:
+        roll: (T, spec.n_columns) 0/1 array.
+        spec: roll layout.
+
+    Returns:
+        list of (MIDI pitch, start step, end step).
+
+    Used in: notebooks/01_data_prep.ipynb
+    """
+    roll = np.asarray(roll)
+    if roll.ndim != 2 or roll.shape[1] != spec.n_columns:
+        raise ValueError(f"roll must be (T, {spec.n_columns}), got {roll.shape}")
+    play, art = split_planes(roll != 0, spec)
+    T = play.shape[0]
+    prev = np.zeros_like(play)
+    prev[1:] = play[:-1]
+    starts = play & (art | ~prev)
+    notes = []
+    for k in np.flatnonzero(play.any(axis=0)):
+        col_play = play[:, k]
+        s_idx = np.flatnonzero(starts[:, k])
+        # a note ends at the next start or at the next silent step, whichever comes first
+        silent = np.flatnonzero(~col_play)
+        for i, s in enumerate(s_idx):
+            nxt = s_idx[i + 1] if i + 1 < len(s_idx) else T
+            j = np.searchsorted(silent, s)
+            off = silent[j] if j < len(silent) else T
+            notes.append((int(spec.min_pitch + k), int(s), int(min(nxt, off))))
+    notes.sort(key=lambda n: (n[1], n[0], n[2]))
+    return notes
+
+
+def notes_to_roll(notes, n_steps: int | None = None, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """A valid roll from (pitch, start_step, end_step) notes; pitches outside the spec are ignored.
+
+    Overlapping notes of one pitch merge in the play plane and keep both articulations.
+
+    Args:
+        notes: iterable of (MIDI pitch, start step, end step), end exclusive, end > start >= 0.
+        n_steps: roll length; defaults to the last note's end.
+        spec: roll layout.
+
+    Returns:
+        (n_steps, spec.n_columns) uint8 roll.
+    """
+    notes = list(notes)
+    T = max([e for _, _, e in notes], default=0) if n_steps is None else int(n_steps)
+    roll = np.zeros((T, spec.n_columns), dtype=np.uint8)
+    n = spec.n_pitches
+    for p, s, e in notes:
+        if spec.min_pitch <= p <= spec.max_pitch and s < T:
+            k = p - spec.min_pitch
+            roll[s:min(e, T), k] = 1
+            roll[s, n + k] = 1
+    return roll
+
+
+# --------------------------------------------------------------------------------------------
+# MIDI reading
+# --------------------------------------------------------------------------------------------
+
+def _ticks_to_steps(ticks: int, tpb: int, spq: int) -> int:
+    """Nearest step to a tick position (halves round up), exact integer arithmetic."""
+    return (2 * ticks * spq + tpb) // (2 * tpb)
+
+
+def _load_midifile(path: Path):
+    import mido
+
+    if not path.exists():
+        raise MidiFileError("file not found; check the path", path)
+    if path.is_dir():
+        raise MidiFileError("is a directory, not a MIDI file", path)
+    data = path.read_bytes()
+    if len(data) == 0:
+        raise MidiFileError("file is empty (0 bytes); it is not a MIDI file", path)
+    if not data.startswith(b"MThd"):
+        raise MidiFileError("not a Standard MIDI File (no 'MThd' header); is it really .mid?", path)
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data), clip=True)
+    except EOFError:
+        raise MidiFileError("file is truncated (ends in the middle of a chunk or message)", path) from None
+    except Exception as exc:  # mido raises OSError, ValueError, KeyError, IndexError, ...
+        raise MidiFileError(f"corrupt MIDI data ({type(exc).__name__}: {exc})", path) from None
+    if mid.type == 2:
+        raise MidiFileError("MIDI type 2 (independent sequences) is not supported", path)
+    tpb = mid.ticks_per_beat
+    if not isinstance(tpb, int) or tpb <= 0 or tpb >= 0x8000:
+        raise MidiFileError(f"unsupported time division {tpb!r} (SMPTE timing); "
+                            "re-export with ticks per quarter note", path)
+    return mid
+
+
+def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
+              allow_empty: bool = False) -> Piece:
+    """Read a Standard MIDI File into a :class:`Piece`.
+
+    All tracks and channels are merged, except the drum channel (channel 10, index 9), whose notes
+    are counted in ``dropped["drum"]``. A note_on with velocity 0 ends a note. A repeated note_on of a
+    pitch already sounding (same track and channel) ends the sounding note and starts a new one; a
+    note never ended is ended at the end of its track. Onsets and offsets are rounded to the
+    nearest step (any ticks per beat) and every note lasts at least one step. Notes outside
+    ``spec``'s pitch range are counted in ``dropped["out_of_range"]``. Positions are metrical
+    (beats), so tempo changes do not move notes; they are kept in ``tempo_map``. Trailing silence up
+    to the end of the longest track is kept.
+
+    Args:
+        path: a .mid/.midi file.
+        spec: roll layout.
+        meter: None to accept any meter, or "4/4" to require 4/4 throughout (a leading pickup
+            signature shorter than one bar is allowed).
+
+    Returns:
+        Piece with roll (T, spec.n_columns) uint8.
+
+    Raises:
+        MidiFileError: missing, empty, not MIDI, truncated or corrupt file, or too long.
+        NoNotesError: no notes at all, only drum notes, or no notes in the pitch range.
+        MeterError: ``meter`` was given and the file uses another meter.
+
+    Used in: notebooks/01_data_prep.ipynb
+    """
+    path = Path(path)
+    mid = _load_midifile(path)
+    tpb = mid.ticks_per_beat
+    spq = spec.steps_per_quarter
+    max_ticks = MAX_STEPS * tpb // spq
+
+    notes = []  # (pitch, start_tick, end_tick)
+    dropped: dict[str, int] = {}
+    tempos = []  # (tick, bpm)
+    sigs = []  # (tick, num, den)
+    end_tick = 0
+    n_drum = 0
+    for ti, track in enumerate(mid.tracks):
+        tick = 0
+        sounding: dict[tuple[int, int], int] = {}
+        for msg in track:
+            tick += msg.time
+            if tick > max_ticks:
+                raise MidiFileError(f"too long: more than {MAX_STEPS} steps of "
+                                    f"1/{spq} quarter note", path)
+            t = msg.type
+            if t == "note_on" or t == "note_off":
+                if msg.channel == 9:
+                    if t == "note_on" and msg.velocity > 0:
+                        n_drum += 1
+                    continue
+                key = (msg.channel, msg.note)
+                if key in sounding:
+                    notes.append((msg.note, sounding.pop(key), tick))
+                if t == "note_on" and msg.velocity > 0:
+                    sounding[key] = tick
+            elif t == "set_tempo":
+                if msg.tempo > 0:
+                    tempos.append((tick, 60_000_000 / msg.tempo))
+            elif t == "time_signature":
+                sigs.append((tick, int(msg.numerator), int(msg.denominator)))
+        for (ch, pitch), start in sounding.items():
+            notes.append((pitch, start, max(tick, start)))
+        end_tick = max(end_tick, tick)
+
+    if n_drum:
+        dropped["drum"] = n_drum
+    if not notes and not allow_empty:
+        if n_drum:
+            raise NoNotesError(f"only drum notes (channel 10, {n_drum} notes); nothing to put in a "
+                               "piano roll", path)
+        raise NoNotesError("no notes in the file", path)
+
+    in_range = []
+    n_out = 0
+    for p, s, e in notes:
+        if spec.min_pitch <= p <= spec.max_pitch:
+            s_st = _ticks_to_steps(s, tpb, spq)
+            e_st = max(_ticks_to_steps(e, tpb, spq), s_st + 1)
+            in_range.append((p, s_st, e_st))
+        else:
+            n_out += 1
+    if n_out:
+        dropped["out_of_range"] = n_out
+    if not in_range and not allow_empty:
+        raise NoNotesError(f"all {n_out} notes lie outside the pitch range "
+                           f"{spec.min_pitch}..{spec.max_pitch}", path)
+
+    n_steps = max(max((e for _, _, e in in_range), default=0), _ticks_to_steps(end_tick, tpb, spq))
+    roll = notes_to_roll(in_range, n_steps, spec)
+
+    tempos.sort(key=lambda x: x[0])
+    tempo_map = []
+    for tick, bpm in tempos:
+        st = _ticks_to_steps(tick, tpb, spq)
+        if tempo_map and tempo_map[-1][0] == st:
+            tempo_map[-1] = (st, bpm)
+        else:
+            tempo_map.append((st, round(bpm, 6)))
+    if not tempo_map or tempo_map[0][0] != 0:
+        tempo_map.insert(0, (0, 120.0))
+
+    sigs.sort(key=lambda x: x[0])
+    time_signatures = []
+    for tick, num, den in sigs:
+        st = _ticks_to_steps(tick, tpb, spq)
+        if time_signatures and time_signatures[-1][0] == st:
+            time_signatures[-1] = (st, num, den)
+        elif not time_signatures or time_signatures[-1][1:] != (num, den):
+            time_signatures.append((st, num, den))
+
+    bar_offset = _pickup_steps(time_signatures, spec)
+    if meter is not None:
+        _check_meter(time_signatures, meter, bar_offset, path)
+
+    return Piece(roll=roll, spec=spec, name=path.stem, tempo_map=tempo_map,
+                 time_signatures=time_signatures, ticks_per_beat=tpb,
+                 bar_offset_steps=bar_offset, dropped=dropped)
+
+
+def bar_steps(numerator: int, denominator: int, spec: RollSpec = RollSpec()) -> float:
+    """Length of one bar of numerator/denominator in steps (16 for 4/4 at 4 steps per quarter)."""
+    return numerator * 4 / denominator * spec.steps_per_quarter
+
+
+def _pickup_steps(time_signatures, spec: RollSpec) -> int:
+    """Pickup length when the file marks it the usual way: a first signature shorter than one bar."""
+    if len(time_signatures) >= 2 and time_signatures[0][0] == 0:
+        nxt_step, num, den = time_signatures[1]
+        if 0 < nxt_step < bar_steps(num, den, spec):
+            return int(nxt_step)
+    return 0
+
+
+def _check_meter(time_signatures, meter: str, bar_offset: int, path: Path) -> None:
+    try:
+        num, den = (int(x) for x in meter.split("/"))
+    except ValueError:
+        raise OptionError(f"meter must look like '4/4', got {meter!r}") from None
+    for st, n, d in time_signatures:
+        if (n, d) != (num, den) and not (st == 0 and bar_offset > 0):
+            raise MeterError(f"meter {n}/{d} at step {st}; only {meter} is accepted here "
+                             "(pass meter=None to accept any meter)", path)
+
+
+# --------------------------------------------------------------------------------------------
+# MIDI writing
+# --------------------------------------------------------------------------------------------
+
+def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int = 80,
+               spec: RollSpec = RollSpec(), *, ticks_per_beat: int = 480,
+               time_signature: tuple[int, int] | None = (4, 4), program: int = 0) -> Path:
+    """Write a roll as a type-0 MIDI file; deterministic bytes for equal arguments.
+
+    Every note gets a note_off (at the same tick, note_offs come before note_ons, so a repeated
+    note stays two notes). The end_of_track event sits at the roll's length, so trailing silence
+    survives. ``read_midi(write_midi(roll)).roll == roll`` for every valid roll.
+
+    Args:
+        roll: (T, spec.n_columns) 0/1 array (a valid roll; see :func:`is_valid_roll`).
+        path: output file (parent folders are created).
+        tempo_bpm: quarter notes per minute, a number or a tempo map [(step, bpm), ...].
+        velocity: note_on velocity 1..127.
+        spec: roll layout.
+        ticks_per_beat: MIDI resolution; a multiple of spec.steps_per_quarter.
+        time_signature: (numerator, denominator) written at tick 0, or None.
+        program: General MIDI program (0 = acoustic grand piano).
+
+    Returns:
+        The path written.
+
+    Used in: notebooks/01_data_prep.ipynb, notebooks/04_query_generation.ipynb
+    """
+    import mido
+
+    roll = np.asarray(roll)
+    if ticks_per_beat % spec.steps_per_quarter:
+        raise OptionError(f"ticks_per_beat {ticks_per_beat} is not a multiple of "
+                          f"steps_per_quarter {spec.steps_per_quarter}")
+    if not 1 <= int(velocity) <= 127:
+        raise OptionError(f"velocity must be 1..127, got {velocity}")
+    tps = ticks_per_beat // spec.steps_per_quarter
+    events = []  # (tick, order, message); order 0 meta, 1 note_off, 2 note_on
+    tempo_map = [(0, float(tempo_bpm))] if np.isscalar(tempo_bpm) else list(tempo_bpm)
+    for st, bpm in tempo_map:
+        events.append((int(st) * tps, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))))
+    if time_signature is not None:
+        events.append((0, 0, mido.MetaMessage("time_signature", numerator=int(time_signature[0]),
+                                              denominator=int(time_signature[1]))))
+    events.append((0, 0, mido.Message("program_change", channel=0, program=int(program))))
+    for pitch, s, e in roll_to_notes(roll, spec):
+        events.append((s * tps, 2, mido.Message("note_on", channel=0, note=pitch,
+                                                 velocity=int(velocity))))
+        events.append((e * tps, 1, mido.Message("note_off", channel=0, note=pitch, velocity=0)))
+    events.sort(key=lambda ev: (ev[0], ev[1], getattr(ev[2], "note", -1)))
+    track = mido.MidiTrack()
+    now = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    end = roll.shape[0] * tps
+    track.append(mido.MetaMessage("end_of_track", time=max(end - now, 0)))
+    mid = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
+    mid.tracks.append(track)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------------
+
+def to_frames(roll: np.ndarray, spec: RollSpec = RollSpec(), offset_steps: int = 0) -> np.ndarray:
+    """Cut a roll into frames of ``spec.steps_per_frame`` steps, flattened row-major.
+
+    When the first full bar starts at ``offset_steps`` (a pickup), the roll is padded in front with
+    silence so the pickup sits at the end of the first frame and every later frame starts on a bar
+    line. The last partial frame is zero-padded.
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll.
+        spec: roll layout.
+        offset_steps: step of the first bar line (``Piece.bar_offset_steps``).
+
+    Returns:
+        (N, spec.frame_size) uint8, N = ceil((T + pad) / steps_per_frame).
+
+    Used in: notebooks/01_data_prep.ipynb
+    """
+    roll = np.asarray(roll, dtype=np.uint8)
+    if roll.ndim != 2 or roll.shape[1] != spec.n_columns:
+        raise ValueError(f"roll must be (T, {spec.n_columns}), got {roll.shape}")
+    spf = spec.steps_per_frame
+    front = (-int(offset_steps)) % spf
+    T = roll.shape[0] + front
+    n = -(-T // spf)
+    out = np.zeros((n * spf, spec.n_columns), dtype=np.uint8)
+    out[front:T] = roll
+    return out.reshape(n, spec.frame_size)
+
+
+def from_frames(frames: np.ndarray, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """Join frames back into a roll (inverse of :func:`to_frames` without offset).
+
+    Args:
+        frames: (N, spec.frame_size) array.
+        spec: roll layout.
+
+    Returns:
+        (N * spec.steps_per_frame, spec.n_columns) array of the same dtype.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim == 1:
+        frames = frames[None]
+    if frames.shape[-1] != spec.frame_size:
+        raise ValueError(f"frames must be (N, {spec.frame_size}), got {frames.shape}")
+    return frames.reshape(-1, spec.n_columns)
+
+
+def piece_to_frames(piece: Piece) -> np.ndarray:
+    """Frames of a piece, bar-aligned by its ``bar_offset_steps``: (N, frame_size) uint8."""
+    return to_frames(piece.roll, piece.spec, piece.bar_offset_steps)
+
+
+def piece_from_frames(frames: np.ndarray, spec: RollSpec = RollSpec(), name: str = "",
+                      tempo_bpm: float = 120.0) -> Piece:
+    """A 4/4 :class:`Piece` from frames (for example a decoder's binarized output).
+
+    Args:
+        frames: (N, spec.frame_size) 0/1 array; made valid with :func:`make_valid`.
+        spec: roll layout.
+        name: piece name.
+        tempo_bpm: tempo of the piece.
+
+    Returns:
+        Piece with roll (N * 16, spec.n_columns).
+    """
+    roll = make_valid(from_frames(frames, spec), spec)
+    return Piece(roll=roll, spec=spec, name=name, tempo_map=[(0, float(tempo_bpm))],
+                 time_signatures=[(0, 4, 4)], ticks_per_beat=480)
+
+
+def transpose_roll(roll: np.ndarray, semitones: int, spec: RollSpec = RollSpec()) -> tuple[np.ndarray, int]:
+    """Shift every note by ``semitones``; notes pushed out of the pitch range are dropped.
+
+    Args:
+        roll: (T, spec.n_columns) roll.
+        semitones: shift, positive is up.
+        spec: roll layout.
+
+    Returns:
+        (roll (T, spec.n_columns) uint8, number of notes dropped).
+    """
+    roll = np.asarray(roll, dtype=np.uint8)
+    n = spec.n_pitches
+    s = int(semitones)
+    out = np.zeros_like(roll)
+    if abs(s) >= n:
+        return out, int(roll[:, n:].sum())
+    for plane in (0, n):
+        src = roll[:, plane:plane + n]
+        dst = out[:, plane:plane + n]
+        if s >= 0:
+            dst[:, s:] = src[:, :n - s]
+        else:
+            dst[:, :n + s] = src[:, -s:]
+    lost = int(roll[:, n:].sum()) - int(out[:, n:].sum())
+    return out, lost
+
+
+def pitch_class_histogram(roll: np.ndarray, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """Sounding steps per pitch class (C = 0): (12,) float, summing to 1 (zeros for an empty roll)."""
+    play = np.asarray(roll)[:, :spec.n_pitches].astype(np.float64)
+    per_pitch = play.sum(axis=0)
+    pcs = (np.arange(spec.n_pitches) + spec.min_pitch) % 12
+    h = np.bincount(pcs, weights=per_pitch, minlength=12)
+    tot = h.sum()
+    return h / tot if tot > 0 else h
