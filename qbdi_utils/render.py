@@ -220,11 +220,15 @@ def _voices(groups):
     return voices
 
 
-def _voice_elements_in_bar(voice, bar_start, spf, spb, sq):
-    """Elements (offset_quarters, music21 element) of one voice in one bar, rests filling gaps."""
+def _voice_elements_in_bar(voice, bar_start, spf, spb, sq, hide_rests=False):
+    """Elements (offset_quarters, music21 element) of one voice in one bar, rests filling gaps.
+
+    With ``hide_rests`` the gap-filling rests are invisible (print-object="no"), as engravers do for
+    secondary voices.
+    """
     from music21 import tie
 
-    out = []
+    out = _VoiceList(hide_rests)
     cursor = 0
     bar_end = bar_start + spf
     for s, e, pitches in voice:
@@ -247,6 +251,19 @@ def _voice_elements_in_bar(voice, bar_start, spf, spb, sq):
         for a, b in _split_in_bar(cursor, spf, spb, spf):
             out.append((a / sq, _make_element((), (b - a) / sq)))
     return out
+
+
+class _VoiceList(list):
+    """A list of (offset, element) that hides the rests appended to it when asked."""
+
+    def __init__(self, hide_rests: bool):
+        super().__init__()
+        self.hide_rests = hide_rests
+
+    def append(self, item):
+        if self.hide_rests and item[1].isRest:
+            item[1].style.hideObjectOnPrint = True
+        super().append(item)
 
 
 def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_bpm=None):
@@ -276,7 +293,7 @@ def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_b
         else:
             for i, v in enumerate(active):
                 voice = stream.Voice(id=str(i + 1))
-                for off, el in _voice_elements_in_bar(v, bar_start, spf, spb, sq):
+                for off, el in _voice_elements_in_bar(v, bar_start, spf, spb, sq, hide_rests=i > 0):
                     voice.insert(off, el)
                 m.insert(0, voice)
         part.append(m)
@@ -426,7 +443,7 @@ def _verovio_svg(musicxml: bytes | str, page_width: int = 2100, scale: int = 40)
         "header": "none",
         "footer": "none",
         "breaks": "auto",
-        "pageMarginLeft": 50,
+        "pageMarginLeft": 250,  # room for the staff labels
         "pageMarginRight": 50,
         "pageMarginTop": 50,
         "pageMarginBottom": 50,
@@ -729,7 +746,8 @@ BUILTIN_HARMONICS = (1.0, 0.45, 0.22, 0.1)
 #: Built-in synthesizer envelope, seconds: attack, decay, release; sustain level (of the peak).
 BUILTIN_ATTACK_S, BUILTIN_DECAY_S, BUILTIN_SUSTAIN, BUILTIN_RELEASE_S = 0.006, 0.12, 0.55, 0.08
 #: The key is released this long before a note's nominal end (at most a third of the note), so
-#: repeated notes of the same pitch are heard as separate attacks.
+#: repeated notes of the same pitch are heard as separate attacks; a re-struck key cuts the
+#: previous note's release short so that it has faded out by the new attack.
 BUILTIN_GAP_S = 0.02
 
 
@@ -738,13 +756,23 @@ def _builtin_synth(notes, n_samples, sr, sec_per_step):
     a_n = max(1, int(round(BUILTIN_ATTACK_S * sr)))
     d_n = max(1, int(round(BUILTIN_DECAY_S * sr)))
     r_n = max(1, int(round(BUILTIN_RELEASE_S * sr)))
-    for p, s, e in notes:
+    # the next onset of the same pitch (a re-struck key cuts the previous note's release short)
+    next_same = {}
+    following = np.full(len(notes), -1, dtype=np.int64)
+    for i in range(len(notes) - 1, -1, -1):
+        p = int(notes[i][0])
+        following[i] = next_same.get(p, -1)
+        next_same[p] = int(notes[i][1])
+    for i, (p, s, e) in enumerate(notes):
         f0 = 440.0 * 2.0 ** ((p - 69) / 12.0)
         dur = (e - s) * sec_per_step
         gate = dur - min(BUILTIN_GAP_S, dur / 3.0)
         g_n = max(2, int(round(gate * sr)))
         start = int(round(s * sec_per_step * sr))
-        length = g_n + r_n
+        r_i = r_n
+        if following[i] >= 0:
+            r_i = max(1, min(r_n, int(round(following[i] * sec_per_step * sr)) - start - g_n))
+        length = g_n + r_i
         t = np.arange(length) / sr
         # ADSR: linear attack to 1, exponential-ish (linear here) decay to sustain, linear release to 0
         env = np.full(length, BUILTIN_SUSTAIN)
@@ -754,7 +782,7 @@ def _builtin_synth(notes, n_samples, sr, sec_per_step):
         env[dec] = 1.0 - (1.0 - BUILTIN_SUSTAIN) * (k[dec] - a_n) / d_n
         level_at_release = env[min(g_n, length - 1)] if g_n < length else BUILTIN_SUSTAIN
         rel = k >= g_n
-        env[rel] = level_at_release * (1.0 - (k[rel] - g_n + 1) / r_n)
+        env[rel] = level_at_release * (1.0 - (k[rel] - g_n + 1) / r_i)
         env = np.clip(env, 0.0, None)
         wave = np.zeros(length)
         for h, amp in enumerate(BUILTIN_HARMONICS, start=1):

@@ -1,0 +1,327 @@
+"""Tests of qbdi_utils.render: notation round trips, MusicXML, SVG, plots and audio.
+
+Every roll here is hand-made (no MIDI reader involved), so the expected notes are known exactly.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from qbdi_utils import render
+from qbdi_utils.errors import OutputExistsError
+from qbdi_utils.pianoroll import RollSpec
+
+SPEC = RollSpec()
+N = SPEC.n_pitches
+
+
+def make_roll(notes, n_steps):
+    """Roll from [(midi_pitch, start_step, end_step)], every note articulated at its start."""
+    roll = np.zeros((n_steps, SPEC.n_columns), np.uint8)
+    for p, s, e in notes:
+        k = p - SPEC.min_pitch
+        roll[s:e, k] = 1
+        roll[s, N + k] = 1
+    return roll
+
+
+# Two 4/4 bars. Expected noteheads when engraved (ties split notes into several heads):
+KNOWN_NOTES = [
+    (72, 0, 4), (76, 0, 4), (79, 0, 4),  # C major chord, quarter note: 3 heads
+    (69, 12, 20),  # A4 across the bar line: quarter tied to quarter: 2 heads
+    (48, 0, 8), (43, 8, 16),  # bass half notes: 1 + 1 heads
+    (62, 4, 6), (62, 6, 8),  # D4 repeated (two articulations, play held): 2 heads
+    (67, 17, 22),  # G4 off the beat: dotted 16th.. = dotted eighth tied to eighth: 2 heads
+]
+KNOWN_HEADS = 11
+
+
+@pytest.fixture(scope="module")
+def known_roll():
+    return make_roll(KNOWN_NOTES, 32)
+
+
+def notes_in_quarters(notes, spec=SPEC):
+    q = spec.steps_per_quarter
+    return sorted((int(p), s / q, (e - s) / q) for p, s, e in notes)
+
+
+def stream_notes(score):
+    """(pitch, offset_quarters, duration_quarters) of a music21 score, tied pieces joined.
+
+    Independent of render: walks the parts' flattened notes and follows the tie types.
+    """
+    out = []
+    for part in score.parts:
+        open_notes = {}
+        elems = sorted(part.flatten().notes, key=lambda el: el.offset)
+        for el in elems:
+            pitches = [el] if not el.isChord else list(el.notes)
+            for n in pitches:
+                midi = n.pitch.midi
+                ql = float(el.duration.quarterLength)
+                t = n.tie.type if n.tie is not None else None
+                off = float(el.offset)
+                if t in ("stop", "continue"):
+                    rec = open_notes[midi]
+                    assert abs(rec[1] + rec[2] - off) < 1e-9, "tie continues a note that already ended"
+                    rec[2] += ql
+                    if t == "stop":
+                        out.append(tuple(open_notes.pop(midi)))
+                else:
+                    rec = [midi, off, ql]
+                    if t == "start":
+                        open_notes[midi] = rec
+                    else:
+                        out.append(tuple(rec))
+        assert not open_notes, f"unterminated ties: {open_notes}"
+    return sorted(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# roll -> notes
+
+
+def test_roll_notes_reads_articulations_and_unarticulated_onsets():
+    roll = make_roll([(60, 0, 4), (60, 4, 6)], 8)
+    roll[6:8, 64 - SPEC.min_pitch] = 1  # E4 playing with no articulation: still a note
+    got = render.roll_notes(roll, SPEC).tolist()
+    assert got == [[60, 0, 4], [60, 4, 6], [64, 6, 8]]
+
+
+def test_roll_notes_empty_roll():
+    assert render.roll_notes(np.zeros((16, SPEC.n_columns), np.uint8), SPEC).shape == (0, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# music21 stream
+
+
+def test_stream_round_trips_notes_ties_and_chords(known_roll):
+    score = render.roll_to_stream(known_roll, SPEC, tempo_bpm=100, name="known")
+    assert stream_notes(score) == notes_in_quarters(KNOWN_NOTES)
+    # the chord is one music21 Chord with three pitches
+    chords = [c for c in score.recurse().getElementsByClass("Chord")]
+    assert [sorted(p.midi for p in c.pitches) for c in chords] == [[72, 76, 79]]
+    assert chords[0].duration.quarterLength == 1.0
+    # the A4 is tied across the bar line: tie start in measure 1, stop in measure 2
+    a4 = [n for n in score.recurse().getElementsByClass("Note") if n.pitch.midi == 69]
+    assert [(n.getContextByClass("Measure").number, n.tie.type) for n in a4] == [(1, "start"), (2, "stop")]
+    # two staves (treble above middle C, bass below), 4/4, tempo mark
+    assert len(score.parts) == 2
+    clefs = [p.recurse().getElementsByClass("Clef").first().sign for p in score.parts]
+    assert clefs == ["G", "F"]
+    ts = score.recurse().getElementsByClass("TimeSignature").first()
+    assert ts.ratioString == "4/4"
+    mm = score.recurse().getElementsByClass("MetronomeMark").first()
+    assert mm.number == 100
+    # every measure is full: 4 quarters of notes + rests in each voice
+    for part in score.parts:
+        for m in part.getElementsByClass("Measure"):
+            voices = list(m.voices) or [m]
+            for v in voices:
+                assert sum(el.duration.quarterLength for el in v.notesAndRests) == 4.0
+
+
+def test_stream_single_staff_when_notes_fit():
+    high = render.roll_to_stream(make_roll([(72, 0, 4), (67, 4, 8)], 16), SPEC, 120)
+    assert len(high.parts) == 1
+    assert high.parts[0].recurse().getElementsByClass("Clef").first().sign == "G"
+    low = render.roll_to_stream(make_roll([(40, 0, 4), (36, 4, 8)], 16), SPEC, 120)
+    assert len(low.parts) == 1
+    assert low.parts[0].recurse().getElementsByClass("Clef").first().sign == "F"
+
+
+def test_stream_bar_window_numbers_measures_and_cuts_notes(known_roll):
+    score = render.roll_to_stream(known_roll, SPEC, 120, bars=(2, 2))
+    numbers = {m.number for p in score.parts for m in p.getElementsByClass("Measure")}
+    assert numbers == {2}
+    # bar 2 holds the second half of A4 (cut at the window's edge) and G4 at 1/4 quarter
+    assert stream_notes(score) == [(67, 0.25, 1.25), (69, 0.0, 1.0)]
+
+
+def test_overlapping_notes_go_to_separate_voices():
+    # C5 whole note under a moving line: both must survive with their own durations
+    notes = [(72, 0, 16), (76, 0, 4), (79, 4, 8), (77, 8, 16)]
+    score = render.roll_to_stream(make_roll(notes, 16), SPEC, 120)
+    assert stream_notes(score) == notes_in_quarters(notes)
+    assert len(score.parts[0].getElementsByClass("Measure").first().voices) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# MusicXML
+
+
+def test_musicxml_parses_back(known_roll, tmp_path):
+    from music21 import converter
+
+    path = render.write_musicxml(known_roll, tmp_path / "known.musicxml", SPEC, tempo_bpm=90)
+    parsed = converter.parse(str(path))
+    assert stream_notes(parsed) == notes_in_quarters(KNOWN_NOTES)
+    mm = parsed.recurse().getElementsByClass("MetronomeMark").first()
+    assert mm.number == 90
+
+
+def test_write_musicxml_refuses_to_overwrite(known_roll, tmp_path):
+    path = tmp_path / "x.musicxml"
+    path.write_text("keep me")
+    with pytest.raises(OutputExistsError, match="force"):
+        render.write_musicxml(known_roll, path, SPEC)
+    assert path.read_text() == "keep me"
+    render.write_musicxml(known_roll, path, SPEC, force=True)
+    assert path.read_text() != "keep me"
+
+
+# ---------------------------------------------------------------------------------------------
+# SVG (verovio)
+
+
+def _count_class(svg, cls):
+    root = ET.fromstring(svg.encode("utf-8"))
+    return sum(1 for el in root.iter() if cls in (el.get("class") or "").split())
+
+
+def test_comparison_svg_is_xml_with_expected_noteheads(known_roll):
+    lower = make_roll([(60, 0, 16), (65, 16, 20), (69, 16, 20)], 32)  # whole note; quarter chord
+    svg = render.comparison_svg(known_roll, lower, SPEC, bars=(1, 2), labels=("Upper", "Lower"))
+    assert svg.lstrip().startswith("<")
+    assert _count_class(svg, "note") == KNOWN_HEADS + 3
+    assert "Upper" in svg and "Lower" in svg
+    # upper has two staves (treble + bass), lower one (all its notes fit the treble): 3 per measure
+    assert _count_class(svg, "measure") == 2
+    assert _count_class(svg, "staff") == 3 * 2
+
+
+def test_comparison_svg_window_selects_bars():
+    upper = make_roll([(72, s, s + 4) for s in range(0, 128, 4)], 128)  # quarter notes, 8 bars
+    lower = make_roll([(60, s, s + 16) for s in range(0, 128, 16)], 128)  # whole notes
+    svg = render.comparison_svg(upper, lower, SPEC, bars=(4, 8))
+    assert _count_class(svg, "measure") == 5
+    assert _count_class(svg, "note") == 5 * 4 + 5
+
+
+def test_save_svg_refuses_to_overwrite(tmp_path):
+    path = tmp_path / "fig.svg"
+    svg = render.stream_to_svg(render.roll_to_stream(make_roll([(60, 0, 4)], 16), SPEC, 120))
+    assert render.save_svg(svg, path) == [path]
+    ET.parse(path)
+    with pytest.raises(OutputExistsError):
+        render.save_svg(svg, path)
+    render.save_svg(svg, path, force=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# plots
+
+
+def test_plot_overlay_colours(known_roll):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+
+    query = make_roll([(60, 0, 8), (64, 0, 8)], 16)
+    output = make_roll([(60, 0, 8), (67, 8, 16)], 16)
+    ax = render.plot_overlay(query, output, SPEC)
+    img = np.asarray(ax.images[0].get_array())
+    k = lambda p: p - SPEC.min_pitch  # noqa: E731  (row of the image = pitch index, origin lower)
+    assert np.allclose(img[k(60), 3], to_rgb(render.OVERLAY_COLORS["both"]))
+    assert np.allclose(img[k(64), 3], to_rgb(render.OVERLAY_COLORS["query only"]))
+    assert np.allclose(img[k(67), 12], to_rgb(render.OVERLAY_COLORS["output only"]))
+    assert np.allclose(img[k(67), 3], 1.0)  # silent: white
+    assert len(ax.get_legend().get_texts()) == 3
+    ax2 = render.plot_roll(known_roll, SPEC, title="known")
+    assert ax2.get_title() == "known"
+    plt.close("all")
+
+
+# ---------------------------------------------------------------------------------------------
+# audio (built-in synthesizer, so results do not depend on what is installed)
+
+SR = 22050
+
+
+def expected_length(n_steps, tempo_bpm, sr=SR):
+    seconds = n_steps * 60.0 / tempo_bpm / SPEC.steps_per_quarter
+    return int(round(seconds * sr)) + int(round(render.BUILTIN_RELEASE_S * sr))
+
+
+def test_synth_a4_peaks_at_440_hz():
+    roll = make_roll([(69, 0, 16)], 16)  # one A4 lasting a 4/4 bar: 2 s at 120 bpm
+    wave = render.synthesize(roll, SPEC, tempo_bpm=120, sample_rate=SR, engine="builtin")
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert wave.size == expected_length(16, 120)
+    assert 0.5 < np.abs(wave).max() <= 1.0
+    spectrum = np.abs(np.fft.rfft(wave * np.hanning(wave.size)))
+    freqs = np.fft.rfftfreq(wave.size, 1.0 / SR)
+    bin_hz = freqs[1]
+    assert abs(freqs[np.argmax(spectrum)] - 440.0) <= bin_hz
+    # no click: the waveform starts and ends at zero
+    assert abs(wave[0]) < 1e-3 and abs(wave[-1]) < 1e-3
+
+
+def test_synth_silence_is_silent():
+    wave = render.synthesize(np.zeros((24, SPEC.n_columns), np.uint8), SPEC, 90, SR, engine="builtin")
+    assert wave.size == expected_length(24, 90)
+    assert not np.any(wave)
+
+
+def _onsets(wave, sr=SR, win_s=0.005):
+    """Attacks in a waveform: rises of the RMS envelope above 80% of its maximum, each after the
+    envelope fell below 40% (hysteresis, so the ripple of a held note is not counted)."""
+    w = int(win_s * sr)
+    env = np.sqrt(np.mean(wave[: wave.size // w * w].reshape(-1, w).astype(float) ** 2, axis=1))
+    env = env / env.max()
+    count, armed = 0, True
+    for x in env:
+        if armed and x > 0.8:
+            count, armed = count + 1, False
+        elif x < 0.4:
+            armed = True
+    return count
+
+
+def test_repeated_articulations_are_separate_onsets():
+    held = make_roll([(69, 0, 16)], 16)
+    repeated = make_roll([(69, 0, 4), (69, 4, 8), (69, 8, 12), (69, 12, 16)], 16)
+    assert (held[:, :N] == repeated[:, :N]).all()  # same play plane: only articulation differs
+    assert _onsets(render.synthesize(held, SPEC, 120, SR, engine="builtin")) == 1
+    assert _onsets(render.synthesize(repeated, SPEC, 120, SR, engine="builtin")) == 4
+
+
+def test_write_wav_round_trip_and_refusal(tmp_path):
+    from scipy.io import wavfile
+
+    roll = make_roll([(60, 0, 8), (64, 0, 8), (67, 8, 16)], 16)
+    path = render.write_wav(roll, tmp_path / "a.wav", SPEC, tempo_bpm=120, sample_rate=SR, engine="builtin")
+    rate, data = wavfile.read(path)
+    assert rate == SR and data.dtype == np.int16 and data.ndim == 1
+    assert data.size == expected_length(16, 120)
+    wave = render.synthesize(roll, SPEC, 120, SR, engine="builtin")
+    assert np.max(np.abs(data / 32767.0 - wave)) < 1e-4
+    with pytest.raises(OutputExistsError):
+        render.write_wav(roll, path, SPEC, engine="builtin")
+    render.write_wav(roll, path, SPEC, force=True, engine="builtin")
+
+
+def test_audio_player_and_auto_engine():
+    roll = make_roll([(60, 0, 4)], 16)
+    player = render.audio(roll, SPEC, tempo_bpm=120, sample_rate=SR)
+    assert type(player).__name__ == "Audio"
+    assert render.synthesis_engine() in ("builtin", "fluidsynth")
+    wave = render.synthesize(roll, SPEC, 120, SR)  # auto: whichever engine this machine has
+    assert wave.dtype == np.float32 and np.any(wave)
+
+
+def test_piece_is_accepted_with_its_tempo():
+    from qbdi_utils.pianoroll import Piece
+
+    piece = Piece(roll=make_roll([(69, 0, 16)], 16), spec=SPEC, tempo_map=[(0, 60.0)])
+    wave = render.synthesize(piece, sample_rate=SR, engine="builtin")
+    assert wave.size == expected_length(16, 60)
+    score = render.roll_to_stream(piece)
+    assert score.recurse().getElementsByClass("MetronomeMark").first().number == 60
