@@ -1,0 +1,170 @@
+"""Tests of `qbdi improvise` and `qbdi sweep` (in-process through qbdi_utils.cli.main)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from qbdi_utils import pianoroll
+from qbdi_utils.cli import main
+from qbdi_utils.improvise import CLAIM_RATES
+
+
+@pytest.fixture(scope="module")
+def query_mid(tmp_path_factory):
+    """A 5-bar synthetic chord query at 100 bpm, written as MIDI."""
+    from qbdi_utils.vae import synthetic_frames
+
+    spec = pianoroll.RollSpec()
+    roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(5, seed=4), spec), spec)
+    path = tmp_path_factory.mktemp("query") / "chords.mid"
+    return pianoroll.write_midi(roll, path, tempo_bpm=100.0, spec=spec)
+
+
+@pytest.fixture
+def model_dir(tiny_model):
+    return tiny_model.info["model_dir"]
+
+
+@pytest.fixture(autouse=True)
+def only_our_commands(monkeypatch):
+    """Register just this module's sub-commands, so these tests do not depend on the others'."""
+    from qbdi_utils import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["improvise"])
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str, command: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"qbdi {command}: error: "), err
+    return lines[0]
+
+
+def test_improvise_writes_query_length_and_tempo_and_refuses_overwrite(capsys, tmp_path, model_dir, query_mid):
+    out = tmp_path / "o.mid"
+    code, stdout, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid,
+                            "--bits", "256", "--out", out)
+    assert code == 0, err
+    assert "chords @ 256 bits" in stdout
+    back = pianoroll.read_midi(out)
+    query = pianoroll.read_midi(query_mid)
+    assert back.n_steps == query.n_steps == 80
+    assert back.tempo_bpm == pytest.approx(100.0, rel=1e-5)
+    before = out.read_bytes()
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid,
+                       "--bits", "full", "--out", out)
+    assert code == 2
+    assert "--force" in one_error_line(err, "improvise") and str(out) in err
+    assert out.read_bytes() == before
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid,
+                       "--bits", "full", "--out", out, "--force")
+    assert code == 0, err
+
+
+def test_same_seed_same_bytes(capsys, tmp_path, model_dir, query_mid):
+    paths = [tmp_path / f"{i}.mid" for i in range(3)]
+    for p, seed in zip(paths, (5, 5, 6)):
+        code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid,
+                           "--bits", "32", "--seed", seed, "--out", p)
+        assert code == 0, err
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+@pytest.mark.parametrize("bits", ["abc", "-5", "1.5", "", "12bits"])
+def test_bad_bits_is_one_clear_line(capsys, tmp_path, model_dir, query_mid, bits):
+    out = tmp_path / "o.mid"
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid,
+                       "--bits", bits, "--out", out)
+    assert code == 2
+    assert "bit budget" in one_error_line(err, "improvise")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option,value,needle", [
+    ("--stats", "median", "--stats"),
+    ("--seed", "x", "--seed"),
+    ("--threshold", "2", "--threshold"),
+])
+def test_bad_options(capsys, tmp_path, model_dir, query_mid, option, value, needle):
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid,
+                       "--bits", "full", "--out", tmp_path / "o.mid", option, value)
+    assert code == 2
+    assert needle in one_error_line(err, "improvise")
+
+
+def test_missing_files(capsys, tmp_path, model_dir, query_mid):
+    out = tmp_path / "o.mid"
+    code, _, err = run(capsys, "improvise", "--model", tmp_path / "nope", "--query", query_mid,
+                       "--bits", "full", "--out", out)
+    assert code == 2 and "nope" in one_error_line(err, "improvise")
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", tmp_path / "none.mid",
+                       "--bits", "full", "--out", out)
+    assert code == 2 and "none.mid" in one_error_line(err, "improvise")
+    not_midi = tmp_path / "text.mid"
+    not_midi.write_text("hello")
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", not_midi,
+                       "--bits", "full", "--out", out)
+    assert code == 2 and "text.mid" in one_error_line(err, "improvise")
+    empty_dir = tmp_path / "empty_model"
+    empty_dir.mkdir()
+    code, _, err = run(capsys, "improvise", "--model", empty_dir, "--query", query_mid,
+                       "--bits", "full", "--out", out)
+    assert code == 2 and "empty_model" in one_error_line(err, "improvise")
+    assert not out.exists()
+
+
+def test_other_meter_is_reported_not_refused(capsys, tmp_path, model_dir, tiny_model):
+    spec = tiny_model.spec
+    roll = np.zeros((48, spec.n_columns), np.uint8)
+    roll[:, 60 - spec.min_pitch] = 1
+    roll[::12, spec.n_pitches + 60 - spec.min_pitch] = 1
+    q = pianoroll.write_midi(roll, tmp_path / "waltz.mid", time_signature=(3, 4), spec=spec)
+    out = tmp_path / "o.mid"
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", q, "--bits", "full",
+                       "--out", out)
+    assert code == 0
+    assert "warning" in err and "3/4" in err
+    assert pianoroll.read_midi(out).n_steps == 48
+
+
+def test_musicxml_and_wav(capsys, tmp_path, model_dir, query_mid):
+    out, xml, wav = tmp_path / "o.mid", tmp_path / "o.musicxml", tmp_path / "o.wav"
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid, "--bits", "full",
+                       "--out", out, "--musicxml", xml, "--wav", wav)
+    assert code == 0, err
+    assert xml.read_bytes().lstrip().startswith(b"<?xml") and b"score-partwise" in xml.read_bytes()
+    assert wav.read_bytes()[:4] == b"RIFF"
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid, "--bits", "full",
+                       "--out", tmp_path / "new.mid", "--wav", wav)
+    assert code == 2 and "o.wav" in one_error_line(err, "improvise")
+    assert not (tmp_path / "new.mid").exists()
+
+
+def test_sweep_writes_every_rate_and_seed_and_the_table(capsys, tmp_path, model_dir, query_mid):
+    out = tmp_path / "sweep"
+    code, stdout, err = run(capsys, "sweep", "--model", model_dir, "--query", query_mid, "--out", out,
+                            "--seeds", "2")
+    assert code == 0, err
+    mids = sorted(p.name for p in out.glob("*.mid"))
+    assert len(mids) == len(CLAIM_RATES) * 2
+    assert "chords_full_seed0.mid" in mids and "chords_0bits_seed1.mid" in mids
+    with open(out / "claims.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["rate"] for r in rows][:3] == ["query", "chance", "full rate"]
+    assert len(rows) == 2 + len(CLAIM_RATES)
+    assert float(rows[0]["chroma_cosine_mean"]) == pytest.approx(1.0)
+    # refuses a non-empty directory without --force
+    code, _, err = run(capsys, "sweep", "--model", model_dir, "--query", query_mid, "--out", out)
+    assert code == 2 and "--force" in one_error_line(err, "sweep")
+    code, _, err = run(capsys, "sweep", "--model", model_dir, "--query", query_mid, "--out", out,
+                       "--seeds", "0")
+    assert code == 2 and "--seeds" in one_error_line(err, "sweep")
