@@ -1,0 +1,392 @@
+"""Tests of qbdi_utils.channel against the theory it implements (PAPER.md section 4) and against the
+three defects of the original notebooks (PAPER.md section 7).
+
+References used here are independent of the module: a literal argmax loop and a brute-force search
+for the allocation, closed-form rate-distortion results and Monte Carlo on Gaussian sources for the
+channel. Seeds are fixed; Monte-Carlo sample sizes make the tolerances several standard errors wide.
+"""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qbdi_utils import channel
+from qbdi_utils.channel import (
+    allocate,
+    berger_channel,
+    reverse_water_filling,
+    reverse_water_filling_loop,
+    source_stats,
+    transmit,
+    water_level,
+)
+from qbdi_utils.errors import OptionError, QbdiError
+
+# ---------------------------------------------------------------------------------------------
+# independent references
+
+
+def naive_greedy(variances, total_bits):
+    """The paper's loop written out here: argmax (first index on ties), divide by 4."""
+    rem = list(variances)
+    bits = [0] * len(rem)
+    for _ in range(total_bits):
+        j = max(range(len(rem)), key=lambda i: (rem[i], -i))
+        if rem[j] <= 0:
+            break
+        bits[j] += 1
+        rem[j] /= 4  # exact for floats (no underflow) and for Fractions
+    return np.array(bits)
+
+
+def brute_force_min_distortion(variances, total_bits):
+    """Minimum of sum var * 4^-b over all integer b >= 0 with sum b == total_bits."""
+    best = np.inf
+    L = len(variances)
+    for combo in itertools.combinations_with_replacement(range(L), total_bits):
+        b = np.bincount(np.array(combo, dtype=int), minlength=L)
+        best = min(best, float(np.sum(np.asarray(variances) * 4.0 ** (-b))))
+    return best
+
+
+def distortion(variances, bits):
+    return float(np.sum(np.asarray(variances, float) * 4.0 ** (-np.asarray(bits, float))))
+
+
+# ---------------------------------------------------------------------------------------------
+# allocation
+
+
+variance_lists = st.lists(
+    st.one_of(
+        st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 12.0, 16.0]),  # ties and powers of 4
+        st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(variance_lists, st.integers(min_value=0, max_value=80))
+def test_closed_form_equals_the_naive_loop(variances, total_bits):
+    expected = naive_greedy(variances, total_bits)
+    got = reverse_water_filling(variances, total_bits)
+    assert got.dtype.kind == "i"
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(reverse_water_filling_loop(variances, total_bits), expected)
+
+
+def test_closed_form_equals_loop_at_paper_scale():
+    rng = np.random.default_rng(4)
+    for variances in (rng.exponential(1.0, 500), np.exp(rng.normal(0, 3, 500)), np.ones(500)):
+        for total_bits in (0, 1, 64, 256, 1024, 4096):
+            np.testing.assert_array_equal(
+                reverse_water_filling(variances, total_bits), naive_greedy(variances, total_bits)
+            )
+
+
+def test_ties_go_to_the_lowest_index():
+    np.testing.assert_array_equal(reverse_water_filling(np.ones(5), 3), [1, 1, 1, 0, 0])
+    # 4 and 1: after one bit the first is at 1 too, the tie goes to index 0
+    np.testing.assert_array_equal(reverse_water_filling([4.0, 1.0], 2), [2, 0])
+    np.testing.assert_array_equal(reverse_water_filling([1.0, 4.0], 2), [1, 1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_greedy_is_the_optimal_integer_allocation(seed):
+    rng = np.random.default_rng(seed)
+    L = int(rng.integers(2, 5))
+    variances = rng.exponential(1.0, L) * (4.0 ** rng.integers(-2, 3, L))
+    if seed % 2:
+        variances[0] = variances[-1]  # a tie
+    for total_bits in range(0, 9):
+        bits = reverse_water_filling(variances, total_bits)
+        assert bits.sum() == total_bits
+        assert distortion(variances, bits) == pytest.approx(
+            brute_force_min_distortion(variances, total_bits), rel=1e-12
+        )
+
+
+def test_greedy_against_the_continuous_optimum():
+    rng = np.random.default_rng(11)
+    ratios = []
+    for _ in range(200):
+        L = int(rng.integers(2, 40))
+        variances = np.exp(rng.normal(0, 2, L))
+        total_bits = int(rng.integers(1, 200))
+        bits = reverse_water_filling(variances, total_bits)
+        theta, rates = water_level(variances, total_bits)
+        # the continuous solution is the reverse water-filling of the textbook ...
+        assert rates.sum() == pytest.approx(total_bits, rel=1e-9)
+        np.testing.assert_allclose(variances * 4.0 ** (-rates), np.minimum(theta, variances), rtol=1e-9)
+        # ... a lower bound on any integer allocation, and greedy stays within one bit per component
+        d_cont = float(np.sum(np.minimum(theta, variances)))
+        d_int = distortion(variances, bits)
+        assert d_int >= d_cont * (1 - 1e-12)
+        assert np.max(np.abs(bits - rates)) <= 1.0 + 1e-9
+        ratios.append(d_int / d_cont)
+    # integer rounding of a 4^-R curve costs at most max_t (1 - 3t/4) 4^t = 1.2635 per component
+    assert max(ratios) <= 1.27
+
+
+def test_water_level_closed_cases():
+    theta, rates = water_level([1.0, 1.0], 1)
+    assert theta == pytest.approx(0.5)
+    np.testing.assert_allclose(rates, [0.5, 0.5])
+    # a weak component below the level gets nothing: var 16 and 0.01 with 1 bit -> theta = 4
+    theta, rates = water_level([16.0, 0.01], 1)
+    assert theta == pytest.approx(4.0)
+    np.testing.assert_allclose(rates, [1.0, 0.0])
+    assert water_level([3.0, 2.0], 0) == (3.0, pytest.approx(np.zeros(2)))
+    theta, rates = water_level([0.0, 0.0], 5)
+    assert theta == 0.0 and not rates.any()
+
+
+def test_allocation_edge_cases():
+    assert not reverse_water_filling([1.0, 2.0], 0).any()
+    assert reverse_water_filling([], 10).shape == (0,)
+    # zero variances never get bits; all zero: bits stay unspent
+    np.testing.assert_array_equal(reverse_water_filling([0.0, 1.0, 0.0], 7), [0, 7, 0])
+    np.testing.assert_array_equal(reverse_water_filling([0.0, 0.0], 7), [0, 0])
+    # more bits than useful with a cap: each component stops at the cap, the rest is unspent
+    np.testing.assert_array_equal(
+        reverse_water_filling([1.0, 2.0, 0.0], 100, max_bits_per_component=5), [5, 5, 0]
+    )
+    capped = reverse_water_filling([1.0, 64.0], 5, max_bits_per_component=2)
+    np.testing.assert_array_equal(capped, [2, 2])
+    # a huge budget on one component and a huge dynamic range do not overflow or lose bits
+    assert reverse_water_filling([1.0], 10**6)[0] == 10**6
+    # (the float loop underflows here; exact rationals do not, and the closed form must agree)
+    wide = [1e-300, 1e300, 5e-324]
+    bits = reverse_water_filling(wide, 3000)
+    assert bits.sum() == 3000
+    np.testing.assert_array_equal(bits, naive_greedy([Fraction(v) for v in wide], 3000))
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "8", None, True])
+def test_bad_budgets_raise_an_option_error(bad):
+    with pytest.raises(OptionError):
+        reverse_water_filling([1.0, 2.0], bad)
+
+
+def test_bad_variances_raise_an_option_error():
+    for bad in ([1.0, -0.1], [np.nan, 1.0], [[1.0, 2.0]]):
+        with pytest.raises(QbdiError):
+            reverse_water_filling(bad, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Berger's test channel: Monte Carlo against rate-distortion theory
+
+N_MC = 200_000
+
+
+@pytest.fixture(scope="module")
+def gaussian_run():
+    """Gaussian sources with random means/variances through the channel at several rates."""
+    rng = np.random.default_rng(2024)
+    rates = np.array([0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0] * 2)
+    L = rates.size
+    mu = rng.normal(0, 3, L)
+    var = np.exp(rng.uniform(np.log(0.01), np.log(25.0), L))
+    z_e = mu + np.sqrt(var) * rng.standard_normal((N_MC, L))
+    z_d = berger_channel(z_e, mu, var, rates, rng)
+    return dict(rates=rates, mu=mu, var=var, z_e=z_e, z_d=z_d)
+
+
+def test_distortion_matches_sigma2_2_pow_minus_2R(gaussian_run):
+    r = gaussian_run
+    measured = np.mean((r["z_e"] - r["z_d"]) ** 2, axis=0)
+    theory = r["var"] * 2.0 ** (-2 * r["rates"])
+    np.testing.assert_allclose(measured, theory, rtol=0.02)
+
+
+def test_mutual_information_matches_the_rate(gaussian_run):
+    r = gaussian_run
+    rho = np.array([np.corrcoef(r["z_e"][:, j], r["z_d"][:, j])[0, 1] for j in range(r["rates"].size)])
+    mi = -0.5 * np.log2(1 - rho**2)
+    np.testing.assert_allclose(mi, r["rates"], atol=0.05)
+
+
+def test_output_is_the_reverse_channel_source(gaussian_run):
+    # z_d ~ Normal(mu, var - D): the decoder sees the mean plus a shrunken spread
+    r = gaussian_run
+    d = r["var"] * 2.0 ** (-2 * r["rates"])
+    np.testing.assert_allclose(r["z_d"].var(axis=0), r["var"] - d, rtol=0.02)
+    np.testing.assert_allclose(r["z_d"].mean(axis=0), r["mu"], atol=float(4 * np.sqrt(r["var"].max() / N_MC)))
+
+
+def test_measure_channel_helper_agrees_with_theory():
+    out = channel.measure_channel([0.0, 1.0, -2.0], [1.0, 4.0, 0.5], [0.0, 1.0, 2.5], 100_000, 3)
+    assert out["distortion"][0] == pytest.approx(1.0, rel=0.02) and out["mi_bits"][0] == 0.0
+    np.testing.assert_allclose(out["distortion"], out["distortion_theory"], rtol=0.02)
+    np.testing.assert_allclose(out["mi_bits"], [0.0, 1.0, 2.5], atol=0.05)
+
+
+def test_zero_bits_sends_mu_exactly_and_infinite_bits_send_z_e():
+    rng = np.random.default_rng(0)
+    z_e = rng.normal(size=(50, 4))
+    mu = np.array([0.3, -1.0, 2.0, 0.0])
+    out = berger_channel(z_e, mu, np.full(4, 2.0), np.zeros(4, int), rng)
+    np.testing.assert_array_equal(out, np.broadcast_to(mu, z_e.shape))
+    for big in (np.inf, 10**6):
+        np.testing.assert_array_equal(berger_channel(z_e, mu, np.full(4, 2.0), np.full(4, big), rng), z_e)
+    # 40 bits: closer than float32 resolution
+    np.testing.assert_allclose(berger_channel(z_e, mu, np.full(4, 2.0), np.full(4, 40), rng), z_e, rtol=1e-9, atol=1e-9)
+    # no budget: unchanged copy, dtype kept
+    z32 = z_e.astype(np.float32)
+    same = berger_channel(z32, mu, 1.0, None)
+    assert same.dtype == np.float32 and same is not z32
+    np.testing.assert_array_equal(same, z32)
+
+
+def test_channel_broadcasts_per_frame_means_and_bits():
+    rng = np.random.default_rng(1)
+    z_e = rng.normal(size=(3, 2))
+    mu = rng.normal(size=(3, 2))
+    bits = np.array([[0, 0], [0, 3], [0, 0]])
+    out = berger_channel(z_e, mu, [1.0, 1.0], bits, rng)
+    np.testing.assert_array_equal(out[bits == 0], mu[bits == 0])
+    assert out[1, 1] != mu[1, 1]
+    with pytest.raises(OptionError):
+        berger_channel(z_e, mu[:, :1].T, 1.0, bits, rng)
+    with pytest.raises(OptionError):
+        berger_channel(z_e, 0.0, 1.0, [-1, 0], rng)
+    with pytest.raises(OptionError, match="rng"):
+        berger_channel(z_e, 0.0, 1.0, [1, 1], None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the three defects of PAPER.md section 7, each with a test the original code fails
+
+
+def test_defect1_noise_variance_is_not_used_as_a_std():
+    """Original: noise std = 2^-4R (2^2R - 1) sigma^2. Correct: that is the variance.
+
+    With sigma^2 = 4 and R = 1 the right noise variance is 0.75; the original gives 0.75^2 = 0.5625,
+    25% off, far outside the 2% tolerance. The conditional spread z_d - mu_d isolates the noise.
+    """
+    rng = np.random.default_rng(7)
+    var, R = np.array([4.0, 0.2]), np.array([1.0, 0.5])
+    z_e = np.zeros((N_MC, 2)) + np.array([1.0, -0.3])
+    mu = np.array([-1.0, 0.4])
+    f = 2.0 ** (-2 * R)
+    noise = berger_channel(z_e, mu, var, R, rng) - (z_e + f * (mu - z_e))
+    expected = 2.0 ** (-4 * R) * (2.0 ** (2 * R) - 1) * var  # [0.75, 0.05]
+    np.testing.assert_allclose(noise.var(axis=0), expected, rtol=0.02)
+    original = expected**2
+    assert np.all(np.abs(original / expected - 1) > 0.1)  # the original is distinguishable
+
+
+def _latents_with_collapsed_components(n=64, seed=0):
+    """4 informative components (means vary, posterior var small), 4 collapsed (mean ~0, var ~1)."""
+    rng = np.random.default_rng(seed)
+    z_mean = np.concatenate([rng.normal(0, 2.0, (n, 4)), rng.normal(0, 0.01, (n, 4))], axis=1)
+    z_logvar = np.concatenate([np.full((n, 4), np.log(0.05)), np.full((n, 4), np.log(0.98))], axis=1)
+    return z_mean, z_logvar
+
+
+def test_defect2_bits_go_to_the_variance_of_the_means_not_the_posterior_variance():
+    z_mean, z_logvar = _latents_with_collapsed_components()
+    alloc = allocate(z_mean, z_logvar, 8)  # default mode "query"
+    assert alloc.bits[:4].sum() == 8 and alloc.bits[4:].sum() == 0
+    # the original rule (time-averaged exp(logvar)) sends every bit to the collapsed components
+    original = reverse_water_filling(np.exp(z_logvar).mean(axis=0), 8)
+    assert original[:4].sum() == 0
+    assert allocate(z_mean, z_logvar, 8, mode="posterior").bits[:4].sum() == 0  # kept, for comparison
+
+
+def test_defect3_zero_bits_send_the_same_constant_for_every_frame():
+    z_mean, z_logvar = _latents_with_collapsed_components(n=32, seed=1)
+    z_d = transmit(z_mean, z_logvar, 0, rng=0)
+    np.testing.assert_array_equal(z_d, np.broadcast_to(z_mean.mean(axis=0), z_mean.shape))
+    assert np.all(z_d == z_d[0])
+    # a little information: frames start to differ again, and they differ more with more bits
+    spread = [np.ptp(transmit(z_mean, z_logvar, b, rng=0), axis=0).sum() for b in (0, 4, 64)]
+    assert spread[0] == 0 < spread[1] < spread[2]
+    # the original per-frame mu_e keeps the query at 0 bits (what "posterior" mode reproduces)
+    np.testing.assert_allclose(transmit(z_mean, z_logvar, 0, mode="posterior", rng=0), z_mean)
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics modes, dynamic allocation, transmit
+
+
+def test_source_stats_modes():
+    z_mean, z_logvar = _latents_with_collapsed_components(n=10)
+    mu, var = source_stats(z_mean, z_logvar)  # default "query"
+    np.testing.assert_allclose(mu, z_mean.mean(0))
+    np.testing.assert_allclose(var, z_mean.var(0))
+    mu, var = source_stats(z_mean, None, "prior")
+    assert not mu.any() and np.all(var == 1)
+    stats = {"mean": np.arange(8.0), "var": np.full(8, 0.5)}
+    for cs in (stats, (stats["mean"], stats["var"])):
+        mu, var = source_stats(z_mean, None, "corpus", cs)
+        np.testing.assert_array_equal(mu, stats["mean"])
+        np.testing.assert_array_equal(var, stats["var"])
+    mu, var = source_stats(z_mean, z_logvar, "posterior")
+    np.testing.assert_array_equal(mu, z_mean)
+    np.testing.assert_allclose(var, np.exp(z_logvar).mean(0))
+    for kwargs in (
+        dict(mode="corpus"),
+        dict(mode="corpus", corpus_stats={"mean": np.zeros(3), "var": np.ones(3)}),
+        dict(mode="posterior"),
+        dict(mode="median"),
+    ):
+        with pytest.raises(OptionError):
+            source_stats(z_mean, None, **kwargs)
+    with pytest.raises(OptionError):
+        source_stats(z_mean[0], None)
+
+
+def test_dynamic_allocation_spends_the_budget_in_every_frame_on_that_frame():
+    z_mean, z_logvar = _latents_with_collapsed_components(n=12, seed=3)
+    alloc = allocate(z_mean, z_logvar, 10, dynamic=True)
+    assert alloc.bits.shape == z_mean.shape
+    np.testing.assert_array_equal(alloc.bits.sum(axis=1), 10)
+    dev = (z_mean - z_mean.mean(0)) ** 2
+    for n in range(z_mean.shape[0]):
+        np.testing.assert_array_equal(alloc.bits[n], naive_greedy(dev[n], 10))
+    assert alloc.n_active <= 10
+    z_d = transmit(z_mean, z_logvar, 10, dynamic=True, rng=5)
+    np.testing.assert_array_equal(z_d[alloc.bits == 0], np.broadcast_to(alloc.mu, z_mean.shape)[alloc.bits == 0])
+
+
+def test_transmit_full_rate_and_reproducibility():
+    z_mean, z_logvar = _latents_with_collapsed_components(n=8)
+    z32 = z_mean.astype(np.float32)
+    full = transmit(z32, z_logvar, None)
+    assert full.dtype == np.float32
+    np.testing.assert_array_equal(full, z32)
+    a = transmit(z_mean, z_logvar, 12, rng=9)
+    np.testing.assert_array_equal(a, transmit(z_mean, z_logvar, 12, rng=np.random.default_rng(9)))
+    assert not np.array_equal(a, transmit(z_mean, z_logvar, 12, rng=10))
+    z_d, alloc = transmit(z_mean, z_logvar, 12, rng=9, return_allocation=True)
+    np.testing.assert_array_equal(z_d, a)
+    assert alloc.bits.sum() == 12 and alloc.total_bits == 12 and alloc.mode == "query"
+    assert alloc.expected_distortion == pytest.approx(distortion(alloc.var, alloc.bits))
+    with pytest.raises(OptionError, match="rng"):
+        transmit(z_mean, z_logvar, 12)
+
+
+def test_transmit_on_a_trained_encoder(tiny_model):
+    """End to end with a real (tiny) VAE: query statistics, corpus statistics, full rate."""
+    from qbdi_utils import vae
+
+    mean, logvar = tiny_model.encode(vae.synthetic_frames(24, seed=5))
+    assert np.array_equal(transmit(mean, logvar, None), mean)
+    for mode in ("query", "corpus", "posterior", "prior"):
+        z_d, alloc = transmit(
+            mean, logvar, 32, mode=mode, corpus_stats=tiny_model.corpus_stats, rng=0, return_allocation=True
+        )
+        assert z_d.shape == mean.shape and np.all(np.isfinite(z_d))
+        assert alloc.bits.sum() == 32
+    z0 = transmit(mean, logvar, 0, mode="corpus", corpus_stats=tiny_model.corpus_stats, rng=0)
+    np.testing.assert_allclose(z0, np.broadcast_to(tiny_model.corpus_stats["mean"], mean.shape), rtol=1e-6)
