@@ -30,6 +30,7 @@ from qbdi_utils.pianoroll import RollSpec
 
 __all__ = [
     "roll_notes",
+    "estimate_key",
     "roll_to_stream",
     "to_musicxml",
     "write_musicxml",
@@ -42,6 +43,8 @@ __all__ = [
     "synthesize",
     "write_wav",
     "audio",
+    "synthesis_engine",
+    "OVERLAY_COLORS",
     "DEFAULT_SAMPLE_RATE",
     "SOUNDFONT_PATHS",
 ]
@@ -105,31 +108,13 @@ def roll_notes(roll, spec: RollSpec | None = None) -> np.ndarray:
 
     Used in: notebooks/04_query_generation.ipynb (through the rendering functions).
     """
+    from qbdi_utils.pianoroll import roll_to_notes
+
     roll, spec, _ = _unpack(roll, spec, None)
-    n = spec.n_pitches
-    play = roll[:, :n] != 0
-    art = (roll[:, n : 2 * n] != 0) & play
-    T = play.shape[0]
-    prev = np.zeros_like(play)
-    prev[1:] = play[:-1]
-    onset = art | (play & ~prev)
-    notes = []
-    for k in range(n):
-        starts = np.flatnonzero(onset[:, k])
-        if starts.size == 0:
-            continue
-        # end of each note: first step after start where play is off, or the next onset
-        off = np.flatnonzero(~play[:, k])
-        for i, s in enumerate(starts):
-            j = np.searchsorted(off, s)
-            e = off[j] if j < off.size else T
-            if i + 1 < starts.size:
-                e = min(e, starts[i + 1])
-            notes.append((spec.min_pitch + k, s, e))
+    notes = roll_to_notes(roll, spec)
     if not notes:
         return np.zeros((0, 3), dtype=np.int64)
-    arr = np.array(notes, dtype=np.int64)
-    return arr[np.lexsort((arr[:, 0], arr[:, 1]))]
+    return np.asarray(notes, dtype=np.int64)
 
 
 def _bar_window(roll, spec, bars):
@@ -182,25 +167,67 @@ def _split_in_bar(start: int, end: int, spb: int, spf: int) -> list[tuple[int, i
     return pieces
 
 
-def _pitch(midi: int):
-    """A music21 Pitch for a MIDI number, with no explicit natural sign (music21 adds one)."""
+# Krumhansl-Kessler key profiles (major, minor), tonic first.
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# sharps (+) or flats (-) of the major key on each tonic pitch class (C, Db, D, Eb, E, F, F#, G, ...)
+_MAJOR_SHARPS = (0, -5, 2, -3, 4, -1, 6, 1, -4, 3, -2, 5)
+
+
+def estimate_key(roll, spec: RollSpec | None = None) -> tuple[int, str, int]:
+    """Estimate the key of a roll (Krumhansl-Schmuckler: duration-weighted pitch-class histogram
+    correlated with the Krumhansl-Kessler profiles of the 24 major and minor keys).
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        spec: roll layout (default RollSpec()).
+
+    Returns:
+        (tonic pitch class 0-11 with C = 0, "major" or "minor", key signature in sharps (> 0) or
+        flats (< 0)); (0, "major", 0) for a silent roll.
+
+    Used in: notebooks/04_query_generation.ipynb (key signature of the score figures).
+    """
+    notes = roll_notes(roll, spec)
+    hist = np.zeros(12)
+    for p, s, e in notes:
+        hist[p % 12] += e - s
+    if not hist.any() or np.allclose(hist, hist[0]):
+        return 0, "major", 0
+    best = None
+    for tonic in range(12):
+        for mode, prof in (("major", _KK_MAJOR), ("minor", _KK_MINOR)):
+            r = np.corrcoef(hist, np.roll(prof, tonic))[0, 1]
+            if best is None or r > best[0]:
+                best = (r, tonic, mode)
+    _, tonic, mode = best
+    relative_major = tonic if mode == "major" else (tonic + 3) % 12
+    return tonic, mode, _MAJOR_SHARPS[relative_major]
+
+
+def _pitch(midi: int, sharps: int = 0):
+    """A music21 Pitch for a MIDI number, black keys spelled after the key signature (sharps in
+    sharp keys, flats in flat keys, music21's default in C), with no explicit natural sign."""
     from music21 import pitch
 
     p = pitch.Pitch(midi=int(midi))
+    acc = p.accidental.name if p.accidental is not None else None
+    if (sharps > 0 and acc == "flat") or (sharps < 0 and acc == "sharp"):
+        p = p.getEnharmonic()
     if p.accidental is not None and p.accidental.name == "natural":
         p.accidental = None
     return p
 
 
-def _make_element(pitches, quarter_length):
+def _make_element(pitches, quarter_length, sharps=0):
     from music21 import chord, note
 
     if not pitches:
         el = note.Rest(quarterLength=quarter_length)
     elif len(pitches) == 1:
-        el = note.Note(_pitch(pitches[0]), quarterLength=quarter_length)
+        el = note.Note(_pitch(pitches[0], sharps), quarterLength=quarter_length)
     else:
-        el = chord.Chord([_pitch(p) for p in sorted(pitches)], quarterLength=quarter_length)
+        el = chord.Chord([_pitch(p, sharps) for p in sorted(pitches)], quarterLength=quarter_length)
     return el
 
 
@@ -220,7 +247,7 @@ def _voices(groups):
     return voices
 
 
-def _voice_elements_in_bar(voice, bar_start, spf, spb, sq, hide_rests=False):
+def _voice_elements_in_bar(voice, bar_start, spf, spb, sq, hide_rests=False, sharps=0):
     """Elements (offset_quarters, music21 element) of one voice in one bar, rests filling gaps.
 
     With ``hide_rests`` the gap-filling rests are invisible (print-object="no"), as engravers do for
@@ -240,7 +267,7 @@ def _voice_elements_in_bar(voice, bar_start, spf, spb, sq, hide_rests=False):
                 out.append((a / sq, _make_element((), (b - a) / sq)))
         pieces = _split_in_bar(cs, ce, spb, spf)
         for i, (a, b) in enumerate(pieces):
-            el = _make_element(pitches, (b - a) / sq)
+            el = _make_element(pitches, (b - a) / sq, sharps)
             first = i == 0 and s >= bar_start
             last = i == len(pieces) - 1 and e <= bar_end
             if not (first and last):
@@ -266,9 +293,9 @@ class _VoiceList(list):
         super().append(item)
 
 
-def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_bpm=None):
+def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_bpm=None, sharps=None):
     """One music21 Part/PartStaff with explicit measures, voices, ties and rests."""
-    from music21 import clef, meter, stream, tempo
+    from music21 import clef, key, meter, stream, tempo
 
     spf, sq = spec.steps_per_frame, spec.steps_per_quarter
     spb = sq  # a 4/4 beat is one quarter note
@@ -281,6 +308,8 @@ def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_b
         m = stream.Measure(number=first_bar + b)
         if b == 0:
             m.insert(0, clef.TrebleClef() if clef_name == "treble" else clef.BassClef())
+            if sharps is not None:
+                m.insert(0, key.KeySignature(int(sharps)))
             m.insert(0, meter.TimeSignature(f"{int(round(spf / sq))}/4"))
             if tempo_bpm is not None:
                 mark = tempo.MetronomeMark(number=round(float(tempo_bpm), 2), referent=1.0)
@@ -288,12 +317,14 @@ def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_b
         bar_start = b * spf
         active = [v for v in voices if any(s < bar_start + spf and e > bar_start for s, e, _ in v)]
         if len(active) <= 1:
-            for off, el in _voice_elements_in_bar(active[0] if active else [], bar_start, spf, spb, sq):
+            for off, el in _voice_elements_in_bar(active[0] if active else [], bar_start, spf, spb, sq,
+                                                  sharps=sharps or 0):
                 m.insert(off, el)
         else:
             for i, v in enumerate(active):
                 voice = stream.Voice(id=str(i + 1))
-                for off, el in _voice_elements_in_bar(v, bar_start, spf, spb, sq, hide_rests=i > 0):
+                for off, el in _voice_elements_in_bar(v, bar_start, spf, spb, sq, hide_rests=i > 0,
+                                                      sharps=sharps or 0):
                     voice.insert(off, el)
                 m.insert(0, voice)
         part.append(m)
@@ -311,7 +342,19 @@ def _staves_for(notes):
     return [("treble", hi), ("bass", lo)]
 
 
-def _add_roll_parts(score, roll, spec, tempo_bpm, bars, label, with_tempo=True):
+def _resolve_key(key_sharps, roll, spec):
+    if key_sharps is None:
+        return None
+    if isinstance(key_sharps, str):
+        if key_sharps != "auto":
+            raise OptionError(f"key_sharps must be 'auto', None or an int in -7..7, got {key_sharps!r}")
+        return estimate_key(roll, spec)[2]
+    if not -7 <= int(key_sharps) <= 7:
+        raise OptionError(f"key_sharps must be 'auto', None or an int in -7..7, got {key_sharps!r}")
+    return int(key_sharps)
+
+
+def _add_roll_parts(score, roll, spec, tempo_bpm, bars, label, with_tempo=True, sharps=None):
     """Append the staves of one roll to ``score``; returns the list of parts added."""
     from music21 import layout, stream
 
@@ -327,7 +370,7 @@ def _add_roll_parts(score, roll, spec, tempo_bpm, bars, label, with_tempo=True):
     for i, (clef_name, staff_notes) in enumerate(staves):
         part = _build_staff(
             staff_notes, n_bars, first_bar, spec, clef_name=clef_name, part_cls=part_cls,
-            tempo_bpm=tempo_bpm if (with_tempo and i == 0) else None,
+            tempo_bpm=tempo_bpm if (with_tempo and i == 0) else None, sharps=sharps,
         )
         if label:
             part.partName = label
@@ -343,15 +386,16 @@ def _add_roll_parts(score, roll, spec, tempo_bpm, bars, label, with_tempo=True):
 
 
 def roll_to_stream(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None, bars=None,
-                   name: str = ""):
+                   name: str = "", key_sharps="auto"):
     """Turn a roll into a music21 score on the 16th-note grid.
 
     Notes come from :func:`roll_notes`; notes of one staff with the same onset and the same
     duration become a chord; notes that overlap otherwise go to separate voices. Notes crossing a
     bar line (or a beat, when they start off the beat) are split into tied pieces of notatable
     length; gaps become rests. One staff (treble, or bass when everything is low) when all notes fit
-    it, otherwise a braced treble/bass pair split at middle C (MIDI 60). 4/4 time signature and a
-    metronome mark on the first bar.
+    it, otherwise a braced treble/bass pair split at middle C (MIDI 60). 4/4 time signature, key
+    signature (estimated from the whole roll by :func:`estimate_key` unless given; black keys are
+    spelled to match it) and a metronome mark on the first bar.
 
     Args:
         roll: (T, spec.n_columns) uint8 roll, or a Piece (its spec and first tempo are used).
@@ -361,6 +405,8 @@ def roll_to_stream(roll, spec: RollSpec | None = None, tempo_bpm: float | None =
             numbered from first_bar, and offsets start at 0 at the beginning of first_bar. Notes
             sounding across the window's edges are cut at the edges.
         name: title stored in the score's metadata.
+        key_sharps: "auto" (estimate), None (no key signature, music21's default spelling), or the
+            key signature as sharps (> 0) / flats (< 0), -7..7.
 
     Returns:
         music21.stream.Score; offsets and durations in quarter notes.
@@ -374,7 +420,8 @@ def roll_to_stream(roll, spec: RollSpec | None = None, tempo_bpm: float | None =
     score.metadata = metadata.Metadata()
     score.metadata.title = name or ""
     score.metadata.composer = ""
-    _add_roll_parts(score, roll, spec, tempo_bpm, bars, label="")
+    sharps = _resolve_key(key_sharps, roll, spec)
+    _add_roll_parts(score, roll, spec, tempo_bpm, bars, label="", sharps=sharps)
     return score
 
 
@@ -397,7 +444,7 @@ def _check_output(path, force: bool) -> Path:
 
 
 def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
-                   force: bool = False, bars=None, name: str = "") -> Path:
+                   force: bool = False, bars=None, name: str = "", key_sharps="auto") -> Path:
     """Write a roll as a MusicXML file that opens in MuseScore or any notation editor.
 
     Args:
@@ -408,6 +455,7 @@ def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | 
         force: overwrite an existing file.
         bars: None, or (first_bar, last_bar) 1-based inclusive.
         name: title written into the file (default: the file stem).
+        key_sharps: key signature, see :func:`roll_to_stream`.
 
     Returns:
         The path written.
@@ -418,7 +466,7 @@ def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | 
     Used in: notebooks/04_query_generation.ipynb.
     """
     path = _check_output(path, force)
-    score = roll_to_stream(roll, spec, tempo_bpm, bars=bars, name=name or path.stem)
+    score = roll_to_stream(roll, spec, tempo_bpm, bars=bars, name=name or path.stem, key_sharps=key_sharps)
     data = to_musicxml(score)
     tmp = path.with_name(path.name + ".part")
     tmp.write_bytes(data)
@@ -434,6 +482,7 @@ def _verovio_svg(musicxml: bytes | str, page_width: int = 2100, scale: int = 40)
     """Render MusicXML with verovio into one SVG (pages stacked vertically if there are several)."""
     import verovio
 
+    verovio.enableLog(verovio.LOG_ERROR)  # layout warnings (e.g. tight justification) are noise here
     tk = verovio.toolkit()
     tk.setOptions({
         "pageWidth": int(page_width),
@@ -491,7 +540,7 @@ def stream_to_svg(score, page_width: int = 2100, scale: int = 40) -> str:
 
 def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4, 8),
                    labels=("Improvisation (full rate)", "Query"), tempo_bpm: float | None = None,
-                   page_width: int = 2100, scale: int = 40) -> str:
+                   page_width: int = 2100, scale: int = 40, key_sharps="auto") -> str:
     """The paper's Figs. 2 and 3: the same bars of two rolls as notation, one printed above the other.
 
     Each roll gets one or two staves (see :func:`roll_to_stream`), labelled with its name; both share
@@ -506,6 +555,8 @@ def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4
         tempo_bpm: quarter notes per minute (default: the upper Piece's, else 120).
         page_width: verovio page width; a wider page fits more bars per system.
         scale: verovio scale in percent.
+        key_sharps: "auto" (the key of the whole lower roll, the query, used for both), None (no key
+            signature), or sharps (> 0) / flats (< 0).
 
     Returns:
         SVG document as a string.
@@ -533,8 +584,9 @@ def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4
     score.metadata = metadata.Metadata()
     score.metadata.title = ""
     score.metadata.composer = ""
-    _add_roll_parts(score, pad(up), spec_u, tempo_bpm, bars, label=labels[0], with_tempo=True)
-    _add_roll_parts(score, pad(lo), spec_u, tempo_bpm, bars, label=labels[1], with_tempo=False)
+    sharps = _resolve_key(key_sharps, lo, spec_u)
+    _add_roll_parts(score, pad(up), spec_u, tempo_bpm, bars, label=labels[0], with_tempo=True, sharps=sharps)
+    _add_roll_parts(score, pad(lo), spec_u, tempo_bpm, bars, label=labels[1], with_tempo=False, sharps=sharps)
     return _verovio_svg(to_musicxml(score), page_width=page_width, scale=scale)
 
 

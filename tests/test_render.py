@@ -325,3 +325,20 @@ def test_piece_is_accepted_with_its_tempo():
     assert wave.size == expected_length(16, 60)
     score = render.roll_to_stream(piece)
     assert score.recurse().getElementsByClass("MetronomeMark").first().number == 60
+
+
+def test_key_estimate_and_spelling():
+    d_major = [(62, 0, 4), (64, 4, 8), (66, 8, 12), (67, 12, 16), (69, 16, 24), (71, 24, 28),
+               (73, 28, 32), (74, 32, 40), (62, 32, 40), (66, 32, 40)]
+    assert render.estimate_key(make_roll(d_major, 40), SPEC) == (2, "major", 2)
+    score = render.roll_to_stream(make_roll(d_major, 40), SPEC, 120)
+    assert score.recurse().getElementsByClass("KeySignature").first().sharps == 2
+    names = {p.name for p in score.pitches}
+    assert {"F#", "C#"} <= names and not any("-" in n for n in names)  # sharps, no flats
+    b_flat = [(p + 8, s, e) for p, s, e in d_major]  # Bb major: two flats, black keys as flats
+    assert render.estimate_key(make_roll(b_flat, 40), SPEC)[2] == -2
+    score = render.roll_to_stream(make_roll(b_flat, 40), SPEC, 120)
+    names = {p.name for p in score.pitches}
+    assert {"B-", "E-"} <= names and not any("#" in n for n in names)
+    none = render.roll_to_stream(make_roll(b_flat, 40), SPEC, 120, key_sharps=None)
+    assert none.recurse().getElementsByClass("KeySignature").first() is None
