@@ -1,0 +1,644 @@
+"""Music information dynamics with the Variable Markov Oracle: IR curves, motifs, latent IR (Figs. 4-6).
+
+PAPER.md section 6. Used in notebooks/05_vmo_analysis.ipynb and by ``qbdi analyze``.
+
+What this module does differently from calling ``vmo`` directly, and why:
+
+* **Features.** Harmony is compared in Harte's 6-D Tonnetz space (:func:`qbdi_utils.harmony.tonnetz`,
+  chroma normalised by its L1 norm). The projection is computed once per frame, so the Tonnetz
+  distance is the plain Euclidean distance between embeddings: no Python callback per comparison.
+  The default time resolution is the **beat** (quarter note, 4 per 4/4 bar): the harmonic rhythm of
+  chorales and pop songs is at most one chord per beat, so a beat-level chroma keeps chord changes
+  that a bar-level chroma would average away, while 16th-note steps only repeat held chords (which
+  inflates repeated-suffix lengths without adding harmonic information). Latent states exist once per
+  frame (bar) and are compared with the cosine distance.
+* **Silence rule.** vmo's cosine distance of an all-zero vector is NaN, every comparison with NaN is
+  false, so every silent frame becomes a new symbol. Here (1) a silent chroma projects to the origin
+  of the Tonnetz (see :mod:`qbdi_utils.harmony`): two silent beats are at distance 0 (the same
+  symbol) and a silent beat is at distance |zeta| (0.5 to 1.5) from any sounding one; (2) with the
+  cosine distance, an all-zero row is at distance 0 from other all-zero rows and 1 (orthogonal) from
+  every non-zero row. No distance is ever NaN (:func:`pairwise_distances`).
+* **Exact, faster oracle.** :func:`build_oracle` is a line-by-line re-implementation of
+  ``vmo.VMO.oracle.MO.add_state`` (suffix method 'inc'), ``_encode`` and ``_ir_cum`` driven by a
+  precomputed distance matrix; it gives the same suffix links, LRS, symbols and IR as vmo
+  (tests compare with ``vmo.find_threshold`` to 1e-9). The matrix is computed once and reused for all
+  thresholds of a sweep, where vmo recomputes every distance for every threshold.
+* **vmo imports.** Only ``vmo.VMO.oracle`` (numpy/scipy only) is needed, and only by the tests and the
+  benchmark for the reference values; this module itself does not import vmo. ``import vmo`` is safe
+  (its ``__init__`` imports only the oracle), but ``vmo.analysis`` imports librosa and scikit-learn,
+  which are not dependencies of this project: its pattern search is replaced by :func:`motifs`.
+* **Motifs.** vmo's ``find_repeated_patterns`` can return incomplete occurrence lists and its
+  ``get_pattern_mat`` marks ``[end - length, end - 1)``, one frame too few. :func:`motifs` takes the
+  oracle's symbol sequence at the best threshold, enumerates maximal repeats, and lists every
+  (non-overlapping, leftmost) occurrence as a 0-based half-open ``[start, end)`` span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qbdi_utils import harmony
+from qbdi_utils.pianoroll import RollSpec
+
+__all__ = [
+    "chroma_features",
+    "tonnetz_features",
+    "pairwise_distances",
+    "Oracle",
+    "build_oracle",
+    "ir_per_frame",
+    "IRCurve",
+    "ir_curve",
+    "default_thresholds",
+    "latent_ir",
+    "Motif",
+    "motifs",
+    "ir_vs_bits",
+    "plot_motifs",
+    "plot_ir_curves",
+    "plot_ir_over_time",
+]
+
+
+# ----------------------------------------------------------------------------- features
+
+def tonnetz_features(chroma_vectors) -> np.ndarray:
+    """Embed chroma into Harte's 6-D Tonnetz space (silence at the origin).
+
+    Euclidean distance between two rows of the result is the Tonnetz distance of the two chroma.
+
+    Args:
+        chroma_vectors: (n, 12) chroma.
+
+    Returns:
+        (n, 6) float64 embedding.
+
+    Used in: notebooks/05_vmo_analysis.ipynb.
+    """
+    return np.atleast_2d(harmony.tonnetz(chroma_vectors))
+
+
+def chroma_features(roll, spec: RollSpec = RollSpec(), resolution: str = "beat") -> np.ndarray:
+    """Tonnetz features of a roll at the given time resolution (default: one per beat).
+
+    Args:
+        roll: (T, 156) roll or (N, 2496) frames.
+        spec: roll layout.
+        resolution: "beat" (default, see the module docstring for why), "frame" or "step".
+
+    Returns:
+        (n, 6) float64, n = number of beats (frames, steps).
+
+    Used in: notebooks/05_vmo_analysis.ipynb, ``qbdi analyze``.
+    """
+    return tonnetz_features(harmony.chroma(roll, spec, resolution))
+
+
+def pairwise_distances(features, metric: str = "euclidean") -> np.ndarray:
+    """All pairwise distances between rows, with the silence rule (never NaN).
+
+    Values are computed by ``scipy.spatial.distance.cdist`` with the same metric string vmo passes to
+    it, so they are bit-identical to the distances vmo computes one row at a time. With ``"cosine"``,
+    all-zero rows are at distance 0 from each other and 1 from every non-zero row.
+
+    Args:
+        features: (N, d) array.
+        metric: a scipy metric name ("euclidean" for Tonnetz features, "cosine" for latents) or a
+            callable ``f(u, v) -> float`` (slow; for references only).
+
+    Returns:
+        (N, N) float64 distances.
+    """
+    from scipy.spatial.distance import cdist
+
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    d = cdist(x, x, metric=metric)
+    if isinstance(metric, str) and metric in ("cosine", "correlation"):
+        zero = ~np.any(x != 0, axis=1)
+        if metric == "correlation":
+            zero = ~np.any(x != x.mean(axis=1, keepdims=True), axis=1)
+        if zero.any():
+            d[zero, :] = 1.0
+            d[:, zero] = 1.0
+            d[np.ix_(zero, zero)] = 0.0
+    if np.isnan(d).any():
+        raise ValueError("distance matrix contains NaN; features must be finite")
+    return d
+
+
+# ----------------------------------------------------------------------------- the oracle
+
+@dataclass
+class Oracle:
+    """A Variable Markov Oracle built on N frames at one threshold (same fields as vmo's ``MO``).
+
+    Attributes:
+        threshold: the distance threshold.
+        sfx: (N+1) list, suffix link of each state (state 0 has None; state i is frame i-1).
+        lrs: (N+1) list, length of the longest repeated suffix of each state.
+        rsfx: (N+1) lists of reverse suffix links.
+        trn: (N+1) lists of forward transitions.
+        data: (N+1) list, symbol of each state (state 0: None).
+        n_symbols: number of distinct symbols (vmo's ``len(latent)``).
+    """
+
+    threshold: float
+    sfx: list
+    lrs: list
+    rsfx: list
+    trn: list
+    data: list
+    n_symbols: int
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.sfx) - 1
+
+    @property
+    def symbols(self) -> np.ndarray:
+        """(N,) int symbol of each frame (0-based frame index)."""
+        return np.asarray(self.data[1:], dtype=np.int64)
+
+    def encode(self) -> list:
+        """Compror code [(length, position)] exactly as ``vmo`` ``FactorOracle._encode``."""
+        lrs, sfx = self.lrs, self.sfx
+        n = len(sfx) - 1
+        code = []
+        i = j = 0
+        while j < n:
+            while i < n and lrs[i + 1] >= i - j + 1:
+                i += 1
+            if i == j:
+                i += 1
+                code.append((0, i))
+            else:
+                code.append((i - j, sfx[i] - i + j + 1))
+            j = i
+        return code
+
+
+def _len_common_suffix(sfx, lrs, p1, p2):
+    if p2 == sfx[p1]:
+        return lrs[p1]
+    while sfx[p2] != sfx[p1] and p2 != 0:
+        p2 = sfx[p2]
+    return min(lrs[p1], lrs[p2])
+
+
+def build_oracle(features=None, threshold: float = 0.0, metric: str = "euclidean",
+                 distances: np.ndarray | None = None) -> Oracle:
+    """Build a VMO exactly as ``vmo.build_oracle(..., flag='a', suffix_method='inc')`` does.
+
+    Args:
+        features: (N, d) features (ignored when ``distances`` is given).
+        threshold: two frames match when their distance is strictly below it.
+        metric: metric for :func:`pairwise_distances`.
+        distances: optional precomputed (N, N) distances (reuse across thresholds).
+
+    Returns:
+        :class:`Oracle`.
+
+    Used in: notebooks/05_vmo_analysis.ipynb.
+    """
+    d = pairwise_distances(features, metric) if distances is None else np.asarray(distances, np.float64)
+    return _build(d, d.tolist(), float(threshold))
+
+
+_BIG = 24  # transition lists longer than this are scanned with numpy
+
+
+def _build(d: np.ndarray, rows: list, t: float) -> Oracle:
+    """The oracle construction of vmo's ``MO.add_state`` (method 'inc') on precomputed distances.
+
+    ``d``/``rows``: the (N, N) distance matrix as an array and as nested lists (same values).
+    State i (1-based) is frame i - 1; vmo compares frame i - 1 with the frames of the states in
+    ``trn[k]`` and takes the first closest one if it is strictly below ``t``.
+    """
+    n = d.shape[0]
+    sfx = [None]
+    lrs = [0]
+    rsfx = [[]]
+    trn = [[]]
+    data = [None]
+    n_symbols = 0
+    bufs = {}  # k -> [int64 buffer of frame indices (state - 1), filled length]
+    for i in range(1, n + 1):
+        sfx.append(0)
+        rsfx.append([])
+        trn.append([])
+        lrs.append(0)
+        trn[i - 1].append(i)
+        k = sfx[i - 1]
+        pi_1 = i - 1
+        cand = 0
+        row = rows[i - 1]
+        while k is not None:
+            tk = trn[k]
+            m = len(tk)
+            arg = -1
+            if m > _BIG:
+                b = bufs.get(k)
+                if b is None:
+                    buf = np.empty(max(2 * m, 64), dtype=np.int64)
+                    buf[:m] = tk
+                    buf[:m] -= 1
+                    b = bufs[k] = [buf, m]
+                elif b[1] < m:
+                    if len(b[0]) < m:
+                        nb = np.empty(2 * m, dtype=np.int64)
+                        nb[:b[1]] = b[0][:b[1]]
+                        b[0] = nb
+                    b[0][b[1]:m] = tk[b[1]:m]
+                    b[0][b[1]:m] -= 1
+                    b[1] = m
+                vals = d[i - 1, b[0][:m]]
+                pos = int(vals.argmin())
+                if vals[pos] < t:
+                    arg = pos
+            else:
+                best = t
+                for pos, s in enumerate(tk):
+                    v = row[s - 1]
+                    if v < best:
+                        best = v
+                        arg = pos
+            if arg < 0:
+                tk.append(i)
+                pi_1 = k
+                k = sfx[k]
+            else:
+                cand = tk[arg]
+                break
+        if k is None:
+            # a new symbol: sfx 0, lrs 0; vmo's _find_better cannot succeed here (it looks for an
+            # earlier state j in rsfx[0] with data[j] equal to this new symbol), so it is skipped
+            sfx[i] = 0
+            lrs[i] = 0
+            data.append(n_symbols)
+            n_symbols += 1
+            rsfx[0].append(i)
+            continue
+        sfx[i] = cand
+        lrs[i] = _len_common_suffix(sfx, lrs, pi_1, cand - 1) + 1
+        data.append(data[cand])
+        # vmo's _find_better (rsfx lists are appended in increasing order, so already sorted)
+        li = lrs[i]
+        symbol = data[i - li]
+        for j in rsfx[cand]:
+            if lrs[j] == li and data[j - li] == symbol:
+                lrs[i] = li + 1
+                sfx[i] = j
+                break
+        rsfx[sfx[i]].append(i)
+    return Oracle(threshold=t, sfx=sfx, lrs=lrs, rsfx=rsfx, trn=trn, data=data, n_symbols=n_symbols)
+
+
+def ir_per_frame(oracle: Oracle, alpha: float = 1.0) -> np.ndarray:
+    """Information rate (bits) of each frame, vmo's ``IR(ir_type='cum')`` (``_ir_cum``).
+
+    IR_n = alpha * log2(#new symbols so far) - log2(#codewords so far) / block length, clipped at 0.
+
+    Args:
+        oracle: an :class:`Oracle`.
+        alpha: weight of the symbol entropy term (vmo's ``alpha``).
+
+    Returns:
+        (N,) float64 IR per frame.
+
+    Used in: notebooks/05_vmo_analysis.ipynb (Fig. 6).
+    """
+    n = oracle.n_frames
+    cw0 = np.zeros(n)
+    cw1 = np.zeros(n)
+    bl = np.zeros(n)
+    j = 0
+    for length, _pos in oracle.encode():
+        if length == 0:
+            cw0[j] = 1
+            cw1[j] = 1
+            bl[j] = 1
+            j += 1
+        else:
+            cw1[j] = 1
+            bl[j:j + length] = length
+            j += length
+    h0 = np.log2(np.cumsum(cw0))
+    h1 = np.log2(np.cumsum(cw1)) / bl
+    ir = alpha * h0 - h1
+    ir[ir < 0] = 0
+    return ir
+
+
+# ----------------------------------------------------------------------------- IR curves
+
+@dataclass
+class IRCurve:
+    """Total IR against the threshold (Fig. 5).
+
+    Attributes:
+        thresholds: (K,) thresholds swept.
+        ir: (K,) total IR in bits (sum over frames) at each threshold.
+        best_threshold: the first threshold with maximal total IR (vmo's choice).
+        best_ir: total IR at ``best_threshold``.
+        n_symbols: (K,) number of symbols at each threshold.
+        metric: the distance used.
+    """
+
+    thresholds: np.ndarray
+    ir: np.ndarray
+    best_threshold: float
+    best_ir: float
+    n_symbols: np.ndarray
+    metric: str = "euclidean"
+
+    @property
+    def best_index(self) -> int:
+        return int(np.argmax(self.ir))
+
+
+def default_thresholds(distances: np.ndarray, n: int = 200) -> np.ndarray:
+    """n evenly spaced thresholds from 0 to the largest pairwise distance (inclusive)."""
+    dmax = float(np.max(distances)) if distances.size else 1.0
+    return np.linspace(0.0, dmax if dmax > 0 else 1.0, n)
+
+
+def ir_curve(features, thresholds=None, metric: str = "euclidean", alpha: float = 1.0,
+             distances: np.ndarray | None = None) -> IRCurve:
+    """Total IR at each threshold and the best threshold; equal to ``vmo.find_threshold``.
+
+    ``vmo.find_threshold(x, r=(a, b, s), dfunc=metric, dim=d)`` returns
+    ``((best_ir, best_t), [(ir, t) ...])``; ``ir_curve(x, np.arange(a, b, s), metric)`` returns the
+    same numbers (to 1e-9; in practice bit-identical).
+
+    Args:
+        features: (N, d) features: Tonnetz embeddings (metric "euclidean") or latent means
+            (metric "cosine").
+        thresholds: (K,) thresholds; default 200 from 0 to the largest distance.
+        metric: scipy metric name (see :func:`pairwise_distances` for the silence rule).
+        alpha: vmo's alpha.
+        distances: optional precomputed distance matrix.
+
+    Returns:
+        :class:`IRCurve`.
+
+    Used in: notebooks/05_vmo_analysis.ipynb (Fig. 5), ``qbdi analyze``.
+    """
+    d = pairwise_distances(features, metric) if distances is None else distances
+    if thresholds is None:
+        thresholds = default_thresholds(d)
+    thresholds = np.asarray(thresholds, dtype=np.float64).ravel()
+    irs = np.zeros(len(thresholds))
+    nsym = np.zeros(len(thresholds), dtype=np.int64)
+    rows = d.tolist()
+    for k, t in enumerate(thresholds):
+        o = _build(d, rows, float(t))
+        irs[k] = ir_per_frame(o, alpha).sum()
+        nsym[k] = o.n_symbols
+    best = int(np.argmax(irs)) if len(irs) else 0
+    return IRCurve(thresholds=thresholds, ir=irs, best_threshold=float(thresholds[best]),
+                   best_ir=float(irs[best]), n_symbols=nsym,
+                   metric=metric if isinstance(metric, str) else getattr(metric, "__name__", "callable"))
+
+
+def latent_ir(z_mean, thresholds=None, threshold: float | None = None, metric: str = "cosine"):
+    """Per-frame IR of a latent sequence (Fig. 6), at its best threshold unless one is given.
+
+    Args:
+        z_mean: (N, L) latent means (or transmitted latents) per frame.
+        thresholds: thresholds to search for the best one (default: 200 up to the largest distance).
+        threshold: use this threshold instead of searching.
+        metric: "cosine" (the paper's choice for latents).
+
+    Returns:
+        (ir (N,) float64 bits per frame, threshold float).
+
+    Used in: notebooks/05_vmo_analysis.ipynb (Fig. 6).
+    """
+    d = pairwise_distances(z_mean, metric)
+    if threshold is None:
+        threshold = ir_curve(None, thresholds, metric, distances=d).best_threshold
+    return ir_per_frame(build_oracle(threshold=threshold, distances=d)), float(threshold)
+
+
+def ir_vs_bits(signals: dict, thresholds=None, metric: str = "euclidean") -> list[dict]:
+    """Best threshold and total IR against bits per frame, over channel seeds.
+
+    Args:
+        signals: {bits label (e.g. "full", 1024, ..., 0): list of (N, d) feature arrays, one per seed}.
+        thresholds: common thresholds (default: 200 from 0 to the largest distance of each input).
+        metric: "euclidean" for Tonnetz features, "cosine" for latents.
+
+    Returns:
+        one dict per label, in the given order: {"bits", "n_seeds", "best_threshold_mean",
+        "best_threshold_std", "total_ir_mean", "total_ir_std", "ir_per_frame_mean"}.
+
+    Used in: notebooks/05_vmo_analysis.ipynb.
+    """
+    rows = []
+    for bits, seqs in signals.items():
+        seqs = list(seqs)
+        curves = [ir_curve(s, thresholds, metric) for s in seqs]
+        bt = np.array([c.best_threshold for c in curves])
+        ir = np.array([c.best_ir for c in curves])
+        per = np.array([c.best_ir / max(len(s), 1) for c, s in zip(curves, seqs)])
+        rows.append({
+            "bits": bits, "n_seeds": len(seqs),
+            "best_threshold_mean": float(bt.mean()), "best_threshold_std": float(bt.std()),
+            "total_ir_mean": float(ir.mean()), "total_ir_std": float(ir.std()),
+            "ir_per_frame_mean": float(per.mean()),
+        })
+    return rows
+
+
+# ----------------------------------------------------------------------------- motifs
+
+@dataclass
+class Motif:
+    """A repeated pattern with every occurrence.
+
+    Attributes:
+        symbols: the oracle symbols of the pattern.
+        length: length in frames (feature rows).
+        spans: every occurrence as a 0-based half-open [start, end) span in frames, sorted.
+        bar_spans: the same spans in bars (start / frames_per_bar, end / frames_per_bar).
+    """
+
+    symbols: tuple
+    length: int
+    spans: list = field(default_factory=list)
+    bar_spans: list = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.spans)
+
+
+def _occurrences(seq: list, pat: tuple) -> list:
+    """Leftmost non-overlapping occurrences of pat in seq, as [start, end) spans."""
+    L = len(pat)
+    out = []
+    i = 0
+    n = len(seq)
+    first = pat[0]
+    while i <= n - L:
+        if seq[i] == first and tuple(seq[i:i + L]) == pat:
+            out.append((i, i + L))
+            i += L
+        else:
+            i += 1
+    return out
+
+
+def _maximal_repeats(seq: np.ndarray, min_length: int) -> set:
+    """Distinct patterns of maximal repeated pairs (left- and right-maximal) of length >= min_length."""
+    n = len(seq)
+    pats = set()
+    for d in range(1, n):
+        eq = seq[d:] == seq[:-d]  # eq[a]: seq[a] == seq[a + d]
+        if not eq.any():
+            continue
+        padded = np.concatenate([[False], eq, [False]]).astype(np.int8)
+        diff = np.diff(padded)
+        starts = np.flatnonzero(diff == 1)
+        ends = np.flatnonzero(diff == -1)
+        for a, b in zip(starts, ends):
+            if b - a >= min_length:
+                pats.add(tuple(int(v) for v in seq[a:b]))
+    return pats
+
+
+def motifs(symbols_or_oracle, min_length: int = 2, min_count: int = 2, frames_per_bar: float = 4.0,
+           max_motifs: int | None = None) -> list[Motif]:
+    """Repeated patterns of the oracle's symbol sequence, with every occurrence (Fig. 4).
+
+    Candidates are the maximal repeats of the symbol sequence (found on every diagonal of its
+    self-match matrix, so none is missed). For each candidate every leftmost non-overlapping
+    occurrence is listed. Candidates are taken longest first; one is kept if it occurs at least
+    ``min_count`` times and is not redundant, i.e. not a substring of an already kept motif whose
+    occurrences already cover all of its own occurrences.
+
+    Args:
+        symbols_or_oracle: an :class:`Oracle` (usually at the best threshold) or an (N,) int sequence.
+        min_length: minimum motif length in frames (inclusive).
+        min_count: minimum number of non-overlapping occurrences (inclusive).
+        frames_per_bar: feature rows per bar, to express spans in bars (4 for beat features).
+        max_motifs: keep at most this many (longest first).
+
+    Returns:
+        list of :class:`Motif`, longest first (ties: more occurrences first, then earliest).
+
+    Used in: notebooks/05_vmo_analysis.ipynb (Fig. 4), ``qbdi analyze``.
+    """
+    seq = symbols_or_oracle.symbols if isinstance(symbols_or_oracle, Oracle) else np.asarray(symbols_or_oracle)
+    seq = np.asarray(seq, dtype=np.int64).ravel()
+    min_length = max(int(min_length), 1)
+    lst = seq.tolist()
+    cands = []
+    for pat in _maximal_repeats(seq, min_length):
+        occ = _occurrences(lst, pat)
+        if len(occ) >= min_count:
+            cands.append((pat, occ))
+    cands.sort(key=lambda c: (-len(c[0]), -len(c[1]), c[1][0][0]))
+    kept: list[Motif] = []
+    for pat, occ in cands:
+        covering = [m for m in kept if _is_substring(pat, m.symbols)]
+        if covering:
+            covered = np.zeros(len(seq), dtype=bool)
+            for m in covering:
+                for s, e in m.spans:
+                    covered[s:e] = True
+            if all(covered[s:e].all() for s, e in occ):
+                continue
+        kept.append(Motif(symbols=pat, length=len(pat), spans=occ,
+                          bar_spans=[(s / frames_per_bar, e / frames_per_bar) for s, e in occ]))
+        if max_motifs is not None and len(kept) >= max_motifs:
+            break
+    return kept
+
+
+def _is_substring(p: tuple, q: tuple) -> bool:
+    lp = len(p)
+    return any(q[i:i + lp] == p for i in range(len(q) - lp + 1))
+
+
+# ----------------------------------------------------------------------------- plots (matplotlib only)
+
+def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4.0, max_per_signal: int = 6):
+    """Fig. 4: motif occurrences as bars on one timeline per signal (in bars).
+
+    Args:
+        ax: a matplotlib Axes.
+        motif_lists: {signal name: list of :class:`Motif`}, drawn top to bottom.
+        n_frames: {signal name: number of frames}, for the timeline length.
+        frames_per_bar: feature rows per bar.
+        max_per_signal: draw at most this many motifs per signal (longest first).
+
+    Returns:
+        the Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    yticks, ylabels = [], []
+    y = 0.0
+    for name, mlist in motif_lists.items():
+        shown = mlist[:max_per_signal]
+        rows = max(len(shown), 1)
+        for r, m in enumerate(shown):
+            yy = y + r
+            for s, e in m.spans:
+                ax.broken_barh([(s / frames_per_bar, (e - s) / frames_per_bar)], (yy + 0.1, 0.8),
+                               facecolor=cmap(r % 10), edgecolor="black", linewidth=0.5)
+        ax.hlines(y - 0.25, 0, n_frames[name] / frames_per_bar, color="gray", linewidth=0.8)
+        yticks.append(y + rows / 2)
+        ylabels.append(f"{name}\n({len(mlist)} motifs)")
+        y += rows + 1
+    ax.set_yticks(yticks)
+    ax.set_yticklabels(ylabels)
+    ax.invert_yaxis()
+    ax.set_xlabel("bar")
+    ax.set_xlim(0, max(n_frames.values()) / frames_per_bar if n_frames else 1)
+    return ax
+
+
+def plot_ir_curves(ax, curves: dict):
+    """Fig. 5: total IR against the threshold, one line per signal, best threshold marked.
+
+    Args:
+        ax: a matplotlib Axes.
+        curves: {signal name: :class:`IRCurve`}.
+
+    Returns:
+        the Axes.
+    """
+    for name, c in curves.items():
+        line, = ax.plot(c.thresholds, c.ir, label=f"{name} (best t={c.best_threshold:.3f})")
+        ax.plot([c.best_threshold], [c.best_ir], "o", color=line.get_color())
+    ax.set_xlabel("threshold (distance)")
+    ax.set_ylabel("total IR (bits)")
+    ax.legend()
+    return ax
+
+
+def plot_ir_over_time(ax, irs: dict, frames_per_bar: float = 1.0):
+    """Fig. 6: per-frame IR over time, one line per signal.
+
+    Args:
+        ax: a matplotlib Axes.
+        irs: {signal name: (N,) IR per frame}.
+        frames_per_bar: frames per bar (1 for latent frames, which are bars).
+
+    Returns:
+        the Axes.
+    """
+    for name, ir in irs.items():
+        ir = np.asarray(ir)
+        ax.plot(np.arange(len(ir)) / frames_per_bar, ir, label=f"{name} (total {ir.sum():.1f} bits)")
+    ax.set_xlabel("bar")
+    ax.set_ylabel("IR (bits)")
+    ax.legend()
+    return ax

@@ -1,0 +1,201 @@
+"""Tests of qbdi_utils.dynamics: exact agreement with vmo, the silence rule, complete motifs, plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qbdi_utils import dynamics, harmony
+from qbdi_utils.pianoroll import RollSpec
+
+vmo_oracle = pytest.importorskip("vmo.VMO.oracle")
+
+
+def _chord_chroma(n=160, seed=0, rests=True):
+    """Chord sequence with repeated phrases, passing-note noise and a few rests."""
+    rng = np.random.default_rng(seed)
+    tpl = harmony.triad_templates()
+    phrases = [rng.integers(0, 24, rng.integers(3, 8)) for _ in range(5)]
+    seq = []
+    while len(seq) < n:
+        seq.extend(phrases[rng.integers(0, 5)].tolist() if rng.random() < 0.75 else rng.integers(0, 24, 2).tolist())
+    c = tpl[np.array(seq[:n])] * 4.0
+    c += (rng.random((n, 12)) < 0.1) * rng.integers(1, 3, (n, 12))
+    if rests:
+        c[[i for i in (7, 8, 50, 51, 52, 120) if i < n]] = 0.0
+    return c
+
+
+def _vmo_curve(x, r, **kw):
+    best, pairs = vmo_oracle.find_threshold(x, r=r, dim=x.shape[1], **kw)
+    return best, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def test_ir_curve_equals_vmo_euclidean_on_tonnetz_features():
+    x = dynamics.tonnetz_features(_chord_chroma())
+    r = (0.0, 2.0, 0.05)
+    (best_ir, best_t), v_ir, v_t = _vmo_curve(x, r, dfunc="euclidean")
+    c = dynamics.ir_curve(x, np.arange(*r), metric="euclidean")
+    np.testing.assert_array_equal(c.thresholds, v_t)
+    assert np.max(np.abs(c.ir - v_ir)) <= 1e-9
+    assert c.best_threshold == best_t and abs(c.best_ir - best_ir) <= 1e-9
+    assert c.ir.max() > 0 and len(np.unique(c.ir)) > 5  # a non-trivial curve
+
+
+def test_ir_curve_equals_vmo_cosine_on_latents():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(30, 8))
+    z = z[rng.integers(0, 30, 120)] + 0.05 * rng.normal(size=(120, 8))  # recurring latent states
+    r = (0.0, 1.0, 0.04)
+    (best_ir, best_t), v_ir, _ = _vmo_curve(z, r, dfunc="cosine")
+    c = dynamics.ir_curve(z, np.arange(*r), metric="cosine")
+    assert np.max(np.abs(c.ir - v_ir)) <= 1e-9
+    assert c.best_threshold == best_t
+
+
+def test_oracle_fields_equal_vmo():
+    x = dynamics.tonnetz_features(_chord_chroma(100, seed=4))
+    for t in (0.0, 0.2, 0.6, 1.5):
+        v = vmo_oracle.build_oracle(x, flag="a", threshold=t, dfunc="euclidean", dim=6)
+        o = dynamics.build_oracle(x, t)
+        assert o.sfx == v.sfx and o.lrs == v.lrs and o.trn == v.trn and o.rsfx == v.rsfx
+        assert o.data[1:] == v.data[1:] and o.n_symbols == len(v.latent)
+        v_ir, _, _ = v.IR(ir_type="cum")
+        np.testing.assert_array_equal(dynamics.ir_per_frame(o), v_ir)
+
+
+def test_embedding_equals_python_tonnetz_callback():
+    """Euclidean on the precomputed embedding == vmo with a per-comparison Tonnetz callback."""
+    chroma = _chord_chroma(60, seed=5)
+
+    def cb(u, v):
+        return harmony.tonnetz_distance(u, v)
+
+    r = (0.0, 2.0, 0.2)
+    (_, best_t), v_ir, _ = _vmo_curve(chroma, r, dfunc="other", dfunc_handle=cb)
+    c = dynamics.ir_curve(dynamics.tonnetz_features(chroma), np.arange(*r))
+    assert np.max(np.abs(c.ir - v_ir)) <= 1e-9 and c.best_threshold == best_t
+
+
+def test_silence_rule_no_nan_and_one_symbol():
+    chroma = _chord_chroma(60, seed=6, rests=False)
+    chroma[[10, 11, 30, 31, 45]] = 0.0
+    # vmo with cosine on raw chroma: NaN distances make every silent frame a new symbol
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = vmo_oracle.build_oracle(chroma, flag="a", threshold=0.1, dfunc="cosine", dim=12)
+    v_syms = [v.data[i + 1] for i in (10, 11, 30, 31, 45)]
+    assert len(set(v_syms)) == 5
+    # ours, Tonnetz features: silence at the origin, all silent frames share one symbol
+    x = dynamics.tonnetz_features(chroma)
+    d = dynamics.pairwise_distances(x)
+    assert np.all(np.isfinite(d))
+    o = dynamics.build_oracle(x, 0.1)
+    assert len({int(o.symbols[i]) for i in (10, 11, 30, 31, 45)}) == 1
+    # cosine rule: zero rows at distance 0 from each other, 1 from any non-zero row
+    dc = dynamics.pairwise_distances(chroma, "cosine")
+    assert np.all(np.isfinite(dc))
+    assert dc[10, 11] == 0.0 and dc[10, 0] == 1.0 and dc[0, 10] == 1.0
+    oc = dynamics.build_oracle(chroma, 0.1, metric="cosine")
+    assert len({int(oc.symbols[i]) for i in (10, 11, 30, 31, 45)}) == 1
+    assert np.all(np.isfinite(dynamics.ir_curve(chroma, metric="cosine").ir))
+
+
+def _planted(seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(4, 6)) * 10
+    B = rng.normal(size=(6, 6)) * 10
+    parts, spans_a, spans_b = [], [], []
+    pos = 0
+
+    def bg(k):
+        nonlocal pos
+        parts.append(rng.normal(size=(k, 6)) * 10)  # unique background frames
+        pos += k
+
+    def put(m, spans):
+        nonlocal pos
+        parts.append(m)
+        spans.append((pos, pos + len(m)))
+        pos += len(m)
+
+    bg(3); put(A, spans_a); bg(5); put(B, spans_b); bg(2); put(A, spans_a); bg(4)
+    put(A, spans_a); put(B, spans_b); bg(3); put(A, spans_a); bg(2); put(B, spans_b); bg(1)
+    return np.vstack(parts), spans_a, spans_b
+
+
+def test_motifs_find_every_planted_occurrence():
+    x, spans_a, spans_b = _planted()
+    o = dynamics.build_oracle(x, threshold=1e-6)
+    ms = dynamics.motifs(o, min_length=3, min_count=2, frames_per_bar=4)
+    found = {m.length: m for m in ms}
+    assert set(found) == {4, 6}, [(m.length, m.spans) for m in ms]
+    assert found[4].spans == spans_a and found[6].spans == spans_b
+    assert found[4].count == 4 and found[6].count == 3
+    assert all(e - s == m.length for m in ms for s, e in m.spans)
+    assert found[6].bar_spans[0] == (spans_b[0][0] / 4, spans_b[0][1] / 4)
+
+
+def test_motifs_shorter_pattern_with_more_occurrences_is_kept():
+    # (1,2,3) occurs twice, (1,2) four times; (1,2) is reported with all four spans
+    seq = [9, 1, 2, 3, 8, 1, 2, 7, 1, 2, 3, 6, 5, 1, 2, 4]
+    ms = dynamics.motifs(seq, min_length=2, min_count=2, frames_per_bar=1)
+    got = {m.symbols: m.spans for m in ms}
+    assert got[(1, 2, 3)] == [(1, 4), (8, 11)]
+    assert got[(1, 2)] == [(1, 3), (5, 7), (8, 10), (13, 15)]
+    assert len(ms) == 2
+    assert dynamics.motifs(seq, min_length=2, min_count=3, frames_per_bar=1)[0].symbols == (1, 2)
+    assert dynamics.motifs(seq, min_length=4, min_count=2) == []
+
+
+def test_motifs_constant_sequence_not_flooded():
+    ms = dynamics.motifs([5] * 12, min_length=2, min_count=2)
+    assert len(ms) == 1 and ms[0].spans == [(0, 6), (6, 12)]
+
+
+def test_latent_ir_and_best_threshold():
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(8, 16))
+    z = np.vstack([base, base, base[:4], base]) + 0.01 * rng.normal(size=(28, 16))
+    th = np.linspace(0, 1, 41)
+    ir, t = dynamics.latent_ir(z, thresholds=th)
+    curve = dynamics.ir_curve(z, th, metric="cosine")
+    assert ir.shape == (28,) and t == curve.best_threshold
+    assert ir.sum() == pytest.approx(curve.best_ir, abs=1e-12)
+    # repeats are predictable: IR rises in the repeated part
+    assert ir[8:].mean() > ir[:8].mean()
+    ir2, t2 = dynamics.latent_ir(z, threshold=0.3)
+    assert t2 == 0.3 and ir2.shape == (28,)
+
+
+def test_chroma_features_resolution_and_ir_vs_bits():
+    spec = RollSpec()
+    roll = np.zeros((64, spec.n_columns), np.uint8)
+    roll[:32, [48 - 24, 52 - 24, 55 - 24]] = 1
+    f = dynamics.chroma_features(roll, spec)
+    assert f.shape == (16, 6) and np.all(f[8:] == 0)
+    x = dynamics.tonnetz_features(_chord_chroma(80))
+    rows = dynamics.ir_vs_bits({"full": [x, x], 0: [np.zeros_like(x)]}, thresholds=np.linspace(0, 2, 21))
+    assert [r["bits"] for r in rows] == ["full", 0]
+    assert rows[0]["total_ir_std"] == 0.0 and rows[0]["n_seeds"] == 2
+    assert rows[0]["total_ir_mean"] == pytest.approx(dynamics.ir_curve(x, np.linspace(0, 2, 21)).best_ir)
+    assert rows[1]["total_ir_mean"] == 0.0  # constant signal: H(X) = 0, so IR = 0 at every threshold
+
+
+def test_plots_draw_every_span():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, spans_a, spans_b = _planted()
+    ms = dynamics.motifs(dynamics.build_oracle(x, 1e-6), min_length=3)
+    fig, axes = plt.subplots(3, 1)
+    dynamics.plot_motifs(axes[0], {"query": ms}, {"query": len(x)}, frames_per_bar=1)
+    n_bars = sum(len(c.get_paths()) for c in axes[0].collections if type(c).__name__ == "PolyCollection")
+    assert n_bars == len(spans_a) + len(spans_b)
+    c = dynamics.ir_curve(x, np.linspace(0, 5, 11))
+    dynamics.plot_ir_curves(axes[1], {"q": c})
+    assert len(axes[1].lines) == 2
+    dynamics.plot_ir_over_time(axes[2], {"q": np.ones(5)})
+    assert len(axes[2].lines) == 1
+    plt.close(fig)
