@@ -3,9 +3,10 @@ plots and overlays (matplotlib), audio (fluidsynth when installed, else a built-
 
 Every function takes a roll ``(T, spec.n_columns)`` uint8 in the layout of
 :class:`qbdi_utils.pianoroll.RollSpec` (columns ``[0, n_pitches)`` = play, ``[n_pitches,
-2*n_pitches)`` = articulate, one row per 16th-note step) or a :class:`~qbdi_utils.pianoroll.Piece`
-(whose roll, spec and first tempo are then used). Row 0 is the first step of bar 1; bars are
-``spec.steps_per_frame`` steps long (one 4/4 bar).
+2*n_pitches)`` = articulate, one row per 16th-note step), binary frames ``(N, spec.frame_size)``
+(read as ``N * steps_per_frame`` rows), or a :class:`~qbdi_utils.pianoroll.Piece` (whose roll, spec
+and first tempo are then used). Row 0 is the first step of bar 1; the meter is taken as 4/4, a bar
+being one frame (``spec.steps_per_frame`` steps).
 
 How notes are read from a roll (:func:`roll_notes`): a note of pitch ``p`` starts at a step where
 ``articulate[p]`` is on, or where ``play[p]`` switches on without an articulation (so thresholded
@@ -87,6 +88,8 @@ def _unpack(roll, spec, tempo_bpm):
     if not tempo_bpm > 0:
         raise OptionError(f"tempo must be positive, got {tempo_bpm} bpm; pass e.g. tempo_bpm=120")
     roll = np.asarray(roll)
+    if roll.ndim == 2 and roll.shape[1] == spec.frame_size:  # frames (N, 2496): rows back
+        roll = roll.reshape(-1, spec.n_columns)
     if roll.ndim != 2 or roll.shape[1] != spec.n_columns:
         raise OptionError(
             f"a roll must have shape (T, {spec.n_columns}) for this RollSpec, got {roll.shape}; "
@@ -854,6 +857,8 @@ def _fluidsynth_synth(notes, n_samples, sr, sec_per_step, soundfont, program=0, 
     synth = fluidsynth.Synth(samplerate=float(sr))
     try:
         sfid = synth.sfload(str(soundfont))
+        if sfid == -1:
+            raise RuntimeError(f"fluidsynth could not load the soundfont {soundfont}")
         synth.program_select(0, sfid, 0, int(program))
         events = []
         for p, s, e in notes:
@@ -922,9 +927,18 @@ def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = Non
     notes = roll_notes(roll, spec)
     if len(notes) == 0:
         return np.zeros(n_samples, dtype=np.float32)
+    wave = None
     if use_fs:
-        wave = _fluidsynth_synth(notes, n_samples, sr, sec_per_step, find_soundfont(), program=program)
-    else:
+        try:
+            wave = _fluidsynth_synth(notes, n_samples, sr, sec_per_step, find_soundfont(), program=program)
+        except Exception as exc:  # a broken libfluidsynth or soundfont must not take audio away
+            if engine == "fluidsynth":
+                raise
+            import warnings
+
+            warnings.warn(f"fluidsynth failed ({exc}); using the built-in synthesizer", stacklevel=2)
+            n_samples = int(round(roll.shape[0] * sec_per_step * sr)) + int(round(BUILTIN_RELEASE_S * sr))
+    if wave is None:
         wave = _builtin_synth(notes, n_samples, sr, sec_per_step)
     peak = float(np.max(np.abs(wave)))
     if peak > 0:

@@ -342,3 +342,24 @@ def test_key_estimate_and_spelling():
     assert {"B-", "E-"} <= names and not any("#" in n for n in names)
     none = render.roll_to_stream(make_roll(b_flat, 40), SPEC, 120, key_sharps=None)
     assert none.recurse().getElementsByClass("KeySignature").first() is None
+
+
+def test_fluidsynth_engine_when_installed():
+    """Runs only where pyfluidsynth and a GM soundfont exist; elsewhere 'fluidsynth' must refuse."""
+    from qbdi_utils.errors import OptionError
+
+    roll = make_roll([(69, 0, 16)], 16)
+    if render.synthesis_engine() != "fluidsynth":
+        with pytest.raises(OptionError, match="builtin"):
+            render.synthesize(roll, SPEC, 120, SR, engine="fluidsynth")
+        return
+    wave = render.synthesize(roll, SPEC, 120, SR, engine="fluidsynth")
+    assert wave.dtype == np.float32 and np.abs(wave).max() > 0.5
+    assert wave.size == int(round(2.0 * SR)) + SR  # 2 s of note + 1 s tail
+    silent = render.synthesize(np.zeros_like(roll), SPEC, 120, SR, engine="fluidsynth")
+    assert not np.any(silent)
+
+
+def test_frames_are_accepted_as_rolls(known_roll):
+    frames = known_roll.reshape(-1, SPEC.frame_size)  # (2, 2496)
+    assert render.roll_notes(frames, SPEC).tolist() == render.roll_notes(known_roll, SPEC).tolist()
