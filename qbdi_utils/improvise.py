@@ -153,8 +153,11 @@ def query_warnings(model, query: Piece) -> list[str]:
     spec = model.spec
     out = []
     name = query.name or "query"
-    odd = sorted({(int(n), int(d)) for _, n, d in (query.time_signatures or [])
-                  if abs(_bar_steps(int(n), int(d), spec) - spec.steps_per_frame) > 1e-9})
+    # a leading signature that only marks the pickup (read_midi's bar_offset_steps) is no meter
+    sigs = [(int(st), int(n), int(d)) for st, n, d in (query.time_signatures or [])
+            if not (int(st) == 0 and query.bar_offset_steps > 0 and len(query.time_signatures) > 1)]
+    odd = sorted({(n, d) for _, n, d in sigs
+                  if abs(_bar_steps(n, d, spec) - spec.steps_per_frame) > 1e-9})
     if odd:
         meters = ", ".join(f"{n}/{d}" for n, d in odd)
         out.append(

@@ -168,6 +168,10 @@ def test_queries_the_model_cannot_take_as_is_are_reported(tiny_model):
     assert len(out.warnings) == 2
     assert "3/4" in text and "5 out of range" in text
     assert out.n_steps == odd.n_steps  # reported, still improvised in full
+    pickup = _query(n_frames=3, time_signatures=[(0, 1, 4), (4, 4, 4)], bar_offset_steps=4)
+    assert improvise(tiny_model, pickup).warnings == []  # a pickup's signature is no other meter
+    two_four = _query(n_frames=3, time_signatures=[(0, 1, 4), (4, 2, 4)], bar_offset_steps=4)
+    assert "2/4" in " ".join(improvise(tiny_model, two_four).warnings)
 
 
 def test_user_errors():
