@@ -363,3 +363,14 @@ def test_fluidsynth_engine_when_installed():
 def test_frames_are_accepted_as_rolls(known_roll):
     frames = known_roll.reshape(-1, SPEC.frame_size)  # (2, 2496)
     assert render.roll_notes(frames, SPEC).tolist() == render.roll_notes(known_roll, SPEC).tolist()
+
+
+def test_user_errors_are_qbdi_errors(known_roll):
+    from qbdi_utils.errors import OptionError
+
+    with pytest.raises(OptionError, match="only 2 bars"):
+        render.roll_to_stream(known_roll, SPEC, 120, bars=(3, 4))
+    with pytest.raises(OptionError, match="tempo"):
+        render.synthesize(known_roll, SPEC, tempo_bpm=0)
+    with pytest.raises(OptionError, match="shape"):
+        render.roll_to_stream(np.zeros((16, 100), np.uint8), SPEC)
