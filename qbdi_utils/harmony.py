@@ -164,7 +164,11 @@ def tonnetz(chroma_vectors, radii=TONNETZ_RADII) -> np.ndarray:
     phi = TONNETZ_MATRIX if tuple(radii) == TONNETZ_RADII else tonnetz_matrix(radii)
     l1 = np.abs(c).sum(axis=1, keepdims=True)
     safe = np.where(l1 > 0, l1, 1.0)
-    out = (c / safe) @ phi.T
+    # Elementwise products summed over the 12 pitch classes in order (not a BLAS matmul, whose
+    # summation order can depend on the number of rows): each row's projection is bit-identical
+    # whether it is computed alone or in a batch, so a per-comparison callback and a precomputed
+    # embedding give exactly the same distances (this matters at exact ties with a threshold).
+    out = ((c / safe)[:, :, None] * np.ascontiguousarray(phi.T)[None, :, :]).sum(axis=1)
     out[l1[:, 0] == 0] = 0.0
     return out[0] if single else out
 

@@ -66,15 +66,22 @@ def test_oracle_fields_equal_vmo():
 
 def test_embedding_equals_python_tonnetz_callback():
     """Euclidean on the precomputed embedding == vmo with a per-comparison Tonnetz callback."""
-    chroma = _chord_chroma(60, seed=5)
+    rng = np.random.default_rng(5)
+    vocab = np.vstack([harmony.triad_templates(), np.eye(12), np.zeros((1, 12))])  # triads, notes, rest
+    pick = rng.integers(0, len(vocab), (70, 2))
+    chroma = vocab[pick[:, 0]] * rng.integers(1, 4, (70, 1)) + vocab[pick[:, 1]] * rng.integers(0, 2, (70, 1))
 
     def cb(u, v):
         return harmony.tonnetz_distance(u, v)
 
-    r = (0.0, 2.0, 0.2)
-    (_, best_t), v_ir, _ = _vmo_curve(chroma, r, dfunc="other", dfunc_handle=cb)
-    c = dynamics.ir_curve(dynamics.tonnetz_features(chroma), np.arange(*r))
-    assert np.max(np.abs(c.ir - v_ir)) <= 1e-9 and c.best_threshold == best_t
+    # thresholds on the grid (e.g. 1.5 = note vs rest) lie within 1e-12 of exact distances, where a
+    # distance one ulp off would flip vmo's `d < threshold` decision
+    d = dynamics.pairwise_distances(dynamics.tonnetz_features(chroma))
+    assert sum((np.abs(d - t) < 1e-12).sum() for t in np.arange(0.25, 2.0, 0.25)) > 0
+    for r in ((0.0, 2.0, 0.2), (0.0, 2.0, 0.25)):
+        (_, best_t), v_ir, _ = _vmo_curve(chroma, r, dfunc="other", dfunc_handle=cb)
+        c = dynamics.ir_curve(dynamics.tonnetz_features(chroma), np.arange(*r))
+        assert np.max(np.abs(c.ir - v_ir)) <= 1e-9 and c.best_threshold == best_t
 
 
 def test_silence_rule_no_nan_and_one_symbol():

@@ -157,3 +157,14 @@ def test_chance_agreement_seeded_and_below_identity():
     assert a == b
     assert harmony.frame_agreement(q, q)["triad_agreement"] == 1.0
     assert a["triad_agreement"] < 0.5  # 6 distinct chords: chance about 1/6
+
+
+def test_tonnetz_rows_bit_identical_alone_or_in_batch():
+    # needed so a per-comparison callback and a precomputed embedding agree exactly at threshold ties
+    rng = np.random.default_rng(7)
+    cs = rng.random((300, 12)) * (rng.random((300, 12)) < 0.5)
+    batch = harmony.tonnetz(cs)
+    alone = np.vstack([harmony.tonnetz(c) for c in cs])
+    np.testing.assert_array_equal(batch, alone)
+    d = harmony.tonnetz_distance(cs[:150], cs[150:])
+    np.testing.assert_array_equal(d, [harmony.tonnetz_distance(a, b) for a, b in zip(cs[:150], cs[150:])])
