@@ -1,0 +1,127 @@
+"""``qbdi analyze``: Variable Markov Oracle analysis of one MIDI file (PAPER.md section 6).
+
+    qbdi analyze --midi FILE [--out DIR] [--force] [--resolution beat|frame] [--min-length N]
+                 [--min-count K] [--thresholds N]
+
+Prints the best threshold, the total information rate (IR) and the motifs (every occurrence, in
+bars); writes into DIR (default ``<FILE stem>_analysis``): ``ir_curve.csv``, ``ir_curve.png``,
+``motifs.csv`` and ``motifs.png``. Features are Harte's Tonnetz embedding of the chroma, compared by
+Euclidean (= Tonnetz) distance; see :mod:`qbdi_utils.dynamics`. Existing outputs are never
+overwritten without ``--force``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qbdi_utils.errors import MidiFileError, OptionError, OutputExistsError
+
+OUTPUT_FILES = ("ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png")
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``analyze`` sub-command."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="information rate, best threshold and motifs of a MIDI file (VMO)",
+        description="Build Variable Markov Oracles on the Tonnetz chroma of a MIDI file over a sweep of "
+        "thresholds; print the best threshold, the total IR and the motifs; write the IR curve "
+        "and the motif plot.",
+    )
+    p.add_argument("--midi", required=True, metavar="FILE", help="MIDI file to analyse")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default: <FILE stem>_analysis in the current directory)")
+    p.add_argument("--resolution", default="beat", metavar="{beat|frame}",
+                   help="chroma time resolution (default: beat)")
+    p.add_argument("--min-length", default="4", metavar="N",
+                   help="shortest motif in chroma frames (default 4 = one 4/4 bar of beats)")
+    p.add_argument("--min-count", default="2", metavar="K", help="fewest occurrences of a motif (default 2)")
+    p.add_argument("--thresholds", default="200", metavar="N", help="thresholds swept (default 200)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=run)
+
+
+def _int(name: str, value: str, minimum: int) -> int:
+    try:
+        v = int(str(value).strip())
+    except ValueError:
+        raise OptionError(f"{name} {value!r} is not a whole number") from None
+    if v < minimum:
+        raise OptionError(f"{name} {v} must be at least {minimum}")
+    return v
+
+
+def run(args) -> int:
+    """Handler of ``qbdi analyze``; returns the exit status."""
+    midi = Path(args.midi)
+    if not midi.is_file():
+        raise MidiFileError("no such file; pass an existing .mid file with --midi", midi)
+    if args.resolution not in ("beat", "frame"):
+        raise OptionError(f"--resolution {args.resolution!r} is not one of beat, frame")
+    min_length = _int("--min-length", args.min_length, 1)
+    min_count = _int("--min-count", args.min_count, 2)
+    n_thr = _int("--thresholds", args.thresholds, 2)
+    out = Path(args.out) if args.out else Path(f"{midi.stem}_analysis")
+    existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
+    if existing and not args.force:
+        raise OutputExistsError(f"{len(existing)} output(s) already exist there (e.g. {existing[0].name}); "
+                                "pass --force to overwrite or choose another --out", out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError("is a file, not a directory; choose another --out", out)
+
+
+    from qbdi_utils import dynamics, pianoroll
+
+    piece = pianoroll.read_midi(midi)
+    spec = piece.spec
+    roll = piece.roll[piece.bar_offset_steps:]  # frames start on the first full bar
+    per_bar = spec.steps_per_frame / (spec.steps_per_quarter if args.resolution == "beat" else spec.steps_per_frame)
+    feats = dynamics.chroma_features(roll, spec, args.resolution)
+    dist = dynamics.pairwise_distances(feats)
+    thresholds = dynamics.default_thresholds(dist, n_thr)
+    curve = dynamics.ir_curve(None, thresholds, distances=dist)
+    oracle = dynamics.build_oracle(threshold=curve.best_threshold, distances=dist)
+    found = dynamics.motifs(oracle, min_length=min_length, min_count=min_count, frames_per_bar=per_bar)
+
+    unit = "beats" if args.resolution == "beat" else "frames"
+    print(f"{midi.name}: {len(feats)} {unit} ({len(feats) / per_bar:g} bars), Tonnetz chroma, "
+          f"{len(thresholds)} thresholds")
+    print(f"best threshold: {curve.best_threshold:.6g}")
+    print(f"total IR: {curve.best_ir:.6g} bits ({curve.best_ir / max(len(feats), 1):.4g} bits per {unit[:-1]}), "
+          f"{oracle.n_symbols} symbols")
+    print(f"motifs: {len(found)} (length >= {min_length} {unit}, >= {min_count} occurrences)")
+    for k, m in enumerate(found, 1):
+        spans = ", ".join(f"[{s:g}, {e:g})" for s, e in m.bar_spans)
+        print(f"  motif {k}: {m.length} {unit}, {m.count}x at bars {spans}")
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "ir_curve.csv", "w") as f:
+        f.write("threshold,total_ir_bits,n_symbols\n")
+        for t, ir, ns in zip(curve.thresholds, curve.ir, curve.n_symbols):
+            f.write(f"{float(t)!r},{float(ir)!r},{int(ns)}\n")
+    with open(out / "motifs.csv", "w") as f:
+        f.write(f"motif,length_{unit},start_{unit[:-1]},end_{unit[:-1]},start_bar,end_bar\n")
+        for k, m in enumerate(found, 1):
+            for (s, e), (bs, be) in zip(m.spans, m.bar_spans):
+                f.write(f"{k},{m.length},{s},{e},{bs:g},{be:g}\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    dynamics.plot_ir_curves(ax, {midi.stem: curve})
+    ax.set_title(f"IR vs threshold: {midi.name}")
+    fig.tight_layout()
+    fig.savefig(out / "ir_curve.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(found), 8)))
+    dynamics.plot_motifs(ax, {midi.stem: found}, {midi.stem: len(feats)}, frames_per_bar=per_bar,
+                         max_per_signal=8)
+    ax.set_title(f"Motifs at threshold {curve.best_threshold:.3g}: {midi.name}")
+    fig.tight_layout()
+    fig.savefig(out / "motifs.png", dpi=120)
+    plt.close(fig)
+    print(f"wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}")
+    return 0

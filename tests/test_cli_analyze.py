@@ -1,0 +1,103 @@
+"""Tests of `qbdi analyze` (in-process through qbdi_utils.cli.main)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from qbdi_utils import dynamics, pianoroll
+from qbdi_utils.cli import main
+
+SPEC = pianoroll.RollSpec()
+# I-vi-IV-V in C, one chord per beat (C E G / A C E / F A C / G B D), and a "B section" of other chords
+PHRASE = [[48, 52, 55], [45, 48, 52], [41, 45, 48], [43, 47, 50]]
+OTHER = [[50, 53, 57], [52, 55, 59], [53, 57, 60], [49, 53, 56], [47, 50, 54], [46, 50, 53], [44, 48, 51],
+         [42, 46, 49]]
+
+
+def _roll(chords):
+    roll = np.zeros((4 * len(chords), SPEC.n_columns), np.uint8)
+    for i, ch in enumerate(chords):
+        for p in ch:
+            roll[4 * i:4 * i + 4, p - SPEC.min_pitch] = 1
+            roll[4 * i, SPEC.n_pitches + p - SPEC.min_pitch] = 1
+    return roll
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """Bars: A A B1 A B2 (A = the 1-bar phrase, B = two different bars): A occurs 3x at bars 0, 1, 3."""
+    chords = PHRASE + PHRASE + OTHER[:4] + PHRASE + OTHER[4:]
+    path = tmp_path_factory.mktemp("song") / "song.mid"
+    pianoroll.write_midi(_roll(chords), path, tempo_bpm=90.0, spec=SPEC)
+    return path, chords
+
+
+@pytest.fixture(autouse=True)
+def only_analyze(monkeypatch):
+    from qbdi_utils import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["analyze"])
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_analyze_prints_and_writes_matching_dynamics(capsys, tmp_path, song):
+    path, chords = song
+    out = tmp_path / "an"
+    code, stdout, err = run(capsys, "analyze", "--midi", path, "--out", out)
+    assert code == 0, err
+    feats = dynamics.chroma_features(_roll(chords), SPEC, "beat")
+    d = dynamics.pairwise_distances(feats)
+    curve = dynamics.ir_curve(feats, dynamics.default_thresholds(d, 200))
+    assert f"best threshold: {curve.best_threshold:.6g}" in stdout
+    assert f"total IR: {curve.best_ir:.6g} bits" in stdout
+    # the planted phrase: one bar, three times, at bars 0, 1 and 3 (frames are bar-aligned)
+    assert "4 beats, 3x at bars [0, 1), [1, 2), [3, 4)" in stdout
+    for f in ("ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png"):
+        assert (out / f).stat().st_size > 0
+    with open(out / "ir_curve.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 200
+    np.testing.assert_allclose([float(r["total_ir_bits"]) for r in rows], curve.ir, rtol=0, atol=0)
+    with open(out / "motifs.csv") as f:
+        spans = [(int(r["start_beat"]), int(r["end_beat"])) for r in csv.DictReader(f) if r["motif"] == "1"]
+    assert spans == [(0, 4), (4, 8), (12, 16)]
+
+
+def test_analyze_refuses_to_overwrite_then_force(capsys, tmp_path, song):
+    path, _ = song
+    out = tmp_path / "an"
+    assert run(capsys, "analyze", "--midi", path, "--out", out)[0] == 0
+    code, _, err = run(capsys, "analyze", "--midi", path, "--out", out)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("qbdi analyze: error:") and "--force" in lines[0]
+    assert run(capsys, "analyze", "--midi", path, "--out", out, "--force")[0] == 0
+
+
+@pytest.mark.parametrize("argv_tail, needle", [
+    (["--min-count", "1"], "--min-count"),
+    (["--resolution", "bar"], "--resolution"),
+    (["--thresholds", "x"], "--thresholds"),
+])
+def test_analyze_option_errors_are_one_line(capsys, tmp_path, song, argv_tail, needle):
+    path, _ = song
+    code, _, err = run(capsys, "analyze", "--midi", path, "--out", tmp_path / "o", *argv_tail)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_analyze_bad_files(capsys, tmp_path):
+    code, _, err = run(capsys, "analyze", "--midi", tmp_path / "missing.mid", "--out", tmp_path / "o")
+    assert code == 2 and "missing.mid" in err and len(err.strip().splitlines()) == 1
+    junk = tmp_path / "junk.mid"
+    junk.write_bytes(b"not a midi file")
+    code, _, err = run(capsys, "analyze", "--midi", junk, "--out", tmp_path / "o")
+    assert code == 2 and "junk.mid" in err and len(err.strip().splitlines()) == 1
