@@ -304,6 +304,23 @@ def _make_trainer(cfg: dict, seed: int, fit_opts: dict | None = None):
     return trainer
 
 
+def _fit_function(trainer, x_tr: np.ndarray, cfg: dict, x_ho: np.ndarray | None = None,
+                  callbacks=()):
+    """The project's training loop: ``fit(epochs) -> Keras history dict`` over in-memory frames."""
+    x_tr = np.asarray(x_tr, dtype=np.float32)
+    y_tr = np.zeros((len(x_tr), 1), np.float32)
+    val = None
+    if x_ho is not None:
+        val = (np.asarray(x_ho, dtype=np.float32), np.zeros((len(x_ho), 1), np.float32))
+
+    def fit(epochs: int) -> dict:
+        return trainer.fit(x_tr, y_tr, batch_size=int(cfg["batch_size"]), epochs=int(epochs),
+                           validation_data=val, shuffle=True, verbose=0,
+                           callbacks=list(callbacks)).history
+
+    return fit
+
+
 def _seed_everything(seed: int) -> None:
     keras = _keras()
     keras.utils.set_random_seed(int(seed))
@@ -644,14 +661,9 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
     keras = _keras()
     _seed_everything(seed)
     trainer = _make_trainer(cfg, seed, fit_options)
-    y_tr = np.zeros((len(x_tr), 1), np.float32)
-    y_ho = np.zeros((len(x_ho), 1), np.float32)
+    fit = _fit_function(trainer, x_tr, cfg, x_ho, [_TqdmEpochs(cfg["epochs"], progress)])
     t0 = time.perf_counter()
-    hist = trainer.fit(
-        x_tr.astype(np.float32), y_tr, batch_size=cfg["batch_size"], epochs=cfg["epochs"],
-        validation_data=(x_ho.astype(np.float32), y_ho), shuffle=True, verbose=0,
-        callbacks=[_TqdmEpochs(cfg["epochs"], progress)],
-    ).history
+    hist = fit(cfg["epochs"])
     train_seconds = time.perf_counter() - t0
 
     model = StyleVAE(trainer.encoder, trainer.decoder, spec=spec, config=cfg,

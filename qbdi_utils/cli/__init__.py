@@ -16,7 +16,7 @@ from qbdi_utils import __version__
 from qbdi_utils.errors import QbdiError
 
 # Sub-command modules, in the order `qbdi --help` lists them.
-COMMAND_MODULES = ["frames", "improvise"]
+COMMAND_MODULES = ["frames", "improvise", "train", "analyze"]
 
 
 def build_parser() -> argparse.ArgumentParser:
