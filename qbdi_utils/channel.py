@@ -427,7 +427,7 @@ class Allocation:
     Attributes:
         bits: (L,) int64 (static) or (N, L) int64 (dynamic); None at full rate.
         mu: (L,) or (N, L) float64, mu_e of the channel.
-        var: (L,) float64, sigma_e^2 of the channel.
+        var: (L,) or (N, L) (dynamic) float64, sigma_e^2 of the channel.
         allocation_var: (L,) or (N, L) float64, the variances the bits were allocated on.
         mode: statistics mode; dynamic: per-frame allocation; total_bits: budget per frame or None.
     """
@@ -449,7 +449,11 @@ class Allocation:
 
     @property
     def expected_distortion(self) -> float:
-        """Sum over components of var 2^(-2 bits): expected squared error per frame (0 at full rate)."""
+        """Mean over frames of sum_j var_j 2^(-2 bits_j): expected squared error per frame (0 at full rate).
+
+        Static: expectation over a Gaussian source with the mode's statistics. Dynamic: the exact
+        expectation over the channel noise given the frames' latent means.
+        """
         if self.bits is None:
             return 0.0
         return float(np.mean(np.sum(allocation_distortion(self.var, self.bits), axis=-1)))
@@ -462,9 +466,13 @@ def allocate(
 
     Static (default): one allocation, by :func:`reverse_water_filling` on the source variance of
     ``mode``, shared by all frames. Dynamic: the same budget in every frame, allocated on that
-    frame's own statistics: the squared deviation ``(z_mean[n] - mu)^2`` of the frame from the
-    source mean (a one-frame variance estimate whose average over frames is the query variance),
-    or, in ``"posterior"`` mode, the frame's posterior variance ``exp(z_logvar[n])``.
+    frame's own statistics, which then also serve as the channel's variance for that frame: the
+    squared deviation ``(z_mean[n] - mu)^2`` of the frame from the source mean (a one-frame variance
+    estimate; averaged over the query's frames it is the ``"query"`` variance), or, in
+    ``"posterior"`` mode, the frame's posterior variance ``exp(z_logvar[n])``. With the deviation as
+    variance, the channel's expected squared error for that frame is exactly
+    ``sum_j dev_j 4^(-bits_j)`` (no noise is spent on a component that sits at the mean), which
+    the greedy allocation minimises frame by frame.
 
     Args:
         z_mean: (N, L) float, latent means.
@@ -488,14 +496,15 @@ def allocate(
             alloc_var = (z - mu) ** 2
     else:
         alloc_var = var
+    channel_var = alloc_var if dynamic else var
     if total_bits is None:
-        return Allocation(None, mu, var, alloc_var, mode, bool(dynamic), None)
+        return Allocation(None, mu, channel_var, alloc_var, mode, bool(dynamic), None)
     budget = _budget(total_bits)
     if dynamic:
         bits = np.stack([reverse_water_filling(row, budget) for row in alloc_var])
     else:
         bits = reverse_water_filling(alloc_var, budget)
-    return Allocation(bits, mu, var, alloc_var, mode, bool(dynamic), budget)
+    return Allocation(bits, mu, channel_var, alloc_var, mode, bool(dynamic), budget)
 
 
 def transmit(

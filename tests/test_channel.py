@@ -359,6 +359,23 @@ def test_dynamic_allocation_spends_the_budget_in_every_frame_on_that_frame():
     np.testing.assert_array_equal(z_d[alloc.bits == 0], np.broadcast_to(alloc.mu, z_mean.shape)[alloc.bits == 0])
 
 
+def test_dynamic_channel_error_is_the_allocated_distortion_of_each_frame():
+    """Per-frame deviation as the channel variance: E[(z - z_d)^2 | z] = dev 4^-bits exactly."""
+    rng = np.random.default_rng(8)
+    z_mean = rng.normal(0, 1.0, (40, 6)) * np.array([3.0, 2.0, 1.0, 0.5, 0.2, 0.05])
+    tiled = np.tile(z_mean, (2000, 1))  # same mean, same frames: 2000 channel draws of each frame
+    z_d, alloc = transmit(tiled, None, 9, dynamic=True, rng=1, return_allocation=True)
+    dev = (z_mean - z_mean.mean(0)) ** 2
+    for frame in (0, 7, 23):
+        bits = naive_greedy(dev[frame], 9)
+        np.testing.assert_array_equal(alloc.bits[frame], bits)
+        err = np.mean((z_d[frame::40] - z_mean[frame]) ** 2, axis=0)
+        np.testing.assert_allclose(err, dev[frame] * 4.0 ** (-bits), rtol=0.1)
+    np.testing.assert_allclose(
+        alloc.expected_distortion, np.mean(np.sum(dev * 4.0 ** (-alloc.bits[:40]), axis=1)), rtol=1e-6
+    )
+
+
 def test_transmit_full_rate_and_reproducibility():
     z_mean, z_logvar = _latents_with_collapsed_components(n=8)
     z32 = z_mean.astype(np.float32)
