@@ -1,0 +1,621 @@
+"""Training corpora and queries as piano-roll frames, cached. Notebook 01.
+
+One code path serves every input: music21's Bach chorales are written to a temporary MIDI file by
+music21 and read back with :func:`qbdi_utils.pianoroll.read_midi`, exactly like any ``.mid`` file of a
+user's folder. Only the bar lines come from music21 (a chorale's pickup), since a MIDI file written
+by music21 does not mark them.
+
+Key normalisation (the default ``transpose="tonic"``): every piece is moved by at most a tritone so
+that its tonic is C: major pieces to C major, minor pieces to C minor. The paper's query is in C and
+its claim is that low rates make the output "converge on the tonic chord of the piece (C)" (PAPER.md
+section 5); what a starved channel converges to is the corpus's average, so the corpus must share the
+query's tonic. With keys mixed the corpus average has no tonic (its best triad is G, the chorales
+favouring sharp keys); with the relative scheme (C major / A minor) the average triad is A minor,
+because 45% of the 4/4 chorales are minor; with every tonic on C it is C major and the two most common
+frame triads are C and C minor. Notebook 01 shows the numbers. Augmenting by transposition (option
+``augment``) would put the other tonics back, so it is off by default. The estimated key comes from
+the roll itself (Krumhansl-Kessler profiles on duration-weighted pitch classes), so folders of MIDI
+files get the same treatment.
+
+The cache: ``paths.cache_dir()/corpus-<fingerprint>.npz``, where the fingerprint hashes the source
+(music21 version and file list, or each file's name, size and modification time), the roll spec and
+every option. A changed option, spec or file makes a new cache entry; nothing is ever stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qbdi_utils import paths
+from qbdi_utils.errors import CorpusError, OptionError, QbdiError
+from qbdi_utils.pianoroll import (
+    Piece, RollSpec, pitch_class_histogram, read_midi, to_frames, transpose_roll,
+)
+
+#: Bump when the reader or the frame layout changes, so old caches are not reused.
+CACHE_VERSION = 1
+
+#: Queries shipped in data/queries (file stems), default first. See data/README.md.
+QUERY_NAMES = ("haydn_op74no1_mvt1", "joplin_maple_leaf_rag", "boston_boys_reel")
+DEFAULT_QUERY = QUERY_NAMES[0]
+
+#: Where each query comes from in the music21 corpus, and whether repeats are written out
+#: (the Haydn movement is long enough without its exposition repeat), for :func:`export_queries`.
+QUERY_SOURCES = {
+    "haydn_op74no1_mvt1": ("haydn/opus74no1/movement1", False),
+    "joplin_maple_leaf_rag": ("joplin/maple_leaf_rag", True),
+    "boston_boys_reel": ("ryansMammoth/BostonBoysReel", True),
+}
+
+#: Files of music21's Bach folder that are not chorales.
+_NOT_CHORALES = {"bwv846": "not a chorale (Well-Tempered Clavier prelude)"}
+
+TRANSPOSE_MODES = (None, "relative", "tonic")
+
+# Krumhansl & Kessler (1982) key profiles, C = index 0.
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+# ---------------------------------------------------------------------------------------------
+# keys
+
+def estimate_key(roll: np.ndarray, spec: RollSpec = RollSpec()) -> tuple[int, str, float]:
+    """Key of a roll by the Krumhansl-Kessler method on duration-weighted pitch classes.
+
+    Args:
+        roll: (T, spec.n_columns) roll.
+        spec: roll layout.
+
+    Returns:
+        (tonic pitch class 0..11 with C = 0, "major" or "minor", correlation of the best profile).
+
+    Used in: notebooks/01_data_prep.ipynb
+    """
+    h = pitch_class_histogram(roll, spec)
+    best = (0, "major", -2.0)
+    if h.sum() == 0:
+        return best
+    for mode, prof in (("major", _KK_MAJOR), ("minor", _KK_MINOR)):
+        for tonic in range(12):
+            r = float(np.corrcoef(h, np.roll(prof, tonic))[0, 1])
+            if r > best[2]:
+                best = (tonic, mode, r)
+    return best
+
+
+def key_name(tonic: int, mode: str) -> str:
+    """'C major', 'A minor', ..."""
+    return f"{PITCH_CLASS_NAMES[tonic % 12]} {mode}"
+
+
+def normalising_shift(tonic: int, mode: str, transpose: str | None) -> int:
+    """Semitones (-6..5) that move a key to C major / A minor ("relative") or to tonic C ("tonic").
+
+    Args:
+        tonic: pitch class of the tonic, C = 0.
+        mode: "major" or "minor".
+        transpose: None (no shift), "relative" or "tonic".
+
+    Returns:
+        The shift in semitones, the smallest in size (ties go down).
+    """
+    if transpose is None:
+        return 0
+    target = 9 if (transpose == "relative" and mode == "minor") else 0
+    return ((target - tonic + 6) % 12) - 6
+
+
+# ---------------------------------------------------------------------------------------------
+# the corpus object
+
+@dataclass
+class Corpus:
+    """Frames of a corpus, with where each frame came from and what was left out.
+
+    Attributes:
+        frames: (N, spec.frame_size) uint8, bar-aligned frames of all kept pieces (and their
+            augmented copies), in piece order.
+        piece_index: (N,) int, index into ``piece_names`` of each frame.
+        piece_names: names of the kept pieces; augmented copies are named "<name>@+2" etc.
+        skipped: list of (name, reason) for every piece that was not used.
+        fingerprint: hex digest identifying source, spec and options (the cache key).
+        spec: the roll layout.
+        options: the options the corpus was built with.
+        pieces: one dict per entry of ``piece_names``: name, key (estimated, before
+            transposition), shift (semitones applied), n_frames, n_steps, dropped (counts).
+        from_cache: whether this object was read from the cache.
+        load_seconds: wall-clock seconds this load took.
+        cache_path: the .npz file (None when caching was off).
+    """
+
+    frames: np.ndarray
+    piece_index: np.ndarray
+    piece_names: list
+    skipped: list
+    fingerprint: str
+    spec: RollSpec = field(default_factory=RollSpec)
+    options: dict = field(default_factory=dict)
+    pieces: list = field(default_factory=list)
+    from_cache: bool = False
+    load_seconds: float = 0.0
+    cache_path: Path | None = None
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames N."""
+        return int(self.frames.shape[0])
+
+    def piece_frames(self, i: int) -> np.ndarray:
+        """Frames of piece ``i``: (n_i, spec.frame_size) uint8."""
+        return self.frames[self.piece_index == i]
+
+    def skipped_reasons(self) -> dict:
+        """Counts of skipped pieces by reason, shortened to its kind ("meter 3/4", ...)."""
+        out: dict[str, int] = {}
+        for _, reason in self.skipped:
+            kind = re.sub(r" at step \d+", "", reason.split(";")[0].split(" (")[0]).strip()
+            out[kind] = out.get(kind, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def dropped_totals(self) -> dict:
+        """Notes that could not be represented, summed over kept pieces, by reason."""
+        out: dict[str, int] = {}
+        for p in self.pieces:
+            for k, v in p["dropped"].items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    def summary(self) -> dict:
+        """Counts worth printing: pieces kept/skipped, frames, skip reasons, dropped notes."""
+        base = [p for p in self.pieces if "@" not in p["name"]]
+        return {
+            "pieces_kept": len(base),
+            "pieces_with_augmentation": len(self.pieces),
+            "pieces_skipped": len(self.skipped),
+            "frames": self.n_frames,
+            "skipped_by_reason": self.skipped_reasons(),
+            "notes_dropped": self.dropped_totals(),
+            "from_cache": self.from_cache,
+            "load_seconds": round(self.load_seconds, 3),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# sources
+
+def chorale_paths() -> list[Path]:
+    """The Bach chorale score files shipped with music21 (MusicXML only; no download)."""
+    from music21 import corpus as m21corpus
+
+    files = [Path(p) for p in m21corpus.getComposer("bach")]
+    return sorted((p for p in files if p.suffix in (".mxl", ".xml")), key=lambda p: p.name)
+
+
+def _folder_paths(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".mid", ".midi")),
+                  key=lambda p: str(p.relative_to(folder)))
+
+
+def _short_reason(exc: Exception) -> str:
+    """The reason part of an error message (without the leading path)."""
+    msg = str(exc)
+    path = getattr(exc, "path", None)
+    if path is not None and msg.startswith(f"{path}: "):
+        msg = msg[len(f"{path}: "):]
+    return msg
+
+
+def _m21_pickup_quarters(score) -> float:
+    """Length in quarter notes of a pickup measure (0 when the score starts on a bar line)."""
+    try:
+        part = score.parts[0]
+        measures = list(part.getElementsByClass("Measure"))
+        if not measures:
+            return 0.0
+        m0 = measures[0]
+        bar = float(m0.barDuration.quarterLength)
+        have = float(m0.duration.quarterLength)
+        if float(m0.paddingLeft) > 0 or (len(measures) > 1 and 0 < have < bar):
+            return float(measures[1].offset) if len(measures) > 1 else 0.0
+    except Exception:  # an odd score: treat as starting on a bar line
+        return 0.0
+    return 0.0
+
+
+def score_to_piece(score, name: str, spec: RollSpec = RollSpec(), *, meter: str | None = None,
+                   tmp_dir: str | Path | None = None) -> Piece:
+    """A music21 score through MIDI into a Piece, with its pickup from music21's bar lines.
+
+    Args:
+        score: a music21 Score (or Stream).
+        name: piece name.
+        spec: roll layout.
+        meter: passed to :func:`read_midi` ("4/4" to require 4/4).
+        tmp_dir: where to write the temporary MIDI file.
+
+    Returns:
+        Piece whose ``bar_offset_steps`` is the pickup length in steps.
+
+    Used in: notebooks/01_data_prep.ipynb
+    """
+    fd, tmp = tempfile.mkstemp(suffix=".mid", prefix="qbdi-", dir=tmp_dir)
+    os.close(fd)
+    try:
+        score.write("midi", fp=tmp)
+        piece = read_midi(tmp, spec, meter=meter)
+    except QbdiError as exc:
+        raise type(exc)(_short_reason(exc), name) from None
+    finally:
+        os.unlink(tmp)
+    piece.name = name
+    piece.bar_offset_steps = int(round(_m21_pickup_quarters(score) * spec.steps_per_quarter))
+    return piece
+
+
+def _load_chorale(path: Path, spec: RollSpec, meter: str | None) -> Piece:
+    from music21 import converter
+
+    try:
+        score = converter.parse(str(path))
+    except Exception as exc:
+        raise CorpusError(f"music21 could not parse it ({type(exc).__name__}: {exc})", path.stem) from None
+    return score_to_piece(score, path.stem, spec, meter=meter)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+def _check_options(source, transpose, augment, meter, limit):
+    if transpose not in TRANSPOSE_MODES:
+        raise OptionError(f"transpose must be one of {TRANSPOSE_MODES}, got {transpose!r}")
+    aug = tuple(sorted({int(a) for a in (augment or ())} - {0}))
+    if any(abs(a) > 11 for a in aug):
+        raise OptionError(f"augment shifts must lie within -11..11 semitones, got {augment!r}")
+    if meter is not None and not re.fullmatch(r"\d+/\d+", str(meter)):
+        raise OptionError(f"meter must look like '4/4' or be None, got {meter!r}")
+    if limit is not None and int(limit) < 1:
+        raise OptionError(f"limit must be a positive number of pieces or None, got {limit!r}")
+    return aug
+
+
+def _source_id(source) -> tuple[str, list[Path], str]:
+    """(kind, files, identity string) of a corpus source."""
+    if isinstance(source, str) and source == "chorales":
+        import music21
+
+        files = [p for p in chorale_paths()]
+        ident = f"music21-chorales-{music21.__version__}-" + ",".join(p.name for p in files)
+        return "chorales", files, ident
+    folder = Path(source)
+    if not folder.exists():
+        raise CorpusError("no such corpus: give 'chorales' or a folder of .mid/.midi files", folder)
+    if folder.is_file():
+        files = [folder]
+    else:
+        files = _folder_paths(folder)
+    if not files:
+        raise CorpusError("the folder holds no .mid or .midi files", folder)
+    parts = []
+    for p in files:
+        st = p.stat()
+        parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    return "folder", files, f"folder-{folder.resolve()}-" + ",".join(parts)
+
+
+def corpus_fingerprint(ident: str, spec: RollSpec, options: dict) -> str:
+    """Hex digest (16 chars) of source identity, spec and options: the cache key."""
+    blob = json.dumps({"v": CACHE_VERSION, "source": ident, "spec": spec.to_dict(),
+                       "options": options}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: str | None = "tonic",
+                augment=(), meter: str | None = "4/4", limit: int | None = None, cache: bool = True,
+                progress: bool = True) -> Corpus:
+    """Load a corpus as bar-aligned frames, from the cache when possible.
+
+    Every piece goes through MIDI and :func:`read_midi`. Pieces that fail (bad file, no notes,
+    wrong meter, ...) are skipped and listed in ``Corpus.skipped`` with the reason; loading never
+    stops halfway.
+
+    Args:
+        source: "chorales" (music21's Bach chorales, no download) or a folder of .mid/.midi files
+            (searched recursively) or a single MIDI file.
+        spec: roll layout.
+        transpose: "tonic" (every piece to tonic C: C major or C minor; the default, see the module
+            docstring), "relative" (major pieces to C major, minor to A minor) or None (keep keys).
+        augment: extra transpositions in semitones applied after ``transpose`` to every piece,
+            e.g. (-2, -1, 1, 2); () for none (the default).
+        meter: "4/4" keeps only pieces in 4/4 (the frame is one 4/4 bar); None keeps every meter.
+        limit: use at most this many source pieces (in sorted order), e.g. for quick tests.
+        cache: read/write ``paths.cache_dir()/corpus-<fingerprint>.npz``.
+        progress: show a tqdm progress bar while parsing.
+
+    Returns:
+        Corpus (frames (N, spec.frame_size) uint8, piece_index (N,), ...).
+
+    Raises:
+        CorpusError: unknown source, empty folder, or no usable piece at all.
+        OptionError: an option out of range.
+
+    Used in: notebooks/01_data_prep.ipynb, notebooks/02_vae_training.ipynb
+    """
+    t0 = time.perf_counter()
+    aug = _check_options(source, transpose, augment, meter, limit)
+    kind, files, ident = _source_id(source)
+    if limit is not None:
+        files = files[: int(limit)]
+    options = {"transpose": transpose, "augment": list(aug), "meter": meter,
+               "limit": None if limit is None else int(limit)}
+    fp = corpus_fingerprint(ident, spec, options)
+    cache_path = paths.cache_dir() / f"corpus-{fp}.npz"
+    if cache and cache_path.exists():
+        try:
+            c = _read_cache(cache_path, spec)
+            c.load_seconds = time.perf_counter() - t0
+            return c
+        except Exception:  # a damaged cache file is rebuilt, never trusted
+            pass
+
+    parsed = _parse_pieces(kind, source, files, ident, spec, meter, limit, cache, progress)
+    frames_list, index_list, names, pieces = [], [], [], []
+    for piece in parsed["pieces"]:
+        tonic, mode, _ = estimate_key(piece.roll, spec)
+        base_shift = normalising_shift(tonic, mode, transpose)
+        for extra in (0,) + aug:
+            shift = base_shift + extra
+            roll, lost = transpose_roll(piece.roll, shift, spec) if shift else (piece.roll, 0)
+            fr = to_frames(roll, spec, piece.bar_offset_steps)
+            dropped = dict(piece.dropped)
+            if lost:
+                dropped["transposed_out_of_range"] = lost
+            name = piece.name if extra == 0 else f"{piece.name}@{extra:+d}"
+            index_list.append(np.full(len(fr), len(names), dtype=np.int32))
+            frames_list.append(fr)
+            names.append(name)
+            pieces.append({"name": name, "key": key_name(tonic, mode), "shift": int(shift),
+                           "n_frames": int(len(fr)), "n_steps": int(piece.n_steps),
+                           "bar_offset_steps": int(piece.bar_offset_steps), "dropped": dropped})
+    skipped = parsed["skipped"]
+    if not names:
+        reasons = "; ".join(f"{n}: {r}" for n, r in skipped[:5])
+        raise CorpusError(f"no usable piece among {len(files)} files ({reasons})",
+                          source if kind == "folder" else "chorales")
+    c = Corpus(frames=np.concatenate(frames_list), piece_index=np.concatenate(index_list),
+               piece_names=names, skipped=skipped, fingerprint=fp, spec=spec, options=options,
+               pieces=pieces, from_cache=False)
+    if cache:
+        _write_cache(cache_path, c)
+        c.cache_path = cache_path
+    c.load_seconds = time.perf_counter() - t0
+    return c
+
+
+def _parse_pieces(kind, source, files, ident, spec, meter, limit, cache, progress) -> dict:
+    """Every source file -> Piece (untransposed), or a skip reason; cached as pieces-<fp>.npz.
+
+    This is the slow, cold part (music21 parsing); every transposition/augmentation option reuses it.
+    """
+    fp = corpus_fingerprint(ident, spec, {"stage": "pieces", "meter": meter,
+                                          "limit": None if limit is None else int(limit)})
+    path = paths.cache_dir() / f"pieces-{fp}.npz"
+    if cache and path.exists():
+        try:
+            return _read_pieces(path, spec)
+        except Exception:  # damaged: rebuild
+            pass
+    it = files
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(files, desc=f"parsing {kind}", unit="piece")
+    pieces, skipped = [], []
+    for path_i in it:
+        if kind == "chorales":
+            stem = path_i.stem
+        elif Path(source).is_dir():
+            stem = str(path_i.relative_to(source))
+        else:
+            stem = path_i.name
+        if kind == "chorales" and path_i.stem in _NOT_CHORALES:
+            skipped.append((stem, _NOT_CHORALES[path_i.stem]))
+            continue
+        try:
+            if kind == "chorales":
+                piece = _load_chorale(path_i, spec, meter)
+            else:
+                piece = read_midi(path_i, spec, meter=meter)
+                piece.name = stem
+        except QbdiError as exc:
+            skipped.append((stem, _short_reason(exc)))
+            continue
+        except Exception as exc:  # music21 internals: report, do not stop
+            skipped.append((stem, f"unexpected {type(exc).__name__}: {exc}"))
+            continue
+        pieces.append(piece)
+    out = {"pieces": pieces, "skipped": skipped}
+    if cache and pieces:
+        _write_pieces(path, out)
+    return out
+
+
+def _write_pieces(path: Path, parsed: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ps = parsed["pieces"]
+    rolls = np.concatenate([p.roll for p in ps])
+    meta = {"skipped": [list(s) for s in parsed["skipped"]],
+            "pieces": [{"name": p.name, "n_steps": p.n_steps, "bar_offset_steps": p.bar_offset_steps,
+                        "dropped": p.dropped, "tempo_map": p.tempo_map,
+                        "time_signatures": p.time_signatures, "ticks_per_beat": p.ticks_per_beat}
+                       for p in ps],
+            "spec": ps[0].spec.to_dict()}
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, rolls=np.packbits(rolls, axis=1), n_columns=rolls.shape[1],
+                        meta=np.array(json.dumps(meta)))
+    os.replace(tmp, path)
+
+
+def _read_pieces(path: Path, spec: RollSpec) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        rolls = np.unpackbits(z["rolls"], axis=1, count=int(z["n_columns"]))
+    if RollSpec.from_dict(meta["spec"]) != spec:
+        raise ValueError("spec mismatch")
+    pieces, start = [], 0
+    for m in meta["pieces"]:
+        n = m["n_steps"]
+        pieces.append(Piece(roll=rolls[start:start + n], spec=spec, name=m["name"],
+                            tempo_map=[tuple(t) for t in m["tempo_map"]],
+                            time_signatures=[tuple(t) for t in m["time_signatures"]],
+                            ticks_per_beat=m["ticks_per_beat"],
+                            bar_offset_steps=m["bar_offset_steps"], dropped=m["dropped"]))
+        start += n
+    return {"pieces": pieces, "skipped": [tuple(s) for s in meta["skipped"]]}
+
+
+def _write_cache(path: Path, c: Corpus) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"piece_names": c.piece_names, "skipped": [list(s) for s in c.skipped],
+            "fingerprint": c.fingerprint, "spec": c.spec.to_dict(), "options": c.options,
+            "pieces": c.pieces}
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, frames=np.packbits(c.frames, axis=1), n_columns=c.frames.shape[1],
+                        piece_index=c.piece_index, meta=np.array(json.dumps(meta)))
+    os.replace(tmp, path)
+
+
+def _read_cache(path: Path, spec: RollSpec) -> Corpus:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        n_col = int(z["n_columns"])
+        frames = np.unpackbits(z["frames"], axis=1, count=n_col)
+        piece_index = z["piece_index"]
+    if RollSpec.from_dict(meta["spec"]) != spec:
+        raise ValueError("spec mismatch")
+    return Corpus(frames=frames, piece_index=piece_index, piece_names=meta["piece_names"],
+                  skipped=[tuple(s) for s in meta["skipped"]], fingerprint=meta["fingerprint"],
+                  spec=spec, options=meta["options"], pieces=meta["pieces"], from_cache=True,
+                  cache_path=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# queries
+
+def default_query_path() -> Path:
+    """data/queries/<DEFAULT_QUERY>.mid"""
+    return paths.QUERY_DIR / f"{DEFAULT_QUERY}.mid"
+
+
+def query_path(name: str | None = None) -> Path:
+    """Path of a shipped query by name (a stem from QUERY_NAMES) or of any MIDI file path."""
+    if name is None:
+        return default_query_path()
+    p = paths.QUERY_DIR / f"{name}.mid"
+    if p.exists() or name in QUERY_NAMES:
+        return p
+    return Path(name)
+
+
+def load_query(name: str | None = None, spec: RollSpec = RollSpec(), *,
+               transpose: str | None = None) -> Piece:
+    """A query piece: one of data/queries (default: :data:`DEFAULT_QUERY`) or any MIDI file.
+
+    Bar lines: the shipped queries mark a pickup with a short first time signature, which
+    :func:`read_midi` turns into ``bar_offset_steps``; use
+    :func:`qbdi_utils.pianoroll.piece_to_frames` to get bar-aligned frames.
+
+    Args:
+        name: a name from :data:`QUERY_NAMES`, a path to a MIDI file, or None for the default.
+        spec: roll layout.
+        transpose: None keeps the key (default); "relative"/"tonic" as in :func:`load_corpus`.
+
+    Returns:
+        Piece.
+
+    Raises:
+        MidiFileError, NoNotesError: as :func:`read_midi`.
+
+    Used in: notebooks/01_data_prep.ipynb, notebooks/04_query_generation.ipynb
+    """
+    if transpose not in TRANSPOSE_MODES:
+        raise OptionError(f"transpose must be one of {TRANSPOSE_MODES}, got {transpose!r}")
+    piece = read_midi(query_path(name), spec)
+    if transpose is not None:
+        tonic, mode, _ = estimate_key(piece.roll, spec)
+        shift = normalising_shift(tonic, mode, transpose)
+        if shift:
+            piece.roll, lost = transpose_roll(piece.roll, shift, spec)
+            if lost:
+                piece.dropped["transposed_out_of_range"] = lost
+    return piece
+
+
+def export_queries(force: bool = False, out_dir: Path | None = None) -> list[Path]:
+    """Write the shipped queries from the music21 corpus into data/queries (provenance: data/README.md).
+
+    Repeats are written out where :data:`QUERY_SOURCES` says so; a pickup is marked by a short first time signature so :func:`read_midi`
+    knows the bar lines.
+
+    Args:
+        force: overwrite existing files.
+        out_dir: target folder (default ``paths.QUERY_DIR``).
+
+    Returns:
+        The paths written (or already present).
+    """
+    import mido
+    from music21 import corpus as m21corpus
+
+    out_dir = Path(out_dir or paths.QUERY_DIR)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (src, expand) in QUERY_SOURCES.items():
+        out = out_dir / f"{name}.mid"
+        written.append(out)
+        if out.exists() and not force:
+            continue
+        score = m21corpus.parse(src)
+        if expand:
+            score = score.expandRepeats()
+        else:  # music21 writes repeats out when making MIDI; drop the repeat signs instead
+            for m in score.recurse().getElementsByClass("Measure"):
+                if "Repeat" in type(m.leftBarline).__name__:
+                    m.leftBarline = None
+                if "Repeat" in type(m.rightBarline).__name__:
+                    m.rightBarline = None
+        pickup_q = _m21_pickup_quarters(score)
+        score.write("midi", fp=str(out))
+        mid = mido.MidiFile(str(out))
+        if pickup_q > 0:
+            tpb = mid.ticks_per_beat
+            conductor = mid.tracks[0]
+            msgs, tick = [], 0
+            for m in conductor:
+                tick += m.time
+                msgs.append((tick, m))
+            ts = [m for _, m in msgs if m.type == "time_signature"]
+            num, den = (ts[0].numerator, ts[0].denominator) if ts else (4, 4)
+            p_ticks = int(round(pickup_q * tpb))
+            keep = [(t, m) for t, m in msgs if m.type != "time_signature" or t > 0]
+            keep.append((0, mido.MetaMessage("time_signature", numerator=int(round(pickup_q * den / 4)) or 1,
+                                             denominator=den, time=0)))
+            keep.append((p_ticks, mido.MetaMessage("time_signature", numerator=num, denominator=den, time=0)))
+            keep.sort(key=lambda x: (x[0], x[1].type == "end_of_track"))
+            new, now = mido.MidiTrack(), 0
+            for t, m in keep:
+                new.append(m.copy(time=t - now))
+                now = t
+            mid.tracks[0] = new
+        mid.save(str(out))
+    return written
