@@ -371,7 +371,8 @@ def source_stats(z_mean, z_logvar=None, mode="query", corpus_stats=None) -> tupl
       components the music uses.
 
     (The channel's noise-variance fix, std vs variance, is in :func:`berger_channel` and applies
-    to every mode.)
+    to every mode. A one-bar query has zero variance in ``"query"`` mode: no component gets bits
+    and the bar itself, its own mean, is sent at every budget.)
 
     Args:
         z_mean: (N, L) float, latent means of the query's frames.
