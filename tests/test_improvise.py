@@ -122,6 +122,32 @@ def test_pickup_is_aligned_and_cut_back(tiny_model):
     assert pianoroll.is_valid_roll(out.roll, q.spec)
 
 
+class IdentityModel:
+    """A stand-in 'autoencoder' whose latent state is the frame itself: full rate must give the query."""
+
+    spec = RollSpec()
+    threshold = 0.5
+    latent_dim = RollSpec().frame_size
+    corpus_stats = {"mean": np.zeros(latent_dim), "var": np.ones(latent_dim)}
+
+    def encode(self, frames):
+        x = np.asarray(frames, np.float32)
+        return x, np.zeros_like(x)
+
+    def decode(self, z):
+        return np.clip(np.asarray(z, np.float32), 0.0, 1.0)
+
+
+@pytest.mark.parametrize("pickup", [0, 3, 4, 15])
+def test_alignment_with_an_identity_model(pickup):
+    """Whatever the pickup and length, frames are cut and glued back without shifting a step."""
+    q = _query(n_frames=3, extra_steps=5, seed=pickup)
+    q.bar_offset_steps = pickup
+    out = improvise(IdentityModel(), q)
+    np.testing.assert_array_equal(out.roll, q.roll)
+    assert out.pad_steps == (-pickup) % 16
+
+
 def test_same_seed_same_midi_bytes(tiny_model, tmp_path):
     q = _query(n_frames=5)
     a = improvise(tiny_model, q, bits=64, seed=7)
