@@ -17,6 +17,7 @@ from pathlib import Path
 from qbdi_utils.errors import MidiFileError, OptionError, OutputExistsError
 
 OUTPUT_FILES = ("ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png")
+PRINT_MOTIFS = 12  # longest first; motifs.csv lists all
 
 
 def add_parser(subparsers) -> None:
@@ -90,9 +91,11 @@ def run(args) -> int:
     print(f"total IR: {curve.best_ir:.6g} bits ({curve.best_ir / max(len(feats), 1):.4g} bits per {unit[:-1]}), "
           f"{oracle.n_symbols} symbols")
     print(f"motifs: {len(found)} (length >= {min_length} {unit}, >= {min_count} occurrences)")
-    for k, m in enumerate(found, 1):
+    for k, m in enumerate(found[:PRINT_MOTIFS], 1):
         spans = ", ".join(f"[{s:g}, {e:g})" for s, e in m.bar_spans)
         print(f"  motif {k}: {m.length} {unit}, {m.count}x at bars {spans}")
+    if len(found) > PRINT_MOTIFS:
+        print(f"  ... and {len(found) - PRINT_MOTIFS} shorter ones (all in {out / 'motifs.csv'})")
 
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "ir_curve.csv", "w") as f:
