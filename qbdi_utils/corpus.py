@@ -42,7 +42,7 @@ from qbdi_utils.pianoroll import (
 )
 
 #: Bump when the reader or the frame layout changes, so old caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: Queries shipped in data/queries (file stems), default first. See data/README.md.
 QUERY_NAMES = ("haydn_op74no1_mvt1", "joplin_maple_leaf_rag", "boston_boys_reel")

@@ -330,7 +330,9 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
     pitch already sounding (same track and channel) ends the sounding note and starts a new one; a
     note never ended is ended at the end of its track. Onsets and offsets are rounded to the
     nearest step (any ticks per beat) and every note lasts at least one step. Notes outside
-    ``spec``'s pitch range are counted in ``dropped["out_of_range"]``. Positions are metrical
+    ``spec``'s pitch range are counted in ``dropped["out_of_range"]``; notes that start while
+    another note of the same pitch sounds (two voices in unison) merge in the roll and are counted
+    in ``dropped["same_pitch_overlap"]``. Positions are metrical
     (beats), so tempo changes do not move notes; they are kept in ``tempo_map``. Trailing silence up
     to the end of the longest track is kept.
 
@@ -409,6 +411,9 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
             n_out += 1
     if n_out:
         dropped["out_of_range"] = n_out
+    n_overlap = _count_same_pitch_overlaps(in_range)
+    if n_overlap:
+        dropped["same_pitch_overlap"] = n_overlap
     if not in_range and not allow_empty:
         raise NoNotesError(f"all {n_out} notes lie outside the pitch range "
                            f"{spec.min_pitch}..{spec.max_pitch}", path)
@@ -443,6 +448,21 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
     return Piece(roll=roll, spec=spec, name=path.stem, tempo_map=tempo_map,
                  time_signatures=time_signatures, ticks_per_beat=tpb,
                  bar_offset_steps=bar_offset, dropped=dropped)
+
+
+def _count_same_pitch_overlaps(notes) -> int:
+    """Notes that start while another note of the same pitch still sounds (unisons of two voices).
+
+    A roll has one cell per pitch and step, so such notes merge: the later onset is kept as an
+    articulation and the earlier note is cut there (or continues past its end).
+    """
+    n = 0
+    last_end: dict[int, int] = {}
+    for p, s, e in sorted(notes, key=lambda x: (x[0], x[1], x[2])):
+        if last_end.get(p, -1) > s:
+            n += 1
+        last_end[p] = max(last_end.get(p, -1), e)
+    return n
 
 
 def bar_steps(numerator: int, denominator: int, spec: RollSpec = RollSpec()) -> float:

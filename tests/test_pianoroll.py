@@ -213,6 +213,14 @@ def test_unfinished_note_ends_at_end_of_track(tmp_path):
     assert roll_to_notes(read_midi(_save(mid, tmp_path / "u.mid")).roll) == [(60, 0, 8)]
 
 
+def test_unison_overlaps_are_counted(tmp_path):
+    # alto holds C4 for two beats, soprano strikes C4 on beat 2: one roll row, two articulations
+    notes = [(60, 0, 960), (60, 480, 1440), (64, 0, 480)]
+    piece = read_midi(_save(_midi_from_notes(notes, 480, tracks=2), tmp_path / "u.mid"))
+    assert piece.dropped == {"same_pitch_overlap": 1}
+    assert roll_to_notes(piece.roll) == [(60, 0, 4), (64, 0, 4), (60, 4, 12)]
+
+
 def test_short_notes_are_kept_one_step(tmp_path):
     # a 1-tick grace note (the original reader dropped notes shorter than a step)
     mid = _midi_from_notes([(70, 10, 11), (72, 120, 130)], 480)
