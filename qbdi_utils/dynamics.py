@@ -493,33 +493,87 @@ def _occurrences(seq: list, pat: tuple) -> list:
     return out
 
 
-def _maximal_repeats(seq: np.ndarray, min_length: int) -> set:
-    """Distinct patterns of maximal repeated pairs (left- and right-maximal) of length >= min_length."""
+def _suffix_array(seq: np.ndarray) -> np.ndarray:
+    """Suffix array of an int sequence by prefix doubling (O(N log^2 N), numpy)."""
     n = len(seq)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, rank = np.unique(seq, return_inverse=True)
+    rank = rank.astype(np.int64).ravel()
+    idx = np.arange(n)
+    k = 1
+    while True:
+        second = np.full(n, -1, dtype=np.int64)
+        second[: n - k] = rank[k:] if k < n else second[:0]
+        sa = np.lexsort((second, rank))
+        r, s2 = rank[sa], second[sa]
+        new = np.zeros(n, dtype=np.int64)
+        new[1:] = np.cumsum((r[1:] != r[:-1]) | (s2[1:] != s2[:-1]))
+        rank = np.empty(n, dtype=np.int64)
+        rank[sa] = new
+        if new[-1] == n - 1 or k >= n:
+            return sa
+        k *= 2
+
+
+def _maximal_repeats(seq: np.ndarray, min_length: int) -> set:
+    """Every maximal repeat (right- and left-maximal over its whole occurrence set) of length >=
+    min_length, as a tuple of symbols: the left-diverse lcp-intervals of the suffix array."""
+    n = len(seq)
+    if n < 2:
+        return set()
+    lst = seq.tolist()
+    sa = _suffix_array(seq).tolist()
+    rank = [0] * n
+    for i, p in enumerate(sa):
+        rank[p] = i
+    lcp = [0] * n  # lcp[i] = common prefix of suffixes sa[i-1] and sa[i] (Kasai)
+    h = 0
+    for p in range(n):
+        r = rank[p]
+        if r > 0:
+            q = sa[r - 1]
+            while p + h < n and q + h < n and lst[p + h] == lst[q + h]:
+                h += 1
+            lcp[r] = h
+            if h:
+                h -= 1
+        else:
+            h = 0
     pats = set()
-    for d in range(1, n):
-        eq = seq[d:] == seq[:-d]  # eq[a]: seq[a] == seq[a + d]
-        if not eq.any():
-            continue
-        padded = np.concatenate([[False], eq, [False]]).astype(np.int8)
-        diff = np.diff(padded)
-        starts = np.flatnonzero(diff == 1)
-        ends = np.flatnonzero(diff == -1)
-        for a, b in zip(starts, ends):
-            if b - a >= min_length:
-                pats.add(tuple(int(v) for v in seq[a:b]))
+    stack = [(0, 0)]  # (lcp value, left bound)
+    for i in range(1, n + 1):
+        cur = lcp[i] if i < n else 0
+        lb = i - 1
+        while cur < stack[-1][0]:
+            val, lb = stack.pop()
+            if val >= min_length:  # interval [lb, i - 1] of suffixes sharing `val` symbols
+                occ = sa[lb:i]
+                left = {lst[p - 1] if p > 0 else None for p in occ}
+                if len(left) > 1 or None in left:
+                    pats.add(tuple(lst[occ[0]:occ[0] + val]))
+        if cur > stack[-1][0]:
+            stack.append((cur, lb))
     return pats
+
+
+def _is_primitive(p: tuple) -> bool:
+    """False when p is a whole repetition u^k (k >= 2) of a shorter unit u."""
+    n = len(p)
+    return not any(n % d == 0 and p == p[:d] * (n // d) for d in range(1, n // 2 + 1))
 
 
 def motifs(symbols_or_oracle, min_length: int = 2, min_count: int = 2, frames_per_bar: float = 4.0,
            max_motifs: int | None = None) -> list[Motif]:
     """Repeated patterns of the oracle's symbol sequence, with every occurrence (Fig. 4).
 
-    Candidates are the maximal repeats of the symbol sequence (found on every diagonal of its
-    self-match matrix, so none is missed). For each candidate every leftmost non-overlapping
-    occurrence is listed. Candidates are taken longest first; one is kept if it occurs at least
-    ``min_count`` times and is not redundant, i.e. not a substring of an already kept motif whose
-    occurrences already cover all of its own occurrences.
+    Candidates are all maximal repeats of the symbol sequence (every left-diverse interval of its
+    suffix array, so none is missed) that are at least ``min_length`` long and primitive: a pattern
+    that is only a unit repeated (u u ..., e.g. one chord held for 8 beats) is represented by its
+    unit. For each candidate every leftmost non-overlapping occurrence is listed. Candidates are taken
+    longest first; one is kept if it occurs at least ``min_count`` times and is not explained by a
+    single longer kept motif (i.e. not every one of its occurrences lies inside an occurrence of the
+    same longer motif).
 
     Args:
         symbols_or_oracle: an :class:`Oracle` (usually at the best threshold) or an (N,) int sequence.
@@ -539,20 +593,17 @@ def motifs(symbols_or_oracle, min_length: int = 2, min_count: int = 2, frames_pe
     lst = seq.tolist()
     cands = []
     for pat in _maximal_repeats(seq, min_length):
+        if not _is_primitive(pat):
+            continue
         occ = _occurrences(lst, pat)
         if len(occ) >= min_count:
             cands.append((pat, occ))
     cands.sort(key=lambda c: (-len(c[0]), -len(c[1]), c[1][0][0]))
     kept: list[Motif] = []
     for pat, occ in cands:
-        covering = [m for m in kept if _is_substring(pat, m.symbols)]
-        if covering:
-            covered = np.zeros(len(seq), dtype=bool)
-            for m in covering:
-                for s, e in m.spans:
-                    covered[s:e] = True
-            if all(covered[s:e].all() for s, e in occ):
-                continue
+        if any(_is_substring(pat, m.symbols) and
+               all(any(s >= qs and e <= qe for qs, qe in m.spans) for s, e in occ) for m in kept):
+            continue
         kept.append(Motif(symbols=pat, length=len(pat), spans=occ,
                           bar_spans=[(s / frames_per_bar, e / frames_per_bar) for s, e in occ]))
         if max_motifs is not None and len(kept) >= max_motifs:

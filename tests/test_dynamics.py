@@ -154,9 +154,34 @@ def test_motifs_shorter_pattern_with_more_occurrences_is_kept():
     assert dynamics.motifs(seq, min_length=4, min_count=2) == []
 
 
-def test_motifs_constant_sequence_not_flooded():
-    ms = dynamics.motifs([5] * 12, min_length=2, min_count=2)
-    assert len(ms) == 1 and ms[0].spans == [(0, 6), (6, 12)]
+def test_motifs_runs_and_periodic_sequences_give_their_unit():
+    # a held chord is not a motif of its own repetitions; its unit is (with min_length 1)
+    assert dynamics.motifs([5] * 12, min_length=2, min_count=2) == []
+    ms = dynamics.motifs([5] * 12, min_length=1, min_count=2)
+    assert len(ms) == 1 and ms[0].symbols == (5,) and ms[0].count == 12
+    ms = dynamics.motifs([1, 2, 3] * 4 + [7], min_length=2)
+    assert [(m.symbols, m.spans) for m in ms] == [((1, 2, 3), [(0, 3), (3, 6), (6, 9), (9, 12)])]
+
+
+def test_maximal_repeats_match_brute_force():
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        seq = rng.integers(0, 3, rng.integers(5, 40))
+        lst = seq.tolist()
+        n = len(lst)
+        brute = set()
+        for L in range(2, n):
+            starts = {}
+            for i in range(n - L + 1):
+                starts.setdefault(tuple(lst[i:i + L]), []).append(i)
+            for pat, st in starts.items():
+                if len(st) < 2:
+                    continue
+                left = {lst[i - 1] if i > 0 else None for i in st}
+                right = {lst[i + L] if i + L < n else None for i in st}
+                if (len(left) > 1 or None in left) and (len(right) > 1 or None in right):
+                    brute.add(pat)
+        assert dynamics._maximal_repeats(seq, 2) == brute
 
 
 def test_latent_ir_and_best_threshold():
@@ -206,3 +231,55 @@ def test_plots_draw_every_span():
     dynamics.plot_ir_over_time(axes[2], {"q": np.ones(5)})
     assert len(axes[2].lines) == 1
     plt.close(fig)
+
+
+def _vmo_find_repeated_patterns():
+    """vmo's pattern search, loaded from its file: vmo.analysis's __init__ would import librosa."""
+    import importlib.util
+    from pathlib import Path
+
+    import vmo
+
+    path = Path(vmo.__path__[0]) / "analysis" / "analysis.py"
+    spec = importlib.util.spec_from_file_location("_vmo_analysis_only", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.find_repeated_patterns
+
+
+def _random_planted(seed):
+    rng = np.random.default_rng(seed)
+    motif = list(rng.integers(0, 50, 5) + 100)
+    seq, starts = list(rng.integers(0, 6, 8)), []
+    for _ in range(rng.integers(3, 6)):
+        starts.append(len(seq))
+        seq += motif + list(rng.integers(0, 6, rng.integers(1, 8)))
+    return np.array(seq), starts
+
+
+def test_motifs_complete_where_vmo_pattern_search_is_not():
+    points = np.random.default_rng(1).normal(size=(200, 3)) * 10
+    # seed 0: vmo reports the planted 5-frame motif at 2 of its 4 places
+    seq, starts = _random_planted(0)
+    o = vmo_oracle.build_oracle(points[seq], flag="a", threshold=1e-6, dfunc="euclidean", dim=3)
+    vmo_pats = _vmo_find_repeated_patterns()(o, lower=3)
+    vmo_ends = [sorted(set(e)) for e, L in vmo_pats if L == 5]
+    assert vmo_ends and len(vmo_ends[0]) < len(starts)
+    for seed in range(25):
+        seq, starts = _random_planted(seed)
+        ours = dynamics.motifs(dynamics.build_oracle(points[seq], 1e-6), min_length=5, min_count=2)
+        planted = [m for m in ours if m.length >= 5 and (starts[0], starts[0] + 5) in
+                   [(s, s + 5) for s, _ in m.spans]]
+        assert planted, seed
+        for m in ours:  # every reported list is the complete leftmost non-overlapping one
+            sym = list(dynamics.build_oracle(points[seq], 1e-6).symbols)
+            brute, i = [], 0
+            while i <= len(sym) - m.length:
+                if tuple(sym[i:i + m.length]) == m.symbols:
+                    brute.append((i, i + m.length))
+                    i += m.length
+                else:
+                    i += 1
+            assert m.spans == brute
+        covered = {s for m in planted for s, _ in m.spans}
+        assert all(s in covered for s in starts), (seed, starts, [m.spans for m in planted])
