@@ -15,22 +15,29 @@ What this module does differently from calling ``vmo`` directly, and why:
 * **Silence rule.** vmo's cosine distance of an all-zero vector is NaN, every comparison with NaN is
   false, so every silent frame becomes a new symbol. Here (1) a silent chroma projects to the origin
   of the Tonnetz (see :mod:`qbdi_utils.harmony`): two silent beats are at distance 0 (the same
-  symbol) and a silent beat is at distance |zeta| (0.5 to 1.5) from any sounding one; (2) with the
+  symbol) and a silent beat is at distance |zeta| from a sounding one (1.03 for any major or minor
+  triad, 1.5 for a single pitch class; only a perfectly flat 12-tone cluster would coincide with
+  silence, as Harte's projection has no direction for it); (2) with the
   cosine distance, an all-zero row is at distance 0 from other all-zero rows and 1 (orthogonal) from
   every non-zero row. No distance is ever NaN (:func:`pairwise_distances`).
 * **Exact, faster oracle.** :func:`build_oracle` is a line-by-line re-implementation of
   ``vmo.VMO.oracle.MO.add_state`` (suffix method 'inc'), ``_encode`` and ``_ir_cum`` driven by a
   precomputed distance matrix; it gives the same suffix links, LRS, symbols and IR as vmo
   (tests compare with ``vmo.find_threshold`` to 1e-9). The matrix is computed once and reused for all
-  thresholds of a sweep, where vmo recomputes every distance for every threshold.
+  thresholds of a sweep, where vmo recomputes every distance for every threshold. Chord distances
+  often equal round thresholds exactly (0.25, 0.5, 1.25, ...), where a distance one ulp off flips
+  vmo's ``d < threshold``; the Tonnetz projection is therefore computed row-independently (see
+  :func:`qbdi_utils.harmony.tonnetz`), so a per-comparison Tonnetz callback and the embedding agree
+  to the last bit.
 * **vmo imports.** Only ``vmo.VMO.oracle`` (numpy/scipy only) is needed, and only by the tests and the
   benchmark for the reference values; this module itself does not import vmo. ``import vmo`` is safe
   (its ``__init__`` imports only the oracle), but ``vmo.analysis`` imports librosa and scikit-learn,
   which are not dependencies of this project: its pattern search is replaced by :func:`motifs`.
 * **Motifs.** vmo's ``find_repeated_patterns`` can return incomplete occurrence lists and its
   ``get_pattern_mat`` marks ``[end - length, end - 1)``, one frame too few. :func:`motifs` takes the
-  oracle's symbol sequence at the best threshold, enumerates maximal repeats, and lists every
-  (non-overlapping, leftmost) occurrence as a 0-based half-open ``[start, end)`` span.
+  oracle's symbol sequence at the best threshold, enumerates all its maximal repeats (suffix array),
+  and lists every (non-overlapping, leftmost) occurrence as a 0-based half-open ``[start, end)``
+  span; a held chord or an ostinato is reported by its unit, not by its own repetitions.
 """
 
 from __future__ import annotations
