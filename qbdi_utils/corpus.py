@@ -419,7 +419,7 @@ def _parse_pieces(kind, source, files, ident, spec, meter, limit, cache, progres
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(files, desc=f"parsing {kind}", unit="piece")
+        it = tqdm(files, desc=f"parsing {kind}", unit="piece", mininterval=3.0)
     pieces, skipped = [], []
     for path_i in it:
         if kind == "chorales":
