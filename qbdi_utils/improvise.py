@@ -169,8 +169,9 @@ def query_warnings(model, query: Piece) -> list[str]:
     if dropped:
         what = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(dropped.items()))
         out.append(
-            f"{name}: notes the roll could not represent were left out when reading it ({what}); "
-            f"pitch range is MIDI {spec.min_pitch}..{spec.max_pitch}"
+            f"{name}: not everything in the file fits a piano roll ({what}); notes out of the pitch "
+            f"range MIDI {spec.min_pitch}..{spec.max_pitch} and drum notes are left out, unisons of two "
+            "voices merge into one note"
         )
     config = getattr(model, "config", None) or {}
     longest = None
