@@ -1,0 +1,39 @@
+"""Corpus cache speed: cold parse vs warm load of the chorale corpus; prints one JSON line.
+
+Cold: music21 parses every chorale, writes MIDI, read_midi reads it back, frames are cut and both
+cache levels are written, all in an empty temporary cache folder. Warm: the same call again, read
+from the cache. Goal: warm at least 10x faster than cold (issue 2).
+
+Run: .venv/bin/python benchmarks/bench_corpus_cache.py [LIMIT]   (LIMIT = number of pieces; all by default)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+
+
+def main() -> None:
+    limit = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    os.environ["QBDI_CACHE_DIR"] = tempfile.mkdtemp(prefix="qbdi-bench-cache-")
+    from qbdi_utils.corpus import load_corpus
+
+    cold = load_corpus("chorales", limit=limit, progress=False)
+    warms = [load_corpus("chorales", limit=limit, progress=False) for _ in range(3)]
+    assert not cold.from_cache and all(w.from_cache for w in warms)
+    warm = sorted(w.load_seconds for w in warms)[1]
+    print(json.dumps({
+        "bench": "corpus_cache", "pieces_kept": len(cold.piece_names),
+        "pieces_skipped": len(cold.skipped), "frames": cold.n_frames,
+        "cold_seconds": round(cold.load_seconds, 2), "warm_seconds_median3": round(warm, 4),
+        "speedup": round(cold.load_seconds / warm, 1), "goal_speedup": 10,
+        "meets_goal": cold.load_seconds / warm >= 10, "cpus": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
