@@ -309,9 +309,11 @@ def _load_midifile(path: Path):
     try:
         mid = mido.MidiFile(file=io.BytesIO(data), clip=True)
     except EOFError:
-        raise MidiFileError("file is truncated (ends in the middle of a chunk or message)", path) from None
+        raise MidiFileError("file is truncated or corrupt (data ends in the middle of a chunk or "
+                            "message); re-export it", path) from None
     except Exception as exc:  # mido raises OSError, ValueError, KeyError, IndexError, ...
-        raise MidiFileError(f"corrupt MIDI data ({type(exc).__name__}: {exc})", path) from None
+        raise MidiFileError(f"corrupt MIDI data ({type(exc).__name__}: {exc}); re-export it",
+                            path) from None
     if mid.type == 2:
         raise MidiFileError("MIDI type 2 (independent sequences) is not supported", path)
     tpb = mid.ticks_per_beat
