@@ -133,7 +133,8 @@ class Corpus:
         spec: the roll layout.
         options: the options the corpus was built with.
         pieces: one dict per entry of ``piece_names``: name, key (estimated, before
-            transposition), shift (semitones applied), n_frames, n_steps, dropped (counts).
+            transposition), shift (semitones applied in all), augment_shift (the augmentation part
+            of it, 0 for the original), n_frames, n_steps, bar_offset_steps, dropped (counts).
         from_cache: whether this object was read from the cache.
         load_seconds: wall-clock seconds this load took.
         cache_path: the .npz file (None when caching was off).
@@ -178,7 +179,7 @@ class Corpus:
 
     def summary(self) -> dict:
         """Counts worth printing: pieces kept/skipped, frames, skip reasons, dropped notes."""
-        base = [p for p in self.pieces if "@" not in p["name"]]
+        base = [p for p in self.pieces if p.get("augment_shift", 0) == 0]
         return {
             "pieces_kept": len(base),
             "pieces_with_augmentation": len(self.pieces),
@@ -385,6 +386,7 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
             frames_list.append(fr)
             names.append(name)
             pieces.append({"name": name, "key": key_name(tonic, mode), "shift": int(shift),
+                           "augment_shift": int(extra),
                            "n_frames": int(len(fr)), "n_steps": int(piece.n_steps),
                            "bar_offset_steps": int(piece.bar_offset_steps), "dropped": dropped})
     skipped = parsed["skipped"]

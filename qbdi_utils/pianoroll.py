@@ -3,7 +3,10 @@
 Layout of a roll, fixed by :class:`RollSpec`: one row per 16th-note step, ``spec.n_columns`` = 156
 uint8 columns. Columns ``[0, 78)`` are the *play* plane (pitch sounding on this step), columns
 ``[78, 156)`` the *articulate* plane (pitch starts on this step); column ``k`` of a plane is MIDI
-pitch ``spec.min_pitch + k``. A valid roll has articulate <= play everywhere.
+pitch ``spec.min_pitch + k``. A *valid* roll is 0/1, has articulate <= play everywhere, and
+articulates every note's first step (a pitch that starts sounding is marked in the articulate plane);
+exactly the valid rolls survive roll -> MIDI -> roll unchanged (:func:`is_valid_roll`,
+:func:`make_valid`, :func:`binarize`).
 
 A frame is ``spec.steps_per_frame`` = 16 consecutive rows flattened row-major, so
 ``frame.reshape(16, 156)`` gives the rows back.

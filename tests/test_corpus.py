@@ -88,6 +88,8 @@ def test_augmentation_adds_shifted_copies(tmp_path):
     c = load_corpus(d, cache=False, progress=False, augment=(-1, 2), transpose="relative")
     assert len(c.piece_names) == 6 and c.n_frames == 48
     assert "d_major.mid@+2" in c.piece_names
+    summ = c.summary()
+    assert summ["pieces_kept"] == 2 and summ["pieces_with_augmentation"] == 6 and summ["frames"] == 48
     i0, i2 = c.piece_names.index("d_major.mid"), c.piece_names.index("d_major.mid@+2")
     a = roll_to_notes(from_frames(c.piece_frames(i0)))
     b = roll_to_notes(from_frames(c.piece_frames(i2)))
