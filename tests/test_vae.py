@@ -84,14 +84,14 @@ def test_loss_terms_match_numpy(tiny_model, frames):
 
 @pytest.fixture(scope="module")
 def trained_half_beta(frames):
-    return vae.train(frames, hidden_dim=48, latent_dim=8, epochs=6, beta=0.5, seed=2, progress=False)
+    return vae.train(frames, hidden_dim=48, latent_dim=8, epochs=8, beta=0.5, seed=2, progress=False)
 
 
 def test_loss_falls_and_is_d_plus_beta_r(trained_half_beta):
     model, h = trained_half_beta
-    assert len(h["loss"]) == len(h["val_loss"]) == 6
-    assert h["loss"][-1] < 0.7 * h["loss"][0]
-    assert h["val_loss"][-1] < 0.7 * h["val_loss"][0]
+    assert len(h["loss"]) == len(h["val_loss"]) == 8
+    assert h["loss"][-1] < 0.75 * h["loss"][0]
+    assert h["val_loss"][-1] < 0.75 * h["val_loss"][0]
     # the loss the optimiser saw is D + beta R with beta = 0.5, not D + R or beta D + R
     for key in ("", "val_"):
         lhs = np.array(h[key + "loss"])
