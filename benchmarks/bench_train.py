@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=3000)
     ap.add_argument("--epochs", type=int, default=1, help="timed epochs per round")
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--pause", type=float, default=0.5, help="seconds between GEMM and training")
     ap.add_argument("--gemm-seconds", type=float, default=0.5, help="length of each GEMM window")
     args = ap.parse_args(argv)
     os.environ["KERAS_BACKEND"] = args.backend
@@ -83,12 +84,12 @@ def main(argv=None) -> int:
     gemm_rate(0.3)
     train_rates, gemm_rates, ratios = [], [], []
     for _ in range(args.rounds):
-        time.sleep(0.05)
         g0 = gemm_rate(args.gemm_seconds)
+        time.sleep(args.pause)  # let BLAS worker threads stop spinning before training starts
         t0 = time.perf_counter()
         fit(args.epochs)
         tr = args.epochs * n / (time.perf_counter() - t0)
-        time.sleep(0.05)
+        time.sleep(args.pause)
         g1 = gemm_rate(args.gemm_seconds)
         train_rates.append(tr)
         gemm_rates += [g0, g1]
