@@ -160,10 +160,13 @@ def query_warnings(model, query: Piece) -> list[str]:
                   if abs(_bar_steps(n, d, spec) - spec.steps_per_frame) > 1e-9})
     if odd:
         meters = ", ".join(f"{n}/{d}" for n, d in odd)
+        fits = all(spec.steps_per_frame % _bar_steps(n, d, spec) == 0 for n, d in odd)
+        how = ("so each frame holds several of its bars" if fits
+               else "so frames straddle its bar lines")
         out.append(
             f"{name} is (partly) in {meters}: the model works on {spec.steps_per_frame}-step "
-            f"({spec.quarters_per_frame:g}-quarter) frames, so frames straddle its bar lines; the output "
-            "keeps the query's length and steps, but its 'bars' are 4-quarter chunks"
+            f"({spec.quarters_per_frame:g}-quarter) frames learnt from 4/4 bars, {how}; the output keeps "
+            "the query's length and steps, but its 'bars' are 4-quarter chunks"
         )
     dropped = {k: int(v) for k, v in (query.dropped or {}).items() if v}
     if dropped:
