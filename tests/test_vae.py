@@ -82,9 +82,11 @@ def test_loss_terms_match_numpy(tiny_model, frames):
     assert rd["elbo_nats"] == pytest.approx(-(rd["d_nats"] + rd["r_nats"]))
 
 
-@pytest.fixture(scope="module")
-def trained_half_beta(frames):
-    return vae.train(frames, hidden_dim=48, latent_dim=8, epochs=8, beta=0.5, seed=2, progress=False)
+@pytest.fixture(scope="module", params=["auto", "keras"])
+def trained_half_beta(frames, request):
+    """Both training loops: the TensorFlow fast path and plain Model.fit (other backends)."""
+    return vae.train(frames, hidden_dim=48, latent_dim=8, epochs=8, beta=0.5, seed=2, progress=False,
+                     fit_options={"loop": request.param})
 
 
 def test_loss_falls_and_is_d_plus_beta_r(trained_half_beta):
