@@ -34,10 +34,14 @@ from qbdi_utils.errors import OptionError, QbdiError
 
 def naive_greedy(variances, total_bits):
     """The paper's loop written out here: argmax (first index on ties), divide by 4."""
-    rem = list(variances)
+    exact = any(isinstance(v, Fraction) for v in variances)
+    rem = list(variances) if exact else np.array(variances, dtype=float)
     bits = [0] * len(rem)
     for _ in range(total_bits):
-        j = max(range(len(rem)), key=lambda i: (rem[i], -i))
+        if exact:
+            j = max(range(len(rem)), key=lambda i: (rem[i], -i))
+        else:
+            j = int(np.argmax(rem))  # first maximum
         if rem[j] <= 0:
             break
         bits[j] += 1
@@ -362,17 +366,19 @@ def test_dynamic_allocation_spends_the_budget_in_every_frame_on_that_frame():
 def test_dynamic_channel_error_is_the_allocated_distortion_of_each_frame():
     """Per-frame deviation as the channel variance: E[(z - z_d)^2 | z] = dev 4^-bits exactly."""
     rng = np.random.default_rng(8)
-    z_mean = rng.normal(0, 1.0, (40, 6)) * np.array([3.0, 2.0, 1.0, 0.5, 0.2, 0.05])
-    tiled = np.tile(z_mean, (2000, 1))  # same mean, same frames: 2000 channel draws of each frame
+    z_mean = rng.normal(0, 1.0, (8, 6)) * np.array([3.0, 2.0, 1.0, 0.5, 0.2, 0.05])
+    tiled = np.tile(z_mean, (2500, 1))  # same mean, same frames: 2500 channel draws of each frame
     z_d, alloc = transmit(tiled, None, 9, dynamic=True, rng=1, return_allocation=True)
     dev = (z_mean - z_mean.mean(0)) ** 2
-    for frame in (0, 7, 23):
+    for frame in (0, 3, 6):
         bits = naive_greedy(dev[frame], 9)
         np.testing.assert_array_equal(alloc.bits[frame], bits)
-        err = np.mean((z_d[frame::40] - z_mean[frame]) ** 2, axis=0)
-        np.testing.assert_allclose(err, dev[frame] * 4.0 ** (-bits), rtol=0.1)
+        err = np.mean((z_d[frame::8] - z_mean[frame]) ** 2, axis=0)
+        # relative standard error <= sqrt(2 / 2500) = 2.8 %
+        np.testing.assert_allclose(err, dev[frame] * 4.0 ** (-bits), rtol=0.12)
+        np.testing.assert_allclose(err[bits == 0], dev[frame][bits == 0], rtol=1e-9)  # no noise
     np.testing.assert_allclose(
-        alloc.expected_distortion, np.mean(np.sum(dev * 4.0 ** (-alloc.bits[:40]), axis=1)), rtol=1e-6
+        alloc.expected_distortion, np.mean(np.sum(dev * 4.0 ** (-alloc.bits[:8]), axis=1)), rtol=1e-6
     )
 
 
