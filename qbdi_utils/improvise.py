@@ -408,6 +408,54 @@ def _mean_sd(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std())
 
 
+def chance_levels(query_chroma, output_chromas, n_shuffles: int = 20, seed: int = 0) -> list[dict]:
+    """:func:`qbdi_utils.harmony.chance_agreement` of many outputs against one query, in one pass.
+
+    Same permutations (``default_rng(seed)``, one ``permutation`` per shuffle) and the same numbers as
+    calling ``harmony.chance_agreement(query_chroma, o, n_shuffles, seed)`` for every output ``o``
+    (a test checks the equality), but each bar's Tonnetz point, triad label and unit chroma are
+    computed once (with :mod:`qbdi_utils.harmony`) and only gathered per permutation, instead of being
+    recomputed for every shuffle of every output.
+
+    Args:
+        query_chroma: (n, 12) chroma of the query's bars.
+        output_chromas: list of (n, 12) chroma, one per output.
+        n_shuffles: permutations of the query's bars.
+        seed: seed of the permutations.
+
+    Returns:
+        one dict per output: {"chroma_cosine", "tonnetz_distance", "triad_agreement"} (means over
+        bars and shuffles).
+
+    Used in: notebooks/04_query_generation.ipynb (through :func:`claims_sweep`).
+    """
+    from qbdi_utils import harmony
+
+    q = np.atleast_2d(np.asarray(query_chroma, dtype=np.float64))
+    outs = [np.atleast_2d(np.asarray(o, dtype=np.float64)) for o in output_chromas]
+    if not outs:
+        return []
+    if any(o.shape != q.shape for o in outs):
+        raise ValueError(f"every output chroma must have the query's shape {q.shape}")
+    rng = np.random.default_rng(seed)
+    perms = np.stack([rng.permutation(len(q)) for _ in range(n_shuffles)])  # (S, n)
+
+    def features(c):
+        norm = np.linalg.norm(c, axis=1)
+        unit = np.divide(c, norm[:, None], out=np.zeros_like(c), where=norm[:, None] > 0)
+        return unit, norm > 0, harmony.tonnetz(c), harmony.triad_labels(c)
+
+    qu, qv, qt, ql = (a[perms] for a in features(q))  # (S, n, ...)
+    result = []
+    for o in outs:
+        ou, ov, ot, ol = features(o)
+        cos = np.where(qv & ov, (qu * ou).sum(axis=-1), np.where(~qv & ~ov, 1.0, 0.0))
+        dist = np.sqrt(((qt - ot) ** 2).sum(axis=-1))
+        result.append({"chroma_cosine": float(cos.mean()), "tonnetz_distance": float(dist.mean()),
+                       "triad_agreement": float((ql == ol).mean())})
+    return result
+
+
 def claims_sweep(
     model,
     query: Piece,
@@ -481,22 +529,23 @@ def claims_sweep(
             r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([d[key] for d in descriptions])
         return r
 
+    keys = [(bits, s) for bits in rates for s in seeds]
+    o_chromas = {key: bar_chroma(pieces[key].roll) for key in keys}
+    chances = chance_levels(q_chroma, [q_chroma] + [o_chromas[key] for key in keys], n_shuffles, shuffle_seed)
+    q_chance, chance_of = chances[0], dict(zip(keys, chances[1:]))
     q_stats = stats(query.roll)
     q_self = harmony.frame_agreement(q_chroma, q_chroma)
-    q_chance = harmony.chance_agreement(q_chroma, q_chroma, n_shuffles, shuffle_seed)
     rows = [row("query", None, [q_self], [q_chance], [q_stats])]
     chance_row = row("chance", None, [q_chance], [q_chance], [q_stats])
     chance_row.update({f"{k}_sd": float("nan") for k in _STATS})
     rows.append(chance_row)
     for bits in rates:
-        agreements, chances, descriptions = [], [], []
+        agreements, chance, descriptions = [], [], []
         for s in seeds:
-            roll = pieces[(bits, s)].roll
-            o_chroma = bar_chroma(roll)
-            agreements.append(harmony.frame_agreement(q_chroma, o_chroma))
-            chances.append(harmony.chance_agreement(q_chroma, o_chroma, n_shuffles, shuffle_seed))
-            descriptions.append(stats(roll))
-        rows.append(row(rate_label(bits), bits, agreements, chances, descriptions))
+            agreements.append(harmony.frame_agreement(q_chroma, o_chromas[(bits, s)]))
+            chance.append(chance_of[(bits, s)])
+            descriptions.append(stats(pieces[(bits, s)].roll))
+        rows.append(row(rate_label(bits), bits, agreements, chance, descriptions))
     return (rows, pieces) if return_pieces else rows
 
 

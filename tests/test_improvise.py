@@ -246,3 +246,17 @@ def test_claims_sweep_rows_and_csv(tiny_model, tmp_path):
     with pytest.raises(OutputExistsError):
         write_claims_csv(rows, path)
     write_claims_csv(rows, path, force=True)
+
+
+def test_batched_chance_levels_equal_harmony_chance_agreement():
+    from qbdi_utils import harmony
+    from qbdi_utils.improvise import chance_levels
+
+    rng = np.random.default_rng(5)
+    q = rng.integers(0, 4, (11, 12)).astype(float)
+    q[3] = 0  # a silent bar
+    outs = [rng.integers(0, 4, (11, 12)).astype(float) for _ in range(3)] + [q]
+    got = chance_levels(q, outs, n_shuffles=7, seed=3)
+    for o, g in zip(outs, got):
+        want = harmony.chance_agreement(q, o, n_shuffles=7, seed=3)
+        assert g == pytest.approx(want, rel=1e-12, abs=1e-12)
