@@ -5,9 +5,10 @@ through the rate-limited Berger channel (:func:`qbdi_utils.channel.transmit`) an
 Bernoulli probabilities are thresholded back into a roll as long as the query, with the query's tempo.
 
 This module is thin glue over ``vae`` (encode/decode), ``channel`` (transmit), ``pianoroll`` (frames)
-and ``harmony`` (metrics). Its one piece of logic of its own is the alignment: frames start on the
-query's bar lines (a pickup is padded in front, the tail is zero-padded), and the output is cut back to
-exactly the query's steps.
+and ``harmony`` (metrics). Logic of its own: the alignment (frames start on the query's bar lines, a
+pickup is padded in front, the tail is zero-padded, and the output is cut back to exactly the query's
+steps), the report of what about a query the model cannot take as it is (:func:`query_warnings`), and
+the claims table (:func:`claims_sweep`) with its chance levels.
 
 Batched use (:func:`improvise_batch`, :func:`claims_sweep`) encodes the query once, transmits it once
 per (rate, seed) and decodes every latent sequence in a single ``decode`` call.
