@@ -260,3 +260,15 @@ def test_batched_chance_levels_equal_harmony_chance_agreement():
     for o, g in zip(outs, got):
         want = harmony.chance_agreement(q, o, n_shuffles=7, seed=3)
         assert g == pytest.approx(want, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["query", "corpus", "posterior", "prior"])
+def test_every_statistics_mode_runs_and_zero_bits_sends_its_mean(tiny_model, mode):
+    from qbdi_utils import channel
+
+    q = _query(n_frames=3)
+    out = improvise(tiny_model, q, bits=0, mode=mode, seed=1)
+    assert out.mode == mode and out.n_steps == q.n_steps
+    mean, logvar = tiny_model.encode(pianoroll.to_frames(q.roll, q.spec))
+    mu, _ = channel.source_stats(mean, logvar, mode, tiny_model.corpus_stats)
+    np.testing.assert_allclose(out.latents, np.broadcast_to(mu, mean.shape), rtol=1e-5, atol=1e-5)
