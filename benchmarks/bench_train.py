@@ -12,7 +12,10 @@ Prints one JSON line:
 
 Training and GEMM timings are interleaved (rounds of GEMM window, training epoch, GEMM window), and
 the best of each is reported, so a neighbour's load on the shared cores affects both alike; the
-median of the per-round ratios and the load average are printed too, to judge the noise. Options: --backend tensorflow|jax,
+median of the per-round ratios, the spread of the GEMM windows (max/min) and the load average are
+printed too, to judge the noise: with another process on the two cores numpy's threaded GEMM
+collapses (down to a few GFLOP/s), so a gemm_spread above ~1.3 means the run was contended and its
+fraction is not trustworthy; rerun on a quiet machine. Options: --backend tensorflow|jax,
 --jit auto|true|false, --spe N (steps_per_execution), --frames N, --rounds N.
 """
 
@@ -111,6 +114,7 @@ def main(argv=None) -> int:
         "train_rates": [round(r, 1) for r in train_rates],
         "gemm_gflops_per_s": [round(r / 1e9, 1) for r in gemm_rates],
         "roofline_fraction_per_round_median": round(float(np.median(ratios)), 3),
+        "gemm_spread": round(max(gemm_rates) / min(gemm_rates), 2),
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(out))
