@@ -499,6 +499,7 @@ def _verovio_svg(musicxml: bytes | str, page_width: int = 2100, scale: int = 40)
         "pageMarginRight": 50,
         "pageMarginTop": 50,
         "pageMarginBottom": 50,
+        "xmlIdSeed": 1,  # fixed element ids: the same music gives the same SVG bytes
     })
     text = musicxml.decode("utf-8") if isinstance(musicxml, (bytes, bytearray)) else musicxml
     if not tk.loadData(text):

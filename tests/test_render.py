@@ -374,3 +374,10 @@ def test_user_errors_are_qbdi_errors(known_roll):
         render.synthesize(known_roll, SPEC, tempo_bpm=0)
     with pytest.raises(OptionError, match="shape"):
         render.roll_to_stream(np.zeros((16, 100), np.uint8), SPEC)
+
+
+def test_comparison_svg_is_byte_identical_across_calls(known_roll):
+    # verovio draws random element ids unless seeded; figures must not churn on every re-run.
+    first = render.comparison_svg(known_roll, known_roll, SPEC, bars=(1, 2))
+    second = render.comparison_svg(known_roll, known_roll, SPEC, bars=(1, 2))
+    assert first == second
