@@ -71,6 +71,6 @@ def run_train(args) -> int:
     print(f"saved {out} ({i['n_train']} training / {i['n_held_out']} held-out frames, "
           f"{i['train_seconds']:.1f} s)")
     print(f"held-out: R = {i['held_out_r_nats']:.2f} nats/frame, D = {i['held_out_d_nats']:.2f} "
-          f"nats/frame, note F1 = {i['held_out_f1']:.3f} (P {i['held_out_precision']:.3f}, "
-          f"R {i['held_out_recall']:.3f}) at threshold {model.threshold:.2f}")
+          f"nats/frame, note F1 = {i['held_out_f1']:.3f} (precision {i['held_out_precision']:.3f}, "
+          f"recall {i['held_out_recall']:.3f}) at threshold {model.threshold:.2f}")
     return 0
