@@ -220,9 +220,31 @@ def split_held_out(n: int, fraction: float, seed: int,
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    """Import Keras (and its backend) once, without the backend's start-up chatter on stderr.
 
+    TensorFlow >= 2.19 writes INFO lines ("oneDNN custom operations are on", "Could not find cuda
+    drivers") from C++ before absl logging is initialised, so TF_CPP_MIN_LOG_LEVEL cannot silence them
+    (tensorflow/tensorflow#100442). They would land in every notebook and after every CLI command, so
+    file descriptor 2 points at /dev/null for the duration of the first import only; a Python
+    exception raised by the import is still reported normally.
+    """
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow  # noqa: F401  (its first import is the noisy one)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
     return keras
 
 
@@ -340,6 +362,7 @@ def _fit_function(trainer, x_tr: np.ndarray, cfg: dict, x_ho: np.ndarray | None 
 
 def _tf_fit_function(trainer, x_tr, cfg, x_ho, callbacks, opts):
     """TensorFlow fast path of :func:`_fit_function` (whole epoch in one graph, XLA step)."""
+    _keras()
     import tensorflow as tf
 
     jit = opts["jit_compile"] in (True, "auto")
