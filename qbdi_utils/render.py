@@ -491,6 +491,7 @@ def _verovio_svg(musicxml: bytes | str, page_width: int = 2100, scale: int = 40)
         "pageWidth": int(page_width),
         "pageHeight": 60000,
         "adjustPageHeight": True,
+        "adjustPageWidth": True,  # crop to the music instead of leaving a blank page margin
         "scale": int(scale),
         "header": "none",
         "footer": "none",
@@ -499,6 +500,7 @@ def _verovio_svg(musicxml: bytes | str, page_width: int = 2100, scale: int = 40)
         "pageMarginRight": 50,
         "pageMarginTop": 50,
         "pageMarginBottom": 50,
+        "systemDivider": "none",  # no slashes between systems of one score
         "xmlIdSeed": 1,  # fixed element ids: the same music gives the same SVG bytes
     })
     text = musicxml.decode("utf-8") if isinstance(musicxml, (bytes, bytearray)) else musicxml
@@ -544,7 +546,7 @@ def stream_to_svg(score, page_width: int = 2100, scale: int = 40) -> str:
 
 def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4, 8),
                    labels=("Improvisation (full rate)", "Query"), tempo_bpm: float | None = None,
-                   page_width: int = 2100, scale: int = 40, key_sharps="auto") -> str:
+                   page_width: int | None = None, scale: int = 40, key_sharps="auto") -> str:
     """The paper's Figs. 2 and 3: the same bars of two rolls as notation, one printed above the other.
 
     Each roll gets one or two staves (see :func:`roll_to_stream`), labelled with its name; both share
@@ -557,7 +559,8 @@ def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4
         bars: (first_bar, last_bar), 1-based inclusive; None for every bar of the longer roll.
         labels: staff labels (upper, lower).
         tempo_bpm: quarter notes per minute (default: the upper Piece's, else 120).
-        page_width: verovio page width; a wider page fits more bars per system.
+        page_width: verovio page width; a wider page fits more bars per system. None: wide enough
+            for every requested bar on one system (as in the paper's figures), up to 8 bars.
         scale: verovio scale in percent.
         key_sharps: "auto" (the key of the whole lower roll, the query, used for both), None (no key
             signature), or sharps (> 0) / flats (< 0).
@@ -591,6 +594,9 @@ def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4
     sharps = _resolve_key(key_sharps, lo, spec_u)
     _add_roll_parts(score, pad(up), spec_u, tempo_bpm, bars, label=labels[0], with_tempo=True, sharps=sharps)
     _add_roll_parts(score, pad(lo), spec_u, tempo_bpm, bars, label=labels[1], with_tempo=False, sharps=sharps)
+    if page_width is None:
+        n_bars = int(bars[1]) - int(bars[0]) + 1
+        page_width = max(2100, 500 + 900 * min(n_bars, 8))
     return _verovio_svg(to_musicxml(score), page_width=page_width, scale=scale)
 
 
