@@ -178,11 +178,8 @@ def query_warnings(model, query: Piece) -> list[str]:
             "voices merge into one note"
         )
     config = getattr(model, "config", None) or {}
-    longest = None
-    for key in ("max_piece_frames", "max_frames_per_piece", "longest_piece_frames"):
-        if isinstance(config, dict) and config.get(key):
-            longest = int(config[key])
-            break
+    # set by vae.train when it knows the pieces (qbdi train, default_model); absent otherwise
+    longest = config.get("max_piece_frames") if isinstance(config, dict) else None
     n_frames = -(-(query.n_steps + query.bar_offset_steps % spec.steps_per_frame) // spec.steps_per_frame)
     if longest is not None and n_frames > longest:
         out.append(

@@ -768,6 +768,10 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
            "latent_dim": int(latent_dim), "beta": float(beta), "epochs": int(epochs),
            "batch_size": int(batch_size), "learning_rate": float(learning_rate),
            "held_out_fraction": float(held_out_fraction), "seed": int(seed)}
+    if groups is not None and len(groups):
+        # the longest training piece, so that improvise can warn about queries longer than any
+        _, piece_of_frame = np.unique(np.asarray(groups), return_inverse=True)
+        cfg["max_piece_frames"] = int(np.bincount(piece_of_frame).max())
     train_idx, held_idx = split_held_out(len(x), held_out_fraction, seed, groups)
     x_tr, x_ho = x[train_idx], x[held_idx]
 

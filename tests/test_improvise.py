@@ -272,3 +272,19 @@ def test_every_statistics_mode_runs_and_zero_bits_sends_its_mean(tiny_model, mod
     mean, logvar = tiny_model.encode(pianoroll.to_frames(q.roll, q.spec))
     mu, _ = channel.source_stats(mean, logvar, mode, tiny_model.corpus_stats)
     np.testing.assert_allclose(out.latents, np.broadcast_to(mu, mean.shape), rtol=1e-5, atol=1e-5)
+
+
+def test_query_longer_than_every_training_piece_is_reported(tmp_path):
+    from qbdi_utils import vae
+    from qbdi_utils.improvise import query_warnings
+
+    frames = vae.synthetic_frames(60, seed=3)
+    groups = np.repeat(np.arange(10), 6)  # ten "pieces" of 6 bars each
+    groups[:9] = 99  # one piece of 9 bars is the longest
+    model, _ = vae.train(frames, groups=groups, hidden_dim=8, latent_dim=4, epochs=1, seed=0,
+                         progress=False)
+    model.save(tmp_path / "m")
+    loaded = vae.StyleVAE.load(tmp_path / "m")
+    assert loaded.config["max_piece_frames"] == 9
+    assert not any("longest training piece" in w for w in query_warnings(loaded, _query(n_frames=9)))
+    assert any("longest training piece (9)" in w for w in query_warnings(loaded, _query(n_frames=10)))
