@@ -13,10 +13,21 @@ import importlib
 import sys
 
 from qbdi_utils import __version__
-from qbdi_utils.errors import QbdiError
+from qbdi_utils.errors import OptionError, QbdiError
 
 # Sub-command modules, in the order `qbdi --help` lists them.
 COMMAND_MODULES = ["frames", "improvise", "train", "analyze"]
+
+
+def int_option(name: str, value: str, minimum: int) -> int:
+    """Parse a whole-number option, raising OptionError (one stderr line) instead of argparse's usage dump."""
+    try:
+        v = int(str(value).strip())
+    except ValueError:
+        raise OptionError(f"{name} {value!r} is not a whole number") from None
+    if v < minimum:
+        raise OptionError(f"{name} {v} must be at least {minimum}")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qbdi_utils.cli import int_option
 from qbdi_utils.errors import MidiFileError, OptionError, OutputExistsError
 
 OUTPUT_FILES = ("ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png")
@@ -42,16 +43,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _int(name: str, value: str, minimum: int) -> int:
-    try:
-        v = int(str(value).strip())
-    except ValueError:
-        raise OptionError(f"{name} {value!r} is not a whole number") from None
-    if v < minimum:
-        raise OptionError(f"{name} {v} must be at least {minimum}")
-    return v
-
-
 def run(args) -> int:
     """Handler of ``qbdi analyze``; returns the exit status."""
     midi = Path(args.midi)
@@ -59,9 +50,9 @@ def run(args) -> int:
         raise MidiFileError("no such file; pass an existing .mid file with --midi", midi)
     if args.resolution not in ("beat", "frame"):
         raise OptionError(f"--resolution {args.resolution!r} is not one of beat, frame")
-    min_length = _int("--min-length", args.min_length, 1)
-    min_count = _int("--min-count", args.min_count, 2)
-    n_thr = _int("--thresholds", args.thresholds, 2)
+    min_length = int_option("--min-length", args.min_length, 1)
+    min_count = int_option("--min-count", args.min_count, 2)
+    n_thr = int_option("--thresholds", args.thresholds, 2)
     out = Path(args.out) if args.out else Path(f"{midi.stem}_analysis")
     existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
     if existing and not args.force:

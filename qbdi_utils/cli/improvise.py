@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from qbdi_utils.cli import int_option
 from qbdi_utils.errors import MidiFileError, ModelError, OptionError, OutputExistsError
 
 _STATS = ("query", "corpus", "posterior", "prior")
@@ -56,16 +57,6 @@ def add_parser(subparsers) -> None:
                    help="channel source statistics (default: query)")
     s.add_argument("--force", action="store_true", help="write into an existing, non-empty DIR")
     s.set_defaults(func=run_sweep)
-
-
-def _int_option(name: str, value: str, minimum: int) -> int:
-    try:
-        v = int(str(value).strip())
-    except ValueError:
-        raise OptionError(f"{name} {value!r} is not a whole number") from None
-    if v < minimum:
-        raise OptionError(f"{name} {v} must be at least {minimum}")
-    return v
 
 
 def _check_stats(value: str) -> str:
@@ -126,7 +117,7 @@ def run_improvise(args) -> int:
 
     bits = parse_bits(args.bits)
     stats = _check_stats(args.stats)
-    seed = _int_option("--seed", args.seed, 0)
+    seed = int_option("--seed", args.seed, 0)
     threshold = None
     if args.threshold is not None:
         try:
@@ -169,7 +160,7 @@ def run_sweep(args) -> int:
     from qbdi_utils.improvise import CLAIM_RATES, claims_sweep, write_claims_csv
 
     stats = _check_stats(args.stats)
-    k = _int_option("--seeds", args.seeds, 1)
+    k = int_option("--seeds", args.seeds, 1)
     model_dir, query_path = _check_inputs(args.model, args.query)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
