@@ -224,9 +224,10 @@ def _keras():
 
     TensorFlow >= 2.19 writes INFO lines ("oneDNN custom operations are on", "Could not find cuda
     drivers") from C++ before absl logging is initialised, so TF_CPP_MIN_LOG_LEVEL cannot silence them
-    (tensorflow/tensorflow#100442). They would land in every notebook and after every CLI command, so
-    file descriptor 2 points at /dev/null for the duration of the first import only; a Python
-    exception raised by the import is still reported normally.
+    (tensorflow/tensorflow#100442), and its device discovery logs an error on CPU-only machines.
+    They would land in every notebook and after every CLI command, so file descriptor 2 points at
+    /dev/null for the first import and device discovery only; a Python exception raised by the
+    import is still reported normally.
     """
     import sys
 
@@ -240,7 +241,11 @@ def _keras():
         os.dup2(devnull, 2)
         import keras
         if keras.backend.backend() == "tensorflow":
-            import tensorflow  # noqa: F401  (its first import is the noisy one)
+            import tensorflow
+
+            # device discovery prints "failed call to cuInit" on machines without a GPU driver;
+            # do it now, while muted (a GPU that works is still found and used)
+            tensorflow.config.list_physical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
