@@ -168,3 +168,22 @@ def test_sweep_writes_every_rate_and_seed_and_the_table(capsys, tmp_path, model_
     code, _, err = run(capsys, "sweep", "--model", model_dir, "--query", query_mid, "--out", out,
                        "--seeds", "0")
     assert code == 2 and "--seeds" in one_error_line(err, "sweep")
+
+
+def test_without_model_uses_the_default_model(capsys, tmp_path, query_mid, tiny_model, monkeypatch):
+    # --model omitted: the CLI must ask vae.default_model() (which loads or trains models/default);
+    # the tiny model stands in for it so the test does not train the paper's model.
+    from qbdi_utils import vae
+
+    calls = []
+
+    def fake_default_model(progress=True):
+        calls.append(progress)
+        return tiny_model
+
+    monkeypatch.setattr(vae, "default_model", fake_default_model)
+    out = tmp_path / "out.mid"
+    code, _, err = run(capsys, "improvise", "--query", query_mid, "--bits", "8", "--out", out)
+    assert code == 0, err
+    assert calls == [True]
+    assert pianoroll.read_midi(out, allow_empty=True).n_steps == pianoroll.read_midi(query_mid).n_steps

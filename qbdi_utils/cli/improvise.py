@@ -1,8 +1,8 @@
 """``qbdi improvise`` and ``qbdi sweep``: a query MIDI file in, improvisations in the corpus's style out.
 
-    qbdi improvise --model MODEL_DIR --query FILE.mid --bits {full|N} [--stats MODE] [--seed S]
+    qbdi improvise [--model MODEL_DIR] --query FILE.mid --bits {full|N} [--stats MODE] [--seed S]
                    --out OUT.mid [--musicxml F] [--wav F] [--force]
-    qbdi sweep     --model MODEL_DIR --query FILE.mid --out DIR [--seeds K] [--stats MODE] [--force]
+    qbdi sweep     [--model MODEL_DIR] --query FILE.mid --out DIR [--seeds K] [--stats MODE] [--force]
 
 Every output is checked before the model is loaded, so a refusal costs nothing; existing outputs are
 never overwritten without ``--force``. What about the query the model cannot take as it is (another
@@ -28,7 +28,8 @@ def add_parser(subparsers) -> None:
         description="Encode each bar of a query, send it through a channel of N bits per frame "
         "(or full rate) and decode it in the model's style; write MIDI (and optionally MusicXML, WAV).",
     )
-    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="directory of a saved StyleVAE")
+    p.add_argument("--model", default=None, metavar="MODEL_DIR", help="directory of a saved StyleVAE (default: the notebooks' default model, "
+                   "models/default, trained on the chorales on first use)")
     p.add_argument("--query", required=True, metavar="FILE.mid", help="query MIDI file")
     p.add_argument("--bits", required=True, metavar="{full|N}",
                    help="bits per frame: 'full' (no channel) or a whole number >= 0")
@@ -49,7 +50,8 @@ def add_parser(subparsers) -> None:
         description="Improvise on a query at full rate and 1024..0 bits per frame with K seeds each; "
         "write one MIDI per rate and seed and the claims table (claims.csv) into DIR.",
     )
-    s.add_argument("--model", required=True, metavar="MODEL_DIR", help="directory of a saved StyleVAE")
+    s.add_argument("--model", default=None, metavar="MODEL_DIR", help="directory of a saved StyleVAE (default: the notebooks' default model, "
+                   "models/default, trained on the chorales on first use)")
     s.add_argument("--query", required=True, metavar="FILE.mid", help="query MIDI file")
     s.add_argument("--out", required=True, metavar="DIR", help="output directory")
     s.add_argument("--seeds", default="5", metavar="K", help="channel seeds per rate (default 5)")
@@ -65,11 +67,13 @@ def _check_stats(value: str) -> str:
     return value
 
 
-def _check_inputs(model_dir: str, query: str) -> tuple[Path, Path]:
-    m, q = Path(model_dir), Path(query)
-    if not m.exists():
+def _check_inputs(model_dir: str | None, query: str) -> tuple[Path | None, Path]:
+    m, q = (None if model_dir is None else Path(model_dir)), Path(query)
+    if m is None:
+        pass  # the default model; vae.default_model() loads or trains it
+    elif not m.exists():
         raise ModelError("no such model directory; train one with `qbdi train` or pass --model DIR", m)
-    if not m.is_dir():
+    elif not m.is_dir():
         raise ModelError("is a file, not a model directory; pass the directory a model was saved to", m)
     if not q.exists():
         raise MidiFileError("no such query file; pass an existing .mid file to --query", q)
@@ -89,11 +93,13 @@ def _check_output(path: str | None, force: bool) -> Path | None:
     return p
 
 
-def _load(model_dir: Path, query_path: Path):
-    from qbdi_utils import pianoroll
-    from qbdi_utils.vae import StyleVAE
+def _load(model_dir: Path | None, query_path: Path):
+    from qbdi_utils import pianoroll, vae
 
-    model = StyleVAE.load(model_dir)
+    if model_dir is None:
+        model = vae.default_model(progress=True)
+    else:
+        model = vae.StyleVAE.load(model_dir)
     query = pianoroll.read_midi(query_path, spec=model.spec)
     return model, query
 
