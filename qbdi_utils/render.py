@@ -446,6 +446,14 @@ def _check_output(path, force: bool) -> Path:
     return path
 
 
+def _replace_with(path: Path, data: bytes) -> Path:
+    """Write ``data`` next to ``path`` and move it into place, so a crash never leaves half a file."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
 def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
                    force: bool = False, bars=None, name: str = "", key_sharps="auto") -> Path:
     """Write a roll as a MusicXML file that opens in MuseScore or any notation editor.
@@ -470,11 +478,7 @@ def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | 
     """
     path = _check_output(path, force)
     score = roll_to_stream(roll, spec, tempo_bpm, bars=bars, name=name or path.stem, key_sharps=key_sharps)
-    data = to_musicxml(score)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return _replace_with(path, to_musicxml(score))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -979,16 +983,16 @@ def write_wav(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None 
 
     Used in: notebooks/04_query_generation.ipynb.
     """
+    import io
+
     from scipy.io import wavfile
 
     path = _check_output(path, force)
     wave = synthesize(roll, spec, tempo_bpm, sample_rate=sample_rate, engine=engine)
     pcm = np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        wavfile.write(fh, int(sample_rate), pcm)
-    os.replace(tmp, path)
-    return path
+    buf = io.BytesIO()
+    wavfile.write(buf, int(sample_rate), pcm)
+    return _replace_with(path, buf.getvalue())
 
 
 def audio(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,

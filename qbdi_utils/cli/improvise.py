@@ -20,6 +20,18 @@ from qbdi_utils.errors import MidiFileError, ModelError, OptionError, OutputExis
 _STATS = ("query", "corpus", "posterior", "prior")
 
 
+def _add_model_and_query(parser) -> None:
+    parser.add_argument("--model", default=None, metavar="MODEL_DIR",
+                        help="directory of a saved StyleVAE (default: the notebooks' default model, "
+                        "models/default, trained on the chorales on first use)")
+    parser.add_argument("--query", required=True, metavar="FILE.mid", help="query MIDI file")
+
+
+def _add_stats(parser) -> None:
+    parser.add_argument("--stats", default="query", metavar="{" + "|".join(_STATS) + "}",
+                        help="channel source statistics (default: query)")
+
+
 def add_parser(subparsers) -> None:
     """Register the ``improvise`` and ``sweep`` sub-commands."""
     p = subparsers.add_parser(
@@ -28,13 +40,10 @@ def add_parser(subparsers) -> None:
         description="Encode each bar of a query, send it through a channel of N bits per frame "
         "(or full rate) and decode it in the model's style; write MIDI (and optionally MusicXML, WAV).",
     )
-    p.add_argument("--model", default=None, metavar="MODEL_DIR", help="directory of a saved StyleVAE (default: the notebooks' default model, "
-                   "models/default, trained on the chorales on first use)")
-    p.add_argument("--query", required=True, metavar="FILE.mid", help="query MIDI file")
+    _add_model_and_query(p)
     p.add_argument("--bits", required=True, metavar="{full|N}",
                    help="bits per frame: 'full' (no channel) or a whole number >= 0")
-    p.add_argument("--stats", default="query", metavar="{" + "|".join(_STATS) + "}",
-                   help="channel source statistics (default: query)")
+    _add_stats(p)
     p.add_argument("--seed", default="0", metavar="S", help="seed of the channel noise (default 0)")
     p.add_argument("--threshold", default=None, metavar="P",
                    help="binarization threshold in (0, 1) (default: the model's)")
@@ -50,13 +59,10 @@ def add_parser(subparsers) -> None:
         description="Improvise on a query at full rate and 1024..0 bits per frame with K seeds each; "
         "write one MIDI per rate and seed and the claims table (claims.csv) into DIR.",
     )
-    s.add_argument("--model", default=None, metavar="MODEL_DIR", help="directory of a saved StyleVAE (default: the notebooks' default model, "
-                   "models/default, trained on the chorales on first use)")
-    s.add_argument("--query", required=True, metavar="FILE.mid", help="query MIDI file")
+    _add_model_and_query(s)
     s.add_argument("--out", required=True, metavar="DIR", help="output directory")
     s.add_argument("--seeds", default="5", metavar="K", help="channel seeds per rate (default 5)")
-    s.add_argument("--stats", default="query", metavar="{" + "|".join(_STATS) + "}",
-                   help="channel source statistics (default: query)")
+    _add_stats(s)
     s.add_argument("--force", action="store_true", help="write into an existing, non-empty DIR")
     s.set_defaults(func=run_sweep)
 
