@@ -37,9 +37,17 @@ import numpy as np
 
 from qbdi_utils import paths
 from qbdi_utils.errors import CorpusError, OptionError, QbdiError
+from qbdi_utils.harmony import KEY_TONIC_NAMES, Key, estimate_key
 from qbdi_utils.pianoroll import (
-    Piece, RollSpec, pitch_class_histogram, read_midi, to_frames, transpose_roll,
+    Piece, RollSpec, read_midi, to_frames, transpose_roll,
 )
+
+__all__ = [
+    "CACHE_VERSION", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
+    "PITCH_CLASS_NAMES", "estimate_key", "key_name", "normalising_shift", "Corpus", "chorale_paths",
+    "score_to_piece", "corpus_fingerprint", "load_corpus", "default_query_path", "query_path",
+    "load_query", "export_queries",
+]
 
 #: Bump when the reader or the frame layout changes, so old caches are not reused.
 CACHE_VERSION = 2
@@ -61,42 +69,15 @@ _NOT_CHORALES = {"bwv846": "not a chorale (Well-Tempered Clavier prelude)"}
 
 TRANSPOSE_MODES = (None, "relative", "tonic")
 
-# Krumhansl & Kessler (1982) key profiles, C = index 0.
-_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-
 # ---------------------------------------------------------------------------------------------
-# keys
+# keys: one estimator, in harmony; these names stay importable from here for notebooks and users
 
-def estimate_key(roll: np.ndarray, spec: RollSpec = RollSpec()) -> tuple[int, str, float]:
-    """Key of a roll by the Krumhansl-Kessler method on duration-weighted pitch classes.
-
-    Args:
-        roll: (T, spec.n_columns) roll.
-        spec: roll layout.
-
-    Returns:
-        (tonic pitch class 0..11 with C = 0, "major" or "minor", correlation of the best profile).
-
-    Used in: notebooks/01_data_prep.ipynb
-    """
-    h = pitch_class_histogram(roll, spec)
-    best = (0, "major", -2.0)
-    if h.sum() == 0:
-        return best
-    for mode, prof in (("major", _KK_MAJOR), ("minor", _KK_MINOR)):
-        for tonic in range(12):
-            r = float(np.corrcoef(h, np.roll(prof, tonic))[0, 1])
-            if r > best[2]:
-                best = (tonic, mode, r)
-    return best
+PITCH_CLASS_NAMES = KEY_TONIC_NAMES
 
 
 def key_name(tonic: int, mode: str) -> str:
-    """'C major', 'A minor', ..."""
-    return f"{PITCH_CLASS_NAMES[tonic % 12]} {mode}"
+    """'C major', 'Eb minor', ... (the name :attr:`harmony.Key.name` gives)."""
+    return Key(int(tonic), mode, float("nan"), 0).name
 
 
 def normalising_shift(tonic: int, mode: str, transpose: str | None) -> int:
@@ -372,7 +353,7 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     parsed = _parse_pieces(kind, source, files, ident, spec, meter, limit, cache, progress)
     frames_list, index_list, names, pieces = [], [], [], []
     for piece in parsed["pieces"]:
-        tonic, mode, _ = estimate_key(piece.roll, spec)
+        tonic, mode = estimate_key(piece.roll, spec)[:2]
         base_shift = normalising_shift(tonic, mode, transpose)
         for extra in (0,) + aug:
             shift = base_shift + extra
@@ -554,7 +535,7 @@ def load_query(name: str | None = None, spec: RollSpec = RollSpec(), *,
         raise OptionError(f"transpose must be one of {TRANSPOSE_MODES}, got {transpose!r}")
     piece = read_midi(query_path(name), spec)
     if transpose is not None:
-        tonic, mode, _ = estimate_key(piece.roll, spec)
+        tonic, mode = estimate_key(piece.roll, spec)[:2]
         shift = normalising_shift(tonic, mode, transpose)
         if shift:
             piece.roll, lost = transpose_roll(piece.roll, shift, spec)

@@ -14,17 +14,33 @@ Conventions of this module:
   to: no tonal direction), so distances involving silence are finite; its triad label is ``-1``.
 * **Triad labels** index :data:`TRIAD_NAMES`: 0-11 major triads C..B, 12-23 minor triads Cm..Bm,
   ``-1`` for silent windows.
+* **Ties.** A chroma can match several triads equally well (a bare fifth C-G matches C and Cm; a
+  single pitch class matches six triads). Picking the lowest index would always favour C, and
+  query and output would break ties the same way, inflating agreement. So every statistic over
+  triads (agreement, tonic share, distinct triads) treats a window as its *tie set* and counts the
+  expectation under a uniform random choice within each tie set: a window agrees with another by
+  |A & B| / (|A| |B|). These values do not change when query and output are transposed together.
+  :func:`triad_labels` still returns one label per window (the lowest tied index) for display.
+* **Keys** are one value, :class:`Key`, from one estimator, :func:`estimate_key`
+  (Krumhansl-Kessler profiles on duration-weighted pitch classes), used by corpus and render too.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from qbdi_utils.pianoroll import RollSpec
+from qbdi_utils.pianoroll import Piece, RollSpec, as_roll, pitch_class_histogram
 
 __all__ = [
     "PITCH_CLASS_NAMES",
+    "KEY_TONIC_NAMES",
     "TRIAD_NAMES",
+    "Key",
+    "triad_tie_sets",
+    "triad_credit",
+    "expected_distinct",
     "TONNETZ_RADII",
     "TONNETZ_MATRIX",
     "tonnetz_matrix",
@@ -48,11 +64,19 @@ TRIAD_NAMES = tuple(PITCH_CLASS_NAMES) + tuple(p + "m" for p in PITCH_CLASS_NAME
 #: Harte, Sandler & Gasser (2006) radii: circle of fifths, of minor thirds, of major thirds.
 TONNETZ_RADII = (1.0, 1.0, 0.5)
 
+#: Tonic names for key names, spelled as keys usually are ("Eb major", not "D# major").
+KEY_TONIC_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
 _RESOLUTIONS = ("frame", "beat", "step")
 
 # Krumhansl & Kessler (1982) probe-tone key profiles, tonic first.
 _KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 _KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+# Key signature of the major key on each tonic pitch class, sharps > 0, flats < 0 (C, Db, D, Eb, ...).
+_MAJOR_SHARPS = (0, -5, 2, -3, 4, -1, 6, 1, -4, 3, -2, 5)
+# Scores within this relative distance of the best count as tied (chroma are sums of step counts,
+# so true ties are exact; the tolerance only absorbs float rounding of probabilities).
+_TIE_RTOL = 1e-9
 
 
 def tonnetz_matrix(radii=TONNETZ_RADII) -> np.ndarray:
@@ -85,19 +109,12 @@ TONNETZ_MATRIX.setflags(write=False)
 
 
 def _play_plane(roll, spec: RollSpec) -> np.ndarray:
-    """(T, n_pitches) play plane of a roll (T, n_columns) or of frames (N, frame_size)."""
-    roll = np.asarray(roll)
-    if roll.ndim != 2:
-        raise ValueError(f"expected a 2-D roll (T, {spec.n_columns}) or frames (N, {spec.frame_size}), "
-                         f"got shape {roll.shape}")
-    if roll.shape[1] == spec.frame_size:
-        roll = roll.reshape(-1, spec.n_columns)
-    if roll.shape[1] == spec.n_columns:
-        return roll[:, : spec.n_pitches]
-    if roll.shape[1] == spec.n_pitches:
-        return roll
-    raise ValueError(f"roll has {roll.shape[1]} columns; expected {spec.n_columns} (roll), "
-                     f"{spec.n_pitches} (play plane) or {spec.frame_size} (frames)")
+    """(T, n_pitches) play plane of a roll, of frames or of a Piece (:func:`pianoroll.as_roll`),
+    or a play plane (T, n_pitches) given as it is."""
+    a = roll.roll if isinstance(roll, Piece) else np.asarray(roll)
+    if a.ndim == 2 and a.shape[1] == spec.n_pitches:
+        return a
+    return as_roll(a, spec)[:, : spec.n_pitches]
 
 
 def _window_steps(resolution: str, spec: RollSpec) -> int:
@@ -202,12 +219,83 @@ def triad_templates() -> np.ndarray:
 _TEMPLATES = triad_templates()
 
 
-def triad_labels(chroma_vectors) -> np.ndarray:
-    """Major/minor triad label per row by template matching.
+def _triad_scores(chroma_vectors) -> tuple[np.ndarray, bool]:
+    c = np.asarray(chroma_vectors, dtype=np.float64)
+    single = c.ndim == 1
+    c = np.atleast_2d(c)
+    if c.ndim != 2 or c.shape[1] != 12:
+        raise ValueError(f"chroma must be (n, 12) or (12,), got shape {np.shape(chroma_vectors)}")
+    return c @ _TEMPLATES.T, single
 
-    The label maximises the cosine similarity between the chroma and the 24 binary triad templates
-    (equivalently, the template's inner product, as all templates have the same norm); ties go to the
-    lower index (major before minor, C first). Silent rows get ``-1``.
+
+def triad_tie_sets(chroma_vectors) -> np.ndarray:
+    """Which triads match each window best, ties included.
+
+    Args:
+        chroma_vectors: (n, 12) or (12,) chroma.
+
+    Returns:
+        (n, 24) bool (or (24,) for one vector): True for every triad whose template score equals the
+        window's best (within a relative 1e-9); all False for a silent window.
+
+    Used in: notebooks/04_query_generation.ipynb (through the agreement and output statistics).
+    """
+    scores, single = _triad_scores(chroma_vectors)
+    best = scores.max(axis=1, keepdims=True)
+    sets = scores >= best - _TIE_RTOL * np.abs(best)
+    sets[best[:, 0] <= 0] = False
+    return sets[0] if single else sets
+
+
+def triad_credit(sets_a, sets_b) -> np.ndarray:
+    """Expected triad agreement of windows, ties broken uniformly at random on each side.
+
+    Args:
+        sets_a, sets_b: (n, 24) bool tie sets (:func:`triad_tie_sets`) of the same shape.
+
+    Returns:
+        (n,) float in [0, 1]: |A & B| / (|A| |B|); 1 when both windows are silent, 0 when one is.
+    """
+    a = np.atleast_2d(np.asarray(sets_a, dtype=bool))
+    b = np.atleast_2d(np.asarray(sets_b, dtype=bool))
+    if a.shape != b.shape or a.shape[-1] != 24:
+        raise ValueError(f"tie sets must both be (n, 24), got {a.shape} and {b.shape}")
+    na, nb = a.sum(axis=1), b.sum(axis=1)
+    both = (na > 0) & (nb > 0)
+    out = np.zeros(len(a))
+    out[both] = (a[both] & b[both]).sum(axis=1) / (na[both] * nb[both])
+    out[(na == 0) & (nb == 0)] = 1.0
+    return out
+
+
+def expected_distinct(sets) -> float:
+    """Expected number of distinct triads over windows, ties broken uniformly at random.
+
+    A triad t appears unless every window avoids it, so E = sum_t [1 - prod_w (1 - [t in S_w] / |S_w|)].
+    Without ties this is the plain count of distinct labels. Silent windows are ignored.
+
+    Args:
+        sets: (n, 24) bool tie sets.
+
+    Returns:
+        float, 0 when every window is silent.
+    """
+    s = np.atleast_2d(np.asarray(sets, dtype=bool))
+    size = s.sum(axis=1)
+    s, size = s[size > 0], size[size > 0]
+    if not len(s):
+        return 0.0
+    p = s / size[:, None]
+    return float((1.0 - np.prod(1.0 - p, axis=0)).sum())
+
+
+def triad_labels(chroma_vectors) -> np.ndarray:
+    """One major/minor triad label per window by template matching (for display and names).
+
+    The label maximises the inner product of the chroma with the 24 binary triad templates (the
+    same as cosine similarity, all templates having one norm). Tied windows get the lowest tied
+    index; statistics must not use these labels but the tie sets (:func:`triad_tie_sets`), see the
+    module docstring. Silent rows get ``-1``.
 
     Args:
         chroma_vectors: (n, 12) or (12,) chroma.
@@ -215,46 +303,85 @@ def triad_labels(chroma_vectors) -> np.ndarray:
     Returns:
         (n,) int64 labels in -1..23 indexing :data:`TRIAD_NAMES` (an int for a single vector).
 
-    Used in: notebooks/04_query_generation.ipynb.
+    Used in: notebooks/01_data_prep.ipynb, notebooks/04_query_generation.ipynb.
     """
-    c = np.asarray(chroma_vectors, dtype=np.float64)
-    single = c.ndim == 1
-    c = np.atleast_2d(c)
-    scores = c @ _TEMPLATES.T
+    scores, single = _triad_scores(chroma_vectors)
     labels = np.argmax(scores, axis=1).astype(np.int64)
-    labels[c.sum(axis=1) <= 0] = -1
+    labels[scores.max(axis=1) <= 0] = -1
     return int(labels[0]) if single else labels
 
 
-def estimate_key(chroma_vectors) -> tuple[int, str]:
-    """Key of a passage by the Krumhansl-Kessler key-profile method.
+class Key(NamedTuple):
+    """A key estimate: tonic pitch class (C = 0), mode, the best profile's correlation, signature.
 
-    The summed chroma is correlated (Pearson) with the 12 rotations of the major and minor profiles.
+    A tuple, so ``tonic, mode = key[:2]`` works. ``correlation`` is nan for a passage with no tonal
+    evidence (silent, or all twelve pitch classes equally long), which gets C major.
+    """
+
+    tonic: int
+    mode: str
+    correlation: float
+    sharps: int
+
+    @property
+    def name(self) -> str:
+        """'C major', 'Eb minor', ..."""
+        return f"{KEY_TONIC_NAMES[self.tonic % 12]} {self.mode}"
+
+    @property
+    def triad(self) -> int:
+        """Index in :data:`TRIAD_NAMES` of the tonic triad."""
+        return self.tonic if self.mode == "major" else 12 + self.tonic
+
+
+def estimate_key(x, spec: RollSpec = RollSpec()) -> Key:
+    """Key of a passage by the Krumhansl-Kessler key-profile method (the package's one key estimator).
+
+    The duration-weighted pitch-class histogram is correlated (Pearson) with the 12 rotations of the
+    major and minor profiles; the best of the 24 wins (major first on exact ties, then lower tonic).
 
     Args:
-        chroma_vectors: (n, 12) or (12,) chroma of the whole passage.
+        x: chroma (n, 12) or (12,) (summed over rows), or a roll / frames / Piece
+            (:func:`pianoroll.as_roll`), whose play plane gives the histogram.
+        spec: roll layout when ``x`` is a roll.
 
     Returns:
-        (tonic pitch class 0-11, "major" or "minor").
+        :class:`Key`; ``Key(0, "major", nan, 0)`` when there is no tonal evidence.
 
-    Used in: notebooks/04_query_generation.ipynb.
+    Raises:
+        ValueError: ``x`` is neither chroma nor a roll of this layout.
+
+    Used in: notebooks/01_data_prep.ipynb (corpus transposition), notebooks/04_query_generation.ipynb,
+    render (key signatures).
     """
-    total = np.atleast_2d(np.asarray(chroma_vectors, dtype=np.float64)).sum(axis=0)
-    if total.sum() <= 0:
-        raise ValueError("cannot estimate the key of a silent passage")
+    a = x if isinstance(x, Piece) else np.asarray(x)
+    if not isinstance(a, Piece) and a.shape[-1:] == (12,) and a.ndim <= 2:
+        total = np.atleast_2d(a.astype(np.float64)).sum(axis=0)
+    else:
+        total = pitch_class_histogram(a, spec)
+    if total.sum() <= 0 or np.allclose(total, total[0]):
+        return Key(0, "major", float("nan"), 0)
     best = (-np.inf, 0, "major")
     for mode, profile in (("major", _KK_MAJOR), ("minor", _KK_MINOR)):
         for tonic in range(12):
-            r = np.corrcoef(total, np.roll(profile, tonic))[0, 1]
+            r = float(np.corrcoef(total, np.roll(profile, tonic))[0, 1])
             if r > best[0]:
                 best = (r, tonic, mode)
-    return best[1], best[2]
+    r, tonic, mode = best
+    relative_major = tonic if mode == "major" else (tonic + 3) % 12
+    return Key(int(tonic), mode, r, _MAJOR_SHARPS[relative_major])
 
 
 def tonic_triad(chroma_vectors) -> int:
-    """Index in :data:`TRIAD_NAMES` of the tonic triad of the passage's estimated key."""
-    tonic, mode = estimate_key(chroma_vectors)
-    return tonic if mode == "major" else 12 + tonic
+    """Index in :data:`TRIAD_NAMES` of the tonic triad of the passage's estimated key.
+
+    Raises:
+        ValueError: a silent passage has no key.
+    """
+    key = estimate_key(chroma_vectors)
+    if np.isnan(key.correlation):
+        raise ValueError("cannot estimate the key of a silent passage")
+    return key.triad
 
 
 def _check_pair(query_chroma, output_chroma):
@@ -273,8 +400,9 @@ def frame_comparison(query_chroma, output_chroma) -> dict:
 
     Returns:
         dict of (n,) arrays: ``chroma_cosine`` (1 when both windows are silent, 0 when only one is),
-        ``tonnetz_distance`` (silence at the Tonnetz origin), ``triad_agreement`` (bool; two silent
-        windows agree).
+        ``tonnetz_distance`` (silence at the Tonnetz origin), ``triad_agreement`` (float in [0, 1],
+        the expected agreement with ties broken at random, :func:`triad_credit`; two silent windows
+        agree).
 
     Used in: notebooks/04_query_generation.ipynb.
     """
@@ -287,7 +415,7 @@ def frame_comparison(query_chroma, output_chroma) -> dict:
     return {
         "chroma_cosine": cos,
         "tonnetz_distance": np.atleast_1d(tonnetz_distance(q, o)),
-        "triad_agreement": triad_labels(q) == triad_labels(o),
+        "triad_agreement": triad_credit(triad_tie_sets(q), triad_tie_sets(o)),
     }
 
 
@@ -351,8 +479,9 @@ def output_stats(roll, tonic: int | None = None, spec: RollSpec = RollSpec(),
         query_roll: the query's roll, used only to estimate ``tonic``.
 
     Returns:
-        dict with ``distinct_triads`` (int, distinct labels over non-silent windows), ``tonic_share``
-        (share of non-silent windows labelled with the tonic triad; nan if all silent),
+        dict with ``distinct_triads`` (float, expected number of distinct triads over non-silent
+        windows, :func:`expected_distinct`), ``tonic_share`` (expected share of non-silent windows on
+        the tonic triad, ties counted fractionally; nan if all silent),
         ``pc_entropy_bits`` (pitch-class entropy of the whole output), ``note_density`` (note onsets
         per frame, articulate plane), ``empty_frame_rate`` (share of frames with no sounding note),
         ``tonic`` (the tonic triad index used).
@@ -367,8 +496,9 @@ def output_stats(roll, tonic: int | None = None, spec: RollSpec = RollSpec(),
     if r.ndim == 2 and r.shape[1] == spec.frame_size:
         r = r.reshape(-1, spec.n_columns)
     c = chroma(r, spec, resolution)
-    labels = triad_labels(c)
-    voiced = labels >= 0
+    sets = triad_tie_sets(c)
+    size = sets.sum(axis=1)
+    voiced = size > 0
     per_frame = chroma(r, spec, "frame")
     n_frames = max(len(per_frame), 1)
     if r.shape[1] == spec.n_columns:
@@ -376,8 +506,8 @@ def output_stats(roll, tonic: int | None = None, spec: RollSpec = RollSpec(),
     else:
         onsets = float("nan")
     return {
-        "distinct_triads": int(len(np.unique(labels[voiced]))),
-        "tonic_share": float(np.mean(labels[voiced] == tonic)) if voiced.any() else float("nan"),
+        "distinct_triads": expected_distinct(sets),
+        "tonic_share": float(np.mean(sets[voiced, tonic] / size[voiced])) if voiced.any() else float("nan"),
         "pc_entropy_bits": pitch_class_entropy_bits(c),
         "note_density": onsets / n_frames,
         "empty_frame_rate": float(np.mean(per_frame.sum(axis=1) == 0)) if len(per_frame) else float("nan"),

@@ -17,10 +17,19 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from qbdi_utils.errors import MeterError, MidiFileError, NoNotesError, OptionError
+
+__all__ = [
+    "RollSpec", "Piece", "Note", "MAX_STEPS",
+    "as_roll", "as_frames", "split_planes", "is_valid_roll", "make_valid", "binarize",
+    "roll_to_notes", "notes_to_roll", "read_midi", "write_midi", "bar_steps",
+    "to_frames", "from_frames", "piece_to_frames", "piece_from_frames", "transpose_roll",
+    "pitch_class_histogram",
+]
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,79 @@ class Piece:
     def tempo_bpm(self) -> float:
         """The first (initial) tempo in quarter notes per minute."""
         return float(self.tempo_map[0][1]) if self.tempo_map else 120.0
+
+
+class Note(NamedTuple):
+    """One note of a roll: MIDI pitch, first step and end step (exclusive), in roll steps."""
+
+    pitch: int
+    start: int
+    end: int
+
+
+# --------------------------------------------------------------------------------------------
+# The roll contract: every roll or frames array entering the package passes through here
+# --------------------------------------------------------------------------------------------
+
+def as_roll(x, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """A roll ``(T, spec.n_columns)`` from a roll, from frames ``(N, spec.frame_size)``, or from a Piece.
+
+    The one place that decides "is this a roll or frames?". Frames are reshaped row-major (a view,
+    no copy); a single frame ``(spec.frame_size,)`` counts as one frame. A :class:`Piece` gives its
+    ``roll`` (its own spec must equal ``spec``). Values are not checked (probabilities pass).
+
+    Args:
+        x: (T, spec.n_columns) roll, (N, spec.frame_size) frames, (spec.frame_size,) one frame, or a Piece.
+        spec: roll layout.
+
+    Returns:
+        (T, spec.n_columns) array of the input's dtype.
+
+    Raises:
+        ValueError: any other shape, or a Piece of another layout (a caller's mistake, not a user's).
+
+    Used in: every module that takes rolls (harmony, render, improvise, vae).
+    """
+    if isinstance(x, Piece):
+        if x.spec != spec:
+            raise ValueError(f"piece {x.name!r} has layout {x.spec}, expected {spec}")
+        x = x.roll
+    a = np.asarray(x)
+    if a.ndim == 1 and a.shape[0] == spec.frame_size:
+        a = a[None]
+    if a.ndim == 2 and a.shape[1] == spec.frame_size and spec.frame_size != spec.n_columns:
+        return a.reshape(-1, spec.n_columns)
+    if a.ndim == 2 and a.shape[1] == spec.n_columns:
+        return a
+    raise ValueError(f"expected a roll (T, {spec.n_columns}) or frames (N, {spec.frame_size}) "
+                     f"for this RollSpec, got shape {a.shape}")
+
+
+def as_frames(x, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """Frames ``(N, spec.frame_size)`` from frames or from one frame ``(spec.frame_size,)``.
+
+    A roll is *not* accepted: cutting a roll into frames needs its bar offset
+    (:func:`to_frames`, :func:`piece_to_frames`).
+
+    Args:
+        x: (N, spec.frame_size) or (spec.frame_size,) array.
+        spec: roll layout.
+
+    Returns:
+        (N, spec.frame_size) array of the input's dtype (a view where possible).
+
+    Raises:
+        ValueError: any other shape.
+
+    Used in: vae (encode, reconstruct), improvise.
+    """
+    a = np.asarray(x)
+    if a.ndim == 1 and a.shape[0] == spec.frame_size:
+        return a[None]
+    if a.ndim == 2 and a.shape[1] == spec.frame_size:
+        return a
+    hint = "; cut a roll with pianoroll.to_frames" if a.ndim == 2 and a.shape[1] == spec.n_columns else ""
+    raise ValueError(f"expected frames (N, {spec.frame_size}) for this RollSpec, got shape {a.shape}{hint}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,21 +307,29 @@ def binarize(probabilities: np.ndarray, threshold: float = 0.5,
 # Notes <-> roll
 # --------------------------------------------------------------------------------------------
 
-def roll_to_notes(roll: np.ndarray, spec: RollSpec = RollSpec()) -> list[tuple[int, int, int]]:
-    """The notes of a roll as (pitch, start_step, end_step), end exclusive, sorted by start, pitch.
+def roll_to_notes(roll, spec: RollSpec = RollSpec(), *, lenient: bool = False) -> list[Note]:
+    """The notes of a roll as :class:`Note` (pitch, start_step, end_step), end exclusive, sorted by
+    start, then pitch. The package's one note reader.
 
     A note starts where a pitch is articulated or starts sounding and lasts while it keeps sounding
-    without a new articulation.
+    without a new articulation. Any non-zero value counts as on.
 
     Args:
-        roll: (T, spec.n_columns) 0/1 array.
+        roll: (T, spec.n_columns) array; with ``lenient=True`` also frames (N, spec.frame_size) or a
+            Piece (through :func:`as_roll`).
         spec: roll layout.
+        lenient: accept frames and Pieces as well as rolls.
 
     Returns:
-        list of (MIDI pitch, start step, end step).
+        list of Note(pitch, start, end); ``np.asarray(notes)`` gives an (n, 3) int array.
 
-    Used in: notebooks/01_data_prep.ipynb
+    Raises:
+        ValueError: a shape that is not a roll (or, lenient, not frames / a Piece).
+
+    Used in: notebooks/01_data_prep.ipynb, render (notation, audio), cli frames.
     """
+    if lenient:
+        roll = as_roll(roll, spec)
     roll = np.asarray(roll)
     if roll.ndim != 2 or roll.shape[1] != spec.n_columns:
         raise ValueError(f"roll must be (T, {spec.n_columns}), got {roll.shape}")
@@ -258,8 +348,8 @@ def roll_to_notes(roll: np.ndarray, spec: RollSpec = RollSpec()) -> list[tuple[i
             nxt = s_idx[i + 1] if i + 1 < len(s_idx) else T
             j = np.searchsorted(silent, s)
             off = silent[j] if j < len(silent) else T
-            notes.append((int(spec.min_pitch + k), int(s), int(min(nxt, off))))
-    notes.sort(key=lambda n: (n[1], n[0], n[2]))
+            notes.append(Note(int(spec.min_pitch + k), int(s), int(min(nxt, off))))
+    notes.sort(key=lambda n: (n.start, n.pitch, n.end))
     return notes
 
 
@@ -664,9 +754,19 @@ def transpose_roll(roll: np.ndarray, semitones: int, spec: RollSpec = RollSpec()
     return out, lost
 
 
-def pitch_class_histogram(roll: np.ndarray, spec: RollSpec = RollSpec()) -> np.ndarray:
-    """Sounding steps per pitch class (C = 0): (12,) float, summing to 1 (zeros for an empty roll)."""
-    play = np.asarray(roll)[:, :spec.n_pitches].astype(np.float64)
+def pitch_class_histogram(roll, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """Share of sounding steps per pitch class (C = 0) of a roll, frames or Piece.
+
+    Args:
+        roll: anything :func:`as_roll` takes.
+        spec: roll layout.
+
+    Returns:
+        (12,) float64 summing to 1 (all zeros for a silent roll).
+
+    Used in: harmony.estimate_key, notebooks/01_data_prep.ipynb.
+    """
+    play = as_roll(roll, spec)[:, :spec.n_pitches].astype(np.float64)
     per_pitch = play.sum(axis=0)
     pcs = (np.arange(spec.n_pitches) + spec.min_pitch) % 12
     h = np.bincount(pcs, weights=per_pitch, minlength=12)

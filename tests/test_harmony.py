@@ -118,8 +118,8 @@ def test_key_estimation_and_tonic():
     # I - IV - V - I in C major and in A minor (i iv V i)
     cmaj = harmony.chroma(_chord_roll([[48, 52, 55], [53, 57, 60], [55, 59, 62], [48, 52, 55]]))
     amin = harmony.chroma(_chord_roll([[57, 60, 64], [50, 53, 57], [52, 56, 59], [57, 60, 64]]))
-    assert harmony.estimate_key(cmaj) == (0, "major")
-    assert harmony.estimate_key(amin) == (9, "minor")
+    assert harmony.estimate_key(cmaj)[:2] == (0, "major")
+    assert harmony.estimate_key(amin)[:2] == (9, "minor")
     assert harmony.tonic_triad(amin) == 21
 
 
@@ -168,3 +168,128 @@ def test_tonnetz_rows_bit_identical_alone_or_in_batch():
     np.testing.assert_array_equal(batch, alone)
     d = harmony.tonnetz_distance(cs[:150], cs[150:])
     np.testing.assert_array_equal(d, [harmony.tonnetz_distance(a, b) for a, b in zip(cs[:150], cs[150:])])
+
+
+# --- keys: one estimator, one value ---------------------------------------------------------
+
+def test_key_value_from_chroma_roll_and_piece_agree():
+    from qbdi_utils.pianoroll import Piece
+
+    d_major = [[50, 54, 57], [55, 59, 62], [57, 61, 64], [50, 54, 57]]  # I IV V I in D
+    roll = _chord_roll(d_major)
+    k = harmony.estimate_key(roll, SPEC)
+    assert (k.tonic, k.mode, k.sharps, k.name) == (2, "major", 2, "D major")
+    for other in (harmony.chroma(roll, SPEC), Piece(roll=roll), roll.reshape(-1, SPEC.frame_size)):
+        o = harmony.estimate_key(other, SPEC)
+        assert o[:2] == k[:2] and o.sharps == k.sharps and o.correlation == pytest.approx(k.correlation, abs=1e-12)
+    # Bb major: two flats; G minor is its relative, so its signature is also two flats
+    bb = _chord_roll([[46, 50, 53], [51, 55, 58], [53, 57, 60], [46, 50, 53]])
+    assert harmony.estimate_key(bb, SPEC)[:2] == (10, "major") and harmony.estimate_key(bb, SPEC).sharps == -2
+    gm = _chord_roll([[43, 46, 50], [48, 51, 55], [50, 54, 57], [43, 46, 50]])
+    assert harmony.estimate_key(gm, SPEC)[:2] == (7, "minor") and harmony.estimate_key(gm, SPEC).sharps == -2
+    assert harmony.estimate_key(gm, SPEC).name == "G minor"
+
+
+def test_key_correlation_is_pearson_with_the_rotated_profile():
+    c = harmony.chroma(_chord_roll([[48, 52, 55], [53, 57, 60], [55, 59, 62]])).sum(axis=0)
+    k = harmony.estimate_key(c)
+    major = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88]
+    prof = [major[(i - k.tonic) % 12] for i in range(12)]
+    mx, my = sum(c) / 12, sum(prof) / 12
+    num = sum((a - mx) * (b - my) for a, b in zip(c, prof))
+    den = math.sqrt(sum((a - mx) ** 2 for a in c) * sum((b - my) ** 2 for b in prof))
+    assert k.mode == "major" and k.correlation == pytest.approx(num / den, abs=1e-12)
+
+
+def test_silent_or_flat_passage_has_no_key():
+    for x in (np.zeros((32, SPEC.n_columns), np.uint8), np.ones(12)):
+        k = harmony.estimate_key(x, SPEC)
+        assert k[:2] == (0, "major") and k.sharps == 0 and math.isnan(k.correlation)
+    with pytest.raises(ValueError):
+        harmony.tonic_triad(np.zeros((3, 12)))
+
+
+def test_corpus_and_render_use_the_one_estimator():
+    from qbdi_utils import corpus
+
+    assert corpus.estimate_key is harmony.estimate_key
+    assert corpus.key_name(3, "major") == "Eb major"
+
+
+# --- ties: no pitch-class bias (issue 12, F2) ----------------------------------------------
+
+def test_tie_sets_of_ambiguous_chroma():
+    fifth = _pcs(0, 7)  # C-G: C major and C minor tie
+    s = harmony.triad_tie_sets(fifth)
+    assert set(np.flatnonzero(s)) == {0, 12}
+    single = _pcs(4)  # E alone: in C, E, A (major) and Em, C#m, Am (minor)
+    names = {harmony.TRIAD_NAMES[i] for i in np.flatnonzero(harmony.triad_tie_sets(single))}
+    assert names == {"C", "E", "A", "Em", "C#m", "Am"}
+    assert not harmony.triad_tie_sets(np.zeros(12)).any()
+
+
+def test_triad_credit_is_expected_agreement_under_random_tie_breaks():
+    rng = np.random.default_rng(3)
+    a = rng.random((40, 24)) < 0.15
+    b = rng.random((40, 24)) < 0.15
+    a[:3] = False  # some silent windows
+    b[1:5] = False
+    got = harmony.triad_credit(a, b)
+    for i in range(40):  # brute force: enumerate every pair of choices
+        A, B = np.flatnonzero(a[i]), np.flatnonzero(b[i])
+        if not len(A) and not len(B):
+            want = 1.0
+        elif not len(A) or not len(B):
+            want = 0.0
+        else:
+            want = sum(x == y for x in A for y in B) / (len(A) * len(B))
+        assert got[i] == pytest.approx(want, abs=1e-12)
+
+
+def test_expected_distinct_by_enumeration():
+    import itertools
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        sets = rng.random((4, 24)) < 0.1
+        sets[rng.integers(0, 4), rng.integers(0, 24)] = True
+        choices = [np.flatnonzero(r) for r in sets if r.any()]
+        combos = list(itertools.product(*choices))
+        weight = 1.0 / len(combos)
+        want = sum(len(set(c)) * weight for c in combos)
+        assert harmony.expected_distinct(sets) == pytest.approx(want, abs=1e-12)
+    one_label = np.zeros((5, 24), bool)
+    one_label[np.arange(5), [0, 0, 7, 9, 7]] = True
+    assert harmony.expected_distinct(one_label) == 3.0
+
+
+def _bars_with_ties(rng, n):
+    """Random bars mixing triads, bare fifths and single notes (many tied best triads)."""
+    bars = []
+    for _ in range(n):
+        r = int(rng.integers(0, 12))
+        kind = rng.integers(0, 3)
+        pcs = [(r, r + 4, r + 7), (r, r + 7), (r,)][kind]
+        bars.append([48 + p for p in pcs])
+    return _chord_roll(bars)
+
+
+def test_agreement_and_tonic_share_do_not_change_under_transposition():
+    rng = np.random.default_rng(0)
+    q, o = _bars_with_ties(rng, 30), _bars_with_ties(rng, 30)
+    base_agree = harmony.frame_agreement(harmony.chroma(q), harmony.chroma(o))["triad_agreement"]
+    base = harmony.output_stats(o, tonic=0, query_roll=q)
+    for shift in range(1, 12):
+        qs, os_ = (np.roll(x.reshape(len(x), 2, SPEC.n_pitches), shift, axis=2).reshape(len(x), -1) for x in (q, o))
+        agree = harmony.frame_agreement(harmony.chroma(qs), harmony.chroma(os_))["triad_agreement"]
+        st = harmony.output_stats(os_, tonic=shift)
+        assert agree == pytest.approx(base_agree, abs=1e-12)
+        assert st["tonic_share"] == pytest.approx(base["tonic_share"], abs=1e-12)
+        assert st["distinct_triads"] == pytest.approx(base["distinct_triads"], abs=1e-12)
+
+
+def test_lowest_index_tie_break_would_be_biased():
+    """Why F2 matters: a C-G fifth in both query and output used to 'agree' with certainty."""
+    fifth = harmony.chroma(_chord_roll([[48, 55]]))
+    assert harmony.frame_agreement(fifth, fifth)["triad_agreement"] == 0.5
+    assert harmony.output_stats(_chord_roll([[48, 55]]), tonic=0)["tonic_share"] == 0.5

@@ -352,3 +352,32 @@ def test_piece_from_frames():
 def test_spec_dict_round_trip():
     s = RollSpec(min_pitch=30, max_pitch=90)
     assert RollSpec.from_dict(s.to_dict()) == s
+
+
+# --- the roll contract: as_roll / as_frames / Note ------------------------------------------
+
+def test_as_roll_accepts_rolls_frames_and_pieces_and_nothing_else():
+    from qbdi_utils.pianoroll import Note, Piece, as_frames, as_roll
+
+    roll = np.zeros((32, SPEC.n_columns), np.uint8)
+    roll[3:9, 5] = 1
+    frames = roll.reshape(2, SPEC.frame_size)
+    assert as_roll(roll, SPEC) is roll or np.shares_memory(as_roll(roll, SPEC), roll)
+    np.testing.assert_array_equal(as_roll(frames, SPEC), roll)
+    np.testing.assert_array_equal(as_roll(frames[0], SPEC), roll[:16])
+    np.testing.assert_array_equal(as_roll(Piece(roll=roll), SPEC), roll)
+    np.testing.assert_array_equal(as_frames(frames[1], SPEC), frames[1:])
+    for bad in (np.zeros((4, 100)), np.zeros((2, 3, SPEC.n_columns)), np.zeros(SPEC.n_columns)):
+        with pytest.raises(ValueError):
+            as_roll(bad, SPEC)
+    with pytest.raises(ValueError, match="to_frames"):
+        as_frames(roll, SPEC)
+    with pytest.raises(ValueError):
+        as_roll(Piece(roll=np.zeros((4, 24), np.uint8), spec=RollSpec(min_pitch=60, max_pitch=71)), SPEC)
+    # one note reader: strict by default, lenient takes frames and pieces too
+    notes = roll_to_notes(roll, SPEC)
+    assert notes == [Note(SPEC.min_pitch + 5, 3, 9)] and notes[0].pitch == SPEC.min_pitch + 5
+    assert roll_to_notes(frames, SPEC, lenient=True) == notes
+    assert roll_to_notes(Piece(roll=roll), SPEC, lenient=True) == notes
+    with pytest.raises(ValueError):
+        roll_to_notes(frames, SPEC)
