@@ -445,6 +445,9 @@ def ir_vs_bits(signals: dict, thresholds=None, metric: str = "euclidean") -> lis
 
     Used in: notebooks/05_vmo_analysis.ipynb.
     """
+    def sd(x):  # identical values (e.g. full rate, every seed alike) have sd exactly 0, not 1e-13
+        return 0.0 if np.ptp(x) == 0 else float(x.std())
+
     rows = []
     for bits, seqs in signals.items():
         seqs = list(seqs)
@@ -454,8 +457,8 @@ def ir_vs_bits(signals: dict, thresholds=None, metric: str = "euclidean") -> lis
         per = np.array([c.best_ir / max(len(s), 1) for c, s in zip(curves, seqs)])
         rows.append({
             "bits": bits, "n_seeds": len(seqs),
-            "best_threshold_mean": float(bt.mean()), "best_threshold_std": float(bt.std()),
-            "total_ir_mean": float(ir.mean()), "total_ir_std": float(ir.std()),
+            "best_threshold_mean": float(bt.mean()), "best_threshold_std": sd(bt),
+            "total_ir_mean": float(ir.mean()), "total_ir_std": sd(ir),
             "ir_per_frame_mean": float(per.mean()),
         })
     return rows

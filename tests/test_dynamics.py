@@ -283,3 +283,16 @@ def test_motifs_complete_where_vmo_pattern_search_is_not():
             assert m.spans == brute
         covered = {s for m in planted for s, _ in m.spans}
         assert all(s in covered for s in starts), (seed, starts, [m.spans for m in planted])
+
+
+def test_ir_vs_bits_sd_of_identical_seeds_is_exactly_zero(monkeypatch):
+    """Seeds that give the same curve (full rate) must report sd 0, not float noise such as 1e-17,
+    which a regression-checked notebook cell would print as a number."""
+    x = dynamics.tonnetz_features(_chord_chroma(40))
+
+    class Curve:  # an IR curve whose best values have non-representable means (0.1 * 3 / 3 != 0.1)
+        best_threshold, best_ir = 0.1, 0.1
+
+    monkeypatch.setattr(dynamics, "ir_curve", lambda *a, **k: Curve())
+    row = dynamics.ir_vs_bits({"full": [x, x, x]})[0]
+    assert row["best_threshold_std"] == 0.0 and row["total_ir_std"] == 0.0
