@@ -41,6 +41,7 @@ __all__ = [
     "triad_tie_sets",
     "triad_credit",
     "expected_distinct",
+    "triad_shares",
     "TONNETZ_RADII",
     "TONNETZ_MATRIX",
     "tonnetz_matrix",
@@ -287,6 +288,26 @@ def expected_distinct(sets) -> float:
         return 0.0
     p = s / size[:, None]
     return float((1.0 - np.prod(1.0 - p, axis=0)).sum())
+
+
+def triad_shares(chroma_vectors) -> np.ndarray:
+    """Expected share of non-silent windows on each triad, ties split evenly within a window.
+
+    Args:
+        chroma_vectors: (n, 12) chroma.
+
+    Returns:
+        (24,) float summing to 1 (all zeros when every window is silent), indexed like
+        :data:`TRIAD_NAMES`.
+
+    Used in: notebooks/01_data_prep.ipynb (the corpus's commonest triads under each transposition).
+    """
+    sets = np.atleast_2d(triad_tie_sets(chroma_vectors))
+    size = sets.sum(axis=1)
+    voiced = size > 0
+    if not voiced.any():
+        return np.zeros(24)
+    return (sets[voiced] / size[voiced, None]).sum(axis=0) / voiced.sum()
 
 
 def triad_labels(chroma_vectors) -> np.ndarray:

@@ -293,3 +293,14 @@ def test_lowest_index_tie_break_would_be_biased():
     fifth = harmony.chroma(_chord_roll([[48, 55]]))
     assert harmony.frame_agreement(fifth, fifth)["triad_agreement"] == 0.5
     assert harmony.output_stats(_chord_roll([[48, 55]]), tonic=0)["tonic_share"] == 0.5
+
+
+def test_triad_shares_split_ties_and_ignore_silence():
+    c = np.vstack([_pcs(0, 4, 7), _pcs(0, 7), np.zeros(12), _pcs(9, 0, 4)])
+    sh = harmony.triad_shares(c)
+    want = np.zeros(24)
+    want[0] += 1 / 3 + 1 / 6  # C triad; the C-G fifth is half C, half Cm
+    want[12] += 1 / 6
+    want[21] += 1 / 3  # Am
+    np.testing.assert_allclose(sh, want, atol=1e-12)
+    assert harmony.triad_shares(np.zeros((3, 12))).sum() == 0
