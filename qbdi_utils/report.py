@@ -6,6 +6,13 @@ a cell prints its numbers through this module, rounded to a number of *significa
 survives BLAS and platform differences (3 by default), and prints nothing else that varies
 (no timings, paths or progress bars; those go to unchecked cells).
 
+Numbers that depend on a trained model do not keep three digits from one machine to another (the
+same seed gives the same weights on one machine, but another CPU's float kernels train a slightly
+different model). Those are checked against *bands*: :func:`check_bands` prints a line per quantity
+that reads the same whenever the value lies in its band (``expected ± tolerance``), and shows the
+value when it does not, so nbval reports the change. The bands are stated in the notebook next to
+the evidence for their width.
+
 Imports nothing of ours. Used in every notebook.
 """
 
@@ -16,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["DIGITS", "sig", "rounded", "table", "show"]
+__all__ = ["DIGITS", "sig", "rounded", "table", "show", "within", "check_bands"]
 
 #: Significant digits kept in checked notebook outputs.
 DIGITS = 3
@@ -114,3 +121,29 @@ def table(rows: Sequence[Mapping] | Mapping, columns: Sequence[str] | None = Non
 def show(label: str, value, digits: int = DIGITS) -> None:
     """Print ``label: value`` with every float in ``value`` rounded (:func:`rounded`)."""
     print(f"{label}: {rounded(value, digits)}")
+
+
+def within(value, expected, tolerance) -> bool:
+    """Whether ``|value - expected| <= tolerance`` (False for nan)."""
+    v = float(value)
+    return bool(math.isfinite(v) and abs(v - float(expected)) <= float(tolerance))
+
+
+def check_bands(values: Mapping, bands: Mapping) -> str:
+    """One line per band: ``name: expected ± tolerance`` when the value is in its band, else the value.
+
+    Args:
+        values: {name: measured number}.
+        bands: {name: (expected, tolerance)}, the quantities to check, in print order.
+
+    Returns:
+        Text whose lines do not change while every value stays in its band; a value outside (or
+        missing) prints as ``name: OUT OF BAND: value (expected ± tolerance)``.
+    """
+    lines = []
+    for name, (expected, tol) in bands.items():
+        v = values.get(name, float("nan"))
+        band = f"{sig(expected)} ± {sig(tol)}"
+        lines.append(f"{name}: {band}" if within(v, expected, tol)
+                     else f"{name}: OUT OF BAND: {sig(v, 6)} (expected {band})")
+    return "\n".join(lines)

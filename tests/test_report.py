@@ -41,3 +41,15 @@ def test_rounded_nested_and_table_layout():
     lines = t.splitlines()
     assert lines[0].split() == ["bits", "F1"] and set(lines[1]) <= {"-", " "}
     assert lines[2].split() == ["full", "None", "0.893"] and lines[3].split() == ["64", "64", "0.5"]
+
+
+def test_bands_text_stable_inside_and_loud_outside():
+    bands = {"R (nats)": (43.0, 1.5), "F1": (0.894, 0.01)}
+    a = report.check_bands({"R (nats)": 42.87, "F1": 0.8953}, bands)
+    b = report.check_bands({"R (nats)": 43.9, "F1": 0.889}, bands)
+    assert a == b == "R (nats): 43.0 ± 1.5\nF1: 0.894 ± 0.01"
+    c = report.check_bands({"R (nats)": 45.0, "F1": float("nan")}, bands)
+    assert c.splitlines()[0] == "R (nats): OUT OF BAND: 45.0 (expected 43.0 ± 1.5)"
+    assert "OUT OF BAND" in c.splitlines()[1]
+    assert "OUT OF BAND" in report.check_bands({}, bands)
+    assert report.within(1.0, 1.5, 0.5) and not report.within(0.99, 1.5, 0.5)
