@@ -193,8 +193,12 @@ def fs_error(exc: OSError, path: str | Path | None = None, action: str = "write"
         if blocker is not None:
             cause = f"{blocker} is a file, not a folder"
     elif exc.errno == errno.ENOENT and action != "read":
-        missing = next((p for p in path.parents if not p.exists()), None)
-        if missing is not None and path.parent != path:
+        missing = None  # the outermost missing folder
+        for p in path.parents:
+            if p.exists():
+                break
+            missing = p
+        if missing is not None:
             cause = f"folder {missing} does not exist"
     err = FileSystemError(f"cannot {action}: {cause}", path)
     err.errno = exc.errno
@@ -705,7 +709,10 @@ class OutputSet:
                         os.unlink(dest)
             for b, dest in backups:
                 with contextlib.suppress(OSError):
-                    os.replace(b, dest)
+                    if os.path.samefile(b, dest):  # not replaced yet; rename() of a link onto itself is a no-op
+                        os.unlink(b)
+                    else:
+                        os.replace(b, dest)
             self.discard()
             if isinstance(exc, FileExistsError):
                 raise OutputExistsError(EXISTS_HINT, current) from None
