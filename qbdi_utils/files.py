@@ -29,9 +29,11 @@ The discipline (issue 11):
   the path and the cause in words (:func:`fs_error`). :func:`check_writable` checks a destination up
   front.
 
-The file-size limit (``ulimit -f``): exceeding it sends SIGXFSZ, which kills the process before
-Python sees the error; :func:`ignore_sigxfsz` (called by the ``qbdi`` command) makes such writes
-raise ``OSError(EFBIG)`` instead, which becomes a FileSystemError like any other.
+The file-size limit (``ulimit -f``): exceeding it sends SIGXFSZ, whose default action kills the
+process before Python sees the error. CPython ignores SIGXFSZ at start-up, so a plain ``python`` /
+``qbdi`` process gets ``OSError(EFBIG)``; :func:`ignore_sigxfsz` (called again by the ``qbdi`` command)
+keeps it so when an embedding interpreter or a library restored the default. The EFBIG then becomes
+a FileSystemError like any other.
 
 Leftover detection uses process ids, so it is exact on one machine; on a folder shared by several
 machines a leftover of a live writer elsewhere is only removed after :data:`STALE_AFTER_S`.
@@ -265,6 +267,8 @@ def check_outputs(paths: Iterable[str | Path], *, force: bool = False) -> list[P
     Raises:
         OutputExistsError: one exists and ``force`` is false.
         FileSystemError: one is a folder, or its folder cannot be written.
+
+    Used in: ``qbdi analyze``.
     """
     out = [Path(p) for p in paths]
     for p in out:
@@ -281,7 +285,8 @@ def check_outputs(paths: Iterable[str | Path], *, force: bool = False) -> list[P
 # leftovers
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
+    """Whether process ``pid`` may still be writing (unknown counts as alive)."""
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would send Ctrl-C
         return True
     try:
         os.kill(pid, 0)
@@ -522,13 +527,21 @@ def write_with(path: str | Path, write: Callable[[Path], object], *, force: bool
 
 
 def write_bytes(path: str | Path, data: bytes, *, force: bool = False, mkdir: bool = True) -> Path:
-    """Atomically write ``data`` to ``path`` (see :func:`write_with` for force, errors)."""
+    """Atomically write ``data`` to ``path`` (force, mkdir as in :func:`write_with`); returns ``path``.
+
+    Raises:
+        OutputExistsError, FileSystemError: as :func:`write_with`.
+    """
     return write_with(path, _bytes_writer(bytes(data)), force=force, mkdir=mkdir)
 
 
 def write_text(path: str | Path, text: str, *, force: bool = False, mkdir: bool = True,
                encoding: str = "utf-8") -> Path:
-    """Atomically write ``text`` to ``path`` (newlines as given; see :func:`write_with`)."""
+    """Atomically write ``text`` to ``path`` (newlines as given; see :func:`write_with`); returns ``path``.
+
+    Raises:
+        OutputExistsError, FileSystemError: as :func:`write_with`.
+    """
     return write_bytes(path, text.encode(encoding), force=force, mkdir=mkdir)
 
 
@@ -590,6 +603,8 @@ def write_csv(rows: Iterable, path: str | Path, *, columns: list[str] | None = N
     Raises:
         OutputExistsError: ``path`` exists and ``force`` is false.
         FileSystemError: a file-system fault.
+
+    Used in: ``qbdi analyze`` (through :meth:`OutputSet.add_csv`).
     """
     return write_text(path, csv_text(rows, columns, float_format=float_format), force=force)
 
@@ -615,6 +630,8 @@ class OutputSet:
     renames) can leave the members moved so far, each of them complete.
 
     Raises (from ``add_*`` and commit): OutputExistsError, FileSystemError.
+
+    Used in: ``qbdi analyze`` (the two CSVs and two plots).
     """
 
     def __init__(self, *, force: bool = False, mkdir: bool = True):
@@ -678,6 +695,7 @@ class OutputSet:
         """Move every staged member into place, or none; returns the destinations."""
         if self._done:
             return self.paths
+        _hook("staged-all")
         placed: list[Path] = []                 # created (no force) or replaced (force)
         backups: list[tuple[Path, Path]] = []   # (backup, dest) of replaced files
         current = None
