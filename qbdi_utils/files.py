@@ -415,6 +415,8 @@ def _stage(dest: Path, write: Callable[[Path], object]) -> Path:
             continue
         except OSError as exc:
             raise fs_error(exc, dest) from None
+    else:
+        raise FileSystemError("cannot write: no free temporary name beside it", dest)
     try:
         write(tmp)
         _hook("written")
@@ -517,13 +519,25 @@ def write_with(path: str | Path, write: Callable[[Path], object], *, force: bool
     path = Path(path)
     if not force and os.path.lexists(path):
         raise OutputExistsError(EXISTS_HINT, path)
-    if mkdir:
-        _make_parents(path.parent)
-    _clean_once(path.parent)
-    tmp = _stage(path, write)
-    _hook("staged")
-    _publish(tmp, path, force)
+    created: list[Path] = []
+    try:
+        if mkdir:
+            _make_parents(path.parent, created)
+        _clean_once(path.parent)
+        tmp = _stage(path, write)
+        _hook("staged")
+        _publish(tmp, path, force)
+    except BaseException:
+        _remove_empty(created)
+        raise
     return path
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders a failed write created (innermost first), if still empty."""
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
 
 
 def write_bytes(path: str | Path, data: bytes, *, force: bool = False, mkdir: bool = True) -> Path:
@@ -751,9 +765,7 @@ class OutputSet:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         self._staged = []
-        for d in reversed(self._created_dirs):
-            with contextlib.suppress(OSError):
-                os.rmdir(d)
+        _remove_empty(self._created_dirs)
         self._created_dirs = []
         self._done = True
 
@@ -787,13 +799,18 @@ def replacing_dir(dest: str | Path, *, force: bool = False) -> Iterator[Path]:
     dest = Path(dest)
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise FileSystemError("cannot write: is a file, not a folder", dest)
-    _make_parents(dest.parent)
-    clean_leftovers(dest.parent)
-    if not force and os.path.isdir(dest) and any(os.scandir(dest)):
-        raise OutputExistsError(EXISTS_HINT, dest)
-    stage = hidden_name(dest, "new")
-    with _translated(dest):
-        os.mkdir(stage)
+    created: list[Path] = []
+    _make_parents(dest.parent, created)
+    try:
+        clean_leftovers(dest.parent)
+        if not force and os.path.isdir(dest) and any(os.scandir(dest)):
+            raise OutputExistsError(EXISTS_HINT, dest)
+        stage = hidden_name(dest, "new")
+        with _translated(dest):
+            os.mkdir(stage)
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         yield stage
         _hook("dir-staged")
@@ -809,6 +826,7 @@ def replacing_dir(dest: str | Path, *, force: bool = False) -> Iterator[Path]:
         _swap_in(stage, dest, force)
     except BaseException:
         _remove(stage)
+        _remove_empty(created)
         raise
     _fsync_dir(dest.parent)
 

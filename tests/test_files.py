@@ -523,3 +523,55 @@ def test_progress_to_a_log_writes_a_few_states_not_one_per_step():
     ours = states(lambda it, buf: files.progress(it, file=buf, mininterval=0.02))
     assert plain > 10, plain  # the problem: a redraw every few steps
     assert ours <= 3, ours    # start, end (and the closing newline)
+
+
+def test_failed_writes_remove_the_folders_they_created(tmp_path):
+    def bad(tmp):
+        raise RuntimeError("renderer failed")
+
+    with pytest.raises(RuntimeError):
+        files.write_with(tmp_path / "a" / "b" / "x.wav", bad)
+    with pytest.raises(RuntimeError):
+        with files.replacing_dir(tmp_path / "c" / "M"):
+            raise RuntimeError("training failed")
+    assert os.listdir(tmp_path) == []
+
+
+def _can_mount_privately() -> bool:
+    import shutil as _sh
+
+    if not IS_ROOT or _sh.which("unshare") is None:
+        return False
+    r = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m none /mnt"],
+                       capture_output=True, timeout=30)
+    return r.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_privately(),
+                    reason="needs root with mount rights in a private mount namespace (unshare -m) to make a "
+                           "read-only file system; root bypasses permission bits, so nothing else gives EROFS")
+def test_read_only_file_system_keeps_old_content(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = textwrap.dedent(f"""
+        import sys
+        from qbdi_utils import files
+        from qbdi_utils.errors import FileSystemError
+        for call in (lambda: files.check_writable({str(mnt)!r}),
+                     lambda: files.write_bytes({str(mnt / "x.mid")!r}, b"new", force=True)):
+            try:
+                call()
+            except FileSystemError as e:
+                print(e)
+        print(open({str(mnt / "x.mid")!r}, "rb").read())
+    """)
+    # a private mount namespace: the read-only tmpfs vanishes with the child
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        f"mount -t tmpfs -o size=1m none {mnt} && printf old > {mnt}/x.mid && "
+                        f"mount -o remount,ro {mnt} && {sys.executable} -B -c \"$0\"", script],
+                       capture_output=True, text=True, timeout=120, env=CHILD_ENV)
+    lines = r.stdout.strip().splitlines()
+    assert r.returncode == 0 and len(lines) == 3, (r.stdout, r.stderr)
+    assert lines[0] == f"{mnt}: cannot write: read-only file system"
+    assert lines[1] == f"{mnt / 'x.mid'}: cannot write: read-only file system"
+    assert lines[2] == "b'old'"
