@@ -68,6 +68,7 @@ __all__ = [
     "cause_in_words",
     "check_writable",
     "check_outputs",
+    "check_dir_output",
     "write_bytes",
     "write_text",
     "write_with",
@@ -279,6 +280,31 @@ def check_outputs(paths: Iterable[str | Path], *, force: bool = False) -> list[P
     for parent in dict.fromkeys(p.parent for p in out):
         check_writable(parent)
     return out
+
+
+def check_dir_output(dest: str | Path, *, force: bool = False) -> Path:
+    """Check before any work that :func:`replacing_dir` can later create or replace folder ``dest``.
+
+    Args:
+        dest: the folder (e.g. a model directory) to be written.
+        force: an existing non-empty folder may be replaced.
+
+    Returns:
+        ``dest`` as a Path.
+
+    Raises:
+        OutputExistsError: ``dest`` is a non-empty folder and ``force`` is false.
+        FileSystemError: ``dest`` (or a folder above it) is a file, or its parent cannot be written.
+
+    Used in: (phase 2) ``qbdi train`` before it loads the corpus.
+    """
+    dest = Path(dest)
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise FileSystemError("cannot write: is a file, not a folder", dest)
+    if not force and os.path.isdir(dest) and any(os.scandir(dest)):
+        raise OutputExistsError(EXISTS_HINT, dest)
+    check_writable(dest.parent)
+    return dest
 
 
 # ---------------------------------------------------------------------------------------------

@@ -575,3 +575,19 @@ def test_read_only_file_system_keeps_old_content(tmp_path):
     assert lines[0] == f"{mnt}: cannot write: read-only file system"
     assert lines[1] == f"{mnt / 'x.mid'}: cannot write: read-only file system"
     assert lines[2] == "b'old'"
+
+
+def test_check_dir_output(tmp_path):
+    m = tmp_path / "M"
+    assert files.check_dir_output(m) == m and not m.exists()
+    m.mkdir()
+    files.check_dir_output(m)  # an empty folder may be filled
+    (m / "model.json").write_text("{}")
+    with pytest.raises(OutputExistsError):
+        files.check_dir_output(m)
+    files.check_dir_output(m, force=True)
+    with pytest.raises(FileSystemError, match="is a file, not a folder"):
+        files.check_dir_output(m / "model.json", force=True)
+    with pytest.raises(FileSystemError, match=f"{m / 'model.json'} is a file, not a folder"):
+        files.check_dir_output(m / "model.json" / "sub")
+    assert _tree(tmp_path) == {"M/model.json": b"{}"}
