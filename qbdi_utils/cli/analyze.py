@@ -69,7 +69,7 @@ def run(args) -> int:
         raise OptionError(f"--thresholds {n_thr} is more than {MAX_THRESHOLDS}; the curve gains nothing "
                           "from more, it only takes longer")
     if args.out is not None and not str(args.out).strip():
-        raise OptionError("--out is empty; give a folder name, or leave --out out for "
+        raise OptionError(f"--out is empty; give a folder name, or omit --out to write into "
                           f"{midi.stem}_analysis")
     # --out is always a folder: "dir", "dir/" and "dir/." all name the folder dir
     out = Path(args.out) if args.out is not None else Path(f"{midi.stem}_analysis")
