@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["QbdiError", "MidiFileError", "NoNotesError", "MeterError", "CorpusError", "ModelError",
+           "OutputExistsError", "OptionError", "FileSystemError"]
+
 
 class QbdiError(Exception):
     """Base class of every error caused by user input (files, options, models)."""
@@ -43,3 +46,15 @@ class OutputExistsError(QbdiError):
 
 class OptionError(QbdiError):
     """An option value is out of range or inconsistent with another."""
+
+
+class FileSystemError(QbdiError):
+    """A file or folder could not be read or written.
+
+    The message is one line naming the path and the cause in words: permission denied, no such
+    folder, a file where a folder should be, disk full (ENOSPC), the file-size limit (EFBIG),
+    a read-only file system (EROFS), ... ``errno`` holds the operating system's error number
+    (None when the fault was found by a check rather than by a failed call).
+    """
+
+    errno: int | None = None

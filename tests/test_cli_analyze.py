@@ -101,3 +101,81 @@ def test_analyze_bad_files(capsys, tmp_path):
     junk.write_bytes(b"not a midi file")
     code, _, err = run(capsys, "analyze", "--midi", junk, "--out", tmp_path / "o")
     assert code == 2 and "junk.mid" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 11, item 9: folders, --out forms, meter warning, bounds; outputs as one set
+
+def _one_line(err):
+    lines = err.strip().splitlines()
+    return len(lines) == 1 and lines[0].startswith("qbdi analyze: error:") and "Traceback" not in err
+
+
+def test_analyze_midi_folder_says_folder(capsys, tmp_path):
+    code, _, err = run(capsys, "analyze", "--midi", tmp_path, "--out", tmp_path / "o")
+    assert code == 2 and _one_line(err) and "is a folder" in err and "no such file" not in err
+
+
+def test_analyze_out_with_trailing_slash_is_that_folder(capsys, tmp_path, song):
+    path, _ = song
+    code, _, err = run(capsys, "analyze", "--midi", path, "--out", f"{tmp_path / 'res'}/")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == sorted(
+        ["ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png"])
+
+
+def test_analyze_out_empty_or_a_file(capsys, tmp_path, song):
+    path, _ = song
+    code, _, err = run(capsys, "analyze", "--midi", path, "--out", "")
+    assert code == 2 and _one_line(err) and "--out is empty" in err
+    f = tmp_path / "f"
+    f.write_text("keep")
+    for out in (f, f / "sub"):
+        code, _, err = run(capsys, "analyze", "--midi", path, "--out", out)
+        assert code == 2 and _one_line(err) and "is a file, not a folder" in err and str(f) in err
+    assert f.read_text() == "keep" and sorted(tmp_path.iterdir()) == [f]
+
+
+def test_analyze_warns_when_music_is_not_in_44(capsys, tmp_path, song):
+    path, chords = song
+    code, _, err = run(capsys, "analyze", "--midi", path, "--out", tmp_path / "a")
+    assert code == 0 and err == ""
+    waltz = tmp_path / "waltz.mid"
+    pianoroll.write_midi(_roll(chords), waltz, tempo_bpm=90.0, spec=SPEC, time_signature=(3, 4))
+    code, _, err = run(capsys, "analyze", "--midi", waltz, "--out", tmp_path / "b")
+    assert code == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "warning" in lines[0] and "3/4" in lines[0] and "4/4" in lines[0]
+
+
+def test_analyze_thresholds_upper_bound(capsys, tmp_path, song):
+    from qbdi_utils.cli.analyze import MAX_THRESHOLDS
+
+    path, _ = song
+    code, _, err = run(capsys, "analyze", "--midi", path, "--out", tmp_path / "o",
+                       "--thresholds", MAX_THRESHOLDS + 1)
+    assert code == 2 and _one_line(err) and f"more than {MAX_THRESHOLDS}" in err
+    code, _, err = run(capsys, "analyze", "--midi", path, "--out", tmp_path / "o",
+                       "--thresholds", "999999999999999999999999")
+    assert code == 2 and _one_line(err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_analyze_disk_full_on_a_plot_leaves_no_output(capsys, tmp_path, song, monkeypatch):
+    import errno
+
+    from matplotlib.figure import Figure
+
+    path, _ = song
+    real = Figure.savefig
+
+    def savefig(self, fname, *a, **k):
+        if "motifs" in str(fname):
+            raise OSError(errno.ENOSPC, "No space left on device", str(fname))
+        return real(self, fname, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    out = tmp_path / "new" / "an"
+    code, _, err = run(capsys, "analyze", "--midi", path, "--out", out)
+    assert code == 2 and _one_line(err) and "disk full" in err and str(out / "motifs.png") in err
+    assert list(tmp_path.iterdir()) == []  # no partial set, no leftovers, not even the folders

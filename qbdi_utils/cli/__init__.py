@@ -3,7 +3,8 @@
 Every sub-command module defines ``add_parser(subparsers)``, which registers its parser and sets
 ``func`` to a handler ``func(args) -> int``. Handlers import heavy libraries (Keras, music21) inside
 themselves so ``qbdi --version`` answers at once. A :class:`~qbdi_utils.errors.QbdiError` becomes one
-line on stderr and exit status 2, never a traceback.
+line on stderr and exit status 2, never a traceback; so does an ``OSError`` that escapes a command (a
+safety net: writers translate their own, see :mod:`qbdi_utils.files`). Ctrl-C is one line, exit 130.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import sys
 
 from qbdi_utils import __version__
 from qbdi_utils.errors import OptionError, QbdiError
+from qbdi_utils.files import fs_error, ignore_sigxfsz
+
+__all__ = ["COMMAND_MODULES", "int_option", "build_parser", "main"]
 
 # Sub-command modules, in the order `qbdi --help` lists them.
 COMMAND_MODULES = ["frames", "improvise", "train", "analyze"]
@@ -51,10 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    ignore_sigxfsz()  # past `ulimit -f` a write fails with EFBIG (one line below), not a kill
     try:
         return int(args.func(args) or 0)
     except QbdiError as exc:
         print(f"qbdi {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        action = "read" if isinstance(exc, (FileNotFoundError, IsADirectoryError)) else "access"
+        msg = fs_error(exc, action=action) if exc.filename is not None else \
+            f"{exc.strerror or exc} (a file-system error)"
+        print(f"qbdi {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"qbdi {args.command}: interrupted", file=sys.stderr)

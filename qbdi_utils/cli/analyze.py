@@ -12,13 +12,21 @@ overwritten without ``--force``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from qbdi_utils import files
 from qbdi_utils.cli import int_option
-from qbdi_utils.errors import MidiFileError, OptionError, OutputExistsError
+from qbdi_utils.cli.frames import off_meter
+from qbdi_utils.errors import FileSystemError, MidiFileError, OptionError, OutputExistsError
+
+__all__ = ["OUTPUT_FILES", "PRINT_MOTIFS", "MAX_THRESHOLDS", "add_parser", "run"]
 
 OUTPUT_FILES = ("ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png")
 PRINT_MOTIFS = 12  # longest first; motifs.csv lists all
+# Each threshold builds one oracle; the IR curve only changes at the distinct pairwise distances, and
+# 50x the default resolution already shows every step a plot can show, so more only burns time.
+MAX_THRESHOLDS = 10_000
 
 
 def add_parser(subparsers) -> None:
@@ -32,13 +40,15 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--midi", required=True, metavar="FILE", help="MIDI file to analyse")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="output directory (default: <FILE stem>_analysis in the current directory)")
+                   help="output folder, created if missing (default: <FILE stem>_analysis in the current "
+                   "folder); the four outputs appear together or not at all")
     p.add_argument("--resolution", default="beat", metavar="{beat|frame}",
                    help="chroma time resolution (default: beat)")
     p.add_argument("--min-length", default="4", metavar="N",
                    help="shortest motif in chroma frames (default 4 = one 4/4 bar of beats)")
     p.add_argument("--min-count", default="2", metavar="K", help="fewest occurrences of a motif (default 2)")
-    p.add_argument("--thresholds", default="200", metavar="N", help="thresholds swept (default 200)")
+    p.add_argument("--thresholds", default="200", metavar="N",
+                   help=f"thresholds swept, 2..{MAX_THRESHOLDS} (default 200)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=run)
 
@@ -46,6 +56,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     """Handler of ``qbdi analyze``; returns the exit status."""
     midi = Path(args.midi)
+    if midi.is_dir():
+        raise MidiFileError("is a folder, not a MIDI file; pass a .mid file with --midi", midi)
     if not midi.is_file():
         raise MidiFileError("no such file; pass an existing .mid file with --midi", midi)
     if args.resolution not in ("beat", "frame"):
@@ -53,19 +65,33 @@ def run(args) -> int:
     min_length = int_option("--min-length", args.min_length, 1)
     min_count = int_option("--min-count", args.min_count, 2)
     n_thr = int_option("--thresholds", args.thresholds, 2)
-    out = Path(args.out) if args.out else Path(f"{midi.stem}_analysis")
-    existing = [out / f for f in OUTPUT_FILES if (out / f).exists()]
+    if n_thr > MAX_THRESHOLDS:
+        raise OptionError(f"--thresholds {n_thr} is more than {MAX_THRESHOLDS}; the curve gains nothing "
+                          "from more, it only takes longer")
+    if args.out is not None and not str(args.out).strip():
+        raise OptionError(f"--out is empty; give a folder name, or omit --out to write into "
+                          f"{midi.stem}_analysis")
+    # --out is always a folder: "dir", "dir/" and "dir/." all name the folder dir
+    out = Path(args.out) if args.out is not None else Path(f"{midi.stem}_analysis")
+    if out.exists() and not out.is_dir():
+        raise FileSystemError("is a file, not a folder; choose another --out", out)
+    targets = [out / f for f in OUTPUT_FILES]
+    existing = [t for t in targets if t.exists()]
     if existing and not args.force:
         raise OutputExistsError(f"{len(existing)} output(s) already exist there (e.g. {existing[0].name}); "
                                 "pass --force to overwrite or choose another --out", out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError("is a file, not a directory; choose another --out", out)
-
+    files.check_outputs(targets, force=args.force)  # folders in the way, unwritable places: before the work
 
     from qbdi_utils import dynamics, pianoroll
 
     piece = pianoroll.read_midi(midi)
     spec = piece.spec
+    off = off_meter(piece, 4, 4)
+    if off:
+        st, n, d = off[0]
+        print(f"qbdi analyze: warning: {midi}: meter {n}/{d} at step {st}, but bars here are 4/4 bars of "
+              f"{spec.steps_per_frame} sixteenths, so bar numbers do not follow the score's bar lines",
+              file=sys.stderr)
     roll = piece.roll[piece.bar_offset_steps:]  # frames start on the first full bar
     per_bar = spec.steps_per_frame / (spec.steps_per_quarter if args.resolution == "beat" else spec.steps_per_frame)
     feats = dynamics.chroma_features(roll, spec, args.resolution)
@@ -88,34 +114,41 @@ def run(args) -> int:
     if len(found) > PRINT_MOTIFS:
         print(f"  ... and {len(found) - PRINT_MOTIFS} shorter ones (all in {out / 'motifs.csv'})")
 
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "ir_curve.csv", "w") as f:
-        f.write("threshold,total_ir_bits,n_symbols\n")
-        for t, ir, ns in zip(curve.thresholds, curve.ir, curve.n_symbols):
-            f.write(f"{float(t)!r},{float(ir)!r},{int(ns)}\n")
-    with open(out / "motifs.csv", "w") as f:
-        f.write(f"motif,length_{unit},start_{unit[:-1]},end_{unit[:-1]},start_bar,end_bar\n")
-        for k, m in enumerate(found, 1):
-            for (s, e), (bs, be) in zip(m.spans, m.bar_spans):
-                f.write(f"{k},{m.length},{s},{e},{bs:g},{be:g}\n")
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    dynamics.plot_ir_curves(ax, {midi.stem: curve})
-    ax.set_title(f"IR vs threshold: {midi.name}")
-    fig.tight_layout()
-    fig.savefig(out / "ir_curve.png", dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(found), 8)))
-    dynamics.plot_motifs(ax, {midi.stem: found}, {midi.stem: len(feats)}, frames_per_bar=per_bar,
-                         max_per_signal=8)
-    ax.set_title(f"Motifs at threshold {curve.best_threshold:.3g}: {midi.name}")
-    fig.tight_layout()
-    fig.savefig(out / "motifs.png", dpi=120)
-    plt.close(fig)
+    def save(fig):
+        def write(tmp):
+            fig.savefig(tmp, dpi=120)
+        return write
+
+    with files.OutputSet(force=args.force) as outs:
+        outs.add_csv(out / "ir_curve.csv", zip(map(float, curve.thresholds), map(float, curve.ir),
+                                               map(int, curve.n_symbols)),
+                     columns=["threshold", "total_ir_bits", "n_symbols"])
+        outs.add_csv(out / "motifs.csv",
+                     ([k, m.length, s, e, f"{bs:g}", f"{be:g}"]
+                      for k, m in enumerate(found, 1) for (s, e), (bs, be) in zip(m.spans, m.bar_spans)),
+                     columns=["motif", f"length_{unit}", f"start_{unit[:-1]}", f"end_{unit[:-1]}",
+                              "start_bar", "end_bar"])
+        fig, ax = plt.subplots(figsize=(7, 4))
+        try:
+            dynamics.plot_ir_curves(ax, {midi.stem: curve})
+            ax.set_title(f"IR vs threshold: {midi.name}")
+            fig.tight_layout()
+            outs.add_with(out / "ir_curve.png", save(fig))
+        finally:
+            plt.close(fig)
+        fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(found), 8)))
+        try:
+            dynamics.plot_motifs(ax, {midi.stem: found}, {midi.stem: len(feats)}, frames_per_bar=per_bar,
+                                 max_per_signal=8)
+            ax.set_title(f"Motifs at threshold {curve.best_threshold:.3g}: {midi.name}")
+            fig.tight_layout()
+            outs.add_with(out / "motifs.png", save(fig))
+        finally:
+            plt.close(fig)
     print(f"wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}")
     return 0

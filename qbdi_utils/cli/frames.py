@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+from qbdi_utils.errors import MeterError, OptionError
+
+__all__ = ["add_parser", "run", "parse_meter", "off_meter"]
+
 
 def add_parser(subparsers) -> None:
     """Register the ``frames`` sub-command."""
@@ -20,11 +24,43 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def parse_meter(text: str, option: str = "--meter") -> tuple[int, int]:
+    """``"4/4"`` -> ``(4, 4)``.
+
+    Raises:
+        OptionError: not two positive whole numbers separated by a slash.
+    """
+    try:
+        num, den = (int(x) for x in str(text).strip().split("/"))
+    except ValueError:
+        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4") from None
+    if num < 1 or den < 1:
+        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4")
+    return num, den
+
+
+def off_meter(piece, numerator: int, denominator: int) -> list[tuple[int, int, int]]:
+    """The time signatures of ``piece`` other than numerator/denominator, as (step, num, den).
+
+    A leading pickup signature (a first bar shorter than a full bar, see
+    :func:`qbdi_utils.pianoroll.read_midi`) is not counted.
+    """
+    return [(st, n, d) for st, n, d in piece.time_signatures
+            if (n, d) != (numerator, denominator) and not (st == 0 and piece.bar_offset_steps > 0)]
+
+
 def run(args) -> int:
     """Handler: print frame count and what was dropped; QbdiError propagates to the CLI."""
     from qbdi_utils.pianoroll import piece_to_frames, read_midi, roll_to_notes
 
-    piece = read_midi(args.file, meter=args.meter)
+    meter = parse_meter(args.meter) if args.meter is not None else None
+    piece = read_midi(args.file)
+    if meter is not None:
+        off = off_meter(piece, *meter)
+        if off:
+            st, n, d = off[0]
+            raise MeterError(f"meter {n}/{d} at step {st}; --meter {meter[0]}/{meter[1]} accepts only "
+                             f"{meter[0]}/{meter[1]} (omit --meter to accept any meter)", args.file)
     frames = piece_to_frames(piece)
     info = {
         "file": str(args.file),
