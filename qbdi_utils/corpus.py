@@ -30,11 +30,13 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from qbdi_utils import files as files_mod
 from qbdi_utils import paths
 from qbdi_utils.errors import CorpusError, OptionError, QbdiError
 from qbdi_utils.harmony import KEY_TONIC_NAMES, Key, estimate_key
@@ -184,9 +186,34 @@ def chorale_paths() -> list[Path]:
     return sorted((p for p in files if p.suffix in (".mxl", ".xml")), key=lambda p: p.name)
 
 
-def _folder_paths(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".mid", ".midi")),
-                  key=lambda p: str(p.relative_to(folder)))
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+def _folder_paths(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """MIDI files below ``folder`` (sorted by relative path), and the MIDI-named entries that are not
+    readable files, as (relative name, reason): links that dangle or loop, folders named like MIDI
+    files, sockets and the like. Nothing is ignored silently."""
+    files, problems = [], []
+    for p in sorted(folder.rglob("*"), key=lambda p: str(p.relative_to(folder))):
+        if p.suffix.lower() not in MIDI_SUFFIXES:
+            continue
+        rel = str(p.relative_to(folder))
+        if p.is_symlink():
+            try:
+                p.resolve(strict=True)
+            except FileNotFoundError:
+                problems.append((rel, "a link to a file that does not exist"))
+                continue
+            except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a loop, later ones OSError
+                problems.append((rel, "a link that loops back on itself"))
+                continue
+        if p.is_dir():
+            problems.append((rel, "a folder with a MIDI name, not a MIDI file"))
+        elif not p.is_file():
+            problems.append((rel, "not a regular file"))
+        else:
+            files.append(p)
+    return files, problems
 
 
 def _short_reason(exc: Exception) -> str:
@@ -271,28 +298,31 @@ def _check_options(source, transpose, augment, meter, limit):
     return aug
 
 
-def _source_id(source) -> tuple[str, list[Path], str]:
+def _source_id(source) -> tuple[str, list[Path], str, list[tuple[str, str]]]:
     """(kind, files, identity string) of a corpus source."""
     if isinstance(source, str) and source == "chorales":
         import music21
 
         files = [p for p in chorale_paths()]
         ident = f"music21-chorales-{music21.__version__}-" + ",".join(p.name for p in files)
-        return "chorales", files, ident
+        return "chorales", files, ident, []
     folder = Path(source)
     if not folder.exists():
         raise CorpusError("no such corpus: give 'chorales' or a folder of .mid/.midi files", folder)
     if folder.is_file():
-        files = [folder]
+        files, problems = [folder], []
     else:
-        files = _folder_paths(folder)
+        files, problems = _folder_paths(folder)
     if not files:
-        raise CorpusError("the folder holds no .mid or .midi files", folder)
+        detail = f" ({len(problems)} MIDI-named entries are not files: {problems[0][0]}: {problems[0][1]})" \
+            if problems else ""
+        raise CorpusError(f"the folder holds no .mid or .midi files{detail}", folder)
     parts = []
     for p in files:
         st = p.stat()
         parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "folder", files, f"folder-{folder.resolve()}-" + ",".join(parts)
+    parts += [f"!{name}" for name, _ in problems]
+    return "folder", files, f"folder-{folder.resolve()}-" + ",".join(parts), problems
 
 
 def corpus_fingerprint(ident: str, spec: RollSpec, options: dict) -> str:
@@ -335,7 +365,7 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     """
     t0 = time.perf_counter()
     aug = _check_options(source, transpose, augment, meter, limit)
-    kind, files, ident = _source_id(source)
+    kind, files, ident, problems = _source_id(source)
     if limit is not None:
         files = files[: int(limit)]
     options = {"transpose": transpose, "augment": list(aug), "meter": meter,
@@ -370,7 +400,7 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
                            "augment_shift": int(extra),
                            "n_frames": int(len(fr)), "n_steps": int(piece.n_steps),
                            "bar_offset_steps": int(piece.bar_offset_steps), "dropped": dropped})
-    skipped = parsed["skipped"]
+    skipped = list(problems) + list(parsed["skipped"])
     if not names:
         reasons = "; ".join(f"{n}: {r}" for n, r in skipped[:5])
         raise CorpusError(f"no usable piece among {len(files)} files ({reasons})",
@@ -400,9 +430,7 @@ def _parse_pieces(kind, source, files, ident, spec, meter, limit, cache, progres
             pass
     it = files
     if progress:
-        from tqdm import tqdm
-
-        it = tqdm(files, desc=f"parsing {kind}", unit="piece", mininterval=3.0)
+        it = files_mod.progress(files, desc=f"parsing {kind}", unit="piece", mininterval=3.0)
     pieces, skipped = [], []
     for path_i in it:
         if kind == "chorales":
@@ -433,8 +461,17 @@ def _parse_pieces(kind, source, files, ident, spec, meter, limit, cache, progres
     return out
 
 
+def _cache_write(path: Path, write) -> None:
+    """Write a cache file atomically; a cache that cannot be written (full disk, read-only folder)
+    is a warning, not an error: the corpus is still returned, only the next load is slow again."""
+    try:
+        files_mod.write_with(path, write, force=True)
+    except QbdiError as exc:
+        warnings.warn(f"corpus cache not written ({exc}); set QBDI_CACHE_DIR to a writable folder",
+                      stacklevel=3)
+
+
 def _write_pieces(path: Path, parsed: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     ps = parsed["pieces"]
     rolls = np.concatenate([p.roll for p in ps])
     meta = {"skipped": [list(s) for s in parsed["skipped"]],
@@ -443,10 +480,8 @@ def _write_pieces(path: Path, parsed: dict) -> None:
                         "time_signatures": p.time_signatures, "ticks_per_beat": p.ticks_per_beat}
                        for p in ps],
             "spec": ps[0].spec.to_dict()}
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, rolls=np.packbits(rolls, axis=1), n_columns=rolls.shape[1],
-                        meta=np.array(json.dumps(meta)))
-    os.replace(tmp, path)
+    _cache_write(path, lambda tmp: np.savez_compressed(
+        tmp, rolls=np.packbits(rolls, axis=1), n_columns=rolls.shape[1], meta=np.array(json.dumps(meta))))
 
 
 def _read_pieces(path: Path, spec: RollSpec) -> dict:
@@ -468,14 +503,12 @@ def _read_pieces(path: Path, spec: RollSpec) -> dict:
 
 
 def _write_cache(path: Path, c: Corpus) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"piece_names": c.piece_names, "skipped": [list(s) for s in c.skipped],
             "fingerprint": c.fingerprint, "spec": c.spec.to_dict(), "options": c.options,
             "pieces": c.pieces}
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, frames=np.packbits(c.frames, axis=1), n_columns=c.frames.shape[1],
-                        piece_index=c.piece_index, meta=np.array(json.dumps(meta)))
-    os.replace(tmp, path)
+    _cache_write(path, lambda tmp: np.savez_compressed(
+        tmp, frames=np.packbits(c.frames, axis=1), n_columns=c.frames.shape[1],
+        piece_index=c.piece_index, meta=np.array(json.dumps(meta))))
 
 
 def _read_cache(path: Path, spec: RollSpec) -> Corpus:

@@ -207,3 +207,29 @@ def test_query_errors(tmp_path):
         load_query(str(tmp_path / "nope.mid"))
     with pytest.raises(OptionError):
         load_query(transpose="up")
+
+
+def test_links_that_dangle_or_loop_and_midi_named_folders_are_reported(tmp_path):
+    """Issue 11 item 7: nothing MIDI-named below a corpus folder is ignored without a word."""
+    d = _folder(tmp_path)
+    (d / "gone.mid").symlink_to(d / "no_such_file.mid")
+    (d / "loop.mid").symlink_to(d / "loop.mid")
+    (d / "folder.mid").mkdir()
+    (d / "alias.mid").symlink_to(d / "d_major.mid")  # a link to a good file is a good file
+    c = load_corpus(d, cache=False, progress=False)
+    reasons = dict(c.skipped)
+    assert "does not exist" in reasons["gone.mid"]
+    assert "loops" in reasons["loop.mid"]
+    assert "folder" in reasons["folder.mid"]
+    assert "alias.mid" in c.piece_names
+
+
+def test_unwritable_cache_is_a_warning_not_a_failure(tmp_path, monkeypatch):
+    blocker = tmp_path / "cache_is_a_file"
+    blocker.write_text("x")
+    monkeypatch.setenv("QBDI_CACHE_DIR", str(blocker / "cache"))
+    d = _folder(tmp_path)
+    with pytest.warns(UserWarning, match="cache not written"):
+        c = load_corpus(d, progress=False)
+    assert sorted(c.piece_names) == ["d_major.mid", "sub/g_minor.MIDI"]
+    assert not c.from_cache
