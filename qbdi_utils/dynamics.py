@@ -38,6 +38,9 @@ What this module does differently from calling ``vmo`` directly, and why:
   oracle's symbol sequence at the best threshold, enumerates all its maximal repeats (suffix array),
   and lists every (non-overlapping, leftmost) occurrence as a 0-based half-open ``[start, end)``
   span; a held chord or an ostinato is reported by its unit, not by its own repetitions.
+* **Plots.** Figs. 4-6 are drawn by :mod:`qbdi_utils.render.plots` (``plot_motifs``,
+  ``plot_ir_curves``, ``plot_ir_over_time``); ``dynamics.plot_motifs`` etc. still work through this
+  module's ``__getattr__`` (the compatibility path), as render sits above dynamics.
 """
 
 from __future__ import annotations
@@ -63,9 +66,6 @@ __all__ = [
     "Motif",
     "motifs",
     "ir_vs_bits",
-    "plot_motifs",
-    "plot_ir_curves",
-    "plot_ir_over_time",
 ]
 
 
@@ -626,80 +626,23 @@ def _is_substring(p: tuple, q: tuple) -> bool:
     return any(q[i:i + lp] == p for i in range(len(q) - lp + 1))
 
 
-# ----------------------------------------------------------------------------- plots (matplotlib only)
+# ----------------------------------------------------------------------------- compatibility
 
-def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4.0, max_per_signal: int = 6):
-    """Fig. 4: motif occurrences as bars on one timeline per signal (in bars).
+#: Plots that moved to :mod:`qbdi_utils.render.plots`; still reachable here (see ``__getattr__``).
+_MOVED_TO_RENDER_PLOTS = ("plot_motifs", "plot_ir_curves", "plot_ir_over_time")
 
-    Args:
-        ax: a matplotlib Axes.
-        motif_lists: {signal name: list of :class:`Motif`}, drawn top to bottom.
-        n_frames: {signal name: number of frames}, for the timeline length.
-        frames_per_bar: feature rows per bar.
-        max_per_signal: draw at most this many motifs per signal (longest first).
 
-    Returns:
-        the Axes.
+def __getattr__(name: str):
+    """Compatibility path for the Figs. 4-6 plots, which live in :mod:`qbdi_utils.render.plots`.
+
+    ``dynamics.plot_motifs``, ``dynamics.plot_ir_curves`` and ``dynamics.plot_ir_over_time`` (and
+    ``from qbdi_utils.dynamics import plot_motifs``) keep working: this module-level ``__getattr__``
+    (PEP 562) forwards them. The import is done here, on first use, because render sits above
+    dynamics in the dependency graph and dynamics must not import it at the top.
+    Used in: notebooks/05_vmo_analysis.ipynb, ``qbdi analyze``.
     """
-    import matplotlib.pyplot as plt
+    if name in _MOVED_TO_RENDER_PLOTS:
+        from qbdi_utils.render import plots
 
-    cmap = plt.get_cmap("tab10")
-    yticks, ylabels = [], []
-    y = 0.0
-    for name, mlist in motif_lists.items():
-        shown = mlist[:max_per_signal]
-        rows = max(len(shown), 1)
-        for r, m in enumerate(shown):
-            yy = y + r
-            for s, e in m.spans:
-                ax.broken_barh([(s / frames_per_bar, (e - s) / frames_per_bar)], (yy + 0.1, 0.8),
-                               facecolor=cmap(r % 10), edgecolor="black", linewidth=0.5)
-        ax.hlines(y - 0.25, 0, n_frames[name] / frames_per_bar, color="gray", linewidth=0.8)
-        yticks.append(y + rows / 2)
-        ylabels.append(f"{name}\n({len(mlist)} motifs)")
-        y += rows + 1
-    ax.set_yticks(yticks)
-    ax.set_yticklabels(ylabels)
-    ax.invert_yaxis()
-    ax.set_xlabel("bar")
-    ax.set_xlim(0, max(n_frames.values()) / frames_per_bar if n_frames else 1)
-    return ax
-
-
-def plot_ir_curves(ax, curves: dict):
-    """Fig. 5: total IR against the threshold, one line per signal, best threshold marked.
-
-    Args:
-        ax: a matplotlib Axes.
-        curves: {signal name: :class:`IRCurve`}.
-
-    Returns:
-        the Axes.
-    """
-    for name, c in curves.items():
-        line, = ax.plot(c.thresholds, c.ir, label=f"{name} (best t={c.best_threshold:.3f})")
-        ax.plot([c.best_threshold], [c.best_ir], "o", color=line.get_color())
-    ax.set_xlabel("threshold (distance)")
-    ax.set_ylabel("total IR (bits)")
-    ax.legend()
-    return ax
-
-
-def plot_ir_over_time(ax, irs: dict, frames_per_bar: float = 1.0):
-    """Fig. 6: per-frame IR over time, one line per signal.
-
-    Args:
-        ax: a matplotlib Axes.
-        irs: {signal name: (N,) IR per frame}.
-        frames_per_bar: frames per bar (1 for latent frames, which are bars).
-
-    Returns:
-        the Axes.
-    """
-    for name, ir in irs.items():
-        ir = np.asarray(ir)
-        ax.plot(np.arange(len(ir)) / frames_per_bar, ir, label=f"{name} (total {ir.sum():.1f} bits)")
-    ax.set_xlabel("bar")
-    ax.set_ylabel("IR (bits)")
-    ax.legend()
-    return ax
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

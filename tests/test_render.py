@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from qbdi_utils import render
+from qbdi_utils import harmony, render
 from qbdi_utils.errors import OutputExistsError
 from qbdi_utils.pianoroll import RollSpec
 
@@ -330,13 +330,14 @@ def test_piece_is_accepted_with_its_tempo():
 def test_key_estimate_and_spelling():
     d_major = [(62, 0, 4), (64, 4, 8), (66, 8, 12), (67, 12, 16), (69, 16, 24), (71, 24, 28),
                (73, 28, 32), (74, 32, 40), (62, 32, 40), (66, 32, 40)]
-    assert render.estimate_key(make_roll(d_major, 40), SPEC) == (2, "major", 2)
+    key = harmony.estimate_key(make_roll(d_major, 40), SPEC)  # the estimator render uses
+    assert (key.tonic, key.mode, key.sharps) == (2, "major", 2)
     score = render.roll_to_stream(make_roll(d_major, 40), SPEC, 120)
     assert score.recurse().getElementsByClass("KeySignature").first().sharps == 2
     names = {p.name for p in score.pitches}
     assert {"F#", "C#"} <= names and not any("-" in n for n in names)  # sharps, no flats
     b_flat = [(p + 8, s, e) for p, s, e in d_major]  # Bb major: two flats, black keys as flats
-    assert render.estimate_key(make_roll(b_flat, 40), SPEC)[2] == -2
+    assert harmony.estimate_key(make_roll(b_flat, 40), SPEC).sharps == -2
     score = render.roll_to_stream(make_roll(b_flat, 40), SPEC, 120)
     names = {p.name for p in score.pitches}
     assert {"B-", "E-"} <= names and not any("#" in n for n in names)
@@ -372,8 +373,16 @@ def test_user_errors_are_qbdi_errors(known_roll):
         render.roll_to_stream(known_roll, SPEC, 120, bars=(3, 4))
     with pytest.raises(OptionError, match="tempo"):
         render.synthesize(known_roll, SPEC, tempo_bpm=0)
-    with pytest.raises(OptionError, match="shape"):
-        render.roll_to_stream(np.zeros((16, 100), np.uint8), SPEC)
+
+
+
+def test_wrong_shape_is_a_callers_value_error():
+    # a wrong array shape is the caller's mistake (ValueError), the same in every module
+    bad = np.zeros((16, 100), np.uint8)
+    for call in (lambda: render.roll_to_stream(bad, SPEC), lambda: render.roll_notes(bad, SPEC),
+                 lambda: render.synthesize(bad, SPEC, engine="builtin"), lambda: render.plot_roll(bad, SPEC)):
+        with pytest.raises(ValueError, match="shape"):
+            call()
 
 
 def test_comparison_svg_is_byte_identical_across_calls(known_roll):
@@ -381,3 +390,88 @@ def test_comparison_svg_is_byte_identical_across_calls(known_roll):
     first = render.comparison_svg(known_roll, known_roll, SPEC, bars=(1, 2))
     second = render.comparison_svg(known_roll, known_roll, SPEC, bars=(1, 2))
     assert first == second
+
+
+def test_musicxml_is_byte_identical_between_runs(known_roll, tmp_path):
+    # music21 draws a random id per part and stamps today's date; the files must not churn
+    first = render.write_musicxml(known_roll, tmp_path / "a.musicxml", SPEC, tempo_bpm=90)
+    second = render.write_musicxml(known_roll, tmp_path / "b.musicxml", SPEC, tempo_bpm=90, name="a")
+    assert first.read_bytes() == second.read_bytes()
+    root = ET.parse(first).getroot()
+    assert root.find(".//encoding-date") is None
+    listed = [el.get("id") for el in root.iter("score-part")]
+    used = [el.get("id") for el in root.iter("part")]
+    assert listed == used == [f"P{i + 1}" for i in range(len(listed))] and listed
+
+
+def test_musicxml_of_two_rolls_numbers_every_part(known_roll):
+    # a comparison score has the staves of both rolls: every part keeps its own, distinct id
+    from music21 import stream
+
+    score = stream.Score()
+    for r in (known_roll, make_roll([(72, 0, 16)], 32)):
+        for part in render.roll_to_stream(r, SPEC, 120).parts:
+            score.insert(0, part)
+    root = ET.fromstring(render.to_musicxml(score))
+    ids = [el.get("id") for el in root.iter("part")]
+    assert ids == [f"P{i + 1}" for i in range(len(ids))] and len(ids) >= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 1 and the package surface
+
+
+def test_system_diagram_has_the_labelled_boxes_and_arrows():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig = render.plot_system_diagram()
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    assert len(boxes) == 6 and len(arrows) == 6
+    titles = {t.get_text(): t for t in ax.texts if t.get_fontweight() == "bold"}
+    assert set(titles) == {"query bar", "Encoder", "Noisy channel", "Decoder", "output bar", "Bit allocation"}
+    # each title sits inside its own box; the chain reads left to right, bit allocation above the channel
+    box_of = {}
+    for name, t in titles.items():
+        x, y = t.get_position()
+        inside = [b for b in boxes if b.get_x() <= x <= b.get_x() + b.get_width()
+                  and b.get_y() <= y <= b.get_y() + b.get_height()]
+        assert len(inside) == 1, name
+        box_of[name] = inside[0]
+    chain = ["query bar", "Encoder", "Noisy channel", "Decoder", "output bar"]
+    lefts = [box_of[n].get_x() for n in chain]
+    assert lefts == sorted(lefts)
+    assert box_of["Bit allocation"].get_y() > box_of["Noisy channel"].get_y() + box_of["Noisy channel"].get_height()
+    labels = {t.get_text() for t in ax.texts}
+    assert {"$z_e$", "$z_d$", "$R_j$ bits"} <= labels
+    # the inset's dashed line is the water level: sum of 1/2 log2(var / theta) over var > theta = budget
+    (inset,) = ax.child_axes
+    theta = [ln.get_ydata()[0] for ln in inset.get_lines() if ln.get_linestyle() == "--"][0]
+    var = np.asarray(render.DIAGRAM_VARIANCES)
+    bits = np.sum(0.5 * np.log2(np.maximum(var / theta, 1.0)))
+    assert bits == pytest.approx(render.DIAGRAM_BITS, abs=1e-9)
+    # drawn into a given Axes, the diagram returns that Axes' figure
+    fig2, ax2 = plt.subplots()
+    assert render.plot_system_diagram(ax2) is fig2 and len(ax2.patches) == 12
+    plt.close("all")
+
+
+def test_every_public_name_is_reexported():
+    from qbdi_utils import dynamics
+    from qbdi_utils.render import _common, notation, plots
+
+    audio_module = __import__("sys").modules["qbdi_utils.render.audio"]
+    for module in (notation, plots, audio_module, _common):
+        for name in module.__all__:
+            assert name in render.__all__, name
+            assert getattr(render, name) is getattr(module, name), name
+    # the old names that moved keep working from where they were
+    for name in ("plot_motifs", "plot_ir_curves", "plot_ir_over_time"):
+        assert getattr(dynamics, name) is getattr(plots, name)
+    with pytest.raises(AttributeError):
+        dynamics.no_such_plot  # noqa: B018

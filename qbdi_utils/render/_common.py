@@ -1,0 +1,88 @@
+"""What the render stacks share: reading their roll argument, the note list, and writing outputs.
+
+* :func:`_unpack` turns the ``roll`` argument every render function takes (a roll, frames, one frame
+  or a :class:`~qbdi_utils.pianoroll.Piece`) into ``(roll, spec, tempo_bpm)``; the shape check is
+  :func:`qbdi_utils.pianoroll.as_roll` (ValueError), the tempo check is an OptionError (a user types it).
+* :func:`roll_notes` is the notes of such a roll as an (n, 3) array, read by the package's one note
+  reader :func:`qbdi_utils.pianoroll.roll_to_notes`.
+* :func:`_check_output` / :func:`_replace_with`: the one temp-file-then-replace writer of the
+  subpackage (MusicXML, WAV).
+
+Used in: qbdi_utils.render.notation, qbdi_utils.render.audio.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from qbdi_utils.errors import OptionError, OutputExistsError
+from qbdi_utils.pianoroll import Piece, RollSpec, as_roll, roll_to_notes
+
+__all__ = ["roll_notes"]
+
+
+def _unpack(roll, spec, tempo_bpm):
+    """Accept a roll, frames or a Piece; return (roll (T, C) array, spec, tempo_bpm float).
+
+    A Piece supplies the spec and tempo when they are not given.
+
+    Raises:
+        OptionError: the tempo is not positive.
+        ValueError: ``roll`` has no roll / frames shape for the spec (:func:`pianoroll.as_roll`).
+    """
+    if isinstance(roll, Piece):
+        spec = roll.spec if spec is None else spec
+        if tempo_bpm is None:
+            tempo_bpm = roll.tempo_bpm
+    spec = RollSpec() if spec is None else spec
+    tempo_bpm = 120.0 if tempo_bpm is None else float(tempo_bpm)
+    if not tempo_bpm > 0:
+        raise OptionError(f"tempo must be positive, got {tempo_bpm} bpm; pass e.g. tempo_bpm=120")
+    return as_roll(roll, spec), spec, tempo_bpm
+
+
+def roll_notes(roll, spec: RollSpec | None = None) -> np.ndarray:
+    """The notes of a roll as an array (:func:`qbdi_utils.pianoroll.roll_to_notes`, lenient).
+
+    A note of pitch ``p`` starts where ``articulate[p]`` is on or where ``play[p]`` switches on
+    without an articulation, and lasts while ``play[p]`` stays on with no new articulation.
+
+    Args:
+        roll: (T, spec.n_columns) array, nonzero = on; or frames (N, spec.frame_size), or a Piece.
+        spec: roll layout (default RollSpec(); a Piece's own spec when a Piece is given).
+
+    Returns:
+        (n, 3) int64 array of (midi_pitch, start_step, end_step) with end exclusive, sorted by start
+        step, then pitch.
+
+    Raises:
+        ValueError: ``roll`` is neither a roll, frames nor a Piece of this layout.
+
+    Used in: notebooks/04_query_generation.ipynb (through the rendering functions).
+    """
+    roll, spec, _ = _unpack(roll, spec, None)
+    return np.asarray(roll_to_notes(roll, spec), dtype=np.int64).reshape(-1, 3)
+
+
+def _check_output(path, force: bool) -> Path:
+    """``path`` as a Path, its folder created; refuses an existing file unless ``force``.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError("exists; choose another name or pass force=True (--force)", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _replace_with(path: Path, data: bytes) -> Path:
+    """Write ``data`` next to ``path`` and move it into place, so a crash never leaves half a file."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path

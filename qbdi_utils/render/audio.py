@@ -1,0 +1,294 @@
+"""Audio of a piano roll: fluidsynth with a General MIDI soundfont when installed, else a built-in
+additive synthesizer; WAV files and IPython players.
+
+Every function takes a roll ``(T, spec.n_columns)``, frames ``(N, spec.frame_size)`` or a
+:class:`~qbdi_utils.pianoroll.Piece` (whose spec and first tempo are then used). Notes are read by
+:func:`qbdi_utils.render.roll_notes`: every articulation is a new attack.
+
+scipy, IPython and pyfluidsynth are imported inside the functions that need them.
+
+Used in: notebooks/02_vae_training.ipynb, notebooks/04_query_generation.ipynb, ``qbdi improvise --wav``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from qbdi_utils.errors import OptionError
+from qbdi_utils.pianoroll import RollSpec
+from qbdi_utils.render._common import _check_output, _replace_with, _unpack, roll_notes
+
+__all__ = [
+    "find_soundfont",
+    "synthesize",
+    "write_wav",
+    "audio",
+    "synthesis_engine",
+    "DEFAULT_SAMPLE_RATE",
+    "SOUNDFONT_PATHS",
+    "BUILTIN_HARMONICS",
+    "BUILTIN_ATTACK_S",
+    "BUILTIN_DECAY_S",
+    "BUILTIN_SUSTAIN",
+    "BUILTIN_RELEASE_S",
+    "BUILTIN_GAP_S",
+]
+
+#: Samples per second of :func:`synthesize` unless given.
+DEFAULT_SAMPLE_RATE = 22050
+
+#: Places searched for a General MIDI soundfont (after the environment variable ``QBDI_SOUNDFONT``).
+SOUNDFONT_PATHS = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+    "/usr/local/share/soundfonts/default.sf2",
+    "/opt/homebrew/share/soundfonts/default.sf2",
+    "/usr/share/sounds/sf3/default-GM.sf3",
+)
+def find_soundfont() -> Path | None:
+    """A General MIDI soundfont: ``$QBDI_SOUNDFONT`` if set and present, else the first of
+    :data:`SOUNDFONT_PATHS` that exists, else None.
+
+    Used in: notebooks/04_query_generation.ipynb (through synthesize).
+    """
+    env = os.environ.get("QBDI_SOUNDFONT")
+    for cand in ([env] if env else []) + list(SOUNDFONT_PATHS):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return None
+
+
+def _fluidsynth_available() -> bool:
+    try:
+        import fluidsynth  # noqa: F401  (pyfluidsynth, optional)
+    except Exception:  # ImportError, or OSError when libfluidsynth is missing
+        return False
+    return hasattr(fluidsynth, "Synth") and find_soundfont() is not None
+
+
+#: Built-in synthesizer: relative amplitudes of harmonics 1, 2, 3, 4 (fundamental strongest).
+BUILTIN_HARMONICS = (1.0, 0.45, 0.22, 0.1)
+#: Built-in synthesizer envelope, seconds: attack, decay, release; sustain level (of the peak).
+BUILTIN_ATTACK_S, BUILTIN_DECAY_S, BUILTIN_SUSTAIN, BUILTIN_RELEASE_S = 0.006, 0.12, 0.55, 0.08
+#: The key is released this long before a note's nominal end (at most a third of the note), so
+#: repeated notes of the same pitch are heard as separate attacks; a re-struck key cuts the
+#: previous note's release short so that it has faded out by the new attack.
+BUILTIN_GAP_S = 0.02
+
+
+def _builtin_synth(notes, n_samples, sr, sec_per_step):
+    out = np.zeros(n_samples, dtype=np.float64)
+    a_n = max(1, int(round(BUILTIN_ATTACK_S * sr)))
+    d_n = max(1, int(round(BUILTIN_DECAY_S * sr)))
+    r_n = max(1, int(round(BUILTIN_RELEASE_S * sr)))
+    # the next onset of the same pitch (a re-struck key cuts the previous note's release short)
+    next_same = {}
+    following = np.full(len(notes), -1, dtype=np.int64)
+    for i in range(len(notes) - 1, -1, -1):
+        p = int(notes[i][0])
+        following[i] = next_same.get(p, -1)
+        next_same[p] = int(notes[i][1])
+    for i, (p, s, e) in enumerate(notes):
+        f0 = 440.0 * 2.0 ** ((p - 69) / 12.0)
+        dur = (e - s) * sec_per_step
+        gate = dur - min(BUILTIN_GAP_S, dur / 3.0)
+        g_n = max(2, int(round(gate * sr)))
+        start = int(round(s * sec_per_step * sr))
+        r_i = r_n
+        if following[i] >= 0:
+            r_i = max(1, min(r_n, int(round(following[i] * sec_per_step * sr)) - start - g_n))
+        length = g_n + r_i
+        t = np.arange(length) / sr
+        # ADSR: linear attack to 1, exponential-ish (linear here) decay to sustain, linear release to 0
+        env = np.full(length, BUILTIN_SUSTAIN)
+        k = np.arange(length)
+        env[k < a_n] = k[k < a_n] / a_n
+        dec = (k >= a_n) & (k < a_n + d_n)
+        env[dec] = 1.0 - (1.0 - BUILTIN_SUSTAIN) * (k[dec] - a_n) / d_n
+        level_at_release = env[min(g_n, length - 1)] if g_n < length else BUILTIN_SUSTAIN
+        rel = k >= g_n
+        env[rel] = level_at_release * (1.0 - (k[rel] - g_n + 1) / r_i)
+        env = np.clip(env, 0.0, None)
+        wave = np.zeros(length)
+        for h, amp in enumerate(BUILTIN_HARMONICS, start=1):
+            if h * f0 < sr / 2:
+                wave += amp * np.sin(2 * np.pi * h * f0 * t)
+        # quieter high notes, a little louder low ones (rough equal loudness)
+        wave *= env * (440.0 / f0) ** 0.15
+        stop = min(n_samples, start + length)
+        if stop > start:
+            out[start:stop] += wave[: stop - start]
+    return out
+
+
+def _fluidsynth_synth(notes, n_samples, sr, sec_per_step, soundfont, program=0, velocity=80):
+    import fluidsynth
+
+    synth = fluidsynth.Synth(samplerate=float(sr))
+    try:
+        sfid = synth.sfload(str(soundfont))
+        if sfid == -1:
+            raise RuntimeError(f"fluidsynth could not load the soundfont {soundfont}")
+        synth.program_select(0, sfid, 0, int(program))
+        events = []
+        for p, s, e in notes:
+            events.append((int(round(s * sec_per_step * sr)), 1, int(p)))
+            events.append((int(round(e * sec_per_step * sr)), 0, int(p)))
+        events.sort(key=lambda ev: (ev[0], ev[1]))  # note-offs before note-ons at the same sample
+        chunks, pos = [], 0
+        for when, on, p in events + [(n_samples, -1, 0)]:
+            when = min(when, n_samples)
+            if when > pos:
+                chunks.append(np.asarray(synth.get_samples(when - pos), dtype=np.float64))
+                pos = when
+            if on == 1:
+                synth.noteon(0, p, int(velocity))
+            elif on == 0:
+                synth.noteoff(0, p)
+        stereo = np.concatenate(chunks) if chunks else np.zeros(0)
+    finally:
+        synth.delete()
+    stereo = stereo.reshape(-1, 2)
+    mono = stereo.mean(axis=1) / 32768.0
+    out = np.zeros(n_samples)
+    out[: min(n_samples, mono.size)] = mono[:n_samples]
+    return out
+
+
+def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+               sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto", program: int = 0) -> np.ndarray:
+    """Render a roll as a mono waveform.
+
+    With ``engine="auto"``, fluidsynth is used when the ``pyfluidsynth`` module imports and a General
+    MIDI soundfont is found (:func:`find_soundfont`); otherwise the built-in additive synthesizer:
+    a few harmonics (:data:`BUILTIN_HARMONICS`) under an ADSR envelope, every articulation a new
+    attack (the key is released :data:`BUILTIN_GAP_S` early, so repeated notes are audible), summed
+    and peak-normalised to 0.9. No clicks: every note starts and ends at zero amplitude.
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
+        sample_rate: samples per second.
+        engine: "auto", "builtin" or "fluidsynth" (the latter raises OptionError when unavailable).
+        program: General MIDI program for fluidsynth (0 = acoustic grand piano).
+
+    Returns:
+        (n_samples,) float32 in [-1, 1], n_samples = round(T * seconds_per_step * sample_rate) +
+        round(release_seconds * sample_rate), where seconds_per_step = 60 / tempo_bpm /
+        spec.steps_per_quarter and the release tail is :data:`BUILTIN_RELEASE_S` (builtin) or 1 s
+        (fluidsynth). All zeros for a silent roll.
+
+    Raises:
+        OptionError: a non-positive tempo or sample rate, an unknown engine, or engine="fluidsynth"
+            where it is not installed.
+        ValueError: ``roll`` is neither a roll, frames nor a Piece of this layout.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    roll, spec, tempo_bpm = _unpack(roll, spec, tempo_bpm)
+    sr = int(sample_rate)
+    if sr <= 0:
+        raise OptionError(f"sample_rate must be positive, got {sample_rate}")
+    if engine not in ("auto", "builtin", "fluidsynth"):
+        raise OptionError(f"engine must be 'auto', 'builtin' or 'fluidsynth', got {engine!r}")
+    use_fs = engine == "fluidsynth" or (engine == "auto" and _fluidsynth_available())
+    if engine == "fluidsynth" and not _fluidsynth_available():
+        raise OptionError("fluidsynth needs `pip install pyfluidsynth`, libfluidsynth and a GM soundfont "
+                          "(set QBDI_SOUNDFONT=/path/to/file.sf2); or use engine='builtin'")
+    sec_per_step = 60.0 / tempo_bpm / spec.steps_per_quarter
+    tail_s = 1.0 if use_fs else BUILTIN_RELEASE_S
+    n_samples = int(round(roll.shape[0] * sec_per_step * sr)) + int(round(tail_s * sr))
+    notes = roll_notes(roll, spec)
+    if len(notes) == 0:
+        return np.zeros(n_samples, dtype=np.float32)
+    wave = None
+    if use_fs:
+        try:
+            wave = _fluidsynth_synth(notes, n_samples, sr, sec_per_step, find_soundfont(), program=program)
+        except Exception as exc:  # a broken libfluidsynth or soundfont must not take audio away
+            if engine == "fluidsynth":
+                raise
+            import warnings
+
+            warnings.warn(f"fluidsynth failed ({exc}); using the built-in synthesizer", stacklevel=2)
+            n_samples = int(round(roll.shape[0] * sec_per_step * sr)) + int(round(BUILTIN_RELEASE_S * sr))
+    if wave is None:
+        wave = _builtin_synth(notes, n_samples, sr, sec_per_step)
+    peak = float(np.max(np.abs(wave)))
+    if peak > 0:
+        wave = wave * (0.9 / peak)
+    return wave.astype(np.float32)
+
+
+def synthesis_engine() -> str:
+    """Which engine ``synthesize(engine="auto")`` uses on this machine: "fluidsynth" or "builtin".
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    return "fluidsynth" if _fluidsynth_available() else "builtin"
+
+
+def write_wav(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+              sample_rate: int = DEFAULT_SAMPLE_RATE, force: bool = False, engine: str = "auto") -> Path:
+    """Synthesize a roll (:func:`synthesize`) and write it as a 16-bit mono WAV file.
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        path: output ``.wav`` file.
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
+        sample_rate: samples per second.
+        force: overwrite an existing file.
+        engine: see :func:`synthesize`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is False.
+        OptionError: see :func:`synthesize`.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    import io
+
+    from scipy.io import wavfile
+
+    path = _check_output(path, force)
+    wave = synthesize(roll, spec, tempo_bpm, sample_rate=sample_rate, engine=engine)
+    pcm = np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)
+    buf = io.BytesIO()
+    wavfile.write(buf, int(sample_rate), pcm)
+    return _replace_with(path, buf.getvalue())
+
+
+def audio(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+          sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto"):
+    """An IPython audio player for a roll (synthesized with :func:`synthesize`).
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
+        sample_rate: samples per second.
+        engine: see :func:`synthesize`.
+
+    Returns:
+        IPython.display.Audio (the waveform is already normalised, so it is not rescaled).
+
+    Raises:
+        OptionError: see :func:`synthesize`.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    from IPython.display import Audio
+
+    wave = synthesize(roll, spec, tempo_bpm, sample_rate=sample_rate, engine=engine)
+    return Audio(wave, rate=int(sample_rate), normalize=False)

@@ -1,0 +1,558 @@
+"""Music notation of a piano roll: music21 score -> MusicXML -> SVG engraved by verovio.
+
+Every function takes a roll ``(T, spec.n_columns)`` in the layout of
+:class:`qbdi_utils.pianoroll.RollSpec`, frames ``(N, spec.frame_size)``, or a
+:class:`~qbdi_utils.pianoroll.Piece` (whose roll, spec and first tempo are then used); see
+:func:`qbdi_utils.pianoroll.as_roll`. Row 0 is the first step of bar 1; the meter is taken as 4/4, a
+bar being one frame (``spec.steps_per_frame`` steps). Notes are read by
+:func:`qbdi_utils.render.roll_notes`; the key signature comes from
+:func:`qbdi_utils.harmony.estimate_key` (``Key.sharps``).
+
+Outputs are reproducible: MusicXML part ids are numbered (P1, P2, ...) instead of music21's random
+ones and the encoding date is left out, and verovio's element ids are seeded, so the same roll gives
+the same bytes on every run.
+
+music21 and verovio are imported inside the functions that need them.
+
+Used in: notebooks/04_query_generation.ipynb (Figs. 2-3), ``qbdi improvise --musicxml``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from qbdi_utils.errors import OptionError
+from qbdi_utils.harmony import estimate_key
+from qbdi_utils.pianoroll import RollSpec
+from qbdi_utils.render._common import _check_output, _replace_with, _unpack, roll_notes
+
+__all__ = [
+    "roll_to_stream",
+    "to_musicxml",
+    "write_musicxml",
+    "stream_to_svg",
+    "comparison_svg",
+    "save_svg",
+]
+
+# Middle C: notes at or above go to the treble staff, below to the bass staff.
+_SPLIT_PITCH = 60
+# A single staff is used when every note fits it without many ledger lines.
+_TREBLE_LOWEST = 55  # G3
+_BASS_HIGHEST = 64  # E4
+
+
+def _bar_window(roll, spec, bars):
+    """Rows of the requested bars and the number of the first bar."""
+    spf = spec.steps_per_frame
+    if bars is None:
+        return roll, 1
+    try:
+        first, last = (int(b) for b in bars)
+    except (TypeError, ValueError):
+        raise OptionError(f"bars must be None or (first_bar, last_bar), got {bars!r}") from None
+    n_bars = -(-roll.shape[0] // spf)
+    if not (1 <= first <= last):
+        raise OptionError(f"bars {bars!r}: need 1 <= first_bar <= last_bar (1-based, inclusive)")
+    if first > n_bars:
+        raise OptionError(f"bars {bars!r}: the roll has only {n_bars} bars")
+    return roll[(first - 1) * spf : last * spf], first
+
+
+# --------------------------------------------------------------------------------------------------
+# Notes -> music21
+
+
+def _notatable_steps(spb: int) -> list[int]:
+    """Durations in steps writable as one (possibly dotted) note value, longest first."""
+    quarters = (4.0, 3.0, 2.0, 1.5, 1.0, 0.75, 0.5, 0.25)
+    steps = {int(q * spb) for q in quarters if (q * spb) == int(q * spb) and q * spb >= 1}
+    return sorted(steps | {1}, reverse=True)
+
+
+def _split_in_bar(start: int, end: int, spb: int, spf: int) -> list[tuple[int, int]]:
+    """Cut [start, end) (steps within one bar) into notatable, beat-respecting pieces.
+
+    An off-beat start is first filled up to the next beat; from a beat the longest notatable value
+    that fits is taken, except that values longer than a beat start only on beat 1 or 3 (no half
+    note on beat 2). spb = steps per beat, spf = steps per bar.
+    """
+    notatable = _notatable_steps(spb)
+    pieces = []
+    s = start
+    while s < end:
+        if s % spb:
+            limit = min(end, (s // spb + 1) * spb) - s
+            d = next(x for x in notatable if x <= limit)
+        else:
+            rem = end - s
+            d = next(x for x in notatable if x <= rem and (x <= spb or s % (2 * spb) == 0))
+        pieces.append((s, s + d))
+        s += d
+    return pieces
+
+
+def _pitch(midi: int, sharps: int = 0):
+    """A music21 Pitch for a MIDI number, black keys spelled after the key signature (sharps in
+    sharp keys, flats in flat keys, music21's default in C), with no explicit natural sign."""
+    from music21 import pitch
+
+    p = pitch.Pitch(midi=int(midi))
+    acc = p.accidental.name if p.accidental is not None else None
+    if (sharps > 0 and acc == "flat") or (sharps < 0 and acc == "sharp"):
+        p = p.getEnharmonic()
+    if p.accidental is not None and p.accidental.name == "natural":
+        p.accidental = None
+    return p
+
+
+def _make_element(pitches, quarter_length, sharps=0):
+    from music21 import chord, note
+
+    if not pitches:
+        el = note.Rest(quarterLength=quarter_length)
+    elif len(pitches) == 1:
+        el = note.Note(_pitch(pitches[0], sharps), quarterLength=quarter_length)
+    else:
+        el = chord.Chord([_pitch(p, sharps) for p in sorted(pitches)], quarterLength=quarter_length)
+    return el
+
+
+def _voices(groups):
+    """Greedy interval colouring: groups [(start, end, pitches)] -> list of voices (lists of groups)."""
+    voices: list[list] = []
+    ends: list[int] = []
+    for g in sorted(groups, key=lambda g: (g[0], -max(g[2]))):
+        for i, e in enumerate(ends):
+            if e <= g[0]:
+                voices[i].append(g)
+                ends[i] = g[1]
+                break
+        else:
+            voices.append([g])
+            ends.append(g[1])
+    return voices
+
+
+def _voice_elements_in_bar(voice, bar_start, spf, spb, sq, hide_rests=False, sharps=0):
+    """Elements (offset_quarters, music21 element) of one voice in one bar, rests filling gaps.
+
+    With ``hide_rests`` the gap-filling rests are invisible (print-object="no"), as engravers do for
+    secondary voices.
+    """
+    from music21 import tie
+
+    out = _VoiceList(hide_rests)
+    cursor = 0
+    bar_end = bar_start + spf
+    for s, e, pitches in voice:
+        if e <= bar_start or s >= bar_end:
+            continue
+        cs, ce = max(s, bar_start) - bar_start, min(e, bar_end) - bar_start
+        if cs > cursor:
+            for a, b in _split_in_bar(cursor, cs, spb, spf):
+                out.append((a / sq, _make_element((), (b - a) / sq)))
+        pieces = _split_in_bar(cs, ce, spb, spf)
+        for i, (a, b) in enumerate(pieces):
+            el = _make_element(pitches, (b - a) / sq, sharps)
+            first = i == 0 and s >= bar_start
+            last = i == len(pieces) - 1 and e <= bar_end
+            if not (first and last):
+                el.tie = tie.Tie("start" if first else ("stop" if last else "continue"))
+            out.append((a / sq, el))
+        cursor = ce
+    if cursor < spf:
+        for a, b in _split_in_bar(cursor, spf, spb, spf):
+            out.append((a / sq, _make_element((), (b - a) / sq)))
+    return out
+
+
+class _VoiceList(list):
+    """A list of (offset, element) that hides the rests appended to it when asked."""
+
+    def __init__(self, hide_rests: bool):
+        super().__init__()
+        self.hide_rests = hide_rests
+
+    def append(self, item):
+        if self.hide_rests and item[1].isRest:
+            item[1].style.hideObjectOnPrint = True
+        super().append(item)
+
+
+def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_bpm=None, sharps=None):
+    """One music21 Part/PartStaff with explicit measures, voices, ties and rests."""
+    from music21 import clef, key, meter, stream, tempo
+
+    spf, sq = spec.steps_per_frame, spec.steps_per_quarter
+    spb = sq  # a 4/4 beat is one quarter note
+    groups: dict[tuple[int, int], list[int]] = {}
+    for p, s, e in notes:
+        groups.setdefault((int(s), int(e)), []).append(int(p))
+    voices = _voices([(s, e, ps) for (s, e), ps in groups.items()])
+    part = part_cls()
+    for b in range(n_bars):
+        m = stream.Measure(number=first_bar + b)
+        if b == 0:
+            m.insert(0, clef.TrebleClef() if clef_name == "treble" else clef.BassClef())
+            if sharps is not None:
+                m.insert(0, key.KeySignature(int(sharps)))
+            m.insert(0, meter.TimeSignature(f"{int(round(spf / sq))}/4"))
+            if tempo_bpm is not None:
+                mark = tempo.MetronomeMark(number=round(float(tempo_bpm), 2), referent=1.0)
+                m.insert(0, mark)
+        bar_start = b * spf
+        active = [v for v in voices if any(s < bar_start + spf and e > bar_start for s, e, _ in v)]
+        if len(active) <= 1:
+            for off, el in _voice_elements_in_bar(active[0] if active else [], bar_start, spf, spb, sq,
+                                                  sharps=sharps or 0):
+                m.insert(off, el)
+        else:
+            for i, v in enumerate(active):
+                voice = stream.Voice(id=str(i + 1))
+                for off, el in _voice_elements_in_bar(v, bar_start, spf, spb, sq, hide_rests=i > 0,
+                                                      sharps=sharps or 0):
+                    voice.insert(off, el)
+                m.insert(0, voice)
+        part.append(m)
+    return part
+
+
+def _staves_for(notes):
+    """Which staves to use: [("treble"|"bass", notes)]."""
+    if len(notes) == 0 or notes[:, 0].min() >= _TREBLE_LOWEST:
+        return [("treble", notes)]
+    if notes[:, 0].max() <= _BASS_HIGHEST:
+        return [("bass", notes)]
+    hi = notes[notes[:, 0] >= _SPLIT_PITCH]
+    lo = notes[notes[:, 0] < _SPLIT_PITCH]
+    return [("treble", hi), ("bass", lo)]
+
+
+def _resolve_key(key_sharps, roll, spec):
+    """Key signature in sharps (> 0) / flats (< 0) for ``key_sharps``: "auto" estimates it from
+    ``roll`` (:func:`qbdi_utils.harmony.estimate_key`), None means no signature, an int is checked."""
+    if key_sharps is None:
+        return None
+    if isinstance(key_sharps, str):
+        if key_sharps != "auto":
+            raise OptionError(f"key_sharps must be 'auto', None or an int in -7..7, got {key_sharps!r}")
+        return estimate_key(roll, spec).sharps
+    if not -7 <= int(key_sharps) <= 7:
+        raise OptionError(f"key_sharps must be 'auto', None or an int in -7..7, got {key_sharps!r}")
+    return int(key_sharps)
+
+
+def _add_roll_parts(score, roll, spec, tempo_bpm, bars, label, with_tempo=True, sharps=None):
+    """Append the staves of one roll to ``score``; returns the list of parts added."""
+    from music21 import layout, stream
+
+    window, first_bar = _bar_window(roll, spec, bars)
+    spf = spec.steps_per_frame
+    n_bars = max(1, -(-window.shape[0] // spf))
+    if bars is not None:
+        n_bars = int(bars[1]) - int(bars[0]) + 1
+    notes = roll_notes(window, spec)
+    staves = _staves_for(notes)
+    part_cls = stream.PartStaff if len(staves) == 2 else stream.Part
+    parts = []
+    for i, (clef_name, staff_notes) in enumerate(staves):
+        part = _build_staff(
+            staff_notes, n_bars, first_bar, spec, clef_name=clef_name, part_cls=part_cls,
+            tempo_bpm=tempo_bpm if (with_tempo and i == 0) else None, sharps=sharps,
+        )
+        if label:
+            part.partName = label
+            part.partAbbreviation = ""
+        parts.append(part)
+        score.insert(0, part)
+    if len(parts) == 2:
+        group = layout.StaffGroup(parts, symbol="brace", barTogether=True)
+        if label:
+            group.name = label
+        score.insert(0, group)
+    return parts
+
+
+def roll_to_stream(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None, bars=None,
+                   name: str = "", key_sharps="auto"):
+    """Turn a roll into a music21 score on the 16th-note grid.
+
+    Notes come from :func:`roll_notes`; notes of one staff with the same onset and the same
+    duration become a chord; notes that overlap otherwise go to separate voices. Notes crossing a
+    bar line (or a beat, when they start off the beat) are split into tied pieces of notatable
+    length; gaps become rests. One staff (treble, or bass when everything is low) when all notes fit
+    it, otherwise a braced treble/bass pair split at middle C (MIDI 60). 4/4 time signature, key
+    signature (estimated from the whole roll by :func:`estimate_key` unless given; black keys are
+    spelled to match it) and a metronome mark on the first bar.
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece (its spec and first tempo are used).
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: tempo in quarter notes per minute (default: the Piece's, else 120).
+        bars: None for the whole roll, or (first_bar, last_bar), 1-based inclusive; measures are
+            numbered from first_bar, and offsets start at 0 at the beginning of first_bar. Notes
+            sounding across the window's edges are cut at the edges.
+        name: title stored in the score's metadata.
+        key_sharps: "auto" (estimate), None (no key signature, music21's default spelling), or the
+            key signature as sharps (> 0) / flats (< 0), -7..7.
+
+    Returns:
+        music21.stream.Score; offsets and durations in quarter notes.
+
+    Raises:
+        OptionError: ``bars`` outside the roll or malformed, a non-positive tempo, or a ``key_sharps``
+            that is not "auto", None or -7..7.
+        ValueError: ``roll`` is neither a roll, frames nor a Piece of this layout.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    from music21 import metadata, stream
+
+    roll, spec, tempo_bpm = _unpack(roll, spec, tempo_bpm)
+    score = stream.Score()
+    score.metadata = metadata.Metadata()
+    score.metadata.title = name or ""
+    score.metadata.composer = ""
+    sharps = _resolve_key(key_sharps, roll, spec)
+    _add_roll_parts(score, roll, spec, tempo_bpm, bars, label="", sharps=sharps)
+    return score
+
+
+# music21 names a part without an explicit instrument P<32 random hex digits> (I<...> for instruments)
+_RANDOM_ID = re.compile(r"[PI][0-9a-f]{32}")
+
+
+def to_musicxml(score) -> bytes:
+    """Serialise a music21 score to MusicXML (UTF-8 bytes) with music21's writer, reproducibly.
+
+    music21 gives every part a random id and stamps the encoding date; here the ids become P1, P2,
+    ... (I1, I2, ... for instruments) in document order and the optional ``<encoding-date>`` is left
+    out, so the same score gives the same bytes on every run. Nothing else differs from
+    ``GeneralObjectExporter(score).parse()``.
+
+    Args:
+        score: music21 Score (e.g. from :func:`roll_to_stream`).
+
+    Returns:
+        MusicXML document as UTF-8 bytes.
+
+    Used in: notebooks/04_query_generation.ipynb (through comparison_svg / write_musicxml).
+    """
+    from music21.musicxml.m21ToXml import GeneralObjectExporter, ScoreExporter
+
+    gex = GeneralObjectExporter(score)
+    exporter = ScoreExporter(gex.fromGeneralObject(score), makeNotation=gex.makeNotation)
+    root = exporter.parse()
+    renamed: dict[str, str] = {}
+    counts = {"P": 0, "I": 0}
+    for el in root.iter():
+        for attr in ("id", "idref"):
+            value = el.get(attr)
+            if value is None or not _RANDOM_ID.fullmatch(value):
+                continue
+            if value not in renamed:
+                counts[value[0]] += 1
+                renamed[value] = f"{value[0]}{counts[value[0]]}"
+            el.set(attr, renamed[value])
+    for encoding in root.iter("encoding"):
+        for date in encoding.findall("encoding-date"):
+            encoding.remove(date)
+    return exporter.asBytes()
+
+
+def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+                   force: bool = False, bars=None, name: str = "", key_sharps="auto") -> Path:
+    """Write a roll as a MusicXML file that opens in MuseScore or any notation editor.
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        path: output file (conventionally ``.musicxml`` or ``.xml``).
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
+        force: overwrite an existing file.
+        bars: None, or (first_bar, last_bar) 1-based inclusive.
+        name: title written into the file (default: the file stem).
+        key_sharps: key signature, see :func:`roll_to_stream`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is False.
+        OptionError: see :func:`roll_to_stream`.
+
+    Used in: ``qbdi improvise --musicxml``.
+    """
+    path = _check_output(path, force)
+    score = roll_to_stream(roll, spec, tempo_bpm, bars=bars, name=name or path.stem, key_sharps=key_sharps)
+    return _replace_with(path, to_musicxml(score))
+
+
+# --------------------------------------------------------------------------------------------------
+# Notation -> SVG (verovio)
+
+
+def _verovio_svg(musicxml: bytes | str, page_width: int = 2100, scale: int = 40) -> str:
+    """Render MusicXML with verovio into one SVG (pages stacked vertically if there are several)."""
+    import verovio
+
+    verovio.enableLog(verovio.LOG_ERROR)  # layout warnings (e.g. tight justification) are noise here
+    tk = verovio.toolkit()
+    tk.setOptions({
+        "pageWidth": int(page_width),
+        "pageHeight": 60000,
+        "adjustPageHeight": True,
+        "adjustPageWidth": True,  # crop to the music instead of leaving a blank page margin
+        "scale": int(scale),
+        "header": "none",
+        "footer": "none",
+        "breaks": "auto",
+        "pageMarginLeft": 250,  # room for the staff labels
+        "pageMarginRight": 50,
+        "pageMarginTop": 50,
+        "pageMarginBottom": 50,
+        "systemDivider": "none",  # no slashes between systems of one score
+        "xmlIdSeed": 1,  # fixed element ids: the same music gives the same SVG bytes
+    })
+    text = musicxml.decode("utf-8") if isinstance(musicxml, (bytes, bytearray)) else musicxml
+    if not tk.loadData(text):
+        raise RuntimeError("verovio could not load the MusicXML produced by music21")
+    pages = [tk.renderToSVG(p) for p in range(1, tk.getPageCount() + 1)]
+    if len(pages) == 1:
+        return pages[0]
+    return _stack_svgs(pages)
+
+
+def _stack_svgs(pages: list[str]) -> str:
+    """Stack several SVG documents vertically in one SVG document."""
+    parts, y, width = [], 0.0, 0.0
+    for svg in pages:
+        body = re.sub(r"^<\?xml[^>]*>\s*", "", svg.strip())
+        w = float(re.search(r'width="([\d.]+)', body).group(1))
+        h = float(re.search(r'height="([\d.]+)', body).group(1))
+        parts.append(f'<g transform="translate(0,{y})">{body}</g>')
+        y += h
+        width = max(width, w)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'width="{width}px" height="{y}px" viewBox="0 0 {width} {y}">' + "".join(parts) + "</svg>")
+
+
+def stream_to_svg(score, page_width: int = 2100, scale: int = 40) -> str:
+    """Engrave a music21 score as SVG: score -> MusicXML -> verovio (no external programs).
+
+    Args:
+        score: music21 Score (e.g. from :func:`roll_to_stream`).
+        page_width: verovio page width in its units (tenths of a staff space * 10).
+        scale: verovio scale in percent.
+
+    Returns:
+        SVG document as a string.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    return _verovio_svg(to_musicxml(score), page_width=page_width, scale=scale)
+
+
+def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4, 8),
+                   labels=("Improvisation (full rate)", "Query"), tempo_bpm: float | None = None,
+                   page_width: int | None = None, scale: int = 40, key_sharps="auto") -> str:
+    """The paper's Figs. 2 and 3: the same bars of two rolls as notation, one printed above the other.
+
+    Each roll gets one or two staves (see :func:`roll_to_stream`), labelled with its name; both share
+    bar lines, measure numbers (from ``bars[0]``) and a tempo mark.
+
+    Args:
+        upper_roll: (T1, spec.n_columns) uint8 roll (or Piece) printed on top (the improvisation).
+        lower_roll: (T2, spec.n_columns) uint8 roll (or Piece) printed below (the query).
+        spec: roll layout (default RollSpec()).
+        bars: (first_bar, last_bar), 1-based inclusive; None for every bar of the longer roll.
+        labels: staff labels (upper, lower).
+        tempo_bpm: quarter notes per minute (default: the upper Piece's, else 120).
+        page_width: verovio page width; a wider page fits more bars per system. None: wide enough
+            for every requested bar on one system (as in the paper's figures), up to 8 bars.
+        scale: verovio scale in percent.
+        key_sharps: "auto" (the key of the whole lower roll, the query, used for both), None (no key
+            signature), or sharps (> 0) / flats (< 0).
+
+    Returns:
+        SVG document as a string.
+
+    Raises:
+        OptionError: ``bars``, tempo or ``key_sharps`` invalid (see :func:`roll_to_stream`), or the
+            two rolls are Pieces of different layouts.
+        ValueError: a roll is neither a roll, frames nor a Piece of this layout.
+
+    Used in: notebooks/04_query_generation.ipynb (Figs. 2 and 3).
+    """
+    from music21 import metadata, stream
+
+    up, spec_u, tempo_bpm = _unpack(upper_roll, spec, tempo_bpm)
+    lo, spec_l, _ = _unpack(lower_roll, spec, tempo_bpm)
+    if spec_u != spec_l:
+        raise OptionError("the two rolls have different RollSpecs; render them separately")
+    if bars is None:
+        n = max(up.shape[0], lo.shape[0])
+        bars = (1, max(1, -(-n // spec_u.steps_per_frame)))
+    # pad the shorter roll so that both have every requested bar
+    need = int(bars[1]) * spec_u.steps_per_frame
+
+    def pad(r):
+        if r.shape[0] >= need:
+            return r
+        return np.vstack([r, np.zeros((need - r.shape[0], r.shape[1]), dtype=r.dtype)])
+
+    score = stream.Score()
+    score.metadata = metadata.Metadata()
+    score.metadata.title = ""
+    score.metadata.composer = ""
+    sharps = _resolve_key(key_sharps, lo, spec_u)
+    _add_roll_parts(score, pad(up), spec_u, tempo_bpm, bars, label=labels[0], with_tempo=True, sharps=sharps)
+    _add_roll_parts(score, pad(lo), spec_u, tempo_bpm, bars, label=labels[1], with_tempo=False, sharps=sharps)
+    if page_width is None:
+        n_bars = int(bars[1]) - int(bars[0]) + 1
+        page_width = max(2100, 500 + 900 * min(n_bars, 8))
+    return _verovio_svg(to_musicxml(score), page_width=page_width, scale=scale)
+
+
+def save_svg(svg: str, path, force: bool = False, png: bool = False) -> list[Path]:
+    """Write an SVG string to ``path`` (and a PNG next to it when asked and cairosvg is installed).
+
+    PNG conversion is optional: ``cairosvg`` is not a dependency of qbdi (it needs the system cairo
+    library); without it only the SVG is written and a warning says so. Notebooks show the SVG
+    with ``IPython.display.SVG``.
+
+    Args:
+        svg: SVG document (from :func:`comparison_svg` or :func:`stream_to_svg`).
+        path: output ``.svg`` file.
+        force: overwrite existing files.
+        png: also write ``path.with_suffix('.png')`` if cairosvg is importable.
+
+    Returns:
+        List of the paths written.
+
+    Raises:
+        OutputExistsError: an output exists and ``force`` is False.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    path = _check_output(path, force)
+    path.write_text(svg, encoding="utf-8")
+    written = [path]
+    if png:
+        try:
+            import cairosvg  # optional
+        except Exception:  # ImportError, or OSError when libcairo is missing
+            import warnings
+
+            warnings.warn("cairosvg is not installed; wrote the SVG only", stacklevel=2)
+        else:
+            png_path = _check_output(path.with_suffix(".png"), force)
+            cairosvg.svg2png(bytestring=svg.encode("utf-8"), write_to=str(png_path), background_color="white")
+            written.append(png_path)
+    return written
+
+
