@@ -180,7 +180,9 @@ def query_warnings(model, query: Piece) -> list[str]:
     config = getattr(model, "config", None) or {}
     # set by vae.train when it knows the pieces (qbdi train, default_model); absent otherwise
     longest = config.get("max_piece_frames") if isinstance(config, dict) else None
-    n_frames = -(-(query.n_steps + query.bar_offset_steps % spec.steps_per_frame) // spec.steps_per_frame)
+    # the same count as pianoroll.to_frames: (-offset) mod steps_per_frame silent rows complete the pickup
+    front = (-int(query.bar_offset_steps)) % spec.steps_per_frame
+    n_frames = -(-(query.n_steps + front) // spec.steps_per_frame)
     if longest is not None and n_frames > longest:
         out.append(
             f"{name} has {n_frames} frames, more than the longest training piece ({longest}); the model "
