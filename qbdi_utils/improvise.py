@@ -28,6 +28,24 @@ import numpy as np
 from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
 from qbdi_utils.pianoroll import Piece, RollSpec
 
+__all__ = [
+    "CLAIM_COLUMNS",
+    "CLAIM_RATES",
+    "STATS_MODES",
+    "EncodedQuery",
+    "Improvisation",
+    "chance_levels",
+    "claims_sweep",
+    "encode_query",
+    "improvise",
+    "improvise_batch",
+    "parse_bits",
+    "query_warnings",
+    "rate_label",
+    "write_claims_csv",
+    "write_csv",
+]
+
 #: The bit budgets (bits per frame) of the paper's claims; ``None`` is full rate (no channel).
 CLAIM_RATES: tuple = (None, 1024, 512, 256, 128, 64, 32, 0)
 
@@ -549,6 +567,36 @@ def claims_sweep(
     return (rows, pieces) if return_pieces else rows
 
 
+def write_csv(rows: list[dict], path, columns: Sequence[str], force: bool = False) -> Path:
+    """The package's one table writer: dict rows as CSV, floats with 4 decimals, other keys ignored.
+
+    Args:
+        rows: list of dicts (missing columns are written empty).
+        path: output file.
+        columns: the columns, in order (the header).
+        force: overwrite an existing file.
+
+    Returns:
+        the path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+
+    Used in: notebooks/04_query_generation.ipynb (through :func:`write_claims_csv` and
+    :func:`qbdi_utils.claims.write_fine_sweep_csv`), ``qbdi sweep``.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError("exists; pass --force (force=True) to overwrite it", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return path
+
+
 def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
     """Write the rows of :func:`claims_sweep` as CSV (columns :data:`CLAIM_COLUMNS`, 4 decimals).
 
@@ -565,13 +613,4 @@ def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
 
     Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError("exists; pass --force (force=True) to overwrite it", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(CLAIM_COLUMNS), extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return path
+    return write_csv(rows, path, CLAIM_COLUMNS, force)
