@@ -45,11 +45,15 @@ __all__ = [
     "chroma_distribution",
     "claim_verdicts",
     "fine_sweep",
+    "fine_sweep_table",
     "fine_sweep_verdict",
     "full_bar_triads",
     "latent_geometry",
+    "mean_sd_table",
     "nearest_distances",
+    "output_metrics",
     "per_bar_triads",
+    "query_overview",
     "round_sig",
     "spearman",
     "table_text",
@@ -67,6 +71,37 @@ FINE_COLUMNS = tuple(CLAIM_COLUMNS) + ("excess_triad_agreement", "components_wit
 
 # ----------------------------------------------------------------------------------------------
 # small numeric helpers
+
+
+def query_overview(model, query, corpus_data) -> dict:
+    """What the query and the training corpus are, in numbers (3 significant digits where real).
+
+    Args:
+        model: a StyleVAE (its ``spec``).
+        query: the query Piece.
+        corpus_data: the training corpus (``corpus.load_corpus``: ``.frames``, ``.pieces``).
+
+    Returns:
+        dict: ``query``, ``bars`` (bar frames, a pickup completed to a bar), ``tempo_bpm``,
+        ``time_signatures``, ``pickup_steps``, ``key``, ``corpus_pieces``, ``corpus_bars``,
+        ``longest_piece_bars``, ``bars_over_longest``, ``corpus_tonic_share`` (share of corpus bars on
+        the query's tonic triad).
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    spec = model.spec
+    tonic, mode = harmony.estimate_key(harmony.chroma(query.roll, query.spec))
+    n_bars = len(pianoroll.to_frames(query.roll, query.spec, query.bar_offset_steps))
+    longest = max(p["n_frames"] for p in corpus_data.pieces)
+    share = harmony.output_stats(corpus_data.frames, tonic=harmony.tonic_triad(harmony.chroma(query.roll, query.spec)),
+                                 spec=spec)["tonic_share"]
+    return round_sig({
+        "query": query.name, "bars": n_bars, "tempo_bpm": float(query.tempo_bpm),
+        "time_signatures": list(query.time_signatures), "pickup_steps": int(query.bar_offset_steps),
+        "key": f"{harmony.PITCH_CLASS_NAMES[tonic]} {mode}", "corpus_pieces": len(corpus_data.pieces),
+        "corpus_bars": len(corpus_data.frames), "longest_piece_bars": int(longest),
+        "bars_over_longest": n_bars / longest, "corpus_tonic_share": float(share),
+    })
 
 
 def round_sig(x, digits: int = 3):
@@ -281,6 +316,53 @@ def full_bar_triads(piece, bar_offset_steps: int, n_steps: int) -> list[str]:
     return sorted({harmony.TRIAD_NAMES[int(lab)] for lab in labels if lab >= 0})
 
 
+def output_metrics(query, output) -> dict:
+    """Agreement of one output with its query and the output's own statistics, over the whole query.
+
+    Args:
+        query: the query Piece.
+        output: an improvisation of it (same length, same spec).
+
+    Returns:
+        dict: ``chroma_cosine``, ``tonnetz_distance``, ``triad_agreement`` (bar by bar means),
+        ``distinct_triads``, ``tonic_share`` (the query's tonic triad), ``empty_frame_rate``.
+
+    Used in: notebooks/04_query_generation.ipynb (the explorer).
+    """
+    offset = int(query.bar_offset_steps)
+    q = bar_chroma(query.roll, query.spec, offset)
+    frames = pianoroll.to_frames(output.roll, output.spec, offset)
+    agree = harmony.frame_agreement(q, harmony.chroma(frames, output.spec))
+    st = harmony.output_stats(frames, tonic=harmony.tonic_triad(q), spec=output.spec)
+    return {**agree, **{k: st[k] for k in ("distinct_triads", "tonic_share", "empty_frame_rate")}}
+
+
+def mean_sd_table(rows: Sequence[dict], columns: dict) -> list[dict]:
+    """Claims rows as small display rows: "mean ± sd" strings, 3 significant digits.
+
+    Args:
+        rows: rows of :func:`qbdi_utils.improvise.claims_sweep` (or :func:`with_excess`).
+        columns: display name -> metric key; a key ``k`` with ``k_mean`` and ``k_sd`` in the rows is
+            shown as "mean ± sd" (just the mean when sd is not finite), any other key as its value.
+
+    Returns:
+        list of dicts, display name -> str or number.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    out = []
+    for r in rows:
+        d = {}
+        for name, key in columns.items():
+            if f"{key}_mean" in r:
+                m, sd = round_sig(r[f"{key}_mean"]), round_sig(r.get(f"{key}_sd", float("nan")))
+                d[name] = f"{m} ± {sd}" if isinstance(sd, float) and math.isfinite(sd) else m
+            else:
+                d[name] = round_sig(r[key])
+        out.append(d)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # verdicts
 
@@ -426,6 +508,24 @@ def fine_sweep(model, query, rates, seeds, mode: str = "query", n_shuffles: int 
         r["max_bits_per_component"] = int(alloc.bits.max()) if alloc.bits.size else 0
         r["excess_triad_agreement"] = r["triad_agreement_mean"] - r["chance_triad_agreement"]
     return rows
+
+
+def fine_sweep_table(rows: Sequence[dict]) -> list[dict]:
+    """The fine sweep as small display rows (3 significant digits).
+
+    Args:
+        rows: rows of :func:`fine_sweep`.
+
+    Returns:
+        list of dicts: ``bits``, ``triads`` (distinct, mean over seeds), ``excess_agreement``,
+        ``tonic_share``, ``components`` (with bits), ``max_bits`` (per component).
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    return [round_sig({"bits": r["bits"], "triads": r["distinct_triads_mean"],
+                       "excess_agreement": r["excess_triad_agreement"], "tonic_share": r["tonic_share_mean"],
+                       "components": r["components_with_bits"], "max_bits": r["max_bits_per_component"]})
+            for r in rows]
 
 
 def write_fine_sweep_csv(rows: Sequence[dict], path, force: bool = False) -> Path:

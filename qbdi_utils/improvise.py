@@ -37,6 +37,7 @@ __all__ = [
     "chance_levels",
     "claims_sweep",
     "encode_query",
+    "excerpt",
     "improvise",
     "improvise_batch",
     "parse_bits",
@@ -103,6 +104,32 @@ class EncodedQuery:
 def rate_label(bits: int | None) -> str:
     """Human-readable bit budget: ``"full rate"`` or ``"256 bits"``."""
     return "full rate" if bits is None else f"{int(bits)} bits"
+
+
+def excerpt(roll, bars: tuple[int, int], spec: RollSpec = RollSpec()) -> np.ndarray:
+    """Rows of bars ``(first, last)`` of a roll, 1-based inclusive, as a valid roll.
+
+    Args:
+        roll: (T, spec.n_columns) roll.
+        bars: (first, last) bar numbers, 1-based, inclusive; bars of ``spec.steps_per_frame`` steps
+            from the roll's first row.
+        spec: roll layout.
+
+    Returns:
+        (<= (last - first + 1) * steps_per_frame, n_columns) uint8 valid roll.
+
+    Raises:
+        OptionError: ``first < 1`` or ``last < first``.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    from qbdi_utils import pianoroll
+
+    first, last = int(bars[0]), int(bars[1])
+    if first < 1 or last < first:
+        raise OptionError(f"bars must be (first, last) with 1 <= first <= last, got {bars!r}")
+    a, b = (first - 1) * spec.steps_per_frame, last * spec.steps_per_frame
+    return pianoroll.make_valid(np.asarray(roll)[a:b], spec)
 
 
 def parse_bits(value) -> int | None:
