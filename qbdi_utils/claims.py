@@ -355,7 +355,9 @@ def mean_sd_table(rows: Sequence[dict], columns: dict) -> list[dict]:
         d = {}
         for name, key in columns.items():
             if f"{key}_mean" in r:
-                m, sd = round_sig(r[f"{key}_mean"]), round_sig(r.get(f"{key}_sd", float("nan")))
+                sd = r.get(f"{key}_sd", float("nan"))
+                sd = 0.0 if isinstance(sd, float) and abs(sd) < 1e-9 else sd  # rounding noise of identical seeds
+                m, sd = round_sig(r[f"{key}_mean"]), round_sig(sd)
                 d[name] = f"{m} ± {sd}" if isinstance(sd, float) and math.isfinite(sd) else m
             else:
                 d[name] = round_sig(r[key])

@@ -89,6 +89,13 @@ def test_round_sig_and_table_text():
     assert text.splitlines() == [" a  bb", " 1 0.5", "22    "]
 
 
+def test_mean_sd_table():
+    rows = [{"rate": "full rate", "a_mean": 0.123456, "a_sd": 0.0123456, "b_mean": 3.0, "b_sd": float("nan"),
+             "c_mean": 0.194, "c_sd": 2.78e-17, "chance": 0.55555}]
+    got = claims.mean_sd_table(rows, {"rate": "rate", "A": "a", "B": "b", "C": "c", "ch": "chance"})
+    assert got == [{"rate": "full rate", "A": "0.123 ± 0.0123", "B": 3.0, "C": "0.194 ± 0.0", "ch": 0.556}]
+
+
 def test_write_fine_sweep_csv(tmp_path):
     rows = [{"rate": "4 bits", "bits": 4, "components_with_bits": 4, "excess_triad_agreement": 0.123456, "x": 1}]
     path = claims.write_fine_sweep_csv(rows, tmp_path / "f.csv")
