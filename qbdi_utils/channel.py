@@ -35,11 +35,17 @@ __all__ = [
     "allocate",
     "allocation_distortion",
     "berger_channel",
+    "binned_mi_bits",
+    "causal_variances",
+    "compare_static_dynamic",
+    "gaussian_mi_bits",
     "measure_channel",
+    "own_deviation_transmit",
     "reverse_water_filling",
     "reverse_water_filling_loop",
     "source_stats",
     "transmit",
+    "true_rate_bits",
     "water_level",
 ]
 
@@ -333,16 +339,10 @@ def measure_channel(mu, var, bits, n_samples, rng) -> dict[str, np.ndarray]:
     z_e = mu + np.sqrt(var) * gen.standard_normal((int(n_samples), mu.size))
     z_d = berger_channel(z_e, mu, var, bits, gen)
     dist = np.mean((z_e - z_d) ** 2, axis=0)
-    ze = z_e - z_e.mean(axis=0)
-    zd = z_d - z_d.mean(axis=0)
-    den = np.sqrt((ze**2).sum(axis=0) * (zd**2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.where(den > 0, (ze * zd).sum(axis=0) / np.where(den > 0, den, 1.0), 0.0)
-        mi = -0.5 * np.log2(np.clip(1.0 - rho**2, np.finfo(float).tiny, None))
     return {
         "distortion": dist,
         "distortion_theory": allocation_distortion(var, bits),
-        "mi_bits": mi,
+        "mi_bits": gaussian_mi_bits(z_e, z_d),
         "rate_bits": bits,
     }
 
@@ -427,9 +427,10 @@ class Allocation:
 
     Attributes:
         bits: (L,) int64 (static) or (N, L) int64 (dynamic); None at full rate.
-        mu: (L,) or (N, L) float64, mu_e of the channel.
-        var: (L,) or (N, L) (dynamic) float64, sigma_e^2 of the channel.
-        allocation_var: (L,) or (N, L) float64, the variances the bits were allocated on.
+        mu: (L,) or (N, L) (``"posterior"`` mode) float64, mu_e of the channel.
+        var: (L,) float64, sigma_e^2 the Berger channel is designed for (also when dynamic).
+        allocation_var: (L,) or (N, L) (dynamic) float64, the variances the bits were allocated on
+            (dynamic: predicted causally from the decoded frames, see :func:`causal_variances`).
         mode: statistics mode; dynamic: per-frame allocation; total_bits: budget per frame or None.
     """
 
@@ -452,28 +453,85 @@ class Allocation:
     def expected_distortion(self) -> float:
         """Mean over frames of sum_j var_j 2^(-2 bits_j): expected squared error per frame (0 at full rate).
 
-        Static: expectation over a Gaussian source with the mode's statistics. Dynamic: the exact
-        expectation over the channel noise given the frames' latent means.
+        The expectation is over a Gaussian source with the mode's statistics (mean ``mu``,
+        variance ``var``) and the channel noise, frame by frame for a dynamic allocation.
         """
         if self.bits is None:
             return 0.0
         return float(np.mean(np.sum(allocation_distortion(self.var, self.bits), axis=-1)))
 
+    @property
+    def true_rate_bits(self) -> float:
+        """Information per frame the channel carries about a source with the mode's statistics, in bits.
+
+        ``inf`` in ``"posterior"`` mode (the decoder is handed each frame's own encoding as mu_e,
+        even at 0 bits), else :func:`true_rate_bits` with the design variance as source variance,
+        i.e. exactly ``total_bits`` (mean over frames when dynamic). ``inf`` at full rate.
+        """
+        if self.bits is None or self.mode == "posterior":
+            return float("inf")
+        return float(np.mean(np.atleast_2d(true_rate_bits(self.bits, self.var, self.var))))
+
+
+def causal_variances(decoded, mu, var) -> np.ndarray:
+    """Per-frame allocation variances the decoder can compute: predicted from the frames before.
+
+    Frame 0 uses the static variance; frame ``n > 0`` uses the average of the static variance and
+    the squared deviation of the previous *decoded* frame from the source mean,
+    ``v_n = (var + (z_d[n-1] - mu)^2) / 2``. Only already decoded frames enter, so the decoder,
+    which has ``mu``, ``var`` and ``z_d[:n]``, computes the same allocation for frame ``n`` as the
+    encoder: the per-frame pattern of components that get bits is not side information.
+
+    Args:
+        decoded: (N, L) float, decoded frames z_d in order (the last row is never used: it only
+            predicts a frame N that is not there).
+        mu: (L,) float, source mean mu_e.
+        var: (L,) float >= 0, static source variance sigma_e^2.
+
+    Returns:
+        (N, L) float64, the variances frame n's bits are allocated on.
+
+    Raises:
+        OptionError: if var is not a 1-D array of finite values >= 0.
+
+    Used in: notebooks/03_bit_allocation_channel.ipynb (through :func:`transmit`).
+    """
+    v = _variances(var, "var")
+    d = np.asarray(decoded, dtype=np.float64)
+    if d.ndim != 2 or d.shape[1] != v.size:
+        raise ValueError(f"decoded must be (N, {v.size}), got shape {d.shape}")
+    out = np.empty_like(d)
+    if d.shape[0]:
+        out[0] = v
+        out[1:] = 0.5 * (v + (d[:-1] - np.asarray(mu, dtype=np.float64)) ** 2)
+    return out
+
 
 def allocate(
-    z_mean, z_logvar=None, total_bits=None, *, mode="query", corpus_stats=None, dynamic=False
+    z_mean,
+    z_logvar=None,
+    total_bits=None,
+    *,
+    mode="query",
+    corpus_stats=None,
+    dynamic=False,
+    decoded=None,
 ) -> Allocation:
     """Source statistics plus bit allocation for a batch of frames (no noise drawn).
 
     Static (default): one allocation, by :func:`reverse_water_filling` on the source variance of
-    ``mode``, shared by all frames. Dynamic: the same budget in every frame, allocated on that
-    frame's own statistics, which then also serve as the channel's variance for that frame: the
-    squared deviation ``(z_mean[n] - mu)^2`` of the frame from the source mean (a one-frame variance
-    estimate; averaged over the query's frames it is the ``"query"`` variance), or, in
-    ``"posterior"`` mode, the frame's posterior variance ``exp(z_logvar[n])``. With the deviation as
-    variance, the channel's expected squared error for that frame is exactly
-    ``sum_j dev_j 4^(-bits_j)`` (no noise is spent on a component that sits at the mean), which
-    the greedy allocation minimises frame by frame.
+    ``mode``, shared by all frames. Dynamic: the same budget in every frame, allocated on variances
+    predicted causally from the frames decoded before it (:func:`causal_variances`), so that the
+    decoder can recompute the allocation from what it has received; the Berger channel keeps the
+    mode's static variance, so each frame carries exactly ``total_bits`` bits about a Gaussian
+    source with the mode's statistics (:attr:`Allocation.true_rate_bits`). A dynamic allocation
+    depends on the decoded frames, hence on the channel noise: :func:`transmit` computes it frame
+    by frame; here ``decoded`` must be given.
+
+    (Until this version "dynamic" allocated each frame on its own squared deviation from the mean
+    and used that as the channel variance: the noise then revealed |z - mu| and the pattern of
+    components getting bits was free side information, so the channel carried more than
+    ``total_bits`` bits; see :func:`compare_static_dynamic`.)
 
     Args:
         z_mean: (N, L) float, latent means.
@@ -481,31 +539,43 @@ def allocate(
         total_bits: int >= 0 bits per frame, or None for full rate (no channel).
         mode: statistics mode, see :func:`source_stats`.
         corpus_stats: for ``mode="corpus"``.
-        dynamic: per-frame allocation.
+        dynamic: per-frame allocation predicted from the decoded past.
+        decoded: (N, L) float, the decoded frames (dynamic only; frame n's bits use rows < n).
 
     Returns:
         :class:`Allocation`.
 
+    Raises:
+        OptionError: a wrong mode, budget or statistics (see :func:`source_stats`); dynamic in
+            ``"posterior"`` mode (its source mean is each frame's own encoding, which the decoder
+            does not have); dynamic with a budget but without ``decoded``.
+
     Used in: notebooks/03_bit_allocation_channel.ipynb, notebooks/04_query_generation.ipynb.
     """
     mu, var = source_stats(z_mean, z_logvar, mode, corpus_stats)
-    z = np.asarray(z_mean, dtype=np.float64)
-    if dynamic:
-        if mode == "posterior":
-            alloc_var = np.exp(np.asarray(z_logvar, dtype=np.float64))
-        else:
-            alloc_var = (z - mu) ** 2
-    else:
-        alloc_var = var
-    channel_var = alloc_var if dynamic else var
+    if dynamic and mode == "posterior":
+        raise OptionError(
+            'dynamic allocation needs a source mean the decoder knows; "posterior" mode uses each '
+            "frame's own encoding as mu_e: use query, corpus or prior"
+        )
     if total_bits is None:
-        return Allocation(None, mu, channel_var, alloc_var, mode, bool(dynamic), None)
+        return Allocation(None, mu, var, var, mode, bool(dynamic), None)
     budget = _budget(total_bits)
-    if dynamic:
-        bits = np.stack([reverse_water_filling(row, budget) for row in alloc_var])
-    else:
-        bits = reverse_water_filling(alloc_var, budget)
-    return Allocation(bits, mu, channel_var, alloc_var, mode, bool(dynamic), budget)
+    if not dynamic:
+        return Allocation(reverse_water_filling(var, budget), mu, var, var, mode, False, budget)
+    if decoded is None:
+        raise OptionError(
+            "a dynamic allocation depends on the decoded frames: pass decoded=z_d, or use "
+            "transmit(..., dynamic=True, return_allocation=True)"
+        )
+    d = np.asarray(decoded, dtype=np.float64)
+    if d.shape != np.shape(z_mean):
+        raise ValueError(f"decoded shape {d.shape} differs from z_mean shape {np.shape(z_mean)}")
+    alloc_var = causal_variances(d, mu, var)
+    bits = np.stack([reverse_water_filling(row, budget) for row in alloc_var]) if len(d) else (
+        np.zeros(d.shape, dtype=np.int64)
+    )
+    return Allocation(bits, mu, var, alloc_var, mode, True, budget)
 
 
 def transmit(
@@ -524,7 +594,10 @@ def transmit(
     The encoder value is the posterior mean ``z_e = z_mean`` (the query's deterministic encoding).
     ``total_bits=None`` is full rate: ``z_mean`` comes back unchanged. With a budget, each frame's
     components get bits by reverse water-filling (:func:`allocate`), components with 0 bits are
-    replaced by ``mu_e``, the others pass through :func:`berger_channel`.
+    replaced by ``mu_e``, the others pass through :func:`berger_channel`. Dynamic: frame by frame,
+    frame n's bits allocated on :func:`causal_variances` of the frames already decoded. One
+    (N, L) standard normal draw either way, so a seed gives common random numbers across budgets
+    and between static and dynamic.
 
     Args:
         z_mean: (N, L) float, latent means of the frames (``StyleVAE.encode(frames)[0]``).
@@ -532,21 +605,284 @@ def transmit(
         total_bits: int >= 0 bits per frame, or None for full rate.
         mode: "query" | "corpus" | "posterior" | "prior", see :func:`source_stats`.
         corpus_stats: ``StyleVAE.corpus_stats`` for ``mode="corpus"``.
-        dynamic: allocate per frame (see :func:`allocate`).
+        dynamic: allocate per frame from the decoded past (see :func:`allocate`).
         rng: numpy.random.Generator or int seed (required when total_bits is not None).
         return_allocation: also return the :class:`Allocation`.
 
     Returns:
         z_d: (N, L) float, same dtype as z_mean; or (z_d, Allocation) if ``return_allocation``.
 
+    Raises:
+        OptionError: see :func:`allocate`; no ``rng`` with a budget.
+
     Used in: notebooks/03_bit_allocation_channel.ipynb, notebooks/04_query_generation.ipynb, the CLI.
     """
-    alloc = allocate(
-        z_mean, z_logvar, total_bits, mode=mode, corpus_stats=corpus_stats, dynamic=dynamic
-    )
     z = np.asarray(z_mean)
-    if alloc.bits is None:
-        z_d = berger_channel(z, alloc.mu, alloc.var, None)
-    else:
-        z_d = berger_channel(z, alloc.mu, alloc.var, alloc.bits, rng)
-    return (z_d, alloc) if return_allocation else z_d
+    if not dynamic or total_bits is None:
+        alloc = allocate(z_mean, z_logvar, total_bits, mode=mode, corpus_stats=corpus_stats, dynamic=dynamic)
+        if alloc.bits is None:
+            z_d = berger_channel(z, alloc.mu, alloc.var, None)
+        else:
+            z_d = berger_channel(z, alloc.mu, alloc.var, alloc.bits, rng)
+        return (z_d, alloc) if return_allocation else z_d
+    mu, var = source_stats(z_mean, z_logvar, mode, corpus_stats)
+    if mode == "posterior":
+        allocate(z_mean, z_logvar, total_bits, mode=mode, corpus_stats=corpus_stats, dynamic=True)  # raises
+    budget = _budget(total_bits)
+    gen = _generator(rng)
+    zf = z.astype(np.float64)
+    eps = gen.standard_normal(zf.shape)
+    z_d = np.empty_like(zf)
+    bits = np.zeros(zf.shape, dtype=np.int64)
+    dev_prev = None
+    for n in range(zf.shape[0]):
+        v_n = var if dev_prev is None else 0.5 * (var + dev_prev)
+        bits[n] = reverse_water_filling(v_n, budget)
+        z_d[n] = _berger_row(zf[n], mu, var, bits[n], eps[n])
+        dev_prev = (z_d[n] - mu) ** 2
+    out_dtype = z.dtype if np.issubdtype(z.dtype, np.floating) else np.float64
+    z_d = z_d.astype(out_dtype, copy=False)
+    if not return_allocation:
+        return z_d
+    alloc = Allocation(bits, mu, var, causal_variances(z_d, mu, var), mode, True, budget)
+    return z_d, alloc
+
+
+def _berger_row(z, mu, var, bits, eps) -> np.ndarray:
+    """:func:`berger_channel` on one frame with given standard normal draws (same arithmetic)."""
+    r = bits.astype(np.float64)
+    f = np.exp2(-2.0 * r)
+    one_minus_f = -np.expm1(-2.0 * np.log(2.0) * r)
+    mu_d = np.where(r == 0, mu, z + f * (mu - z))
+    return mu_d + np.sqrt(f * one_minus_f * var) * eps
+
+
+# ----------------------------------------------------------------------------------------------
+# how many bits a channel really carries
+
+
+def true_rate_bits(bits, design_var, source_var) -> np.ndarray:
+    """Closed-form information per frame of Berger channels applied to Gaussian sources, in bits.
+
+    A Berger channel designed for variance sigma^2 at R bits, applied to a Gaussian source of
+    variance s^2, is ``z_d = (1 - a) z_e + a mu + n`` with ``a = 2^(-2R)`` and
+    ``var(n) = 2^(-4R) (2^(2R) - 1) sigma^2``, so
+    ``I(z_e; z_d) = 1/2 log2(1 + (2^(2R) - 1) s^2 / sigma^2)``: R when s^2 = sigma^2, more when the
+    source is wider than the design. Summed over the last axis (components); 0 bits give 0.
+
+    Args:
+        bits: (..., L) int or float >= 0, rate of each component.
+        design_var: (..., L) float > 0 where bits > 0, the channel's sigma_e^2.
+        source_var: (..., L) float >= 0, the source's true variance s^2.
+
+    Returns:
+        (...) float64, bits per frame (a float for 1-D input).
+
+    Used in: notebooks/03_bit_allocation_channel.ipynb.
+    """
+    r = np.asarray(bits, dtype=np.float64)
+    sig = np.asarray(design_var, dtype=np.float64)
+    s2 = np.asarray(source_var, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(r > 0, s2 / np.where(sig > 0, sig, np.nan), 0.0)
+        per = 0.5 * np.log2(1.0 + np.expm1(2.0 * np.log(2.0) * r) * ratio)
+    per = np.where(r > 0, per, 0.0)
+    return per.sum(axis=-1)
+
+
+def gaussian_mi_bits(z_e, z_d) -> np.ndarray:
+    """Gaussian estimate -1/2 log2(1 - rho^2) of I(z_e; z_d) per component, from samples.
+
+    Exact for jointly Gaussian pairs; for a Gaussian z_e and any channel it is a lower bound on the
+    information (h(z_e | z_d) is at most the entropy of a Gaussian with the linear estimation error).
+
+    Args:
+        z_e: (M, L) float, source samples.
+        z_d: (M, L) float, channel outputs.
+
+    Returns:
+        (L,) float64 bits; 0 where either side is constant.
+
+    Used in: notebooks/03_bit_allocation_channel.ipynb.
+    """
+    a = np.asarray(z_e, dtype=np.float64)
+    b = np.asarray(z_d, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"z_e and z_d must be the same (M, L) shape, got {a.shape} and {b.shape}")
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    den = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(den > 0, (a * b).sum(axis=0) / np.where(den > 0, den, 1.0), 0.0)
+    return -0.5 * np.log2(np.clip(1.0 - rho**2, np.finfo(float).tiny, None))
+
+
+def binned_mi_bits(z_e, z_d, bins: int = 16) -> np.ndarray:
+    """Plug-in estimate of I(z_e; z_d) per component on an equal-count grid, bias-corrected, in bits.
+
+    Each component's samples are cut into ``bins`` equal-count cells by rank and the mutual
+    information of the two cell indices is computed from the counts, minus the Miller-Madow bias
+    ``(bins - 1)^2 / (2 M ln 2)``. Quantising can only lose information, so for large ``M`` this is a
+    lower bound that also sees dependence a correlation misses (e.g. noise whose size reveals |z_e|).
+
+    Args:
+        z_e: (M, L) float, source samples.
+        z_d: (M, L) float, channel outputs.
+        bins: int >= 2, cells per axis.
+
+    Returns:
+        (L,) float64 bits, clipped at 0; 0 where z_d is constant.
+
+    Used in: notebooks/03_bit_allocation_channel.ipynb (through :func:`compare_static_dynamic`).
+    """
+    a = np.asarray(z_e, dtype=np.float64)
+    b = np.asarray(z_d, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"z_e and z_d must be the same (M, L) shape, got {a.shape} and {b.shape}")
+    m, n_comp = a.shape
+    if m == 0:
+        return np.zeros(n_comp)
+
+    def cells(x):  # equal-count cells by rank (ties broken by sample order, which carries no information)
+        ranks = np.argsort(np.argsort(x, axis=0, kind="stable"), axis=0, kind="stable")
+        return ranks * bins // m
+
+    ix, iy = cells(a), cells(b)
+    flat = (np.arange(n_comp)[None, :] * bins + ix) * bins + iy
+    joint = np.bincount(flat.ravel(), minlength=n_comp * bins * bins).reshape(n_comp, bins, bins) / m
+    px, py = joint.sum(2, keepdims=True), joint.sum(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(joint > 0, joint * np.log2(joint / (px * py)), 0.0)
+    mi = terms.sum(axis=(1, 2)) - (bins - 1) ** 2 / (2.0 * m * np.log(2.0))
+    out = np.maximum(mi, 0.0)
+    out[np.all(b == b[0], axis=0)] = 0.0
+    return out
+
+
+def own_deviation_transmit(z_mean, total_bits, mu, rng) -> np.ndarray:
+    """The former dynamic scheme, kept only to measure it: NOT a ``total_bits`` channel.
+
+    Each frame's bits are allocated on its own squared deviation ``(z - mu)^2`` and that deviation
+    is the channel variance, so the decoder needs the deviation pattern it cannot have.
+
+    Args:
+        z_mean: (N, L) float, encoder values.
+        total_bits: int >= 0 nominal bits per frame.
+        mu: (L,) float, source mean.
+        rng: numpy.random.Generator or int seed.
+
+    Returns:
+        z_d: (N, L) float64.
+
+    Raises:
+        OptionError: a wrong budget or no rng.
+
+    Used in: :func:`compare_static_dynamic` (notebooks/03_bit_allocation_channel.ipynb).
+    """
+    z = np.asarray(z_mean, dtype=np.float64)
+    dev = (z - np.asarray(mu, dtype=np.float64)) ** 2
+    budget = _budget(total_bits)
+    bits = np.stack([reverse_water_filling(row, budget) for row in dev]) if len(z) else np.zeros(z.shape, int)
+    return berger_channel(z, mu, dev, bits, rng)
+
+
+def compare_static_dynamic(
+    z_mean,
+    budgets,
+    *,
+    mode="query",
+    corpus_stats=None,
+    seeds=8,
+    rate_samples=10000,
+    seed=0,
+) -> list[dict[str, float]]:
+    """Static vs dynamic allocation on a query's latents, at nominal and at true rate.
+
+    For each budget B: the measured distortion ``mean_n ||z_d - z_mean||^2`` (averaged over
+    ``seeds`` channel seeds, common random numbers) of the static channel, the causal dynamic
+    channel (:func:`transmit` ``dynamic=True``) and the former own-deviation scheme
+    (:func:`own_deviation_transmit`); and each scheme's true rate per frame: exact for static and
+    dynamic (:attr:`Allocation.true_rate_bits`, B by construction), a Monte-Carlo lower bound for
+    the own-deviation scheme on a Gaussian surrogate source with the mode's mean and variance
+    (``rate_samples`` frames; sum over components of the larger of :func:`gaussian_mi_bits` and
+    :func:`binned_mi_bits`: the binned estimate sees that the noise reveals |z - mu|, which a
+    correlation does not). With independent source components the sum over components is a
+    lower bound on the information per frame; the pattern of components that get bits is not counted.
+    ``static_at_own_rate`` is the static channel's distortion on this query at the own-deviation
+    scheme's true rate (its exact expectation over the noise, interpolated in log distortion over
+    integer budgets): the comparison at equal true rate.
+
+    Args:
+        z_mean: (N, L) float, the query's latent means.
+        budgets: iterable of int >= 0, bits per frame.
+        mode: "query" | "corpus" | "prior".
+        corpus_stats: for ``mode="corpus"``.
+        seeds: int >= 1, channel seeds averaged for the distortions.
+        rate_samples: int, surrogate frames for the true-rate estimates.
+        seed: int, seeds the surrogate source and its channel noise.
+
+    Returns:
+        list of dicts, one per budget, keys ``bits``, ``static``, ``dynamic``, ``own_deviation``
+        (distortions per frame), ``static_rate``, ``dynamic_rate`` (exact true bits per frame),
+        ``own_deviation_rate`` (lower bound), ``static_theory`` (sum var 4^-b), ``static_at_own_rate``.
+
+    Raises:
+        OptionError: a wrong mode, budget or statistics; ``"posterior"`` mode (no B-bit channel).
+
+    Used in: notebooks/03_bit_allocation_channel.ipynb.
+    """
+    if mode == "posterior":
+        raise OptionError('"posterior" mode is not a rate-limited channel (mu_e is each frame\'s encoding)')
+    z = np.asarray(z_mean, dtype=np.float64)
+    mu, var = source_stats(z, None, mode, corpus_stats)
+    budgets = [_budget(b) for b in budgets]
+    seeds = int(seeds)
+    if seeds < 1:
+        raise OptionError(f"seeds must be >= 1, got {seeds}")
+
+    def dist(z_d):
+        return float(np.mean(np.sum((z_d - z) ** 2, axis=1)))
+
+    def measured(fn):
+        return float(np.mean([dist(fn(s)) for s in range(seeds)]))
+
+    gen = np.random.default_rng(seed)
+    surrogate = mu + np.sqrt(var) * gen.standard_normal((int(rate_samples), mu.size))
+    noise_seed = int(gen.integers(2**31))
+
+    def rate_lower_bound(z_d):  # per component the larger of two lower bounds
+        return float(np.maximum(gaussian_mi_bits(surrogate, z_d), binned_mi_bits(surrogate, z_d)).sum())
+
+    rows = []
+    for b in budgets:
+        _, st = transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, rng=0, return_allocation=True)
+        _, dy = transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, dynamic=True, rng=0,
+                         return_allocation=True)
+        rows.append({
+            "bits": float(b),
+            "static": measured(lambda s: transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, rng=s)),
+            "dynamic": measured(
+                lambda s: transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, dynamic=True, rng=s)
+            ),
+            "own_deviation": measured(lambda s: own_deviation_transmit(z, b, mu, s)),
+            "static_rate": st.true_rate_bits,
+            "dynamic_rate": dy.true_rate_bits,
+            "own_deviation_rate": rate_lower_bound(own_deviation_transmit(surrogate, b, mu, noise_seed)),
+            "static_theory": float(allocation_distortion(var, reverse_water_filling(var, b)).sum()),
+        })
+    # static distortion as a function of its (exact) rate, for the equal-true-rate comparison
+    top = max([int(np.ceil(r["own_deviation_rate"])) for r in rows] + budgets + [1])
+    grid = np.unique(np.concatenate([np.arange(0, min(top, 64) + 1), np.geomspace(64, max(top, 64), 60).round()]))
+    grid = grid.astype(np.int64)
+    dev = np.mean((z - mu) ** 2, axis=0)  # the query's own squared deviation per component
+
+    def expected_on_query(b):
+        a = np.exp2(-2.0 * reverse_water_filling(var, int(b)))  # E||z_d - z||^2 given z, exactly
+        return float(np.sum(a * a * dev + a * (1.0 - a) * var))
+
+    d_grid = np.array([expected_on_query(g) for g in grid])
+    with np.errstate(divide="ignore"):
+        log_d = np.log(np.maximum(d_grid, np.finfo(float).tiny))
+    for r in rows:
+        r["static_at_own_rate"] = float(np.exp(np.interp(r["own_deviation_rate"], grid, log_d)))
+    return rows

@@ -28,6 +28,25 @@ import numpy as np
 from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
 from qbdi_utils.pianoroll import Piece, RollSpec
 
+__all__ = [
+    "CLAIM_COLUMNS",
+    "CLAIM_RATES",
+    "STATS_MODES",
+    "EncodedQuery",
+    "Improvisation",
+    "chance_levels",
+    "claims_sweep",
+    "encode_query",
+    "excerpt",
+    "improvise",
+    "improvise_batch",
+    "parse_bits",
+    "query_warnings",
+    "rate_label",
+    "write_claims_csv",
+    "write_csv",
+]
+
 #: The bit budgets (bits per frame) of the paper's claims; ``None`` is full rate (no channel).
 CLAIM_RATES: tuple = (None, 1024, 512, 256, 128, 64, 32, 0)
 
@@ -85,6 +104,32 @@ class EncodedQuery:
 def rate_label(bits: int | None) -> str:
     """Human-readable bit budget: ``"full rate"`` or ``"256 bits"``."""
     return "full rate" if bits is None else f"{int(bits)} bits"
+
+
+def excerpt(roll, bars: tuple[int, int], spec: RollSpec = RollSpec()) -> np.ndarray:
+    """Rows of bars ``(first, last)`` of a roll, 1-based inclusive, as a valid roll.
+
+    Args:
+        roll: (T, spec.n_columns) roll.
+        bars: (first, last) bar numbers, 1-based, inclusive; bars of ``spec.steps_per_frame`` steps
+            from the roll's first row.
+        spec: roll layout.
+
+    Returns:
+        (<= (last - first + 1) * steps_per_frame, n_columns) uint8 valid roll.
+
+    Raises:
+        OptionError: ``first < 1`` or ``last < first``.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    from qbdi_utils import pianoroll
+
+    first, last = int(bars[0]), int(bars[1])
+    if first < 1 or last < first:
+        raise OptionError(f"bars must be (first, last) with 1 <= first <= last, got {bars!r}")
+    a, b = (first - 1) * spec.steps_per_frame, last * spec.steps_per_frame
+    return pianoroll.make_valid(np.asarray(roll)[a:b], spec)
 
 
 def parse_bits(value) -> int | None:
@@ -180,7 +225,9 @@ def query_warnings(model, query: Piece) -> list[str]:
     config = getattr(model, "config", None) or {}
     # set by vae.train when it knows the pieces (qbdi train, default_model); absent otherwise
     longest = config.get("max_piece_frames") if isinstance(config, dict) else None
-    n_frames = -(-(query.n_steps + query.bar_offset_steps % spec.steps_per_frame) // spec.steps_per_frame)
+    # the same count as pianoroll.to_frames: (-offset) mod steps_per_frame silent rows complete the pickup
+    front = (-int(query.bar_offset_steps)) % spec.steps_per_frame
+    n_frames = -(-(query.n_steps + front) // spec.steps_per_frame)
     if longest is not None and n_frames > longest:
         out.append(
             f"{name} has {n_frames} frames, more than the longest training piece ({longest}); the model "
@@ -547,6 +594,36 @@ def claims_sweep(
     return (rows, pieces) if return_pieces else rows
 
 
+def write_csv(rows: list[dict], path, columns: Sequence[str], force: bool = False) -> Path:
+    """The package's one table writer: dict rows as CSV, floats with 4 decimals, other keys ignored.
+
+    Args:
+        rows: list of dicts (missing columns are written empty).
+        path: output file.
+        columns: the columns, in order (the header).
+        force: overwrite an existing file.
+
+    Returns:
+        the path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+
+    Used in: notebooks/04_query_generation.ipynb (through :func:`write_claims_csv` and
+    :func:`qbdi_utils.claims.write_fine_sweep_csv`), ``qbdi sweep``.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError("exists; pass --force (force=True) to overwrite it", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return path
+
+
 def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
     """Write the rows of :func:`claims_sweep` as CSV (columns :data:`CLAIM_COLUMNS`, 4 decimals).
 
@@ -563,13 +640,4 @@ def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
 
     Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError("exists; pass --force (force=True) to overwrite it", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(CLAIM_COLUMNS), extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return path
+    return write_csv(rows, path, CLAIM_COLUMNS, force)

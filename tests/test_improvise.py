@@ -288,3 +288,24 @@ def test_query_longer_than_every_training_piece_is_reported(tmp_path):
     assert loaded.config["max_piece_frames"] == 9
     assert not any("longest training piece" in w for w in query_warnings(loaded, _query(n_frames=9)))
     assert any("longest training piece (9)" in w for w in query_warnings(loaded, _query(n_frames=10)))
+
+
+@pytest.mark.parametrize("pickup", [0, 1, 4, 8, 12, 15])
+@pytest.mark.parametrize("extra", [0, 1, 5, 11, 12, 13])
+def test_query_warnings_counts_frames_as_to_frames_does(pickup, extra):
+    """A pickup is completed to a whole frame in front: the warning's frame count is len(to_frames)."""
+    from types import SimpleNamespace
+
+    from qbdi_utils.improvise import query_warnings
+
+    spec = RollSpec()
+    n_steps = pickup + 8 * 16 + extra
+    roll = np.zeros((n_steps, spec.n_columns), dtype=np.uint8)
+    q = Piece(roll=roll, spec=spec, name="q", time_signatures=[(0, 4, 4)], bar_offset_steps=pickup)
+    n_frames = len(pianoroll.to_frames(roll, spec, offset_steps=pickup))
+    for longest, warned in ((n_frames - 1, True), (n_frames, False)):
+        model = SimpleNamespace(spec=spec, config={"max_piece_frames": longest})
+        msgs = [w for w in query_warnings(model, q) if "longest training piece" in w]
+        assert bool(msgs) == warned
+        if warned:
+            assert f"has {n_frames} frames" in msgs[0]

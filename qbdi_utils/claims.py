@@ -1,0 +1,778 @@
+"""The paper's claims, measured: verdicts and the numbers behind them (notebook 04, README).
+
+:func:`qbdi_utils.improvise.claims_sweep` produces the claims table (agreement with the query,
+chord vocabulary, tonic share per bit budget, with chance levels). This module turns such tables
+and the improvisations behind them into what the README reports, so that no verdict is computed
+in a notebook cell:
+
+- :func:`claim_verdicts`: does each claim hold (yes / partly / NO), with the numbers;
+- :func:`spearman` (average ranks for ties, as ``scipy.stats.spearmanr``);
+- :func:`per_bar_triads`, :func:`break_away`: where a low rate loses or gains the query's chords;
+- :func:`fine_sweep`, :func:`fine_sweep_verdict`: the sweep below 32 bits and its bookkeeping;
+- :func:`nearest_distances`, :func:`latent_geometry`, :func:`zero_bit_bar`,
+  :func:`chroma_distribution`, :func:`zero_bit_findings`: why 0 bits decodes to one particular bar;
+- :func:`full_bar_triads`: the triads of an output's full bars;
+- :func:`round_sig`, :func:`table_text`: the small tables the notebook prints (3 significant digits).
+
+Imports :mod:`qbdi_utils.improvise`, :mod:`qbdi_utils.harmony`, :mod:`qbdi_utils.channel` and
+:mod:`qbdi_utils.pianoroll` (never the other way round).
+
+Used in: notebooks/04_query_generation.ipynb.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from qbdi_utils import channel, harmony, pianoroll
+from qbdi_utils.improvise import (
+    CLAIM_COLUMNS,
+    claims_sweep,
+    encode_query,
+    improvise,
+    rate_label,
+    write_csv,
+)
+
+__all__ = [
+    "FINE_COLUMNS",
+    "bar_chroma",
+    "break_away",
+    "chroma_distribution",
+    "claim_verdicts",
+    "fine_sweep",
+    "fine_sweep_table",
+    "fine_sweep_verdict",
+    "full_bar_triads",
+    "latent_geometry",
+    "mean_sd_table",
+    "nearest_distances",
+    "output_metrics",
+    "per_bar_triads",
+    "query_overview",
+    "round_sig",
+    "spearman",
+    "table_text",
+    "verdict_label",
+    "with_excess",
+    "write_fine_sweep_csv",
+    "zero_bit_bar",
+    "zero_bit_findings",
+    "zero_bit_triads",
+]
+
+#: Columns of the fine-sweep CSV: the claims columns plus the allocation's bookkeeping.
+FINE_COLUMNS = tuple(CLAIM_COLUMNS) + ("excess_triad_agreement", "components_with_bits", "max_bits_per_component")
+
+
+# ----------------------------------------------------------------------------------------------
+# small numeric helpers
+
+
+def query_overview(model, query, corpus_data) -> dict:
+    """What the query and the training corpus are, in numbers (3 significant digits where real).
+
+    Args:
+        model: a StyleVAE (its ``spec``).
+        query: the query Piece.
+        corpus_data: the training corpus (``corpus.load_corpus``: ``.frames``, ``.pieces``).
+
+    Returns:
+        dict: ``query``, ``bars`` (bar frames, a pickup completed to a bar), ``tempo_bpm``,
+        ``time_signatures``, ``pickup_steps``, ``key``, ``corpus_pieces``, ``corpus_bars``,
+        ``longest_piece_bars``, ``bars_over_longest``, ``corpus_tonic_share`` (share of corpus bars on
+        the query's tonic triad).
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    spec = model.spec
+    tonic, mode = harmony.estimate_key(harmony.chroma(query.roll, query.spec))
+    n_bars = len(pianoroll.to_frames(query.roll, query.spec, query.bar_offset_steps))
+    longest = max(p["n_frames"] for p in corpus_data.pieces)
+    share = harmony.output_stats(corpus_data.frames, tonic=harmony.tonic_triad(harmony.chroma(query.roll, query.spec)),
+                                 spec=spec)["tonic_share"]
+    return round_sig({
+        "query": query.name, "bars": n_bars, "tempo_bpm": float(query.tempo_bpm),
+        "time_signatures": list(query.time_signatures), "pickup_steps": int(query.bar_offset_steps),
+        "key": f"{harmony.PITCH_CLASS_NAMES[tonic]} {mode}", "corpus_pieces": len(corpus_data.pieces),
+        "corpus_bars": len(corpus_data.frames), "longest_piece_bars": int(longest),
+        "bars_over_longest": n_bars / longest, "corpus_tonic_share": float(share),
+    })
+
+
+def round_sig(x, digits: int = 3):
+    """``x`` rounded to ``digits`` significant digits (ints, strings, None and non-finite unchanged).
+
+    Args:
+        x: a number (or anything else, returned as is); lists/tuples/dicts are rounded element-wise.
+        digits: significant digits, >= 1.
+
+    Returns:
+        the rounded value, same container type.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    if isinstance(x, dict):
+        return {k: round_sig(v, digits) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(round_sig(v, digits) for v in x)
+    if isinstance(x, (bool, np.bool_, int, np.integer)) or not isinstance(x, (float, np.floating)):
+        return x
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def table_text(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    """A plain-text table of dict rows, values as given (round them first with :func:`round_sig`).
+
+    Args:
+        rows: list of dicts.
+        columns: the columns in order (default: the first row's keys).
+
+    Returns:
+        str, one line per row plus a header line, columns right-aligned.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    if not rows:
+        return ""
+    cols = list(columns or rows[0].keys())
+    cells = [[str(c) for c in cols]] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
+    return "\n".join(" ".join(v.rjust(w) for v, w in zip(line, widths)) for line in cells)
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two sequences, ties given their average rank.
+
+    Args:
+        a: (n,) numbers (``inf`` allowed, e.g. full rate as infinitely many bits).
+        b: (n,) numbers.
+
+    Returns:
+        float in [-1, 1]; nan when either side is constant or n < 2.
+
+    Used in: notebooks/04_query_generation.ipynb (through :func:`claim_verdicts` and
+    :func:`fine_sweep_verdict`).
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"spearman needs two 1-D sequences of one length, got {x.shape} and {y.shape}")
+
+    def ranks(v):
+        order = np.argsort(v, kind="stable")
+        r = np.empty(v.size)
+        r[order] = np.arange(v.size, dtype=np.float64)
+        for val in np.unique(v):  # average rank over ties
+            tied = v == val
+            r[tied] = r[tied].mean()
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    if x.size < 2 or np.all(rx == rx[0]) or np.all(ry == ry[0]):
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def nearest_distances(a, b, different: bool = False) -> np.ndarray:
+    """Euclidean distance from each row of ``a`` to its nearest row of ``b``.
+
+    Args:
+        a: (n, d) float.
+        b: (m, d) float.
+        different: skip rows of ``b`` at (squared) distance below 1e-6 (the row itself, and exact
+            repeats), i.e. the distance to the nearest *different* row.
+
+    Returns:
+        (n,) float64 (``inf`` if no row qualifies).
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"rows of a {a.shape} and b {b.shape} must have the same length")
+    d2 = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T
+    if different:
+        d2[d2 < 1e-6] = np.inf
+    return np.sqrt(np.maximum(d2, 0)).min(axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# bar by bar
+
+
+def bar_chroma(roll, spec, offset_steps: int = 0) -> np.ndarray:
+    """Chroma of each bar of a roll, frames aligned on the bar lines (a pickup padded in front).
+
+    Args:
+        roll: (T, spec.n_columns) roll.
+        spec: its RollSpec.
+        offset_steps: step of the first bar line (``Piece.bar_offset_steps``).
+
+    Returns:
+        (N, 12) float64, one row per bar frame.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    return harmony.chroma(pianoroll.to_frames(roll, spec, offset_steps), spec)
+
+
+def per_bar_triads(query_chroma, output_chroma) -> tuple[np.ndarray, np.ndarray]:
+    """Bar by bar: does the output's triad equal the query's, and the output's triads.
+
+    Args:
+        query_chroma: (N, 12) chroma of the query's bars.
+        output_chroma: (N, 12) chroma of the output's bars.
+
+    Returns:
+        (agree, labels): (N,) bool, (N,) int triad labels of the output (-1 for silent bars).
+
+    Used in: notebooks/04_query_generation.ipynb (through :func:`break_away`).
+    """
+    q = np.atleast_2d(np.asarray(query_chroma, dtype=np.float64))
+    o = np.atleast_2d(np.asarray(output_chroma, dtype=np.float64))
+    if q.shape != o.shape:
+        raise ValueError(f"query chroma {q.shape} and output chroma {o.shape} differ in shape")
+    agree = np.asarray(harmony.frame_comparison(q, o)["triad_agreement"], dtype=bool)
+    return agree, np.asarray(harmony.triad_labels(o))
+
+
+def break_away(query_chroma, full_chroma, low_chromas) -> dict:
+    """Where a low rate departs from the full-rate output, bar by bar, averaged over seeds.
+
+    Args:
+        query_chroma: (N, 12) chroma of the query's bars.
+        full_chroma: (N, 12) chroma of the full-rate output's bars.
+        low_chromas: list of (N, 12) chroma, one per seed of the low-rate output.
+
+    Returns:
+        dict of shares of bars (means over seeds): ``changed`` (the triad differs from the full-rate
+        output's), ``lost`` (the full-rate output had the query's triad, the low rate has not),
+        ``gained`` (the reverse), and ``n_seeds``.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    full_agree, full_labels = per_bar_triads(query_chroma, full_chroma)
+    lost, gained, changed = [], [], []
+    for c in low_chromas:
+        agree, labels = per_bar_triads(query_chroma, c)
+        lost.append(np.mean(full_agree & ~agree))
+        gained.append(np.mean(~full_agree & agree))
+        changed.append(np.mean(labels != full_labels))
+    if not changed:
+        raise ValueError("break_away needs at least one low-rate output")
+    return {"changed": float(np.mean(changed)), "lost": float(np.mean(lost)),
+            "gained": float(np.mean(gained)), "n_seeds": len(changed)}
+
+
+def zero_bit_triads(model, query, modes: Sequence[str], seed: int = 0) -> dict[str, list[str]]:
+    """Triad names of the 0-bit improvisation per statistics mode (silent bars left out).
+
+    Args:
+        model: a StyleVAE.
+        query: the query Piece.
+        modes: statistics modes (see :func:`qbdi_utils.channel.source_stats`).
+        seed: channel seed (0 bits draws no noise that matters).
+
+    Returns:
+        dict mode -> sorted list of triad names.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    out = {}
+    for m in modes:
+        z = improvise(model, query, bits=0, mode=m, seed=seed)
+        labels = harmony.triad_labels(harmony.chroma(z.roll, z.spec))
+        out[m] = sorted({harmony.TRIAD_NAMES[int(lab)] for lab in labels if lab >= 0})
+    return out
+
+
+def full_bar_triads(piece, bar_offset_steps: int, n_steps: int) -> list[str]:
+    """Triad names of the full bars of an output (a pickup bar and a partial last bar left out).
+
+    Args:
+        piece: a Piece (an improvisation as long as its query).
+        bar_offset_steps: the query's pickup length in steps.
+        n_steps: the query's length in steps.
+
+    Returns:
+        sorted list of the distinct triad names of the full bars.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    spf = piece.spec.steps_per_frame
+    frames = pianoroll.to_frames(piece.roll, piece.spec, bar_offset_steps)
+    first = 1 if bar_offset_steps % spf else 0
+    last = len(frames) - (1 if (n_steps + (-bar_offset_steps) % spf) % spf else 0)
+    labels = harmony.triad_labels(harmony.chroma(frames[first:last], piece.spec)) if last > first else []
+    return sorted({harmony.TRIAD_NAMES[int(lab)] for lab in labels if lab >= 0})
+
+
+def output_metrics(query, output) -> dict:
+    """Agreement of one output with its query and the output's own statistics, over the whole query.
+
+    Args:
+        query: the query Piece.
+        output: an improvisation of it (same length, same spec).
+
+    Returns:
+        dict: ``chroma_cosine``, ``tonnetz_distance``, ``triad_agreement`` (bar by bar means),
+        ``distinct_triads``, ``tonic_share`` (the query's tonic triad), ``empty_frame_rate``.
+
+    Used in: notebooks/04_query_generation.ipynb (the explorer).
+    """
+    offset = int(query.bar_offset_steps)
+    q = bar_chroma(query.roll, query.spec, offset)
+    frames = pianoroll.to_frames(output.roll, output.spec, offset)
+    agree = harmony.frame_agreement(q, harmony.chroma(frames, output.spec))
+    st = harmony.output_stats(frames, tonic=harmony.tonic_triad(q), spec=output.spec)
+    return {**agree, **{k: st[k] for k in ("distinct_triads", "tonic_share", "empty_frame_rate")}}
+
+
+def mean_sd_table(rows: Sequence[dict], columns: dict) -> list[dict]:
+    """Claims rows as small display rows: "mean ± sd" strings, 3 significant digits.
+
+    Args:
+        rows: rows of :func:`qbdi_utils.improvise.claims_sweep` (or :func:`with_excess`).
+        columns: display name -> metric key; a key ``k`` with ``k_mean`` and ``k_sd`` in the rows is
+            shown as "mean ± sd" (just the mean when sd is not finite), any other key as its value.
+
+    Returns:
+        list of dicts, display name -> str or number.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    out = []
+    for r in rows:
+        d = {}
+        for name, key in columns.items():
+            if f"{key}_mean" in r:
+                sd = r.get(f"{key}_sd", float("nan"))
+                sd = 0.0 if isinstance(sd, float) and abs(sd) < 1e-9 else sd  # rounding noise of identical seeds
+                m, sd = round_sig(r[f"{key}_mean"]), round_sig(sd)
+                d[name] = f"{m} ± {sd}" if isinstance(sd, float) and math.isfinite(sd) else m
+            else:
+                d[name] = round_sig(r[key])
+        out.append(d)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# verdicts
+
+
+def with_excess(rows: Sequence[dict]) -> list[dict]:
+    """Copies of claims rows with ``excess_mean`` (triad agreement minus its chance level) and ``excess_sd``.
+
+    Args:
+        rows: rows of :func:`qbdi_utils.improvise.claims_sweep`.
+
+    Returns:
+        list of new dicts.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    out = []
+    for r in rows:
+        r = dict(r)
+        r["excess_mean"] = r["triad_agreement_mean"] - r["chance_triad_agreement"]
+        r["excess_sd"] = r["triad_agreement_sd"]
+        out.append(r)
+    return out
+
+
+def verdict_label(ok) -> str:
+    """"yes", "partly" or "NO" for a claim's outcome (True, "partly", False).
+
+    Args:
+        ok: bool or the string "partly".
+
+    Returns:
+        str.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    return "partly" if ok == "partly" else ("yes" if ok else "NO")
+
+
+def claim_verdicts(rows: Sequence[dict], breaks: dict, zero_chords: dict, tonic_name: str,
+                   low_bits: int = 256, mode: str = "query") -> list[dict]:
+    """Does each of the paper's five claims hold on a claims table? Verdicts with their numbers.
+
+    Rules (fixed before looking at results): full rate keeps the harmony if its triad agreement
+    exceeds its chance level by more than 0.1; ``low_bits`` breaks away if its excess agreement is
+    below full rate's by more than max(2 sd, 0.02) ("partly" if bars lose the query's triad more often
+    than they gain it); agreement falls with the rate if the Spearman correlation of bits (full rate
+    = inf) and excess agreement exceeds 0.7; fewer bits give fewer chords if that correlation for
+    distinct triads exceeds 0.7 and 0 bits has fewer triads than full rate (fully if some budget above
+    0 has fewer than 3/4 of full rate's triads, else "partly"); 0 bits converges on the tonic if its
+    tonic share exceeds 0.9.
+
+    Args:
+        rows: rows of :func:`qbdi_utils.improvise.claims_sweep` with full rate, ``low_bits`` and 0 bits.
+        breaks: :func:`break_away` of ``low_bits`` against full rate.
+        zero_chords: :func:`zero_bit_triads`, mode -> triad names.
+        tonic_name: name of the query's tonic triad.
+        low_bits: the budget of the break-away claim (the paper's 256).
+        mode: the statistics mode of ``rows`` (its 0-bit chord is named).
+
+    Returns:
+        list of 5 dicts: ``claim`` (str), ``ok`` (True / False / "partly"), ``verdict`` (yes / partly /
+        NO), ``numbers`` (str), plus ``rho`` where a Spearman correlation decided.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    rows = with_excess(rows)
+    by_rate = {r["rate"]: r for r in rows}
+    fr, low, b0 = by_rate["full rate"], by_rate[rate_label(low_bits)], by_rate[rate_label(0)]
+    rate_rows = [r for r in rows if r["rate"] not in ("query", "chance")]
+    finite = [r for r in rate_rows if r["bits"] != ""]
+    bits_axis = [np.inf if r["bits"] == "" else r["bits"] for r in rate_rows]
+    rho_agree = spearman(bits_axis, [r["excess_mean"] for r in rate_rows])
+    rho_chords = spearman(bits_axis, [r["distinct_triads_mean"] for r in rate_rows])
+    best_above0 = min(r["distinct_triads_mean"] for r in finite if r["bits"] > 0)
+    lost, gained = breaks["lost"], breaks["gained"]
+    claims = [
+        ("At full rate the query's harmony is kept (triad agreement well above its chance level)",
+         bool(fr["excess_mean"] > 0.1),
+         f"triad agreement {fr['triad_agreement_mean']:.3f} vs chance {fr['chance_triad_agreement']:.3f} "
+         f"(excess {fr['excess_mean']:+.3f}); chroma cosine {fr['chroma_cosine_mean']:.3f} vs "
+         f"{fr['chance_chroma_cosine']:.3f}; Tonnetz distance {fr['tonnetz_distance_mean']:.3f} vs "
+         f"{fr['chance_tonnetz_distance']:.3f}", None),
+        (f"At {low_bits} bits the output breaks away from the query's harmony in places (less agreement than "
+         "at full rate)",
+         True if low["excess_mean"] < fr["excess_mean"] - max(2 * low["excess_sd"], 0.02)
+         else ("partly" if lost > gained else False),
+         f"excess triad agreement {low['excess_mean']:+.3f} ± {low['excess_sd']:.3f} at {low_bits} bits vs "
+         f"{fr['excess_mean']:+.3f} at full rate; {lost:.1%} of bars lose the query's triad, {gained:.1%} gain it",
+         None),
+        ("Agreement with the query (beyond chance) falls with the rate",
+         bool(rho_agree > 0.7),
+         f"Spearman correlation of bits and excess triad agreement {rho_agree:.2f}; "
+         f"excess {fr['excess_mean']:+.3f} at full rate, {b0['excess_mean']:+.3f} at 0 bits", rho_agree),
+        ("Fewer bits, fewer chords (on the way down, not only at 0 bits where every bar is the same)",
+         (True if best_above0 < 0.75 * fr["distinct_triads_mean"] else "partly")
+         if rho_chords > 0.7 and b0["distinct_triads_mean"] < fr["distinct_triads_mean"] else False,
+         f"Spearman correlation of bits and distinct triads {rho_chords:.2f}; distinct triads "
+         f"{fr['distinct_triads_mean']:.1f} at full rate, {best_above0:.1f} at best above 0 bits, "
+         f"{b0['distinct_triads_mean']:.1f} at 0 bits", rho_chords),
+        ("At 0 bits the improvisation converges on the tonic triad (share near 1)",
+         bool(b0["tonic_share_mean"] > 0.9),
+         f"tonic ({tonic_name}) share {b0['tonic_share_mean']:.3f} at 0 bits, {fr['tonic_share_mean']:.3f} at "
+         f"full rate, {by_rate['query']['tonic_share_mean']:.3f} in the query; the 0-bit bar is "
+         f"{', '.join(zero_chords.get(mode, [])) or 'silent'} (modes: {zero_chords})", None),
+    ]
+    return [{"claim": c, "ok": ok, "verdict": verdict_label(ok), "numbers": n, "rho": rho}
+            for c, ok, n, rho in claims]
+
+
+# ----------------------------------------------------------------------------------------------
+# the fine sweep
+
+
+def fine_sweep(model, query, rates, seeds, mode: str = "query", n_shuffles: int = 20) -> list[dict]:
+    """Claims rows for the budgets ``rates`` plus the channel's bookkeeping per budget.
+
+    Each row of :func:`qbdi_utils.improvise.claims_sweep` (reference rows dropped) gains
+    ``components_with_bits`` and ``max_bits_per_component`` (the static allocation of ``mode`` on the
+    query's latents, :func:`qbdi_utils.channel.allocate`) and ``excess_triad_agreement`` (triad
+    agreement minus its chance level).
+
+    Args:
+        model: a StyleVAE.
+        query: the query Piece.
+        rates: int budgets >= 0 (no full rate).
+        seeds: channel seeds (count or list).
+        mode: statistics mode.
+        n_shuffles: permutations for the chance levels.
+
+    Returns:
+        list of dict rows with keys :data:`FINE_COLUMNS`.
+
+    Raises:
+        OptionError: a wrong budget or mode.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    enc = encode_query(model, query)
+    rows = claims_sweep(model, query, rates, seeds, mode=mode, n_shuffles=n_shuffles)[2:]
+    for r in rows:
+        alloc = channel.allocate(enc.mean, enc.logvar, r["bits"], mode=mode, corpus_stats=model.corpus_stats)
+        r["components_with_bits"] = int(np.sum(alloc.bits > 0))
+        r["max_bits_per_component"] = int(alloc.bits.max()) if alloc.bits.size else 0
+        r["excess_triad_agreement"] = r["triad_agreement_mean"] - r["chance_triad_agreement"]
+    return rows
+
+
+def fine_sweep_table(rows: Sequence[dict]) -> list[dict]:
+    """The fine sweep as small display rows (3 significant digits).
+
+    Args:
+        rows: rows of :func:`fine_sweep`.
+
+    Returns:
+        list of dicts: ``bits``, ``triads`` (distinct, mean over seeds), ``excess_agreement``,
+        ``tonic_share``, ``components`` (with bits), ``max_bits`` (per component).
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    return [round_sig({"bits": r["bits"], "triads": r["distinct_triads_mean"],
+                       "excess_agreement": r["excess_triad_agreement"], "tonic_share": r["tonic_share_mean"],
+                       "components": r["components_with_bits"], "max_bits": r["max_bits_per_component"]})
+            for r in rows]
+
+
+def write_fine_sweep_csv(rows: Sequence[dict], path, force: bool = False) -> Path:
+    """Write :func:`fine_sweep` rows as CSV (columns :data:`FINE_COLUMNS`, 4 decimals).
+
+    Args:
+        rows: rows of :func:`fine_sweep`.
+        path: output file.
+        force: overwrite an existing file.
+
+    Returns:
+        the path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    return write_csv(list(rows), path, FINE_COLUMNS, force)
+
+
+def fine_sweep_verdict(rows: Sequence[dict]) -> dict:
+    """Does 'fewer bits, fewer chords' hold below the top budget of a fine sweep? Numbers and sentence.
+
+    Holds if the Spearman correlation of bits and distinct triads over the budgets above 0 exceeds
+    0.7 and the lowest positive budget has fewer than 3/4 of the top budget's triads. ``half_bits`` is
+    the largest budget whose triads are at most half the top budget's.
+
+    Args:
+        rows: rows of :func:`fine_sweep` (any order; must include budgets above 0).
+
+    Returns:
+        dict: ``holds`` (bool), ``rho``, ``half_bits`` (int or None), ``one_bit_each`` (every budget
+        B gives B components one bit each), ``top_bits``, ``low_bits``, ``top_triads``, ``low_triads``,
+        ``zero_triads``, ``top_tonic``, ``low_tonic``, ``tonic_rises`` (by more than 0.05), ``text``.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    pos = sorted((r for r in rows if r["bits"] > 0), key=lambda r: r["bits"])
+    if not pos:
+        raise ValueError("the fine sweep needs at least one budget above 0 bits")
+    lo, hi, zero = pos[0], pos[-1], min(rows, key=lambda r: r["bits"])
+    rho = spearman([r["bits"] for r in pos], [r["distinct_triads_mean"] for r in pos])
+    half = max((r["bits"] for r in pos if r["distinct_triads_mean"] <= 0.5 * hi["distinct_triads_mean"]), default=None)
+    holds = bool(rho > 0.7 and lo["distinct_triads_mean"] < 0.75 * hi["distinct_triads_mean"])
+    one_each = all(r["components_with_bits"] == r["bits"] and r["max_bits_per_component"] <= 1 for r in pos)
+    rises = bool(lo["tonic_share_mean"] > hi["tonic_share_mean"] + 0.05)
+
+    def lab(b):
+        return rate_label(b).replace("1 bits", "1 bit") if b == 1 else rate_label(b)
+
+    text = (
+        f"Below {hi['bits']} bits 'fewer bits, fewer chords' {'holds' if holds else 'does not hold'}: distinct "
+        f"triads go from {hi['distinct_triads_mean']:.1f} at {hi['bits']} bits to {lo['distinct_triads_mean']:.1f} "
+        f"at {lab(lo['bits'])} (Spearman {rho:.2f} over the {len(pos)} budgets above 0; "
+        + (f"half the {hi['bits']}-bit vocabulary is gone at {half} bits" if half else "never down to half")
+        + f") and {zero['distinct_triads_mean']:.1f} at 0 bits; "
+        + ("every budget B gives B latent components one bit each" if one_each else
+           "components with bits: " + ", ".join(f"{r['bits']}->{r['components_with_bits']}" for r in pos))
+        + f"; the tonic share {'rises' if rises else 'does not rise'} ({hi['tonic_share_mean']:.3f} at "
+        f"{hi['bits']} bits, {lo['tonic_share_mean']:.3f} at {lab(lo['bits'])})."
+    )
+    return {"holds": holds, "rho": rho, "half_bits": half, "one_bit_each": one_each,
+            "top_bits": hi["bits"], "low_bits": lo["bits"], "top_triads": hi["distinct_triads_mean"],
+            "low_triads": lo["distinct_triads_mean"], "zero_triads": zero["distinct_triads_mean"],
+            "top_tonic": hi["tonic_share_mean"], "low_tonic": lo["tonic_share_mean"], "tonic_rises": rises,
+            "text": text}
+
+
+# ----------------------------------------------------------------------------------------------
+# why 0 bits decodes to one particular bar
+
+_MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+
+
+def latent_geometry(z_corpus, n_sample: int = 500, seed: int = 0) -> dict:
+    """Where the corpus's latent means lie: norms and nearest-different-bar distances.
+
+    Args:
+        z_corpus: (M, L) float, latent means of the corpus bars.
+        n_sample: bars sampled (without replacement, ``default_rng(seed)``) for the nearest-bar median.
+        seed: sampling seed.
+
+    Returns:
+        dict: ``norm_min``, ``norm_median``, ``nn_median`` (median distance of a sampled bar to its
+        nearest different bar), ``n_sample``.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    z = np.asarray(z_corpus, dtype=np.float64)
+    norms = np.linalg.norm(z, axis=1)
+    n = min(int(n_sample), len(z))
+    sub = np.random.default_rng(seed).choice(len(z), n, replace=False)
+    return {"norm_min": float(norms.min()), "norm_median": float(np.median(norms)),
+            "nn_median": float(np.median(nearest_distances(z[sub], z, different=True))), "n_sample": n}
+
+
+def zero_bit_bar(model, enc, mode: str, thresholds: Sequence[float], z_corpus) -> dict:
+    """What the single bar that 0 bits sends decodes to, and how firmly.
+
+    Args:
+        model: a StyleVAE.
+        enc: the query's :class:`qbdi_utils.improvise.EncodedQuery`.
+        mode: statistics mode (its source mean mu_e is what 0 bits sends).
+        thresholds: other decoding thresholds to try (the model's own is added).
+        z_corpus: (M, L) corpus latent means (for the nearest-bar distance).
+
+    Returns:
+        dict: ``norm`` |mu_e|, ``nn`` distance to the nearest corpus bar, ``p`` (16, n_pitches) play-cell
+        probabilities, ``chroma`` (12,), ``bar`` (frame), ``label`` triad name, ``score`` its template
+        score, ``runner``/``runner_score`` the next triad, ``scales`` (major scales holding every pitch
+        class), ``top_share``, ``soft`` (triad of the unthresholded probabilities), ``pcs`` (pitch
+        classes by duration), ``lo``/``hi`` (probability range), ``n_on`` (cells >= threshold), ``near``
+        (share of those within 0.05 of it), ``decided`` (share of cells < 0.1 or > 0.9), ``by_th``
+        (threshold -> triad or "silent"), ``notes`` ((pitch, start, end) list), ``share_G``, ``share_C``.
+
+    Raises:
+        OptionError: a wrong mode.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    spec = model.spec
+    mu = np.asarray(channel.source_stats(enc.mean, enc.logvar, mode, model.corpus_stats)[0], np.float32)
+    p = model.decode(mu[None])[0]
+    bar = pianoroll.binarize(p, model.threshold, spec=spec)
+    play_p = p.reshape(spec.steps_per_frame, spec.n_columns)[:, :spec.n_pitches]
+    on = play_p >= model.threshold
+    c = harmony.chroma(bar[None], spec)[0]
+    label = int(harmony.triad_labels(c))
+    total = c.sum()
+    scores = harmony.triad_templates() @ (c / total if total else c)
+    runner = int(np.argmax(np.where(np.arange(24) == label, -np.inf, scores)))
+    present = set(np.nonzero(c)[0])
+    scales = [harmony.PITCH_CLASS_NAMES[t] for t in range(12) if present <= {(t + k) % 12 for k in _MAJOR_SCALE}]
+    by_th = {}
+    for t in sorted(set(thresholds) | {round(model.threshold, 3)}):
+        ct = harmony.chroma(pianoroll.binarize(p, t, spec=spec)[None], spec)[0]
+        by_th[t] = harmony.TRIAD_NAMES[int(harmony.triad_labels(ct))] if ct.sum() else "silent"
+    return dict(
+        norm=float(np.linalg.norm(mu)), nn=float(nearest_distances(mu[None], z_corpus)[0]), p=play_p, chroma=c,
+        label=harmony.TRIAD_NAMES[label] if label >= 0 else "silent", bar=bar, score=float(scores[label]),
+        runner=harmony.TRIAD_NAMES[runner], runner_score=float(scores[runner]), scales=scales,
+        top_share=float(c.max() / total) if total else float("nan"),
+        soft=harmony.TRIAD_NAMES[int(harmony.triad_labels(harmony.chroma(p[None], spec)[0]))],
+        pcs=[harmony.PITCH_CLASS_NAMES[k] for k in np.argsort(-c) if c[k] > 0],
+        lo=float(play_p.min()), hi=float(play_p.max()), n_on=int(on.sum()),
+        near=float(np.mean(np.abs(play_p[on] - model.threshold) < 0.05)) if on.any() else float("nan"),
+        decided=float(np.mean((play_p < 0.1) | (play_p > 0.9))), by_th=by_th,
+        notes=pianoroll.roll_to_notes(pianoroll.from_frames(bar[None], spec), spec),
+        share_G=float(c[7] / total) if total else float("nan"), share_C=float(c[0] / total) if total else float("nan"),
+    )
+
+
+def chroma_distribution(chromas) -> dict:
+    """Where a set of bars sits harmonically: triad of the summed chroma, shares of bars on C and on G.
+
+    Args:
+        chromas: (n, 12) chroma of bars (or (12,) for one bar).
+
+    Returns:
+        dict: ``triad`` (name of the summed chroma's triad), ``C`` and ``G`` (shares of the non-silent
+        bars whose triad is C major / G major), ``pc_C`` and ``pc_G`` (shares of C and G in the summed
+        chroma).
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    c = np.atleast_2d(np.asarray(chromas, dtype=np.float64))
+    s = c.sum(axis=0)
+    profile = s / s.sum() if s.sum() else s
+    labels = harmony.triad_labels(c)
+    labels = labels[labels >= 0]
+    shares = {name: float(np.mean(labels == k)) if labels.size else float("nan") for k, name in ((0, "C"), (7, "G"))}
+    return {"triad": harmony.TRIAD_NAMES[int(harmony.triad_labels(profile))], **shares,
+            "pc_C": float(profile[0]), "pc_G": float(profile[7])}
+
+
+def zero_bit_findings(zero_bar: dict, dist: dict, geometry: dict, decided: float, threshold: float,
+                      latent_dim: int, key_tonic: int, zero_tonic_share: float, mode: str,
+                      prior_name: str) -> list[str]:
+    """The conclusions about the 0-bit bar, as Markdown bullet points decided by the numbers.
+
+    Args:
+        zero_bar: mode -> :func:`zero_bit_bar`.
+        dist: name -> :func:`chroma_distribution`; needs "corpus bars", "corpus reconstructions",
+            ``prior_name`` and "query bars".
+        geometry: :func:`latent_geometry` of the corpus.
+        decided: share of play cells of corpus reconstructions below 0.1 or above 0.9.
+        threshold: the model's decoding threshold.
+        latent_dim: the model's latent dimension.
+        key_tonic: pitch class of the query's tonic.
+        zero_tonic_share: tonic share at 0 bits (claims table).
+        mode: the notebook's main statistics mode.
+        prior_name: the key of the decoded prior samples in ``dist``.
+
+    Returns:
+        list of Markdown lines.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    qz, others = zero_bar[mode], {m: z for m, z in zero_bar.items() if m != mode}
+    refs = ("corpus bars", "corpus reconstructions", prior_name)
+    c_centred = [n for n in refs if dist[n]["triad"] == "C" and dist[n]["C"] > dist[n]["G"]]
+    flat = {m: z for m, z in others.items() if z["hi"] - z["lo"] < 0.5}
+    norms, nns = [z["norm"] for z in zero_bar.values()], [z["nn"] for z in zero_bar.values()]
+    pcs = harmony.PITCH_CLASS_NAMES
+    lines = [
+        "**What the numbers show.**",
+        f"* **The model's bars {'lean to C, not G' if len(c_centred) == 3 else 'do not all lean to C'}.** "
+        + "; ".join(f"{n}: {dist[n]['C']:.0%} of bars on C, {dist[n]['G']:.0%} on G, summed chroma {dist[n]['triad']}"
+                    for n in refs)
+        + (". The G of the 0-bit bar does not come from the distribution of bars but from decoding one point, "
+           "the mean." if len(c_centred) == 3 else "."),
+        f"* **The 0-bit latent lies {'inside the shell the data occupies' if max(norms) < geometry['norm_min'] else 'among the data'}.** "
+        "|mu_e| is " + ", ".join(f"{z['norm']:.2f} ('{m}')" for m, z in zero_bar.items())
+        + f", while every corpus bar's latent mean has norm at least {geometry['norm_min']:.2f} (median "
+        f"{geometry['norm_median']:.2f}). In distance it is "
+        f"{'not remote' if max(nns) < 1.5 * geometry['nn_median'] else 'remote'} (nearest corpus bar at "
+        f"{min(nns):.2f}..{max(nns):.2f}, a corpus bar's nearest different bar at a median {geometry['nn_median']:.2f}: "
+        f"in {latent_dim} dimensions all bars are far apart), but no bar is encoded that close to the centre, and a "
+        "decoded mean is not a mean of decodings.",
+        f"* **With {' and '.join(f'`{m}`' for m in flat) or 'the other'} statistics the 0-bit bar is a threshold "
+        "artefact.** " + (
+            " ".join(f"At '{m}' every play cell has probability {z['lo']:.2f}..{z['hi']:.2f} (a reconstruction has "
+                     f"{decided:.0%} of its cells below 0.1 or above 0.9), so the threshold {threshold:.2f} keeps the "
+                     f"{z['n_on']} cells that happen to sit just above it ({z['near']:.0%} within 0.05): a cluster "
+                     f"({' '.join(z['pcs'])}, longest {z['pcs'][0]} with {z['top_share']:.0%} of the sounding steps) "
+                     f"that the triad templates call {z['label']} (score {z['score']:.3f}, runner-up {z['runner']} "
+                     f"{z['runner_score']:.3f}). Other thresholds give "
+                     f"{', '.join(f'{t:g}: {lab}' for t, lab in z['by_th'].items())}."
+                     for m, z in flat.items()) if flat else
+            "(not here: their decoded probabilities are not flat in this run, see above.)"),
+        f"* **With `{mode}` statistics the 0-bit bar is "
+        f"{'a real ' + ' / '.join(qz['scales']) + '-major-scale bar' if qz['scales'] else 'a real bar'}, labelled "
+        f"{qz['label']} by a {'narrow' if qz['score'] - qz['runner_score'] < 0.1 else 'clear'} margin.** "
+        f"The query's mean state decodes to decided cells (up to {qz['hi']:.2f}; {qz['decided']:.0%} of play cells "
+        f"below 0.1 or above 0.9) with pitch classes {' '.join(qz['pcs'])}"
+        + (f", all in the major scale of {qz['scales'][0]}, the dominant of {pcs[key_tonic]}"
+           if qz['scales'] == [pcs[(key_tonic + 7) % 12]] else "")
+        + f". The triad templates score {qz['label']} {qz['score']:.3f} against {qz['runner']} {qz['runner_score']:.3f}; "
+        f"the label is {qz['soft']} from the unthresholded probabilities and, by threshold, "
+        f"{', '.join(f'{t:g}: {lab}' for t, lab in qz['by_th'].items())}; the query itself has "
+        f"{dist['query bars']['C']:.0%} of its bars on C and {dist['query bars']['G']:.0%} on G.",
+        "* So 0 bits sends every bar the decoding of an *average latent state*, which is neither a typical bar nor "
+        "the average bar of the style: the paper's 'converging on the tonic' would need the decoding of that mean "
+        "to be " + ("the tonic, and for this model it is not." if zero_tonic_share < 0.5 else "the tonic, as it is here.")
+        + " Nothing was tuned to change this.",
+    ]
+    return lines
