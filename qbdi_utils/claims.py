@@ -12,7 +12,6 @@ in a notebook cell:
 - :func:`nearest_distances`, :func:`latent_geometry`, :func:`zero_bit_bar`,
   :func:`chroma_distribution`, :func:`zero_bit_findings`: why 0 bits decodes to one particular bar;
 - :func:`full_bar_triads`: the triads of an output's full bars;
-- :func:`round_sig`, :func:`table_text`: the small tables the notebook prints (3 significant digits).
 
 Imports :mod:`qbdi_utils.improvise`, :mod:`qbdi_utils.harmony`, :mod:`qbdi_utils.channel` and
 :mod:`qbdi_utils.pianoroll` (never the other way round).
@@ -28,14 +27,13 @@ from typing import Sequence
 
 import numpy as np
 
-from qbdi_utils import channel, harmony, pianoroll
+from qbdi_utils import channel, files, harmony, pianoroll, report
 from qbdi_utils.improvise import (
     CLAIM_COLUMNS,
     claims_sweep,
     encode_query,
     improvise,
     rate_label,
-    write_csv,
 )
 
 __all__ = [
@@ -54,9 +52,7 @@ __all__ = [
     "output_metrics",
     "per_bar_triads",
     "query_overview",
-    "round_sig",
     "spearman",
-    "table_text",
     "verdict_label",
     "with_excess",
     "write_fine_sweep_csv",
@@ -95,57 +91,13 @@ def query_overview(model, query, corpus_data) -> dict:
     longest = max(p["n_frames"] for p in corpus_data.pieces)
     share = harmony.output_stats(corpus_data.frames, tonic=harmony.tonic_triad(harmony.chroma(query.roll, query.spec)),
                                  spec=spec)["tonic_share"]
-    return round_sig({
+    return report.rounded({
         "query": query.name, "bars": n_bars, "tempo_bpm": float(query.tempo_bpm),
         "time_signatures": list(query.time_signatures), "pickup_steps": int(query.bar_offset_steps),
         "key": f"{harmony.PITCH_CLASS_NAMES[tonic]} {mode}", "corpus_pieces": len(corpus_data.pieces),
         "corpus_bars": len(corpus_data.frames), "longest_piece_bars": int(longest),
         "bars_over_longest": n_bars / longest, "corpus_tonic_share": float(share),
     })
-
-
-def round_sig(x, digits: int = 3):
-    """``x`` rounded to ``digits`` significant digits (ints, strings, None and non-finite unchanged).
-
-    Args:
-        x: a number (or anything else, returned as is); lists/tuples/dicts are rounded element-wise.
-        digits: significant digits, >= 1.
-
-    Returns:
-        the rounded value, same container type.
-
-    Used in: notebooks/04_query_generation.ipynb.
-    """
-    if isinstance(x, dict):
-        return {k: round_sig(v, digits) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(round_sig(v, digits) for v in x)
-    if isinstance(x, (bool, np.bool_, int, np.integer)) or not isinstance(x, (float, np.floating)):
-        return x
-    x = float(x)
-    if x == 0 or not math.isfinite(x):
-        return x
-    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
-
-
-def table_text(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
-    """A plain-text table of dict rows, values as given (round them first with :func:`round_sig`).
-
-    Args:
-        rows: list of dicts.
-        columns: the columns in order (default: the first row's keys).
-
-    Returns:
-        str, one line per row plus a header line, columns right-aligned.
-
-    Used in: notebooks/04_query_generation.ipynb.
-    """
-    if not rows:
-        return ""
-    cols = list(columns or rows[0].keys())
-    cells = [[str(c) for c in cols]] + [["" if r.get(c) is None else str(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
-    return "\n".join(" ".join(v.rjust(w) for v, w in zip(line, widths)) for line in cells)
 
 
 def spearman(a, b) -> float:
@@ -357,10 +309,10 @@ def mean_sd_table(rows: Sequence[dict], columns: dict) -> list[dict]:
             if f"{key}_mean" in r:
                 sd = r.get(f"{key}_sd", float("nan"))
                 sd = 0.0 if isinstance(sd, float) and abs(sd) < 1e-9 else sd  # rounding noise of identical seeds
-                m, sd = round_sig(r[f"{key}_mean"]), round_sig(sd)
+                m, sd = report.rounded(r[f"{key}_mean"]), report.rounded(sd)
                 d[name] = f"{m} ± {sd}" if isinstance(sd, float) and math.isfinite(sd) else m
             else:
-                d[name] = round_sig(r[key])
+                d[name] = report.rounded(r[key])
         out.append(d)
     return out
 
@@ -524,7 +476,7 @@ def fine_sweep_table(rows: Sequence[dict]) -> list[dict]:
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    return [round_sig({"bits": r["bits"], "triads": r["distinct_triads_mean"],
+    return [report.rounded({"bits": r["bits"], "triads": r["distinct_triads_mean"],
                        "excess_agreement": r["excess_triad_agreement"], "tonic_share": r["tonic_share_mean"],
                        "components": r["components_with_bits"], "max_bits": r["max_bits_per_component"]})
             for r in rows]
@@ -546,7 +498,8 @@ def write_fine_sweep_csv(rows: Sequence[dict], path, force: bool = False) -> Pat
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    return write_csv(list(rows), path, FINE_COLUMNS, force)
+    return files.write_csv([{c: r.get(c, "") for c in FINE_COLUMNS} for r in rows], path,
+                           columns=list(FINE_COLUMNS), force=force, float_format=".4f")
 
 
 def fine_sweep_verdict(rows: Sequence[dict]) -> dict:

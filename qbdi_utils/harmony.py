@@ -17,10 +17,15 @@ Conventions of this module:
 * **Ties.** A chroma can match several triads equally well (a bare fifth C-G matches C and Cm; a
   single pitch class matches six triads). Picking the lowest index would always favour C, and
   query and output would break ties the same way, inflating agreement. So every statistic over
-  triads (agreement, tonic share, distinct triads) treats a window as its *tie set* and counts the
-  expectation under a uniform random choice within each tie set: a window agrees with another by
-  |A & B| / (|A| |B|). These values do not change when query and output are transposed together.
-  :func:`triad_labels` still returns one label per window (the lowest tied index) for display.
+  triads (agreement, tonic share, distinct triads) treats a window as its *tie set* and reports
+  the expectation under a *random priority order* of the 24 triads, drawn uniformly: each window
+  takes the highest-priority triad of its tie set. One order serves all windows, so identical
+  windows get the same label (the same tie set always agrees with itself), no triad is favoured,
+  and every value is unchanged when query and output are transposed together. In closed form: two
+  windows agree with probability |A & B| / |A | B| (the Jaccard index of their tie sets), a
+  window lands on triad t with probability [t in S] / |S|, and :func:`expected_distinct` counts
+  the expected vocabulary exactly. :func:`triad_labels` still returns one label per window (the
+  lowest tied index), for display only.
 * **Keys** are one value, :class:`Key`, from one estimator, :func:`estimate_key`
   (Krumhansl-Kessler profiles on duration-weighted pitch classes), used by corpus and render too.
 """
@@ -249,45 +254,79 @@ def triad_tie_sets(chroma_vectors) -> np.ndarray:
 
 
 def triad_credit(sets_a, sets_b) -> np.ndarray:
-    """Expected triad agreement of windows, ties broken uniformly at random on each side.
+    """Expected triad agreement of windows under a random priority order of the triads.
 
     Args:
-        sets_a, sets_b: (n, 24) bool tie sets (:func:`triad_tie_sets`) of the same shape.
+        sets_a, sets_b: (..., n, 24) bool tie sets (:func:`triad_tie_sets`), broadcastable.
 
     Returns:
-        (n,) float in [0, 1]: |A & B| / (|A| |B|); 1 when both windows are silent, 0 when one is.
+        (..., n) float in [0, 1]: |A & B| / |A | B| (the highest-priority triad of A | B must lie in
+        both); 1 when both windows are silent, 0 when one is.
+
+    Raises:
+        ValueError: the tie sets do not end in 24 or do not broadcast.
     """
     a = np.atleast_2d(np.asarray(sets_a, dtype=bool))
     b = np.atleast_2d(np.asarray(sets_b, dtype=bool))
-    if a.shape != b.shape or a.shape[-1] != 24:
-        raise ValueError(f"tie sets must both be (n, 24), got {a.shape} and {b.shape}")
-    na, nb = a.sum(axis=1), b.sum(axis=1)
-    both = (na > 0) & (nb > 0)
-    out = np.zeros(len(a))
-    out[both] = (a[both] & b[both]).sum(axis=1) / (na[both] * nb[both])
-    out[(na == 0) & (nb == 0)] = 1.0
-    return out
+    if a.shape[-1] != 24 or b.shape[-1] != 24:
+        raise ValueError(f"tie sets must end in 24 triads, got {a.shape} and {b.shape}")
+    a, b = np.broadcast_arrays(a, b)
+    union = (a | b).sum(axis=-1)
+    inter = (a & b).sum(axis=-1)
+    both = a.any(axis=-1) & b.any(axis=-1)
+    out = np.where(both, inter / np.maximum(union, 1), 0.0)
+    return np.where(~a.any(axis=-1) & ~b.any(axis=-1), 1.0, out)
 
 
-def expected_distinct(sets) -> float:
-    """Expected number of distinct triads over windows, ties broken uniformly at random.
+#: Largest number of tie sets per triad handled by exact inclusion-exclusion in expected_distinct.
+_MAX_EXACT_SETS = 16
 
-    A triad t appears unless every window avoids it, so E = sum_t [1 - prod_w (1 - [t in S_w] / |S_w|)].
-    Without ties this is the plain count of distinct labels. Silent windows are ignored.
+
+def expected_distinct(sets, seed: int = 0) -> float:
+    """Expected number of distinct triads over windows under a random priority order of the triads.
+
+    Triad t is used unless every window whose tie set holds t has a higher-priority member, so with
+    the antichain {S} of distinct minimal tie sets holding t (supersets add nothing),
+    P(t used) = sum over non-empty families F of (-1)^(|F|+1) / |union of F| (t must outrank the
+    other members of all sets of F). A set {t} alone makes t certain. Without ties this is the plain
+    count of distinct labels. If some triad had more than 16 minimal tie sets (never seen in music)
+    the probability is estimated from 4,096 seeded random orders instead.
 
     Args:
-        sets: (n, 24) bool tie sets.
+        sets: (n, 24) bool tie sets; silent windows (no triad) are ignored.
+        seed: seed of the random orders of that fallback.
 
     Returns:
         float, 0 when every window is silent.
     """
     s = np.atleast_2d(np.asarray(sets, dtype=bool))
-    size = s.sum(axis=1)
-    s, size = s[size > 0], size[size > 0]
-    if not len(s):
-        return 0.0
-    p = s / size[:, None]
-    return float((1.0 - np.prod(1.0 - p, axis=0)).sum())
+    s = np.unique(s[s.any(axis=1)], axis=0)
+    total = 0.0
+    for t in range(24):
+        fam = s[s[:, t]]
+        if not len(fam):
+            continue
+        sizes = fam.sum(axis=1)
+        if (sizes == 1).any():
+            total += 1.0
+            continue
+        keep = [i for i in range(len(fam))  # minimal sets only
+                if not any(j != i and (fam[j] <= fam[i]).all() and (fam[j] != fam[i]).any()
+                           for j in range(len(fam)))]
+        fam = fam[keep]
+        if len(fam) > _MAX_EXACT_SETS:
+            rng = np.random.default_rng(seed)
+            ranks = np.argsort(rng.random((4096, 24)), axis=1).argsort(axis=1)  # rank of each triad
+            rank_t = ranks[:, t][:, None]
+            beaten = [(ranks[:, f] < rank_t).any(axis=1) for f in fam]
+            total += float(1.0 - np.mean(np.all(beaten, axis=0)))
+            continue
+        p = 0.0
+        for mask in range(1, 1 << len(fam)):
+            members = [fam[i] for i in range(len(fam)) if mask >> i & 1]
+            p += (-1) ** (len(members) + 1) / np.logical_or.reduce(members).sum()
+        total += p
+    return float(total)
 
 
 def triad_shares(chroma_vectors) -> np.ndarray:

@@ -18,13 +18,13 @@ Used in: notebooks/04_query_generation.ipynb, ``qbdi improvise`` and ``qbdi swee
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from qbdi_utils import files
 from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
 from qbdi_utils.pianoroll import Piece, RollSpec
 
@@ -44,7 +44,6 @@ __all__ = [
     "query_warnings",
     "rate_label",
     "write_claims_csv",
-    "write_csv",
 ]
 
 #: The bit budgets (bits per frame) of the paper's claims; ``None`` is full rate (no channel).
@@ -488,7 +487,7 @@ def chance_levels(query_chroma, output_chromas, n_shuffles: int = 20, seed: int 
     def features(c):
         norm = np.linalg.norm(c, axis=1)
         unit = np.divide(c, norm[:, None], out=np.zeros_like(c), where=norm[:, None] > 0)
-        return unit, norm > 0, harmony.tonnetz(c), harmony.triad_labels(c)
+        return unit, norm > 0, harmony.tonnetz(c), harmony.triad_tie_sets(c)
 
     qu, qv, qt, ql = (a[perms] for a in features(q))  # (S, n, ...)
     result = []
@@ -497,7 +496,7 @@ def chance_levels(query_chroma, output_chromas, n_shuffles: int = 20, seed: int 
         cos = np.where(qv & ov, (qu * ou).sum(axis=-1), np.where(~qv & ~ov, 1.0, 0.0))
         dist = np.sqrt(((qt - ot) ** 2).sum(axis=-1))
         result.append({"chroma_cosine": float(cos.mean()), "tonnetz_distance": float(dist.mean()),
-                       "triad_agreement": float((ql == ol).mean())})
+                       "triad_agreement": float(harmony.triad_credit(ql, ol).mean())})
     return result
 
 
@@ -594,34 +593,9 @@ def claims_sweep(
     return (rows, pieces) if return_pieces else rows
 
 
-def write_csv(rows: list[dict], path, columns: Sequence[str], force: bool = False) -> Path:
-    """The package's one table writer: dict rows as CSV, floats with 4 decimals, other keys ignored.
-
-    Args:
-        rows: list of dicts (missing columns are written empty).
-        path: output file.
-        columns: the columns, in order (the header).
-        force: overwrite an existing file.
-
-    Returns:
-        the path written.
-
-    Raises:
-        OutputExistsError: ``path`` exists and ``force`` is false.
-
-    Used in: notebooks/04_query_generation.ipynb (through :func:`write_claims_csv` and
-    :func:`qbdi_utils.claims.write_fine_sweep_csv`), ``qbdi sweep``.
-    """
-    path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError("exists; pass --force (force=True) to overwrite it", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return path
+def _csv_rows(rows, columns):
+    """Rows restricted to ``columns`` (a row may carry more keys than a CSV shows)."""
+    return [{c: r.get(c, "") for c in columns} for r in rows]
 
 
 def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
@@ -640,4 +614,5 @@ def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
 
     Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
     """
-    return write_csv(rows, path, CLAIM_COLUMNS, force)
+    return files.write_csv(_csv_rows(rows, CLAIM_COLUMNS), path, columns=list(CLAIM_COLUMNS), force=force,
+                           float_format=".4f")

@@ -78,17 +78,6 @@ def test_nearest_distances_against_brute_force():
     np.testing.assert_allclose(claims.nearest_distances([[0.0, 0.0]], [[3.0, 4.0], [6.0, 8.0]]), [5.0])
 
 
-def test_round_sig_and_table_text():
-    assert claims.round_sig(0.123456) == 0.123
-    assert claims.round_sig(123456.0) == 123000.0
-    assert claims.round_sig(-0.0012345) == -0.00123
-    assert claims.round_sig(7) == 7 and claims.round_sig("x") == "x" and claims.round_sig(None) is None
-    assert np.isnan(claims.round_sig(float("nan")))
-    assert claims.round_sig({"a": [0.98765, 3]}) == {"a": [0.988, 3]}
-    text = claims.table_text([{"a": 1, "bb": 0.5}, {"a": 22, "bb": None}])
-    assert text.splitlines() == [" a  bb", " 1 0.5", "22    "]
-
-
 def test_mean_sd_table():
     rows = [{"rate": "full rate", "a_mean": 0.123456, "a_sd": 0.0123456, "b_mean": 3.0, "b_sd": float("nan"),
              "c_mean": 0.194, "c_sd": 2.78e-17, "chance": 0.55555}]

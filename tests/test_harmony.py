@@ -228,39 +228,53 @@ def test_tie_sets_of_ambiguous_chroma():
     assert not harmony.triad_tie_sets(np.zeros(12)).any()
 
 
-def test_triad_credit_is_expected_agreement_under_random_tie_breaks():
-    rng = np.random.default_rng(3)
-    a = rng.random((40, 24)) < 0.15
-    b = rng.random((40, 24)) < 0.15
-    a[:3] = False  # some silent windows
-    b[1:5] = False
-    got = harmony.triad_credit(a, b)
-    for i in range(40):  # brute force: enumerate every pair of choices
-        A, B = np.flatnonzero(a[i]), np.flatnonzero(b[i])
-        if not len(A) and not len(B):
-            want = 1.0
-        elif not len(A) or not len(B):
-            want = 0.0
-        else:
-            want = sum(x == y for x in A for y in B) / (len(A) * len(B))
-        assert got[i] == pytest.approx(want, abs=1e-12)
-
-
-def test_expected_distinct_by_enumeration():
+def _brute_force_over_orders(sets_list, stat):
+    """Average of stat(labels) over every priority order of the triads that occur (exact)."""
     import itertools
 
+    used = sorted({int(t) for S in sets_list for t in np.flatnonzero(S)})
+    vals = []
+    for order in itertools.permutations(used):
+        rank = {t: i for i, t in enumerate(order)}
+        labels = [min(np.flatnonzero(S), key=rank.get) if S.any() else -1 for S in sets_list]
+        vals.append(stat(labels))
+    return float(np.mean(vals))
+
+
+def test_triad_credit_is_agreement_under_a_random_priority_order():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        a, b = rng.random((2, 24)) < 0.12
+        a[rng.integers(24)] = True
+        b[rng.integers(24)] = True
+        if (a | b).sum() > 7:
+            continue
+        want = _brute_force_over_orders([a, b], lambda l: float(l[0] == l[1]))
+        assert harmony.triad_credit(a, b)[0] == pytest.approx(want, abs=1e-12)
+    z = np.zeros(24, bool)
+    one = z.copy()
+    one[3] = True
+    assert list(harmony.triad_credit(np.array([z, z, one]), np.array([z, one, one]))) == [1.0, 0.0, 1.0]
+
+
+def test_expected_distinct_against_every_priority_order():
     rng = np.random.default_rng(5)
-    for _ in range(20):
-        sets = rng.random((4, 24)) < 0.1
-        sets[rng.integers(0, 4), rng.integers(0, 24)] = True
-        choices = [np.flatnonzero(r) for r in sets if r.any()]
-        combos = list(itertools.product(*choices))
-        weight = 1.0 / len(combos)
-        want = sum(len(set(c)) * weight for c in combos)
+    checked = 0
+    while checked < 25:
+        sets = rng.random((5, 24)) < 0.08
+        sets[np.arange(5), rng.integers(0, 24, 5)] = True
+        sets[3] = sets[1]  # identical windows must count once
+        if len({int(t) for S in sets for t in np.flatnonzero(S)}) > 7:
+            continue
+        want = _brute_force_over_orders(list(sets), lambda l: len(set(l)))
         assert harmony.expected_distinct(sets) == pytest.approx(want, abs=1e-12)
+        checked += 1
     one_label = np.zeros((5, 24), bool)
     one_label[np.arange(5), [0, 0, 7, 9, 7]] = True
     assert harmony.expected_distinct(one_label) == 3.0
+    # a tied bar repeated 100 times is one chord, not six
+    e = harmony.triad_tie_sets(_pcs(4))
+    assert harmony.expected_distinct(np.tile(e, (100, 1))) == pytest.approx(1.0)
 
 
 def _bars_with_ties(rng, n):
@@ -290,8 +304,12 @@ def test_agreement_and_tonic_share_do_not_change_under_transposition():
 
 def test_lowest_index_tie_break_would_be_biased():
     """Why F2 matters: a C-G fifth in both query and output used to 'agree' with certainty."""
-    fifth = harmony.chroma(_chord_roll([[48, 55]]))
-    assert harmony.frame_agreement(fifth, fifth)["triad_agreement"] == 0.5
+    fifth = harmony.chroma(_chord_roll([[48, 55]]))          # C-G: C or Cm
+    c_major = harmony.chroma(_chord_roll([[48, 52, 55]]))    # C-E-G: C
+    c_minor = harmony.chroma(_chord_roll([[48, 51, 55]]))    # C-Eb-G: Cm
+    assert harmony.frame_agreement(fifth, fifth)["triad_agreement"] == 1.0
+    assert harmony.frame_agreement(fifth, c_major)["triad_agreement"] == 0.5
+    assert harmony.frame_agreement(fifth, c_minor)["triad_agreement"] == 0.5  # lowest index said 0
     assert harmony.output_stats(_chord_roll([[48, 55]]), tonic=0)["tonic_share"] == 0.5
 
 
