@@ -86,7 +86,7 @@ def query_overview(model, query, corpus_data) -> dict:
     Used in: notebooks/04_query_generation.ipynb.
     """
     spec = model.spec
-    tonic, mode = harmony.estimate_key(harmony.chroma(query.roll, query.spec))
+    key = harmony.estimate_key(harmony.chroma(query.roll, query.spec))
     n_bars = len(pianoroll.to_frames(query.roll, query.spec, query.bar_offset_steps))
     longest = max(p["n_frames"] for p in corpus_data.pieces)
     share = harmony.output_stats(corpus_data.frames, tonic=harmony.tonic_triad(harmony.chroma(query.roll, query.spec)),
@@ -94,7 +94,7 @@ def query_overview(model, query, corpus_data) -> dict:
     return report.rounded({
         "query": query.name, "bars": n_bars, "tempo_bpm": float(query.tempo_bpm),
         "time_signatures": list(query.time_signatures), "pickup_steps": int(query.bar_offset_steps),
-        "key": f"{harmony.PITCH_CLASS_NAMES[tonic]} {mode}", "corpus_pieces": len(corpus_data.pieces),
+        "key": key.name, "corpus_pieces": len(corpus_data.pieces),
         "corpus_bars": len(corpus_data.frames), "longest_piece_bars": int(longest),
         "bars_over_longest": n_bars / longest, "corpus_tonic_share": float(share),
     })

@@ -300,3 +300,21 @@ def test_zero_bit_findings_follow_the_numbers(combo):
     assert "lean to C, not G" in text and "inside the shell" in text and "not remote" in text
     assert ("`corpus` statistics the 0-bit bar is a threshold artefact" in text) == (hi_c - 0.2 < 0.5)
     assert "the dominant of C" in text and "narrow" in text and "for this model it is not" in text
+
+
+def test_query_overview_counts(tiny_model):
+    from qbdi_utils import corpus as corpus_mod
+    from qbdi_utils.pianoroll import Piece
+
+    roll = np.zeros((16 * 5, tiny_model.spec.n_columns), np.uint8)
+    for b in range(5):  # C major triads, one per bar
+        for p in (48, 52, 55):
+            roll[16 * b:16 * b + 16, p - tiny_model.spec.min_pitch] = 1
+            roll[16 * b, tiny_model.spec.n_pitches + p - tiny_model.spec.min_pitch] = 1
+    q = Piece(roll=roll, name="cmaj", time_signatures=[(0, 4, 4)])
+    corp = corpus_mod.Corpus(frames=roll.reshape(5, -1), piece_index=np.array([0, 0, 1, 1, 1]),
+                             piece_names=["a", "b"], skipped=[], fingerprint="", spec=tiny_model.spec,
+                             options={}, pieces=[{"n_frames": 2}, {"n_frames": 3}])
+    o = claims.query_overview(tiny_model, q, corp)
+    assert o["key"] == "C major" and o["bars"] == 5 and o["longest_piece_bars"] == 3
+    assert o["corpus_tonic_share"] == 1.0 and o["bars_over_longest"] == pytest.approx(1.67, abs=0.005)
