@@ -705,11 +705,12 @@ def zero_bit_findings(zero_bar: dict, dist: dict, geometry: dict, decided: float
         "artefact.** " + (
             " ".join(f"At '{m}' every play cell has probability {z['lo']:.2f}..{z['hi']:.2f} (a reconstruction has "
                      f"{decided:.0%} of its cells below 0.1 or above 0.9), so the threshold {threshold:.2f} keeps the "
-                     f"{z['n_on']} cells that happen to sit just above it ({z['near']:.0%} within 0.05): a cluster "
-                     f"({' '.join(z['pcs'])}, longest {z['pcs'][0]} with {z['top_share']:.0%} of the sounding steps) "
-                     f"that the triad templates call {z['label']} (score {z['score']:.3f}, runner-up {z['runner']} "
-                     f"{z['runner_score']:.3f}). Other thresholds give "
-                     f"{', '.join(f'{t:g}: {lab}' for t, lab in z['by_th'].items())}."
+                     + (f"{z['n_on']} cells that happen to sit just above it ({z['near']:.0%} within 0.05): a cluster "
+                        f"({' '.join(z['pcs'])}, longest {z['pcs'][0]} with {z['top_share']:.0%} of the sounding "
+                        f"steps) that the triad templates call {z['label']} (score {z['score']:.3f}, runner-up "
+                        f"{z['runner']} {z['runner_score']:.3f})" if z['pcs'] else
+                        "no cell at all: the bar is silent")
+                     + f". Other thresholds give {', '.join(f'{t:g}: {lab}' for t, lab in z['by_th'].items())}."
                      for m, z in flat.items()) if flat else
             "(not here: their decoded probabilities are not flat in this run, see above.)"),
         f"* **With `{mode}` statistics the 0-bit bar is "
