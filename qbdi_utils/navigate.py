@@ -69,7 +69,8 @@ __all__ = [
     "write_path_json",
     "novelty",
     "run_lengths",
-    "jump_bars",
+    "jump_steps",
+    "jump_measures",
     "navigation_sweep",
     "SWEEP_COLUMNS",
 ]
@@ -811,24 +812,43 @@ def run_lengths(jumps) -> np.ndarray:
     return np.diff(np.r_[starts, len(j)]).astype(np.int64)
 
 
-def jump_bars(nav: Navigation, first_bar: int = 0) -> list[int]:
-    """0-based frames of ``nav`` reached by a jump, counting from ``first_bar``.
+def jump_steps(nav: Navigation) -> np.ndarray:
+    """Roll steps of ``nav`` at which a bar reached by a jump starts.
+
+    Output frame t starts at roll step ``t * spec.steps_per_frame - nav.pad_steps`` (frames start
+    on the query's bar lines; a pickup is padded in front).
 
     Args:
         nav: a Navigation.
-        first_bar: subtract this (e.g. the first bar of a notated excerpt).
 
     Returns:
-        sorted list of frame indices.
+        (J,) int64 roll steps, increasing.
 
-    Used in: notebooks/07_oracle_improvisation.ipynb.
+    Used in: notebooks/07_oracle_improvisation.ipynb (jump marks on roll plots).
     """
-    return [int(t) - int(first_bar) for t in np.flatnonzero(nav.jumps)]
+    t = np.flatnonzero(np.asarray(nav.jumps, bool))
+    return (t * nav.spec.steps_per_frame - int(nav.pad_steps)).astype(np.int64)
+
+
+def jump_measures(nav: Navigation, first: int = 1, last: int | None = None) -> list[int]:
+    """1-based measure numbers (as :func:`qbdi_utils.render.comparison_svg` numbers bars) where a jump lands.
+
+    Args:
+        nav: a Navigation.
+        first, last: keep measures in [first, last] (inclusive; ``last`` None: no upper bound).
+
+    Returns:
+        sorted list of measure numbers (a measure is listed once).
+
+    Used in: notebooks/07_oracle_improvisation.ipynb (jump marks in the notation excerpts).
+    """
+    m = sorted({int(s) // nav.spec.steps_per_frame + 1 for s in jump_steps(nav)})
+    return [b for b in m if b >= first and (last is None or b <= last)]
 
 
 #: Columns of :func:`navigation_sweep` rows.
 SWEEP_COLUMNS = (
-    "source", "continuity", "rate", "bits", "n_seeds",
+    "source", "continuity", "jump_cost", "rate", "bits", "n_seeds",
     "triad_agreement_mean", "triad_agreement_sd", "chance_triad_agreement",
     "chroma_cosine_mean", "chance_chroma_cosine",
     "novelty_mean", "novelty_sd", "jump_share_mean", "mean_run_bars",
@@ -839,12 +859,12 @@ SWEEP_COLUMNS = (
 
 def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds=5, rates=(None, 64),
                      min_context: int = 1, mode: str = "query", corpus: LatentOracle | None = None,
-                     n_thresholds: int = 50, n_shuffles: int = 20, shuffle_seed: int = 0,
-                     return_pieces: bool = False):
+                     jump_costs=(0.0,), n_thresholds: int = 50, n_shuffles: int = 20,
+                     shuffle_seed: int = 0, return_pieces: bool = False):
     """Agreement, novelty, information rate and chord vocabulary of oracle improvisations.
 
     For every continuity (navigation over the query's oracle) and, when ``corpus`` is given, the
-    corpus-guided path, at every bit budget and seed: triad agreement and chroma cosine with the query
+    corpus-guided path for every jump cost, at every bit budget and seed: triad agreement and chroma cosine with the query
     bar by bar (:func:`qbdi_utils.harmony.frame_agreement`) and their chance levels (the query's bars
     shuffled, :func:`qbdi_utils.improvise.chance_levels`); novelty (:func:`novelty` against the
     full-rate improvisation of the query, ``improvise(bits=None)``); share of jumps and mean run length
@@ -862,9 +882,10 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
         min_context: shortest shared context of a jump.
         mode: channel statistics mode.
         corpus: a corpus :class:`LatentOracle` (adds rows for the corpus source), or None.
+        jump_costs: jump costs of the corpus-guided path (:func:`guided_path`), one row group each.
         n_thresholds: thresholds per IR curve.
         n_shuffles, shuffle_seed: chance-level permutations.
-        return_pieces: also return {(source, continuity, bits, seed): Navigation}.
+        return_pieces: also return {(source, continuity or jump cost, bits, seed): Navigation}.
 
     Returns:
         list of row dicts with keys :data:`SWEEP_COLUMNS` (plus the pieces when asked). The first
@@ -894,11 +915,12 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
     q_chroma = bar_chroma(query.roll)
     tonic = harmony.tonic_triad(q_chroma)
     ref_frames = frames_of(ref.roll)
-    jobs = [("query", p) for p in continuities] + ([("corpus", None)] if corpus is not None else [])
+    jobs = [("query", float(p)) for p in continuities]
+    jobs += [("corpus", float(j)) for j in jump_costs] if corpus is not None else []
     pieces = {}
     for src, p in jobs:
-        outs = navigate_batch(model, enc, src, 1.0 if p is None else p, min_context, rates, seeds, mode,
-                              oracle=qo if src == "query" else corpus)
+        outs = navigate_batch(model, enc, src, p if src == "query" else 1.0, min_context, rates, seeds, mode,
+                              oracle=qo if src == "query" else corpus, jump_cost=p if src == "corpus" else 0.0)
         for (bits, s), nav in outs.items():
             pieces[(src, p, bits, s)] = nav
     keys = list(pieces)
@@ -924,7 +946,7 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
     q_ch = improvise.chance_levels(q_chroma, [q_chroma], n_shuffles, shuffle_seed)[0]
     q_ir, q_irt = ir_of(query.roll)
     q_st = harmony.output_stats(frames_of(query.roll), tonic=tonic, spec=spec)
-    rows = [{"source": "query", "continuity": "", "rate": "reference", "bits": "", "n_seeds": 1,
+    rows = [{"source": "query", "continuity": "", "jump_cost": "", "rate": "reference", "bits": "", "n_seeds": 1,
              "triad_agreement_mean": q_ag["triad_agreement"], "triad_agreement_sd": 0.0,
              "chance_triad_agreement": q_ch["triad_agreement"], "chroma_cosine_mean": q_ag["chroma_cosine"],
              "chance_chroma_cosine": q_ch["chroma_cosine"], "novelty_mean": float("nan"),
@@ -934,7 +956,8 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
     for src, p in jobs:
         for bits in rates:
             vals = [per[(src, p, bits, s)] for s in seeds]
-            r = {"source": src, "continuity": "" if p is None else float(p),
+            r = {"source": src, "continuity": p if src == "query" else "",
+                 "jump_cost": p if src == "corpus" else "",
                  "rate": improvise.rate_label(bits), "bits": "" if bits is None else int(bits),
                  "n_seeds": len(seeds)}
             r["triad_agreement_mean"], r["triad_agreement_sd"] = ms([v["triad"] for v in vals])

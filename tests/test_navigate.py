@@ -154,6 +154,16 @@ def test_novelty_and_run_lengths_by_hand():
     assert nv.run_lengths([False] * 5).tolist() == [5]
 
 
+def test_jump_steps_and_measures_by_hand():
+    spec = pianoroll.RollSpec()
+    nav = nv.Navigation(roll=np.zeros((16 * 5 - 4, spec.n_columns), np.uint8), spec=spec, pad_steps=4,
+                        jumps=np.array([False, True, False, True, True]))
+    # frames start at steps -4, 12, 28, 44, 60; jumps at frames 1, 3, 4
+    assert nv.jump_steps(nav).tolist() == [12, 44, 60]
+    assert nv.jump_measures(nav) == [1, 3, 4]
+    assert nv.jump_measures(nav, first=2, last=3) == [3]
+
+
 # ---------------------------------------------------------------------------------------------- with a model
 
 @pytest.fixture(scope="module")
@@ -236,8 +246,11 @@ def test_sweep_rows_reference_behaviour(tiny_model, chord_query):
 
     co = nv.corpus_oracle(tiny_model, tiny_corpus(synthetic_frames(400, seed=0)))
     rows = nv.navigation_sweep(tiny_model, chord_query, (1.0, 0.3), 2, (None, 16), corpus=co,
-                               n_thresholds=10, n_shuffles=3)
-    assert len(rows) == 1 + 3 * 2
+                               jump_costs=(0.0, 30.0), n_thresholds=10, n_shuffles=3)
+    assert len(rows) == 1 + 4 * 2
+    # a jump costs more than a whole path can differ in distance (12 bars x cosine <= 2): never jumps
+    never = next(r for r in rows if r["source"] == "corpus" and r["jump_cost"] == 30.0)
+    assert never["jump_share_mean"] == 0.0 and never["mean_run_bars"] == 12
     assert rows[0]["triad_agreement_mean"] == 1.0
     full1 = next(r for r in rows if r["source"] == "query" and r["continuity"] == 1.0 and r["bits"] == "")
     assert full1["novelty_mean"] == 0.0 and full1["jump_share_mean"] == 0.0
