@@ -66,6 +66,9 @@ def run_train(args) -> int:
     model, _ = vae.train(corpus.frames, spec=corpus.spec, groups=corpus.piece_index,
                          hidden_dim=args.hidden_dim, latent_dim=args.latent_dim, epochs=args.epochs,
                          beta=args.beta, seed=args.seed, progress=True)
+    # where the training frames came from, so `qbdi navigate --source corpus` can find them again
+    source = "chorales" if args.corpus == "chorales" else str(Path(args.corpus).resolve())
+    model.info["corpus"] = {"source": source, "options": corpus.options, "fingerprint": corpus.fingerprint}
     model.save(out)
     i = model.info
     print(f"saved {out} ({i['n_train']} training / {i['n_held_out']} held-out frames, "

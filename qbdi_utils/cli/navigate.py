@@ -1,0 +1,102 @@
+"""``qbdi navigate``: oracle improvisation in latent space (a new bar order, then the channel, then the VAE).
+
+    qbdi navigate [--model MODEL_DIR] --query FILE.mid --source {query|corpus} [--continuity P]
+                  [--min-context K] [--bits full|N] [--stats MODE] [--seed S] --out OUT.mid
+                  [--musicxml F] [--wav F] [--force]
+
+``--source query`` walks the VMO built on the query's own latent states (continue with probability P,
+otherwise jump to a state sharing at least K bars of context); ``--source corpus`` takes the path
+through the oracle of the model's training corpus closest to the query. Beside OUT.mid it writes
+OUT.json: for every output bar, the oracle state it came from (query bar, or corpus piece and bar) and
+whether it was a jump. Options and outputs are checked before the model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qbdi_utils.cli import int_option
+from qbdi_utils.cli.improvise import (_add_model_and_query, _add_stats, _check_inputs, _check_output,
+                                      _check_stats, _load, _warn, _write_midi)
+from qbdi_utils.errors import OptionError
+
+__all__ = ["add_parser", "run_navigate"]
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``navigate`` sub-command."""
+    p = subparsers.add_parser(
+        "navigate",
+        help="improvise by walking a Variable Markov Oracle over latent states (query or corpus)",
+        description="Build a VMO over latent states (the query's own, or the model's training corpus), "
+        "choose a new path of the query's length through it, send it through a channel of N bits per "
+        "frame (or full rate) and decode it; write MIDI, the path as JSON beside it, and optionally "
+        "MusicXML and WAV.",
+    )
+    _add_model_and_query(p)
+    p.add_argument("--source", required=True, metavar="{query|corpus}",
+                   help="'query': navigate the query's own oracle; 'corpus': the path through the "
+                   "model's training corpus closest to the query")
+    p.add_argument("--continuity", default=None, metavar="P",
+                   help="probability in [0, 1] of playing the next bar (source query; default 0.8; "
+                   "1 replays the query like `qbdi improvise`)")
+    p.add_argument("--min-context", default=None, metavar="K",
+                   help="shortest context (bars) a jump's target must share (source query; default 1)")
+    p.add_argument("--bits", default="full", metavar="{full|N}",
+                   help="bits per frame: 'full' (no channel, the default) or a whole number >= 0")
+    _add_stats(p)
+    p.add_argument("--seed", default="0", metavar="S", help="seed of the path and the channel noise (default 0)")
+    p.add_argument("--out", required=True, metavar="OUT.mid", help="output MIDI file (OUT.json is written beside it)")
+    p.add_argument("--musicxml", default=None, metavar="F", help="also write MusicXML here")
+    p.add_argument("--wav", default=None, metavar="F", help="also write a WAV rendering here")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=run_navigate)
+
+
+def run_navigate(args) -> int:
+    """Handler of ``qbdi navigate``."""
+    from qbdi_utils.improvise import parse_bits
+    from qbdi_utils.navigate import SOURCES, check_continuity, check_min_context
+
+    if args.source not in SOURCES:
+        raise OptionError(f"--source {args.source!r} is not one of {', '.join(SOURCES)}")
+    if args.source == "corpus":
+        for name, value in (("--continuity", args.continuity), ("--min-context", args.min_context)):
+            if value is not None:
+                raise OptionError(f"{name} applies to --source query only; the corpus path is the "
+                                  "one closest to the query")
+    continuity = check_continuity("0.8" if args.continuity is None else args.continuity)
+    min_context = check_min_context("1" if args.min_context is None else args.min_context)
+    bits = parse_bits(args.bits)
+    stats = _check_stats(args.stats)
+    seed = int_option("--seed", args.seed, 0)
+    model_dir, query_path = _check_inputs(args.model, args.query)
+    out = _check_output(args.out, args.force)
+    json_path = _check_output(str(out.with_suffix(".json")), args.force)
+    extra = [_check_output(args.musicxml, args.force), _check_output(args.wav, args.force)]
+    names = [p.resolve() for p in [out, json_path] + extra if p is not None]
+    if len(set(names)) != len(names):
+        raise OptionError("--out, its .json, --musicxml and --wav must name different files")
+
+    from qbdi_utils.navigate import navigate, write_path_json
+
+    model, query = _load(model_dir, query_path)
+    nav = navigate(model, query, args.source, continuity, min_context, bits, stats, seed)
+    _warn("navigate", nav.warnings)
+    _write_midi(nav, out)
+    write_path_json(nav, json_path, force=True)
+    written = [out, json_path]
+    if extra[0] is not None:
+        from qbdi_utils import render
+
+        render.write_musicxml(nav, extra[0], force=args.force, name=nav.name)
+        written.append(extra[0])
+    if extra[1] is not None:
+        from qbdi_utils import render
+
+        render.write_wav(nav, extra[1], force=args.force)
+        written.append(extra[1])
+    n_jumps = int(nav.jumps.sum())
+    print(f"{nav.name}: {len(nav.path)} bars, {n_jumps} jumps, oracle threshold "
+          f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
+    return 0

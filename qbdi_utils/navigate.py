@@ -1,0 +1,974 @@
+"""Oracle improvisation in latent space: VMO navigation and query-guided resynthesis (PAPER.md section 8).
+
+The VAE decodes latent states but has no sense of time; the Variable Markov Oracle (VMO) knows which
+bar may follow which but its features cannot be decoded. Built on **latent means** (cosine distance),
+the oracle chooses a new order of latent states and the VAE decodes them, so *which bar follows which*
+becomes a second knob next to the bit budget. Two generators:
+
+* **Navigation** over the query's own oracle (:func:`navigate_path`): start on the first bar; at each
+  bar continue to the next state with probability ``continuity``, otherwise jump along the suffix link
+  or a reverse suffix link of the current state to a state that shares a context (longest repeated
+  suffix) of at least ``min_context`` bars with it, and continue from that state's successor.
+  ``continuity = 1`` replays the query: the output equals :func:`qbdi_utils.improvise.improvise`
+  note for note at every bit budget and seed.
+* **Query-guided resynthesis** over the oracle of the model's training corpus (:func:`guided_path`,
+  after Wang, Hsu & Dubnov 2016): among all paths through the corpus oracle's moves, the one whose
+  latent means are closest (summed cosine distance) to the query's, found exactly by dynamic
+  programming (Viterbi over oracle states). The moves out of state j are the forward transitions of j
+  and of every state linked to j by a suffix or reverse suffix link (the root excluded), minus the
+  artificial step from the last bar of one piece to the first bar of the next. ``vmo.analysis.query``
+  differs: it keeps one greedy path per starting symbol and lets each step go to any state of the
+  reached symbol, so its cost is not the optimum; here the brute force over all paths is the reference.
+
+Both chosen latent sequences then go through the rate-limited channel in any statistics mode and bit
+budget and are decoded exactly as :func:`qbdi_utils.improvise.improvise_batch` does it (the path's
+latent means and log-variances replace the query's in an :class:`~qbdi_utils.improvise.EncodedQuery`;
+"query" statistics are those of the transmitted sequence, which for continuity 1 is the query itself).
+The channel noise uses ``default_rng(seed)`` like ``improvise``; the path uses its own stream derived
+from the same seed.
+
+Oracles: the query oracle is :func:`qbdi_utils.dynamics.build_oracle` on the query's latent means at
+the threshold of maximal information rate (as notebook 05 picks it; 200 thresholds). The corpus oracle
+(~6,000 bars) uses the same construction (``dynamics._build``) on a float32 cosine-distance matrix
+(about 140 MB for the chorales, freed after the build) and its threshold maximises the information rate
+over a coarser grid (``n_thresholds``, default 20).
+
+Used in: notebooks/07_oracle_improvisation.ipynb, ``qbdi navigate``, benchmarks/bench_navigate.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from qbdi_utils import corpus as corpus_mod
+from qbdi_utils import dynamics, harmony, improvise, pianoroll, vae
+from qbdi_utils.errors import CorpusError, OptionError, OutputExistsError
+from qbdi_utils.improvise import EncodedQuery, Improvisation
+
+__all__ = [
+    "SOURCES",
+    "LatentOracle",
+    "Navigation",
+    "check_continuity",
+    "check_min_context",
+    "query_oracle",
+    "corpus_oracle",
+    "model_corpus",
+    "navigate_path",
+    "guided_moves",
+    "guided_path",
+    "path_cost",
+    "navigate",
+    "navigate_batch",
+    "path_record",
+    "write_path_json",
+    "novelty",
+    "run_lengths",
+    "jump_steps",
+    "jump_measures",
+    "navigation_sweep",
+    "SWEEP_COLUMNS",
+]
+
+#: Where the oracle comes from: the query itself, or the model's training corpus.
+SOURCES: tuple = ("query", "corpus")
+
+# the path's random stream: SeedSequence([seed, _PATH_STREAM]), independent of the channel's default_rng(seed)
+_PATH_STREAM = 0x6E6176
+
+
+@dataclass
+class LatentOracle:
+    """A VMO built on a sequence of latent means, with where each state came from.
+
+    Attributes:
+        oracle: the :class:`qbdi_utils.dynamics.Oracle`; its state i + 1 is frame i.
+        mean: (N, L) float32 latent means (the oracle's features).
+        logvar: (N, L) float32 log-variances of the same frames.
+        frames: (N, spec.frame_size) uint8 frames, or None.
+        piece_index: (N,) int piece of each frame (all 0 for a query).
+        piece_names: names of the pieces.
+        piece_bar: (N,) int bar (frame) of each frame within its piece, 0-based.
+        source: "query" or "corpus".
+        threshold: cosine-distance threshold of the oracle.
+        build_seconds: wall time of encoding, distances, threshold search and build.
+    """
+
+    oracle: dynamics.Oracle
+    mean: np.ndarray
+    logvar: np.ndarray
+    frames: np.ndarray | None
+    piece_index: np.ndarray
+    piece_names: list
+    piece_bar: np.ndarray
+    source: str
+    threshold: float
+    build_seconds: float = 0.0
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames (oracle states minus the root)."""
+        return int(self.mean.shape[0])
+
+    def label(self, i: int) -> tuple[str, int]:
+        """(piece name, 0-based bar within the piece) of frame ``i``."""
+        return self.piece_names[int(self.piece_index[i])], int(self.piece_bar[i])
+
+
+@dataclass
+class Navigation(Improvisation):
+    """An :class:`~qbdi_utils.improvise.Improvisation` whose bars follow an oracle path.
+
+    Attributes (beyond :class:`Improvisation`'s):
+        source: "query" or "corpus".
+        continuity: probability of continuing (navigation), None for the corpus source.
+        min_context: shortest shared context of a jump (navigation), None for the corpus source.
+        path: (N,) int frame of the oracle's sequence that each output bar decodes.
+        jumps: (N,) bool, the bar was reached by a jump (not the next bar of the same piece).
+        labels: N (piece name, bar) pairs, where each output bar came from.
+        oracle_threshold: cosine threshold of the oracle.
+        path_cost: summed cosine distance of the path to the query's latent means (corpus source;
+            nan for navigation).
+    """
+
+    source: str = "query"
+    continuity: float | None = None
+    min_context: int | None = None
+    path: np.ndarray | None = None
+    jumps: np.ndarray | None = None
+    labels: list = field(default_factory=list)
+    oracle_threshold: float = float("nan")
+    path_cost: float = float("nan")
+
+
+# ----------------------------------------------------------------------------------------------
+# options
+
+
+def check_continuity(value) -> float:
+    """Parse a continuity: a probability in [0, 1].
+
+    Args:
+        value: number or string.
+
+    Returns:
+        the continuity as a float.
+
+    Raises:
+        OptionError: not a number, or outside [0, 1].
+
+    Used in: ``qbdi navigate``.
+    """
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"continuity {value!r} is not a number; give a probability in [0, 1]") from None
+    if not 0.0 <= p <= 1.0:
+        raise OptionError(f"continuity {p:g} lies outside [0, 1]; it is the probability of playing the next bar")
+    return p
+
+
+def check_min_context(value) -> int:
+    """Parse a minimum shared context: a whole number of bars >= 0.
+
+    Args:
+        value: int or string.
+
+    Returns:
+        the number of bars.
+
+    Raises:
+        OptionError: not a whole number, or negative.
+
+    Used in: ``qbdi navigate``.
+    """
+    try:
+        k = int(str(value).strip())
+    except ValueError:
+        raise OptionError(f"min-context {value!r} is not a whole number of bars") from None
+    if k < 0:
+        raise OptionError(f"min-context {k} is negative; give 0 or more bars of shared context")
+    return k
+
+
+def _check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise OptionError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+    return source
+
+
+# ----------------------------------------------------------------------------------------------
+# oracles
+
+
+def query_oracle(model, query, threshold: float | None = None) -> tuple[EncodedQuery, LatentOracle]:
+    """Encode ``query`` and build the VMO on its latent means (cosine distance).
+
+    Args:
+        model: a StyleVAE.
+        query: the query :class:`~qbdi_utils.pianoroll.Piece` (or an already encoded
+            :class:`~qbdi_utils.improvise.EncodedQuery`).
+        threshold: cosine threshold; None picks the one of maximal information rate over 200
+            thresholds (:func:`qbdi_utils.dynamics.ir_curve`, as notebook 05 does).
+
+    Returns:
+        (encoded query, :class:`LatentOracle` over its N frames).
+
+    Raises:
+        OptionError: a negative threshold.
+        NoNotesError, ModelError: from :func:`qbdi_utils.improvise.encode_query`.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb, ``qbdi navigate``.
+    """
+    t0 = time.perf_counter()
+    enc = query if isinstance(query, EncodedQuery) else improvise.encode_query(model, query)
+    d = dynamics.pairwise_distances(enc.mean, "cosine")
+    if threshold is None:
+        threshold = dynamics.ir_curve(None, metric="cosine", distances=d).best_threshold
+    elif not float(threshold) >= 0:
+        raise OptionError(f"oracle threshold {threshold} must be >= 0")
+    oracle = dynamics.build_oracle(threshold=float(threshold), distances=d)
+    n = enc.mean.shape[0]
+    lo = LatentOracle(oracle=oracle, mean=enc.mean, logvar=enc.logvar, frames=enc.frames,
+                      piece_index=np.zeros(n, np.int64), piece_names=[enc.query.name or "query"],
+                      piece_bar=np.arange(n), source="query", threshold=float(threshold),
+                      build_seconds=time.perf_counter() - t0)
+    return enc, lo
+
+
+class _Rows:
+    """Row access of a distance matrix for ``dynamics._build`` without a nested-list copy."""
+
+    def __init__(self, d):
+        self.d = d
+
+    def __getitem__(self, i):
+        return self.d[i]
+
+
+def _cosine_matrix(x: np.ndarray) -> np.ndarray:
+    """(N, N) float32 cosine distances with the silence rule of dynamics.pairwise_distances."""
+    x = np.asarray(x, np.float32)
+    norm = np.linalg.norm(x, axis=1)
+    zero = norm == 0
+    u = np.divide(x, norm[:, None], out=np.zeros_like(x), where=~zero[:, None])
+    d = u @ u.T
+    np.subtract(np.float32(1.0), d, out=d)
+    if zero.any():
+        d[zero, :] = 1.0
+        d[:, zero] = 1.0
+        d[np.ix_(zero, zero)] = 0.0
+    return d
+
+
+def _oracle_on(d: np.ndarray, threshold: float) -> dynamics.Oracle:
+    return dynamics._build(d, _Rows(d), float(threshold))
+
+
+def corpus_oracle(model, corpus=None, threshold: float | None = None, n_thresholds: int = 20,
+                  progress: bool = False) -> LatentOracle:
+    """Encode the model's training corpus and build the VMO on its latent means, in piece order.
+
+    Args:
+        model: a StyleVAE.
+        corpus: a :class:`~qbdi_utils.corpus.Corpus` or a corpus source ("chorales" or a folder);
+            None finds the model's own (:func:`model_corpus`). Its frames must be the model's
+            training frames (same fingerprint).
+        threshold: cosine threshold; None maximises the total information rate over
+            ``n_thresholds`` evenly spaced thresholds from 0 to the largest distance.
+        n_thresholds: size of that grid (>= 2).
+        progress: progress bars while a corpus is parsed.
+
+    Returns:
+        :class:`LatentOracle` over the corpus's frames (``build_seconds``: encoding, distances,
+        threshold search and build together).
+
+    Raises:
+        CorpusError: the training corpus is unknown, unavailable or not the one the model was
+            trained on.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb, ``qbdi navigate --source corpus``,
+    benchmarks/bench_navigate.py.
+    """
+    t0 = time.perf_counter()
+    c = model_corpus(model, corpus, progress=progress)
+    mean, logvar = model.encode(c.frames)
+    mean = np.asarray(mean, np.float32)
+    d = _cosine_matrix(mean)
+    if threshold is None:
+        if int(n_thresholds) < 2:
+            raise OptionError(f"n_thresholds {n_thresholds} must be at least 2")
+        best, best_ir = 0.0, -np.inf
+        for t in dynamics.default_thresholds(d, int(n_thresholds)):
+            ir = float(dynamics.ir_per_frame(_oracle_on(d, t)).sum())
+            if ir > best_ir:
+                best, best_ir = float(t), ir
+        threshold = best
+    elif not float(threshold) >= 0:
+        raise OptionError(f"oracle threshold {threshold} must be >= 0")
+    oracle = _oracle_on(d, float(threshold))
+    del d
+    pidx = np.asarray(c.piece_index, np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(pidx)) + 1]
+    lengths = np.diff(np.r_[starts, len(pidx)])
+    piece_bar = np.arange(len(pidx)) - np.repeat(starts, lengths)
+    return LatentOracle(oracle=oracle, mean=mean, logvar=np.asarray(logvar, np.float32), frames=c.frames,
+                        piece_index=pidx, piece_names=list(c.piece_names), piece_bar=piece_bar,
+                        source="corpus", threshold=float(threshold), build_seconds=time.perf_counter() - t0)
+
+
+def model_corpus(model, corpus=None, progress: bool = False):
+    """The corpus the model was trained on, checked against the model's frame fingerprint.
+
+    Where it comes from: ``corpus`` when given; else ``model.info["corpus"]`` (source and options,
+    recorded by ``qbdi train``); else, for a model with the default configuration (as
+    :func:`qbdi_utils.vae.default_model` trains it), the default chorale corpus.
+
+    Args:
+        model: a StyleVAE (``fingerprint``, ``info``, ``config``, ``spec``).
+        corpus: optional :class:`~qbdi_utils.corpus.Corpus` or source ("chorales", a folder).
+        progress: progress bars while parsing.
+
+    Returns:
+        :class:`~qbdi_utils.corpus.Corpus` whose frames have the model's fingerprint.
+
+    Raises:
+        CorpusError: the model records no corpus, the recorded corpus is gone, or its frames are not
+            the model's training frames.
+
+    Used in: :func:`corpus_oracle`.
+    """
+    if corpus is None:
+        rec = (getattr(model, "info", None) or {}).get("corpus")
+        if isinstance(rec, dict) and rec.get("source"):
+            source, opts = rec["source"], dict(rec.get("options") or {})
+        elif vae._same_config(getattr(model, "config", {}) or {}, vae.DEFAULT_CONFIG):
+            source, opts = "chorales", {}
+        else:
+            raise CorpusError("the model does not record the corpus it was trained on (models from "
+                              "`qbdi train` do); use --source query, or retrain the model with `qbdi train`")
+        if source != "chorales" and not Path(source).exists():
+            raise CorpusError("the model's training corpus no longer exists; restore it or retrain the "
+                              "model (--source query needs no corpus)", source)
+        kw = {k: opts[k] for k in ("transpose", "meter", "limit") if k in opts}
+        if "augment" in opts:
+            kw["augment"] = tuple(opts["augment"] or ())
+        c = corpus_mod.load_corpus(source, spec=model.spec, progress=progress, **kw)
+    elif isinstance(corpus, corpus_mod.Corpus):
+        c = corpus
+    else:
+        c = corpus_mod.load_corpus(corpus, spec=model.spec, progress=progress)
+    if vae.frames_fingerprint(c.frames) != model.fingerprint:
+        raise CorpusError(f"the corpus ({c.n_frames} frames) is not the one the model was trained on "
+                          "(frame fingerprints differ); the corpus changed since training, so retrain "
+                          "the model or use --source query")
+    return c
+
+
+# ----------------------------------------------------------------------------------------------
+# navigation
+
+
+def _links(o: dynamics.Oracle, p: int) -> list[tuple[int, int]]:
+    """(linked state, shared context in frames) of state p: its suffix link, then its reverse links."""
+    out = []
+    s = o.sfx[p]
+    if s:
+        out.append((s, o.lrs[p]))
+    out.extend((r, o.lrs[r]) for r in o.rsfx[p])
+    return out
+
+
+def navigate_path(oracle: dynamics.Oracle, length: int, continuity: float, min_context: int = 1,
+                  rng: np.random.Generator | None = None, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A new path of ``length`` frames through ``oracle`` (the classic oracle improviser).
+
+    Frame t + 1 follows frame t: with probability ``continuity`` (one ``rng.random()`` draw per
+    step, ``u < continuity``) it is the next frame; otherwise a jump: among the state's suffix link
+    and reverse suffix links (state s sharing a context of ``lrs`` >= ``min_context`` frames, with a
+    successor), one is drawn uniformly (``rng.integers``) and the path continues from its successor.
+    With no such link the path continues (not a jump); at the last frame with no link it restarts
+    from the successor of the suffix link (a jump).
+
+    Args:
+        oracle: :class:`qbdi_utils.dynamics.Oracle` on N frames.
+        length: frames to generate (>= 1).
+        continuity: probability in [0, 1] of playing the next frame.
+        min_context: shortest shared context (frames) of a jump.
+        rng: numpy Generator (required unless ``continuity`` is 1).
+        start: first frame (0-based).
+
+    Returns:
+        (path (length,) int64 0-based frames, jumps (length,) bool; jumps[0] is False).
+
+    Raises:
+        OptionError: continuity outside [0, 1] or negative min_context.
+
+    Used in: :func:`navigate`, notebooks/07_oracle_improvisation.ipynb.
+    """
+    continuity = check_continuity(continuity)
+    min_context = check_min_context(min_context)
+    n = oracle.n_frames
+    if not 0 <= start < n:
+        raise ValueError(f"start {start} outside 0..{n - 1}")
+    if rng is None:
+        if continuity < 1.0:
+            raise ValueError("a Generator rng is needed when continuity < 1")
+        rng = np.random.default_rng(0)
+    path = np.empty(int(length), np.int64)
+    jumps = np.zeros(int(length), bool)
+    p = start + 1  # oracle state
+    if length:
+        path[0] = start
+    for t in range(1, int(length)):
+        if rng.random() < continuity and p < n:
+            p += 1
+        else:
+            cands = [s for s, ctx in _links(oracle, p) if ctx >= min_context and 1 <= s < n]
+            if cands:
+                p = cands[int(rng.integers(len(cands)))] + 1
+                jumps[t] = True
+            elif p < n:
+                p += 1
+            else:
+                p = (oracle.sfx[p] or 0) + 1
+                jumps[t] = True
+        path[t] = p - 1
+    return path, jumps
+
+
+# ----------------------------------------------------------------------------------------------
+# query-guided resynthesis
+
+
+def guided_moves(oracle: dynamics.Oracle, piece_index=None) -> tuple[np.ndarray, np.ndarray]:
+    """Every move (frame i -> frame j) a guided path may take through ``oracle``.
+
+    From state a (frame a - 1): the states in ``trn[a]`` and in ``trn[s]`` for every state s
+    linked to a (``sfx[a]`` and ``rsfx[a]``, the root 0 excluded). When ``piece_index`` is given, the
+    step from the last frame of a piece to the first frame of the next piece is removed (it is no move
+    of the corpus, only of the concatenation).
+
+    Args:
+        oracle: :class:`qbdi_utils.dynamics.Oracle` on N frames.
+        piece_index: optional (N,) piece of each frame.
+
+    Returns:
+        (src, dst): (E,) int64 0-based frames, sorted by dst then src, no duplicates.
+
+    Used in: :func:`guided_path`.
+    """
+    o = oracle
+    n = o.n_frames
+    src, dst = [], []
+    for a in range(1, n + 1):
+        targets = set(o.trn[a])
+        linked = ([o.sfx[a]] if o.sfx[a] else []) + list(o.rsfx[a])
+        for s in linked:
+            targets.update(o.trn[s])
+        targets.discard(0)
+        src.extend([a - 1] * len(targets))
+        dst.extend(b - 1 for b in targets)
+    src = np.asarray(src, np.int64)
+    dst = np.asarray(dst, np.int64)
+    if piece_index is not None and len(src):
+        pi = np.asarray(piece_index)
+        if pi.shape != (n,):
+            raise ValueError(f"piece_index must have shape ({n},), got {pi.shape}")
+        keep = ~((dst == src + 1) & (pi[np.minimum(dst, n - 1)] != pi[src]))
+        src, dst = src[keep], dst[keep]
+    order = np.lexsort((src, dst))
+    return src[order], dst[order]
+
+
+def _cosine_to(q: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(T, N) cosine distances between rows of q and rows of x (0 between two zero rows, 1 to a zero row)."""
+    q = np.asarray(q, np.float64)
+    x = np.asarray(x, np.float64)
+    nq, nx = np.linalg.norm(q, axis=1), np.linalg.norm(x, axis=1)
+    uq = np.divide(q, nq[:, None], out=np.zeros_like(q), where=nq[:, None] > 0)
+    ux = np.divide(x, nx[:, None], out=np.zeros_like(x), where=nx[:, None] > 0)
+    d = 1.0 - uq @ ux.T
+    zq, zx = nq == 0, nx == 0
+    d[zq, :] = 1.0
+    d[:, zx] = 1.0
+    d[np.ix_(zq, zx)] = 0.0
+    return d
+
+
+def guided_path(oracle: dynamics.Oracle, cost, piece_index=None, moves=None,
+                jump_cost: float = 0.0) -> tuple[np.ndarray, float]:
+    """The path through the oracle's moves of least total cost (Viterbi over oracle states).
+
+    Minimises ``sum_t cost[t, path[t]] + jump_cost * (number of jumps)`` over all paths of T frames
+    whose consecutive frames are a move of :func:`guided_moves`; a jump is any move other than to the
+    next frame of the same piece; the first frame is free. Ties go to the smaller frame index (at the
+    end) and to the smaller predecessor (backwards).
+
+    Args:
+        oracle: :class:`qbdi_utils.dynamics.Oracle` on N frames.
+        cost: (T, N) cost of playing frame j at step t (e.g. cosine distance of the query's bar t to
+            the corpus's bar j).
+        piece_index: optional (N,) piece of each frame (see :func:`guided_moves`).
+        moves: optional precomputed ``guided_moves(oracle, piece_index)``.
+        jump_cost: added for every jump (>= 0; 0 = the plain closest path).
+
+    Returns:
+        (path (T,) int64 0-based frames, total cost float, jump costs included). The cost is inf (and the path
+        arbitrary) only if no path of T frames exists.
+
+    Used in: :func:`navigate`, benchmarks/bench_navigate.py.
+    """
+    c = np.asarray(cost, np.float64)
+    n = oracle.n_frames
+    if c.ndim != 2 or c.shape[1] != n:
+        raise ValueError(f"cost must have shape (T, {n}), got {c.shape}")
+    T = c.shape[0]
+    if T == 0:
+        return np.zeros(0, np.int64), 0.0
+    src, dst = guided_moves(oracle, piece_index) if moves is None else moves
+    if not float(jump_cost) >= 0:
+        raise OptionError(f"jump cost {jump_cost} must be >= 0")
+    pi = np.zeros(n, np.int64) if piece_index is None else np.asarray(piece_index)
+    w = np.where((dst == src + 1) & (pi[np.minimum(dst, n - 1)] == pi[src]), 0.0, float(jump_cost))
+    # group boundaries of dst (edges sorted by dst)
+    has_in = np.zeros(n, bool)
+    starts = np.zeros(0, np.int64)
+    if len(dst):
+        starts = np.r_[0, np.flatnonzero(np.diff(dst)) + 1]
+        has_in[dst[starts]] = True
+    groups = dst[starts] if len(dst) else starts
+    acc = c[0].copy()
+    back = np.zeros((T, n), np.int64)
+    for t in range(1, T):
+        new = np.full(n, np.inf)
+        if len(dst):
+            cand = acc[src] + w
+            best = np.minimum.reduceat(cand, starts)
+            new[groups] = best
+            # first (smallest src) edge reaching the minimum of its group
+            hit = np.flatnonzero(cand == np.repeat(best, np.diff(np.r_[starts, len(dst)])))
+            _, first = np.unique(dst[hit], return_index=True)
+            back[t, dst[hit[first]]] = src[hit[first]]
+        acc = new + c[t]
+    end = int(np.argmin(acc))
+    total = float(acc[end])
+    path = np.empty(T, np.int64)
+    path[-1] = end
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path, total
+
+
+def path_cost(cost, path) -> float:
+    """Total cost ``sum_t cost[t, path[t]]`` of a path.
+
+    Args:
+        cost: (T, N) array.
+        path: (T,) 0-based frames.
+
+    Returns:
+        the sum as a float.
+
+    Used in: tests and benchmarks/bench_navigate.py.
+    """
+    c = np.asarray(cost, np.float64)
+    p = np.asarray(path, np.int64)
+    return float(c[np.arange(len(p)), p].sum())
+
+
+# ----------------------------------------------------------------------------------------------
+# decoding a path
+
+
+def _path_and_jumps(enc: EncodedQuery, source: str, qo: LatentOracle | None, co: LatentOracle | None,
+                    continuity, min_context, seed, jump_cost=0.0):
+    n = enc.mean.shape[0]
+    if source == "query":
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), _PATH_STREAM]))
+        path, jumps = navigate_path(qo.oracle, n, continuity, min_context, rng)
+        return qo, path, jumps, float("nan")
+    cost = _cosine_to(enc.mean, co.mean)
+    path, total = guided_path(co.oracle, cost, co.piece_index, jump_cost=jump_cost)
+    if not np.isfinite(total):
+        raise CorpusError(f"no path of {n} bars through the corpus oracle; the corpus is too small")
+    jumps = np.zeros(n, bool)
+    jumps[1:] = ~((path[1:] == path[:-1] + 1) & (co.piece_index[path[1:]] == co.piece_index[path[:-1]]))
+    return co, path, jumps, total
+
+
+def navigate_batch(model, query, source: str = "query", continuity: float = 1.0, min_context: int = 1,
+                   rates=(None,), seeds=(0,), mode: str = "query", threshold: float | None = None,
+                   oracle: LatentOracle | None = None, oracle_threshold: float | None = None,
+                   jump_cost: float = 0.0) -> dict:
+    """Navigate (or resynthesise) once per seed and decode each path at every bit budget.
+
+    For each seed: the path (:func:`navigate_path` with ``SeedSequence([seed, ...])``, or the seed-free
+    :func:`guided_path`); then the path's latent means/log-variances go through
+    :func:`qbdi_utils.improvise.improvise_batch` with that seed (channel noise ``default_rng(seed)``).
+
+    Args:
+        model: a StyleVAE.
+        query: the query Piece or an EncodedQuery.
+        source: "query" (navigation) or "corpus" (query-guided resynthesis).
+        continuity, min_context: navigation parameters (ignored for the corpus source).
+        rates: bit budgets, ``None``/"full" = full rate.
+        seeds: seeds (or an int K: 0..K-1).
+        mode: channel statistics mode.
+        threshold: binarization threshold (None: the model's).
+        oracle: a prebuilt :class:`LatentOracle` (the query's for "query", e.g. from
+            :func:`corpus_oracle` for "corpus"); None builds it.
+        oracle_threshold: cosine threshold when the oracle is built here (None: max IR).
+        jump_cost: cost per jump of the guided path (corpus source; see :func:`guided_path`).
+
+    Returns:
+        dict ``(bits, seed) -> Navigation``.
+
+    Raises:
+        OptionError: a bad source, continuity, min_context, mode or budget.
+        CorpusError: corpus source without the model's training corpus.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb, ``qbdi navigate``.
+    """
+    _check_source(source)
+    if source == "query":
+        continuity = check_continuity(continuity)
+        min_context = check_min_context(min_context)
+    improvise._check_mode(mode)
+    rates = [improvise.parse_bits(b) for b in rates]
+    seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    enc = query if isinstance(query, EncodedQuery) else improvise.encode_query(model, query)
+    qo = co = None
+    if source == "query":
+        qo = oracle if oracle is not None else query_oracle(model, enc, oracle_threshold)[1]
+        if qo.n_frames != enc.mean.shape[0]:
+            raise ValueError("the query oracle was built on another query")
+    else:
+        co = oracle if oracle is not None else corpus_oracle(model, threshold=oracle_threshold)
+    out = {}
+    guided = None
+    for seed in seeds:
+        if source == "corpus" and guided is not None:
+            lo, path, jumps, total = guided
+        else:
+            lo, path, jumps, total = _path_and_jumps(enc, source, qo, co, continuity, min_context, seed,
+                                                       jump_cost)
+            if source == "corpus":
+                guided = (lo, path, jumps, total)
+        sent = replace(enc, mean=lo.mean[path], logvar=lo.logvar[path],
+                       frames=None if lo.frames is None else lo.frames[path])
+        pieces = improvise.improvise_batch(model, sent, rates, [seed], mode, threshold=threshold)
+        labels = [lo.label(i) for i in path]
+        for (bits, s), imp in pieces.items():
+            base = {f.name: getattr(imp, f.name) for f in fields(Improvisation)}
+            tag = f"navigated (p={continuity:g}, k={min_context})" if source == "query" else "corpus-guided"
+            base["name"] = f"{enc.query.name or 'query'} {tag} @ {improvise.rate_label(bits)}"
+            out[(bits, s)] = Navigation(
+                **base, source=source,
+                continuity=float(continuity) if source == "query" else None,
+                min_context=int(min_context) if source == "query" else None,
+                path=path.copy(), jumps=jumps.copy(), labels=labels,
+                oracle_threshold=lo.threshold, path_cost=total)
+    return out
+
+
+def navigate(model, query, source: str = "query", continuity: float = 1.0, min_context: int = 1,
+             bits=None, mode: str = "query", seed: int = 0, threshold: float | None = None,
+             oracle: LatentOracle | None = None, oracle_threshold: float | None = None,
+             jump_cost: float = 0.0) -> Navigation:
+    """One oracle improvisation on ``query``: a new bar order, sent through the channel, decoded.
+
+    ``navigate(model, q, "query", continuity=1, bits=B, mode=M, seed=S)`` equals
+    ``improvise(model, q, B, M, S)`` note for note.
+
+    Args:
+        model: a StyleVAE.
+        query: the query Piece (or EncodedQuery).
+        source: "query" (navigate the query's oracle) or "corpus" (query-guided path through the
+            model's training corpus).
+        continuity: probability of playing the next bar (navigation).
+        min_context: shortest shared context (bars) of a jump (navigation).
+        bits: bits per frame, None/"full" for full rate.
+        mode: channel statistics mode ("query" = statistics of the transmitted sequence).
+        seed: seed of the path and of the channel noise.
+        threshold: binarization threshold (None: the model's).
+        oracle: a prebuilt :class:`LatentOracle` (see :func:`navigate_batch`).
+        oracle_threshold: cosine threshold when building the oracle here (None: max IR).
+        jump_cost: cost per jump of the guided path (corpus source).
+
+    Returns:
+        :class:`Navigation` with the query's length, tempo and meter, and its path.
+
+    Raises:
+        OptionError: bad source, continuity, min_context, mode or budget.
+        CorpusError: corpus source and the model's corpus is unavailable.
+
+    Used in: ``qbdi navigate``, notebooks/07_oracle_improvisation.ipynb.
+    """
+    b = improvise.parse_bits(bits)
+    return navigate_batch(model, query, source, continuity, min_context, [b], [seed], mode, threshold,
+                          oracle, oracle_threshold, jump_cost)[(b, int(seed))]
+
+
+# ----------------------------------------------------------------------------------------------
+# the path as JSON
+
+
+def path_record(nav: Navigation) -> dict:
+    """The path of a :class:`Navigation` as a JSON-able dict (what ``qbdi navigate`` writes).
+
+    Args:
+        nav: a Navigation.
+
+    Returns:
+        {"query", "source", "continuity", "min_context", "bits", "stats", "seed", "oracle_threshold",
+        "n_bars", "n_jumps", "bars": [{"bar", "piece", "piece_bar", "jump"} per output bar]}; bars
+        are 0-based frames (frame 0 holds a pickup, if any); for the query source ``piece`` is the
+        query and ``piece_bar`` the query bar.
+
+    Used in: ``qbdi navigate``.
+    """
+    bars = [{"bar": t, "piece": name, "piece_bar": int(b), "jump": bool(j)}
+            for t, ((name, b), j) in enumerate(zip(nav.labels, nav.jumps))]
+    return {
+        "query": nav.query_name, "source": nav.source, "continuity": nav.continuity,
+        "min_context": nav.min_context, "bits": "full" if nav.bits is None else int(nav.bits),
+        "stats": nav.mode, "seed": int(nav.seed), "oracle_threshold": round(float(nav.oracle_threshold), 6),
+        "path_cost": None if not np.isfinite(nav.path_cost) else round(float(nav.path_cost), 6),
+        "n_bars": len(bars), "n_jumps": int(np.sum(nav.jumps)), "bars": bars,
+    }
+
+
+def write_path_json(nav: Navigation, path, force: bool = False) -> Path:
+    """Write :func:`path_record` of ``nav`` to ``path`` (UTF-8 JSON, one bar per line).
+
+    Args:
+        nav: a Navigation.
+        path: output file.
+        force: overwrite an existing file.
+
+    Returns:
+        the path written.
+
+    Raises:
+        OutputExistsError: the file exists and ``force`` is false.
+
+    Used in: ``qbdi navigate``.
+    """
+    p = Path(path)
+    if p.exists() and not force:
+        raise OutputExistsError("exists; pass --force to overwrite it", p)
+    rec = path_record(nav)
+    bars = rec.pop("bars")
+    head = json.dumps(rec)[:-1]
+    lines = ",\n  ".join(json.dumps(b) for b in bars)
+    p.write_text(f'{head}, "bars": [\n  {lines}\n]}}\n')
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+# measures for the notebook
+
+
+def novelty(frames, reference_frames) -> float:
+    """Share of bars that differ from the reference bar at the same position.
+
+    Args:
+        frames: (N, F) binary frames of an output.
+        reference_frames: (N, F) frames of the reference (e.g. the full-rate improvisation).
+
+    Returns:
+        share in [0, 1].
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
+    """
+    a, b = np.asarray(frames), np.asarray(reference_frames)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    return float(np.mean(np.any(a != b, axis=1))) if len(a) else 0.0
+
+
+def run_lengths(jumps) -> np.ndarray:
+    """Lengths of the runs of bars copied in order (a jump starts a new run).
+
+    Args:
+        jumps: (N,) bool, jumps[t] true when bar t was reached by a jump.
+
+    Returns:
+        (R,) int64 run lengths summing to N.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
+    """
+    j = np.asarray(jumps, bool).copy()
+    if not len(j):
+        return np.zeros(0, np.int64)
+    j[0] = True
+    starts = np.flatnonzero(j)
+    return np.diff(np.r_[starts, len(j)]).astype(np.int64)
+
+
+def jump_steps(nav: Navigation) -> np.ndarray:
+    """Roll steps of ``nav`` at which a bar reached by a jump starts.
+
+    Output frame t starts at roll step ``t * spec.steps_per_frame - nav.pad_steps`` (frames start
+    on the query's bar lines; a pickup is padded in front).
+
+    Args:
+        nav: a Navigation.
+
+    Returns:
+        (J,) int64 roll steps, increasing.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb (jump marks on roll plots).
+    """
+    t = np.flatnonzero(np.asarray(nav.jumps, bool))
+    return (t * nav.spec.steps_per_frame - int(nav.pad_steps)).astype(np.int64)
+
+
+def jump_measures(nav: Navigation, first: int = 1, last: int | None = None) -> list[int]:
+    """1-based measure numbers (as :func:`qbdi_utils.render.comparison_svg` numbers bars) where a jump lands.
+
+    Args:
+        nav: a Navigation.
+        first, last: keep measures in [first, last] (inclusive; ``last`` None: no upper bound).
+
+    Returns:
+        sorted list of measure numbers (a measure is listed once).
+
+    Used in: notebooks/07_oracle_improvisation.ipynb (jump marks in the notation excerpts).
+    """
+    m = sorted({int(s) // nav.spec.steps_per_frame + 1 for s in jump_steps(nav)})
+    return [b for b in m if b >= first and (last is None or b <= last)]
+
+
+#: Columns of :func:`navigation_sweep` rows.
+SWEEP_COLUMNS = (
+    "source", "continuity", "jump_cost", "rate", "bits", "n_seeds",
+    "triad_agreement_mean", "triad_agreement_sd", "chance_triad_agreement",
+    "chroma_cosine_mean", "chance_chroma_cosine",
+    "novelty_mean", "novelty_sd", "jump_share_mean", "mean_run_bars",
+    "ir_bits_mean", "ir_bits_sd", "ir_threshold_mean",
+    "distinct_triads_mean", "distinct_triads_sd",
+)
+
+
+def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds=5, rates=(None, 64),
+                     min_context: int = 1, mode: str = "query", corpus: LatentOracle | None = None,
+                     jump_costs=(0.0,), n_thresholds: int = 50, n_shuffles: int = 20,
+                     shuffle_seed: int = 0, return_pieces: bool = False):
+    """Agreement, novelty, information rate and chord vocabulary of oracle improvisations.
+
+    For every continuity (navigation over the query's oracle) and, when ``corpus`` is given, the
+    corpus-guided path for every jump cost, at every bit budget and seed: triad agreement and chroma cosine with the query
+    bar by bar (:func:`qbdi_utils.harmony.frame_agreement`) and their chance levels (the query's bars
+    shuffled, :func:`qbdi_utils.improvise.chance_levels`); novelty (:func:`novelty` against the
+    full-rate improvisation of the query, ``improvise(bits=None)``); share of jumps and mean run length
+    (:func:`run_lengths`); total VMO information rate of the output's Tonnetz chroma per beat at its
+    best threshold (:func:`qbdi_utils.dynamics.ir_curve`, ``n_thresholds`` from 0 to the largest
+    distance, from the query's first full bar, as notebook 05); distinct triads
+    (:func:`qbdi_utils.harmony.output_stats`). Means and SDs over seeds.
+
+    Args:
+        model: a StyleVAE.
+        query: the query Piece.
+        continuities: navigation continuities.
+        seeds: int K (0..K-1) or list of seeds.
+        rates: bit budgets (None = full rate).
+        min_context: shortest shared context of a jump.
+        mode: channel statistics mode.
+        corpus: a corpus :class:`LatentOracle` (adds rows for the corpus source), or None.
+        jump_costs: jump costs of the corpus-guided path (:func:`guided_path`), one row group each.
+        n_thresholds: thresholds per IR curve.
+        n_shuffles, shuffle_seed: chance-level permutations.
+        return_pieces: also return {(source, continuity or jump cost, bits, seed): Navigation}.
+
+    Returns:
+        list of row dicts with keys :data:`SWEEP_COLUMNS` (plus the pieces when asked). The first
+        row is the query itself (source "query", rate "reference").
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
+    """
+    spec = model.spec
+    seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    rates = [improvise.parse_bits(b) for b in rates]
+    enc, qo = query_oracle(model, query)
+    offset = int(query.bar_offset_steps)
+    ref = improvise.improvise_batch(model, enc, [None], [0], mode)[(None, 0)]
+
+    def frames_of(roll):
+        return pianoroll.to_frames(roll, spec=spec, offset_steps=offset)
+
+    def bar_chroma(roll):
+        return harmony.chroma(frames_of(roll), spec, "frame")
+
+    def ir_of(roll):
+        f = dynamics.chroma_features(roll[offset:], spec, "beat")
+        d = dynamics.pairwise_distances(f)
+        c = dynamics.ir_curve(None, dynamics.default_thresholds(d, n_thresholds), distances=d)
+        return c.best_ir, c.best_threshold
+
+    q_chroma = bar_chroma(query.roll)
+    tonic = harmony.tonic_triad(q_chroma)
+    ref_frames = frames_of(ref.roll)
+    jobs = [("query", float(p)) for p in continuities]
+    jobs += [("corpus", float(j)) for j in jump_costs] if corpus is not None else []
+    pieces = {}
+    for src, p in jobs:
+        outs = navigate_batch(model, enc, src, p if src == "query" else 1.0, min_context, rates, seeds, mode,
+                              oracle=qo if src == "query" else corpus, jump_cost=p if src == "corpus" else 0.0)
+        for (bits, s), nav in outs.items():
+            pieces[(src, p, bits, s)] = nav
+    keys = list(pieces)
+    chromas = [bar_chroma(pieces[k].roll) for k in keys]
+    chances = dict(zip(keys, improvise.chance_levels(q_chroma, chromas, n_shuffles, shuffle_seed)))
+    per = {}
+    for k, ch in zip(keys, chromas):
+        nav = pieces[k]
+        ag = harmony.frame_agreement(q_chroma, ch)
+        ir, irt = ir_of(nav.roll)
+        st = harmony.output_stats(frames_of(nav.roll), tonic=tonic, spec=spec)
+        per[k] = {"triad": ag["triad_agreement"], "cos": ag["chroma_cosine"],
+                  "novelty": novelty(frames_of(nav.roll), ref_frames),
+                  "jumps": float(np.mean(nav.jumps[1:])) if len(nav.jumps) > 1 else 0.0,
+                  "runs": run_lengths(nav.jumps), "ir": ir, "irt": irt,
+                  "triads": st["distinct_triads"], "chance": chances[k]}
+
+    def ms(v):
+        v = np.asarray(v, np.float64)
+        return float(v.mean()), float(v.std())
+
+    q_ag = harmony.frame_agreement(q_chroma, q_chroma)
+    q_ch = improvise.chance_levels(q_chroma, [q_chroma], n_shuffles, shuffle_seed)[0]
+    q_ir, q_irt = ir_of(query.roll)
+    q_st = harmony.output_stats(frames_of(query.roll), tonic=tonic, spec=spec)
+    rows = [{"source": "query", "continuity": "", "jump_cost": "", "rate": "reference", "bits": "", "n_seeds": 1,
+             "triad_agreement_mean": q_ag["triad_agreement"], "triad_agreement_sd": 0.0,
+             "chance_triad_agreement": q_ch["triad_agreement"], "chroma_cosine_mean": q_ag["chroma_cosine"],
+             "chance_chroma_cosine": q_ch["chroma_cosine"], "novelty_mean": float("nan"),
+             "novelty_sd": float("nan"), "jump_share_mean": 0.0, "mean_run_bars": float(len(q_chroma)),
+             "ir_bits_mean": q_ir, "ir_bits_sd": 0.0, "ir_threshold_mean": q_irt,
+             "distinct_triads_mean": float(q_st["distinct_triads"]), "distinct_triads_sd": 0.0}]
+    for src, p in jobs:
+        for bits in rates:
+            vals = [per[(src, p, bits, s)] for s in seeds]
+            r = {"source": src, "continuity": p if src == "query" else "",
+                 "jump_cost": p if src == "corpus" else "",
+                 "rate": improvise.rate_label(bits), "bits": "" if bits is None else int(bits),
+                 "n_seeds": len(seeds)}
+            r["triad_agreement_mean"], r["triad_agreement_sd"] = ms([v["triad"] for v in vals])
+            r["chance_triad_agreement"] = ms([v["chance"]["triad_agreement"] for v in vals])[0]
+            r["chroma_cosine_mean"] = ms([v["cos"] for v in vals])[0]
+            r["chance_chroma_cosine"] = ms([v["chance"]["chroma_cosine"] for v in vals])[0]
+            r["novelty_mean"], r["novelty_sd"] = ms([v["novelty"] for v in vals])
+            r["jump_share_mean"] = ms([v["jumps"] for v in vals])[0]
+            r["mean_run_bars"] = float(np.mean(np.concatenate([v["runs"] for v in vals])))
+            r["ir_bits_mean"], r["ir_bits_sd"] = ms([v["ir"] for v in vals])
+            r["ir_threshold_mean"] = ms([v["irt"] for v in vals])[0]
+            r["distinct_triads_mean"], r["distinct_triads_sd"] = ms([v["triads"] for v in vals])
+            rows.append(r)
+    return (rows, pieces) if return_pieces else rows
