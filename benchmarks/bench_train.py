@@ -1,7 +1,7 @@
 """Training throughput of the paper's VAE against a numpy-GEMM roofline measured in the same run.
 
 Prints one JSON line:
-    samples_per_s           frames per second of the project's training loop (vae.train's compiled
+    samples_per_s           frames per second of the project's training loop (train.train's compiled
                             Keras trainer and fit call), batch 100, after a warm-up epoch
     gemm_flops_per_s        float32 FLOP/s of numpy matrix products with the model's own shapes
                             (forward, input-gradient and weight-gradient product of every dense layer)
@@ -46,27 +46,27 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from qbdi_utils import vae
+    from qbdi_utils import train, vae
 
-    cfg = dict(vae.DEFAULT_CONFIG)
-    fit_opts = dict(vae._FIT_DEFAULTS)
+    cfg = vae.PRESETS["paper"]
+    fit_opts = dict(train._FIT_DEFAULTS)
     if args.jit is not None:
         fit_opts["jit_compile"] = {"true": True, "false": False}.get(args.jit.lower(), "auto")
     if args.loop is not None:
         fit_opts["loop"] = args.loop
     if args.spe is not None:
         fit_opts["steps_per_execution"] = args.spe
-    B = cfg["batch_size"]
+    B = cfg.batch_size
     n = (args.frames // B) * B
     x = vae.synthetic_frames(n, seed=0).astype(np.float32)
 
-    vae._seed_everything(0)
-    trainer = vae._make_trainer(cfg, 0, fit_opts)
-    fit = vae._fit_function(trainer, x, cfg, fit_options=fit_opts)
+    train._seed_everything(0)
+    trainer = train._make_trainer(cfg, 0, fit_opts)
+    fit = train._fit_function(trainer, x, cfg, fit_options=fit_opts)
     fit(1)  # warm-up: tracing / compilation
 
-    dims = [(cfg["input_dim"], cfg["hidden_dim"]), (cfg["hidden_dim"], 2 * cfg["latent_dim"]),
-            (cfg["latent_dim"], cfg["hidden_dim"]), (cfg["hidden_dim"], cfg["input_dim"])]
+    dims = [(cfg.input_dim, cfg.hidden_dim), (cfg.hidden_dim, 2 * cfg.latent_dim),
+            (cfg.latent_dim, cfg.hidden_dim), (cfg.hidden_dim, cfg.input_dim)]
     params = sum(i * o for i, o in dims)
     rng = np.random.default_rng(0)
     mats = [(rng.standard_normal((B, i), np.float32), rng.standard_normal((i, o), np.float32),

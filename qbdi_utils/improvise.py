@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -179,7 +180,7 @@ def query_warnings(model, query: Piece) -> list[str]:
         )
     config = getattr(model, "config", None) or {}
     # set by vae.train when it knows the pieces (qbdi train, default_model); absent otherwise
-    longest = config.get("max_piece_frames") if isinstance(config, dict) else None
+    longest = config.get("max_piece_frames") if isinstance(config, Mapping) else None
     n_frames = -(-(query.n_steps + query.bar_offset_steps % spec.steps_per_frame) // spec.steps_per_frame)
     if longest is not None and n_frames > longest:
         out.append(

@@ -1,0 +1,606 @@
+"""Training of the style VAE: split by piece, the training loop, threshold choice, the default model.
+
+The model itself (:class:`~qbdi_utils.vae.StyleVAE`, :class:`~qbdi_utils.vae.VAEConfig`, the
+presets) lives in :mod:`qbdi_utils.vae`; this module turns frames into a trained ``StyleVAE``:
+
+1. :func:`split_pieces` cuts the pieces three ways: *training* pieces (the optimiser sees them),
+   *validation* pieces (the epoch count :data:`~qbdi_utils.vae.DEFAULT_EPOCHS` and the decoding
+   threshold are chosen on them) and *test* pieces (every number reported as held-out: R, D, loss,
+   note F1).
+2. Adam minimises D + beta * R per frame (nats). ``beta`` weighs the RATE (the beta-VAE
+   convention); the paper's Appendix-B beta weighs the distortion, beta = 1 / beta_paper up to scale.
+   On the TensorFlow backend each epoch is one compiled graph (:func:`_tf_fit_function`), elsewhere
+   ``Model.fit``.
+3. Validation and test frames are scored with noise from their OWN random streams (seeded from the
+   config's seed and the set's role), never from the training generator, so the training run does
+   not depend on whether or how often the held-out sets are evaluated.
+4. :func:`choose_threshold` picks the threshold that maximises note F1 of the outputs *as they are
+   written* (after ``pianoroll.binarize``, which makes the roll valid), piece by piece.
+
+:func:`default_model` trains (once) and caches the paper's model on the Bach chorales.
+
+Used in: notebooks/02_vae_training.ipynb, ``qbdi train``, notebooks 03-05 via :func:`default_model`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qbdi_utils import corpus as corpus_mod
+from qbdi_utils import paths
+from qbdi_utils.errors import ModelError, OptionError
+from qbdi_utils.pianoroll import RollSpec, binarize
+from qbdi_utils.vae import (
+    DEFAULT_CONFIG, DEFAULT_EPOCHS, MODEL_FILE, PRESETS, StyleVAE, VAEConfig, _build_networks,
+    _keras, frames_fingerprint, loss_terms, note_scores,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "binarize_by_piece", "choose_threshold",
+    "default_model", "default_model_dir", "split_held_out", "split_pieces", "train",
+]
+
+# Settings that change speed, not the model; kept out of the configuration.
+_FIT_DEFAULTS = {"jit_compile": "auto", "steps_per_execution": 32, "loop": "auto"}
+
+_THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+# Random streams of the evaluation noise, one per role, independent of the training generator.
+_VALIDATION_STREAM, _TEST_STREAM = 1, 2
+_EVAL_CHUNK = 1000
+
+
+# --------------------------------------------------------------------------------------------
+# Split, threshold
+# --------------------------------------------------------------------------------------------
+
+
+def split_pieces(n: int, validation_fraction: float, test_fraction: float, seed: int,
+                 groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of training, validation and test frames, whole pieces on one side.
+
+    With ``groups`` (e.g. a corpus's ``piece_index``) and enough groups, whole groups go to each
+    side; otherwise single frames do. One seeded permutation of the units: the first
+    ``max(1, round(validation_fraction * U))`` are validation, the next
+    ``max(1, round(test_fraction * U))`` (none if test_fraction is 0) test, the rest training (at
+    least one unit). With ``test_fraction = 0`` this is the two-way split of format-1 models.
+
+    Args:
+        n: number of frames.
+        validation_fraction: share of units for validation, in (0, 1).
+        test_fraction: share of units for test, in [0, 1).
+        seed: seed of the permutation.
+        groups: (n,) group label per frame, or None.
+
+    Returns:
+        (train_idx, validation_idx, test_idx): sorted int arrays partitioning range(n); the first
+        two are never empty, test_idx is empty only when test_fraction is 0.
+
+    Raises:
+        OptionError: a fraction out of range, or too few frames to split.
+
+    Used in: :func:`train`; notebooks/02_vae_training.ipynb.
+    """
+    if not 0.0 < validation_fraction < 1.0:
+        raise OptionError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise OptionError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    need = 3 if test_fraction > 0 else 2
+    if n < need:
+        raise OptionError(f"need at least {need} frames to split into training, validation"
+                          f"{' and test' if need == 3 else ''} sets, got {n}")
+    rng = np.random.default_rng(seed)
+    units, labels = None, None
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != n:
+            raise ValueError(f"groups must have {n} entries, got {len(groups)}")
+        labels = np.unique(groups)
+        if len(labels) >= need:
+            units = rng.permutation(labels)
+    if units is None:
+        units = rng.permutation(n)
+    U = len(units)
+    n_val = min(U - need + 1, max(1, int(round(validation_fraction * U))))
+    n_test = 0 if test_fraction == 0 else min(U - 1 - n_val, max(1, int(round(test_fraction * U))))
+    val_units, test_units = units[:n_val], units[n_val:n_val + n_test]
+    if labels is not None and len(labels) >= need:
+        val = np.isin(groups, val_units)
+        test = np.isin(groups, test_units)
+        return np.flatnonzero(~(val | test)), np.flatnonzero(val), np.flatnonzero(test)
+    return np.sort(units[n_val + n_test:]), np.sort(val_units), np.sort(test_units)
+
+
+def split_held_out(n: int, fraction: float, seed: int,
+                   groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out indices of the two-way split (format-1 models): ``split_pieces`` with no test set.
+
+    Args:
+        n: number of frames.
+        fraction: share of frames (or groups) held out, in (0, 1).
+        seed: seed of the permutation.
+        groups: (n,) int group label per frame, or None.
+
+    Returns:
+        (train_idx, held_idx), sorted int arrays partitioning range(n).
+
+    Raises:
+        OptionError: fraction out of range or fewer than 2 frames.
+
+    Used in: notebooks/02_vae_training.ipynb (models trained before the three-way split).
+    """
+    train_idx, held_idx, _ = split_pieces(n, fraction, 0.0, seed, groups)
+    return train_idx, held_idx
+
+
+def _runs(groups: np.ndarray | None, n: int) -> list[slice]:
+    """Slices of consecutive frames with the same group label (each frame alone without groups)."""
+    if groups is None:
+        return [slice(i, i + 1) for i in range(n)]
+    g = np.asarray(groups)
+    if len(g) != n:
+        raise ValueError(f"groups must have {n} entries, got {len(g)}")
+    if n == 0:
+        return []
+    cuts = np.flatnonzero(g[1:] != g[:-1]) + 1
+    bounds = np.concatenate([[0], cuts, [n]])
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def binarize_by_piece(probabilities: np.ndarray, threshold: float, spec: RollSpec | None = None,
+                      groups: np.ndarray | None = None) -> np.ndarray:
+    """Decoder probabilities -> frames as they are written: ``pianoroll.binarize`` piece by piece.
+
+    Consecutive frames with the same group label are one piece, binarized as one stretch of time
+    (a note held over a bar line stays one note); a piece's first step follows silence. Without
+    groups each frame stands alone.
+
+    Args:
+        probabilities: (N, spec.frame_size) decoder probabilities, frames of a piece consecutive
+            and in time order.
+        threshold: probabilities >= threshold sound.
+        spec: roll layout (default RollSpec()).
+        groups: (N,) piece label per frame, or None.
+
+    Returns:
+        (N, spec.frame_size) uint8 valid frames.
+
+    Used in: :func:`train`, :func:`choose_threshold`; notebooks/02_vae_training.ipynb.
+    """
+    spec = RollSpec() if spec is None else spec
+    p = np.asarray(probabilities)
+    if p.ndim != 2 or p.shape[1] != spec.frame_size:
+        raise ValueError(f"probabilities must have shape (N, {spec.frame_size}), got {p.shape}")
+    if groups is None:
+        return binarize(p[:, None, :], threshold, spec)[:, 0, :]
+    out = np.empty(p.shape, np.uint8)
+    for s in _runs(groups, len(p)):
+        out[s] = binarize(p[s], threshold, spec)
+    return out
+
+
+def choose_threshold(frames: np.ndarray, probabilities: np.ndarray, grid: np.ndarray | None = None,
+                     *, spec: RollSpec | None = None,
+                     groups: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """The decoding threshold that maximises note F1 of the written outputs (ties: the lowest).
+
+    Every candidate is scored on :func:`binarize_by_piece` of the probabilities, i.e. after the
+    same make-valid step decoding applies, not on the raw probabilities.
+
+    Args:
+        frames: (N, D) binary truth (validation frames).
+        probabilities: (N, D) decoder probabilities for the same frames.
+        grid: candidate thresholds (default 0.05, 0.06, ..., 0.95).
+        spec: roll layout (default RollSpec()).
+        groups: (N,) piece label per frame (consecutive frames of a piece), or None.
+
+    Returns:
+        (threshold, f1 per grid point (len(grid),)).
+
+    Used in: :func:`train`; notebooks/02_vae_training.ipynb.
+    """
+    grid = _THRESHOLD_GRID if grid is None else np.asarray(grid, dtype=float)
+    t = np.asarray(frames) != 0
+    f1 = np.array([note_scores(t, binarize_by_piece(probabilities, th, spec, groups))["f1"]
+                   for th in grid], dtype=float)
+    return float(grid[int(np.argmax(f1))]), f1
+
+
+# --------------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------------
+
+
+def _eval_noise(seed: int, stream: int, n: int, latent_dim: int) -> np.ndarray:
+    """(n, latent_dim) float32 standard normal noise of one evaluation role, from its own stream."""
+    return np.random.default_rng([int(seed), int(stream)]).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def _evaluate(encoder, decoder, x: np.ndarray, eps: np.ndarray) -> tuple[float, float]:
+    """Mean D and R (nats per frame) over frames x with the given reparameterisation noise."""
+    keras = _keras()
+    ops = keras.ops
+    sd = sr = 0.0
+    for i in range(0, len(x), _EVAL_CHUNK):
+        xb = ops.convert_to_tensor(np.asarray(x[i:i + _EVAL_CHUNK], np.float32))
+        eb = ops.convert_to_tensor(eps[i:i + _EVAL_CHUNK])
+        d, r = loss_terms(encoder, decoder, xb, eb)
+        sd += float(ops.convert_to_numpy(ops.sum(d)))
+        sr += float(ops.convert_to_numpy(ops.sum(r)))
+    return sd / len(x), sr / len(x)
+
+
+def _as_config(cfg) -> VAEConfig:
+    return cfg if isinstance(cfg, VAEConfig) else VAEConfig.from_dict(cfg)
+
+
+def _make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
+    """A compiled Keras model whose output is (B, 2) = [D, R] per frame and whose loss is D + beta R."""
+    keras = _keras()
+    ops = keras.ops
+    cfg = _as_config(cfg)
+    fit_opts = {**_FIT_DEFAULTS, **(fit_opts or {})}
+    encoder, decoder = _build_networks(cfg)
+    beta = float(cfg.beta)
+    latent_dim = int(cfg.latent_dim)
+
+    class _Trainer(keras.Model):
+        def __init__(self):
+            super().__init__(name="style_vae_trainer")
+            self.encoder = encoder
+            self.decoder = decoder
+            self.noise = keras.random.SeedGenerator(seed)
+
+        def call(self, x, training=False):
+            x = ops.cast(x, "float32")
+            eps = keras.random.normal((ops.shape(x)[0], latent_dim), seed=self.noise)
+            d, r = loss_terms(self.encoder, self.decoder, x, eps)
+            return ops.stack([d, r], axis=-1)
+
+    def loss(y_true, y_pred):  # y_true is a dummy: the target is the input itself
+        return y_pred[:, 0] + beta * y_pred[:, 1]
+
+    def d_nats(y_true, y_pred):
+        return y_pred[:, 0]
+
+    def r_nats(y_true, y_pred):
+        return y_pred[:, 1]
+
+    trainer = _Trainer()
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=float(cfg.learning_rate)),
+        loss=loss,
+        metrics=[d_nats, r_nats],
+        jit_compile=fit_opts["jit_compile"],
+        steps_per_execution=int(fit_opts["steps_per_execution"]),
+    )
+    trainer(np.zeros((1, cfg.input_dim), np.float32))  # build the weights
+    return trainer
+
+
+def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | None = None,
+                  callbacks=(), fit_options: dict | None = None):
+    """The project's training loop: returns ``fit(epochs) -> history dict`` over in-memory frames.
+
+    On the TensorFlow backend (unless ``fit_options["loop"] == "keras"``) each epoch is one
+    ``tf.function`` looping over shuffled in-memory batches, with the Adam step compiled by XLA; this
+    runs about twice as fast as ``Model.fit`` on two CPU cores (benchmarks/bench_train.py). Other
+    backends use ``Model.fit`` with ``steps_per_execution``. Both give per-epoch ``loss``,
+    ``d_nats``, ``r_nats`` and, with validation frames, ``val_*`` of the same, in nats per frame.
+    The validation frames are scored after every epoch with fixed noise from their own stream
+    (seeded by ``cfg.seed``), so evaluating them never moves the training generator.
+    ``callbacks`` are Keras callbacks; only ``on_train_begin``, ``on_epoch_end(epoch, logs)`` and
+    ``on_train_end`` are called on the fast path.
+    """
+    cfg = _as_config(cfg)
+    opts = {**_FIT_DEFAULTS, **(fit_options or {})}
+    keras = _keras()
+    x_tr = np.asarray(x_tr, dtype=np.float32)
+    if x_val is not None and len(x_val) == 0:
+        x_val = None
+    eps_val = None
+    if x_val is not None:
+        x_val = np.asarray(x_val, dtype=np.float32)
+        eps_val = _eval_noise(cfg.seed, _VALIDATION_STREAM, len(x_val), cfg.latent_dim)
+    if keras.backend.backend() == "tensorflow" and opts.get("loop", "auto") != "keras":
+        return _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts)
+    y_tr = np.zeros((len(x_tr), 1), np.float32)
+    beta = float(cfg.beta)
+    record: dict = {}
+
+    class _Validation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            vd, vr = _evaluate(trainer.encoder, trainer.decoder, x_val, eps_val)
+            vals = {"val_loss": vd + beta * vr, "val_d_nats": vd, "val_r_nats": vr}
+            if logs is not None:
+                logs.update(vals)
+            for k, v in vals.items():
+                record.setdefault(k, []).append(v)
+
+    cbs = ([_Validation()] if x_val is not None else []) + list(callbacks)
+
+    def fit(epochs: int) -> dict:
+        record.clear()
+        hist = trainer.fit(x_tr, y_tr, batch_size=int(cfg.batch_size), epochs=int(epochs),
+                           shuffle=True, verbose=0, callbacks=cbs).history
+        return {**{k: list(v) for k, v in hist.items() if not k.startswith("val_")}, **record}
+
+    return fit
+
+
+def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts):
+    """TensorFlow fast path of :func:`_fit_function` (whole epoch in one graph, XLA step)."""
+    _keras()
+    import tensorflow as tf
+
+    jit = opts["jit_compile"] in (True, "auto")
+    enc, dec, opt = trainer.encoder, trainer.decoder, trainer.optimizer
+    variables = enc.trainable_variables + dec.trainable_variables
+    opt.build(variables)
+    B, L, beta = int(cfg.batch_size), int(cfg.latent_dim), float(cfg.beta)
+    gen = tf.random.Generator.from_seed(int(cfg.seed))  # the training stream: shuffling, noise
+    x_t = tf.constant(x_tr)
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def step(xb, eps):
+        with tf.GradientTape() as tape:
+            d, r = loss_terms(enc, dec, xb, eps)
+            loss = tf.reduce_mean(d + beta * r)
+        opt.apply(tape.gradient(loss, variables), variables)
+        return tf.reduce_sum(d), tf.reduce_sum(r)
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def sums(xb, eps):
+        d, r = loss_terms(enc, dec, xb, eps)
+        return tf.reduce_sum(d), tf.reduce_sum(r)
+
+    @tf.function
+    def epoch(x):
+        n = tf.shape(x)[0]
+        perm = tf.argsort(gen.uniform([n]))
+        sd, sr = tf.constant(0.0), tf.constant(0.0)
+        for i in tf.range((n + B - 1) // B):
+            xb = tf.gather(x, perm[i * B:tf.minimum((i + 1) * B, n)])
+            d, r = step(xb, gen.normal([tf.shape(xb)[0], L]))
+            sd += d
+            sr += r
+        nf = tf.cast(n, tf.float32)
+        return sd / nf, sr / nf
+
+    def evaluate(x, eps):
+        sd = sr = 0.0
+        for i in range(0, len(x), _EVAL_CHUNK):
+            d, r = sums(tf.constant(x[i:i + _EVAL_CHUNK]), tf.constant(eps[i:i + _EVAL_CHUNK]))
+            sd, sr = sd + float(d), sr + float(r)
+        return sd / len(x), sr / len(x)
+
+    history: dict = {}
+
+    def fit(epochs: int) -> dict:
+        for cb in callbacks:
+            cb.on_train_begin()
+        for e in range(int(epochs)):
+            d, r = (float(v) for v in epoch(x_t))
+            logs = {"loss": d + beta * r, "d_nats": d, "r_nats": r}
+            if x_val is not None:
+                vd, vr = evaluate(x_val, eps_val)
+                logs.update(val_loss=vd + beta * vr, val_d_nats=vd, val_r_nats=vr)
+            for k, v in logs.items():
+                history.setdefault(k, []).append(v)
+            for cb in callbacks:
+                cb.on_epoch_end(e, logs)
+        for cb in callbacks:
+            cb.on_train_end()
+        return history
+
+    return fit
+
+
+def _seed_everything(seed: int) -> None:
+    keras = _keras()
+    keras.utils.set_random_seed(int(seed))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+class _TqdmEpochs:
+    """Keras callback showing a tqdm bar over epochs with the latest losses."""
+
+    def __new__(cls, epochs: int, enabled: bool):
+        keras = _keras()
+        from tqdm.auto import tqdm
+
+        class _CB(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.bar = tqdm(total=epochs, desc="training VAE", unit="epoch", disable=not enabled)
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.1f}",
+                                     val_loss=f"{logs.get('val_loss', float('nan')):.1f}")
+                self.bar.update(1)
+
+            def on_train_end(self, logs=None):
+                self.bar.close()
+
+        return _CB()
+
+
+def _scores(model: StyleVAE, x: np.ndarray, groups, eps: np.ndarray, prefix: str) -> dict:
+    """R, D, loss (nats per frame) and note scores of the written outputs on one held-out set."""
+    d, r = _evaluate(model._encoder, model._decoder, x, eps)
+    written = binarize_by_piece(model.reconstruct(x), model.threshold, model.spec, groups)
+    s = note_scores(x, written)
+    return {f"{prefix}_d_nats": d, f"{prefix}_r_nats": r,
+            f"{prefix}_loss_nats": d + model.config.beta * r,
+            f"{prefix}_precision": s["precision"], f"{prefix}_recall": s["recall"],
+            f"{prefix}_f1": s["f1"]}
+
+
+def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarray | None = None,
+          config: VAEConfig | None = None, progress: bool = True, fit_options: dict | None = None,
+          **fields) -> tuple[StyleVAE, dict]:
+    """Train a style VAE on frames (Adam, loss D + beta R), choose its threshold, measure it.
+
+    The loss per frame is D + beta * R in nats: beta weighs the RATE (beta-VAE convention; the
+    paper's Appendix-B beta weighs the distortion, so beta = 1 / beta_paper up to scale).
+    The frames are split by piece into training / validation / test (:func:`split_pieces`); the
+    threshold is chosen on validation, every "held-out" number comes from test.
+
+    Args:
+        frames: (N, spec.frame_size) binary frames, N >= 3 (>= 2 with test_fraction 0); the frames
+            of one piece consecutive and in time order.
+        spec: roll layout of the frames (default RollSpec()).
+        groups: optional (N,) group label per frame (e.g. ``corpus.piece_index``); whole groups go
+            to one side of the split, so held-out bars come from unseen pieces.
+        config: base configuration (default ``PRESETS["paper"]``); ``input_dim`` is set from spec.
+        progress: show a tqdm progress bar.
+        fit_options: speed settings {"jit_compile": bool|"auto", "steps_per_execution": int,
+            "loop": "auto"|"keras"} (see :func:`_fit_function`); they do not change the model.
+        **fields: VAEConfig fields overriding the config: hidden_dim, latent_dim (paper 500, 500),
+            beta (weight of R, >= 0), epochs, batch_size, learning_rate, validation_fraction,
+            test_fraction, seed (seeds weights, noise, shuffling and the split: same seed, same
+            weights).
+
+    Returns:
+        (model, history): history has per-epoch lists ``loss``, ``d_nats``, ``r_nats`` (running
+        means over the epoch's training batches) and ``val_loss``, ``val_d_nats``, ``val_r_nats``
+        (validation frames after the epoch), all in nats per frame, plus ``epoch`` (1-based),
+        ``train_idx``, ``validation_idx``, ``test_idx``, ``threshold_grid``, ``threshold_f1``
+        (validation F1 per grid threshold). ``model.info`` holds ``validation_*`` and ``test_*``
+        (= ``held_out_*``) R, D, loss, precision, recall, F1.
+
+    Raises:
+        OptionError: frames of the wrong shape, a field unknown or out of range, too few frames.
+
+    Used in: notebooks/02_vae_training.ipynb, ``qbdi train``.
+    """
+    spec = RollSpec() if spec is None else spec
+    x = np.asarray(frames)
+    if x.ndim != 2 or x.shape[1] != spec.frame_size:
+        raise OptionError(f"frames must have shape (N, {spec.frame_size}), got {x.shape}")
+    cfg = (PRESETS["paper"] if config is None else config).replace(input_dim=spec.frame_size, **fields)
+    x = (x != 0).astype(np.uint8)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != len(x):
+            raise ValueError(f"groups must have {len(x)} entries, got {len(groups)}")
+        if len(groups):
+            # the longest training piece, so that improvise can warn about queries longer than any
+            _, piece_of_frame = np.unique(groups, return_inverse=True)
+            cfg = cfg.replace(max_piece_frames=int(np.bincount(piece_of_frame).max()))
+    train_idx, val_idx, test_idx = split_pieces(len(x), cfg.validation_fraction, cfg.test_fraction,
+                                                cfg.seed, groups)
+    x_tr, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]
+    g_val = None if groups is None else groups[val_idx]
+    g_test = None if groups is None else groups[test_idx]
+
+    keras = _keras()
+    _seed_everything(cfg.seed)
+    trainer = _make_trainer(cfg, cfg.seed, fit_options)
+    fit = _fit_function(trainer, x_tr, cfg, x_val, [_TqdmEpochs(cfg.epochs, progress)], fit_options)
+    t0 = time.perf_counter()
+    hist = fit(cfg.epochs)
+    train_seconds = time.perf_counter() - t0
+
+    model = StyleVAE(trainer.encoder, trainer.decoder, spec=spec, config=cfg,
+                     fingerprint=frames_fingerprint(x))
+    model.threshold, f1_grid = choose_threshold(x_val, model.reconstruct(x_val), spec=spec, groups=g_val)
+    L = cfg.latent_dim
+    info_scores = _scores(model, x_val, g_val, _eval_noise(cfg.seed, _VALIDATION_STREAM, len(x_val), L),
+                          "validation")
+    if len(x_test):
+        info_scores.update(_scores(model, x_test, g_test,
+                                   _eval_noise(cfg.seed, _TEST_STREAM, len(x_test), L), "test"))
+    reported = "test" if len(x_test) else "validation"
+    for k in ("d_nats", "r_nats", "loss_nats", "precision", "recall", "f1"):
+        info_scores[f"held_out_{k}"] = info_scores[f"{reported}_{k}"]
+    mean, _ = model.encode(x)
+    model.corpus_stats = {"mean": mean.astype(np.float64).mean(axis=0),
+                          "var": mean.astype(np.float64).var(axis=0)}
+    curves = ("loss", "d_nats", "r_nats", "val_loss", "val_d_nats", "val_r_nats")
+    history = {k: [float(v) for v in hist[k]] for k in curves}
+    history.update({
+        "epoch": list(range(1, cfg.epochs + 1)),
+        "train_idx": train_idx, "validation_idx": val_idx, "test_idx": test_idx,
+        "threshold_grid": _THRESHOLD_GRID.tolist(), "threshold_f1": f1_grid.tolist(),
+    })
+    model.info = {
+        "train_seconds": round(train_seconds, 2),
+        "n_frames": int(len(x)), "n_train": int(len(x_tr)), "n_validation": int(len(x_val)),
+        "n_test": int(len(x_test)), "n_held_out": int(len(x_test) if len(x_test) else len(x_val)),
+        "held_out_set": reported,
+        **info_scores,
+        "backend": keras.backend.backend(),
+        "history": {k: history[k] for k in curves},
+    }
+    if groups is not None:
+        model.info["validation_groups"] = sorted(int(g) for g in np.unique(g_val))
+        model.info["test_groups"] = sorted(int(g) for g in np.unique(g_test))
+    return model, history
+
+
+# --------------------------------------------------------------------------------------------
+# The default model
+# --------------------------------------------------------------------------------------------
+
+
+def default_model_dir() -> Path:
+    """Where the default model lives: ``models_dir() / "default"``.
+
+    Returns:
+        The directory (it may not exist yet).
+
+    Used in: notebooks 02-05 (through :func:`default_model`), benchmarks/bench_generate.py.
+    """
+    return paths.models_dir() / "default"
+
+
+def _same_config(a: VAEConfig, b: VAEConfig) -> bool:
+    """Same configuration, ignoring what training derives from the data (max_piece_frames)."""
+    strip = lambda c: {k: v for k, v in c.to_dict().items() if k != "max_piece_frames"}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def default_model(progress: bool = True, *, retrain: bool = False) -> StyleVAE:
+    """The paper's model trained on the default corpus (the 4/4 Bach chorales), cached on disk.
+
+    Loads ``models_dir()/default`` when its training-frame fingerprint and configuration match the
+    current default corpus and :data:`DEFAULT_CONFIG` (= ``PRESETS["paper"]``); otherwise trains it
+    (a few minutes on two CPU cores) and saves it there.
+
+    Args:
+        progress: show progress bars (corpus loading, training).
+        retrain: train even if a matching cached model exists.
+
+    Returns:
+        The model; ``model.info`` holds the training facts (validation and test R, D, F1, wall
+        time, history).
+
+    Raises:
+        CorpusError: the chorales cannot be loaded.
+
+    Used in: notebooks 02-05, ``qbdi improvise`` without ``--model``.
+    """
+    spec = RollSpec()
+    corpus = corpus_mod.load_corpus("chorales", spec=spec, progress=progress)
+    fp = frames_fingerprint(corpus.frames)
+    d = default_model_dir()
+    if not retrain and (d / MODEL_FILE).is_file():
+        try:
+            model = StyleVAE.load(d, spec=spec)
+            if model.fingerprint == fp and _same_config(model.config, DEFAULT_CONFIG):
+                model.from_cache = True
+                return model
+        except ModelError:
+            pass
+    model, _ = train(corpus.frames, spec=spec, groups=corpus.piece_index, progress=progress,
+                     config=DEFAULT_CONFIG)
+    model.save(d)
+    model.from_cache = False
+    return model
