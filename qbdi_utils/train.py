@@ -9,6 +9,9 @@ presets) lives in :mod:`qbdi_utils.vae`; this module turns frames into a trained
    note F1).
 2. Adam minimises D + beta * R per frame (nats). ``beta`` weighs the RATE (the beta-VAE
    convention); the paper's Appendix-B beta weighs the distortion, beta = 1 / beta_paper up to scale.
+   With ``gamma > 0`` the loss gains gamma * P, P = m_t CE(x_{t+1} | z_t) from the predictor head
+   (see :mod:`qbdi_utils.vae`); pairs (x_t, x_{t+1}) come from :func:`successor_index` and never
+   cross a piece boundary or a side of the split.
    On the TensorFlow backend each epoch is one compiled graph (:func:`_tf_fit_function`), elsewhere
    ``Model.fit``.
 3. Validation and test frames are scored with noise from their OWN random streams (seeded from the
@@ -35,12 +38,13 @@ from qbdi_utils.errors import ModelError, OptionError
 from qbdi_utils.pianoroll import RollSpec, binarize
 from qbdi_utils.vae import (
     DEFAULT_CONFIG, DEFAULT_EPOCHS, MODEL_FILE, PRESETS, StyleVAE, VAEConfig, _build_networks,
-    _keras, frames_fingerprint, loss_terms, note_scores,
+    _build_predictor, _keras, frames_fingerprint, loss_terms, note_scores, predictive_terms,
 )
 
 __all__ = [
     "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "binarize_by_piece", "choose_threshold",
-    "default_model", "default_model_dir", "split_held_out", "split_pieces", "train",
+    "default_model", "default_model_dir", "held_out_scores", "split_held_out", "split_pieces",
+    "successor_index", "train",
 ]
 
 # Settings that change speed, not the model; kept out of the configuration.
@@ -150,6 +154,39 @@ def _runs(groups: np.ndarray | None, n: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def successor_index(groups: np.ndarray | None, n: int) -> np.ndarray:
+    """Index of each frame's next bar in the same piece, or -1 (a piece's last bar).
+
+    Consecutive frames with the same group label are one piece in time order (as
+    ``corpus.load_corpus`` lays them out); without groups all n frames are one piece.
+
+    Args:
+        groups: (n,) piece label per frame, or None.
+        n: number of frames.
+
+    Returns:
+        (n,) int64: i + 1 where frame i + 1 continues frame i's piece, else -1.
+
+    Used in: :func:`train` (gamma > 0), qbdi_utils.predictive, tests/test_vae_predictive.py.
+    """
+    nxt = np.arange(1, n + 1, dtype=np.int64)
+    if n:
+        nxt[-1] = -1
+    if groups is not None:
+        g = np.asarray(groups)
+        if len(g) != n:
+            raise ValueError(f"groups must have {n} entries, got {len(g)}")
+        nxt[:-1][g[1:] != g[:-1]] = -1
+    return nxt
+
+
+def _subset_successors(nxt: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Successor positions within the subset ``idx`` (-1 where the successor is not in it)."""
+    pos = np.full(len(nxt) + 1, -1, dtype=np.int64)  # pos[-1] (the extra slot) stays -1
+    pos[idx] = np.arange(len(idx))
+    return pos[nxt[idx]]
+
+
 def binarize_by_piece(probabilities: np.ndarray, threshold: float, spec: RollSpec | None = None,
                       groups: np.ndarray | None = None) -> np.ndarray:
     """Decoder probabilities -> frames as they are written: ``pianoroll.binarize`` piece by piece.
@@ -219,18 +256,32 @@ def _eval_noise(seed: int, stream: int, n: int, latent_dim: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(stream)]).standard_normal((n, latent_dim)).astype(np.float32)
 
 
-def _evaluate(encoder, decoder, x: np.ndarray, eps: np.ndarray) -> tuple[float, float]:
-    """Mean D and R (nats per frame) over frames x with the given reparameterisation noise."""
+def _pair_arrays(x: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(next bars y (N, D) float32, zero where none; mask (N,) float32)."""
+    mask = (nxt >= 0).astype(np.float32)
+    y = np.asarray(x, np.float32)[np.maximum(nxt, 0)] * mask[:, None]
+    return y, mask
+
+
+def _evaluate(encoder, decoder, x: np.ndarray, eps: np.ndarray, predictor=None,
+              nxt: np.ndarray | None = None) -> tuple[float, ...]:
+    """Mean D and R (and P with a predictor) in nats per frame over frames x with the given noise."""
     keras = _keras()
     ops = keras.ops
-    sd = sr = 0.0
+    x = np.asarray(x, np.float32)
+    if predictor is not None:
+        y, mask = _pair_arrays(x, successor_index(None, len(x)) if nxt is None else nxt)
+    sums = np.zeros(3 if predictor is not None else 2)
     for i in range(0, len(x), _EVAL_CHUNK):
-        xb = ops.convert_to_tensor(np.asarray(x[i:i + _EVAL_CHUNK], np.float32))
-        eb = ops.convert_to_tensor(eps[i:i + _EVAL_CHUNK])
-        d, r = loss_terms(encoder, decoder, xb, eb)
-        sd += float(ops.convert_to_numpy(ops.sum(d)))
-        sr += float(ops.convert_to_numpy(ops.sum(r)))
-    return sd / len(x), sr / len(x)
+        sl = slice(i, i + _EVAL_CHUNK)
+        xb, eb = ops.convert_to_tensor(x[sl]), ops.convert_to_tensor(eps[sl])
+        if predictor is None:
+            terms = loss_terms(encoder, decoder, xb, eb)
+        else:
+            terms = predictive_terms(encoder, decoder, predictor, xb, ops.convert_to_tensor(y[sl]),
+                                     ops.convert_to_tensor(mask[sl]), eb)
+        sums += [float(ops.convert_to_numpy(ops.sum(t))) for t in terms]
+    return tuple(float(v) for v in sums / len(x))
 
 
 def _as_config(cfg) -> VAEConfig:
@@ -244,7 +295,8 @@ def _make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
     cfg = _as_config(cfg)
     fit_opts = {**_FIT_DEFAULTS, **(fit_opts or {})}
     encoder, decoder = _build_networks(cfg)
-    beta = float(cfg.beta)
+    predictor = _build_predictor(cfg)  # None when gamma == 0: then exactly the pre-head trainer
+    beta, gamma = float(cfg.beta), float(cfg.gamma)
     latent_dim = int(cfg.latent_dim)
 
     class _Trainer(keras.Model):
@@ -252,16 +304,24 @@ def _make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
             super().__init__(name="style_vae_trainer")
             self.encoder = encoder
             self.decoder = decoder
+            self.predictor = predictor
             self.noise = keras.random.SeedGenerator(seed)
 
         def call(self, x, training=False):
-            x = ops.cast(x, "float32")
+            if self.predictor is None:
+                x = ops.cast(x, "float32")
+                eps = keras.random.normal((ops.shape(x)[0], latent_dim), seed=self.noise)
+                d, r = loss_terms(self.encoder, self.decoder, x, eps)
+                return ops.stack([d, r], axis=-1)
+            x, y, m = (ops.cast(t, "float32") for t in x)
             eps = keras.random.normal((ops.shape(x)[0], latent_dim), seed=self.noise)
-            d, r = loss_terms(self.encoder, self.decoder, x, eps)
-            return ops.stack([d, r], axis=-1)
+            d, r, p = predictive_terms(self.encoder, self.decoder, self.predictor, x, y, m, eps)
+            return ops.stack([d, r, p], axis=-1)
 
     def loss(y_true, y_pred):  # y_true is a dummy: the target is the input itself
-        return y_pred[:, 0] + beta * y_pred[:, 1]
+        if predictor is None:
+            return y_pred[:, 0] + beta * y_pred[:, 1]
+        return y_pred[:, 0] + beta * y_pred[:, 1] + gamma * y_pred[:, 2]
 
     def d_nats(y_true, y_pred):
         return y_pred[:, 0]
@@ -269,52 +329,69 @@ def _make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
     def r_nats(y_true, y_pred):
         return y_pred[:, 1]
 
+    def p_nats(y_true, y_pred):
+        return y_pred[:, 2]
+
     trainer = _Trainer()
     trainer.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(cfg.learning_rate)),
         loss=loss,
-        metrics=[d_nats, r_nats],
+        metrics=[d_nats, r_nats] + ([p_nats] if predictor is not None else []),
         jit_compile=fit_opts["jit_compile"],
         steps_per_execution=int(fit_opts["steps_per_execution"]),
     )
-    trainer(np.zeros((1, cfg.input_dim), np.float32))  # build the weights
+    zeros = np.zeros((1, cfg.input_dim), np.float32)
+    trainer(zeros if predictor is None else [zeros, zeros, np.zeros((1,), np.float32)])  # build
     return trainer
 
 
 def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | None = None,
-                  callbacks=(), fit_options: dict | None = None):
+                  callbacks=(), fit_options: dict | None = None, *,
+                  next_tr: np.ndarray | None = None, next_val: np.ndarray | None = None):
     """The project's training loop: returns ``fit(epochs) -> history dict`` over in-memory frames.
 
     On the TensorFlow backend (unless ``fit_options["loop"] == "keras"``) each epoch is one
     ``tf.function`` looping over shuffled in-memory batches, with the Adam step compiled by XLA; this
     runs about twice as fast as ``Model.fit`` on two CPU cores (benchmarks/bench_train.py). Other
     backends use ``Model.fit`` with ``steps_per_execution``. Both give per-epoch ``loss``,
-    ``d_nats``, ``r_nats`` and, with validation frames, ``val_*`` of the same, in nats per frame.
+    ``d_nats``, ``r_nats`` (and ``p_nats`` with a predictor head) and, with validation frames,
+    ``val_*`` of the same, in nats per frame.
     The validation frames are scored after every epoch with fixed noise from their own stream
     (seeded by ``cfg.seed``), so evaluating them never moves the training generator.
+    ``next_tr`` / ``next_val``: successor position of each frame within its set, -1 for none
+    (default: :func:`successor_index` of one piece); used only with a predictor head.
     ``callbacks`` are Keras callbacks; only ``on_train_begin``, ``on_epoch_end(epoch, logs)`` and
     ``on_train_end`` are called on the fast path.
     """
     cfg = _as_config(cfg)
     opts = {**_FIT_DEFAULTS, **(fit_options or {})}
     keras = _keras()
+    predictor = getattr(trainer, "predictor", None)
     x_tr = np.asarray(x_tr, dtype=np.float32)
+    if next_tr is None:
+        next_tr = successor_index(None, len(x_tr))
     if x_val is not None and len(x_val) == 0:
         x_val = None
     eps_val = None
     if x_val is not None:
         x_val = np.asarray(x_val, dtype=np.float32)
         eps_val = _eval_noise(cfg.seed, _VALIDATION_STREAM, len(x_val), cfg.latent_dim)
+        if next_val is None:
+            next_val = successor_index(None, len(x_val))
     if keras.backend.backend() == "tensorflow" and opts.get("loop", "auto") != "keras":
-        return _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts)
+        return _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_tr, next_val)
     y_tr = np.zeros((len(x_tr), 1), np.float32)
-    beta = float(cfg.beta)
+    beta, gamma = float(cfg.beta), float(cfg.gamma)
+    inputs = x_tr if predictor is None else [x_tr, *_pair_arrays(x_tr, next_tr)]
     record: dict = {}
 
     class _Validation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            vd, vr = _evaluate(trainer.encoder, trainer.decoder, x_val, eps_val)
-            vals = {"val_loss": vd + beta * vr, "val_d_nats": vd, "val_r_nats": vr}
+            terms = _evaluate(trainer.encoder, trainer.decoder, x_val, eps_val, predictor, next_val)
+            vals = {"val_loss": terms[0] + beta * terms[1] + (gamma * terms[2] if predictor else 0.0),
+                    "val_d_nats": terms[0], "val_r_nats": terms[1]}
+            if predictor is not None:
+                vals["val_p_nats"] = terms[2]
             if logs is not None:
                 logs.update(vals)
             for k, v in vals.items():
@@ -324,70 +401,127 @@ def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray |
 
     def fit(epochs: int) -> dict:
         record.clear()
-        hist = trainer.fit(x_tr, y_tr, batch_size=int(cfg.batch_size), epochs=int(epochs),
+        hist = trainer.fit(inputs, y_tr, batch_size=int(cfg.batch_size), epochs=int(epochs),
                            shuffle=True, verbose=0, callbacks=cbs).history
         return {**{k: list(v) for k, v in hist.items() if not k.startswith("val_")}, **record}
 
     return fit
 
 
-def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts):
+def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_tr, next_val):
     """TensorFlow fast path of :func:`_fit_function` (whole epoch in one graph, XLA step)."""
     _keras()
     import tensorflow as tf
 
     jit = opts["jit_compile"] in (True, "auto")
     enc, dec, opt = trainer.encoder, trainer.decoder, trainer.optimizer
+    pred = getattr(trainer, "predictor", None)
     variables = enc.trainable_variables + dec.trainable_variables
+    if pred is not None:
+        variables = variables + pred.trainable_variables
     opt.build(variables)
-    B, L, beta = int(cfg.batch_size), int(cfg.latent_dim), float(cfg.beta)
+    B, L = int(cfg.batch_size), int(cfg.latent_dim)
+    beta, gamma = float(cfg.beta), float(cfg.gamma)
     gen = tf.random.Generator.from_seed(int(cfg.seed))  # the training stream: shuffling, noise
     x_t = tf.constant(x_tr)
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def step(xb, eps):
-        with tf.GradientTape() as tape:
+    if pred is None:
+        @tf.function(jit_compile=jit, reduce_retracing=True)
+        def step(xb, eps):
+            with tf.GradientTape() as tape:
+                d, r = loss_terms(enc, dec, xb, eps)
+                loss = tf.reduce_mean(d + beta * r)
+            opt.apply(tape.gradient(loss, variables), variables)
+            return tf.reduce_sum(d), tf.reduce_sum(r)
+
+        @tf.function(jit_compile=jit, reduce_retracing=True)
+        def sums(xb, eps):
             d, r = loss_terms(enc, dec, xb, eps)
-            loss = tf.reduce_mean(d + beta * r)
-        opt.apply(tape.gradient(loss, variables), variables)
-        return tf.reduce_sum(d), tf.reduce_sum(r)
+            return tf.reduce_sum(d), tf.reduce_sum(r)
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def sums(xb, eps):
-        d, r = loss_terms(enc, dec, xb, eps)
-        return tf.reduce_sum(d), tf.reduce_sum(r)
+        @tf.function
+        def epoch(x):
+            n = tf.shape(x)[0]
+            perm = tf.argsort(gen.uniform([n]))
+            sd, sr = tf.constant(0.0), tf.constant(0.0)
+            for i in tf.range((n + B - 1) // B):
+                xb = tf.gather(x, perm[i * B:tf.minimum((i + 1) * B, n)])
+                d, r = step(xb, gen.normal([tf.shape(xb)[0], L]))
+                sd += d
+                sr += r
+            nf = tf.cast(n, tf.float32)
+            return sd / nf, sr / nf
 
-    @tf.function
-    def epoch(x):
-        n = tf.shape(x)[0]
-        perm = tf.argsort(gen.uniform([n]))
-        sd, sr = tf.constant(0.0), tf.constant(0.0)
-        for i in tf.range((n + B - 1) // B):
-            xb = tf.gather(x, perm[i * B:tf.minimum((i + 1) * B, n)])
-            d, r = step(xb, gen.normal([tf.shape(xb)[0], L]))
-            sd += d
-            sr += r
-        nf = tf.cast(n, tf.float32)
-        return sd / nf, sr / nf
+        def run_epoch():
+            return [float(v) for v in epoch(x_t)]
 
-    def evaluate(x, eps):
-        sd = sr = 0.0
-        for i in range(0, len(x), _EVAL_CHUNK):
-            d, r = sums(tf.constant(x[i:i + _EVAL_CHUNK]), tf.constant(eps[i:i + _EVAL_CHUNK]))
-            sd, sr = sd + float(d), sr + float(r)
-        return sd / len(x), sr / len(x)
+        def evaluate(x, eps):
+            tot = np.zeros(2)
+            for i in range(0, len(x), _EVAL_CHUNK):
+                tot += [float(v) for v in sums(tf.constant(x[i:i + _EVAL_CHUNK]),
+                                               tf.constant(eps[i:i + _EVAL_CHUNK]))]
+            return list(tot / len(x))
+    else:
+        nxt_t = tf.constant(np.asarray(next_tr, np.int64))
 
+        @tf.function(jit_compile=jit, reduce_retracing=True)
+        def step(xb, yb, mb, eps):
+            with tf.GradientTape() as tape:
+                d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
+                loss = tf.reduce_mean(d + beta * r + gamma * p)
+            opt.apply(tape.gradient(loss, variables), variables)
+            return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
+
+        @tf.function(jit_compile=jit, reduce_retracing=True)
+        def sums(xb, yb, mb, eps):
+            d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
+            return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
+
+        @tf.function
+        def epoch(x, nxt):
+            n = tf.shape(x)[0]
+            perm = tf.argsort(gen.uniform([n]))
+            sd, sr, sp = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
+            for i in tf.range((n + B - 1) // B):
+                idx = perm[i * B:tf.minimum((i + 1) * B, n)]
+                xb = tf.gather(x, idx)
+                ni = tf.gather(nxt, idx)
+                mb = tf.cast(ni >= 0, tf.float32)
+                yb = tf.gather(x, tf.maximum(ni, 0))
+                d, r, p = step(xb, yb, mb, gen.normal([tf.shape(xb)[0], L]))
+                sd += d
+                sr += r
+                sp += p
+            nf = tf.cast(n, tf.float32)
+            return sd / nf, sr / nf, sp / nf
+
+        def run_epoch():
+            return [float(v) for v in epoch(x_t, nxt_t)]
+
+        y_val, m_val = _pair_arrays(x_val, next_val) if x_val is not None else (None, None)
+
+        def evaluate(x, eps):
+            tot = np.zeros(3)
+            for i in range(0, len(x), _EVAL_CHUNK):
+                sl = slice(i, i + _EVAL_CHUNK)
+                tot += [float(v) for v in sums(tf.constant(x[sl]), tf.constant(y_val[sl]),
+                                               tf.constant(m_val[sl]), tf.constant(eps[sl]))]
+            return list(tot / len(x))
+
+    names = ["d_nats", "r_nats"] + (["p_nats"] if pred is not None else [])
+    weights = [1.0, beta] + ([gamma] if pred is not None else [])
     history: dict = {}
 
     def fit(epochs: int) -> dict:
         for cb in callbacks:
             cb.on_train_begin()
         for e in range(int(epochs)):
-            d, r = (float(v) for v in epoch(x_t))
-            logs = {"loss": d + beta * r, "d_nats": d, "r_nats": r}
+            terms = run_epoch()
+            logs = {"loss": float(np.dot(weights, terms)), **dict(zip(names, terms))}
             if x_val is not None:
-                vd, vr = evaluate(x_val, eps_val)
-                logs.update(val_loss=vd + beta * vr, val_d_nats=vd, val_r_nats=vr)
+                vterms = evaluate(x_val, eps_val)
+                logs["val_loss"] = float(np.dot(weights, vterms))
+                logs.update({f"val_{k}": v for k, v in zip(names, vterms)})
             for k, v in logs.items():
                 history.setdefault(k, []).append(v)
             for cb in callbacks:
@@ -431,24 +565,60 @@ class _TqdmEpochs:
         return _CB()
 
 
-def _scores(model: StyleVAE, x: np.ndarray, groups, eps: np.ndarray, prefix: str) -> dict:
-    """R, D, loss (nats per frame) and note scores of the written outputs on one held-out set."""
-    d, r = _evaluate(model._encoder, model._decoder, x, eps)
+def _scores(model: StyleVAE, x: np.ndarray, groups, eps: np.ndarray, prefix: str,
+            nxt: np.ndarray) -> dict:
+    """R, D (P), loss (nats per frame) and note scores of the written outputs on one held-out set."""
+    terms = _evaluate(model._encoder, model._decoder, x, eps, model._predictor, nxt)
+    d, r = terms[0], terms[1]
     written = binarize_by_piece(model.reconstruct(x), model.threshold, model.spec, groups)
     s = note_scores(x, written)
-    return {f"{prefix}_d_nats": d, f"{prefix}_r_nats": r,
-            f"{prefix}_loss_nats": d + model.config.beta * r,
-            f"{prefix}_precision": s["precision"], f"{prefix}_recall": s["recall"],
-            f"{prefix}_f1": s["f1"]}
+    out = {f"{prefix}_d_nats": d, f"{prefix}_r_nats": r,
+           f"{prefix}_loss_nats": d + model.config.beta * r + (
+               model.config.gamma * terms[2] if model.has_predictor else 0.0),
+           f"{prefix}_precision": s["precision"], f"{prefix}_recall": s["recall"],
+           f"{prefix}_f1": s["f1"]}
+    if model.has_predictor:
+        out[f"{prefix}_p_nats"] = terms[2]
+    return out
+
+
+def held_out_scores(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | None = None,
+                    role: str = "test") -> dict:
+    """A model's R, D (and P), loss, precision, recall and note F1 on held-out frames, as ``train`` reports them.
+
+    D, R and P use reparameterisation noise from the role's own random stream (seeded by the
+    model's seed), F1 the outputs as written (:func:`binarize_by_piece` at the model's threshold).
+
+    Args:
+        model: a StyleVAE.
+        frames: (N, frame_size) binary frames of held-out pieces, each piece's frames consecutive.
+        groups: (N,) piece label per frame, or None (one piece for P; single frames for F1).
+        role: "test" or "validation" (chooses the noise stream and the keys' prefix).
+
+    Returns:
+        dict ``{role}_d_nats``, ``{role}_r_nats``, ``{role}_loss_nats`` (nats per frame),
+        ``{role}_precision``, ``{role}_recall``, ``{role}_f1``, and ``{role}_p_nats`` with a head.
+
+    Used in: :func:`train`, qbdi_utils.predictive.evaluate, ``qbdi evaluate``.
+    """
+    stream = {"validation": _VALIDATION_STREAM, "test": _TEST_STREAM}.get(role)
+    if stream is None:
+        raise ValueError(f"role must be 'validation' or 'test', got {role!r}")
+    x = (np.asarray(frames) != 0).astype(np.uint8)
+    eps = _eval_noise(model.config.seed, stream, len(x), model.latent_dim)
+    return _scores(model, x, groups, eps, role, successor_index(groups, len(x)))
 
 
 def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarray | None = None,
           config: VAEConfig | None = None, progress: bool = True, fit_options: dict | None = None,
           **fields) -> tuple[StyleVAE, dict]:
-    """Train a style VAE on frames (Adam, loss D + beta R), choose its threshold, measure it.
+    """Train a style VAE on frames (Adam, loss D + beta R [+ gamma P]), choose its threshold, measure it.
 
     The loss per frame is D + beta * R in nats: beta weighs the RATE (beta-VAE convention; the
-    paper's Appendix-B beta weighs the distortion, so beta = 1 / beta_paper up to scale).
+    paper's Appendix-B beta weighs the distortion, so beta = 1 / beta_paper up to scale). With
+    gamma > 0 it is D + beta R + gamma P, P = m_t CE(x_{t+1} | z_t) of the predictor head (nats per
+    frame; m_t = 0 for a piece's last bar, which still counts in D and R); pairs never cross a
+    piece (``groups``) or a side of the split. gamma = 0 trains exactly the model without a head.
     The frames are split by piece into training / validation / test (:func:`split_pieces`); the
     threshold is chosen on validation, every "held-out" number comes from test.
 
@@ -465,14 +635,15 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
         **fields: VAEConfig fields overriding the config: hidden_dim, latent_dim (paper 500, 500),
             beta (weight of R, >= 0), epochs, batch_size, learning_rate, validation_fraction,
             test_fraction, seed (seeds weights, noise, shuffling and the split: same seed, same
-            weights).
+            weights), gamma (weight of the predictive term, >= 0; 0 = no predictor head).
 
     Returns:
         (model, history): history has per-epoch lists ``loss``, ``d_nats``, ``r_nats`` (running
         means over the epoch's training batches) and ``val_loss``, ``val_d_nats``, ``val_r_nats``
         (validation frames after the epoch), all in nats per frame, plus ``epoch`` (1-based),
         ``train_idx``, ``validation_idx``, ``test_idx``, ``threshold_grid``, ``threshold_f1``
-        (validation F1 per grid threshold). ``model.info`` holds ``validation_*`` and ``test_*``
+        (validation F1 per grid threshold); with gamma > 0 also ``p_nats``, ``val_p_nats`` and
+        ``n_pairs`` (training pairs (x_t, x_{t+1})). ``model.info`` holds ``validation_*`` and ``test_*``
         (= ``held_out_*``) R, D, loss, precision, recall, F1.
 
     Raises:
@@ -499,37 +670,45 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
     x_tr, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]
     g_val = None if groups is None else groups[val_idx]
     g_test = None if groups is None else groups[test_idx]
+    nxt = successor_index(groups, len(x))
+    next_tr, next_val, next_test = (_subset_successors(nxt, idx) for idx in (train_idx, val_idx, test_idx))
 
     keras = _keras()
     _seed_everything(cfg.seed)
     trainer = _make_trainer(cfg, cfg.seed, fit_options)
-    fit = _fit_function(trainer, x_tr, cfg, x_val, [_TqdmEpochs(cfg.epochs, progress)], fit_options)
+    fit = _fit_function(trainer, x_tr, cfg, x_val, [_TqdmEpochs(cfg.epochs, progress)], fit_options,
+                        next_tr=next_tr, next_val=next_val)
     t0 = time.perf_counter()
     hist = fit(cfg.epochs)
     train_seconds = time.perf_counter() - t0
 
     model = StyleVAE(trainer.encoder, trainer.decoder, spec=spec, config=cfg,
-                     fingerprint=frames_fingerprint(x))
+                     fingerprint=frames_fingerprint(x), predictor=trainer.predictor)
     model.threshold, f1_grid = choose_threshold(x_val, model.reconstruct(x_val), spec=spec, groups=g_val)
     L = cfg.latent_dim
     info_scores = _scores(model, x_val, g_val, _eval_noise(cfg.seed, _VALIDATION_STREAM, len(x_val), L),
-                          "validation")
+                          "validation", next_val)
     if len(x_test):
         info_scores.update(_scores(model, x_test, g_test,
-                                   _eval_noise(cfg.seed, _TEST_STREAM, len(x_test), L), "test"))
+                                   _eval_noise(cfg.seed, _TEST_STREAM, len(x_test), L), "test", next_test))
     reported = "test" if len(x_test) else "validation"
-    for k in ("d_nats", "r_nats", "loss_nats", "precision", "recall", "f1"):
+    for k in ("d_nats", "r_nats", "loss_nats", "precision", "recall", "f1") + (
+            ("p_nats",) if model.has_predictor else ()):
         info_scores[f"held_out_{k}"] = info_scores[f"{reported}_{k}"]
     mean, _ = model.encode(x)
     model.corpus_stats = {"mean": mean.astype(np.float64).mean(axis=0),
                           "var": mean.astype(np.float64).var(axis=0)}
-    curves = ("loss", "d_nats", "r_nats", "val_loss", "val_d_nats", "val_r_nats")
+    curves = ("loss", "d_nats", "r_nats", "val_loss", "val_d_nats", "val_r_nats") + (
+        ("p_nats", "val_p_nats") if model.has_predictor else ())
     history = {k: [float(v) for v in hist[k]] for k in curves}
     history.update({
         "epoch": list(range(1, cfg.epochs + 1)),
         "train_idx": train_idx, "validation_idx": val_idx, "test_idx": test_idx,
         "threshold_grid": _THRESHOLD_GRID.tolist(), "threshold_f1": f1_grid.tolist(),
     })
+    if model.has_predictor:
+        history["n_pairs"] = int(np.count_nonzero(next_tr >= 0))
+        history["next_tr"] = next_tr
     model.info = {
         "train_seconds": round(train_seconds, 2),
         "n_frames": int(len(x)), "n_train": int(len(x_tr)), "n_validation": int(len(x_val)),
@@ -537,6 +716,7 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
         "held_out_set": reported,
         **info_scores,
         "backend": keras.backend.backend(),
+        **({"n_train_pairs": int(np.count_nonzero(next_tr >= 0))} if model.has_predictor else {}),
         "history": {k: history[k] for k in curves},
     }
     if groups is not None:

@@ -17,6 +17,16 @@ Loss per frame (nats) = D + beta * R with
     R = KL(q(z | x) || N(0, I)) = 1/2 sum(exp(logvar) + mean^2 - 1 - logvar)   (rate)
 so with beta = 1 the loss is the negative ELBO, R + D (Alemi et al. 2018).
 
+**Predictive head (gamma > 0, PAPER.md section 8, the paper's Appendix B).** With ``gamma > 0`` the
+model also has a predictor head q(y | z_t) for Y = the next bar x_{t+1} of the same piece::
+
+    predictor z (500) -> Dense hidden_dim ReLU -> 2496 logits   (Bernoulli over the next bar's cells)
+
+trained jointly on D + beta R + gamma P, P = m_t CE(x_{t+1} | z_t) (the summed Bernoulli negative
+log-likelihood of the next bar given the same sampled z_t the decoder sees; m_t = 0 for a piece's
+last bar, which has no successor but still counts in D and R). The head's cross-entropy bounds
+I(Z;Y) from below (Barber-Agakov): I(Z;Y) >= H(Y) - CE. Encoding and decoding ignore the head.
+
 **Which beta.** ``beta`` here weighs the *rate* (the beta-VAE convention of Higgins et al. 2017 and
 Alemi et al. 2018). The paper's Appendix B writes L = I(X;Z) + beta_paper <d(X,Z)>, a weight on
 the *distortion*; dividing that by beta_paper gives D + (1/beta_paper) R, so
@@ -28,8 +38,9 @@ first use, not when this module is imported.
 
 A saved model is a directory holding ``model.json`` (format, roll layout, :class:`VAEConfig`,
 fingerprint of the training frames, decoding threshold, corpus statistics of the latent means,
-training facts) and ``weights.npz``. Format version 2 (this one) stores the three-way split's
-fractions; version-1 directories (one held-out set) still load.
+training facts) and ``weights.npz`` (encoder, decoder, then the predictor head if gamma > 0).
+Format version 2 (this one) stores the three-way split's fractions and gamma; version-1
+directories (one held-out set, no head) still load.
 
 Training names (``train``, ``default_model``, ``default_model_dir``, ``split_held_out``,
 ``choose_threshold``, ...) moved to :mod:`qbdi_utils.train`; ``qbdi_utils.vae.train`` etc. keep
@@ -58,7 +69,7 @@ from qbdi_utils.pianoroll import RollSpec
 __all__ = [
     "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "FORMAT", "FORMAT_VERSION", "MODEL_FILE", "PRESETS",
     "StyleVAE", "VAEConfig", "WEIGHTS_FILE", "frames_fingerprint", "loss_terms", "note_scores",
-    "synthetic_frames",
+    "predictive_terms", "synthetic_frames",
 ]
 
 FORMAT = "qbdi-style-vae"
@@ -109,6 +120,8 @@ class VAEConfig(Mapping):
         seed: seeds weights, noise, shuffling and the split (>= 0).
         max_piece_frames: frames of the longest training piece (set by training when the pieces
             are known; improvise warns about longer queries), or None.
+        gamma: weight of the predictive term gamma * CE(x_{t+1} | z_t) in the loss, in [0, inf);
+            0 = no predictor head (the paper's VAE), > 0 adds the head latent -> hidden_dim -> input_dim.
 
     Raises:
         OptionError: a field has the wrong type or is out of range (the message names the field).
@@ -127,6 +140,7 @@ class VAEConfig(Mapping):
     test_fraction: float = 0.1
     seed: int = 0
     max_piece_frames: int | None = None
+    gamma: float = 0.0
 
     # field -> (kind, lower bound, lower bound inclusive, upper bound (exclusive) or None, may be None)
     _RULES = {
@@ -141,6 +155,7 @@ class VAEConfig(Mapping):
         "test_fraction": (_FLOAT, 0.0, True, 1.0, False),
         "seed": (_INT, 0, True, None, False),
         "max_piece_frames": (_INT, 1, True, None, True),
+        "gamma": (_FLOAT, 0.0, True, None, False),
     }
 
     def __post_init__(self):
@@ -241,6 +256,7 @@ def _config_from_v1(config: Mapping) -> dict:
         c["validation_fraction"] = c.pop("held_out_fraction")
     c.setdefault("test_fraction", 0.0)
     c.setdefault("max_piece_frames", None)
+    c.setdefault("gamma", 0.0)
     return c
 
 
@@ -389,6 +405,22 @@ def _build_networks(cfg: VAEConfig):
     return encoder, decoder
 
 
+def _build_predictor(cfg: VAEConfig):
+    """The predictor head (z -> logits of the next bar), or None when ``cfg.gamma == 0``.
+
+    Built after the encoder and decoder, so a gamma = 0 model draws exactly the same initial
+    weights as before the head existed.
+    """
+    if cfg.gamma == 0:
+        return None
+    keras = _keras()
+    layers = keras.layers
+    z_in = keras.Input(shape=(cfg.latent_dim,), name="z_t")
+    g = layers.Dense(cfg.hidden_dim, activation="relu", name="pred_hidden")(z_in)
+    logits = layers.Dense(cfg.input_dim, name="pred_logits")(g)
+    return keras.Model(z_in, logits, name="predictor")
+
+
 def loss_terms(encoder, decoder, x, eps):
     """Per-frame distortion and rate (nats), written with ``keras.ops``.
 
@@ -399,6 +431,8 @@ def loss_terms(encoder, decoder, x, eps):
 
     Returns:
         (d, r): two (B,) tensors, D = sum of Bernoulli NLL over cells, R = KL(q(z|x) || N(0, I)).
+
+    Used in: qbdi_utils.train (the training loop), tests/test_vae.py.
     """
     from keras import ops
 
@@ -409,6 +443,35 @@ def loss_terms(encoder, decoder, x, eps):
     d = ops.sum(ops.softplus(logits) - x * logits, axis=-1)
     r = 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=-1)
     return d, r
+
+
+def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
+    """Per-frame distortion, rate and predictive term (nats), written with ``keras.ops``.
+
+    Args:
+        encoder, decoder, predictor: the Keras networks (predictor: z -> next-bar logits).
+        x: (B, D) float tensor of 0/1, the bars x_t.
+        y: (B, D) float tensor of 0/1, the next bars x_{t+1} (anything where mask is 0).
+        mask: (B,) float tensor, 1 where x_t has a successor in its piece, else 0.
+        eps: (B, L) standard normal noise; z_t = mean + exp(logvar/2) eps feeds both the decoder
+            and the predictor.
+
+    Returns:
+        (d, r, p): three (B,) tensors; d and r as :func:`loss_terms`,
+        p = mask * sum over cells of the Bernoulli NLL of y under the predictor's logits.
+
+    Used in: qbdi_utils.train (gamma > 0), tests/test_vae_predictive.py.
+    """
+    from keras import ops
+
+    mean, logvar = encoder(x)
+    z = mean + ops.exp(0.5 * logvar) * eps
+    logits = decoder(z)
+    d = ops.sum(ops.softplus(logits) - x * logits, axis=-1)
+    r = 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=-1)
+    q = predictor(z)
+    p = mask * ops.sum(ops.softplus(q) - y * q, axis=-1)
+    return d, r, p
 
 
 # --------------------------------------------------------------------------------------------
@@ -439,9 +502,10 @@ class StyleVAE:
 
     def __init__(self, encoder, decoder, *, spec: RollSpec, config: VAEConfig | Mapping,
                  threshold: float = 0.5, corpus_stats: dict | None = None, fingerprint: str = "",
-                 info: dict | None = None):
+                 info: dict | None = None, predictor=None):
         self._encoder = encoder
         self._decoder = decoder
+        self._predictor = predictor
         self.spec = spec
         self.config = config if isinstance(config, VAEConfig) else VAEConfig.from_dict(config)
         self.threshold = float(threshold)
@@ -450,6 +514,9 @@ class StyleVAE:
         self.fingerprint = fingerprint
         self.info = dict(info or {})
         self.from_cache = False  # set by default_model(): loaded rather than trained
+        if (self._predictor is None) != (self.config.gamma == 0):
+            raise ValueError(f"a predictor head goes with gamma > 0 (gamma={self.config.gamma}, "
+                             f"head {'absent' if predictor is None else 'present'})")
 
     @property
     def latent_dim(self) -> int:
@@ -458,8 +525,15 @@ class StyleVAE:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"StyleVAE({c['input_dim']}->{c['hidden_dim']}->{c['latent_dim']}, beta={c['beta']}, "
-                f"threshold={self.threshold:.2f}, fingerprint={self.fingerprint!r})")
+        return (f"StyleVAE({c.input_dim}->{c.hidden_dim}->{c.latent_dim}, beta={c.beta}, "
+                + (f"gamma={c.gamma}, predictor {c.latent_dim}->{c.hidden_dim}->{c.input_dim}, "
+                   if self.has_predictor else "")
+                + f"threshold={self.threshold:.2f}, fingerprint={self.fingerprint!r})")
+
+    @property
+    def has_predictor(self) -> bool:
+        """True for a model trained with gamma > 0 (it carries a next-bar predictor head)."""
+        return self._predictor is not None
 
     # -- numpy in, numpy out --------------------------------------------------------------------
 
@@ -565,9 +639,33 @@ class StyleVAE:
         return {"d_nats": d_m, "r_nats": r_m, "loss_nats": d_m + float(self.config.beta) * r_m,
                 "elbo_nats": -(d_m + r_m)}
 
+    def predict_next(self, z: np.ndarray) -> np.ndarray:
+        """The predictor head's Bernoulli probabilities of the next bar given latent states.
+
+        Args:
+            z: (N, L) latent states z_t.
+
+        Returns:
+            (N, frame_size) float32 probabilities q(x_{t+1} | z_t).
+
+        Raises:
+            ModelError: the model has no predictor head (it was trained with gamma = 0).
+
+        Used in: qbdi_utils.predictive, tests/test_vae_predictive.py.
+        """
+        if self._predictor is None:
+            raise ModelError("this model has no predictor head (trained with gamma = 0); train one "
+                             "with `qbdi train --gamma G` (G > 0)")
+        z = self._check(z, self.latent_dim, "z")
+        if len(z) == 0:
+            return np.zeros((0, self.config.input_dim), np.float32)
+        (logits,) = self._run(self._predictor, z, _ENCODE_BATCH)
+        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+
     def get_weights(self) -> list[np.ndarray]:
-        """Encoder then decoder weights as numpy arrays (kernel (in, out), bias (out,) per layer)."""
-        return [np.asarray(w) for w in self._encoder.get_weights() + self._decoder.get_weights()]
+        """Encoder, decoder, then predictor-head weights as numpy arrays (kernel (in, out), bias (out,))."""
+        nets = [self._encoder, self._decoder] + ([self._predictor] if self._predictor is not None else [])
+        return [np.asarray(w) for net in nets for w in net.get_weights()]
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -646,7 +744,9 @@ class StyleVAE:
             raise ModelError(f"corrupt model directory: input size {config.input_dim} does not "
                              f"match the roll layout's frame size {spec.frame_size}", d)
         encoder, decoder = _build_networks(config)
-        expected = [tuple(w.shape) for w in encoder.weights + decoder.weights]
+        predictor = _build_predictor(config)
+        nets = [encoder, decoder] + ([predictor] if predictor is not None else [])
+        expected = [tuple(w.shape) for net in nets for w in net.weights]
         try:
             with np.load(d / WEIGHTS_FILE) as npz:
                 weights = [npz[f"w{i:02d}"] for i in range(len(expected))]
@@ -660,15 +760,17 @@ class StyleVAE:
         if got != expected:
             raise ModelError(f"corrupt model directory: weight shapes {got} do not match the "
                              f"configuration ({expected}); retrain with `qbdi train --force`", d)
-        n_enc = len(encoder.weights)
-        encoder.set_weights(weights[:n_enc])
-        decoder.set_weights(weights[n_enc:])
+        start = 0
+        for net in nets:
+            net.set_weights(weights[start:start + len(net.weights)])
+            start += len(net.weights)
         L = config.latent_dim
         if stats["mean"].shape != (L,) or stats["var"].shape != (L,):
             raise ModelError("corrupt model directory: corpus statistics do not have "
                              f"{L} components; retrain with `qbdi train --force`", d)
         return cls(encoder, decoder, spec=spec, config=config, threshold=threshold,
-                   corpus_stats=stats, fingerprint=fingerprint, info=meta.get("info", {}))
+                   corpus_stats=stats, fingerprint=fingerprint, info=meta.get("info", {}),
+                   predictor=predictor)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``qbdi train``: train a style VAE on a corpus and save it to a model directory.
 
     qbdi train --corpus {chorales|PATH} --out MODEL_DIR [--epochs N] [--beta B] [--seed S]
-               [--hidden-dim H] [--latent-dim L] [--force]
+               [--hidden-dim H] [--latent-dim L] [--gamma G] [--force]
 
 Prints progress (corpus parsing, epochs) on stderr and, at the end, the validation numbers (on
 which the decoding threshold was chosen) and the held-out test numbers: rate R, distortion D (nats
@@ -50,6 +50,10 @@ def add_parser(subparsers) -> None:
                    help=f"hidden layer size (default {paper.hidden_dim})")
     p.add_argument("--latent-dim", type=int, default=paper.latent_dim,
                    help=f"latent components (default {paper.latent_dim})")
+    p.add_argument("--gamma", default="0", metavar="G",
+                   help="weight of the predictive term G*CE(x_{t+1} | z_t) in nats per frame (default 0 "
+                   "= the paper's VAE, no head); G > 0 adds a predictor head latent -> hidden -> "
+                   "next bar (PAPER.md section 8)")
     p.add_argument("--force", action="store_true", help="overwrite an existing MODEL_DIR")
     p.set_defaults(func=run_train)
 
@@ -73,6 +77,7 @@ def run_train(args) -> int:
             raise OptionError(f"{name} {value} must be at least {lo}")
     if not (math.isfinite(args.beta) and args.beta >= 0):
         raise OptionError(f"--beta {args.beta} must be a finite number >= 0")
+    gamma = _nonnegative_float("--gamma", args.gamma)
 
     corpus = corpus_mod.load_corpus(args.corpus, progress=True)
     print(f"corpus: {corpus.n_frames} frames from {len(corpus.piece_names)} pieces "
@@ -82,7 +87,8 @@ def run_train(args) -> int:
                           "(training, validation and test)")
     model, _ = train_mod.train(corpus.frames, spec=corpus.spec, groups=corpus.piece_index,
                                hidden_dim=args.hidden_dim, latent_dim=args.latent_dim,
-                               epochs=args.epochs, beta=args.beta, seed=args.seed, progress=True)
+                               epochs=args.epochs, beta=args.beta, seed=args.seed, gamma=gamma,
+                               progress=True)
     model.save(out)
     i = model.info
     print(f"saved {out} ({i['n_train']} training / {i['n_validation']} validation / "
@@ -92,4 +98,18 @@ def run_train(args) -> int:
     print(f"held-out test: R = {i['test_r_nats']:.2f} nats/frame, D = {i['test_d_nats']:.2f} "
           f"nats/frame, note F1 = {i['test_f1']:.3f} (precision {i['test_precision']:.3f}, "
           f"recall {i['test_recall']:.3f}) at threshold {model.threshold:.2f}")
+    if model.has_predictor:
+        print(f"predictor head: test CE(x_t+1 | z_t) term = {i['test_p_nats']:.2f} nats/frame "
+              f"(gamma = {gamma}); measure it with `qbdi evaluate --model {out}`")
     return 0
+
+
+def _nonnegative_float(name: str, value: str) -> float:
+    """Parse a finite number >= 0, raising OptionError (one stderr line) otherwise."""
+    try:
+        v = float(str(value).strip())
+    except ValueError:
+        raise OptionError(f"{name} {value!r} is not a number") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise OptionError(f"{name} {value} must be a finite number >= 0")
+    return v
