@@ -27,6 +27,8 @@ Used in: notebooks/02_vae_training.ipynb, ``qbdi train``, notebooks 03-05 via :f
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -42,7 +44,7 @@ from qbdi_utils.vae import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "binarize_by_piece", "choose_threshold",
+    "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "binarize_by_piece", "cached_model", "choose_threshold",
     "default_model", "default_model_dir", "held_out_scores", "split_held_out", "split_pieces",
     "successor_index", "train",
 ]
@@ -747,6 +749,55 @@ def _same_config(a: VAEConfig, b: VAEConfig) -> bool:
     return strip(a) == strip(b)
 
 
+def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", name: str | None = None,
+                 progress: bool = True, retrain: bool = False) -> StyleVAE:
+    """A model of this configuration trained on a corpus, cached on disk by configuration and data.
+
+    Loads ``models_dir()/name`` when the model there was trained on the same frames (fingerprint)
+    with the same configuration; otherwise trains it (with the corpus's pieces as groups) and
+    saves it there. Notebook grids (e.g. over gamma and seeds) re-run cheaply this way.
+
+    Args:
+        config: the VAEConfig (default ``PRESETS["paper"]``), e.g. ``PRESETS["paper"].replace(gamma=1.0, seed=1)``.
+        source: corpus for ``corpus.load_corpus`` ("chorales" or a MIDI folder).
+        name: subdirectory of ``models_dir()``; default ``"{source name}-{12 hex digits of the config}"``.
+        progress: show progress bars (corpus loading, training).
+        retrain: train even if a matching cached model exists.
+
+    Returns:
+        The model (``model.from_cache`` says whether it was loaded).
+
+    Raises:
+        CorpusError: the corpus cannot be loaded.
+        OptionError: the corpus is too small to split.
+
+    Used in: :func:`default_model`; notebook 06 (deep music information dynamics).
+    """
+    config = PRESETS["paper"] if config is None else config
+    spec = RollSpec()
+    corpus = corpus_mod.load_corpus(source, spec=spec, progress=progress)
+    config = config.replace(input_dim=spec.frame_size)
+    if name is None:
+        key = json.dumps({k: v for k, v in config.to_dict().items() if k != "max_piece_frames"},
+                         sort_keys=True)
+        name = f"{Path(str(source)).name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    fp = frames_fingerprint(corpus.frames)
+    d = paths.models_dir() / name
+    if not retrain and (d / MODEL_FILE).is_file():
+        try:
+            model = StyleVAE.load(d, spec=spec)
+            if model.fingerprint == fp and _same_config(model.config, config):
+                model.from_cache = True
+                return model
+        except ModelError:
+            pass
+    model, _ = train(corpus.frames, spec=spec, groups=corpus.piece_index, progress=progress,
+                     config=config)
+    model.save(d)
+    model.from_cache = False
+    return model
+
+
 def default_model(progress: bool = True, *, retrain: bool = False) -> StyleVAE:
     """The paper's model trained on the default corpus (the 4/4 Bach chorales), cached on disk.
 
@@ -767,20 +818,5 @@ def default_model(progress: bool = True, *, retrain: bool = False) -> StyleVAE:
 
     Used in: notebooks 02-05, ``qbdi improvise`` without ``--model``.
     """
-    spec = RollSpec()
-    corpus = corpus_mod.load_corpus("chorales", spec=spec, progress=progress)
-    fp = frames_fingerprint(corpus.frames)
-    d = default_model_dir()
-    if not retrain and (d / MODEL_FILE).is_file():
-        try:
-            model = StyleVAE.load(d, spec=spec)
-            if model.fingerprint == fp and _same_config(model.config, DEFAULT_CONFIG):
-                model.from_cache = True
-                return model
-        except ModelError:
-            pass
-    model, _ = train(corpus.frames, spec=spec, groups=corpus.piece_index, progress=progress,
-                     config=DEFAULT_CONFIG)
-    model.save(d)
-    model.from_cache = False
-    return model
+    return cached_model(DEFAULT_CONFIG, source="chorales", name=default_model_dir().name,
+                        progress=progress, retrain=retrain)

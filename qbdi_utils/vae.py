@@ -778,7 +778,7 @@ class StyleVAE:
 # --------------------------------------------------------------------------------------------
 
 _MOVED_TO_TRAIN = frozenset({
-    "train", "default_model", "default_model_dir", "split_held_out", "split_pieces",
+    "train", "default_model", "default_model_dir", "cached_model", "split_held_out", "split_pieces",
     "choose_threshold", "_make_trainer", "_fit_function", "_seed_everything", "_FIT_DEFAULTS",
     "_THRESHOLD_GRID", "_TqdmEpochs", "binarize_by_piece",
 })

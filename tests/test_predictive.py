@@ -199,3 +199,28 @@ def test_cli_train_gamma_then_evaluate_json(tmp_path, capsys, only_train_and_eva
         assert np.isfinite(r[k])
     code = main(["evaluate", "--model", str(tmp_path / "nowhere")])
     assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_cached_model_keys_on_config_and_data(monkeypatch, tmp_path):
+    from qbdi_utils import corpus as corpus_mod
+
+    frames, groups = _chord_pieces(8, 6, seed=7, deterministic=True)
+
+    class FakeCorpus:
+        pass
+
+    FakeCorpus.frames, FakeCorpus.piece_index = frames, groups
+    monkeypatch.setenv("QBDI_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(corpus_mod, "load_corpus", lambda *a, **k: FakeCorpus)
+    calls = []
+    real_train = train_mod.train
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: calls.append(k["config"]) or real_train(*a, **k))
+    small = vae.PRESETS["paper"].replace(hidden_dim=8, latent_dim=4, epochs=1)
+    a = train_mod.cached_model(small.replace(gamma=1.0), progress=False)
+    b = train_mod.cached_model(small.replace(gamma=1.0), progress=False)
+    c = train_mod.cached_model(small, progress=False)
+    assert len(calls) == 2 and not a.from_cache and b.from_cache and not c.from_cache
+    assert b.has_predictor and not c.has_predictor and len(list(tmp_path.iterdir())) == 2
+    FakeCorpus.frames = frames[::-1].copy()  # other data, same configuration: retrained
+    train_mod.cached_model(small.replace(gamma=1.0), progress=False)
+    assert len(calls) == 3
