@@ -1,7 +1,7 @@
 """Training throughput of the paper's VAE against a numpy-GEMM roofline measured in the same run.
 
 Prints one JSON line:
-    samples_per_s           frames per second of the project's training loop (vae.train's compiled
+    samples_per_s           frames per second of the project's training loop (train.train's compiled
                             Keras trainer and fit call), batch 100, after a warm-up epoch
     gemm_flops_per_s        float32 FLOP/s of numpy matrix products with the model's own shapes
                             (forward, input-gradient and weight-gradient product of every dense layer)
@@ -16,7 +16,9 @@ median of the per-round ratios, the spread of the GEMM windows (max/min) and the
 printed too, to judge the noise: with another process on the two cores numpy's threaded GEMM
 collapses (down to a few GFLOP/s), so a gemm_spread above ~1.3 means the run was contended and its
 fraction is not trustworthy; rerun on a quiet machine. Options: --backend tensorflow|jax,
---jit auto|true|false, --spe N (steps_per_execution), --frames N, --rounds N.
+--jit auto|true|false, --spe N (steps_per_execution), --frames N, --rounds N, --gamma G (G > 0 adds
+the predictor head, trained on next-bar pairs inside pieces of 16 bars; its two dense layers count
+in the roofline's matmul parameters).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=3000)
     ap.add_argument("--epochs", type=int, default=1, help="timed epochs per round")
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--gamma", type=float, default=0.0, help="weight of the predictive term (0: no head)")
     ap.add_argument("--pause", type=float, default=0.5, help="seconds between GEMM and training")
     ap.add_argument("--gemm-seconds", type=float, default=0.5, help="length of each GEMM window")
     args = ap.parse_args(argv)
@@ -46,27 +49,30 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from qbdi_utils import vae
+    from qbdi_utils import train, vae
 
-    cfg = dict(vae.DEFAULT_CONFIG)
-    fit_opts = dict(vae._FIT_DEFAULTS)
+    cfg = vae.PRESETS["paper"].replace(gamma=args.gamma)
+    fit_opts = dict(train._FIT_DEFAULTS)
     if args.jit is not None:
         fit_opts["jit_compile"] = {"true": True, "false": False}.get(args.jit.lower(), "auto")
     if args.loop is not None:
         fit_opts["loop"] = args.loop
     if args.spe is not None:
         fit_opts["steps_per_execution"] = args.spe
-    B = cfg["batch_size"]
+    B = cfg.batch_size
     n = (args.frames // B) * B
     x = vae.synthetic_frames(n, seed=0).astype(np.float32)
 
-    vae._seed_everything(0)
-    trainer = vae._make_trainer(cfg, 0, fit_opts)
-    fit = vae._fit_function(trainer, x, cfg, fit_options=fit_opts)
+    train._seed_everything(0)
+    trainer = train._make_trainer(cfg, 0, fit_opts)
+    nxt = train.successor_index(np.arange(n) // 16, n)  # pieces of 16 bars
+    fit = train._fit_function(trainer, x, cfg, fit_options=fit_opts, next_tr=nxt)
     fit(1)  # warm-up: tracing / compilation
 
-    dims = [(cfg["input_dim"], cfg["hidden_dim"]), (cfg["hidden_dim"], 2 * cfg["latent_dim"]),
-            (cfg["latent_dim"], cfg["hidden_dim"]), (cfg["hidden_dim"], cfg["input_dim"])]
+    dims = [(cfg.input_dim, cfg.hidden_dim), (cfg.hidden_dim, 2 * cfg.latent_dim),
+            (cfg.latent_dim, cfg.hidden_dim), (cfg.hidden_dim, cfg.input_dim)]
+    if cfg.gamma > 0:  # the predictor head: latent -> hidden -> frame
+        dims += [(cfg.latent_dim, cfg.hidden_dim), (cfg.hidden_dim, cfg.input_dim)]
     params = sum(i * o for i, o in dims)
     rng = np.random.default_rng(0)
     mats = [(rng.standard_normal((B, i), np.float32), rng.standard_normal((i, o), np.float32),
@@ -110,7 +116,7 @@ def main(argv=None) -> int:
         "backend": keras.backend.backend(),
         "jit_compile": str(fit_opts["jit_compile"]),
         "steps_per_execution": fit_opts["steps_per_execution"], "loop": fit_opts["loop"],
-        "batch_size": B, "frames": n, "matmul_params": params,
+        "batch_size": B, "frames": n, "matmul_params": params, "gamma": cfg.gamma,
         "train_rates": [round(r, 1) for r in train_rates],
         "gemm_gflops_per_s": [round(r / 1e9, 1) for r in gemm_rates],
         "roofline_fraction_per_round_median": round(float(np.median(ratios)), 3),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -223,7 +224,7 @@ def query_warnings(model, query: Piece) -> list[str]:
         )
     config = getattr(model, "config", None) or {}
     # set by vae.train when it knows the pieces (qbdi train, default_model); absent otherwise
-    longest = config.get("max_piece_frames") if isinstance(config, dict) else None
+    longest = config.get("max_piece_frames") if isinstance(config, Mapping) else None
     # the same count as pianoroll.to_frames: (-offset) mod steps_per_frame silent rows complete the pickup
     front = (-int(query.bar_offset_steps)) % spec.steps_per_frame
     n_frames = -(-(query.n_steps + front) // spec.steps_per_frame)

@@ -47,6 +47,7 @@ import numpy as np
 
 from qbdi_utils import corpus as corpus_mod
 from qbdi_utils import dynamics, harmony, improvise, pianoroll, vae
+from qbdi_utils import train as train_mod
 from qbdi_utils.errors import CorpusError, OptionError, OutputExistsError
 from qbdi_utils.improvise import EncodedQuery, Improvisation
 
@@ -347,7 +348,7 @@ def model_corpus(model, corpus=None, progress: bool = False):
         rec = (getattr(model, "info", None) or {}).get("corpus")
         if isinstance(rec, dict) and rec.get("source"):
             source, opts = rec["source"], dict(rec.get("options") or {})
-        elif vae._same_config(getattr(model, "config", {}) or {}, vae.DEFAULT_CONFIG):
+        elif train_mod.same_config(model.config, vae.DEFAULT_CONFIG):
             source, opts = "chorales", {}
         else:
             raise CorpusError("the model does not record the corpus it was trained on (models from "

@@ -1,9 +1,12 @@
 """The style model: a Keras 3 variational autoencoder over piano-roll frames (PAPER.md section 3).
 
-Notebook 02 trains it and reads it on the rate-distortion plane; notebooks 03-05 and the CLI query
-it through :func:`default_model`.
+This module owns the *model*: its configuration (:class:`VAEConfig`, the named :data:`PRESETS`),
+its networks, its loss terms and the trained object :class:`StyleVAE` (encode, decode, sample,
+reconstruct, save, load). The training loop lives in :mod:`qbdi_utils.train`, which imports this
+module; notebook 02 trains the model and reads it on the rate-distortion plane, notebooks 03-05
+and the CLI query it.
 
-Model (sizes configurable, defaults = the paper)::
+Model (sizes configurable, ``PRESETS["paper"]`` = the paper)::
 
     encoder  x (2496, binary) -> Dense 500 ReLU -> mean (500), log-variance (500)
     decoder  z (500)          -> Dense 500 ReLU -> 2496 logits -> sigmoid = Bernoulli probabilities
@@ -14,23 +17,48 @@ Loss per frame (nats) = D + beta * R with
     R = KL(q(z | x) || N(0, I)) = 1/2 sum(exp(logvar) + mean^2 - 1 - logvar)   (rate)
 so with beta = 1 the loss is the negative ELBO, R + D (Alemi et al. 2018).
 
+**Predictive head (gamma > 0, PAPER.md section 8, the paper's Appendix B).** With ``gamma > 0`` the
+model also has a predictor head q(y | z_t) for Y = the next bar x_{t+1} of the same piece::
+
+    predictor z (500) -> Dense hidden_dim ReLU -> 2496 logits   (Bernoulli over the next bar's cells)
+
+trained jointly on D + beta R + gamma P, P = m_t CE(x_{t+1} | z_t) (the summed Bernoulli negative
+log-likelihood of the next bar given the same sampled z_t the decoder sees; m_t = 0 for a piece's
+last bar, which has no successor but still counts in D and R). The head's cross-entropy bounds
+I(Z;Y) from below (Barber-Agakov): I(Z;Y) >= H(Y) - CE. Encoding and decoding ignore the head.
+
+**Which beta.** ``beta`` here weighs the *rate* (the beta-VAE convention of Higgins et al. 2017 and
+Alemi et al. 2018). The paper's Appendix B writes L = I(X;Z) + beta_paper <d(X,Z)>, a weight on
+the *distortion*; dividing that by beta_paper gives D + (1/beta_paper) R, so
+beta = 1 / beta_paper (both are 1 for the paper's model).
+
 The network is written with ``keras.ops`` only, so any Keras backend runs it; TensorFlow is the
 default (``KERAS_BACKEND`` selects another before Keras is first imported). Keras is imported on
 first use, not when this module is imported.
 
-A trained model is a :class:`StyleVAE`: ``encode``, ``decode``, ``sample``, ``reconstruct`` on numpy
-arrays, ``save``/``load`` of a directory holding ``model.json`` (format, roll layout, training
-configuration, fingerprint of the training frames, decoding threshold, corpus statistics of the
-latent means) and ``weights.npz``.
+A saved model is a directory holding ``model.json`` (format, roll layout, :class:`VAEConfig`,
+fingerprint of the training frames, decoding threshold, corpus statistics of the latent means,
+training facts) and ``weights.npz`` (encoder, decoder, then the predictor head if gamma > 0).
+Format version 2 (this one) stores the three-way split's fractions and gamma; version-1
+directories (one held-out set, no head) still load.
+
+Training names (``train``, ``default_model``, ``default_model_dir``, ``split_held_out``,
+``choose_threshold``, ...) moved to :mod:`qbdi_utils.train`; ``qbdi_utils.vae.train`` etc. keep
+working through this module's ``__getattr__`` (the package's one late import of its own module,
+since train imports vae).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import os
-import time
 import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,36 +66,210 @@ import numpy as np
 from qbdi_utils.errors import ModelError, OptionError
 from qbdi_utils.pianoroll import RollSpec
 
+__all__ = [
+    "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "FORMAT", "FORMAT_VERSION", "MODEL_FILE", "PRESETS",
+    "StyleVAE", "VAEConfig", "WEIGHTS_FILE", "frames_fingerprint", "loss_terms", "note_scores",
+    "predictive_terms", "synthetic_frames",
+]
+
 FORMAT = "qbdi-style-vae"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.npz"
 
-#: Epochs of the default training. Chosen from a 200-epoch run on the default corpus (5,963 bars,
-#: seed 0, Adam 1e-3, batch 100): held-out loss falls to 116.0 nats/frame by epoch 91, is lowest
-#: (115.4) at epoch 102, stays within 1 % of that to epoch 130 and then rises (129 at epoch 200) as
-#: the network memorises the training bars. A learning rate of 3e-3 bottoms out earlier (epoch 48)
-#: but much higher (139), so the paper's Adam default stays. See notebooks/02_vae_training.ipynb.
+#: Epochs of the paper preset. Chosen on the validation pieces (never on the test pieces) from a
+#: 200-epoch run on the default corpus (5,963 bars, seed 0, Adam 1e-3, batch 100): validation loss
+#: falls to 116.0 nats/frame by epoch 91, is lowest (115.4) at epoch 102, stays within 1 % of that to
+#: epoch 130 and then rises (129 at epoch 200) as the network memorises the training bars. A learning
+#: rate of 3e-3 bottoms out earlier (epoch 48) but much higher (139), so the paper's Adam default
+#: stays. (That run used the earlier two-way split, whose one held-out set played the validation
+#: role.) See notebooks/02_vae_training.ipynb.
 DEFAULT_EPOCHS = 100
 
-#: Training configuration of the paper's model (and of :func:`default_model`).
-DEFAULT_CONFIG: dict = {
-    "input_dim": 2496,
-    "hidden_dim": 500,
-    "latent_dim": 500,
-    "beta": 1.0,
-    "epochs": DEFAULT_EPOCHS,
-    "batch_size": 100,
-    "learning_rate": 1e-3,
-    "held_out_fraction": 0.1,
-    "seed": 0,
+_ENCODE_BATCH = 4096
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+_INT, _FLOAT = "int", "float"
+
+
+@dataclass(frozen=True)
+class VAEConfig(Mapping):
+    """The configuration of a style VAE and of its training run: sizes, loss weights, optimiser, split.
+
+    Frozen and validated on construction. It also reads as a read-only mapping
+    (``config["latent_dim"]``, ``dict(config)``), as the plain dict it replaced did.
+
+    Attributes:
+        input_dim: cells per frame (2496 for the paper's RollSpec).
+        hidden_dim: units of the encoder's and decoder's hidden layers (paper: 500).
+        latent_dim: latent components L (paper: 500).
+        beta: weight of the rate R in the loss D + beta R, in [0, inf) (1 = the negative ELBO).
+            The beta-VAE convention: beta weighs the RATE. The paper's Appendix-B beta weighs the
+            distortion (L = R + beta_paper D), so beta = 1 / beta_paper up to the overall scale.
+        epochs: passes over the training frames (>= 1).
+        batch_size: frames per Adam step (>= 1; paper: 100).
+        learning_rate: Adam step size (> 0).
+        validation_fraction: share of pieces (or frames) held out to choose the epoch count and the
+            decoding threshold, in (0, 1).
+        test_fraction: share of pieces (or frames) held out for every number reported as held-out
+            (R, D, F1, loss), in [0, 1); 0 = no test set (models of format version 1).
+        seed: seeds weights, noise, shuffling and the split (>= 0).
+        max_piece_frames: frames of the longest training piece (set by training when the pieces
+            are known; improvise warns about longer queries), or None.
+        gamma: weight of the predictive term gamma * CE(x_{t+1} | z_t) in the loss, in [0, inf);
+            0 = no predictor head (the paper's VAE), > 0 adds the head latent -> hidden_dim -> input_dim.
+
+    Raises:
+        OptionError: a field has the wrong type or is out of range (the message names the field).
+
+    Used in: notebooks/02_vae_training.ipynb (``model.config``), ``qbdi train``.
+    """
+
+    input_dim: int = 2496
+    hidden_dim: int = 500
+    latent_dim: int = 500
+    beta: float = 1.0
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    max_piece_frames: int | None = None
+    gamma: float = 0.0
+
+    # field -> (kind, lower bound, lower bound inclusive, upper bound (exclusive) or None, may be None)
+    _RULES = {
+        "input_dim": (_INT, 1, True, None, False),
+        "hidden_dim": (_INT, 1, True, None, False),
+        "latent_dim": (_INT, 1, True, None, False),
+        "beta": (_FLOAT, 0.0, True, None, False),
+        "epochs": (_INT, 1, True, None, False),
+        "batch_size": (_INT, 1, True, None, False),
+        "learning_rate": (_FLOAT, 0.0, False, None, False),
+        "validation_fraction": (_FLOAT, 0.0, False, 1.0, False),
+        "test_fraction": (_FLOAT, 0.0, True, 1.0, False),
+        "seed": (_INT, 0, True, None, False),
+        "max_piece_frames": (_INT, 1, True, None, True),
+        "gamma": (_FLOAT, 0.0, True, None, False),
+    }
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            kind, lo, lo_incl, hi, nullable = self._RULES[f.name]
+            v = getattr(self, f.name)
+            if v is None and nullable:
+                continue
+            if isinstance(v, bool) or not isinstance(v, numbers.Real if kind == _FLOAT else numbers.Integral):
+                raise OptionError(f"VAEConfig.{f.name} must be {'a number' if kind == _FLOAT else 'a whole number'}"
+                                  f"{' or None' if nullable else ''}, got {v!r}")
+            v = float(v) if kind == _FLOAT else int(v)
+            if not math.isfinite(v):
+                raise OptionError(f"VAEConfig.{f.name} must be finite, got {v}")
+            if (v < lo) or (v == lo and not lo_incl) or (hi is not None and v >= hi):
+                rng = (f"{'>=' if lo_incl else '>'} {lo}" if hi is None
+                       else f"in {'[' if lo_incl else '('}{lo}, {hi})")
+                raise OptionError(f"VAEConfig.{f.name} must be {rng}, got {v}")
+            object.__setattr__(self, f.name, v)
+        if self.validation_fraction + self.test_fraction >= 1.0:
+            raise OptionError("VAEConfig.validation_fraction + test_fraction must be < 1, got "
+                              f"{self.validation_fraction} + {self.test_fraction}")
+
+    # -- read-only mapping view -----------------------------------------------------------------
+
+    def __getitem__(self, key: str):
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes) -> "VAEConfig":
+        """A copy with some fields changed (validated like a new config).
+
+        Raises:
+            OptionError: an unknown field, or a value out of range.
+        """
+        unknown = sorted(set(changes) - set(self._names()))
+        if unknown:
+            raise OptionError(f"VAEConfig has no field {unknown[0]!r}; fields: {', '.join(self._names())}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Every field as a JSON-ready dict (the ``config`` of ``model.json``)."""
+        return {name: getattr(self, name) for name in self._names()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "VAEConfig":
+        """The config a :meth:`to_dict` dict describes; strict about names and types.
+
+        Args:
+            data: mapping with exactly the fields of VAEConfig.
+
+        Returns:
+            The VAEConfig.
+
+        Raises:
+            ModelError: a field is unknown, missing, of the wrong type or out of range (the message
+                names it).
+        """
+        if not isinstance(data, Mapping):
+            raise ModelError(f"config must be a mapping of VAEConfig fields, got {type(data).__name__}")
+        names = cls._names()
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ModelError(f"config has unknown field {unknown[0]!r} (VAEConfig fields: {', '.join(names)})")
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ModelError(f"config lacks field {missing[0]!r}")
+        for name in names:
+            kind, *_, nullable = cls._RULES[name]
+            v = data[name]
+            ok = (v is None and nullable) or (not isinstance(v, bool) and (
+                isinstance(v, numbers.Real) if kind == _FLOAT else isinstance(v, numbers.Integral)))
+            if not ok:
+                raise ModelError(f"config field {name!r} must be "
+                                 f"{'a number' if kind == _FLOAT else 'a whole number'}, got {v!r}")
+        try:
+            return cls(**{n: data[n] for n in names})
+        except OptionError as exc:
+            raise ModelError(f"config: {exc}") from None
+
+
+def _config_from_v1(config: Mapping) -> dict:
+    """A format-version-1 config dict (one held-out set) as a version-2 dict: the held-out set
+    was the validation set, and there was no separate test set."""
+    c = dict(config)
+    if "held_out_fraction" in c:
+        c["validation_fraction"] = c.pop("held_out_fraction")
+    c.setdefault("test_fraction", 0.0)
+    c.setdefault("max_piece_frames", None)
+    c.setdefault("gamma", 0.0)
+    return c
+
+
+#: Named configurations (as Magenta MusicVAE's CONFIG_MAP). "paper": the 2496-500-500 network of
+#: the paper, beta = 1, Adam 1e-3, batch 100, DEFAULT_EPOCHS epochs, 80/10/10 split by piece.
+PRESETS: dict[str, VAEConfig] = {
+    "paper": VAEConfig(input_dim=2496, hidden_dim=500, latent_dim=500, beta=1.0,
+                       epochs=DEFAULT_EPOCHS, batch_size=100, learning_rate=1e-3,
+                       validation_fraction=0.1, test_fraction=0.1, seed=0),
 }
 
-# Settings that change speed, not the model; kept out of the configuration used for matching.
-_FIT_DEFAULTS = {"jit_compile": "auto", "steps_per_execution": 32, "loop": "auto"}
-
-_THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
-_ENCODE_BATCH = 4096
+#: The paper preset, under its old name (a read-only mapping, like the dict it replaced).
+DEFAULT_CONFIG = PRESETS["paper"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,38 +320,6 @@ def note_scores(frames: np.ndarray, predicted: np.ndarray) -> dict:
             "true_positives": tp, "predicted": n_pred, "actual": n_act}
 
 
-def choose_threshold(frames: np.ndarray, probabilities: np.ndarray,
-                     grid: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """The decoding threshold that maximises note F1 (ties: the lowest such threshold).
-
-    Args:
-        frames: (N, D) binary truth (held-out frames).
-        probabilities: (N, D) decoder probabilities for the same frames.
-        grid: candidate thresholds (default 0.05, 0.06, ..., 0.95).
-
-    Returns:
-        (threshold, f1 per grid point (len(grid),)).
-
-    Used in: notebooks/02_vae_training.ipynb.
-    """
-    grid = _THRESHOLD_GRID if grid is None else np.asarray(grid, dtype=float)
-    t = np.asarray(frames) != 0
-    p = np.asarray(probabilities, dtype=np.float32)
-    n_act = np.count_nonzero(t)
-    # Histogram the probabilities of true and of all cells once; F1 at every threshold from counts.
-    edges = np.concatenate([[-np.inf], grid, [np.inf]])
-    all_counts = np.histogram(p, bins=edges)[0]
-    true_counts = np.histogram(p[t], bins=edges)[0]
-    # cells with p >= grid[k] fall in bins k+1 .. end
-    n_pred = np.cumsum(all_counts[::-1])[::-1][1:]
-    tp = np.cumsum(true_counts[::-1])[::-1][1:]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        prec = np.where(n_pred > 0, tp / np.maximum(n_pred, 1), 0.0)
-        rec = tp / n_act if n_act else np.zeros_like(prec)
-        f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-300), 0.0)
-    return float(grid[int(np.argmax(f1))]), f1.astype(float)
-
-
 def synthetic_frames(n: int, seed: int = 0, spec: RollSpec | None = None) -> np.ndarray:
     """Chord-like test frames: each bar holds one triad (plus octave) in a random rhythm.
 
@@ -178,40 +348,6 @@ def synthetic_frames(n: int, seed: int = 0, spec: RollSpec | None = None) -> np.
                 f[i, start:start + dur, p] = 1
                 f[i, start, P + p] = 1
     return f.reshape(n, -1)
-
-
-def split_held_out(n: int, fraction: float, seed: int,
-                   groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of training and held-out frames.
-
-    With ``groups`` (e.g. a corpus's ``piece_index``), whole groups are held out, so bars of one
-    piece (and its transpositions) never sit on both sides.
-
-    Args:
-        n: number of frames.
-        fraction: share of frames (or groups) held out, in (0, 1).
-        seed: seed of the permutation.
-        groups: (n,) int group label per frame, or None.
-
-    Returns:
-        (train_idx, held_idx), sorted int arrays partitioning range(n); neither is empty for n >= 2.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise OptionError(f"held_out_fraction must be in (0, 1), got {fraction}")
-    if n < 2:
-        raise OptionError(f"need at least 2 frames to hold some out, got {n}")
-    rng = np.random.default_rng(seed)
-    if groups is not None:
-        groups = np.asarray(groups)
-        labels = np.unique(groups)
-        if len(labels) >= 2:
-            perm = rng.permutation(labels)
-            n_held = min(len(labels) - 1, max(1, int(round(fraction * len(labels)))))
-            held = np.isin(groups, perm[:n_held])
-            return np.flatnonzero(~held), np.flatnonzero(held)
-    perm = rng.permutation(n)
-    n_held = min(n - 1, max(1, int(round(fraction * n))))
-    return np.sort(perm[n_held:]), np.sort(perm[:n_held])
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,21 +389,36 @@ def _keras():
     return keras
 
 
-def _build_networks(cfg: dict):
+def _build_networks(cfg: VAEConfig):
     """Encoder (x -> mean, logvar) and decoder (z -> logits) as Keras functional models."""
     keras = _keras()
-    layers, ops = keras.layers, keras.ops
-    x_in = keras.Input(shape=(cfg["input_dim"],), name="frames")
-    h = layers.Dense(cfg["hidden_dim"], activation="relu", name="enc_hidden")(x_in)
-    mean = layers.Dense(cfg["latent_dim"], name="enc_mean")(h)
-    logvar = layers.Dense(cfg["latent_dim"], name="enc_logvar")(h)
+    layers = keras.layers
+    x_in = keras.Input(shape=(cfg.input_dim,), name="frames")
+    h = layers.Dense(cfg.hidden_dim, activation="relu", name="enc_hidden")(x_in)
+    mean = layers.Dense(cfg.latent_dim, name="enc_mean")(h)
+    logvar = layers.Dense(cfg.latent_dim, name="enc_logvar")(h)
     encoder = keras.Model(x_in, [mean, logvar], name="encoder")
-    z_in = keras.Input(shape=(cfg["latent_dim"],), name="z")
-    g = layers.Dense(cfg["hidden_dim"], activation="relu", name="dec_hidden")(z_in)
-    logits = layers.Dense(cfg["input_dim"], name="dec_logits")(g)
+    z_in = keras.Input(shape=(cfg.latent_dim,), name="z")
+    g = layers.Dense(cfg.hidden_dim, activation="relu", name="dec_hidden")(z_in)
+    logits = layers.Dense(cfg.input_dim, name="dec_logits")(g)
     decoder = keras.Model(z_in, logits, name="decoder")
-    del ops
     return encoder, decoder
+
+
+def _build_predictor(cfg: VAEConfig):
+    """The predictor head (z -> logits of the next bar), or None when ``cfg.gamma == 0``.
+
+    Built after the encoder and decoder, so a gamma = 0 model draws exactly the same initial
+    weights as before the head existed.
+    """
+    if cfg.gamma == 0:
+        return None
+    keras = _keras()
+    layers = keras.layers
+    z_in = keras.Input(shape=(cfg.latent_dim,), name="z_t")
+    g = layers.Dense(cfg.hidden_dim, activation="relu", name="pred_hidden")(z_in)
+    logits = layers.Dense(cfg.input_dim, name="pred_logits")(g)
+    return keras.Model(z_in, logits, name="predictor")
 
 
 def loss_terms(encoder, decoder, x, eps):
@@ -280,6 +431,8 @@ def loss_terms(encoder, decoder, x, eps):
 
     Returns:
         (d, r): two (B,) tensors, D = sum of Bernoulli NLL over cells, R = KL(q(z|x) || N(0, I)).
+
+    Used in: qbdi_utils.train (the training loop), tests/test_vae.py.
     """
     from keras import ops
 
@@ -292,156 +445,33 @@ def loss_terms(encoder, decoder, x, eps):
     return d, r
 
 
-def _make_trainer(cfg: dict, seed: int, fit_opts: dict | None = None):
-    """A compiled Keras model whose output is (B, 2) = [D, R] per frame and whose loss is D + beta R."""
-    keras = _keras()
-    ops = keras.ops
-    fit_opts = {**_FIT_DEFAULTS, **(fit_opts or {})}
-    encoder, decoder = _build_networks(cfg)
-    beta = float(cfg["beta"])
-    latent_dim = int(cfg["latent_dim"])
+def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
+    """Per-frame distortion, rate and predictive term (nats), written with ``keras.ops``.
 
-    class _Trainer(keras.Model):
-        def __init__(self):
-            super().__init__(name="style_vae_trainer")
-            self.encoder = encoder
-            self.decoder = decoder
-            self.noise = keras.random.SeedGenerator(seed)
+    Args:
+        encoder, decoder, predictor: the Keras networks (predictor: z -> next-bar logits).
+        x: (B, D) float tensor of 0/1, the bars x_t.
+        y: (B, D) float tensor of 0/1, the next bars x_{t+1} (anything where mask is 0).
+        mask: (B,) float tensor, 1 where x_t has a successor in its piece, else 0.
+        eps: (B, L) standard normal noise; z_t = mean + exp(logvar/2) eps feeds both the decoder
+            and the predictor.
 
-        def call(self, x, training=False):
-            x = ops.cast(x, "float32")
-            eps = keras.random.normal((ops.shape(x)[0], latent_dim), seed=self.noise)
-            d, r = loss_terms(self.encoder, self.decoder, x, eps)
-            return ops.stack([d, r], axis=-1)
+    Returns:
+        (d, r, p): three (B,) tensors; d and r as :func:`loss_terms`,
+        p = mask * sum over cells of the Bernoulli NLL of y under the predictor's logits.
 
-    def loss(y_true, y_pred):  # y_true is a dummy: the target is the input itself
-        return y_pred[:, 0] + beta * y_pred[:, 1]
-
-    def d_nats(y_true, y_pred):
-        return y_pred[:, 0]
-
-    def r_nats(y_true, y_pred):
-        return y_pred[:, 1]
-
-    trainer = _Trainer()
-    trainer.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(cfg["learning_rate"])),
-        loss=loss,
-        metrics=[d_nats, r_nats],
-        jit_compile=fit_opts["jit_compile"],
-        steps_per_execution=int(fit_opts["steps_per_execution"]),
-    )
-    trainer(np.zeros((1, cfg["input_dim"]), np.float32))  # build the weights
-    return trainer
-
-
-def _fit_function(trainer, x_tr: np.ndarray, cfg: dict, x_ho: np.ndarray | None = None,
-                  callbacks=(), fit_options: dict | None = None):
-    """The project's training loop: returns ``fit(epochs) -> history dict`` over in-memory frames.
-
-    On the TensorFlow backend (unless ``fit_options["loop"] == "keras"``) each epoch is one
-    ``tf.function`` looping over shuffled in-memory batches, with the Adam step compiled by XLA; this
-    runs about twice as fast as ``Model.fit`` on two CPU cores (benchmarks/bench_train.py). Other
-    backends use ``Model.fit`` with ``steps_per_execution``. Both give per-epoch ``loss``,
-    ``d_nats``, ``r_nats`` and, with held-out frames, ``val_*`` of the same, in nats per frame.
-    ``callbacks`` are Keras callbacks; only ``on_train_begin``, ``on_epoch_end(epoch, logs)`` and
-    ``on_train_end`` are called on the fast path.
+    Used in: qbdi_utils.train (gamma > 0), tests/test_vae_predictive.py.
     """
-    opts = {**_FIT_DEFAULTS, **(fit_options or {})}
-    keras = _keras()
-    x_tr = np.asarray(x_tr, dtype=np.float32)
-    if keras.backend.backend() == "tensorflow" and opts.get("loop", "auto") != "keras":
-        return _tf_fit_function(trainer, x_tr, cfg, x_ho, callbacks, opts)
-    y_tr = np.zeros((len(x_tr), 1), np.float32)
-    val = None
-    if x_ho is not None:
-        val = (np.asarray(x_ho, dtype=np.float32), np.zeros((len(x_ho), 1), np.float32))
+    from keras import ops
 
-    def fit(epochs: int) -> dict:
-        return trainer.fit(x_tr, y_tr, batch_size=int(cfg["batch_size"]), epochs=int(epochs),
-                           validation_data=val, shuffle=True, verbose=0,
-                           callbacks=list(callbacks)).history
-
-    return fit
-
-
-def _tf_fit_function(trainer, x_tr, cfg, x_ho, callbacks, opts):
-    """TensorFlow fast path of :func:`_fit_function` (whole epoch in one graph, XLA step)."""
-    _keras()
-    import tensorflow as tf
-
-    jit = opts["jit_compile"] in (True, "auto")
-    enc, dec, opt = trainer.encoder, trainer.decoder, trainer.optimizer
-    variables = enc.trainable_variables + dec.trainable_variables
-    opt.build(variables)
-    B, L, beta = int(cfg["batch_size"]), int(cfg["latent_dim"]), float(cfg["beta"])
-    gen = tf.random.Generator.from_seed(int(cfg["seed"]))
-    x_t = tf.constant(x_tr)
-    x_v = None if x_ho is None or len(x_ho) == 0 else np.asarray(x_ho, dtype=np.float32)
-
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def step(xb, eps):
-        with tf.GradientTape() as tape:
-            d, r = loss_terms(enc, dec, xb, eps)
-            loss = tf.reduce_mean(d + beta * r)
-        opt.apply(tape.gradient(loss, variables), variables)
-        return tf.reduce_sum(d), tf.reduce_sum(r)
-
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def sums(xb, eps):
-        d, r = loss_terms(enc, dec, xb, eps)
-        return tf.reduce_sum(d), tf.reduce_sum(r)
-
-    @tf.function
-    def epoch(x):
-        n = tf.shape(x)[0]
-        perm = tf.argsort(gen.uniform([n]))
-        sd, sr = tf.constant(0.0), tf.constant(0.0)
-        for i in tf.range((n + B - 1) // B):
-            xb = tf.gather(x, perm[i * B:tf.minimum((i + 1) * B, n)])
-            d, r = step(xb, gen.normal([tf.shape(xb)[0], L]))
-            sd += d
-            sr += r
-        nf = tf.cast(n, tf.float32)
-        return sd / nf, sr / nf
-
-    def evaluate(x):
-        sd = sr = 0.0
-        for i in range(0, len(x), 1000):
-            xb = tf.constant(x[i:i + 1000])
-            d, r = sums(xb, gen.normal([xb.shape[0], L]))
-            sd, sr = sd + float(d), sr + float(r)
-        return sd / len(x), sr / len(x)
-
-    history: dict = {}
-
-    def fit(epochs: int) -> dict:
-        for cb in callbacks:
-            cb.on_train_begin()
-        for e in range(int(epochs)):
-            d, r = (float(v) for v in epoch(x_t))
-            logs = {"loss": d + beta * r, "d_nats": d, "r_nats": r}
-            if x_v is not None:
-                vd, vr = evaluate(x_v)
-                logs.update(val_loss=vd + beta * vr, val_d_nats=vd, val_r_nats=vr)
-            for k, v in logs.items():
-                history.setdefault(k, []).append(v)
-            for cb in callbacks:
-                cb.on_epoch_end(e, logs)
-        for cb in callbacks:
-            cb.on_train_end()
-        return history
-
-    return fit
-
-
-def _seed_everything(seed: int) -> None:
-    keras = _keras()
-    keras.utils.set_random_seed(int(seed))
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+    mean, logvar = encoder(x)
+    z = mean + ops.exp(0.5 * logvar) * eps
+    logits = decoder(z)
+    d = ops.sum(ops.softplus(logits) - x * logits, axis=-1)
+    r = 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=-1)
+    q = predictor(z)
+    p = mask * ops.sum(ops.softplus(q) - y * q, axis=-1)
+    return d, r, p
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,41 +484,56 @@ class StyleVAE:
 
     Attributes:
         spec: the roll layout of the frames the model reads and writes.
-        config: training configuration (sizes, beta, epochs, batch size, learning rate, seed, ...).
+        config: the :class:`VAEConfig` (sizes, beta, epochs, batch size, learning rate, split,
+            seed); also readable as a mapping, ``model.config["latent_dim"]``.
         latent_dim: L, the number of latent components.
-        threshold: decoding threshold chosen on held-out frames (maximum note F1).
+        threshold: decoding threshold chosen on the validation pieces (maximum note F1 of the
+            outputs as written, i.e. after ``pianoroll.binarize``).
         corpus_stats: {"mean": (L,), "var": (L,)} float64, mean and variance over the training
             corpus of the latent means (the channel's "corpus" source statistics).
         fingerprint: :func:`frames_fingerprint` of the training corpus.
-        info: free-form facts about the training run (held-out R, D, F1, wall time, backend,
-            per-epoch history).
-        from_cache: True when :func:`default_model` loaded it instead of training it.
+        info: facts about the training run: ``validation_*`` and ``test_*`` R, D, loss (nats per
+            frame), precision, recall, F1; ``held_out_*`` = the test numbers (older name); sizes
+            ``n_train``, ``n_validation``, ``n_test``; wall time, backend, per-epoch history.
+        from_cache: True when ``train.default_model`` loaded it instead of training it.
 
     Used in: notebooks/02_vae_training.ipynb and every later notebook.
     """
 
-    def __init__(self, encoder, decoder, *, spec: RollSpec, config: dict, threshold: float = 0.5,
-                 corpus_stats: dict | None = None, fingerprint: str = "", info: dict | None = None):
+    def __init__(self, encoder, decoder, *, spec: RollSpec, config: VAEConfig | Mapping,
+                 threshold: float = 0.5, corpus_stats: dict | None = None, fingerprint: str = "",
+                 info: dict | None = None, predictor=None):
         self._encoder = encoder
         self._decoder = decoder
+        self._predictor = predictor
         self.spec = spec
-        self.config = dict(config)
+        self.config = config if isinstance(config, VAEConfig) else VAEConfig.from_dict(config)
         self.threshold = float(threshold)
-        L = int(config["latent_dim"])
+        L = self.config.latent_dim
         self.corpus_stats = corpus_stats or {"mean": np.zeros(L), "var": np.ones(L)}
         self.fingerprint = fingerprint
         self.info = dict(info or {})
         self.from_cache = False  # set by default_model(): loaded rather than trained
+        if (self._predictor is None) != (self.config.gamma == 0):
+            raise ValueError(f"a predictor head goes with gamma > 0 (gamma={self.config.gamma}, "
+                             f"head {'absent' if predictor is None else 'present'})")
 
     @property
     def latent_dim(self) -> int:
         """Number of latent components L."""
-        return int(self.config["latent_dim"])
+        return self.config.latent_dim
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"StyleVAE({c['input_dim']}->{c['hidden_dim']}->{c['latent_dim']}, beta={c['beta']}, "
-                f"threshold={self.threshold:.2f}, fingerprint={self.fingerprint!r})")
+        return (f"StyleVAE({c.input_dim}->{c.hidden_dim}->{c.latent_dim}, beta={c.beta}, "
+                + (f"gamma={c.gamma}, predictor {c.latent_dim}->{c.hidden_dim}->{c.input_dim}, "
+                   if self.has_predictor else "")
+                + f"threshold={self.threshold:.2f}, fingerprint={self.fingerprint!r})")
+
+    @property
+    def has_predictor(self) -> bool:
+        """True for a model trained with gamma > 0 (it carries a next-bar predictor head)."""
+        return self._predictor is not None
 
     # -- numpy in, numpy out --------------------------------------------------------------------
 
@@ -519,7 +564,7 @@ class StyleVAE:
         Returns:
             (mean (N, L) float32, logvar (N, L) float32) of q(z | x).
         """
-        x = self._check(frames, self.config["input_dim"], "frames")
+        x = self._check(frames, self.config.input_dim, "frames")
         if len(x) == 0:
             L = self.latent_dim
             return np.zeros((0, L), np.float32), np.zeros((0, L), np.float32)
@@ -537,7 +582,7 @@ class StyleVAE:
         """
         z = self._check(z, self.latent_dim, "z")
         if len(z) == 0:
-            return np.zeros((0, self.config["input_dim"]), np.float32)
+            return np.zeros((0, self.config.input_dim), np.float32)
         (logits,) = self._run(self._decoder, z, _ENCODE_BATCH)
         return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
 
@@ -580,7 +625,7 @@ class StyleVAE:
         Returns:
             dict with ``d_nats``, ``r_nats``, ``loss_nats`` (= d + beta r) and ``elbo_nats`` (= -(d + r)).
         """
-        x = self._check(frames, self.config["input_dim"], "frames")
+        x = self._check(frames, self.config.input_dim, "frames")
         mean, logvar = self.encode(x)
         if seed is None:
             z = mean
@@ -591,12 +636,36 @@ class StyleVAE:
         d = np.sum(np.logaddexp(0.0, logits) - x * logits, axis=1)
         r = 0.5 * np.sum(np.exp(logvar) + mean.astype(np.float64) ** 2 - 1.0 - logvar, axis=1)
         d_m, r_m = float(d.mean()), float(r.mean())
-        return {"d_nats": d_m, "r_nats": r_m, "loss_nats": d_m + float(self.config["beta"]) * r_m,
+        return {"d_nats": d_m, "r_nats": r_m, "loss_nats": d_m + float(self.config.beta) * r_m,
                 "elbo_nats": -(d_m + r_m)}
 
+    def predict_next(self, z: np.ndarray) -> np.ndarray:
+        """The predictor head's Bernoulli probabilities of the next bar given latent states.
+
+        Args:
+            z: (N, L) latent states z_t.
+
+        Returns:
+            (N, frame_size) float32 probabilities q(x_{t+1} | z_t).
+
+        Raises:
+            ModelError: the model has no predictor head (it was trained with gamma = 0).
+
+        Used in: qbdi_utils.predictive, tests/test_vae_predictive.py.
+        """
+        if self._predictor is None:
+            raise ModelError("this model has no predictor head (trained with gamma = 0); train one "
+                             "with `qbdi train --gamma G` (G > 0)")
+        z = self._check(z, self.latent_dim, "z")
+        if len(z) == 0:
+            return np.zeros((0, self.config.input_dim), np.float32)
+        (logits,) = self._run(self._predictor, z, _ENCODE_BATCH)
+        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+
     def get_weights(self) -> list[np.ndarray]:
-        """Encoder then decoder weights as numpy arrays (kernel (in, out), bias (out,) per layer)."""
-        return [np.asarray(w) for w in self._encoder.get_weights() + self._decoder.get_weights()]
+        """Encoder, decoder, then predictor-head weights as numpy arrays (kernel (in, out), bias (out,))."""
+        nets = [self._encoder, self._decoder] + ([self._predictor] if self._predictor is not None else [])
+        return [np.asarray(w) for net in nets for w in net.get_weights()]
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -617,7 +686,7 @@ class StyleVAE:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "spec": self.spec.to_dict(),
-            "config": self.config,
+            "config": self.config.to_dict(),
             "threshold": self.threshold,
             "fingerprint": self.fingerprint,
             "corpus_stats": {k: np.asarray(v, dtype=float).tolist() for k, v in self.corpus_stats.items()},
@@ -655,13 +724,14 @@ class StyleVAE:
             if meta.get("format") != FORMAT:
                 raise ValueError(f"format is {meta.get('format')!r}, not {FORMAT!r}")
             saved_spec = RollSpec.from_dict(meta["spec"])
-            config = dict(meta["config"])
+            config = meta["config"]
+            if int(meta.get("format_version", 0)) <= 1:
+                config = _config_from_v1(config)
+            config = VAEConfig.from_dict(config)
             threshold = float(meta["threshold"])
             stats = {k: np.asarray(meta["corpus_stats"][k], dtype=float) for k in ("mean", "var")}
             fingerprint = str(meta["fingerprint"])
-            for key in ("input_dim", "hidden_dim", "latent_dim", "beta"):
-                config[key]  # noqa: B018 - presence check
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, ModelError) as exc:
             raise ModelError(f"corrupt model directory: {MODEL_FILE} is unreadable ({exc}); "
                              "retrain it with `qbdi train --force`", d) from None
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
@@ -670,11 +740,13 @@ class StyleVAE:
         if saved_spec != spec:
             raise ModelError(f"model was trained for another roll layout ({saved_spec.to_dict()}), "
                              f"not {spec.to_dict()}; train a model for this layout", d)
-        if config["input_dim"] != spec.frame_size:
-            raise ModelError(f"corrupt model directory: input size {config['input_dim']} does not "
+        if config.input_dim != spec.frame_size:
+            raise ModelError(f"corrupt model directory: input size {config.input_dim} does not "
                              f"match the roll layout's frame size {spec.frame_size}", d)
         encoder, decoder = _build_networks(config)
-        expected = [tuple(w.shape) for w in encoder.weights + decoder.weights]
+        predictor = _build_predictor(config)
+        nets = [encoder, decoder] + ([predictor] if predictor is not None else [])
+        expected = [tuple(w.shape) for net in nets for w in net.weights]
         try:
             with np.load(d / WEIGHTS_FILE) as npz:
                 weights = [npz[f"w{i:02d}"] for i in range(len(expected))]
@@ -688,188 +760,39 @@ class StyleVAE:
         if got != expected:
             raise ModelError(f"corrupt model directory: weight shapes {got} do not match the "
                              f"configuration ({expected}); retrain with `qbdi train --force`", d)
-        n_enc = len(encoder.weights)
-        encoder.set_weights(weights[:n_enc])
-        decoder.set_weights(weights[n_enc:])
-        L = int(config["latent_dim"])
+        start = 0
+        for net in nets:
+            net.set_weights(weights[start:start + len(net.weights)])
+            start += len(net.weights)
+        L = config.latent_dim
         if stats["mean"].shape != (L,) or stats["var"].shape != (L,):
             raise ModelError("corrupt model directory: corpus statistics do not have "
                              f"{L} components; retrain with `qbdi train --force`", d)
         return cls(encoder, decoder, spec=spec, config=config, threshold=threshold,
-                   corpus_stats=stats, fingerprint=fingerprint, info=meta.get("info", {}))
+                   corpus_stats=stats, fingerprint=fingerprint, info=meta.get("info", {}),
+                   predictor=predictor)
 
 
 # --------------------------------------------------------------------------------------------
-# Training
+# Names that moved to qbdi_utils.train
 # --------------------------------------------------------------------------------------------
 
-
-class _TqdmEpochs:
-    """Keras callback showing a tqdm bar over epochs with the latest losses."""
-
-    def __new__(cls, epochs: int, enabled: bool):
-        keras = _keras()
-        from tqdm.auto import tqdm
-
-        class _CB(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.bar = tqdm(total=epochs, desc="training VAE", unit="epoch", disable=not enabled)
-
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.1f}",
-                                     val_loss=f"{logs.get('val_loss', float('nan')):.1f}")
-                self.bar.update(1)
-
-            def on_train_end(self, logs=None):
-                self.bar.close()
-
-        return _CB()
+_MOVED_TO_TRAIN = frozenset({
+    "train", "default_model", "default_model_dir", "cached_model", "split_held_out", "split_pieces",
+    "choose_threshold", "_make_trainer", "_fit_function", "_seed_everything", "_FIT_DEFAULTS",
+    "_THRESHOLD_GRID", "_TqdmEpochs", "binarize_by_piece",
+})
 
 
-def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarray | None = None,
-          hidden_dim: int = DEFAULT_CONFIG["hidden_dim"], latent_dim: int = DEFAULT_CONFIG["latent_dim"],
-          epochs: int = DEFAULT_EPOCHS, beta: float = 1.0, seed: int = 0,
-          batch_size: int = DEFAULT_CONFIG["batch_size"],
-          learning_rate: float = DEFAULT_CONFIG["learning_rate"],
-          held_out_fraction: float = DEFAULT_CONFIG["held_out_fraction"],
-          progress: bool = True, fit_options: dict | None = None) -> tuple[StyleVAE, dict]:
-    """Train a style VAE on frames (Adam, loss D + beta R), choose its threshold, measure it.
+def __getattr__(name: str):
+    """``qbdi_utils.vae.train`` (and the other training names) for notebooks and users written
+    before the training loop moved to :mod:`qbdi_utils.train`.
 
-    Args:
-        frames: (N, spec.frame_size) binary frames, N >= 2.
-        spec: roll layout of the frames (default RollSpec()).
-        groups: optional (N,) group label per frame (e.g. ``corpus.piece_index``); whole groups are
-            held out so held-out bars come from unseen pieces.
-        hidden_dim, latent_dim: layer sizes (paper: 500, 500).
-        epochs: passes over the training frames.
-        beta: weight of the rate R in the loss (1 = the paper, the negative ELBO).
-        seed: seeds weights, noise, shuffling and the held-out split; same seed, same weights.
-        batch_size: frames per Adam step (paper: 100).
-        learning_rate: Adam step size.
-        held_out_fraction: share of frames (or groups) held out.
-        progress: show a tqdm progress bar.
-        fit_options: speed settings {"jit_compile": bool|"auto", "steps_per_execution": int,
-            "loop": "auto"|"keras"} (see :func:`_fit_function`); they do not change the model.
-
-    Returns:
-        (model, history): history has per-epoch lists ``loss``, ``d_nats``, ``r_nats`` (running
-        means over the epoch's training batches) and ``val_loss``, ``val_d_nats``, ``val_r_nats``
-        (held-out frames after the epoch), all in nats per frame, plus ``epoch`` (1-based),
-        ``train_idx`` and ``held_idx``.
-
-    Used in: notebooks/02_vae_training.ipynb, ``qbdi train``.
+    The package's one function-internal import of its own module: train imports this module at
+    its top, so this module can only reach train lazily.
     """
-    spec = RollSpec() if spec is None else spec
-    x = np.asarray(frames)
-    if x.ndim != 2 or x.shape[1] != spec.frame_size:
-        raise OptionError(f"frames must have shape (N, {spec.frame_size}), got {x.shape}")
-    if epochs < 1:
-        raise OptionError(f"epochs must be at least 1, got {epochs}")
-    if beta < 0:
-        raise OptionError(f"beta must be >= 0, got {beta}")
-    x = (x != 0).astype(np.uint8)
-    cfg = {**DEFAULT_CONFIG, "input_dim": spec.frame_size, "hidden_dim": int(hidden_dim),
-           "latent_dim": int(latent_dim), "beta": float(beta), "epochs": int(epochs),
-           "batch_size": int(batch_size), "learning_rate": float(learning_rate),
-           "held_out_fraction": float(held_out_fraction), "seed": int(seed)}
-    if groups is not None and len(groups):
-        # the longest training piece, so that improvise can warn about queries longer than any
-        _, piece_of_frame = np.unique(np.asarray(groups), return_inverse=True)
-        cfg["max_piece_frames"] = int(np.bincount(piece_of_frame).max())
-    train_idx, held_idx = split_held_out(len(x), held_out_fraction, seed, groups)
-    x_tr, x_ho = x[train_idx], x[held_idx]
+    if name in _MOVED_TO_TRAIN:
+        from qbdi_utils import train as _train
 
-    keras = _keras()
-    _seed_everything(seed)
-    trainer = _make_trainer(cfg, seed, fit_options)
-    fit = _fit_function(trainer, x_tr, cfg, x_ho, [_TqdmEpochs(cfg["epochs"], progress)], fit_options)
-    t0 = time.perf_counter()
-    hist = fit(cfg["epochs"])
-    train_seconds = time.perf_counter() - t0
-
-    model = StyleVAE(trainer.encoder, trainer.decoder, spec=spec, config=cfg,
-                     fingerprint=frames_fingerprint(x))
-    recon = model.reconstruct(x_ho)
-    model.threshold, f1_grid = choose_threshold(x_ho, recon)
-    scores = note_scores(x_ho, model.binarize(recon))
-    mean, _ = model.encode(x)
-    model.corpus_stats = {"mean": mean.astype(np.float64).mean(axis=0),
-                          "var": mean.astype(np.float64).var(axis=0)}
-    history = {
-        "epoch": list(range(1, cfg["epochs"] + 1)),
-        "loss": hist["loss"], "d_nats": hist["d_nats"], "r_nats": hist["r_nats"],
-        "val_loss": hist["val_loss"], "val_d_nats": hist["val_d_nats"],
-        "val_r_nats": hist["val_r_nats"],
-        "train_idx": train_idx, "held_idx": held_idx,
-        "threshold_grid": _THRESHOLD_GRID.tolist(), "threshold_f1": f1_grid.tolist(),
-    }
-    history = {k: ([float(v) for v in vals] if k.startswith(("loss", "d_", "r_", "val_")) else vals)
-               for k, vals in history.items()}
-    model.info = {
-        "train_seconds": round(train_seconds, 2),
-        "n_frames": int(len(x)), "n_train": int(len(x_tr)), "n_held_out": int(len(x_ho)),
-        "held_out_d_nats": history["val_d_nats"][-1], "held_out_r_nats": history["val_r_nats"][-1],
-        "held_out_loss_nats": history["val_loss"][-1],
-        "held_out_precision": scores["precision"], "held_out_recall": scores["recall"],
-        "held_out_f1": scores["f1"], "backend": keras.backend.backend(),
-        "history": {k: history[k] for k in ("loss", "d_nats", "r_nats", "val_loss", "val_d_nats",
-                                            "val_r_nats")},
-    }
-    return model, history
-
-
-# --------------------------------------------------------------------------------------------
-# The default model
-# --------------------------------------------------------------------------------------------
-
-
-def default_model_dir() -> Path:
-    """Where the default model lives: ``models_dir() / "default"``."""
-    from qbdi_utils import paths
-
-    return paths.models_dir() / "default"
-
-
-def _same_config(a: dict, b: dict) -> bool:
-    keys = set(DEFAULT_CONFIG)
-    return all(a.get(k) == b.get(k) for k in keys)
-
-
-def default_model(progress: bool = True, *, retrain: bool = False) -> StyleVAE:
-    """The paper's model trained on the default corpus (the 4/4 Bach chorales), cached on disk.
-
-    Loads ``models_dir()/default`` when its training-frame fingerprint and configuration match the
-    current default corpus and :data:`DEFAULT_CONFIG`; otherwise trains it (a few minutes on two
-    CPU cores) and saves it there.
-
-    Args:
-        progress: show progress bars (corpus loading, training).
-        retrain: train even if a matching cached model exists.
-
-    Returns:
-        The model; ``model.info`` holds the training facts (held-out R, D, F1, wall time, history).
-
-    Used in: notebooks 02-05, ``qbdi improvise`` without ``--model``.
-    """
-    from qbdi_utils import corpus as corpus_mod
-
-    spec = RollSpec()
-    corpus = corpus_mod.load_corpus("chorales", spec=spec, progress=progress)
-    fp = frames_fingerprint(corpus.frames)
-    d = default_model_dir()
-    if not retrain and (d / MODEL_FILE).is_file():
-        try:
-            model = StyleVAE.load(d, spec=spec)
-            if model.fingerprint == fp and _same_config(model.config, DEFAULT_CONFIG):
-                model.from_cache = True
-                return model
-        except ModelError:
-            pass
-    model, _ = train(corpus.frames, spec=spec, groups=corpus.piece_index, progress=progress,
-                     **{k: DEFAULT_CONFIG[k] for k in ("hidden_dim", "latent_dim", "epochs", "beta",
-                                                       "seed", "batch_size", "learning_rate",
-                                                       "held_out_fraction")})
-    model.save(d)
-    model.from_cache = False
-    return model
+        return getattr(_train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

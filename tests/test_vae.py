@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from qbdi_utils import vae
+from qbdi_utils import pianoroll, train as train_mod, vae
 from qbdi_utils.errors import ModelError, OptionError, OutputExistsError, QbdiError
 from qbdi_utils.pianoroll import RollSpec
 
@@ -85,8 +85,8 @@ def test_loss_terms_match_numpy(tiny_model, frames):
 @pytest.fixture(scope="module", params=["auto", "keras"])
 def trained_half_beta(frames, request):
     """Both training loops: the TensorFlow fast path and plain Model.fit (other backends)."""
-    return vae.train(frames, hidden_dim=48, latent_dim=8, epochs=8, beta=0.5, seed=2, progress=False,
-                     fit_options={"loop": request.param})
+    return train_mod.train(frames, hidden_dim=48, latent_dim=8, epochs=8, beta=0.5, seed=2,
+                           progress=False, fit_options={"loop": request.param})
 
 
 def test_loss_falls_and_is_d_plus_beta_r(trained_half_beta):
@@ -101,17 +101,49 @@ def test_loss_falls_and_is_d_plus_beta_r(trained_half_beta):
         np.testing.assert_allclose(lhs, rhs, rtol=1e-4)
         assert np.all(np.array(h[key + "r_nats"]) >= 0)
     assert model.config["beta"] == 0.5
-    assert set(h["train_idx"]).isdisjoint(h["held_idx"])
-    assert len(h["train_idx"]) + len(h["held_idx"]) == 300
+    parts = [set(h[k]) for k in ("train_idx", "validation_idx", "test_idx")]
+    assert all(parts) and sum(map(len, parts)) == len(set.union(*parts)) == 300
+
+
+def _written_f1(truth, probs, t, pieces):
+    """Brute force: binarize each piece on its own with pianoroll.binarize, then note F1."""
+    out = np.zeros_like(truth)
+    for p in np.unique(pieces):
+        rows = np.flatnonzero(pieces == p)
+        out[rows] = pianoroll.binarize(probs[rows], t)
+    return vae.note_scores(truth, out)["f1"]
 
 
 def test_threshold_maximises_f1(trained_half_beta, frames):
+    # no groups: each validation frame is written on its own
     model, h = trained_half_beta
-    held = frames[h["held_idx"]]
+    held = frames[h["validation_idx"]]
     probs = model.reconstruct(held)
-    f1s = [vae.note_scores(held, probs >= t)["f1"] for t in h["threshold_grid"]]
-    np.testing.assert_allclose(h["threshold_f1"], f1s, atol=1e-9)
+    f1s = [_written_f1(held, probs, t, np.arange(len(held))) for t in h["threshold_grid"]]
+    np.testing.assert_allclose(h["threshold_f1"], f1s, atol=1e-12)
     assert model.threshold == h["threshold_grid"][int(np.argmax(f1s))]
+
+
+def test_threshold_is_chosen_on_written_outputs_by_piece():
+    """F3: brute force over the grid on binarized (made-valid) outputs, pieces written whole."""
+    rng = np.random.default_rng(0)
+    truth = vae.synthetic_frames(24, seed=9)
+    pieces = np.repeat([3, 8, 5], 8)  # three pieces of 8 consecutive bars
+    P = RollSpec().n_pitches
+    t3 = truth.reshape(24, 16, 2 * P).astype(float)
+    # noisy play plane; articulations of true onsets at exactly 0.5, which make_valid can restore
+    probs = np.where(t3 > 0, rng.uniform(0.3, 1.0, t3.shape), rng.uniform(0, 1, t3.shape) ** 2)
+    probs[..., P:] = np.where(t3[..., P:] > 0, 0.5, 0.0)
+    probs = probs.reshape(24, -1).astype(np.float32)
+    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
+    brute = np.array([_written_f1(truth, probs, t, pieces) for t in grid])
+    th, f1 = train_mod.choose_threshold(truth, probs, grid, groups=pieces)
+    np.testing.assert_allclose(f1, brute, atol=1e-12)
+    assert th == grid[int(np.argmax(brute))]
+    # and this case tells the written outputs from raw probabilities: thresholding the raw
+    # probabilities would pick another threshold
+    raw = [vae.note_scores(truth, probs >= t)["f1"] for t in grid]
+    assert grid[int(np.argmax(raw))] != th
 
 
 def test_note_scores_known_counts():
@@ -125,16 +157,26 @@ def test_note_scores_known_counts():
 
 def test_split_keeps_groups_apart():
     groups = np.repeat(np.arange(20), 7)
-    tr, ho = vae.split_held_out(len(groups), 0.2, seed=0, groups=groups)
-    assert set(groups[tr]).isdisjoint(groups[ho]) and len(set(groups[ho])) == 4
-    assert np.array_equal(np.sort(np.concatenate([tr, ho])), np.arange(len(groups)))
+    tr, va, te = train_mod.split_pieces(len(groups), 0.2, 0.1, seed=0, groups=groups)
+    g = [set(groups[i]) for i in (tr, va, te)]
+    assert g[0].isdisjoint(g[1]) and g[0].isdisjoint(g[2]) and g[1].isdisjoint(g[2])
+    assert (len(g[1]), len(g[2]), len(g[0])) == (4, 2, 14)
+    assert np.array_equal(np.sort(np.concatenate([tr, va, te])), np.arange(len(groups)))
+    # the two-way split of format-1 models is the three-way one without a test set
+    tr2, ho2 = vae.split_held_out(len(groups), 0.2, seed=0, groups=groups)
+    assert np.array_equal(ho2, va) and np.array_equal(tr2, np.sort(np.concatenate([tr, te])))
+    # too few pieces: frames are split instead; too few frames: refused
+    tr, va, te = train_mod.split_pieces(5, 0.2, 0.2, seed=1, groups=[0, 0, 0, 1, 1])
+    assert len(tr) == 3 and len(va) == len(te) == 1
+    with pytest.raises(OptionError):
+        train_mod.split_pieces(2, 0.2, 0.2, seed=1)
 
 
 def test_same_seed_same_weights(frames):
     kw = dict(hidden_dim=32, latent_dim=4, epochs=1, progress=False)
-    a, _ = vae.train(frames[:200], seed=7, **kw)
-    b, _ = vae.train(frames[:200], seed=7, **kw)
-    c, _ = vae.train(frames[:200], seed=8, **kw)
+    a, _ = train_mod.train(frames[:200], seed=7, **kw)
+    b, _ = train_mod.train(frames[:200], seed=7, **kw)
+    c, _ = train_mod.train(frames[:200], seed=8, **kw)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         assert np.array_equal(wa, wb)
     assert not all(np.array_equal(wa, wc) for wa, wc in zip(a.get_weights(), c.get_weights()))
@@ -243,7 +285,7 @@ def test_cli_train_on_midi_folder(tmp_path, capsys):
             "--hidden-dim", "32", "--latent-dim", "4", "--seed", "3"]
     assert _run_cli(argv) == 0
     printed = capsys.readouterr().out
-    assert "held-out: R =" in printed and "note F1" in printed
+    assert "held-out test: R =" in printed and "validation: R =" in printed and "note F1" in printed
     m = vae.StyleVAE.load(out)
     assert m.latent_dim == 4 and m.config["epochs"] == 2 and m.info["n_frames"] == 24
     with pytest.raises(QbdiError):
@@ -261,18 +303,132 @@ def test_default_model_caches(monkeypatch, tmp_path):
 
     monkeypatch.setenv("QBDI_MODELS_DIR", str(tmp_path))
     monkeypatch.setattr(corpus_mod, "load_corpus", lambda *a, **k: FakeCorpus)
-    small = {**vae.DEFAULT_CONFIG, "hidden_dim": 16, "latent_dim": 4, "epochs": 1}
-    monkeypatch.setattr(vae, "DEFAULT_CONFIG", small)
+    small = vae.PRESETS["paper"].replace(hidden_dim=16, latent_dim=4, epochs=1)
+    monkeypatch.setattr(train_mod, "DEFAULT_CONFIG", small)
     calls = []
-    real_train = vae.train
-    monkeypatch.setattr(vae, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
-    m1 = vae.default_model(progress=False)
-    m2 = vae.default_model(progress=False)
+    real_train = train_mod.train
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    m1 = vae.default_model(progress=False)  # through the old name, as notebooks call it
+    m2 = train_mod.default_model(progress=False)
     assert len(calls) == 1 and (tmp_path / "default" / vae.MODEL_FILE).is_file()
     assert m1.fingerprint == m2.fingerprint == vae.frames_fingerprint(FakeCorpus.frames)
-    monkeypatch.setattr(vae, "DEFAULT_CONFIG", {**small, "epochs": 2})
-    m3 = vae.default_model(progress=False)
+    assert m2.from_cache and m2.config.max_piece_frames == 10
+    monkeypatch.setattr(train_mod, "DEFAULT_CONFIG", small.replace(epochs=2))
+    m3 = train_mod.default_model(progress=False)
     assert len(calls) == 2 and m3.config["epochs"] == 2
     FakeCorpus.frames = vae.synthetic_frames(120, seed=4)
-    vae.default_model(progress=False)
+    train_mod.default_model(progress=False)
     assert len(calls) == 3
+
+
+# ---------------------------------------------------------------------------- F5: own streams
+
+@pytest.mark.parametrize("loop", ["auto", "keras"])
+def test_validation_does_not_move_the_training_noise(frames, loop):
+    """Weights are the same without validation and with validation sets of two sizes."""
+    cfg = vae.PRESETS["paper"].replace(hidden_dim=24, latent_dim=4, epochs=3, seed=5)
+    x_tr = frames[:200]
+    weights, val_curves = [], []
+    for x_val in (None, frames[200:210], frames[200:300]):
+        train_mod._seed_everything(cfg.seed)
+        trainer = train_mod._make_trainer(cfg, cfg.seed, {"loop": loop})
+        hist = train_mod._fit_function(trainer, x_tr, cfg, x_val, fit_options={"loop": loop})(cfg.epochs)
+        weights.append(trainer.encoder.get_weights() + trainer.decoder.get_weights())
+        if x_val is not None:
+            assert len(hist["val_loss"]) == 3
+            val_curves.append(hist["val_d_nats"])
+    for w in weights[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(weights[0], w))
+    # and validation is evaluated (different sets give different numbers)
+    assert val_curves[0] != val_curves[1]
+
+
+def test_loss_convention_beta_weighs_rate(frames):
+    """D + beta R: the history of a beta = 0 run is pure distortion, of beta = 2 twice the rate."""
+    for beta in (0.0, 2.0):
+        _, h = train_mod.train(frames[:120], hidden_dim=16, latent_dim=4, epochs=2, beta=beta,
+                               seed=1, progress=False)
+        np.testing.assert_allclose(h["val_loss"], np.array(h["val_d_nats"]) + beta * np.array(h["val_r_nats"]),
+                                   rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------- F3: three-way split
+
+def test_info_reports_test_pieces(frames):
+    groups = np.repeat(np.arange(30), 10)
+    model, h = train_mod.train(frames, groups=groups, hidden_dim=24, latent_dim=4, epochs=2, seed=3,
+                               progress=False)
+    i = model.info
+    te, va = h["test_idx"], h["validation_idx"]
+    assert i["n_test"] == len(te) == 30 and i["n_validation"] == len(va) == 30 and i["n_train"] == 240
+    assert set(groups[te]).isdisjoint(groups[va])
+    assert i["test_groups"] == sorted(set(groups[te].tolist()))
+    # the test F1 is that of the written outputs of the test pieces at the validation threshold
+    probs = model.reconstruct(frames[te])
+    assert i["test_f1"] == pytest.approx(_written_f1(frames[te], probs, model.threshold, groups[te]), abs=1e-12)
+    assert i["held_out_f1"] == i["test_f1"] and i["held_out_d_nats"] == i["test_d_nats"]
+    # R on the test set is the KL of the encoder's posteriors (noise-free), D a sampled Bernoulli NLL
+    mean, logvar = model.encode(frames[te])
+    r = 0.5 * np.sum(np.exp(logvar) + mean.astype(np.float64) ** 2 - 1 - logvar, axis=1).mean()
+    assert i["test_r_nats"] == pytest.approx(r, rel=1e-4)
+    assert i["test_loss_nats"] == pytest.approx(i["test_d_nats"] + i["test_r_nats"])
+    assert i["validation_f1"] == pytest.approx(max(h["threshold_f1"]), abs=1e-12)
+
+
+# ---------------------------------------------------------------------------- VAEConfig
+
+def test_config_presets_and_mapping():
+    p = vae.PRESETS["paper"]
+    assert (p.input_dim, p.hidden_dim, p.latent_dim, p.beta, p.batch_size) == (2496, 500, 500, 1.0, 100)
+    assert p.epochs == vae.DEFAULT_EPOCHS and p["latent_dim"] == 500 and dict(p)["seed"] == 0
+    assert vae.VAEConfig.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    with pytest.raises(Exception):
+        p.beta = 2.0  # frozen
+
+
+@pytest.mark.parametrize("field, value", [
+    ("hidden_dim", 0), ("latent_dim", 2.5), ("beta", -0.1), ("beta", float("nan")),
+    ("beta", float("inf")), ("epochs", 0), ("learning_rate", 0.0), ("validation_fraction", 1.0),
+    ("test_fraction", -0.1), ("seed", -1), ("batch_size", True), ("max_piece_frames", 0),
+])
+def test_config_validates_fields(field, value):
+    with pytest.raises(OptionError, match=field):
+        vae.PRESETS["paper"].replace(**{field: value})
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d.update(dropout=0.1), "dropout"),
+    (lambda d: d.pop("latent_dim"), "latent_dim"),
+    (lambda d: d.update(hidden_dim="500"), "hidden_dim"),
+    (lambda d: d.update(beta=None), "beta"),
+    (lambda d: d.update(epochs=-3), "epochs"),
+])
+def test_config_from_dict_rejects(edit, field):
+    d = vae.PRESETS["paper"].to_dict()
+    edit(d)
+    with pytest.raises(ModelError, match=field):
+        vae.VAEConfig.from_dict(d)
+
+
+def test_format_1_model_still_loads(tiny_model, tmp_path, frames):
+    """A directory written before VAEConfig (format 1, one held-out set) loads unchanged."""
+    d = _copy_model(tiny_model, tmp_path)
+
+    def to_v1(m):
+        c = m["config"]
+        c["held_out_fraction"] = c.pop("validation_fraction")
+        del c["test_fraction"], c["max_piece_frames"]
+        m["format_version"] = 1
+
+    _edit_json(d, to_v1)
+    m = vae.StyleVAE.load(d)
+    assert m.config.validation_fraction == tiny_model.config.validation_fraction
+    assert m.config.test_fraction == 0.0 and m.config.max_piece_frames is None
+    assert np.array_equal(m.encode(frames[:5])[0], tiny_model.encode(frames[:5])[0])
+
+
+def test_old_names_still_importable():
+    for name in ("train", "default_model", "default_model_dir", "split_held_out", "choose_threshold"):
+        assert getattr(vae, name) is getattr(train_mod, name)
+    with pytest.raises(AttributeError):
+        vae.no_such_name  # noqa: B018

@@ -20,7 +20,7 @@ from qbdi_utils.files import fs_error, ignore_sigxfsz
 __all__ = ["COMMAND_MODULES", "int_option", "build_parser", "main"]
 
 # Sub-command modules, in the order `qbdi --help` lists them.
-COMMAND_MODULES = ["frames", "improvise", "train", "analyze", "navigate"]
+COMMAND_MODULES = ["frames", "improvise", "navigate", "train", "evaluate", "analyze"]
 
 
 def int_option(name: str, value: str, minimum: int) -> int:

@@ -1,0 +1,278 @@
+"""Predictive information of a style VAE's latent states, measured without trusting its head.
+
+PAPER.md section 8 (the paper's Appendix B): for Y a target (the next bar x_{t+1}, lag 1, or the
+bar itself, lag 0) and Z the latent state of bar t, any predictor q(y | z) gives the variational
+lower bound I(Z;Y) >= H(Y) - E[-log q(Y | Z)]. Replacing H(Y) by the cross-entropy of the best
+predictor that ignores z (per-cell Bernoulli rates, itself >= H(Y) on unseen data up to sampling
+noise) gives
+
+    I_probe(Z;Y) = CE(marginal) - CE(probe given z)          nats per frame,
+
+both cross-entropies measured on held-out (test) pieces.
+
+**What it bounds.** CE(probe) - H(Y) >= 0, so H(Y) - CE(probe) is a lower bound of I(Z;Y) (up to
+sampling noise). The marginal here is *factorised* (independent cells), and its cross-entropy
+exceeds H(Y) by the cells' total correlation (notes sound for many steps, chords move together:
+on the chorales this is large). So I_probe is a lower bound of I(Z;Y) + [CE(marginal) - H(Y)],
+not of I(Z;Y) alone: on a synthetic corpus whose next bar is one of 12 bars chosen by the current
+one, I(Z;Y) <= ln 12 = 2.5 nats while I_probe is ~150 nats. The marginal term depends on the data
+only, so *differences* of I_probe between models on the same pieces are differences of probe
+cross-entropies, an honest comparison; read absolute values as "nats per frame the latent state
+saves a cell-wise predictor", not as mutual information.
+
+The probe is *fresh*: the same family as
+the predictor head (latent -> hidden_dim ReLU -> frame_size Bernoulli logits), fitted on the frozen
+latent means of the *training* pieces only, never on the head's weights. It is a plain numpy MLP
+(Adam, float32), deterministic for a seed, stopped early on a tenth of the training pieces; it
+starts from the marginal (output bias = logit of the rates, tiny output weights), so epoch 0 is the
+marginal and an uninformative z gives I_probe ~ 0 rather than a negative number from overfitting.
+
+:func:`evaluate` reports a model's test R, D, note F1 and I_probe at lag 1 and lag 0 (``qbdi
+evaluate``).
+
+Used in: ``qbdi evaluate``; notebook 06 (deep music information dynamics) is to call :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qbdi_utils.train import held_out_scores, split_held_out, split_pieces, successor_index
+from qbdi_utils.vae import StyleVAE, frames_fingerprint
+
+__all__ = ["bernoulli_ce", "evaluate", "fit_probe", "marginal_rates", "probe_information"]
+
+_PROBE_BATCH = 256
+_PROBE_MAX_EPOCHS = 30
+_PROBE_PATIENCE = 3
+_PROBE_LR = 2e-3
+_STOP_FRACTION = 0.1
+
+
+def marginal_rates(y: np.ndarray) -> np.ndarray:
+    """Per-cell Bernoulli rates of binary targets, Krichevsky-Trofimov smoothed: (k + 1/2) / (n + 1).
+
+    Args:
+        y: (N, D) binary targets.
+
+    Returns:
+        (D,) float64 rates in (0, 1) (never 0 or 1, so unseen cells cost finite nats).
+
+    Used in: :func:`probe_information`.
+    """
+    y = np.asarray(y) != 0
+    return (y.sum(axis=0) + 0.5) / (len(y) + 1.0)
+
+
+def bernoulli_ce(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-frame Bernoulli cross-entropy -log q(y) summed over cells, in nats.
+
+    Args:
+        logits: (N, D) or (D,) logits of q (broadcast against y).
+        y: (N, D) binary targets.
+
+    Returns:
+        (N,) float64 nats per frame.
+
+    Used in: :func:`probe_information`.
+    """
+    lg = np.asarray(logits, np.float64)
+    yy = np.asarray(y, np.float64)
+    return np.sum(np.logaddexp(0.0, lg) - yy * lg, axis=-1)
+
+
+def _forward(params, z):
+    W1, b1, W2, b2 = params
+    h = np.maximum(z @ W1 + b1, 0.0)
+    return h, h @ W2 + b2
+
+
+def _ce_mean(params, z, y) -> float:
+    out = 0.0
+    for i in range(0, len(z), 2048):
+        out += float(bernoulli_ce(_forward(params, z[i:i + 2048])[1], y[i:i + 2048]).sum())
+    return out / max(len(z), 1)
+
+
+def fit_probe(z: np.ndarray, y: np.ndarray, *, hidden_dim: int, seed: int = 0,
+              groups: np.ndarray | None = None, max_epochs: int = _PROBE_MAX_EPOCHS,
+              patience: int = _PROBE_PATIENCE, learning_rate: float = _PROBE_LR,
+              batch_size: int = _PROBE_BATCH) -> dict:
+    """Fit the probe q(y | z) = Bernoulli(sigmoid(W2 relu(W1 z + b1) + b2)) by Adam on mean CE.
+
+    A tenth of the training pieces (``groups``; frames without groups) is kept aside to stop
+    early: the returned weights are those of the epoch (0 = the marginal start) with the lowest
+    cross-entropy on it.
+
+    Args:
+        z: (N, L) inputs (frozen latent means of training bars).
+        y: (N, D) binary targets.
+        hidden_dim: hidden units (the predictor head's: the model's hidden_dim).
+        seed: seeds the initial weights, the stop split and the batch order.
+        groups: (N,) piece label per row, or None.
+        max_epochs, patience, learning_rate, batch_size: the optimiser's schedule.
+
+    Returns:
+        dict ``params`` (W1 (L, H), b1 (H,), W2 (H, D), b2 (D,) float32), ``epochs`` (best epoch),
+        ``stop_ce_nats`` (per-epoch CE on the stop set, epoch 0 first).
+
+    Used in: :func:`probe_information`.
+    """
+    z = np.asarray(z, np.float32)
+    y = (np.asarray(y) != 0).astype(np.float32)
+    if z.ndim != 2 or y.ndim != 2 or len(z) != len(y):
+        raise ValueError(f"z (N, L) and y (N, D) must have the same N, got {z.shape}, {y.shape}")
+    rng = np.random.default_rng(seed)
+    fit_idx, stop_idx = split_held_out(len(z), _STOP_FRACTION, seed, groups)
+    zf, yf, zs, ys = z[fit_idx], y[fit_idx], z[stop_idx], y[stop_idx]
+    L, D = z.shape[1], y.shape[1]
+    rates = marginal_rates(yf)
+    params = [
+        (rng.standard_normal((L, hidden_dim)) * np.sqrt(2.0 / L)).astype(np.float32),
+        np.zeros(hidden_dim, np.float32),
+        (rng.standard_normal((hidden_dim, D)) * 1e-3).astype(np.float32),
+        np.log(rates / (1 - rates)).astype(np.float32),
+    ]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    b1_, b2_, tiny = 0.9, 0.999, 1e-7
+    t = 0
+    best = ([p.copy() for p in params], 0)
+    stop_ce = [_ce_mean(params, zs, ys)]
+    since_best = 0
+    for epoch in range(1, int(max_epochs) + 1):
+        order = rng.permutation(len(zf))
+        for i in range(0, len(order), batch_size):
+            b = order[i:i + batch_size]
+            zb, yb = zf[b], yf[b]
+            h, logits = _forward(params, zb)
+            dl = (1.0 / (1.0 + np.exp(-logits)) - yb) / len(b)  # d mean CE / d logits
+            dh = (dl @ params[2].T) * (h > 0)
+            grads = [zb.T @ dh, dh.sum(axis=0), h.T @ dl, dl.sum(axis=0)]
+            t += 1
+            lr_t = learning_rate * np.sqrt(1 - b2_ ** t) / (1 - b1_ ** t)
+            for k, g in enumerate(grads):
+                m[k] *= b1_
+                m[k] += (1 - b1_) * g
+                v[k] *= b2_
+                v[k] += (1 - b2_) * (g * g)
+                params[k] -= (lr_t * m[k] / (np.sqrt(v[k]) + tiny)).astype(np.float32)
+        stop_ce.append(_ce_mean(params, zs, ys))
+        if stop_ce[-1] < min(stop_ce[:-1]):
+            best, since_best = ([p.copy() for p in params], epoch), 0
+        else:
+            since_best += 1
+            if since_best >= patience:
+                break
+    return {"params": best[0], "epochs": best[1], "stop_ce_nats": stop_ce}
+
+
+def probe_information(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray,
+                      y_test: np.ndarray, *, hidden_dim: int, seed: int = 0,
+                      groups_train: np.ndarray | None = None) -> dict:
+    """I_probe(Z;Y) = CE(marginal) - CE(probe | z) on test pairs, probe and marginal fitted on training pairs.
+
+    Args:
+        z_train, y_train: (N, L) inputs and (N, D) binary targets of training pieces.
+        z_test, y_test: (M, L) and (M, D) of test pieces.
+        hidden_dim: the probe's hidden units.
+        seed: seeds the probe's fit.
+        groups_train: (N,) piece label of each training row (for the early-stopping split).
+
+    Returns:
+        dict ``i_probe_nats`` (mean over test rows, nats per frame), ``i_probe_se_nats`` (its
+        standard error over test rows), ``ce_probe_nats``, ``ce_marginal_nats`` (test, nats per
+        frame), ``n_train``, ``n_test``, ``probe_epochs``.
+
+    Used in: :func:`evaluate`; tests/test_predictive.py.
+    """
+    y_test = (np.asarray(y_test) != 0)
+    fit = fit_probe(z_train, y_train, hidden_dim=hidden_dim, seed=seed, groups=groups_train)
+    rates = marginal_rates(y_train)
+    ce_marg = bernoulli_ce(np.log(rates / (1 - rates))[None, :], y_test)
+    ce_probe = np.concatenate([
+        bernoulli_ce(_forward(fit["params"], np.asarray(z_test[i:i + 2048], np.float32))[1],
+                     y_test[i:i + 2048]) for i in range(0, len(y_test), 2048)]) if len(y_test) else np.zeros(0)
+    diff = ce_marg - ce_probe
+    n = len(diff)
+    return {"i_probe_nats": float(diff.mean()) if n else float("nan"),
+            "i_probe_se_nats": float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+            "ce_probe_nats": float(ce_probe.mean()) if n else float("nan"),
+            "ce_marginal_nats": float(ce_marg.mean()) if n else float("nan"),
+            "n_train": int(len(z_train)), "n_test": int(n), "probe_epochs": int(fit["epochs"])}
+
+
+def _pairs(groups, idx, lag):
+    """(source rows, target rows) of (x_t, x_{t+lag}) pairs inside the frames ``idx`` (whole pieces)."""
+    g = None if groups is None else np.asarray(groups)[idx]
+    if lag == 0:
+        rows = np.arange(len(idx))
+        return rows, rows
+    nxt = successor_index(g, len(idx))
+    src = np.flatnonzero(nxt >= 0)
+    return src, nxt[src]
+
+
+def evaluate(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | None = None, *,
+             seed: int = 0) -> dict:
+    """Test-piece R, D, note F1 and I_probe(Z;Y) at lag 1 (next bar) and lag 0 (the bar itself).
+
+    The frames are split as the model's training split them (its config's fractions and seed,
+    :func:`qbdi_utils.train.split_pieces`); on the same corpus the model was trained on
+    (``same_corpus``), the training pieces are the model's and the test pieces were never seen.
+    A model without a test set (format 1) is measured on its validation pieces (``held_out_set``).
+    The probes see the frozen latent means (encoder means) of training pieces only.
+
+    Args:
+        model: a StyleVAE (any gamma).
+        frames: (N, frame_size) binary frames, each piece's frames consecutive and in time order.
+        groups: (N,) piece label per frame (``corpus.piece_index``), or None (one piece).
+        seed: seeds the probes' fits.
+
+    Returns:
+        dict: ``held_out_set``, ``same_corpus``, ``n_train_frames``, ``n_test_frames``,
+        ``r_nats``, ``d_nats``, ``loss_nats``, ``f1``, ``precision``, ``recall`` (test),
+        ``threshold``, ``gamma``, ``beta``, then for lag in (1, 0): ``i_probe_lag{lag}_nats``,
+        ``i_probe_lag{lag}_se_nats``, ``ce_probe_lag{lag}_nats``, ``ce_marginal_lag{lag}_nats``,
+        ``n_pairs_lag{lag}_train``, ``n_pairs_lag{lag}_test``, ``probe_epochs_lag{lag}``;
+        with a predictor head also ``head_ce_lag1_nats`` (the trained head on test pairs, z = mean).
+
+    Used in: ``qbdi evaluate``; notebook 06.
+    """
+    cfg = model.config
+    x = (np.asarray(frames) != 0).astype(np.uint8)
+    if x.ndim != 2 or x.shape[1] != cfg.input_dim:
+        raise ValueError(f"frames must have shape (N, {cfg.input_dim}), got {x.shape}")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != len(x):
+            raise ValueError(f"groups must have {len(x)} entries, got {len(groups)}")
+    train_idx, val_idx, test_idx = split_pieces(len(x), cfg.validation_fraction, cfg.test_fraction,
+                                                cfg.seed, groups)
+    role = "test" if len(test_idx) else "validation"
+    held_idx = test_idx if len(test_idx) else val_idx
+    g_held = None if groups is None else groups[held_idx]
+    s = held_out_scores(model, x[held_idx], g_held, role)
+    out = {"held_out_set": role, "same_corpus": model.fingerprint == frames_fingerprint(x),
+           "n_train_frames": int(len(train_idx)), "n_test_frames": int(len(held_idx)),
+           "gamma": cfg.gamma, "beta": cfg.beta, "threshold": model.threshold,
+           **{k: s[f"{role}_{k}"] for k in ("r_nats", "d_nats", "loss_nats", "f1", "precision", "recall")}}
+    mean, _ = model.encode(x)
+    for lag in (1, 0):
+        src_tr, dst_tr = _pairs(groups, train_idx, lag)
+        src_te, dst_te = _pairs(groups, held_idx, lag)
+        z_tr, z_te = mean[train_idx][src_tr], mean[held_idx][src_te]
+        res = probe_information(z_tr, x[train_idx][dst_tr], z_te, x[held_idx][dst_te],
+                                hidden_dim=cfg.hidden_dim, seed=seed,
+                                groups_train=None if groups is None else groups[train_idx][src_tr])
+        out.update({f"i_probe_lag{lag}_nats": res["i_probe_nats"],
+                    f"i_probe_lag{lag}_se_nats": res["i_probe_se_nats"],
+                    f"ce_probe_lag{lag}_nats": res["ce_probe_nats"],
+                    f"ce_marginal_lag{lag}_nats": res["ce_marginal_nats"],
+                    f"n_pairs_lag{lag}_train": res["n_train"], f"n_pairs_lag{lag}_test": res["n_test"],
+                    f"probe_epochs_lag{lag}": res["probe_epochs"]})
+        if lag == 1 and model.has_predictor and len(src_te):
+            p = np.clip(model.predict_next(z_te).astype(np.float64), 1e-7, 1 - 1e-7)
+            y = x[held_idx][dst_te]
+            out["head_ce_lag1_nats"] = float(-np.sum(y * np.log(p) + (1 - y) * np.log1p(-p), axis=1).mean())
+    return out

@@ -1,0 +1,226 @@
+"""Tests of the predictive VAE (gamma > 0, qbdi_utils.train/vae) and of the probe (qbdi_utils.predictive).
+
+The predictive term is checked against an independent numpy forward pass, pairs against hand-made
+piece layouts, I_probe against synthetic corpora whose next bar is independent of / determined by
+the current one, and `qbdi train --gamma` / `qbdi evaluate` through the CLI's main().
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qbdi_utils import pianoroll, predictive, train as train_mod, vae
+from qbdi_utils.cli import main
+from qbdi_utils.errors import ModelError
+from qbdi_utils.pianoroll import RollSpec
+
+
+# ---------------------------------------------------------------------------- pairs
+
+def test_successor_index_never_crosses_a_piece():
+    groups = np.array([4, 4, 4, 9, 9])  # two pieces: 3 bars, then 2 bars
+    nxt = train_mod.successor_index(groups, 5)
+    assert nxt.tolist() == [1, 2, -1, 4, -1]
+    assert train_mod.successor_index(None, 3).tolist() == [1, 2, -1]
+    # within a subset (a side of the split) a successor outside it is no successor
+    sub = train_mod._subset_successors(nxt, np.array([0, 1, 3, 4]))
+    assert sub.tolist() == [1, -1, 3, -1]
+
+
+def _chord_pieces(n_pieces, bars, seed, deterministic, bank_size=12):
+    """Pieces of bars from a bank of chord bars: next bar = bank[k+1] (deterministic) or random."""
+    rng = np.random.default_rng(seed)
+    bank = vae.synthetic_frames(bank_size, seed=seed + 100)
+    frames, groups = [], []
+    for p in range(n_pieces):
+        k = int(rng.integers(bank_size))
+        for _ in range(bars):
+            frames.append(bank[k])
+            groups.append(p)
+            k = (k + 1) % bank_size if deterministic else int(rng.integers(bank_size))
+    return np.array(frames), np.array(groups)
+
+
+@pytest.fixture(scope="module")
+def gamma_model():
+    frames, groups = _chord_pieces(10, 12, seed=0, deterministic=True)
+    model, h = train_mod.train(frames, groups=groups, hidden_dim=32, latent_dim=8, epochs=4, beta=0.5,
+                               gamma=2.0, seed=1, progress=False)
+    return model, h, frames, groups
+
+
+def test_training_pairs_stay_inside_training_pieces(gamma_model):
+    model, h, frames, groups = gamma_model
+    tr = h["train_idx"]
+    n_train_pieces = len(np.unique(groups[tr]))
+    # every training piece loses exactly its last bar as a source; nothing pairs across pieces
+    assert h["n_pairs"] == model.info["n_train_pairs"] == len(tr) - n_train_pieces
+    src = np.flatnonzero(h["next_tr"] >= 0)
+    dst = h["next_tr"][src]
+    assert np.all(groups[tr][src] == groups[tr][dst]) and np.all(tr[dst] == tr[src] + 1)
+
+
+# ---------------------------------------------------------------------------- the term
+
+def test_predictive_term_matches_numpy(gamma_model):
+    keras = pytest.importorskip("keras")
+    model, h, frames, groups = gamma_model
+    x = frames[:30].astype(np.float32)
+    nxt = train_mod.successor_index(groups[:30], 30)
+    mask = (nxt >= 0).astype(np.float32)
+    y = x[np.maximum(nxt, 0)]
+    eps = np.random.default_rng(3).standard_normal((30, model.latent_dim)).astype(np.float32)
+    d, r, p = (keras.ops.convert_to_numpy(t) for t in vae.predictive_terms(
+        model._encoder, model._decoder, model._predictor, x, y, mask, eps))
+    # independent numpy forward pass in float64, NLL written with log(sigmoid) not softplus
+    w = [np.asarray(a, np.float64) for a in model.get_weights()]
+    We1, be1, Wm, bm, Wv, bv, Wd1, bd1, Wo, bo, Wp1, bp1, Wpo, bpo = w
+    hh = np.maximum(x @ We1 + be1, 0)
+    mean, logvar = hh @ Wm + bm, hh @ Wv + bv
+    z = mean + np.exp(0.5 * logvar) * eps
+    q = 1 / (1 + np.exp(-(np.maximum(z @ Wp1 + bp1, 0) @ Wpo + bpo)))
+    ce = -np.sum(y * np.log(q) + (1 - y) * np.log1p(-q), axis=1)
+    np.testing.assert_allclose(p, mask * ce, rtol=2e-4)
+    assert np.all(p[mask == 0] == 0) and mask.sum() < 30  # last bars contribute nothing
+    probs = 1 / (1 + np.exp(-(np.maximum(z @ Wd1 + bd1, 0) @ Wo + bo)))
+    np.testing.assert_allclose(d, -np.sum(x * np.log(probs) + (1 - x) * np.log1p(-probs), axis=1), rtol=2e-4)
+    # the optimiser saw D + beta R + gamma P (beta 0.5, gamma 2)
+    for k in ("", "val_"):
+        np.testing.assert_allclose(h[k + "loss"], np.array(h[k + "d_nats"]) + 0.5 * np.array(h[k + "r_nats"])
+                                   + 2.0 * np.array(h[k + "p_nats"]), rtol=1e-5)
+
+
+def test_gamma_zero_is_the_headless_model():
+    frames, groups = _chord_pieces(6, 10, seed=2, deterministic=True)
+    kw = dict(groups=groups, hidden_dim=16, latent_dim=4, epochs=2, seed=4, progress=False)
+    a, _ = train_mod.train(frames, **kw)
+    b, _ = train_mod.train(frames, gamma=0.0, **kw)
+    c, _ = train_mod.train(frames, gamma=1.0, **kw)
+    assert not a.has_predictor and not b.has_predictor and c.has_predictor
+    assert len(a.get_weights()) == 10 and len(c.get_weights()) == 14
+    assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
+    # the head does change training (so the equality above is not vacuous)
+    assert not all(np.array_equal(u, v) for u, v in zip(a.get_weights(), c.get_weights()[:10]))
+
+
+@pytest.mark.parametrize("loop", ["auto", "keras"])
+def test_both_loops_train_the_head(loop):
+    frames, groups = _chord_pieces(6, 10, seed=2, deterministic=True)
+    _, h = train_mod.train(frames, groups=groups, hidden_dim=16, latent_dim=4, epochs=3, gamma=1.0,
+                           seed=4, progress=False, fit_options={"loop": loop})
+    assert h["p_nats"][-1] < h["p_nats"][0] and len(h["val_p_nats"]) == 3
+
+
+def test_gamma_model_saves_loads_and_works(gamma_model, tmp_path):
+    model, _, frames, _ = gamma_model
+    assert "gamma=2.0" in repr(model) and "predictor 8->32->2496" in repr(model)
+    model.save(tmp_path / "m")
+    m2 = vae.StyleVAE.load(tmp_path / "m")
+    assert m2.config.gamma == 2.0 and repr(m2) == repr(model)
+    z = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    assert np.array_equal(m2.predict_next(z), model.predict_next(z))
+    assert np.array_equal(m2.reconstruct(frames[:4]), model.reconstruct(frames[:4]))
+    assert m2.sample(3, seed=1).shape == (3, 2496)
+    with pytest.raises(ModelError, match="no predictor head"):
+        headless, _ = train_mod.train(frames[:30], hidden_dim=8, latent_dim=4, epochs=1, progress=False)
+        headless.predict_next(z[:, :4])
+
+
+# ---------------------------------------------------------------------------- the probe
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_probe_information_tells_dependence(deterministic):
+    """I_probe ~ 0 when the next bar is independent of the current one, clearly > 0 when determined."""
+    frames, groups = _chord_pieces(40, 12, seed=5, deterministic=deterministic)
+    model, _ = train_mod.train(frames, groups=groups, hidden_dim=32, latent_dim=8, epochs=6, seed=0,
+                               progress=False)
+    r = predictive.evaluate(model, frames, groups, seed=0)
+    i, se = r["i_probe_lag1_nats"], r["i_probe_lag1_se_nats"]
+    assert r["n_pairs_lag1_test"] == r["n_test_frames"] - 4  # 4 test pieces, no pair across them
+    if deterministic:
+        assert i > 5 * se and i > 5.0
+    else:
+        assert abs(i) < 3 * se + 0.5
+    # lag 0: the latent state explains its own bar in both corpora
+    assert r["i_probe_lag0_nats"] > 10 * r["i_probe_lag0_se_nats"]
+
+
+def test_probe_is_deterministic_and_starts_at_the_marginal():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((80, 3)).astype(np.float32)
+    y = (rng.random((80, 20)) < 0.3).astype(np.uint8)
+    a = predictive.fit_probe(z, y, hidden_dim=8, seed=3)
+    b = predictive.fit_probe(z, y, hidden_dim=8, seed=3)
+    assert all(np.array_equal(u, v) for u, v in zip(a["params"], b["params"]))
+    # epoch 0 is the marginal: its stop-set CE equals the Bernoulli CE of the smoothed rates
+    fit_idx, stop_idx = train_mod.split_held_out(80, 0.1, 3)
+    k = y[fit_idx].sum(axis=0)
+    rates = (k + 0.5) / (len(fit_idx) + 1)
+    ce = -np.mean(np.sum(y[stop_idx] * np.log(rates) + (1 - y[stop_idx]) * np.log(1 - rates), axis=1))
+    assert a["stop_ce_nats"][0] == pytest.approx(ce, rel=1e-3)
+
+
+# ---------------------------------------------------------------------------- CLI
+
+@pytest.fixture
+def only_train_and_evaluate(monkeypatch):
+    from qbdi_utils import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["train", "evaluate"])
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "abc"])
+def test_cli_bad_gamma_is_one_line(value, tmp_path, capsys, only_train_and_evaluate):
+    code = main(["train", "--corpus", "chorales", "--out", str(tmp_path / "m"), "--gamma", value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("qbdi train: error: --gamma"), err
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_train_gamma_then_evaluate_json(tmp_path, capsys, only_train_and_evaluate):
+    midi_dir = tmp_path / "midi"
+    midi_dir.mkdir()
+    spec = RollSpec()
+    for i in range(6):
+        frames, _ = _chord_pieces(1, 6, seed=20 + i, deterministic=True)
+        pianoroll.write_midi(pianoroll.from_frames(frames, spec), midi_dir / f"p{i}.mid", spec=spec)
+    out = tmp_path / "model"
+    assert main(["train", "--corpus", str(midi_dir), "--out", str(out), "--epochs", "2", "--hidden-dim", "16",
+                 "--latent-dim", "4", "--gamma", "0.5"]) == 0
+    assert "predictor head" in capsys.readouterr().out
+    assert vae.StyleVAE.load(out).config.gamma == 0.5
+    assert main(["evaluate", "--model", str(out), "--corpus", str(midi_dir), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["same_corpus"] and r["gamma"] == 0.5 and r["held_out_set"] == "test"
+    for k in ("r_nats", "d_nats", "f1", "i_probe_lag1_nats", "i_probe_lag0_nats", "head_ce_lag1_nats"):
+        assert np.isfinite(r[k])
+    code = main(["evaluate", "--model", str(tmp_path / "nowhere")])
+    assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_cached_model_keys_on_config_and_data(monkeypatch, tmp_path):
+    from qbdi_utils import corpus as corpus_mod
+
+    frames, groups = _chord_pieces(8, 6, seed=7, deterministic=True)
+
+    class FakeCorpus:
+        pass
+
+    FakeCorpus.frames, FakeCorpus.piece_index = frames, groups
+    monkeypatch.setenv("QBDI_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(corpus_mod, "load_corpus", lambda *a, **k: FakeCorpus)
+    calls = []
+    real_train = train_mod.train
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: calls.append(k["config"]) or real_train(*a, **k))
+    small = vae.PRESETS["paper"].replace(hidden_dim=8, latent_dim=4, epochs=1)
+    a = train_mod.cached_model(small.replace(gamma=1.0), progress=False)
+    b = train_mod.cached_model(small.replace(gamma=1.0), progress=False)
+    c = train_mod.cached_model(small, progress=False)
+    assert len(calls) == 2 and not a.from_cache and b.from_cache and not c.from_cache
+    assert b.has_predictor and not c.has_predictor and len(list(tmp_path.iterdir())) == 2
+    FakeCorpus.frames = frames[::-1].copy()  # other data, same configuration: retrained
+    train_mod.cached_model(small.replace(gamma=1.0), progress=False)
+    assert len(calls) == 3
