@@ -753,7 +753,8 @@ def record_corpus(model: StyleVAE, source, corpus) -> None:
         corpus: the loaded :class:`~qbdi_utils.corpus.Corpus`.
     """
     src = "chorales" if str(source) == "chorales" else str(Path(source).resolve())
-    model.info["corpus"] = {"source": src, "options": corpus.options, "fingerprint": corpus.fingerprint}
+    model.info["corpus"] = {"source": src, "options": dict(getattr(corpus, "options", None) or {}),
+                            "fingerprint": getattr(corpus, "fingerprint", "")}
 
 
 def same_config(a: VAEConfig, b: VAEConfig) -> bool:
