@@ -45,6 +45,7 @@ __all__ = [
     "query_warnings",
     "rate_label",
     "write_claims_csv",
+    "claims_csv_text",
 ]
 
 #: The bit budgets (bits per frame) of the paper's claims; ``None`` is full rate (no channel).
@@ -612,8 +613,22 @@ def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
 
     Raises:
         OutputExistsError: ``path`` exists and ``force`` is false.
+        FileSystemError: the file cannot be written.
 
-    Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
+    Used in: notebooks/04_query_generation.ipynb.
     """
-    return files.write_csv(_csv_rows(rows, CLAIM_COLUMNS), path, columns=list(CLAIM_COLUMNS), force=force,
-                           float_format=".4f")
+    return files.write_text(path, claims_csv_text(rows), force=force)
+
+
+def claims_csv_text(rows: list[dict]) -> str:
+    """The CSV text :func:`write_claims_csv` writes (columns :data:`CLAIM_COLUMNS`, 4 decimals).
+
+    Args:
+        rows: rows from :func:`claims_sweep`.
+
+    Returns:
+        The CSV text (a header line, one line per row).
+
+    Used in: ``qbdi sweep`` (staged in one output set with the MIDI files).
+    """
+    return files.csv_text(_csv_rows(rows, CLAIM_COLUMNS), list(CLAIM_COLUMNS), float_format=".4f")

@@ -21,12 +21,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from qbdi_utils import files
 from qbdi_utils.errors import MeterError, MidiFileError, NoNotesError, OptionError
 
 __all__ = [
     "RollSpec", "Piece", "Note", "MAX_STEPS",
     "as_roll", "as_frames", "split_planes", "is_valid_roll", "make_valid", "binarize",
-    "roll_to_notes", "notes_to_roll", "read_midi", "write_midi", "bar_steps",
+    "roll_to_notes", "notes_to_roll", "read_midi", "write_midi", "midi_bytes", "bar_steps",
     "to_frames", "from_frames", "piece_to_frames", "piece_from_frames", "transpose_roll",
     "pitch_class_histogram",
 ]
@@ -589,18 +590,17 @@ def _check_meter(time_signatures, meter: str, bar_offset: int, path: Path) -> No
 # MIDI writing
 # --------------------------------------------------------------------------------------------
 
-def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int = 80,
+def midi_bytes(roll: np.ndarray, tempo_bpm: float = 120.0, velocity: int = 80,
                spec: RollSpec = RollSpec(), *, ticks_per_beat: int = 480,
-               time_signature: tuple[int, int] | None = (4, 4), program: int = 0) -> Path:
-    """Write a roll as a type-0 MIDI file; deterministic bytes for equal arguments.
+               time_signature: tuple[int, int] | None = (4, 4), program: int = 0) -> bytes:
+    """A roll as the bytes of a type-0 MIDI file; deterministic for equal arguments.
 
     Every note gets a note_off (at the same tick, note_offs come before note_ons, so a repeated
     note stays two notes). The end_of_track event sits at the roll's length, so trailing silence
-    survives. ``read_midi(write_midi(roll)).roll == roll`` for every valid roll.
+    survives. ``read_midi`` of these bytes gives ``roll`` back for every valid roll.
 
     Args:
         roll: (T, spec.n_columns) 0/1 array (a valid roll; see :func:`is_valid_roll`).
-        path: output file (parent folders are created).
         tempo_bpm: quarter notes per minute, a number or a tempo map [(step, bpm), ...].
         velocity: note_on velocity 1..127.
         spec: roll layout.
@@ -609,9 +609,13 @@ def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int =
         program: General MIDI program (0 = acoustic grand piano).
 
     Returns:
-        The path written.
+        The file's bytes (what :func:`write_midi` writes).
 
-    Used in: notebooks/01_data_prep.ipynb, notebooks/04_query_generation.ipynb
+    Raises:
+        OptionError: ticks_per_beat is not a multiple of steps_per_quarter, or velocity is not 1..127.
+
+    Used in: ``qbdi improvise`` / ``qbdi sweep`` (staged in one output set), through :func:`write_midi`
+    in notebooks/01_data_prep.ipynb and notebooks/04_query_generation.ipynb.
     """
     import mido
 
@@ -644,12 +648,45 @@ def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int =
     track.append(mido.MetaMessage("end_of_track", time=max(end - now, 0)))
     mid = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
     mid.tracks.append(track)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     mid.save(file=buf)
-    path.write_bytes(buf.getvalue())
-    return path
+    return buf.getvalue()
+
+
+def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int = 80,
+               spec: RollSpec = RollSpec(), *, ticks_per_beat: int = 480,
+               time_signature: tuple[int, int] | None = (4, 4), program: int = 0,
+               force: bool = False) -> Path:
+    """Write a roll as a type-0 MIDI file (:func:`midi_bytes`), atomically; never overwrites without force.
+
+    The file appears whole or not at all (:func:`qbdi_utils.files.write_bytes`: hidden temporary,
+    fsync, rename); without ``force`` the creation is exclusive, also against a concurrent writer.
+    ``read_midi(write_midi(roll)).roll == roll`` for every valid roll.
+
+    Args:
+        roll: (T, spec.n_columns) 0/1 array (a valid roll; see :func:`is_valid_roll`).
+        path: output file (parent folders are created).
+        tempo_bpm: quarter notes per minute, a number or a tempo map [(step, bpm), ...].
+        velocity: note_on velocity 1..127.
+        spec: roll layout.
+        ticks_per_beat: MIDI resolution; a multiple of spec.steps_per_quarter.
+        time_signature: (numerator, denominator) written at tick 0, or None.
+        program: General MIDI program (0 = acoustic grand piano).
+        force: replace an existing file.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+        FileSystemError: the file cannot be written (one line naming the path and the cause).
+        OptionError: see :func:`midi_bytes`.
+
+    Used in: notebooks/01_data_prep.ipynb, notebooks/02_vae_training.ipynb, notebooks/04_query_generation.ipynb
+    """
+    data = midi_bytes(roll, tempo_bpm, velocity, spec, ticks_per_beat=ticks_per_beat,
+                      time_signature=time_signature, program=program)
+    return files.write_bytes(path, data, force=force)
 
 
 # --------------------------------------------------------------------------------------------

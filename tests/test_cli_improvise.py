@@ -187,3 +187,43 @@ def test_without_model_uses_the_default_model(capsys, tmp_path, query_mid, tiny_
     assert code == 0, err
     assert calls == [True]
     assert pianoroll.read_midi(out, allow_empty=True).n_steps == pianoroll.read_midi(query_mid).n_steps
+
+
+def test_output_set_is_all_or_nothing_when_the_commit_fails(capsys, tmp_path, model_dir, query_mid, monkeypatch):
+    """A fault after the MIDI was moved into place (a full disk, say) takes the MIDI back out."""
+    import errno
+    import os
+
+    from qbdi_utils import files
+
+    def fail_after_first(stage):
+        if stage == "committed-one":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    out, wav = tmp_path / "o.mid", tmp_path / "o.wav"
+    monkeypatch.setattr(files, "_hook", fail_after_first)
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid, "--bits", "8",
+                       "--threshold", "0.9", "--out", out, "--wav", wav)
+    line = one_error_line(err, "improvise")
+    assert code == 2 and "disk full" in line and str(out) in line
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--out", "o.txt"], "--out o.txt: writes MIDI only"),
+    (["--out", "o.mid", "--wav", "o.mp3"], "--wav o.mp3: writes WAV audio only"),
+    (["--out", "o.mid", "--musicxml", "o.mxl"], "--musicxml o.mxl: writes uncompressed MusicXML only"),
+    (["--out", "o.mid", "--seed", "4294967296"], "--seed 4294967296 is more than 4294967295"),
+    (["--out", "d/"], "--out d/ names a folder"),
+])
+def test_output_names_and_bounds_are_checked_before_the_model(capsys, tmp_path, query_mid, argv, needle,
+                                                              monkeypatch):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty-model").mkdir()
+    code, _, err = run(capsys, "improvise", "--model", tmp_path / "empty-model", "--query", query_mid,
+                       "--bits", "8", *argv)
+    # loading the empty model folder would be a "corrupt model" error if the options came after it
+    assert code == 2 and needle in one_error_line(err, "improvise")
+    assert os.listdir(tmp_path) == ["empty-model"]

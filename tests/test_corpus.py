@@ -116,7 +116,7 @@ def test_cache_round_trip_and_keying(tmp_path, monkeypatch):
              load_corpus(d, progress=False, spec=RollSpec(min_pitch=36, max_pitch=96)).fingerprint}
     assert len(other) == 5 and cold.fingerprint not in other
     # a changed file changes the key too
-    write_midi(_cadence_roll(C_MAJOR, shift=4, bars=4), d / "d_major.mid")
+    write_midi(_cadence_roll(C_MAJOR, shift=4, bars=4), d / "d_major.mid", force=True)
     changed = load_corpus(d, progress=False)
     assert changed.fingerprint != cold.fingerprint and not changed.from_cache
     assert changed.n_frames == 12

@@ -201,3 +201,42 @@ def test_fuzz_mutated_midi_loads_or_raises_qbdi_error(tmp_path):
             outcomes["loaded"] += 1
     # the mutations must exercise both paths, or the test proves nothing
     assert outcomes["loaded"] > N_FUZZ // 20 and outcomes["qbdi_error"] > N_FUZZ // 20, outcomes
+
+
+# ---------------------------------------------------------------------------------------------
+# the MIDI writer: atomic, exclusive unless force, file-system faults as one-line QbdiErrors
+
+
+def test_write_midi_refuses_to_overwrite_without_force(tmp_path):
+    import os
+
+    from qbdi_utils.errors import OutputExistsError
+
+    spec = RollSpec()
+    roll = make_valid(np.eye(16, spec.n_columns, dtype=np.uint8), spec)
+    path = tmp_path / "a.mid"
+    path.write_bytes(b"keep me")
+    with pytest.raises(OutputExistsError, match="--force") as info:
+        write_midi(roll, path)
+    assert info.value.path == path and path.read_bytes() == b"keep me"
+    write_midi(roll, path, force=True)
+    back = read_midi(path, allow_empty=True).roll
+    assert np.array_equal(back, roll)  # the round trip the reader promises, through the replaced file
+    assert os.listdir(tmp_path) == ["a.mid"]  # no temporaries left
+
+
+def test_write_midi_file_system_faults_are_one_line(tmp_path):
+    import os
+
+    from qbdi_utils.errors import FileSystemError
+
+    blocker = tmp_path / "f"
+    blocker.write_text("keep")
+    roll = np.zeros((16, RollSpec().n_columns), np.uint8)
+    with pytest.raises(FileSystemError) as info:
+        write_midi(roll, blocker / "x.mid")
+    msg = str(info.value)
+    assert "\n" not in msg and f"{blocker} is a file, not a folder" in msg
+    with pytest.raises(FileSystemError, match="is a folder, not a file"):
+        write_midi(roll, tmp_path, force=True)
+    assert os.listdir(tmp_path) == ["f"]

@@ -3,8 +3,8 @@
 The command runs in a child process (``python -B -c 'main()'``) the way a user runs it, with the fault
 set up from outside: the file-size limit (``ulimit -f``, RLIMIT_FSIZE, which root cannot bypass),
 two runs racing for one output, SIGKILL while outputs are staged, a file where a folder should be.
-Phase 1 covers ``frames`` and ``analyze``; train/improvise/sweep/navigate cases follow when those
-commands write through :mod:`qbdi_utils.files`.
+Phase 1 covers ``frames`` and ``analyze``; phase 2 ``improvise`` and ``sweep`` (with the tiny model of
+tests/conftest.py); ``train`` cases follow when it saves through :func:`qbdi_utils.files.replacing_dir`.
 """
 
 from __future__ import annotations
@@ -168,6 +168,147 @@ def test_a_folder_given_as_midi(tmp_path):
     assert r.returncode == 2 and _one_line(r) and "is a folder" in r.stderr
     r = _qbdi("frames", tmp_path)
     assert r.returncode == 2 and _one_line(r, "frames") and "director" in r.stderr
+
+
+def test_cjk_path_prints_no_font_warnings(tmp_path, song):
+    """A file name in a script the plot font lacks: no "Glyph ... missing" lines, just the outputs."""
+    folder = tmp_path / "曲"
+    folder.mkdir()
+    midi = folder / "歌.mid"
+    midi.write_bytes(song.read_bytes())
+    r = _qbdi("analyze", "--midi", midi, "--out", folder / "出力")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert sorted(os.listdir(folder / "出力")) == sorted(OUTPUTS)
+
+
+# ---------------------------------------------------------------------------------------------
+# improvise and sweep: output sets of MIDI + MusicXML + WAV, and a folder of MIDI + claims.csv
+
+IMPROVISE_OUTPUTS = ["o.mid", "o.musicxml", "o.wav"]
+
+
+@pytest.fixture
+def model_dir(tiny_model):
+    return tiny_model.info["model_dir"]
+
+
+def _improvise(model_dir, song, out, *extra, limit=None):
+    # threshold 0.9: the tiny model's bars come out (nearly) empty, so music21 and the synthesizer
+    # take a second, not half a minute; the WAV's size is the same (it is as long as the query)
+    return _qbdi("improvise", "--model", model_dir, "--query", song, "--bits", "64", "--threshold", "0.9",
+                 "--out", out / "o.mid",
+                 "--musicxml", out / "o.musicxml", "--wav", out / "o.wav", *extra, limit=limit)
+
+
+def test_file_size_limit_during_improvise_then_with_force(tmp_path, model_dir, song):
+    """ulimit -f 100 KB: the MIDI (tens of bytes here) and MusicXML (a few KB) are staged, the WAV
+    (16 s of 16-bit audio, > 500 KB whatever the notes) cannot be written.
+
+    Without outputs: exit 2, one line naming the WAV, nothing left (not the MIDI, no hidden
+    temporaries, not even the folder the run created). With --force over an existing set: exit 2,
+    the old files byte-identical and nothing else in the folder.
+    """
+    new = tmp_path / "new"
+    r = _improvise(model_dir, song, new, limit=100_000)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert _one_line(r, "improvise") and "file-size limit" in r.stderr and "o.wav" in r.stderr
+    assert not new.exists()
+    old = tmp_path / "old"
+    old.mkdir()
+    before = {f: f"old {f}".encode() for f in IMPROVISE_OUTPUTS}
+    for f, data in before.items():
+        (old / f).write_bytes(data)
+    r = _improvise(model_dir, song, old, "--force", limit=100_000)
+    assert r.returncode == 2 and _one_line(r, "improvise") and "file-size limit" in r.stderr
+    assert {f: (old / f).read_bytes() for f in os.listdir(old)} == before
+
+
+def test_two_racing_improvise_runs_exactly_one_wins(tmp_path, model_dir, song):
+    """Both runs pass the early check, stage their MIDI and are released together at commit time."""
+    out, go = tmp_path / "o.mid", tmp_path / "go"
+    code = textwrap.dedent(f"""
+        import os, sys, time
+        from qbdi_utils import files
+        from qbdi_utils.cli import main
+
+        def wait_for_go(stage):
+            if stage == "staged-all":
+                print("READY", flush=True)
+                while not os.path.exists({str(go)!r}):
+                    time.sleep(0.01)
+
+        files._hook = wait_for_go
+        seed = sys.argv[1]
+        sys.exit(main(["improvise", "--model", {str(model_dir)!r}, "--query", {str(song)!r},
+                       "--bits", "16", "--seed", seed, "--out", {str(out)!r}]))
+    """)
+    procs = [subprocess.Popen([sys.executable, "-B", "-c", code, str(seed)], env=CHILD_ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    try:
+        for p in procs:
+            line = ""
+            while line.strip() != "READY":
+                line = p.stdout.readline()
+                assert line, p.stderr.read()
+        go.write_text("")
+        results = [(p.wait(300), p.stderr.read()) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+    assert sorted(c for c, _ in results) == [0, 2], results
+    loser = next(err for c, err in results if c == 2)
+    assert len(loser.strip().splitlines()) == 1 and "--force" in loser and str(out) in loser
+    assert sorted(os.listdir(tmp_path)) == ["go", "o.mid"]
+    pianoroll.read_midi(out, allow_empty=True)  # the winner's file is whole
+
+
+def test_file_size_limit_during_sweep_leaves_nothing(tmp_path, model_dir, song):
+    """ulimit -f 300 bytes: some MIDI of the sweep's set does not fit; not one file of it is left."""
+    out = tmp_path / "sw"
+    r = _qbdi("sweep", "--model", model_dir, "--query", song, "--out", out, "--seeds", "1", limit=300)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert _one_line(r, "sweep") and "file-size limit" in r.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command, argv, needle", [
+    ("improvise", ["--out", "{f}/x.mid"], "{f} is a file, not a folder"),
+    ("improvise", ["--out", "o.mid", "--wav", "{f}/x.wav"], "{f} is a file, not a folder"),
+    ("sweep", ["--out", "{f}"], "is a file, not a folder"),
+    ("sweep", ["--out", "{f}/sub"], "{f} is a file, not a folder"),
+])
+def test_improvise_and_sweep_file_where_a_folder_should_be(tmp_path, model_dir, song, command, argv, needle):
+    f = tmp_path / "f"
+    f.write_text("keep")
+    argv = [a.format(f=f) for a in argv]
+    if command == "improvise":
+        argv = ["--bits", "8", *[str(tmp_path / a) if a == "o.mid" else a for a in argv]]
+    r = _qbdi(command, "--model", model_dir, "--query", song, *argv)
+    assert r.returncode == 2 and _one_line(r, command), r.stderr
+    assert needle.format(f=f) in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["f"] and f.read_text() == "keep"
+
+
+@pytest.mark.parametrize("command, argv, needle", [
+    ("improvise", ["--bits", "8", "--seed", "-5"], "--seed -5 must be at least 0"),
+    ("improvise", ["--bits", "8", "--seed", str(2**32)], "32-bit"),
+    ("improvise", ["--bits", "999999999999999999999"], "more than 1000000"),
+    ("improvise", ["--bits", "8", "--wav", "x.mp3"], "WAV audio only"),
+    ("improvise", ["--bits", "8", "--musicxml", "x.mxl"], ".musicxml or .xml"),
+    ("improvise", ["--bits", "8", "--out", ""], "--out is empty"),
+    ("improvise", ["--bits", "8", "--out", "d/"], "names a folder"),
+    ("sweep", ["--seeds", str(10**9)], "more than 1000"),
+])
+def test_improvise_and_sweep_option_bounds_are_one_line(tmp_path, model_dir, song, command, argv, needle):
+    if command == "sweep" or "--out" not in argv:
+        argv = [*argv, "--out", "x.mid" if command == "improvise" else "sw"]
+    r = _qbdi(command, "--model", model_dir, "--query", song, *argv, cwd=tmp_path)
+    assert r.returncode == 2 and _one_line(r, command), r.stderr
+    assert needle in r.stderr
+    assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def dense_rolls(draw):
 @given(roll=st.one_of(note_rolls(), dense_rolls()))
 def test_roll_midi_roll_is_exact(roll, tmp_path):
     assert is_valid_roll(roll, SPEC)
-    path = write_midi(roll, tmp_path / "r.mid")
+    path = write_midi(roll, tmp_path / "r.mid", force=True)  # hypothesis reuses tmp_path
     back = read_midi(path, allow_empty=True)
     assert back.roll.shape == roll.shape
     np.testing.assert_array_equal(back.roll, roll)
@@ -101,7 +101,7 @@ def test_roll_midi_roll_is_exact(roll, tmp_path):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(roll=note_rolls(), tpb=st.sampled_from([4, 96, 100, 480, 10080]))
 def test_roll_midi_roll_any_resolution(roll, tpb, tmp_path):
-    back = read_midi(write_midi(roll, tmp_path / "r.mid", ticks_per_beat=tpb), allow_empty=True)
+    back = read_midi(write_midi(roll, tmp_path / "r.mid", ticks_per_beat=tpb, force=True), allow_empty=True)
     np.testing.assert_array_equal(back.roll, roll)
 
 
@@ -174,7 +174,7 @@ def test_midi_roll_midi_keeps_notes_to_nearest_step(data, tpb, tracks, vel0, tmp
         s2 = _round_step(s, tpb)
         want.append((p, s2, max(_round_step(e, tpb), s2 + 1)))
     assert roll_to_notes(piece.roll) == sorted(want, key=lambda n: (n[1], n[0], n[2]))
-    out = write_midi(piece.roll, tmp_path / "out.mid", tempo_bpm=120)
+    out = write_midi(piece.roll, tmp_path / "out.mid", tempo_bpm=120, force=True)  # hypothesis reuses tmp_path
     pm = pretty_midi.PrettyMIDI(str(out))
     got = sorted((n.pitch, round(n.start * 8), round(n.end * 8)) for n in pm.instruments[0].notes)
     assert got == sorted(want)  # 120 bpm: one step = 1/8 s

@@ -5,6 +5,7 @@ Every roll here is hand-made (no MIDI reader involved), so the expected notes ar
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -475,3 +476,56 @@ def test_every_public_name_is_reexported():
         assert getattr(dynamics, name) is getattr(plots, name)
     with pytest.raises(AttributeError):
         dynamics.no_such_plot  # noqa: B018
+
+
+# ---------------------------------------------------------------------------------------------
+# writers: names say what they hold; atomic (files.py), no temporaries left behind
+
+
+@pytest.mark.parametrize("name, writer", [
+    ("x.mp3", "wav"), ("x.WAVE", "wav"), ("x.mxl", "musicxml"), ("x.mid", "musicxml"), ("x.png", "svg"),
+])
+def test_writers_refuse_a_name_for_another_format(tmp_path, name, writer):
+    from qbdi_utils.errors import OptionError
+
+    roll = make_roll([(60, 0, 4)], 16)
+    call = {
+        "wav": lambda p: render.write_wav(roll, p, SPEC, engine="builtin"),
+        "musicxml": lambda p: render.write_musicxml(roll, p, SPEC),
+        "svg": lambda p: render.save_svg("<svg/>", p),
+    }[writer]
+    with pytest.raises(OptionError, match=r"only; give the file a \."):
+        call(tmp_path / name)
+    assert os.listdir(tmp_path) == []
+
+
+def test_writers_accept_suffixes_in_any_case(tmp_path):
+    roll = make_roll([(60, 0, 4)], 16)
+    assert render.write_wav(roll, tmp_path / "A.WAV", SPEC, engine="builtin").read_bytes()[:4] == b"RIFF"
+    assert b"score-partwise" in render.write_musicxml(roll, tmp_path / "B.XML", SPEC).read_bytes()
+
+
+def test_writers_fail_in_one_line_and_leave_nothing(tmp_path):
+    from qbdi_utils.errors import FileSystemError
+
+    roll = make_roll([(60, 0, 4)], 16)
+    blocker = tmp_path / "f"
+    blocker.write_text("keep")
+    for call in (lambda d: render.write_wav(roll, d / "a.wav", SPEC, engine="builtin"),
+                 lambda d: render.write_musicxml(roll, d / "a.musicxml", SPEC),
+                 lambda d: render.save_svg("<svg/>", d / "a.svg")):
+        with pytest.raises(FileSystemError, match=f"{blocker} is a file, not a folder"):
+            call(blocker / "sub")
+    assert os.listdir(tmp_path) == ["f"] and blocker.read_text() == "keep"
+
+
+def test_writers_leave_only_their_file_and_equal_bytes_to_the_in_memory_form(tmp_path):
+    """What lands on disk is exactly the bytes function's output (no .part or hidden temporaries)."""
+    roll = make_roll([(60, 0, 8), (64, 4, 12)], 16)
+    wav = render.write_wav(roll, tmp_path / "a.wav", SPEC, tempo_bpm=100, sample_rate=SR, engine="builtin")
+    xml = render.write_musicxml(roll, tmp_path / "a.musicxml", SPEC, tempo_bpm=100, name="a")
+    svg = render.save_svg("<svg/>\n", tmp_path / "a.svg")
+    assert sorted(os.listdir(tmp_path)) == ["a.musicxml", "a.svg", "a.wav"]
+    assert wav.read_bytes() == render.wav_bytes(roll, SPEC, 100, SR, engine="builtin")
+    assert xml.read_bytes() == render.musicxml_bytes(roll, SPEC, 100, name="a")
+    assert svg == [tmp_path / "a.svg"] and (tmp_path / "a.svg").read_text() == "<svg/>\n"

@@ -11,27 +11,72 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from pathlib import Path
 
 from qbdi_utils import __version__
 from qbdi_utils.errors import OptionError, QbdiError
 from qbdi_utils.files import fs_error, ignore_sigxfsz
 
-__all__ = ["COMMAND_MODULES", "int_option", "build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "int_option", "output_file_option", "build_parser", "main"]
 
 # Sub-command modules, in the order `qbdi --help` lists them.
 COMMAND_MODULES = ["frames", "improvise", "navigate", "train", "evaluate", "analyze"]
 
 
-def int_option(name: str, value: str, minimum: int) -> int:
-    """Parse a whole-number option, raising OptionError (one stderr line) instead of argparse's usage dump."""
+def int_option(name: str, value: str, minimum: int, maximum: int | None = None, why: str = "") -> int:
+    """Parse a whole-number option in ``[minimum, maximum]``, raising OptionError (one stderr line).
+
+    Args:
+        name: the option as typed ("--seed").
+        value: its text.
+        minimum: smallest allowed value.
+        maximum: largest allowed value (None: no bound).
+        why: appended to the too-large message (what the bound protects, what to do instead).
+
+    Returns:
+        The value.
+
+    Raises:
+        OptionError: not a whole number, or out of range (instead of argparse's usage dump or a
+            traceback further down).
+    """
+    text = str(value).strip()
     try:
-        v = int(str(value).strip())
+        v = int(text)
     except ValueError:
         raise OptionError(f"{name} {value!r} is not a whole number") from None
     if v < minimum:
         raise OptionError(f"{name} {v} must be at least {minimum}")
+    if maximum is not None and v > maximum:
+        shown = text if len(text) <= 30 else text[:12] + "..." + f" ({len(text)} digits)"
+        raise OptionError(f"{name} {shown} is more than {maximum}" + (f"; {why}" if why else ""))
     return v
+
+
+def output_file_option(name: str, value: str) -> Path:
+    """An output file option as a Path, refusing what would not be a file name.
+
+    ``''`` (which would become the current folder) and names ending in a path separator (a folder,
+    which would otherwise become a file of that name) are refused.
+
+    Args:
+        name: the option as typed ("--out").
+        value: its text.
+
+    Returns:
+        The path.
+
+    Raises:
+        OptionError: empty, or ends in a separator.
+    """
+    text = str(value)
+    if not text.strip():
+        raise OptionError(f"{name} is empty; give a file name")
+    if text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise OptionError(f"{name} {text} names a folder; give a file name")
+    return Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ overwritten without ``--force``.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 from qbdi_utils import files
@@ -124,31 +125,35 @@ def run(args) -> int:
             fig.savefig(tmp, dpi=120)
         return write
 
-    with files.OutputSet(force=args.force) as outs:
-        outs.add_csv(out / "ir_curve.csv", zip(map(float, curve.thresholds), map(float, curve.ir),
-                                               map(int, curve.n_symbols)),
-                     columns=["threshold", "total_ir_bits", "n_symbols"])
-        outs.add_csv(out / "motifs.csv",
-                     ([k, m.length, s, e, f"{bs:g}", f"{be:g}"]
-                      for k, m in enumerate(found, 1) for (s, e), (bs, be) in zip(m.spans, m.bar_spans)),
-                     columns=["motif", f"length_{unit}", f"start_{unit[:-1]}", f"end_{unit[:-1]}",
-                              "start_bar", "end_bar"])
-        fig, ax = plt.subplots(figsize=(7, 4))
-        try:
-            dynamics.plot_ir_curves(ax, {midi.stem: curve})
-            ax.set_title(f"IR vs threshold: {midi.name}")
-            fig.tight_layout()
-            outs.add_with(out / "ir_curve.png", save(fig))
-        finally:
-            plt.close(fig)
-        fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(found), 8)))
-        try:
-            dynamics.plot_motifs(ax, {midi.stem: found}, {midi.stem: len(feats)}, frames_per_bar=per_bar,
-                                 max_per_signal=8)
-            ax.set_title(f"Motifs at threshold {curve.best_threshold:.3g}: {midi.name}")
-            fig.tight_layout()
-            outs.add_with(out / "motifs.png", save(fig))
-        finally:
-            plt.close(fig)
+    # titles carry the file name; a name in a script the plot font lacks (CJK, ...) would print a
+    # "Glyph ... missing" warning per glyph and draw (the figure shows boxes there, nothing worse)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        with files.OutputSet(force=args.force) as outs:
+            outs.add_csv(out / "ir_curve.csv", zip(map(float, curve.thresholds), map(float, curve.ir),
+                                                   map(int, curve.n_symbols)),
+                         columns=["threshold", "total_ir_bits", "n_symbols"])
+            outs.add_csv(out / "motifs.csv",
+                         ([k, m.length, s, e, f"{bs:g}", f"{be:g}"]
+                          for k, m in enumerate(found, 1) for (s, e), (bs, be) in zip(m.spans, m.bar_spans)),
+                         columns=["motif", f"length_{unit}", f"start_{unit[:-1]}", f"end_{unit[:-1]}",
+                                  "start_bar", "end_bar"])
+            fig, ax = plt.subplots(figsize=(7, 4))
+            try:
+                dynamics.plot_ir_curves(ax, {midi.stem: curve})
+                ax.set_title(f"IR vs threshold: {midi.name}")
+                fig.tight_layout()
+                outs.add_with(out / "ir_curve.png", save(fig))
+            finally:
+                plt.close(fig)
+            fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(found), 8)))
+            try:
+                dynamics.plot_motifs(ax, {midi.stem: found}, {midi.stem: len(feats)}, frames_per_bar=per_bar,
+                                     max_per_signal=8)
+                ax.set_title(f"Motifs at threshold {curve.best_threshold:.3g}: {midi.name}")
+                fig.tight_layout()
+                outs.add_with(out / "motifs.png", save(fig))
+            finally:
+                plt.close(fig)
     print(f"wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}")
     return 0

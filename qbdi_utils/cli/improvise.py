@@ -1,23 +1,40 @@
 """``qbdi improvise`` and ``qbdi sweep``: a query MIDI file in, improvisations in the corpus's style out.
 
     qbdi improvise [--model MODEL_DIR] --query FILE.mid --bits {full|N} [--stats MODE] [--seed S]
-                   --out OUT.mid [--musicxml F] [--wav F] [--force]
+                   --out OUT.mid [--musicxml F.musicxml] [--wav F.wav] [--force]
     qbdi sweep     [--model MODEL_DIR] --query FILE.mid --out DIR [--seeds K] [--stats MODE] [--force]
 
-Every output is checked before the model is loaded, so a refusal costs nothing; existing outputs are
-never overwritten without ``--force``. What about the query the model cannot take as it is (another
-meter, notes out of range, longer than any training piece) is printed as ``warning:`` lines on stderr.
+Every option and output is checked before the model is loaded, so a refusal costs nothing. The
+outputs of one command (improvise: the MIDI, MusicXML and WAV; sweep: every MIDI and claims.csv) are
+one :class:`qbdi_utils.files.OutputSet`: they appear all together or not at all, and without
+``--force`` their creation is exclusive (a concurrent run that got there first wins; this one says
+"exists; pass --force"). A file-system fault is one line naming the path, exit 2. What about the
+query the model cannot take as it is (another meter, notes out of range, longer than any training
+piece) is printed as ``warning:`` lines on stderr.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from qbdi_utils.cli import int_option
-from qbdi_utils.errors import MidiFileError, ModelError, OptionError, OutputExistsError
+from qbdi_utils import files
+from qbdi_utils.cli import int_option, output_file_option
+from qbdi_utils.errors import FileSystemError, MidiFileError, ModelError, OptionError, OutputExistsError
+
+__all__ = ["MAX_BITS", "MAX_SEED", "MAX_SEEDS", "MIDI_SUFFIXES", "add_parser", "run_improvise", "run_sweep"]
 
 _STATS = ("query", "corpus", "posterior", "prior")
+
+MAX_BITS = 1_000_000
+"""Largest --bits: far above any model's full-rate information (a few thousand bits per frame)."""
+MAX_SEED = 2**32 - 1
+"""Largest --seed (numpy seeds are 32-bit words here, so larger ones would only alias)."""
+MAX_SEEDS = 1_000
+"""Largest --seeds of ``qbdi sweep`` (each seed is 8 more improvisations and MIDI files)."""
+MIDI_SUFFIXES = (".mid", ".midi")
+"""Names accepted for MIDI outputs."""
 
 
 def _add_model_and_query(parser) -> None:
@@ -88,15 +105,13 @@ def _check_inputs(model_dir: str | None, query: str) -> tuple[Path | None, Path]
     return m, q
 
 
-def _check_output(path: str | None, force: bool) -> Path | None:
-    if path is None:
+def _check_output(option: str, value: str | None, suffixes: tuple[str, ...], what: str) -> Path | None:
+    """An output file option as a Path: a file name with the suffix of what is written there."""
+    from qbdi_utils.render._common import check_suffix
+
+    if value is None:
         return None
-    p = Path(path)
-    if p.exists() and not force:
-        raise OutputExistsError("exists; pass --force to overwrite it", p)
-    if p.exists() and p.is_dir():
-        raise OutputExistsError("is a directory; give a file name", p)
-    return p
+    return check_suffix(output_file_option(option, value), suffixes, what, option)
 
 
 def _load(model_dir: Path | None, query_path: Path):
@@ -115,21 +130,27 @@ def _warn(command: str, warnings) -> None:
         print(f"qbdi {command}: warning: {w}", file=sys.stderr)
 
 
-def _write_midi(piece, path: Path) -> None:
+def _midi_bytes(piece) -> bytes:
     from qbdi_utils import pianoroll
 
     sigs = piece.time_signatures or [(0, 4, 4)]
-    pianoroll.write_midi(piece.roll, path, tempo_bpm=[tuple(t) for t in piece.tempo_map],
-                         spec=piece.spec, time_signature=tuple(sigs[0][1:]))
+    return pianoroll.midi_bytes(piece.roll, tempo_bpm=[tuple(t) for t in piece.tempo_map],
+                                spec=piece.spec, time_signature=tuple(sigs[0][1:]))
 
 
 def run_improvise(args) -> int:
     """Handler of ``qbdi improvise``."""
     from qbdi_utils.improvise import parse_bits
+    from qbdi_utils.render.audio import WAV_SUFFIXES
+    from qbdi_utils.render.notation import MUSICXML_SUFFIXES
 
     bits = parse_bits(args.bits)
+    if bits is not None and bits > MAX_BITS:
+        shown = args.bits.strip() if len(args.bits.strip()) <= 30 else f"({len(args.bits.strip())} digits)"
+        raise OptionError(f"--bits {shown} is more than {MAX_BITS} bits per frame; "
+                          "for an unconstrained channel pass --bits full")
     stats = _check_stats(args.stats)
-    seed = int_option("--seed", args.seed, 0)
+    seed = int_option("--seed", args.seed, 0, MAX_SEED, "a seed is a 32-bit number")
     threshold = None
     if args.threshold is not None:
         try:
@@ -139,56 +160,66 @@ def run_improvise(args) -> int:
         if not 0.0 < threshold < 1.0:
             raise OptionError(f"--threshold {threshold} must lie strictly between 0 and 1")
     model_dir, query_path = _check_inputs(args.model, args.query)
-    outs = [_check_output(args.out, args.force), _check_output(args.musicxml, args.force),
-            _check_output(args.wav, args.force)]
-    names = [p.resolve() for p in outs if p is not None]
+    outs = [_check_output("--out", args.out, MIDI_SUFFIXES, "MIDI"),
+            _check_output("--musicxml", args.musicxml, MUSICXML_SUFFIXES, "uncompressed MusicXML"),
+            _check_output("--wav", args.wav, WAV_SUFFIXES, "WAV audio")]
+    given = [p for p in outs if p is not None]
+    names = [os.path.abspath(p) for p in given]
     if len(set(names)) != len(names):
         raise OptionError("--out, --musicxml and --wav must name different files")
+    files.check_outputs(given, force=args.force)  # early and friendly; the commit is exclusive again
 
     from qbdi_utils.improvise import improvise
 
     model, query = _load(model_dir, query_path)
     piece = improvise(model, query, bits, mode=stats, seed=seed, threshold=threshold)
     _warn("improvise", piece.warnings)
-    _write_midi(piece, outs[0])
-    written = [outs[0]]
-    if outs[1] is not None:
-        from qbdi_utils import render
+    with files.OutputSet(force=args.force) as out_set:
+        out_set.add_bytes(outs[0], _midi_bytes(piece))
+        if outs[1] is not None:
+            from qbdi_utils.render.notation import musicxml_bytes
 
-        render.write_musicxml(piece, outs[1], force=args.force, name=piece.name)
-        written.append(outs[1])
-    if outs[2] is not None:
-        from qbdi_utils import render
+            out_set.add_bytes(outs[1], musicxml_bytes(piece, name=piece.name))
+        if outs[2] is not None:
+            from qbdi_utils.render.audio import wav_bytes
 
-        render.write_wav(piece, outs[2], force=args.force)
-        written.append(outs[2])
+            out_set.add_bytes(outs[2], wav_bytes(piece))
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
-          + ", ".join(str(p) for p in written))
+          + ", ".join(str(p) for p in given))
     return 0
+
+
+def _sweep_name(stem: str, bits: int | None, seed: int) -> str:
+    tag = "full" if bits is None else f"{bits}bits"
+    return f"{stem}_{tag}_seed{seed}.mid"
 
 
 def run_sweep(args) -> int:
     """Handler of ``qbdi sweep``."""
-    from qbdi_utils.improvise import CLAIM_RATES, claims_sweep, write_claims_csv
+    from qbdi_utils.improvise import CLAIM_RATES, claims_csv_text, claims_sweep
 
     stats = _check_stats(args.stats)
-    k = int_option("--seeds", args.seeds, 1)
+    k = int_option("--seeds", args.seeds, 1, MAX_SEEDS,
+                   f"each seed is {len(CLAIM_RATES)} more improvisations")
     model_dir, query_path = _check_inputs(args.model, args.query)
+    if not str(args.out).strip():
+        raise OptionError("--out is empty; give a folder name")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError("exists and is a file; give a directory for --out", out)
-    if out.exists() and any(out.iterdir()) and not args.force:
+    if os.path.lexists(out) and not out.is_dir():
+        raise FileSystemError("cannot write: is a file, not a folder; give a folder for --out", out)
+    if out.is_dir() and any(out.iterdir()) and not args.force:
         raise OutputExistsError("exists and is not empty; pass --force to write into it", out)
+    stem = query_path.stem
+    targets = [out / _sweep_name(stem, b, s) for b in CLAIM_RATES for s in range(k)] + [out / "claims.csv"]
+    files.check_outputs(targets, force=args.force)
 
     model, query = _load(model_dir, query_path)
     rows, pieces = claims_sweep(model, query, CLAIM_RATES, k, mode=stats, return_pieces=True)
     _warn("sweep", next(iter(pieces.values())).warnings)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = query_path.stem
-    for (bits, seed), piece in pieces.items():
-        tag = "full" if bits is None else f"{bits}bits"
-        _write_midi(piece, out / f"{stem}_{tag}_seed{seed}.mid")
-    csv_path = write_claims_csv(rows, out / "claims.csv", force=True)
+    with files.OutputSet(force=args.force) as out_set:
+        for (bits, seed), piece in pieces.items():
+            out_set.add_bytes(out / _sweep_name(stem, bits, seed), _midi_bytes(piece))
+        out_set.add_text(out / "claims.csv", claims_csv_text(rows))
     print(f"{len(pieces)} improvisations of {stem} ({len(CLAIM_RATES)} rates x {k} seeds) and "
-          f"{csv_path} written to {out}")
+          f"{out / 'claims.csv'} written to {out}")
     return 0

@@ -26,7 +26,7 @@ Used in: notebooks/01_data_prep.ipynb, 02_vae_training.ipynb, 03_bit_allocation_
 from __future__ import annotations
 
 from qbdi_utils.render import notation, plots
-from qbdi_utils.render._common import roll_notes
+from qbdi_utils.render._common import check_suffix, roll_notes
 from qbdi_utils.render.audio import (
     BUILTIN_ATTACK_S,
     BUILTIN_DECAY_S,
@@ -40,10 +40,14 @@ from qbdi_utils.render.audio import (
     find_soundfont,
     synthesis_engine,
     synthesize,
+    WAV_SUFFIXES,
+    wav_bytes,
     write_wav,
 )
 from qbdi_utils.render.notation import (
+    MUSICXML_SUFFIXES,
     comparison_svg,
+    musicxml_bytes,
     roll_to_stream,
     save_svg,
     stream_to_svg,
@@ -68,10 +72,13 @@ __all__ = [
     "plots",
     # shared
     "roll_notes",
+    "check_suffix",
     # notation
     "roll_to_stream",
     "to_musicxml",
     "write_musicxml",
+    "musicxml_bytes",
+    "MUSICXML_SUFFIXES",
     "stream_to_svg",
     "comparison_svg",
     "save_svg",
@@ -89,6 +96,8 @@ __all__ = [
     "find_soundfont",
     "synthesize",
     "write_wav",
+    "wav_bytes",
+    "WAV_SUFFIXES",
     "audio",
     "synthesis_engine",
     "DEFAULT_SAMPLE_RATE",

@@ -5,23 +5,22 @@
   :func:`qbdi_utils.pianoroll.as_roll` (ValueError), the tempo check is an OptionError (a user types it).
 * :func:`roll_notes` is the notes of such a roll as an (n, 3) array, read by the package's one note
   reader :func:`qbdi_utils.pianoroll.roll_to_notes`.
-* :func:`_check_output` / :func:`_replace_with`: the one temp-file-then-replace writer of the
-  subpackage (MusicXML, WAV).
+* :func:`check_suffix`: an output's name must say what the writer produces (``x.mp3`` gets no WAV
+  data). The writing itself is :mod:`qbdi_utils.files` (atomic, exclusive unless ``force``).
 
 Used in: qbdi_utils.render.notation, qbdi_utils.render.audio.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils.errors import OptionError, OutputExistsError
+from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import Piece, RollSpec, as_roll, roll_to_notes
 
-__all__ = ["roll_notes"]
+__all__ = ["roll_notes", "check_suffix"]
 
 
 def _unpack(roll, spec, tempo_bpm):
@@ -67,22 +66,27 @@ def roll_notes(roll, spec: RollSpec | None = None) -> np.ndarray:
     return np.asarray(roll_to_notes(roll, spec), dtype=np.int64).reshape(-1, 3)
 
 
-def _check_output(path, force: bool) -> Path:
-    """``path`` as a Path, its folder created; refuses an existing file unless ``force``.
+def check_suffix(path, suffixes: tuple[str, ...], what: str, option: str | None = None) -> Path:
+    """Refuse an output name whose suffix is not one of ``suffixes`` (compared case-insensitively).
+
+    Args:
+        path: the output file.
+        suffixes: allowed suffixes with their dot, the first one is suggested, e.g. (".wav",).
+        what: what the writer produces, for the message ("WAV audio").
+        option: the CLI option that named the file (e.g. "--wav"), for the message; None in the API.
+
+    Returns:
+        ``path`` as a Path.
 
     Raises:
-        OutputExistsError: ``path`` exists and ``force`` is False.
+        OptionError: the suffix is not allowed (one line naming the path and what to name it).
+
+    Used in: :func:`qbdi_utils.render.write_wav`, :func:`qbdi_utils.render.write_musicxml`,
+    :func:`qbdi_utils.render.save_svg`, ``qbdi improvise``.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError("exists; choose another name or pass force=True (--force)", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _replace_with(path: Path, data: bytes) -> Path:
-    """Write ``data`` next to ``path`` and move it into place, so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    if path.suffix.lower() not in suffixes:
+        names = " or ".join(suffixes)
+        who = f"{option} {path}" if option else str(path)
+        raise OptionError(f"{who}: writes {what} only; give the file a {names} name")
     return path

@@ -17,14 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from qbdi_utils import files
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec
-from qbdi_utils.render._common import _check_output, _replace_with, _unpack, roll_notes
+from qbdi_utils.render._common import _unpack, check_suffix, roll_notes
 
 __all__ = [
     "find_soundfont",
     "synthesize",
     "write_wav",
+    "wav_bytes",
+    "WAV_SUFFIXES",
     "audio",
     "synthesis_engine",
     "DEFAULT_SAMPLE_RATE",
@@ -235,13 +238,51 @@ def synthesis_engine() -> str:
     return "fluidsynth" if _fluidsynth_available() else "builtin"
 
 
-def write_wav(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
-              sample_rate: int = DEFAULT_SAMPLE_RATE, force: bool = False, engine: str = "auto") -> Path:
-    """Synthesize a roll (:func:`synthesize`) and write it as a 16-bit mono WAV file.
+WAV_SUFFIXES = (".wav",)
+"""Names :func:`write_wav` accepts (it writes RIFF/WAV data, nothing else)."""
+
+
+def wav_bytes(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+              sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto") -> bytes:
+    """Synthesize a roll (:func:`synthesize`) as the bytes of a 16-bit mono WAV file.
 
     Args:
         roll: (T, spec.n_columns) uint8 roll, or a Piece.
-        path: output ``.wav`` file.
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
+        sample_rate: samples per second.
+        engine: see :func:`synthesize`.
+
+    Returns:
+        The WAV file's bytes (what :func:`write_wav` writes).
+
+    Raises:
+        OptionError: see :func:`synthesize`.
+
+    Used in: ``qbdi improvise --wav`` (staged in one output set with the MIDI).
+    """
+    import io
+
+    from scipy.io import wavfile
+
+    wave = synthesize(roll, spec, tempo_bpm, sample_rate=sample_rate, engine=engine)
+    pcm = np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)
+    buf = io.BytesIO()
+    wavfile.write(buf, int(sample_rate), pcm)
+    return buf.getvalue()
+
+
+def write_wav(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+              sample_rate: int = DEFAULT_SAMPLE_RATE, force: bool = False, engine: str = "auto") -> Path:
+    """Synthesize a roll (:func:`synthesize`) and write it as a 16-bit mono WAV file, atomically.
+
+    The file appears whole or not at all (:func:`qbdi_utils.files.write_bytes`); without ``force``
+    the creation is exclusive. Checked before synthesis: the name ends in ``.wav``, the file does
+    not exist (unless ``force``).
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        path: output ``.wav`` file (parent folders are created).
         spec: roll layout (default RollSpec()).
         tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
         sample_rate: samples per second.
@@ -253,20 +294,14 @@ def write_wav(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None 
 
     Raises:
         OutputExistsError: ``path`` exists and ``force`` is False.
-        OptionError: see :func:`synthesize`.
+        FileSystemError: the file cannot be written (one line naming the path and the cause).
+        OptionError: ``path`` does not end in .wav; or see :func:`synthesize`.
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    import io
-
-    from scipy.io import wavfile
-
-    path = _check_output(path, force)
-    wave = synthesize(roll, spec, tempo_bpm, sample_rate=sample_rate, engine=engine)
-    pcm = np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)
-    buf = io.BytesIO()
-    wavfile.write(buf, int(sample_rate), pcm)
-    return _replace_with(path, buf.getvalue())
+    path = check_suffix(path, WAV_SUFFIXES, "WAV audio")
+    files.check_outputs([path], force=force)
+    return files.write_bytes(path, wav_bytes(roll, spec, tempo_bpm, sample_rate, engine), force=force)
 
 
 def audio(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,

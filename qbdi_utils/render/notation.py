@@ -24,15 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
+from qbdi_utils import files
 from qbdi_utils.errors import OptionError
 from qbdi_utils.harmony import estimate_key
 from qbdi_utils.pianoroll import RollSpec
-from qbdi_utils.render._common import _check_output, _replace_with, _unpack, roll_notes
+from qbdi_utils.render._common import _unpack, check_suffix, roll_notes
 
 __all__ = [
     "roll_to_stream",
     "to_musicxml",
     "write_musicxml",
+    "musicxml_bytes",
+    "MUSICXML_SUFFIXES",
     "stream_to_svg",
     "comparison_svg",
     "save_svg",
@@ -364,13 +367,44 @@ def to_musicxml(score) -> bytes:
     return exporter.asBytes()
 
 
-def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
-                   force: bool = False, bars=None, name: str = "", key_sharps="auto") -> Path:
-    """Write a roll as a MusicXML file that opens in MuseScore or any notation editor.
+MUSICXML_SUFFIXES = (".musicxml", ".xml")
+"""Names :func:`write_musicxml` accepts (uncompressed MusicXML; ``.mxl`` would promise a zip archive)."""
+
+
+def musicxml_bytes(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None, bars=None,
+                   name: str = "", key_sharps="auto") -> bytes:
+    """A roll as the bytes of an uncompressed MusicXML file (:func:`roll_to_stream`, :func:`to_musicxml`).
 
     Args:
         roll: (T, spec.n_columns) uint8 roll, or a Piece.
-        path: output file (conventionally ``.musicxml`` or ``.xml``).
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
+        bars: None, or (first_bar, last_bar) 1-based inclusive.
+        name: title written into the file.
+        key_sharps: key signature, see :func:`roll_to_stream`.
+
+    Returns:
+        The file's bytes (the same for the same arguments on every run).
+
+    Raises:
+        OptionError: see :func:`roll_to_stream`.
+
+    Used in: ``qbdi improvise --musicxml`` (staged in one output set with the MIDI).
+    """
+    score = roll_to_stream(roll, spec, tempo_bpm, bars=bars, name=name, key_sharps=key_sharps)
+    return to_musicxml(score)
+
+
+def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+                   force: bool = False, bars=None, name: str = "", key_sharps="auto") -> Path:
+    """Write a roll as a MusicXML file that opens in MuseScore or any notation editor, atomically.
+
+    The file appears whole or not at all (:func:`qbdi_utils.files.write_bytes`); without ``force``
+    the creation is exclusive.
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        path: output ``.musicxml`` or ``.xml`` file (parent folders are created).
         spec: roll layout (default RollSpec()).
         tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
         force: overwrite an existing file.
@@ -383,13 +417,15 @@ def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | 
 
     Raises:
         OutputExistsError: ``path`` exists and ``force`` is False.
-        OptionError: see :func:`roll_to_stream`.
+        FileSystemError: the file cannot be written (one line naming the path and the cause).
+        OptionError: ``path`` does not end in .musicxml / .xml; or see :func:`roll_to_stream`.
 
     Used in: ``qbdi improvise --musicxml``.
     """
-    path = _check_output(path, force)
-    score = roll_to_stream(roll, spec, tempo_bpm, bars=bars, name=name or path.stem, key_sharps=key_sharps)
-    return _replace_with(path, to_musicxml(score))
+    path = check_suffix(path, MUSICXML_SUFFIXES, "uncompressed MusicXML")
+    files.check_outputs([path], force=force)
+    data = musicxml_bytes(roll, spec, tempo_bpm, bars=bars, name=name or path.stem, key_sharps=key_sharps)
+    return files.write_bytes(path, data, force=force)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -521,9 +557,10 @@ def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4
 def save_svg(svg: str, path, force: bool = False, png: bool = False) -> list[Path]:
     """Write an SVG string to ``path`` (and a PNG next to it when asked and cairosvg is installed).
 
-    PNG conversion is optional: ``cairosvg`` is not a dependency of qbdi (it needs the system cairo
-    library); without it only the SVG is written and a warning says so. Notebooks show the SVG
-    with ``IPython.display.SVG``.
+    The files appear together or not at all (:class:`qbdi_utils.files.OutputSet`); without
+    ``force`` the creation is exclusive. PNG conversion is optional: ``cairosvg`` is not a
+    dependency of qbdi (it needs the system cairo library); without it only the SVG is written and a
+    warning says so. Notebooks show the SVG with ``IPython.display.SVG``.
 
     Args:
         svg: SVG document (from :func:`comparison_svg` or :func:`stream_to_svg`).
@@ -536,12 +573,13 @@ def save_svg(svg: str, path, force: bool = False, png: bool = False) -> list[Pat
 
     Raises:
         OutputExistsError: an output exists and ``force`` is False.
+        FileSystemError: a file cannot be written (one line naming the path and the cause).
+        OptionError: ``path`` does not end in .svg.
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    path = _check_output(path, force)
-    path.write_text(svg, encoding="utf-8")
-    written = [path]
+    path = check_suffix(path, (".svg",), "SVG")
+    cairosvg = None
     if png:
         try:
             import cairosvg  # optional
@@ -549,10 +587,10 @@ def save_svg(svg: str, path, force: bool = False, png: bool = False) -> list[Pat
             import warnings
 
             warnings.warn("cairosvg is not installed; wrote the SVG only", stacklevel=2)
-        else:
-            png_path = _check_output(path.with_suffix(".png"), force)
-            cairosvg.svg2png(bytestring=svg.encode("utf-8"), write_to=str(png_path), background_color="white")
-            written.append(png_path)
-    return written
-
-
+            cairosvg = None
+    with files.OutputSet(force=force) as outs:
+        outs.add_text(path, svg)
+        if cairosvg is not None:
+            data = cairosvg.svg2png(bytestring=svg.encode("utf-8"), background_color="white")
+            outs.add_bytes(path.with_suffix(".png"), data)
+    return outs.paths
