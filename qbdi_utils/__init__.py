@@ -1,7 +1,42 @@
 """qbdi_utils: the numeric work behind the query-based deep improvisation notebooks.
 
-One module per stage; notebook N calls mostly module N (see README.md). Heavy modules (Keras,
-music21, vmo) are imported on first use, so ``import qbdi_utils`` stays fast.
+One module per concept; notebook N calls mostly the modules of its stage (README.md, "Layout"):
+
+=================  ==========================================================================
+``errors``         every error a user can cause (QbdiError and its kinds)
+``paths``          where data, caches, models and figures live
+``files``          the one write discipline: atomic writes, output sets, model-folder swaps
+``report``         significant-digit rounding and tables for regression-checked notebook cells
+``pianoroll``      the roll contract: MIDI <-> roll <-> frames, Note, validators (01)
+``harmony``        chroma, Tonnetz, keys, triads and their ties, agreement metrics
+``corpus``         chorales / MIDI folders -> cached frames; the shipped queries (01)
+``vae``            the style VAE: VAEConfig, PRESETS, StyleVAE (02)
+``train``          the training loop, the three-way split, cached and default models (02)
+``predictive``     the predictive head's honest measurement: probes, I_probe (06)
+``channel``        reverse water-filling and Berger's test channel (03)
+``improvise``      query -> improvisation across bit budgets (04)
+``claims``         the paper's claims, measured (04)
+``dynamics``       Variable Markov Oracle: information rate, thresholds, motifs (05)
+``navigate``       oracle improvisation over latent states (07)
+``render``         notation (music21/verovio), plots (matplotlib), audio
+=================  ==========================================================================
+
+Lower modules never import higher ones (pianoroll and channel import nothing of ours but errors and
+files); heavy libraries (TensorFlow/Keras, music21, verovio, matplotlib) load on first use, so
+``import qbdi_utils`` stays fast.
 """
 
+from qbdi_utils import errors, files, paths, report  # noqa: F401  (imported in dependency order)
+from qbdi_utils import pianoroll  # noqa: F401
+from qbdi_utils import harmony  # noqa: F401
+from qbdi_utils import channel, corpus, dynamics, vae  # noqa: F401
+from qbdi_utils import train  # noqa: F401
+from qbdi_utils import improvise, predictive  # noqa: F401
+from qbdi_utils import claims, navigate, render  # noqa: F401
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "__version__", "errors", "paths", "files", "report", "pianoroll", "harmony", "corpus", "vae",
+    "train", "predictive", "channel", "improvise", "claims", "dynamics", "navigate", "render",
+]
