@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from qbdi_utils import corpus as corpus_mod
-from qbdi_utils import dynamics, harmony, improvise, pianoroll, vae
+from qbdi_utils import dynamics, files, harmony, improvise, pianoroll, vae
 from qbdi_utils import train as train_mod
 from qbdi_utils.errors import CorpusError, OptionError, OutputExistsError
 from qbdi_utils.improvise import EncodedQuery, Improvisation
@@ -67,7 +67,7 @@ __all__ = [
     "navigate",
     "navigate_batch",
     "path_record",
-    "write_path_json",
+    "path_json_text", "write_path_json",
     "novelty",
     "run_lengths",
     "jump_steps",
@@ -745,8 +745,17 @@ def path_record(nav: Navigation) -> dict:
     }
 
 
+def path_json_text(nav: Navigation) -> str:
+    """:func:`path_record` of ``nav`` as JSON text, one output bar per line."""
+    rec = path_record(nav)
+    bars = rec.pop("bars")
+    head = json.dumps(rec)[:-1]
+    lines = ",\n  ".join(json.dumps(b) for b in bars)
+    return f'{head}, "bars": [\n  {lines}\n]}}\n'
+
+
 def write_path_json(nav: Navigation, path, force: bool = False) -> Path:
-    """Write :func:`path_record` of ``nav`` to ``path`` (UTF-8 JSON, one bar per line).
+    """Write :func:`path_json_text` of ``nav`` to ``path`` atomically (UTF-8 JSON, one bar per line).
 
     Args:
         nav: a Navigation.
@@ -758,18 +767,11 @@ def write_path_json(nav: Navigation, path, force: bool = False) -> Path:
 
     Raises:
         OutputExistsError: the file exists and ``force`` is false.
+        FileSystemError: the file cannot be written.
 
-    Used in: ``qbdi navigate``.
+    Used in: notebooks/07_oracle_improvisation.ipynb; ``qbdi navigate`` writes the same text in its output set.
     """
-    p = Path(path)
-    if p.exists() and not force:
-        raise OutputExistsError("exists; pass --force to overwrite it", p)
-    rec = path_record(nav)
-    bars = rec.pop("bars")
-    head = json.dumps(rec)[:-1]
-    lines = ",\n  ".join(json.dumps(b) for b in bars)
-    p.write_text(f'{head}, "bars": [\n  {lines}\n]}}\n')
-    return p
+    return files.write_text(path, path_json_text(nav), force=force)
 
 
 # ----------------------------------------------------------------------------------------------

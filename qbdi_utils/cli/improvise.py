@@ -84,6 +84,18 @@ def add_parser(subparsers) -> None:
     s.set_defaults(func=run_sweep)
 
 
+def _bits_option(value: str):
+    """--bits as None (full rate) or a whole number of bits per frame, at most MAX_BITS."""
+    from qbdi_utils.improvise import parse_bits
+
+    bits = parse_bits(value)
+    if bits is not None and bits > MAX_BITS:
+        shown = value.strip() if len(value.strip()) <= 30 else f"({len(value.strip())} digits)"
+        raise OptionError(f"--bits {shown} is more than {MAX_BITS} bits per frame; "
+                          "for an unconstrained channel pass --bits full")
+    return bits
+
+
 def _check_stats(value: str) -> str:
     if value not in _STATS:
         raise OptionError(f"--stats {value!r} is not one of {', '.join(_STATS)}")
@@ -130,6 +142,41 @@ def _warn(command: str, warnings) -> None:
         print(f"qbdi {command}: warning: {w}", file=sys.stderr)
 
 
+def _check_outputs(args, extra: tuple = ()) -> list:
+    """--out, --musicxml and --wav (and ``extra`` paths) checked before any work: suffixes, distinct
+    names, and nothing in the way unless --force (the commit is exclusive again)."""
+    from qbdi_utils.render.audio import WAV_SUFFIXES
+    from qbdi_utils.render.notation import MUSICXML_SUFFIXES
+
+    outs = [_check_output("--out", args.out, MIDI_SUFFIXES, "MIDI"),
+            _check_output("--musicxml", args.musicxml, MUSICXML_SUFFIXES, "uncompressed MusicXML"),
+            _check_output("--wav", args.wav, WAV_SUFFIXES, "WAV audio")]
+    given = [p for p in outs + list(extra) if p is not None]
+    names = [os.path.abspath(p) for p in given]
+    if len(set(names)) != len(names):
+        raise OptionError("--out, --musicxml and --wav (and files written beside --out) must name different files")
+    files.check_outputs(given, force=args.force)
+    return outs
+
+
+def _write_outputs(piece, outs: list, force: bool, extra_texts: dict | None = None) -> list:
+    """MIDI, MusicXML and WAV of ``piece`` (and ``extra_texts``: {path: text}) as one output set:
+    all of them appear, or none. Returns the paths written."""
+    with files.OutputSet(force=force) as out_set:
+        out_set.add_bytes(outs[0], _midi_bytes(piece))
+        for path, text in (extra_texts or {}).items():
+            out_set.add_text(path, text)
+        if outs[1] is not None:
+            from qbdi_utils.render.notation import musicxml_bytes
+
+            out_set.add_bytes(outs[1], musicxml_bytes(piece, name=piece.name))
+        if outs[2] is not None:
+            from qbdi_utils.render.audio import wav_bytes
+
+            out_set.add_bytes(outs[2], wav_bytes(piece))
+    return list(out_set.paths)
+
+
 def _midi_bytes(piece) -> bytes:
     from qbdi_utils import pianoroll
 
@@ -144,11 +191,7 @@ def run_improvise(args) -> int:
     from qbdi_utils.render.audio import WAV_SUFFIXES
     from qbdi_utils.render.notation import MUSICXML_SUFFIXES
 
-    bits = parse_bits(args.bits)
-    if bits is not None and bits > MAX_BITS:
-        shown = args.bits.strip() if len(args.bits.strip()) <= 30 else f"({len(args.bits.strip())} digits)"
-        raise OptionError(f"--bits {shown} is more than {MAX_BITS} bits per frame; "
-                          "for an unconstrained channel pass --bits full")
+    bits = _bits_option(args.bits)
     stats = _check_stats(args.stats)
     seed = int_option("--seed", args.seed, 0, MAX_SEED, "a seed is a 32-bit number")
     threshold = None
@@ -160,30 +203,14 @@ def run_improvise(args) -> int:
         if not 0.0 < threshold < 1.0:
             raise OptionError(f"--threshold {threshold} must lie strictly between 0 and 1")
     model_dir, query_path = _check_inputs(args.model, args.query)
-    outs = [_check_output("--out", args.out, MIDI_SUFFIXES, "MIDI"),
-            _check_output("--musicxml", args.musicxml, MUSICXML_SUFFIXES, "uncompressed MusicXML"),
-            _check_output("--wav", args.wav, WAV_SUFFIXES, "WAV audio")]
-    given = [p for p in outs if p is not None]
-    names = [os.path.abspath(p) for p in given]
-    if len(set(names)) != len(names):
-        raise OptionError("--out, --musicxml and --wav must name different files")
-    files.check_outputs(given, force=args.force)  # early and friendly; the commit is exclusive again
+    outs = _check_outputs(args)
 
     from qbdi_utils.improvise import improvise
 
     model, query = _load(model_dir, query_path)
     piece = improvise(model, query, bits, mode=stats, seed=seed, threshold=threshold)
     _warn("improvise", piece.warnings)
-    with files.OutputSet(force=args.force) as out_set:
-        out_set.add_bytes(outs[0], _midi_bytes(piece))
-        if outs[1] is not None:
-            from qbdi_utils.render.notation import musicxml_bytes
-
-            out_set.add_bytes(outs[1], musicxml_bytes(piece, name=piece.name))
-        if outs[2] is not None:
-            from qbdi_utils.render.audio import wav_bytes
-
-            out_set.add_bytes(outs[2], wav_bytes(piece))
+    given = _write_outputs(piece, outs, args.force)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
     return 0

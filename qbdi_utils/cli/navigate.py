@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from qbdi_utils.cli import int_option
-from qbdi_utils.cli.improvise import (_add_model_and_query, _add_stats, _check_inputs, _check_output,
-                                      _check_stats, _load, _warn, _write_midi)
+from qbdi_utils.cli.improvise import (MAX_SEED, _add_model_and_query, _add_stats, _bits_option, _check_inputs,
+                                      _check_outputs, _check_stats, _load, _warn, _write_outputs)
 from qbdi_utils.errors import OptionError
 
 __all__ = ["add_parser", "run_navigate"]
@@ -55,7 +55,6 @@ def add_parser(subparsers) -> None:
 
 def run_navigate(args) -> int:
     """Handler of ``qbdi navigate``."""
-    from qbdi_utils.improvise import parse_bits
     from qbdi_utils.navigate import SOURCES, check_continuity, check_min_context
 
     if args.source not in SOURCES:
@@ -67,35 +66,19 @@ def run_navigate(args) -> int:
                                   "one closest to the query")
     continuity = check_continuity("0.8" if args.continuity is None else args.continuity)
     min_context = check_min_context("1" if args.min_context is None else args.min_context)
-    bits = parse_bits(args.bits)
+    bits = _bits_option(args.bits)
     stats = _check_stats(args.stats)
-    seed = int_option("--seed", args.seed, 0)
+    seed = int_option("--seed", args.seed, 0, MAX_SEED, "a seed is a 32-bit number")
     model_dir, query_path = _check_inputs(args.model, args.query)
-    out = _check_output(args.out, args.force)
-    json_path = _check_output(str(out.with_suffix(".json")), args.force)
-    extra = [_check_output(args.musicxml, args.force), _check_output(args.wav, args.force)]
-    names = [p.resolve() for p in [out, json_path] + extra if p is not None]
-    if len(set(names)) != len(names):
-        raise OptionError("--out, its .json, --musicxml and --wav must name different files")
+    json_path = Path(args.out).with_suffix(".json")
+    outs = _check_outputs(args, extra=(json_path,))
 
-    from qbdi_utils.navigate import navigate, write_path_json
+    from qbdi_utils.navigate import navigate, path_json_text
 
     model, query = _load(model_dir, query_path)
     nav = navigate(model, query, args.source, continuity, min_context, bits, stats, seed)
     _warn("navigate", nav.warnings)
-    _write_midi(nav, out)
-    write_path_json(nav, json_path, force=True)
-    written = [out, json_path]
-    if extra[0] is not None:
-        from qbdi_utils import render
-
-        render.write_musicxml(nav, extra[0], force=args.force, name=nav.name)
-        written.append(extra[0])
-    if extra[1] is not None:
-        from qbdi_utils import render
-
-        render.write_wav(nav, extra[1], force=args.force)
-        written.append(extra[1])
+    written = _write_outputs(nav, outs, args.force, {json_path: path_json_text(nav)})
     n_jumps = int(nav.jumps.sum())
     print(f"{nav.name}: {len(nav.path)} bars, {n_jumps} jumps, oracle threshold "
           f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
