@@ -16,7 +16,7 @@ from qbdi_utils import __version__
 from qbdi_utils.errors import OptionError, QbdiError
 
 # Sub-command modules, in the order `qbdi --help` lists them.
-COMMAND_MODULES = ["frames", "improvise", "train", "analyze"]
+COMMAND_MODULES = ["frames", "improvise", "train", "analyze", "info"]
 
 
 def int_option(name: str, value: str, minimum: int) -> int:
