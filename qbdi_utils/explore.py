@@ -44,6 +44,7 @@ __all__ = [
     "INSTRUMENTS",
     "EXPLORER_NOTEBOOK",
     "DEFAULT_PORT",
+    "KERNEL_CULL_SECONDS",
     "bits_options",
     "explorer_metrics",
     "Explorer",
@@ -64,6 +65,9 @@ EXPLORER_NOTEBOOK = REPO_ROOT / "notebooks" / "explorer.ipynb"
 
 #: Port of the explorer web page.
 DEFAULT_PORT = 8866
+
+#: Seconds after which Voila shuts down the kernel of a page that was closed or reloaded.
+KERNEL_CULL_SECONDS = 300
 
 _UPLOAD_PREFIX = "upload:"
 
@@ -489,6 +493,7 @@ def serve(port: int = DEFAULT_PORT, notebook=EXPLORER_NOTEBOOK, train_progress: 
 
     Used in: ``make explore``.
     """
+    import signal
     import subprocess
     import sys
 
@@ -501,10 +506,20 @@ def serve(port: int = DEFAULT_PORT, notebook=EXPLORER_NOTEBOOK, train_progress: 
     print(f"model: {vae.default_model_dir()} ({'loaded' if getattr(model, 'from_cache', False) else 'trained'}); "
           f"audio: {render.synthesis_engine()} synthesizer", flush=True)
     cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={int(port)}", "--no-browser",
-           "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True"]
-    # Voila runs in its own session so Ctrl-C reaches only us; we stop it with SIGTERM.
+           "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True",
+           # every page view has its own kernel (with a model in memory): shut down the kernels of
+           # closed or reloaded pages after 5 idle minutes, never one a page is still connected to
+           f"--MappingKernelManager.cull_idle_timeout={KERNEL_CULL_SECONDS}",
+           "--MappingKernelManager.cull_interval=60", "--MappingKernelManager.cull_connected=False"]
+    # Voila runs in its own session so Ctrl-C reaches only us; we stop it with SIGTERM, on which it
+    # shuts its kernels down. SIGTERM to us (e.g. from a process manager) does the same as Ctrl-C.
     proc = subprocess.Popen(cmd, cwd=str(notebook.parent), start_new_session=True)
     print(f"qbdi explorer: http://127.0.0.1:{int(port)}  (Ctrl-C stops it)", flush=True)
+
+    def _interrupt(_sig, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -516,6 +531,8 @@ def serve(port: int = DEFAULT_PORT, notebook=EXPLORER_NOTEBOOK, train_progress: 
             proc.wait()
         print("qbdi explorer: stopped", flush=True)
         return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv=None) -> int:
