@@ -26,6 +26,7 @@ Used in: notebooks/04_query_generation.ipynb, notebooks/explorer.ipynb, ``make e
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import tempfile
@@ -70,6 +71,7 @@ DEFAULT_PORT = 8866
 KERNEL_CULL_SECONDS = 300
 
 _UPLOAD_PREFIX = "upload:"
+_AUDIO_CACHE_SIZE = 32
 
 
 def bits_options(scale=BITS_SCALE) -> list[tuple[str, int | str]]:
@@ -167,7 +169,8 @@ class Explorer:
 
     Other attributes: ``improvisation`` (the current Improvisation), ``last_metrics`` (dict of
     :func:`explorer_metrics`), ``timings`` (seconds of the last refresh by stage: "channel" = transmit and
-    decode, "metrics", "plot", "audio", "total"), ``encode_count`` (how many times a query was encoded).
+    decode, "metrics", "plot", "visible" = until metrics and plot are published, "audio", "total"),
+    ``encode_count`` (how many times a query was encoded).
 
     Args:
         model: a StyleVAE; None loads :func:`vae.default_model` (trained on first use, with progress).
@@ -218,6 +221,7 @@ class Explorer:
         self.improvisation = None
         self.last_metrics: dict = {}
         self.timings: dict = {}
+        self._audio_cache: dict = {}  # (clip hash, shape, program, tempo, rate) -> audio player HTML
 
         self.bits = W.SelectionSlider(options=options, value=bits, description="", readout=False,
                                       continuous_update=False, layout=W.Layout(width="640px"))
@@ -258,8 +262,9 @@ class Explorer:
             self.downloads,
         ])
 
-        for w in (self.bits, self.mode, self.seed, self.program):
+        for w in (self.bits, self.mode, self.seed):
             w.observe(self._on_change, names="value")
+        self.program.observe(self._on_program, names="value")  # the audio only
         self.query.observe(self._on_query, names="value")
         self.upload.observe(self._on_upload, names="value")
         for kind, button in self.download_buttons.items():
@@ -361,8 +366,6 @@ class Explorer:
 
         Used in: notebooks/explorer.ipynb (every control calls it).
         """
-        from IPython.display import Audio
-
         t0 = time.perf_counter()
         enc, tonic = self._encoding()
         t_enc = time.perf_counter()
@@ -374,13 +377,7 @@ class Explorer:
         t2 = time.perf_counter()
         png = self._overlay_png(query, out, mode, seed)
         t3 = time.perf_counter()
-        clip = _excerpt(out.roll, self.audio_bars, out.spec)
-        wave = render.synthesize(clip, out.spec, tempo_bpm=query.tempo_bpm, sample_rate=self.sample_rate,
-                                 program=int(self.program.value))
-        player = Audio(wave, rate=self.sample_rate, normalize=False)
-        t4 = time.perf_counter()
-
-        engine = render.synthesis_engine()
+        # plot and metrics go out first (a browser shows them at once), the audio follows
         self.improvisation, self.last_metrics = out, m
         self.bits_readout.value = f"<b>{rate_label(bits)}</b> per frame"
         self.metrics.outputs = (_display_data({
@@ -389,20 +386,49 @@ class Explorer:
         }),)
         self.plot.outputs = (_display_data({"image/png": base64.b64encode(png).decode("ascii"),
                                             "text/plain": f"<overlay of {out.name}>"}),)
-        self.audio.outputs = (_display_data({
-            "text/html": (f"<div>bars {self.audio_bars[0]}-{self.audio_bars[1]}, "
-                          f"{html.escape(dict((p, n) for n, p in INSTRUMENTS)[int(self.program.value)])} "
-                          f"({html.escape(engine)} synthesizer)</div>" + player._repr_html_()),
-            "text/plain": f"<audio of {out.name}>",
-        }),)
         self.downloads.outputs = ()
+        t_visible = time.perf_counter()
+
+        self._publish_audio()
+        t4 = time.perf_counter()
         self.timings = {"encode": t_enc - t0, "channel": t1 - t_enc, "metrics": t2 - t1, "plot": t3 - t2,
-                        "audio": t4 - t3, "total": time.perf_counter() - t0}
+                        "visible": t_visible - t0, "audio": t4 - t_visible, "total": t4 - t0}
         self.status.value = (f'<span style="color:#555">{html.escape(query.name)}: '
                              f"{len(enc.frames)} bars encoded once; this view in "
                              f"{self.timings['total']:.2f} s (channel+decode {self.timings['channel']:.2f}, "
                              f"plot {self.timings['plot']:.2f}, audio {self.timings['audio']:.2f})</span>")
         return m
+
+    def _publish_audio(self) -> None:
+        """Render the audio excerpt of the current improvisation (cached by content) into ``audio``."""
+        from IPython.display import Audio
+
+        out = self.improvisation
+        program = int(self.program.value)
+        clip = _excerpt(out.roll, self.audio_bars, out.spec)
+        key = (hashlib.sha1(np.ascontiguousarray(clip).tobytes()).hexdigest(), clip.shape, program,
+               out.tempo_bpm, self.sample_rate)
+        engine = render.synthesis_engine()
+        if key not in self._audio_cache:
+            wave = render.synthesize(clip, out.spec, tempo_bpm=out.tempo_bpm, sample_rate=self.sample_rate,
+                                     program=program)
+            html_player = Audio(wave, rate=self.sample_rate, normalize=False)._repr_html_()
+            if len(self._audio_cache) >= _AUDIO_CACHE_SIZE:
+                self._audio_cache.pop(next(iter(self._audio_cache)))
+            self._audio_cache[key] = html_player
+        self.audio.outputs = (_display_data({
+            "text/html": (f"<div>bars {self.audio_bars[0]}-{self.audio_bars[1]}, "
+                          f"{html.escape(dict((p, n) for n, p in INSTRUMENTS)[program])} "
+                          f"({html.escape(engine)} synthesizer)</div>" + self._audio_cache[key]),
+            "text/plain": f"<audio of {out.name}>",
+        }),)
+
+    def _on_program(self, _change=None):
+        def run():
+            t0 = time.perf_counter()
+            self._publish_audio()
+            self.timings = {"audio": time.perf_counter() - t0, "total": time.perf_counter() - t0}
+        self._guarded(run)
 
     def _overlay_png(self, query, out, mode, seed) -> bytes:
         from matplotlib.figure import Figure

@@ -101,6 +101,22 @@ def test_seed_and_statistics_change_the_transmission_without_encoding_again(ex, 
     ex.seed.value = 0
 
 
+def test_the_instrument_changes_the_audio_only(ex, monkeypatch):
+    from qbdi_utils import render
+
+    ex.bits.value = 6
+    plot, metrics, audio, n = ex.plot.outputs, ex.metrics.outputs, ex.audio.outputs, ex.encode_count
+    calls = []
+    real = render.synthesize
+    monkeypatch.setattr(render, "synthesize", lambda *a, **k: calls.append(k["program"]) or real(*a, **k))
+    ex.program.value = 19
+    assert calls == [19]
+    assert ex.plot.outputs is plot and ex.metrics.outputs is metrics and ex.encode_count == n
+    assert ex.audio.outputs != audio and "church organ" in _html(ex.audio)
+    ex.program.value = 0  # heard before: from the cache, the same player as before
+    assert calls == [19] and ex.audio.outputs == audio
+
+
 def test_outputs_live_in_the_widget_state_a_reloaded_page_reads(ex):
     ex.bits.value = 16
     # what a browser receives when it (re)connects to the Output models: their synced state
