@@ -39,6 +39,7 @@ from qbdi_utils import corpus, harmony, pianoroll, render, vae
 from qbdi_utils.errors import OptionError, QbdiError
 from qbdi_utils.improvise import STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
 from qbdi_utils.paths import REPO_ROOT
+from qbdi_utils.pianoroll import Piece
 
 __all__ = [
     "BITS_SCALE",
@@ -71,6 +72,7 @@ DEFAULT_PORT = 8866
 KERNEL_CULL_SECONDS = 300
 
 _UPLOAD_PREFIX = "upload:"
+_GIVEN_PREFIX = "given:"
 _AUDIO_CACHE_SIZE = 32
 
 
@@ -174,7 +176,8 @@ class Explorer:
 
     Args:
         model: a StyleVAE; None loads :func:`vae.default_model` (trained on first use, with progress).
-        query: a name from ``corpus.QUERY_NAMES`` (default ``corpus.DEFAULT_QUERY``).
+        query: a name from ``corpus.QUERY_NAMES`` (default ``corpus.DEFAULT_QUERY``), a MIDI file path,
+            or a Piece (read with the model's spec), listed first among the queries.
         bits: initial bit budget (a stop of :data:`BITS_SCALE`; None or "full" = full rate). The
             ``bits`` slider's value is then an int, or "full" for full rate.
         mode: initial channel statistics mode.
@@ -210,12 +213,22 @@ class Explorer:
         if program not in [p for _, p in INSTRUMENTS]:
             raise OptionError(f"program {program} is not one of {INSTRUMENTS}")
         query = corpus.DEFAULT_QUERY if query is None else query
-        if query not in corpus.QUERY_NAMES:
-            raise OptionError(f"query {query!r} is not one of {', '.join(corpus.QUERY_NAMES)}; "
-                              "upload other MIDI files with the upload button (or Explorer.add_midi)")
+        options_q = [(n, n) for n in corpus.QUERY_NAMES]
+        given = None
+        if isinstance(query, Piece):
+            given = query
+        elif str(query) not in corpus.QUERY_NAMES:
+            if not Path(str(query)).is_file():
+                raise OptionError(f"query {query!r} is neither one of {', '.join(corpus.QUERY_NAMES)} nor a "
+                                  "MIDI file; upload other MIDI files with the upload button")
+            given = corpus.load_query(str(query), spec=self.model.spec)
 
         self._tmp = tempfile.TemporaryDirectory(prefix="qbdi-explore-")
         self._pieces: dict = {}       # query key -> Piece
+        if given is not None:
+            query = f"{_GIVEN_PREFIX}{given.name or 'query'}"
+            self._pieces[query] = given
+            options_q.insert(0, (given.name or "query", query))
         self._encoded = None          # (key, EncodedQuery, tonic triad)
         self.encode_count = 0
         self.improvisation = None
@@ -229,7 +242,7 @@ class Explorer:
         self.mode = W.Dropdown(options=list(STATS_MODES), value=mode, description="statistics")
         self.seed = W.BoundedIntText(value=int(seed), min=0, max=1_000_000, description="seed",
                                      layout=W.Layout(width="180px"))
-        self.query = W.Dropdown(options=[(n, n) for n in corpus.QUERY_NAMES], value=query, description="query",
+        self.query = W.Dropdown(options=options_q, value=query, description="query",
                                 layout=W.Layout(width="360px"))
         self.upload = W.FileUpload(accept=".mid,.midi", multiple=False, description="upload MIDI")
         self.program = W.Dropdown(options=list(INSTRUMENTS), value=program, description="instrument")

@@ -224,6 +224,19 @@ def test_musicxml_download_is_a_score(tiny_model):
         e.close()
 
 
+def test_a_piece_or_a_midi_path_can_be_the_first_query(tiny_model, tmp_path):
+    path = tmp_path / "cadence.mid"
+    path.write_bytes(_midi_bytes(tmp_path, tiny_model.spec))
+    piece = corpus.load_query(str(path), spec=tiny_model.spec)
+    for query in (piece, str(path)):
+        e = explore.Explorer(tiny_model, query, bits=1, sample_rate=8000, dpi=40)
+        try:
+            assert list(e.query.options)[0] == ("cadence", e.query.value)
+            assert e.improvisation.query_name == "cadence" and "cadence @ 1 bits" in _html(e.metrics)
+        finally:
+            e.close()
+
+
 def test_values_the_controls_do_not_offer_are_option_errors(tiny_model):
     with pytest.raises(OptionError, match="slider"):
         explore.Explorer(tiny_model, QUERY, bits=5)
