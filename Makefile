@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh clone:
 #   make reproduce   executes every notebook in order, in place, writing figures/
 #   make test        unit tests + nbval over the notebooks
+# and one to play:
+#   make explore     the explorer as a web page on http://127.0.0.1:$(PORT) (Voila; Ctrl-C stops it)
 # Both create .venv and install the package into it when pyproject.toml is newer than the venv.
 
 PYTHON ?= python3.11
@@ -8,8 +10,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.qbdi-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
+PORT   ?= 8866
 
-.PHONY: setup reproduce test bench clean-cache
+.PHONY: setup reproduce test bench explore clean-cache
 
 setup: $(STAMP)
 
@@ -33,6 +36,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+# Loads the default model first (training it, with progress, on first use), prints the URL, serves
+# notebooks/explorer.ipynb with Voila on 127.0.0.1 until Ctrl-C.
+explore: $(STAMP)
+	@$(BIN)/python -m qbdi_utils.explore --port $(PORT)
 
 clean-cache:
 	rm -rf data/cache

@@ -313,7 +313,7 @@ def test_audio_player_and_auto_engine():
     roll = make_roll([(60, 0, 4)], 16)
     player = render.audio(roll, SPEC, tempo_bpm=120, sample_rate=SR)
     assert type(player).__name__ == "Audio"
-    assert render.synthesis_engine() in ("builtin", "fluidsynth")
+    assert render.synthesis_engine() in ("soundfont", "builtin", "fluidsynth")
     wave = render.synthesize(roll, SPEC, 120, SR)  # auto: whichever engine this machine has
     assert wave.dtype == np.float32 and np.any(wave)
 
@@ -351,7 +351,9 @@ def test_fluidsynth_engine_when_installed():
     from qbdi_utils.errors import OptionError
 
     roll = make_roll([(69, 0, 16)], 16)
-    if render.synthesis_engine() != "fluidsynth":
+    import sys
+
+    if not sys.modules["qbdi_utils.render.audio"]._fluidsynth_available():
         with pytest.raises(OptionError, match="builtin"):
             render.synthesize(roll, SPEC, 120, SR, engine="fluidsynth")
         return
@@ -529,3 +531,47 @@ def test_writers_leave_only_their_file_and_equal_bytes_to_the_in_memory_form(tmp
     assert wav.read_bytes() == render.wav_bytes(roll, SPEC, 100, SR, engine="builtin")
     assert xml.read_bytes() == render.musicxml_bytes(roll, SPEC, 100, name="a")
     assert svg == [tmp_path / "a.svg"] and (tmp_path / "a.svg").read_text() == "<svg/>\n"
+
+
+
+# --- the SoundFont engine behind render.synthesize (issue 14) -------------------------------------
+import sys  # noqa: E402
+import warnings  # noqa: E402
+
+from qbdi_utils import soundfont  # noqa: E402
+from qbdi_utils.errors import OptionError  # noqa: E402
+
+
+def _sf_roll(notes, n_steps):
+    roll = np.zeros((n_steps, SPEC.n_columns), np.uint8)
+    for p, s, e in notes:
+        roll[s:e, p - SPEC.min_pitch] = 1
+        roll[s, SPEC.n_pitches + p - SPEC.min_pitch] = 1
+    return roll
+
+
+@pytest.mark.skipif(not soundfont.available(), reason=str(soundfont.unavailable_reason()))
+def test_auto_uses_the_soundfont_a4_peaks_at_440_hz():
+    assert render.synthesis_engine() == "soundfont"
+    wave = render.synthesize(_sf_roll([(69, 0, 16)], 16), SPEC, 120, SR, program=0)  # 2 s of A4
+    assert wave.size == 2 * SR + SR and np.abs(wave).max() == pytest.approx(0.9, abs=1e-3)
+    seg = wave[int(0.1 * SR):int(1.9 * SR)].astype(np.float64)
+    mag = np.abs(np.fft.rfft(seg * np.hanning(seg.size)))
+    assert abs(np.fft.rfftfreq(seg.size, 1 / SR)[mag.argmax()] - 440.0) < 2.0
+    again = render.synthesize(_sf_roll([(69, 0, 16)], 16), SPEC, 120, SR, program=0)
+    assert again.tobytes() == wave.tobytes()
+
+
+def test_fallback_to_builtin_is_used_and_reported(monkeypatch):
+    monkeypatch.setattr(soundfont, "find_soundfont", lambda: None)  # no SF2 file anywhere
+    monkeypatch.setattr(sys.modules["qbdi_utils.render.audio"], "_fluidsynth_available", lambda: False)
+    assert render.synthesis_engine() == "builtin"
+    roll = _sf_roll([(69, 0, 16)], 16)
+    with pytest.warns(UserWarning, match="SoundFont"):
+        wave = render.synthesize(roll, SPEC, 120, SR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        builtin = render.synthesize(roll, SPEC, 120, SR, engine="builtin")
+    assert wave.tobytes() == builtin.tobytes()
+    with pytest.raises(OptionError, match="SoundFont"):
+        render.synthesize(roll, SPEC, 120, SR, engine="soundfont")

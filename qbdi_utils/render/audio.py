@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import files
+from qbdi_utils import files, soundfont
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec
 from qbdi_utils.render._common import _unpack, check_suffix, roll_notes
@@ -164,66 +164,81 @@ def _fluidsynth_synth(notes, n_samples, sr, sec_per_step, soundfont, program=0, 
     return out
 
 
+ENGINES = ("auto", "soundfont", "fluidsynth", "builtin")
+
+
 def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
                sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto", program: int = 0) -> np.ndarray:
-    """Render a roll as a mono waveform.
+    """Render a roll as a mono waveform: a General MIDI instrument from a SoundFont, else built in.
 
-    With ``engine="auto"``, fluidsynth is used when the ``pyfluidsynth`` module imports and a General
-    MIDI soundfont is found (:func:`find_soundfont`); otherwise the built-in additive synthesizer:
-    a few harmonics (:data:`BUILTIN_HARMONICS`) under an ADSR envelope, every articulation a new
-    attack (the key is released :data:`BUILTIN_GAP_S` early, so repeated notes are audible), summed
-    and peak-normalised to 0.9. No clicks: every note starts and ends at zero amplitude.
+    ``engine="auto"`` uses, in order: the SoundFont engine (:mod:`qbdi_utils.soundfont`: pip-installed
+    ``midirenderer`` playing pretty_midi's bundled General MIDI SoundFont TimGM6mb, or
+    ``$QBDI_SOUNDFONT``), fluidsynth when ``pyfluidsynth`` and libfluidsynth are present, and the
+    built-in additive synthesizer (a few harmonics :data:`BUILTIN_HARMONICS` under an ADSR envelope,
+    every articulation a new attack, the key released :data:`BUILTIN_GAP_S` early). Falling back to
+    the built-in synthesizer is reported as a warning. The result is peak-normalised to 0.9.
 
     Args:
         roll: (T, spec.n_columns) uint8 roll, or a Piece.
         spec: roll layout (default RollSpec()).
         tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
         sample_rate: samples per second.
-        engine: "auto", "builtin" or "fluidsynth" (the latter raises OptionError when unavailable).
-        program: General MIDI program for fluidsynth (0 = acoustic grand piano).
+        engine: one of :data:`ENGINES`; a named engine that is unavailable raises OptionError.
+        program: General MIDI program (0 = acoustic grand piano) for the SoundFont engines.
 
     Returns:
         (n_samples,) float32 in [-1, 1], n_samples = round(T * seconds_per_step * sample_rate) +
-        round(release_seconds * sample_rate), where seconds_per_step = 60 / tempo_bpm /
-        spec.steps_per_quarter and the release tail is :data:`BUILTIN_RELEASE_S` (builtin) or 1 s
-        (fluidsynth). All zeros for a silent roll.
+        round(tail_seconds * sample_rate), where seconds_per_step = 60 / tempo_bpm /
+        spec.steps_per_quarter and the tail is :data:`BUILTIN_RELEASE_S` (builtin) or 1 s
+        (SoundFont engines). All zeros for a silent roll.
 
     Raises:
-        OptionError: a non-positive tempo or sample rate, an unknown engine, or engine="fluidsynth"
-            where it is not installed.
+        OptionError: a non-positive tempo or sample rate, an unknown engine, or a named engine that
+            is not available here.
         ValueError: ``roll`` is neither a roll, frames nor a Piece of this layout.
 
-    Used in: notebooks/04_query_generation.ipynb.
+    Used in: notebooks 02, 04 and 07, the explorer, ``qbdi improvise --wav``.
     """
+    import warnings
+
     roll, spec, tempo_bpm = _unpack(roll, spec, tempo_bpm)
     sr = int(sample_rate)
     if sr <= 0:
         raise OptionError(f"sample_rate must be positive, got {sample_rate}")
-    if engine not in ("auto", "builtin", "fluidsynth"):
-        raise OptionError(f"engine must be 'auto', 'builtin' or 'fluidsynth', got {engine!r}")
-    use_fs = engine == "fluidsynth" or (engine == "auto" and _fluidsynth_available())
+    if engine not in ENGINES:
+        raise OptionError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "soundfont" and not soundfont.available():
+        raise OptionError(f"SoundFont synthesis is unavailable: {soundfont.unavailable_reason()}; "
+                          "use engine='builtin'")
     if engine == "fluidsynth" and not _fluidsynth_available():
         raise OptionError("fluidsynth needs `pip install pyfluidsynth`, libfluidsynth and a GM soundfont "
                           "(set QBDI_SOUNDFONT=/path/to/file.sf2); or use engine='builtin'")
+    chosen = synthesis_engine() if engine == "auto" else engine
+    if engine == "auto" and chosen == "builtin":
+        warnings.warn(f"SoundFont synthesis unavailable ({soundfont.unavailable_reason()}); "
+                      "using the built-in synthesizer", stacklevel=2)
     sec_per_step = 60.0 / tempo_bpm / spec.steps_per_quarter
-    tail_s = 1.0 if use_fs else BUILTIN_RELEASE_S
-    n_samples = int(round(roll.shape[0] * sec_per_step * sr)) + int(round(tail_s * sr))
+    body = int(round(roll.shape[0] * sec_per_step * sr))
+    n_samples = body + int(round((BUILTIN_RELEASE_S if chosen == "builtin" else 1.0) * sr))
     notes = roll_notes(roll, spec)
     if len(notes) == 0:
         return np.zeros(n_samples, dtype=np.float32)
     wave = None
-    if use_fs:
-        try:
+    try:
+        if chosen == "soundfont":
+            timed = np.column_stack([notes[:, 0], notes[:, 1] * sec_per_step, notes[:, 2] * sec_per_step])
+            wave = soundfont.render_notes(timed, sample_rate=sr, program=program, n_samples=n_samples)
+        elif chosen == "fluidsynth":
             wave = _fluidsynth_synth(notes, n_samples, sr, sec_per_step, find_soundfont(), program=program)
-        except Exception as exc:  # a broken libfluidsynth or soundfont must not take audio away
-            if engine == "fluidsynth":
-                raise
-            import warnings
-
-            warnings.warn(f"fluidsynth failed ({exc}); using the built-in synthesizer", stacklevel=2)
-            n_samples = int(round(roll.shape[0] * sec_per_step * sr)) + int(round(BUILTIN_RELEASE_S * sr))
+    except Exception as exc:  # a broken synthesizer or SoundFont must not take audio away
+        if engine != "auto":
+            raise
+        warnings.warn(f"{chosen} synthesis failed ({exc}); using the built-in synthesizer", stacklevel=2)
+        n_samples = body + int(round(BUILTIN_RELEASE_S * sr))
+        wave = None
     if wave is None:
         wave = _builtin_synth(notes, n_samples, sr, sec_per_step)
+    wave = np.asarray(wave, dtype=np.float64)
     peak = float(np.max(np.abs(wave)))
     if peak > 0:
         wave = wave * (0.9 / peak)
@@ -231,10 +246,12 @@ def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = Non
 
 
 def synthesis_engine() -> str:
-    """Which engine ``synthesize(engine="auto")`` uses on this machine: "fluidsynth" or "builtin".
+    """Which engine ``synthesize(engine="auto")`` uses here: "soundfont", "fluidsynth" or "builtin".
 
-    Used in: notebooks/04_query_generation.ipynb.
+    Used in: ``qbdi info``, notebooks/04_query_generation.ipynb.
     """
+    if soundfont.available():
+        return "soundfont"
     return "fluidsynth" if _fluidsynth_available() else "builtin"
 
 

@@ -1,0 +1,265 @@
+"""The explorer driven without a browser: set controls, read what the Output widgets now hold."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from qbdi_utils import corpus, explore, harmony, pianoroll
+from qbdi_utils.errors import OptionError
+from qbdi_utils.improvise import improvise
+
+QUERY = "boston_boys_reel"  # the shortest shipped query (32 bars)
+
+
+@pytest.fixture(scope="module")
+def ex(tiny_model):
+    e = explore.Explorer(tiny_model, QUERY, bits=32, sample_rate=8000, dpi=40)
+    yield e
+    e.close()
+
+
+def _expected_metrics(model, query_name, bits, mode, seed):
+    """The notebook 04 metrics computed from scratch: improvise(), bar frames, harmony functions."""
+    q = corpus.load_query(query_name, spec=model.spec)
+    out = improvise(model, q, bits=bits, mode=mode, seed=seed)
+    off = q.bar_offset_steps
+    qc = harmony.chroma(pianoroll.to_frames(q.roll, q.spec, off), q.spec)
+    of = pianoroll.to_frames(out.roll, out.spec, off)
+    agree = harmony.frame_agreement(qc, harmony.chroma(of, out.spec))
+    stats = harmony.output_stats(of, tonic=harmony.tonic_triad(qc), spec=out.spec)
+    return out, {**agree, **stats}
+
+
+def _html(out_widget) -> str:
+    return "".join(o["data"].get("text/html", "") for o in out_widget.outputs)
+
+
+def _number(text: str, label: str) -> float:
+    return float(re.search(re.escape(label) + r" ([-0-9.]+)", text).group(1))
+
+
+def test_bit_scale_is_fine_at_the_bottom_increasing_and_ends_at_full_rate():
+    opts = explore.bits_options()
+    labels = [lbl for lbl, _ in opts]
+    assert labels[:9] == ["0", "1", "2", "3", "4", "6", "8", "12", "16"]
+    assert labels[-2:] == ["1024", "full"]
+    nums = [v for _, v in opts[:-1]]
+    assert nums == sorted(set(nums)) and opts[-1][1] == "full"
+    # at least a third of the stops lie below 32 bits, where the music changes most
+    assert sum(v < 32 for v in nums) >= len(opts) / 3
+    with pytest.raises(OptionError):
+        explore.bits_options([4, 2])
+    with pytest.raises(OptionError):
+        explore.bits_options([None, 4])
+
+
+def test_first_view_shows_plot_metrics_and_audio(ex):
+    assert ex.plot.outputs and ex.plot.outputs[0]["data"]["image/png"]
+    png = base64.b64decode(ex.plot.outputs[0]["data"]["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<audio" in _html(ex.audio) and "base64" in _html(ex.audio)
+    assert "chroma cosine" in _html(ex.metrics)
+    assert ex.encode_count == 1
+
+
+@pytest.mark.parametrize("bits", [0, 3, "full"])
+def test_moving_the_bit_slider_replaces_the_outputs_with_that_budgets_metrics(ex, tiny_model, bits):
+    before = (ex.plot.outputs, ex.metrics.outputs, ex.audio.outputs)
+    ex.bits.value = bits
+    assert ex.plot.outputs != before[0] and ex.metrics.outputs != before[1]
+    assert ex.audio.outputs is not before[2]
+    out, want = _expected_metrics(tiny_model, QUERY, None if bits == "full" else bits, ex.mode.value,
+                                  ex.seed.value)
+    np.testing.assert_array_equal(ex.improvisation.roll, out.roll)
+    text = _html(ex.metrics)
+    assert out.name in text
+    for label, key in (("chroma cosine", "chroma_cosine"), ("Tonnetz distance", "tonnetz_distance"),
+                       ("triad agreement", "triad_agreement"), ("tonic share", "tonic_share")):
+        assert _number(text, label) == pytest.approx(want[key], abs=5e-4), label
+    assert _number(text, "distinct triads") == pytest.approx(want["distinct_triads"], abs=0.05)
+    assert _number(text, "empty bars") == pytest.approx(want["empty_frame_rate"], abs=0.005)
+
+
+def test_seed_and_statistics_change_the_transmission_without_encoding_again(ex, tiny_model):
+    ex.bits.value = 8
+    n = ex.encode_count
+    ex.seed.value = 7
+    ex.mode.value = "prior"
+    assert ex.encode_count == n
+    out, want = _expected_metrics(tiny_model, QUERY, 8, "prior", 7)
+    np.testing.assert_array_equal(ex.improvisation.roll, out.roll)
+    assert _number(_html(ex.metrics), "chroma cosine") == pytest.approx(want["chroma_cosine"], abs=5e-4)
+    assert set(ex.timings) >= {"channel", "metrics", "plot", "audio", "total"}
+    ex.mode.value = "query"
+    ex.seed.value = 0
+
+
+def test_the_instrument_changes_the_audio_only(ex, monkeypatch):
+    from qbdi_utils import render
+
+    ex.bits.value = 6
+    plot, metrics, audio, n = ex.plot.outputs, ex.metrics.outputs, ex.audio.outputs, ex.encode_count
+    calls = []
+    real = render.synthesize
+    monkeypatch.setattr(render, "synthesize", lambda *a, **k: calls.append(k["program"]) or real(*a, **k))
+    ex.program.value = 19
+    assert calls == [19]
+    assert ex.plot.outputs is plot and ex.metrics.outputs is metrics and ex.encode_count == n
+    assert ex.audio.outputs != audio and "church organ" in _html(ex.audio)
+    ex.program.value = 0  # heard before: from the cache, the same player as before
+    assert calls == [19] and ex.audio.outputs == audio
+
+
+def test_outputs_live_in_the_widget_state_a_reloaded_page_reads(ex):
+    ex.bits.value = 16
+    # what a browser receives when it (re)connects to the Output models: their synced state
+    for w in (ex.plot, ex.metrics, ex.audio):
+        state = w.get_state()
+        assert json.loads(json.dumps(state["outputs"])) == list(w.outputs)
+    assert "16 bits" in _html(ex.metrics)
+
+
+def test_a_second_view_after_the_first_is_closed_still_refreshes(tiny_model):
+    first = explore.Explorer(tiny_model, QUERY, bits=4, sample_rate=8000, dpi=40)
+    first.close()
+    second = explore.Explorer(tiny_model, QUERY, bits=4, sample_rate=8000, dpi=40)
+    try:
+        old_plot, old_metrics = second.plot.outputs, second.metrics.outputs
+        assert "4 bits" in _html(second.metrics)
+        second.bits.value = 64
+        assert second.plot.outputs != old_plot and second.metrics.outputs != old_metrics
+        assert "64 bits" in _html(second.metrics)
+        assert first.widget.comm is None  # the discarded view's models are gone
+    finally:
+        second.close()
+
+
+def test_choosing_another_query_encodes_it_once(ex):
+    n = ex.encode_count
+    ex.query.value = "joplin_maple_leaf_rag"
+    assert ex.encode_count == n + 1
+    assert "joplin_maple_leaf_rag" in _html(ex.metrics)
+    ex.bits.value = 2
+    assert ex.encode_count == n + 1
+    ex.query.value = QUERY
+    assert ex.encode_count == n + 2
+
+
+def _midi_bytes(tmp_path, spec) -> bytes:
+    roll = np.zeros((64, spec.n_columns), np.uint8)
+    for step, chord in ((0, (60, 64, 67)), (16, (65, 69, 72)), (32, (67, 71, 74)), (48, (60, 64, 67))):
+        for p in chord:
+            i = p - spec.min_pitch
+            roll[step:step + 16, i] = 1
+            roll[step, spec.n_pitches + i] = 1
+    return pianoroll.write_midi(roll, tmp_path / "cadence.mid", spec=spec).read_bytes()
+
+
+def test_an_uploaded_midi_file_becomes_the_query(tiny_model, tmp_path):
+    e = explore.Explorer(tiny_model, QUERY, bits=12, sample_rate=8000, dpi=40)
+    try:
+        data = _midi_bytes(tmp_path, tiny_model.spec)
+        e.upload.value = ({"name": "cadence.mid", "type": "audio/midi", "size": len(data),
+                           "content": memoryview(data),
+                           "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
+        assert str(e.query.value).startswith("upload:")
+        assert ("cadence.mid (uploaded)", e.query.value) in list(e.query.options)
+        assert e.improvisation.query_name == "cadence"
+        assert e.improvisation.n_steps == 64
+        assert "cadence @ 12 bits" in _html(e.metrics)
+        assert e.upload.value == ()  # the bytes are not kept in the widget (and a re-upload fires again)
+        # a broken file is reported in the status line and leaves the current view alone
+        before = e.metrics.outputs
+        e._on_upload({"new": ({"name": "junk.mid", "content": b"not midi"},)})
+        assert "junk" in e.status.value or "MIDI" in e.status.value
+        assert e.metrics.outputs == before
+    finally:
+        e.close()
+
+
+def test_download_links_carry_the_current_improvisation(ex, tmp_path):
+    import mido
+    from scipy.io import wavfile
+
+    ex.bits.value = 24
+    out = ex.improvisation
+    name = ex.make_download("midi")
+    assert name.endswith(".mid") and "24bits" in name
+    link = _html(ex.downloads)
+    data = base64.b64decode(re.search(r'href="data:audio/midi;base64,([^"]+)"', link).group(1))
+    path = tmp_path / name
+    path.write_bytes(data)
+    back = pianoroll.read_midi(path, out.spec)
+    np.testing.assert_array_equal(back.roll[: out.n_steps], out.roll)
+    assert mido.MidiFile(path).tracks
+
+    ex.make_download("wav")
+    link = _html(ex.downloads)
+    assert link.count("<a download=") == 2
+    wav = base64.b64decode(re.search(r'href="data:audio/wav;base64,([^"]+)"', link).group(1))
+    sr, pcm = wavfile.read(io.BytesIO(wav))
+    seconds = out.n_steps * 60.0 / out.tempo_bpm / out.spec.steps_per_quarter
+    assert sr == 8000 and seconds <= len(pcm) / sr <= seconds + 1.5
+
+    ex.bits.value = 32
+    assert ex.downloads.outputs == ()  # links of an earlier setting are withdrawn
+
+
+def test_musicxml_download_is_a_score(tiny_model):
+    e = explore.Explorer(tiny_model, QUERY, bits="full", sample_rate=8000, dpi=40)
+    try:
+        name, mime, data = e.file_bytes("musicxml")
+        assert name.endswith(".musicxml") and "xml" in mime
+        assert b"<score-partwise" in data[:2000]
+        with pytest.raises(OptionError):
+            e.file_bytes("pdf")
+    finally:
+        e.close()
+
+
+def test_a_piece_or_a_midi_path_can_be_the_first_query(tiny_model, tmp_path):
+    path = tmp_path / "cadence.mid"
+    path.write_bytes(_midi_bytes(tmp_path, tiny_model.spec))
+    piece = corpus.load_query(str(path), spec=tiny_model.spec)
+    for query in (piece, str(path)):
+        e = explore.Explorer(tiny_model, query, bits=1, sample_rate=8000, dpi=40)
+        try:
+            assert list(e.query.options)[0] == ("cadence", e.query.value)
+            assert e.improvisation.query_name == "cadence" and "cadence @ 1 bits" in _html(e.metrics)
+        finally:
+            e.close()
+
+
+def test_values_the_controls_do_not_offer_are_option_errors(tiny_model):
+    with pytest.raises(OptionError, match="slider"):
+        explore.Explorer(tiny_model, QUERY, bits=5)
+    with pytest.raises(OptionError, match="statistics"):
+        explore.Explorer(tiny_model, QUERY, mode="nope")
+    with pytest.raises(OptionError, match="query"):
+        explore.Explorer(tiny_model, "not_a_query")
+
+
+def test_serve_refuses_bad_ports_and_missing_notebooks_before_starting(tmp_path, capsys):
+    with pytest.raises(OptionError):
+        explore.serve(port=0)
+    with pytest.raises(OptionError):
+        explore.serve(port=8866, notebook=tmp_path / "missing.ipynb")
+    assert explore.main(["--port", "eighty"]) == 2
+    assert "eighty" in capsys.readouterr().err
+
+
+def test_explorer_notebook_only_builds_the_explorer():
+    import nbformat
+
+    nb = nbformat.read(explore.EXPLORER_NOTEBOOK, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "Explorer(" in code
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    assert not explore.EXPLORER_NOTEBOOK.name[0].isdigit()  # outside the Makefile's notebooks/0*.ipynb
