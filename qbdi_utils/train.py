@@ -348,23 +348,28 @@ def _make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
 
 
 def _check_finite(epoch: int, logs: dict, cfg: VAEConfig) -> None:
-    """Stop training (TrainingDivergedError) when an epoch's training loss is NaN or infinite.
+    """Stop training (TrainingDivergedError) when an epoch's loss is NaN or infinite.
+
+    The training loss and its terms, and the validation loss (non-finite once the weights are),
+    are checked: whichever is first not finite stops the run.
 
     Args:
         epoch: 0-based epoch just finished.
-        logs: that epoch's logs (``loss`` in nats per frame).
+        logs: that epoch's logs (``loss``, ``d_nats``, ... , ``val_loss`` in nats per frame).
         cfg: the configuration (named in the message).
 
     Raises:
-        TrainingDivergedError: ``logs["loss"]`` is not finite.
+        TrainingDivergedError: one of those values is not finite.
     """
-    loss = logs.get("loss") if logs else None
-    if loss is None or np.isfinite(float(loss)):
-        return
-    raise TrainingDivergedError(
-        f"training stopped at epoch {epoch + 1}: the loss is {float(loss)} nats per frame, not a "
-        f"finite number (beta = {cfg.beta}, gamma = {cfg.gamma}, learning rate = {cfg.learning_rate}); "
-        "nothing was saved. Use a smaller --beta / --gamma or learning rate")
+    for key in ("loss", "d_nats", "r_nats", "p_nats", "val_loss"):
+        v = (logs or {}).get(key)
+        if v is None or np.isfinite(float(v)):
+            continue
+        what = "training loss" if key == "loss" else ("validation loss" if key == "val_loss" else key)
+        raise TrainingDivergedError(
+            f"training stopped at epoch {epoch + 1}: the {what} is {float(v)} nats per frame, not a "
+            f"finite number (beta = {cfg.beta}, gamma = {cfg.gamma}, learning rate = "
+            f"{cfg.learning_rate}); nothing was saved. Use a smaller --beta / --gamma or learning rate")
 
 
 def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | None = None,
