@@ -604,7 +604,8 @@ class _TqdmEpochs:
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.1f}",
-                                     val_loss=f"{logs.get('val_loss', float('nan')):.1f}")
+                                     val_loss=f"{logs.get('val_loss', float('nan')):.1f}",
+                                     refresh=False)  # drawn by update(), which respects mininterval
                 self.bar.update(1)
 
             def on_train_end(self, logs=None):
