@@ -4,7 +4,8 @@ The command runs in a child process (``python -B -c 'main()'``) the way a user r
 set up from outside: the file-size limit (``ulimit -f``, RLIMIT_FSIZE, which root cannot bypass),
 two runs racing for one output, SIGKILL while outputs are staged, a file where a folder should be.
 Phase 1 covers ``frames`` and ``analyze``; phase 2 ``improvise`` and ``sweep`` (with the tiny model of
-tests/conftest.py); ``train`` cases follow when it saves through :func:`qbdi_utils.files.replacing_dir`.
+tests/conftest.py); phase 3 ``train`` (the model folder saved through
+:func:`qbdi_utils.files.replacing_dir`) and damaged model folders given to ``improvise``.
 """
 
 from __future__ import annotations
