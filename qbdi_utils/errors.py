@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["QbdiError", "MidiFileError", "NoNotesError", "MeterError", "CorpusError", "ModelError",
-           "OutputExistsError", "OptionError", "FileSystemError"]
+           "OutputExistsError", "OptionError", "FileSystemError",
+           "TrainingDivergedError"]
 
 
 class QbdiError(Exception):
@@ -58,3 +59,11 @@ class FileSystemError(QbdiError):
     """
 
     errno: int | None = None
+
+
+class TrainingDivergedError(OptionError):
+    """Training stopped because the loss is no longer finite (NaN or infinity); nothing was saved.
+
+    The options made the optimisation diverge (an infinite or huge ``--beta`` / ``--gamma``, a huge
+    learning rate); an :class:`OptionError`, since other values of those options are the cure.
+    """

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from qbdi_utils import corpus as corpus_mod
-from qbdi_utils import paths
-from qbdi_utils.errors import ModelError, OptionError
+from qbdi_utils import files, paths
+from qbdi_utils.errors import ModelError, OptionError, TrainingDivergedError
 from qbdi_utils.pianoroll import RollSpec, binarize
 from qbdi_utils.vae import (
     DEFAULT_CONFIG, DEFAULT_EPOCHS, MODEL_FILE, PRESETS, StyleVAE, VAEConfig, _build_networks,
@@ -347,6 +347,31 @@ def _make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
     return trainer
 
 
+def _check_finite(epoch: int, logs: dict, cfg: VAEConfig) -> None:
+    """Stop training (TrainingDivergedError) when an epoch's loss is NaN or infinite.
+
+    The training loss and its terms, and the validation loss (non-finite once the weights are),
+    are checked: whichever is first not finite stops the run.
+
+    Args:
+        epoch: 0-based epoch just finished.
+        logs: that epoch's logs (``loss``, ``d_nats``, ... , ``val_loss`` in nats per frame).
+        cfg: the configuration (named in the message).
+
+    Raises:
+        TrainingDivergedError: one of those values is not finite.
+    """
+    for key in ("loss", "d_nats", "r_nats", "p_nats", "val_loss"):
+        v = (logs or {}).get(key)
+        if v is None or np.isfinite(float(v)):
+            continue
+        what = "training loss" if key == "loss" else ("validation loss" if key == "val_loss" else key)
+        raise TrainingDivergedError(
+            f"training stopped at epoch {epoch + 1}: the {what} is {float(v)} nats per frame, not a "
+            f"finite number (beta = {cfg.beta}, gamma = {cfg.gamma}, learning rate = "
+            f"{cfg.learning_rate}); nothing was saved. Use a smaller --beta / --gamma or learning rate")
+
+
 def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | None = None,
                   callbacks=(), fit_options: dict | None = None, *,
                   next_tr: np.ndarray | None = None, next_val: np.ndarray | None = None):
@@ -364,6 +389,9 @@ def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray |
     (default: :func:`successor_index` of one piece); used only with a predictor head.
     ``callbacks`` are Keras callbacks; only ``on_train_begin``, ``on_epoch_end(epoch, logs)`` and
     ``on_train_end`` are called on the fast path.
+    Both loops check the training loss after every epoch and raise
+    :class:`~qbdi_utils.errors.TrainingDivergedError` as soon as it is NaN or infinite (the
+    callbacks' ``on_train_end`` is still called, so a progress bar is closed).
     """
     cfg = _as_config(cfg)
     opts = {**_FIT_DEFAULTS, **(fit_options or {})}
@@ -399,12 +427,21 @@ def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray |
             for k, v in vals.items():
                 record.setdefault(k, []).append(v)
 
-    cbs = ([_Validation()] if x_val is not None else []) + list(callbacks)
+    class _StopOnNonFinite(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            _check_finite(epoch, logs, cfg)
+
+    cbs = ([_Validation()] if x_val is not None else []) + [_StopOnNonFinite()] + list(callbacks)
 
     def fit(epochs: int) -> dict:
         record.clear()
-        hist = trainer.fit(inputs, y_tr, batch_size=int(cfg.batch_size), epochs=int(epochs),
-                           shuffle=True, verbose=0, callbacks=cbs).history
+        try:
+            hist = trainer.fit(inputs, y_tr, batch_size=int(cfg.batch_size), epochs=int(epochs),
+                               shuffle=True, verbose=0, callbacks=cbs).history
+        except TrainingDivergedError:
+            for cb in callbacks:
+                cb.on_train_end()
+            raise
         return {**{k: list(v) for k, v in hist.items() if not k.startswith("val_")}, **record}
 
     return fit
@@ -524,6 +561,12 @@ def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_t
                 vterms = evaluate(x_val, eps_val)
                 logs["val_loss"] = float(np.dot(weights, vterms))
                 logs.update({f"val_{k}": v for k, v in zip(names, vterms)})
+            try:
+                _check_finite(e, logs, cfg)
+            except TrainingDivergedError:
+                for cb in callbacks:
+                    cb.on_train_end()
+                raise
             for k, v in logs.items():
                 history.setdefault(k, []).append(v)
             for cb in callbacks:
@@ -549,20 +592,26 @@ class _TqdmEpochs:
 
     def __new__(cls, epochs: int, enabled: bool):
         keras = _keras()
-        from tqdm.auto import tqdm
 
         class _CB(keras.callbacks.Callback):
+            bar = None
+
             def on_train_begin(self, logs=None):
-                self.bar = tqdm(total=epochs, desc="training VAE", unit="epoch", disable=not enabled)
+                # files.progress: a few lines, not one per epoch, when stderr is a log file or pipe
+                self.bar = files.progress(total=epochs, desc="training VAE", unit="epoch",
+                                          disable=not enabled)
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.1f}",
-                                     val_loss=f"{logs.get('val_loss', float('nan')):.1f}")
+                                     val_loss=f"{logs.get('val_loss', float('nan')):.1f}",
+                                     refresh=False)  # drawn by update(), which respects mininterval
                 self.bar.update(1)
 
             def on_train_end(self, logs=None):
-                self.bar.close()
+                if self.bar is not None:
+                    self.bar.close()
+                    self.bar = None
 
         return _CB()
 
@@ -650,6 +699,8 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
 
     Raises:
         OptionError: frames of the wrong shape, a field unknown or out of range, too few frames.
+        TrainingDivergedError: (an OptionError) the training loss became NaN or infinite (checked
+            after every epoch, e.g. ``beta=inf`` or a huge learning rate); no model is returned.
 
     Used in: notebooks/02_vae_training.ipynb, ``qbdi train``.
     """
@@ -808,7 +859,7 @@ def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", n
     model, _ = train(corpus.frames, spec=spec, groups=corpus.piece_index, progress=progress,
                      config=config)
     record_corpus(model, source, corpus)
-    model.save(d)
+    model.save(d, force=True)  # the cache entry is replaced (atomically) when stale
     model.from_cache = False
     return model
 

@@ -57,12 +57,13 @@ import math
 import numbers
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from qbdi_utils import files
 from qbdi_utils.errors import ModelError, OptionError
 from qbdi_utils.pianoroll import RollSpec
 
@@ -669,19 +670,38 @@ class StyleVAE:
 
     # -- persistence ----------------------------------------------------------------------------
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.json`` and ``weights.npz`` into directory (created if needed).
+    def save(self, directory: str | Path, *, force: bool = False,
+             extra: Callable[[Path], object] | None = None) -> Path:
+        """Write the model directory (``model.json``, ``weights.npz``) atomically as a whole.
+
+        The complete directory is staged beside ``directory`` and swapped in
+        (:func:`qbdi_utils.files.replacing_dir`), so at every instant ``directory`` holds the whole
+        old model or the whole new one; a failed save leaves the old one untouched.
 
         Args:
-            directory: target directory; existing model files in it are replaced.
+            directory: the model directory to create (an existing empty folder is fine).
+            force: replace an existing non-empty directory (its old files all go).
+            extra: optional ``extra(stage)`` that writes further files into the staging folder
+                ``stage`` (a Path), so they appear together with the model (``qbdi train`` writes
+                skipped.csv this way).
 
         Returns:
             The directory as a Path.
+
+        Raises:
+            OutputExistsError: ``directory`` exists, is not empty, and ``force`` is false.
+            FileSystemError: a file-system fault (disk full, file-size limit, permission, a file
+                where the folder should be); the old directory is then unchanged.
+            ModelError: a weight is not finite (NaN or infinity), so the model would be useless.
+
+        Used in: ``qbdi train``, :func:`qbdi_utils.train.cached_model`, tests/conftest.py.
         """
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
         weights = self.get_weights()
-        np.savez(d / WEIGHTS_FILE, **{f"w{i:02d}": w for i, w in enumerate(weights)})
+        for i, w in enumerate(weights):
+            if not np.all(np.isfinite(w)):
+                raise ModelError(f"refusing to save: weight array w{i:02d} holds NaN or infinite "
+                                 "values (training diverged)", d)
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -692,12 +712,22 @@ class StyleVAE:
             "corpus_stats": {k: np.asarray(v, dtype=float).tolist() for k, v in self.corpus_stats.items()},
             "info": self.info,
         }
-        (d / MODEL_FILE).write_text(json.dumps(meta, indent=1))
+        text = json.dumps(meta, indent=1)
+        with files.replacing_dir(d, force=force) as stage:
+            name = WEIGHTS_FILE
+            try:
+                np.savez(stage / WEIGHTS_FILE, **{f"w{i:02d}": w for i, w in enumerate(weights)})
+                name = MODEL_FILE
+                (stage / MODEL_FILE).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise files.fs_error(exc, d / name) from None
+            if extra is not None:
+                extra(stage)
         return d
 
     @classmethod
     def load(cls, directory: str | Path, spec: RollSpec | None = None) -> "StyleVAE":
-        """Read a model written by :meth:`save`.
+        """Read a model written by :meth:`save`, checking ``model.json`` against its schema.
 
         Args:
             directory: the model directory.
@@ -708,8 +738,13 @@ class StyleVAE:
             The model.
 
         Raises:
-            ModelError: the directory is missing, is not a model directory, is corrupt (unreadable
-                metadata or weights, wrong shapes), or holds a model for another roll layout.
+            ModelError: the directory is missing, is not a model directory, or is corrupt: invalid
+                JSON, a model.json that is not an object, a field of the wrong type or out of range
+                (``config`` fields, ``threshold`` outside (0, 1), corpus statistics of the wrong
+                length or not finite), weights missing, unreadable, of shapes that do not match the
+                configuration, or not finite; or a model for another roll layout. The message
+                names the directory and the field.
+            FileSystemError: model.json or weights.npz cannot be read (permission, I/O error).
         """
         d = Path(directory)
         spec = RollSpec() if spec is None else spec
@@ -719,58 +754,154 @@ class StyleVAE:
         if not meta_path.is_file():
             raise ModelError(f"not a model directory (no {MODEL_FILE}); give the directory "
                              "written by `qbdi train --out`", d)
+        retrain = "retrain it with `qbdi train --force`"
+
+        def corrupt(what: str) -> ModelError:
+            return ModelError(f"corrupt model directory: {MODEL_FILE} {what}; {retrain}", d)
+
         try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format is {meta.get('format')!r}, not {FORMAT!r}")
-            saved_spec = RollSpec.from_dict(meta["spec"])
-            config = meta["config"]
-            if int(meta.get("format_version", 0)) <= 1:
-                config = _config_from_v1(config)
-            config = VAEConfig.from_dict(config)
-            threshold = float(meta["threshold"])
-            stats = {k: np.asarray(meta["corpus_stats"][k], dtype=float) for k in ("mean", "var")}
-            fingerprint = str(meta["fingerprint"])
-        except (ValueError, KeyError, TypeError, ModelError) as exc:
-            raise ModelError(f"corrupt model directory: {MODEL_FILE} is unreadable ({exc}); "
-                             "retrain it with `qbdi train --force`", d) from None
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelError(f"model format version {meta.get('format_version')} is newer than this "
+            raw = meta_path.read_bytes()
+        except OSError as exc:
+            raise files.fs_error(exc, meta_path, "read") from None
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
+            raise corrupt(f"is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise corrupt(f"must hold a JSON object, not a JSON {_json_kind(meta)}")
+        if meta.get("format") != FORMAT:
+            raise corrupt(f"is unreadable (format is {meta.get('format')!r}, not {FORMAT!r})")
+        version = meta.get("format_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise corrupt(f"field 'format_version' must be a whole number >= 0, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise ModelError(f"model format version {version} is newer than this "
                              f"qbdi understands ({FORMAT_VERSION}); update qbdi", d)
+        for key in ("spec", "config", "threshold", "corpus_stats", "fingerprint"):
+            if key not in meta:
+                raise corrupt(f"lacks field {key!r}")
+        try:
+            if not isinstance(meta["spec"], dict):
+                raise TypeError(f"must be an object, got {meta['spec']!r}")
+            saved_spec = RollSpec.from_dict(meta["spec"])
+        except (ValueError, KeyError, TypeError, OptionError) as exc:
+            raise corrupt(f"field 'spec' is invalid ({exc})") from None
+        config = meta["config"]
+        if not isinstance(config, dict):
+            raise corrupt(f"field 'config' must be an object, got {_json_kind(config)}")
+        if version <= 1:
+            config = _config_from_v1(config)
+        try:
+            config = VAEConfig.from_dict(config)
+        except ModelError as exc:
+            raise corrupt(f"is invalid: {exc}") from None
+        threshold = meta["threshold"]
+        if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                or not 0.0 < threshold < 1.0):
+            raise corrupt(f"field 'threshold' must be a number strictly between 0 and 1 "
+                          f"(the decoding threshold chosen in training), got {threshold!r}")
+        threshold = float(threshold)
+        fingerprint = meta["fingerprint"]
+        if not isinstance(fingerprint, str):
+            raise corrupt(f"field 'fingerprint' must be a string, got {fingerprint!r}")
+        info = meta.get("info", {})
+        if not isinstance(info, dict):
+            raise corrupt(f"field 'info' must be an object, got {_json_kind(info)}")
+        L = config.latent_dim
+        raw_stats = meta["corpus_stats"]
+        if not isinstance(raw_stats, dict):
+            raise corrupt(f"field 'corpus_stats' must be an object, got {_json_kind(raw_stats)}")
+        stats = {}
+        for k in ("mean", "var"):
+            v = raw_stats.get(k)
+            ok = isinstance(v, list) and len(v) == L and all(
+                isinstance(e, (int, float)) and not isinstance(e, bool) for e in v)
+            if not ok:
+                raise corrupt(f"field 'corpus_stats.{k}' must be a list of {L} numbers "
+                              f"(latent_dim); corpus statistics do not have {L} components")
+            a = np.asarray(v, dtype=float)
+            if not np.all(np.isfinite(a)) or (k == "var" and np.any(a < 0)):
+                raise corrupt(f"field 'corpus_stats.{k}' holds "
+                              + ("negative variances" if np.all(np.isfinite(a)) else "NaN or infinite values"))
+            stats[k] = a
         if saved_spec != spec:
             raise ModelError(f"model was trained for another roll layout ({saved_spec.to_dict()}), "
                              f"not {spec.to_dict()}; train a model for this layout", d)
         if config.input_dim != spec.frame_size:
             raise ModelError(f"corrupt model directory: input size {config.input_dim} does not "
                              f"match the roll layout's frame size {spec.frame_size}", d)
-        encoder, decoder = _build_networks(config)
-        predictor = _build_predictor(config)
-        nets = [encoder, decoder] + ([predictor] if predictor is not None else [])
-        expected = [tuple(w.shape) for net in nets for w in net.weights]
+        # expected shapes from the configuration, checked before any network is built (a huge
+        # latent_dim in a damaged file must not allocate gigabytes)
+        expected = _weight_shapes(config)
+        weights_path = d / WEIGHTS_FILE
         try:
-            with np.load(d / WEIGHTS_FILE) as npz:
-                weights = [npz[f"w{i:02d}"] for i in range(len(expected))]
+            with np.load(weights_path, allow_pickle=False) as npz:
+                names = [f"w{i:02d}" for i in range(len(expected))]
+                missing = [n for n in names if n not in npz.files]
+                if missing:
+                    raise KeyError(f"array {missing[0]} is missing")
+                weights = []
+                for n, shape in zip(names, expected):
+                    w = npz[n]
+                    if tuple(w.shape) != shape:
+                        raise _ShapeMismatch(n, tuple(w.shape), shape)
+                    weights.append(w)
         except FileNotFoundError:
             raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} is missing; retrain with "
                              "`qbdi train --force`", d) from None
+        except _ShapeMismatch as exc:
+            raise ModelError(f"corrupt model directory: weight shapes do not match the configuration "
+                             f"({exc}); retrain with `qbdi train --force`", d) from None
+        except (PermissionError, IsADirectoryError) as exc:
+            raise files.fs_error(exc, weights_path, "read") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise files.fs_error(exc, weights_path, "read") from None
             raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} is unreadable ({exc}); "
                              "retrain with `qbdi train --force`", d) from None
-        got = [tuple(w.shape) for w in weights]
-        if got != expected:
-            raise ModelError(f"corrupt model directory: weight shapes {got} do not match the "
-                             f"configuration ({expected}); retrain with `qbdi train --force`", d)
+        for i, w in enumerate(weights):
+            if not np.issubdtype(w.dtype, np.floating):
+                raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} array w{i:02d} has dtype "
+                                 f"{w.dtype}, not floating point; {retrain}", d)
+            if not np.all(np.isfinite(w)):
+                raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} array w{i:02d} holds NaN "
+                                 f"or infinite values; {retrain}", d)
+        encoder, decoder = _build_networks(config)
+        predictor = _build_predictor(config)
+        nets = [encoder, decoder] + ([predictor] if predictor is not None else [])
+        built = [tuple(w.shape) for net in nets for w in net.weights]
+        if built != expected:  # pragma: no cover - _weight_shapes mirrors _build_networks
+            raise AssertionError(f"_weight_shapes {expected} != built {built}")
         start = 0
         for net in nets:
             net.set_weights(weights[start:start + len(net.weights)])
             start += len(net.weights)
-        L = config.latent_dim
-        if stats["mean"].shape != (L,) or stats["var"].shape != (L,):
-            raise ModelError("corrupt model directory: corpus statistics do not have "
-                             f"{L} components; retrain with `qbdi train --force`", d)
         return cls(encoder, decoder, spec=spec, config=config, threshold=threshold,
-                   corpus_stats=stats, fingerprint=fingerprint, info=meta.get("info", {}),
+                   corpus_stats=stats, fingerprint=fingerprint, info=info,
                    predictor=predictor)
+
+
+class _ShapeMismatch(Exception):
+    """A weight array of weights.npz has another shape than the configuration implies."""
+
+    def __init__(self, name: str, got: tuple, want: tuple):
+        super().__init__(f"weight shapes: {name} is {got}, the configuration implies {want}")
+
+
+def _json_kind(v) -> str:
+    """The JSON type name of a parsed value ("list", "string", ...)."""
+    return {list: "list", str: "string", bool: "boolean", int: "number", float: "number",
+            type(None): "null", dict: "object"}.get(type(v), type(v).__name__)
+
+
+def _weight_shapes(cfg: VAEConfig) -> list[tuple[int, ...]]:
+    """Shapes of :meth:`StyleVAE.get_weights` for a config, in order (mirrors :func:`_build_networks`)."""
+    n, h, L = cfg.input_dim, cfg.hidden_dim, cfg.latent_dim
+    shapes = [(n, h), (h,), (h, L), (L,), (h, L), (L,),   # encoder: hidden, mean, logvar
+              (L, h), (h,), (h, n), (n,)]                 # decoder: hidden, logits
+    if cfg.gamma > 0:
+        shapes += [(L, h), (h,), (h, n), (n,)]            # predictor head
+    return shapes
 
 
 # --------------------------------------------------------------------------------------------

@@ -240,3 +240,48 @@ def test_write_midi_file_system_faults_are_one_line(tmp_path):
     with pytest.raises(FileSystemError, match="is a folder, not a file"):
         write_midi(roll, tmp_path, force=True)
     assert os.listdir(tmp_path) == ["f"]
+
+
+def test_every_error_class_is_a_qbdi_error():
+    from qbdi_utils import errors
+
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), QbdiError), name
+    assert issubclass(errors.TrainingDivergedError, errors.OptionError)  # exit 2 with the option hint
+
+
+def test_fuzz_model_json_loads_or_raises_model_error(tiny_model, tmp_path):
+    """Random type and value changes to model.json's fields: load either works or raises ModelError
+    naming the model folder (never a TypeError, KeyError, ... from deeper down)."""
+    import json
+    import shutil
+
+    from qbdi_utils import vae
+    from qbdi_utils.errors import ModelError
+
+    src = tiny_model.info["model_dir"]
+    meta0 = json.loads(open(f"{src}/model.json").read())
+    values = [None, True, -3, 0, 0.5, 7.5, 1e308, "x", "16", [], [1, 2], {}, {"a": 1}]
+    rng = np.random.default_rng(11)
+    paths = [(k,) for k in meta0] + [("config", k) for k in meta0["config"]] + \
+        [("spec", k) for k in meta0["spec"]] + [("corpus_stats", "mean"), ("corpus_stats", "var")]
+    d = tmp_path / "m"
+    shutil.copytree(src, d)
+    refused = 0
+    for _ in range(40):
+        meta = json.loads(json.dumps(meta0))
+        path = paths[rng.integers(len(paths))]
+        target = meta
+        for k in path[:-1]:
+            target = target[k]
+        if rng.random() < 0.15:
+            target.pop(path[-1])
+        else:
+            target[path[-1]] = values[rng.integers(len(values))]
+        (d / "model.json").write_text(json.dumps(meta))
+        try:
+            vae.StyleVAE.load(d)
+        except ModelError as exc:
+            assert str(d) in str(exc)
+            refused += 1
+    assert refused >= 20  # most mutations break the schema

@@ -4,7 +4,8 @@ The command runs in a child process (``python -B -c 'main()'``) the way a user r
 set up from outside: the file-size limit (``ulimit -f``, RLIMIT_FSIZE, which root cannot bypass),
 two runs racing for one output, SIGKILL while outputs are staged, a file where a folder should be.
 Phase 1 covers ``frames`` and ``analyze``; phase 2 ``improvise`` and ``sweep`` (with the tiny model of
-tests/conftest.py); ``train`` cases follow when it saves through :func:`qbdi_utils.files.replacing_dir`.
+tests/conftest.py); phase 3 ``train`` (the model folder saved through
+:func:`qbdi_utils.files.replacing_dir`) and damaged model folders given to ``improvise``.
 """
 
 from __future__ import annotations
@@ -342,3 +343,207 @@ def test_main_ctrl_c_is_one_line_exit_130(monkeypatch, capsys):
     monkeypatch.setattr(frames, "run", interrupted)
     assert main(["frames", "x.mid"]) == 130
     assert capsys.readouterr().err == "qbdi frames: interrupted\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# train (phase 3): the model folder is staged and swapped in whole (files.replacing_dir)
+
+TRAIN_TINY = ["--epochs", "2", "--hidden-dim", "32", "--latent-dim", "4", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def midi_corpus(tmp_path_factory):
+    """Four synthetic 6-bar MIDI pieces and one file that is not MIDI (skipped, with its reason)."""
+    from qbdi_utils import vae
+
+    d = tmp_path_factory.mktemp("corpus")
+    spec = pianoroll.RollSpec()
+    for i in range(4):
+        roll = pianoroll.from_frames(vae.synthetic_frames(6, seed=10 + i), spec)
+        pianoroll.write_midi(roll, d / f"p{i}.mid", spec=spec)
+    (d / "broken.mid").write_bytes(b"not a midi file")
+    return d
+
+
+def _old_model(tiny_model, tmp_path):
+    """A copy of the conftest model as the existing model that a --force retrain must not damage."""
+    import shutil
+
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model.info["model_dir"], m)
+    return m, {f: (m / f).read_bytes() for f in sorted(os.listdir(m))}
+
+
+def _tree(m):
+    return {f: (m / f).read_bytes() for f in sorted(os.listdir(m))}
+
+
+def _last_line_error(r, command="train"):
+    """The run ended with one error line (progress bars may come before it), no traceback."""
+    lines = r.stderr.strip().splitlines()
+    return bool(lines) and lines[-1].startswith(f"qbdi {command}: error:") and "Traceback" not in r.stderr
+
+
+def test_train_killed_then_file_size_limit_keep_old_model(tmp_path, tiny_model, midi_corpus):
+    """SIGKILL while the new model folder is staged, then a rerun past ``ulimit -f``: both times the
+    old model stays byte for byte; the second run removes the first one's hidden leftover, and its
+    own failure (exit 2, one line naming the limit) leaves nothing beside the model."""
+    m, before = _old_model(tiny_model, tmp_path)
+    code = textwrap.dedent(f"""
+        import sys, time
+        from qbdi_utils import files
+        from qbdi_utils.cli import main
+
+        def pause(stage):
+            if stage == "dir-staged":
+                print("PAUSED", flush=True)
+                time.sleep(300)
+
+        files._hook = pause
+        sys.exit(main(["train", "--corpus", {str(midi_corpus)!r}, "--out", {str(m)!r}, "--force",
+                       *{TRAIN_TINY!r}]))
+    """)
+    proc = subprocess.Popen([sys.executable, "-B", "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=CHILD_ENV)
+    try:
+        line = ""
+        while line.strip() != "PAUSED":
+            line = proc.stdout.readline()
+            assert line, "child ended without pausing"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    left = sorted(os.listdir(tmp_path))
+    assert "m" in left and _tree(m) == before  # old model whole
+    staged = [n for n in left if n != "m"]
+    assert staged and all(files.is_leftover(n) for n in staged)  # the killed run's staging folder
+    assert sorted(os.listdir(tmp_path / staged[0])) == ["model.json", "skipped.csv", "weights.npz"]
+
+    # new weights: (2496*32 + 32 + 32*4*2 + 4*2 + 4*32 + 32 + 32*2496 + 2496) float32 > 600 KB
+    r = _qbdi("train", "--corpus", midi_corpus, "--out", m, "--force", *TRAIN_TINY, limit=200_000)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert _last_line_error(r) and "file-size limit" in r.stderr and str(m) in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["m"]  # leftover cleaned, own staging removed
+    assert _tree(m) == before
+
+
+def test_train_force_replaces_model_whole_with_skipped_csv(tmp_path, tiny_model, midi_corpus):
+    """A successful --force retrain swaps in the new folder: only the new files, skipped.csv inside."""
+    import csv
+
+    from qbdi_utils import vae
+
+    m, before = _old_model(tiny_model, tmp_path)
+    r = _qbdi("train", "--corpus", midi_corpus, "--out", m, "--force", *TRAIN_TINY)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["m"]
+    assert sorted(os.listdir(m)) == ["model.json", "skipped.csv", "weights.npz"]
+    with open(m / "skipped.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["file", "reason"] and len(rows) == 2 and rows[1][0].startswith("broken")
+    assert "broken" in r.stderr and "reason" in r.stderr  # the printed table names it too
+    model = vae.StyleVAE.load(m)
+    assert model.latent_dim == 4 and model.config.hidden_dim == 32
+
+
+def test_train_unwritable_out_is_reported_before_the_corpus_loads(tmp_path, midi_corpus):
+    f = tmp_path / "f"
+    f.write_text("keep")
+    cache = tmp_path / "cache"
+    env = {**CHILD_ENV, "QBDI_CACHE_DIR": str(cache)}
+    for out, needle in ((f / "m", f"{f} is a file, not a folder"), (f, "is a file, not a folder")):
+        r = subprocess.run([*QBDI, "train", "--corpus", str(midi_corpus), "--out", str(out), *TRAIN_TINY],
+                           capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 2 and _one_line(r, "train") and needle in r.stderr, r.stderr
+    assert not cache.exists()  # the corpus was never loaded (loading writes its cache)
+    assert f.read_text() == "keep" and sorted(os.listdir(tmp_path)) == ["f"]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--seed", "-5"], "--seed -5 must be at least 0"),
+    (["--seed", "4294967296"], "is more than 4294967295"),
+    (["--epochs", "0"], "--epochs 0 must be at least 1"),
+    (["--latent-dim", "99999999999"], "--latent-dim"),
+    (["--beta", "inf"], "--beta inf must be a finite number"),
+])
+def test_train_option_bounds_are_one_line(tmp_path, midi_corpus, argv, needle):
+    out = tmp_path / "m"
+    r = _qbdi("train", "--corpus", midi_corpus, "--out", out, *TRAIN_TINY, *argv)
+    assert r.returncode == 2 and _one_line(r, "train") and needle in r.stderr, r.stderr
+    assert os.listdir(tmp_path) == []  # nothing saved, no leftovers
+
+
+def test_train_diverging_loss_exit_2_nothing_saved(tmp_path, midi_corpus):
+    """beta = 1e300 is finite as typed but makes the loss overflow: exit 2, one error line, no model."""
+    out = tmp_path / "m"
+    r = _qbdi("train", "--corpus", midi_corpus, "--out", out, *TRAIN_TINY, "--beta", "1e300")
+    assert r.returncode == 2 and _last_line_error(r), r.stderr[-2000:]
+    assert "not a finite number" in r.stderr and "nothing was saved" in r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def _corrupt(d, variant):
+    import json
+
+    meta_path = d / "model.json"
+    meta = json.loads(meta_path.read_text())
+    if variant == "list":
+        meta_path.write_text("[1, 2, 3]")
+        return "must hold a JSON object, not a JSON list"
+    if variant == "invalid_json":
+        meta_path.write_text('{"format": "qbdi-style-vae", ')
+        return "is not valid JSON"
+    if variant == "latent_negative":
+        meta["config"]["latent_dim"] = -3
+        words = "latent_dim"
+    elif variant == "latent_string":
+        meta["config"]["latent_dim"] = "16"
+        words = "'latent_dim' must be a whole number"
+    elif variant == "threshold":
+        meta["threshold"] = 7.5
+        words = "field 'threshold' must be a number strictly between 0 and 1"
+    elif variant == "shapes":
+        meta["config"]["latent_dim"] += 1
+        meta["corpus_stats"] = {k: v + [0.0] for k, v in meta["corpus_stats"].items()}
+        words = "weight shapes"
+    elif variant == "stats_nan":
+        meta["corpus_stats"]["mean"][0] = float("nan")
+        words = "corpus_stats.mean"
+    elif variant == "nan_weights":
+        with np.load(d / "weights.npz") as z:
+            w = {k: z[k] for k in z.files}
+        w["w02"] = w["w02"].copy()
+        w["w02"][0, 0] = np.nan
+        np.savez(d / "weights.npz", **w)
+        return "w02 holds NaN"
+    meta_path.write_text(json.dumps(meta))
+    return words
+
+
+CORRUPT = ["list", "invalid_json", "latent_negative", "latent_string", "threshold", "shapes", "stats_nan",
+           "nan_weights"]
+
+
+@pytest.mark.parametrize("variant", CORRUPT)
+def test_improvise_with_corrupt_model_is_one_line(tmp_path, tiny_model, song, capsys, variant):
+    """Each damaged model folder: exit 2 and one line naming the folder and the field (in-process
+    ``main``; the subprocess case below shows the same for the real command)."""
+    m, _ = _old_model(tiny_model, tmp_path)
+    words = _corrupt(m, variant)
+    code = main(["improvise", "--model", str(m), "--query", str(song), "--bits", "64",
+                 "--out", str(tmp_path / "o.mid")])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("qbdi improvise: error:"), err
+    assert str(m) in err and words in err, err
+    assert "--threshold" not in err  # a defect of the file, not an option the user typed
+    assert not (tmp_path / "o.mid").exists()
+
+
+def test_improvise_with_model_json_a_list_subprocess(tmp_path, tiny_model, song):
+    m, _ = _old_model(tiny_model, tmp_path)
+    _corrupt(m, "list")
+    r = _qbdi("improvise", "--model", m, "--query", song, "--bits", "64", "--out", tmp_path / "o.mid")
+    assert r.returncode == 2 and _one_line(r, "improvise") and "JSON list" in r.stderr, r.stderr
+    assert not (tmp_path / "o.mid").exists()

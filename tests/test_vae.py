@@ -432,3 +432,110 @@ def test_old_names_still_importable():
         assert getattr(vae, name) is getattr(train_mod, name)
     with pytest.raises(AttributeError):
         vae.no_such_name  # noqa: B018
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 11: whole-folder saves, schema checks on load, non-finite training
+
+def test_save_refuses_existing_model_without_force_and_replaces_it_whole(tiny_model, tmp_path):
+    from qbdi_utils import files
+
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "old.txt").write_text("old")
+    with pytest.raises(OutputExistsError):
+        tiny_model.save(d)
+    assert sorted(p.name for p in d.iterdir()) == ["old.txt"]
+    tiny_model.save(d, force=True, extra=lambda stage: (stage / "extra.txt").write_text("x"))
+    # the old folder is gone as a whole (old.txt does not survive), the extra file came with the model
+    assert sorted(p.name for p in d.iterdir()) == ["extra.txt", vae.MODEL_FILE, vae.WEIGHTS_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    assert not any(files.is_leftover(p) for p in tmp_path.iterdir())
+
+
+def test_failed_save_leaves_old_model(tiny_model, tmp_path, monkeypatch):
+    """An error while the new folder is staged (here: the extra writer fails) leaves the old one."""
+    d = tmp_path / "m"
+    tiny_model.save(d)
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+
+    def boom(stage):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        tiny_model.save(d, force=True, extra=boom)
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_save_refuses_non_finite_weights(tiny_model, tmp_path):
+    w = tiny_model.get_weights()
+    w_bad = [a.copy() for a in w]
+    w_bad[0][0, 0] = np.inf
+    tiny_model._encoder.set_weights(w_bad[:6])
+    try:
+        with pytest.raises(ModelError, match="w00 holds NaN or infinite"):
+            tiny_model.save(tmp_path / "m")
+    finally:
+        tiny_model._encoder.set_weights(w[:6])
+    assert not (tmp_path / "m").exists()
+
+
+def test_load_unreadable_model_json_is_file_system_error(tiny_model, tmp_path, monkeypatch):
+    import errno
+    import pathlib
+
+    from qbdi_utils.errors import FileSystemError
+
+    d = _copy_model(tiny_model, tmp_path)
+    real = pathlib.Path.read_bytes
+
+    def deny(self):
+        if self.name == vae.MODEL_FILE:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", deny)
+    with pytest.raises(FileSystemError) as err:
+        vae.StyleVAE.load(d)
+    assert "permission denied" in str(err.value) and str(d / vae.MODEL_FILE) in str(err.value)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda m: m["config"].update(hidden_dim=True), "'hidden_dim' must be a whole number"),
+    (lambda m: m["config"].update(beta="1"), "'beta' must be a number"),
+    (lambda m: m.update(threshold=0.0), "'threshold' must be a number strictly between 0 and 1"),
+    (lambda m: m.update(threshold="0.5"), "'threshold' must be a number"),
+    (lambda m: m.update(fingerprint=5), "'fingerprint' must be a string"),
+    (lambda m: m.update(corpus_stats=[1]), "'corpus_stats' must be an object"),
+    (lambda m: m["corpus_stats"].update(var=[-1.0] * len(m["corpus_stats"]["var"])), "negative variances"),
+    (lambda m: m.update(info=[]), "'info' must be an object"),
+    (lambda m: m.pop("threshold"), "lacks field 'threshold'"),
+    (lambda m: m.update(format_version="2"), "'format_version' must be a whole number"),
+    # a huge latent_dim is refused (the statistics' length is checked) before any network is built
+    (lambda m: m["config"].update(latent_dim=10**9), "must be a list of 1000000000 numbers"),
+])
+def test_load_checks_model_json_schema(tiny_model, tmp_path, edit, words):
+    d = _copy_model(tiny_model, tmp_path)
+    _edit_json(d, edit)
+    with pytest.raises(ModelError) as err:
+        vae.StyleVAE.load(d)
+    assert words in str(err.value) and str(d) in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("loop", ["auto", "keras"])
+def test_training_stops_when_the_loss_is_not_finite(frames, loop):
+    from qbdi_utils.errors import TrainingDivergedError
+
+    with pytest.raises(TrainingDivergedError, match="epoch 1: .* not a finite number"):
+        train_mod.train(frames[:60], hidden_dim=8, latent_dim=2, epochs=3, beta=1e300, progress=False,
+                        fit_options={"loop": loop})
+    assert issubclass(TrainingDivergedError, OptionError)
+
+
+def test_training_progress_bar_is_few_lines_in_a_log(frames, capfd):
+    """stderr is not a terminal here: the epoch bar writes its start and end state, not one per epoch."""
+    train_mod.train(frames[:60], hidden_dim=8, latent_dim=2, epochs=12, progress=True)
+    err = capfd.readouterr().err
+    states = err.count("training VAE")
+    assert 1 <= states <= 3, err

@@ -3,10 +3,16 @@
     qbdi train --corpus {chorales|PATH} --out MODEL_DIR [--epochs N] [--beta B] [--seed S]
                [--hidden-dim H] [--latent-dim L] [--gamma G] [--force]
 
-Prints progress (corpus parsing, epochs) on stderr and, at the end, the validation numbers (on
-which the decoding threshold was chosen) and the held-out test numbers: rate R, distortion D (nats
-per frame) and note F1. An existing MODEL_DIR is never overwritten without ``--force``; the check
-happens before anything is loaded or trained.
+Prints progress (corpus parsing, epochs) on stderr, a short table of the corpus files it skipped
+(file, reason), and, at the end, the validation numbers (on which the decoding threshold was
+chosen) and the held-out test numbers: rate R, distortion D (nats per frame) and note F1.
+
+MODEL_DIR is written as a whole (:meth:`~qbdi_utils.vae.StyleVAE.save` stages it beside the
+destination and swaps it in), with ``skipped.csv`` (file, reason) inside it: an interrupted or
+failed run leaves the old model as it was. An existing MODEL_DIR is never replaced without
+``--force``; that check, and whether MODEL_DIR's folder is writable, happen before the corpus is
+loaded. A loss that stops being finite (e.g. ``--beta inf``) ends training with one error line and
+saves nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +22,25 @@ import sys
 from pathlib import Path
 
 from qbdi_utils import corpus as corpus_mod
+from qbdi_utils import files
 from qbdi_utils import train as train_mod
-from qbdi_utils.errors import OptionError, OutputExistsError
+from qbdi_utils.cli import int_option
+from qbdi_utils.errors import OptionError
 from qbdi_utils.vae import PRESETS
 
-__all__ = ["add_parser", "run_train"]
+__all__ = ["MAX_EPOCHS", "MAX_SEED", "MAX_UNITS", "SKIPPED_FILE", "SKIPPED_SHOWN", "add_parser",
+           "run_train", "skipped_table"]
+
+MAX_SEED = 2**32 - 1
+"""Largest --seed (seeds are 32-bit numbers)."""
+MAX_EPOCHS = 100_000
+"""Largest --epochs (the paper's model needs 100)."""
+MAX_UNITS = 10_000
+"""Largest --hidden-dim / --latent-dim (10,000 hidden units already take 200 MB of weights)."""
+SKIPPED_FILE = "skipped.csv"
+"""Table of skipped corpus files (columns file, reason) saved inside the model directory."""
+SKIPPED_SHOWN = 20
+"""Rows of the skipped-files table printed; the rest are counted ("... N more")."""
 
 BETA_HELP = ("weight of the rate R in the loss D + beta*R, nats per frame (default 1 = the negative "
              "ELBO). beta-VAE convention: beta weighs the RATE; the paper's Appendix-B beta weighs "
@@ -41,14 +61,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--corpus", required=True, metavar="{chorales|PATH}",
                    help="'chorales' (music21's Bach chorales) or a folder of .mid files / one .mid file")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
-    p.add_argument("--epochs", type=int, default=paper.epochs,
+    p.add_argument("--epochs", default=str(paper.epochs), metavar="N",
                    help=f"passes over the training frames (default {paper.epochs})")
     p.add_argument("--beta", type=float, default=paper.beta, help=BETA_HELP)
-    p.add_argument("--seed", type=int, default=paper.seed,
-                   help="seed of weights, noise, shuffling, split (default 0)")
-    p.add_argument("--hidden-dim", type=int, default=paper.hidden_dim,
+    p.add_argument("--seed", default=str(paper.seed), metavar="S",
+                   help=f"seed of weights, noise, shuffling, split, 0..{MAX_SEED} (default 0)")
+    p.add_argument("--hidden-dim", default=str(paper.hidden_dim), metavar="H",
                    help=f"hidden layer size (default {paper.hidden_dim})")
-    p.add_argument("--latent-dim", type=int, default=paper.latent_dim,
+    p.add_argument("--latent-dim", default=str(paper.latent_dim), metavar="L",
                    help=f"latent components (default {paper.latent_dim})")
     p.add_argument("--gamma", default="0", metavar="G",
                    help="weight of the predictive term G*CE(x_{t+1} | z_t) in nats per frame (default 0 "
@@ -62,19 +82,18 @@ def run_train(args) -> int:
     """Handler of ``qbdi train``; returns the exit status.
 
     Raises:
-        OutputExistsError: --out exists and --force was not given (or it is a file).
-        OptionError: an option out of range, or a corpus with too few frames.
+        OutputExistsError: --out is a non-empty folder and --force was not given.
+        FileSystemError: --out is a file, or its folder cannot be written (checked before the
+            corpus loads), or the save fails (the old model then stays as it was).
+        OptionError: an option out of range, a corpus with too few frames, or a loss that stopped
+            being finite (TrainingDivergedError; nothing is saved).
         CorpusError: the corpus cannot be read.
     """
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise OutputExistsError("already exists; choose another --out or add --force to overwrite", out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError("exists and is not a directory; choose another --out", out)
-    for name, value, lo in (("--epochs", args.epochs, 1), ("--hidden-dim", args.hidden_dim, 1),
-                            ("--latent-dim", args.latent_dim, 1), ("--seed", args.seed, 0)):
-        if value < lo:
-            raise OptionError(f"{name} {value} must be at least {lo}")
+    out = files.check_dir_output(args.out, force=args.force)
+    epochs = int_option("--epochs", args.epochs, 1, MAX_EPOCHS)
+    hidden_dim = int_option("--hidden-dim", args.hidden_dim, 1, MAX_UNITS)
+    latent_dim = int_option("--latent-dim", args.latent_dim, 1, MAX_UNITS)
+    seed = int_option("--seed", args.seed, 0, MAX_SEED, "a seed is a 32-bit number")
     if not (math.isfinite(args.beta) and args.beta >= 0):
         raise OptionError(f"--beta {args.beta} must be a finite number >= 0")
     gamma = _nonnegative_float("--gamma", args.gamma)
@@ -82,15 +101,20 @@ def run_train(args) -> int:
     corpus = corpus_mod.load_corpus(args.corpus, progress=True)
     print(f"corpus: {corpus.n_frames} frames from {len(corpus.piece_names)} pieces "
           f"({len(corpus.skipped)} skipped)", file=sys.stderr)
+    table = skipped_table(corpus.skipped)
+    if table:
+        print(table, file=sys.stderr)
     if corpus.n_frames < 3:
         raise OptionError(f"corpus {args.corpus} has {corpus.n_frames} frame(s); need at least 3 "
                           "(training, validation and test)")
     model, _ = train_mod.train(corpus.frames, spec=corpus.spec, groups=corpus.piece_index,
-                               hidden_dim=args.hidden_dim, latent_dim=args.latent_dim,
-                               epochs=args.epochs, beta=args.beta, seed=args.seed, gamma=gamma,
+                               hidden_dim=hidden_dim, latent_dim=latent_dim,
+                               epochs=epochs, beta=args.beta, seed=seed, gamma=gamma,
                                progress=True)
     train_mod.record_corpus(model, args.corpus, corpus)
-    model.save(out)
+    rows = [{"file": str(name), "reason": str(reason)} for name, reason in corpus.skipped]
+    model.save(out, force=args.force,
+               extra=lambda stage: files.write_csv(rows, stage / SKIPPED_FILE, columns=["file", "reason"]))
     i = model.info
     print(f"saved {out} ({i['n_train']} training / {i['n_validation']} validation / "
           f"{i['n_test']} test frames, {i['train_seconds']:.1f} s)")
@@ -103,6 +127,30 @@ def run_train(args) -> int:
         print(f"predictor head: test CE(x_t+1 | z_t) term = {i['test_p_nats']:.2f} nats/frame "
               f"(gamma = {gamma}); measure it with `qbdi evaluate --model {out}`")
     return 0
+
+
+def skipped_table(skipped, shown: int = SKIPPED_SHOWN) -> str:
+    """A short text table of skipped corpus files: one ``file  reason`` line each, at most ``shown``.
+
+    Args:
+        skipped: (file, reason) pairs (``Corpus.skipped``).
+        shown: rows printed; the rest are summed up as ``... N more (see skipped.csv)``.
+
+    Returns:
+        The table (header line included), or "" when nothing was skipped.
+
+    Used in: ``qbdi train``.
+    """
+    skipped = [(str(f), str(r)) for f, r in skipped]
+    if not skipped:
+        return ""
+    width = min(max(len(f) for f, _ in skipped[:shown]), 40)
+    lines = [f"skipped {'file':<{width}}  reason"]
+    for f, r in skipped[:shown]:
+        lines.append(f"  {f:<{width}}  {r}")
+    if len(skipped) > shown:
+        lines.append(f"  ... {len(skipped) - shown} more (all in {SKIPPED_FILE} in the model folder)")
+    return "\n".join(lines)
 
 
 def _nonnegative_float(name: str, value: str) -> float:
