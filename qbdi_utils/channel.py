@@ -215,6 +215,9 @@ def water_level(variances, total_bits) -> tuple[float, np.ndarray]:
         (theta, rates): theta float (a variance; ``max(variances)`` at 0 bits, 0.0 if all variances
         are 0), rates (L,) float64 in bits.
 
+    Raises:
+        OptionError: variances not finite and >= 0, or a budget that is not a finite number >= 0.
+
     Used in: notebooks/03_bit_allocation_channel.ipynb.
     """
     v = _variances(variances)
@@ -280,6 +283,9 @@ def berger_channel(z_e, mu, var, bits, rng=None) -> np.ndarray:
 
     Returns:
         z_d: (N, L), same float dtype as ``z_e`` (float64 for integer input).
+
+    Raises:
+        OptionError: negative or NaN bits, or a variance that is not finite and >= 0.
 
     Used in: notebooks/03_bit_allocation_channel.ipynb, notebooks/04_query_generation.ipynb.
     """
@@ -383,6 +389,10 @@ def source_stats(z_mean, z_logvar=None, mode="query", corpus_stats=None) -> tupl
 
     Returns:
         (mu, var): mu (L,) float64, or (N, L) in ``"posterior"`` mode; var (L,) float64.
+
+    Raises:
+        OptionError: an unknown mode, latents of the wrong shape, log-variances missing or mismatched
+            (posterior mode), or corpus statistics missing or of the wrong size.
 
     Used in: notebooks/03_bit_allocation_channel.ipynb, notebooks/04_query_generation.ipynb.
     """

@@ -698,7 +698,12 @@ class OutputSet:
         return [d for _, d in self._staged]
 
     def add_with(self, path: str | Path, write: Callable[[Path], object]) -> Path:
-        """Stage ``path`` written by ``write(tmp_path)`` (see :func:`write_with`); returns ``path``."""
+        """Stage ``path`` written by ``write(tmp_path)`` (see :func:`write_with`); returns ``path``.
+
+        Raises:
+            OutputExistsError: the path exists and the set is not forced.
+            FileSystemError: the temporary file cannot be written.
+        """
         path = Path(path)
         if path in self.paths:
             raise ValueError(f"{path} is already in this output set")
@@ -732,7 +737,12 @@ class OutputSet:
         return self.add_text(path, csv_text(rows, columns, float_format=float_format))
 
     def commit(self) -> list[Path]:
-        """Move every staged member into place, or none; returns the destinations."""
+        """Move every staged member into place, or none; returns the destinations.
+
+        Raises:
+            OutputExistsError: a member exists and the set is not forced (nothing is left behind).
+            FileSystemError: a file-system fault while moving members into place (the set is rolled back).
+        """
         if self._done:
             return self.paths
         _hook("staged-all")

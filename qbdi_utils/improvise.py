@@ -364,6 +364,9 @@ def improvise_batch(
         order of ``rates`` then ``seeds``. Each entry equals ``improvise(model, query, bits, mode, seed,
         ...)``.
 
+    Raises:
+        OptionError: no bit budget or no seed, a bad bit budget, statistics mode or threshold.
+
     Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
     """
     _check_mode(mode)

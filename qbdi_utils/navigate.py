@@ -523,6 +523,10 @@ def guided_path(oracle: dynamics.Oracle, cost, piece_index=None, moves=None,
         (path (T,) int64 0-based frames, total cost float, jump costs included). The cost is inf (and the path
         arbitrary) only if no path of T frames exists.
 
+    Raises:
+        OptionError: a negative jump cost.
+        ValueError: a cost matrix whose shape does not match the oracle.
+
     Used in: :func:`navigate`, benchmarks/bench_navigate.py.
     """
     c = np.asarray(cost, np.float64)
