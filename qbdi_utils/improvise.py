@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from qbdi_utils import files
+from qbdi_utils import channel, files, harmony, pianoroll
 from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
 from qbdi_utils.pianoroll import Piece, RollSpec
 
@@ -124,8 +124,6 @@ def excerpt(roll, bars: tuple[int, int], spec: RollSpec = RollSpec()) -> np.ndar
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    from qbdi_utils import pianoroll
-
     first, last = int(bars[0]), int(bars[1])
     if first < 1 or last < first:
         raise OptionError(f"bars must be (first, last) with 1 <= first <= last, got {bars!r}")
@@ -257,8 +255,6 @@ def encode_query(model, query: Piece) -> EncodedQuery:
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    from qbdi_utils import pianoroll
-
     spec = model.spec
     name = query.name or "query"
     if query.spec != spec:
@@ -286,8 +282,6 @@ def encode_query(model, query: Piece) -> EncodedQuery:
 
 def _allocation(model, enc: EncodedQuery, bits, mode):
     """Source statistics and bit allocation of one budget (shared by all seeds); None at full rate."""
-    from qbdi_utils import channel
-
     if bits is None:
         return None
     return channel.allocate(enc.mean, enc.logvar, int(bits), mode=mode,
@@ -300,8 +294,6 @@ def _latents(enc: EncodedQuery, alloc, seed: int, sample_latents: bool) -> np.nd
     Equals ``channel.transmit(mean, logvar, bits, mode=..., rng=default_rng(seed))`` when latents
     are not sampled; the allocation is computed once per budget by :func:`_allocation`.
     """
-    from qbdi_utils import channel
-
     rng = np.random.default_rng(seed)
     z_e = enc.mean
     if sample_latents:
@@ -313,8 +305,6 @@ def _latents(enc: EncodedQuery, alloc, seed: int, sample_latents: bool) -> np.nd
 
 def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: float, **info) -> Improvisation:
     """Threshold decoder output (N, 2496) into an :class:`Improvisation` with the query's steps."""
-    from qbdi_utils import pianoroll
-
     spec = model.spec
     q = enc.query
     frames = pianoroll.binarize(probabilities, threshold, spec=spec)
@@ -478,8 +468,6 @@ def chance_levels(query_chroma, output_chromas, n_shuffles: int = 20, seed: int 
 
     Used in: notebooks/04_query_generation.ipynb (through :func:`claims_sweep`).
     """
-    from qbdi_utils import harmony
-
     q = np.atleast_2d(np.asarray(query_chroma, dtype=np.float64))
     outs = [np.atleast_2d(np.asarray(o, dtype=np.float64)) for o in output_chromas]
     if not outs:
@@ -550,8 +538,6 @@ def claims_sweep(
 
     Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
     """
-    from qbdi_utils import harmony, pianoroll
-
     spec = model.spec
     rates = [parse_bits(b) for b in rates]
     seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]

@@ -20,6 +20,7 @@ from qbdi_utils import files
 from qbdi_utils.cli import int_option
 from qbdi_utils.cli.frames import off_meter
 from qbdi_utils.errors import FileSystemError, MidiFileError, OptionError, OutputExistsError
+from qbdi_utils import dynamics, pianoroll
 
 __all__ = ["OUTPUT_FILES", "PRINT_MOTIFS", "MAX_THRESHOLDS", "add_parser", "run"]
 
@@ -83,7 +84,6 @@ def run(args) -> int:
                                 "pass --force to overwrite or choose another --out", out)
     files.check_outputs(targets, force=args.force)  # folders in the way, unwritable places: before the work
 
-    from qbdi_utils import dynamics, pianoroll
 
     piece = pianoroll.read_midi(midi)
     spec = piece.spec

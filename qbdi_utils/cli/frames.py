@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from qbdi_utils.errors import MeterError, OptionError
+from qbdi_utils.pianoroll import piece_to_frames, read_midi, roll_to_notes
 
 __all__ = ["add_parser", "run", "parse_meter", "off_meter"]
 
@@ -51,7 +52,6 @@ def off_meter(piece, numerator: int, denominator: int) -> list[tuple[int, int, i
 
 def run(args) -> int:
     """Handler: print frame count and what was dropped; QbdiError propagates to the CLI."""
-    from qbdi_utils.pianoroll import piece_to_frames, read_midi, roll_to_notes
 
     meter = parse_meter(args.meter) if args.meter is not None else None
     piece = read_midi(args.file)

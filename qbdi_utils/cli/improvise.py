@@ -22,6 +22,11 @@ from pathlib import Path
 from qbdi_utils import files
 from qbdi_utils.cli import int_option, output_file_option
 from qbdi_utils.errors import FileSystemError, MidiFileError, ModelError, OptionError, OutputExistsError
+from qbdi_utils import pianoroll, vae
+from qbdi_utils.improvise import CLAIM_RATES, claims_csv_text, claims_sweep, improvise, parse_bits
+from qbdi_utils.render._common import check_suffix
+from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
+from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
 
 __all__ = ["MAX_BITS", "MAX_SEED", "MAX_SEEDS", "MIDI_SUFFIXES", "add_parser", "run_improvise", "run_sweep"]
 
@@ -86,7 +91,6 @@ def add_parser(subparsers) -> None:
 
 def _bits_option(value: str):
     """--bits as None (full rate) or a whole number of bits per frame, at most MAX_BITS."""
-    from qbdi_utils.improvise import parse_bits
 
     bits = parse_bits(value)
     if bits is not None and bits > MAX_BITS:
@@ -119,7 +123,6 @@ def _check_inputs(model_dir: str | None, query: str) -> tuple[Path | None, Path]
 
 def _check_output(option: str, value: str | None, suffixes: tuple[str, ...], what: str) -> Path | None:
     """An output file option as a Path: a file name with the suffix of what is written there."""
-    from qbdi_utils.render._common import check_suffix
 
     if value is None:
         return None
@@ -127,7 +130,6 @@ def _check_output(option: str, value: str | None, suffixes: tuple[str, ...], wha
 
 
 def _load(model_dir: Path | None, query_path: Path):
-    from qbdi_utils import pianoroll, vae
 
     if model_dir is None:
         model = vae.default_model(progress=True)
@@ -145,8 +147,6 @@ def _warn(command: str, warnings) -> None:
 def _check_outputs(args, extra: tuple = ()) -> list:
     """--out, --musicxml and --wav (and ``extra`` paths) checked before any work: suffixes, distinct
     names, and nothing in the way unless --force (the commit is exclusive again)."""
-    from qbdi_utils.render.audio import WAV_SUFFIXES
-    from qbdi_utils.render.notation import MUSICXML_SUFFIXES
 
     outs = [_check_output("--out", args.out, MIDI_SUFFIXES, "MIDI"),
             _check_output("--musicxml", args.musicxml, MUSICXML_SUFFIXES, "uncompressed MusicXML"),
@@ -167,18 +167,15 @@ def _write_outputs(piece, outs: list, force: bool, extra_texts: dict | None = No
         for path, text in (extra_texts or {}).items():
             out_set.add_text(path, text)
         if outs[1] is not None:
-            from qbdi_utils.render.notation import musicxml_bytes
 
             out_set.add_bytes(outs[1], musicxml_bytes(piece, name=piece.name))
         if outs[2] is not None:
-            from qbdi_utils.render.audio import wav_bytes
 
             out_set.add_bytes(outs[2], wav_bytes(piece))
     return list(out_set.paths)
 
 
 def _midi_bytes(piece) -> bytes:
-    from qbdi_utils import pianoroll
 
     sigs = piece.time_signatures or [(0, 4, 4)]
     return pianoroll.midi_bytes(piece.roll, tempo_bpm=[tuple(t) for t in piece.tempo_map],
@@ -187,9 +184,6 @@ def _midi_bytes(piece) -> bytes:
 
 def run_improvise(args) -> int:
     """Handler of ``qbdi improvise``."""
-    from qbdi_utils.improvise import parse_bits
-    from qbdi_utils.render.audio import WAV_SUFFIXES
-    from qbdi_utils.render.notation import MUSICXML_SUFFIXES
 
     bits = _bits_option(args.bits)
     stats = _check_stats(args.stats)
@@ -205,7 +199,6 @@ def run_improvise(args) -> int:
     model_dir, query_path = _check_inputs(args.model, args.query)
     outs = _check_outputs(args)
 
-    from qbdi_utils.improvise import improvise
 
     model, query = _load(model_dir, query_path)
     piece = improvise(model, query, bits, mode=stats, seed=seed, threshold=threshold)
@@ -223,7 +216,6 @@ def _sweep_name(stem: str, bits: int | None, seed: int) -> str:
 
 def run_sweep(args) -> int:
     """Handler of ``qbdi sweep``."""
-    from qbdi_utils.improvise import CLAIM_RATES, claims_csv_text, claims_sweep
 
     stats = _check_stats(args.stats)
     k = int_option("--seeds", args.seeds, 1, MAX_SEEDS,

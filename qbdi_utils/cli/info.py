@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from qbdi_utils import __version__, paths, render, soundfont, vae
 
 __all__ = ["add_parser", "collect", "run"]
 
@@ -49,7 +50,6 @@ def collect() -> dict:
     import platform
     import sys
 
-    from qbdi_utils import __version__, paths, render, soundfont, vae
 
     try:
         backend = str(vae._keras().backend.backend())

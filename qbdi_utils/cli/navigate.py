@@ -19,6 +19,7 @@ from qbdi_utils.cli import int_option
 from qbdi_utils.cli.improvise import (MAX_SEED, _add_model_and_query, _add_stats, _bits_option, _check_inputs,
                                       _check_outputs, _check_stats, _load, _warn, _write_outputs)
 from qbdi_utils.errors import OptionError
+from qbdi_utils.navigate import SOURCES, check_continuity, check_min_context, navigate, path_json_text
 
 __all__ = ["add_parser", "run_navigate"]
 
@@ -55,7 +56,6 @@ def add_parser(subparsers) -> None:
 
 def run_navigate(args) -> int:
     """Handler of ``qbdi navigate``."""
-    from qbdi_utils.navigate import SOURCES, check_continuity, check_min_context
 
     if args.source not in SOURCES:
         raise OptionError(f"--source {args.source!r} is not one of {', '.join(SOURCES)}")
@@ -73,7 +73,6 @@ def run_navigate(args) -> int:
     json_path = Path(args.out).with_suffix(".json")
     outs = _check_outputs(args, extra=(json_path,))
 
-    from qbdi_utils.navigate import navigate, path_json_text
 
     model, query = _load(model_dir, query_path)
     nav = navigate(model, query, args.source, continuity, min_context, bits, stats, seed)
