@@ -35,18 +35,26 @@ Used in: ``qbdi evaluate``; notebook 06 (deep music information dynamics) is to 
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 
-from qbdi_utils.train import held_out_scores, split_held_out, split_pieces, successor_index
-from qbdi_utils.vae import StyleVAE, frames_fingerprint
+from qbdi_utils import paths
+from qbdi_utils.train import cached_model, held_out_scores, split_held_out, split_pieces, successor_index
+from qbdi_utils.vae import StyleVAE, VAEConfig, frames_fingerprint
 
-__all__ = ["bernoulli_ce", "evaluate", "fit_probe", "marginal_rates", "probe_information"]
+__all__ = ["GRID_METRICS", "bernoulli_ce", "evaluate", "fit_probe", "grid", "marginal_rates", "mean_sd",
+           "probe_information"]
 
 _PROBE_BATCH = 256
 _PROBE_MAX_EPOCHS = 30
 _PROBE_PATIENCE = 3
 _PROBE_LR = 2e-3
 _STOP_FRACTION = 0.1
+
+#: the per-model numbers :func:`mean_sd` aggregates by default (test R, D, note F1, I_probe lag 1 and 0).
+GRID_METRICS = ("r_nats", "d_nats", "f1", "i_probe_lag1_nats", "i_probe_lag0_nats")
 
 
 def marginal_rates(y: np.ndarray) -> np.ndarray:
@@ -146,7 +154,8 @@ def fit_probe(z: np.ndarray, y: np.ndarray, *, hidden_dim: int, seed: int = 0,
             b = order[i:i + batch_size]
             zb, yb = zf[b], yf[b]
             h, logits = _forward(params, zb)
-            dl = (1.0 / (1.0 + np.exp(-logits)) - yb) / len(b)  # d mean CE / d logits
+            with np.errstate(over="ignore"):  # exp(-logit) -> inf gives sigmoid 0, as it should
+                dl = (1.0 / (1.0 + np.exp(-logits)) - yb) / len(b)  # d mean CE / d logits
             dh = (dl @ params[2].T) * (h > 0)
             grads = [zb.T @ dh, dh.sum(axis=0), h.T @ dl, dl.sum(axis=0)]
             t += 1
@@ -275,4 +284,90 @@ def evaluate(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | None = No
             p = np.clip(model.predict_next(z_te).astype(np.float64), 1e-7, 1 - 1e-7)
             y = x[held_idx][dst_te]
             out["head_ce_lag1_nats"] = float(-np.sum(y * np.log(p) + (1 - y) * np.log1p(-p), axis=1).mean())
+    return out
+
+
+def _evaluation_path(model: StyleVAE, x: np.ndarray, groups, seed: int):
+    """Where :func:`grid` keeps one model's evaluation: keyed on its config, its weights (the latent
+    means of a few frames) and data, the pieces and the probe seed."""
+    h = hashlib.sha256()
+    h.update(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+    h.update(str(model.fingerprint).encode() + frames_fingerprint(x).encode() + str(int(seed)).encode())
+    h.update(b"" if groups is None else np.ascontiguousarray(np.asarray(groups, np.int64)).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(model.encode(x[:16])[0], np.float32)).tobytes())
+    return paths.models_dir() / "evaluations" / f"{h.hexdigest()[:16]}.json"
+
+
+def grid(configs, frames: np.ndarray, groups: np.ndarray | None = None, *, source: str = "chorales",
+         seed: int = 0, progress: bool = False, model_fn=None, cache: bool = True) -> list[dict]:
+    """One :func:`evaluate` row per model configuration (e.g. gamma x beta x seed), models cached on disk.
+
+    The probes are the slow part (two fits per model), so with ``cache`` each model's evaluation is
+    kept as JSON in ``models_dir()/evaluations``, keyed on the model's configuration, its weights
+    (latent means of the first frames), the frames, the pieces and ``seed``; a changed model or
+    corpus misses the cache and is evaluated again.
+
+    Args:
+        configs: iterable of :class:`qbdi_utils.vae.VAEConfig` (e.g. ``PRESETS["paper"].replace(gamma=1.0, seed=1)``).
+        frames: (N, frame_size) binary frames of the corpus the models are trained on.
+        groups: (N,) piece label per frame (``corpus.piece_index``), or None.
+        source: corpus name for :func:`qbdi_utils.train.cached_model`.
+        seed: seeds the probes' fits (the same for every model, so rows differ by model only).
+        progress: progress bars while training.
+        model_fn: optional ``config -> StyleVAE`` used instead of ``cached_model`` (tests, other caches).
+        cache: reuse (and store) evaluations in ``models_dir()/evaluations``.
+
+    Returns:
+        list of dicts in the order of ``configs``: ``gamma``, ``beta``, ``seed`` (the model's training
+        seed), ``epochs``, then every key of :func:`evaluate` (``gamma``/``beta`` agree with the config).
+
+    Used in: notebook 06 (predictive training).
+    """
+    x = (np.asarray(frames) != 0).astype(np.uint8)
+    rows = []
+    for cfg in configs:
+        if not isinstance(cfg, VAEConfig):
+            raise TypeError(f"configs must hold VAEConfig objects, got {type(cfg).__name__}")
+        model = cached_model(cfg, source=source, progress=progress) if model_fn is None else model_fn(cfg)
+        path = _evaluation_path(model, x, groups, seed) if cache else None
+        if path is not None and path.is_file():
+            r = json.loads(path.read_text())
+        else:
+            r = evaluate(model, x, groups, seed=seed)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(r, sort_keys=True))
+                tmp.replace(path)
+        rows.append({"gamma": float(cfg.gamma), "beta": float(cfg.beta), "seed": int(cfg.seed),
+                     "epochs": int(cfg.epochs), **{k: v for k, v in r.items() if k not in ("gamma", "beta")}})
+    return rows
+
+
+def mean_sd(rows, by=("gamma", "beta"), metrics=GRID_METRICS) -> list[dict]:
+    """Mean and sample standard deviation (ddof = 1) of each metric over the rows sharing the ``by`` keys.
+
+    Args:
+        rows: dicts (e.g. from :func:`grid`), each with the ``by`` keys and the ``metrics``.
+        by: keys that name a group (rows with equal values are pooled; e.g. the seeds of one gamma, beta).
+        metrics: numeric keys to aggregate.
+
+    Returns:
+        one dict per group, groups in first-seen order: the ``by`` values, ``n`` (rows pooled), and
+        ``<metric>_mean``, ``<metric>_sd`` for each metric (sd is nan for a group of one row).
+
+    Used in: notebook 06 (predictive training).
+    """
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    out = []
+    for key, members in groups.items():
+        row = dict(zip(by, key))
+        row["n"] = len(members)
+        for m in metrics:
+            v = np.array([float(r[m]) for r in members], np.float64)
+            row[f"{m}_mean"] = float(v.mean())
+            row[f"{m}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        out.append(row)
     return out

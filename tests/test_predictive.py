@@ -224,3 +224,48 @@ def test_cached_model_keys_on_config_and_data(monkeypatch, tmp_path):
     FakeCorpus.frames = frames[::-1].copy()  # other data, same configuration: retrained
     train_mod.cached_model(small.replace(gamma=1.0), progress=False)
     assert len(calls) == 3
+
+
+# ---------------------------------------------------------------------------- grid (notebook 06)
+
+def test_mean_sd_pools_by_key_like_statistics():
+    import statistics
+
+    rows = [{"gamma": 0.0, "beta": 1.0, "a": 1.0}, {"gamma": 1.0, "beta": 1.0, "a": 5.0},
+            {"gamma": 0.0, "beta": 1.0, "a": 4.0}, {"gamma": 0.0, "beta": 2.0, "a": 7.0},
+            {"gamma": 1.0, "beta": 1.0, "a": 6.0}, {"gamma": 0.0, "beta": 1.0, "a": 10.0}]
+    out = predictive.mean_sd(rows, metrics=("a",))
+    assert [(r["gamma"], r["beta"], r["n"]) for r in out] == [(0.0, 1.0, 3), (1.0, 1.0, 2), (0.0, 2.0, 1)]
+    assert out[0]["a_mean"] == pytest.approx(statistics.mean([1.0, 4.0, 10.0]))
+    assert out[0]["a_sd"] == pytest.approx(statistics.stdev([1.0, 4.0, 10.0]))
+    assert out[1]["a_sd"] == pytest.approx(statistics.stdev([5.0, 6.0]))
+    assert out[2]["a_mean"] == 7.0 and np.isnan(out[2]["a_sd"])
+
+
+def test_grid_rows_are_evaluate_of_each_config(monkeypatch, tmp_path):
+    monkeypatch.setenv("QBDI_MODELS_DIR", str(tmp_path))
+    frames, groups = _chord_pieces(10, 8, seed=3, deterministic=True)
+    base = vae.PRESETS["paper"].replace(input_dim=frames.shape[1], hidden_dim=16, latent_dim=4, epochs=1)
+    configs = [base.replace(gamma=1.0, seed=1), base.replace(gamma=0.0, beta=2.0, seed=0)]
+    built = {}
+
+    def model_fn(cfg):
+        built[cfg.seed] = train_mod.train(frames, groups=groups, config=cfg, progress=False)[0]
+        return built[cfg.seed]
+
+    rows = predictive.grid(configs, frames, groups, seed=2, model_fn=model_fn)
+    assert [(r["gamma"], r["beta"], r["seed"], r["epochs"]) for r in rows] == [(1.0, 1.0, 1, 1), (0.0, 2.0, 0, 1)]
+    for r, cfg in zip(rows, configs):
+        direct = predictive.evaluate(built[cfg.seed], frames, groups, seed=2)
+        assert r["i_probe_lag1_nats"] == direct["i_probe_lag1_nats"] and r["r_nats"] == direct["r_nats"]
+    assert rows[0]["i_probe_lag1_nats"] != rows[1]["i_probe_lag1_nats"]
+    # a second grid over the same models reads the stored evaluations instead of fitting probes again
+    calls = []
+    real = predictive.evaluate
+    monkeypatch.setattr(predictive, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = predictive.grid(configs, frames, groups, seed=2, model_fn=lambda cfg: built[cfg.seed])
+    assert calls == [] and again == rows
+    assert len(list((tmp_path / "evaluations").iterdir())) == 2
+    # another probe seed is another evaluation
+    predictive.grid(configs[:1], frames, groups, seed=3, model_fn=lambda cfg: built[cfg.seed])
+    assert calls == [1]
