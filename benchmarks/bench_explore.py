@@ -30,6 +30,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _common import load_model  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 TARGET_S = 0.5
 MOVES = {
@@ -38,17 +39,6 @@ MOVES = {
     "seed": [1, 2, 3, 4, 5, 0],
     "program": [19, 48, 52, 73],  # each new for the excerpt (a repeat would come from the audio cache)
 }
-
-
-def load_model():
-    from qbdi_utils import vae
-
-    d = vae.default_model_dir()
-    if (d / vae.MODEL_FILE).is_file():
-        return vae.StyleVAE.load(d), "default"
-    frames = vae.synthetic_frames(2000, seed=0)
-    model, _ = vae.train(frames, hidden_dim=500, latent_dim=500, epochs=1, seed=0, progress=False)
-    return model, "paper-size, 1 epoch on synthetic frames"
 
 
 def _median(xs):

@@ -26,6 +26,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _common import load_model  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 N_FRAMES = 64
 REPEATS = 7
@@ -54,17 +55,6 @@ class TimedModel:
 
     def decode(self, z):
         return self._timed(self._m.decode, z)
-
-
-def load_model():
-    from qbdi_utils import vae
-
-    d = vae.default_model_dir()
-    if (d / vae.MODEL_FILE).is_file():
-        return vae.StyleVAE.load(d), "default"
-    frames = vae.synthetic_frames(2000, seed=0)
-    model, _ = vae.train(frames, hidden_dim=500, latent_dim=500, epochs=1, seed=0, progress=False)
-    return model, "paper-size, 1 epoch on synthetic frames"
 
 
 def load_query(spec):

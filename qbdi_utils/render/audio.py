@@ -12,7 +12,6 @@ Used in: notebooks/02_vae_training.ipynb, notebooks/04_query_generation.ipynb, `
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -43,28 +42,9 @@ __all__ = [
 #: Samples per second of :func:`synthesize` unless given.
 DEFAULT_SAMPLE_RATE = 22050
 
-#: Places searched for a General MIDI soundfont (after the environment variable ``QBDI_SOUNDFONT``).
-SOUNDFONT_PATHS = (
-    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
-    "/usr/share/sounds/sf2/default-GM.sf2",
-    "/usr/share/sounds/sf2/TimGM6mb.sf2",
-    "/usr/share/soundfonts/FluidR3_GM.sf2",
-    "/usr/share/soundfonts/default.sf2",
-    "/usr/local/share/soundfonts/default.sf2",
-    "/opt/homebrew/share/soundfonts/default.sf2",
-    "/usr/share/sounds/sf3/default-GM.sf3",
-)
-def find_soundfont() -> Path | None:
-    """A General MIDI soundfont: ``$QBDI_SOUNDFONT`` if set and present, else the first of
-    :data:`SOUNDFONT_PATHS` that exists, else None.
-
-    Used in: notebooks/04_query_generation.ipynb (through synthesize).
-    """
-    env = os.environ.get("QBDI_SOUNDFONT")
-    for cand in ([env] if env else []) + list(SOUNDFONT_PATHS):
-        if cand and Path(cand).is_file():
-            return Path(cand)
-    return None
+# One home for locating a General MIDI SoundFont: qbdi_utils.soundfont (also used by fluidsynth here).
+SOUNDFONT_PATHS = soundfont.SOUNDFONT_PATHS
+find_soundfont = soundfont.find_soundfont
 
 
 def _fluidsynth_available() -> bool:

@@ -1,0 +1,21 @@
+"""What the benchmark scripts share: the model they measure."""
+
+from __future__ import annotations
+
+__all__ = ["load_model"]
+
+
+def load_model():
+    """The default model when it exists, else a paper-size model trained 1 epoch on synthetic frames.
+
+    Returns:
+        (model, label) where label says which of the two was used.
+    """
+    from qbdi_utils import vae
+
+    d = vae.default_model_dir()
+    if (d / vae.MODEL_FILE).is_file():
+        return vae.StyleVAE.load(d), "default"
+    frames = vae.synthetic_frames(2000, seed=0)
+    model, _ = vae.train(frames, hidden_dim=500, latent_dim=500, epochs=1, seed=0, progress=False)
+    return model, "paper-size, 1 epoch on synthetic frames"
