@@ -40,7 +40,7 @@ import json
 
 import numpy as np
 
-from qbdi_utils import paths
+from qbdi_utils import files, paths
 from qbdi_utils.train import cached_model, held_out_scores, split_held_out, split_pieces, successor_index
 from qbdi_utils.vae import StyleVAE, VAEConfig, frames_fingerprint
 
@@ -335,10 +335,7 @@ def grid(configs, frames: np.ndarray, groups: np.ndarray | None = None, *, sourc
         else:
             r = evaluate(model, x, groups, seed=seed)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(r, sort_keys=True))
-                tmp.replace(path)
+                files.write_text(path, json.dumps(r, sort_keys=True), force=True)
         rows.append({"gamma": float(cfg.gamma), "beta": float(cfg.beta), "seed": int(cfg.seed),
                      "epochs": int(cfg.epochs), **{k: v for k, v in r.items() if k not in ("gamma", "beta")}})
     return rows

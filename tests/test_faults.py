@@ -56,6 +56,25 @@ def _one_line(r, command="analyze"):
             and "Traceback" not in r.stderr)
 
 
+
+def _release_together(procs, go):
+    """Wait until every racing child prints READY, release them all at once by creating ``go``,
+    and return their (exit status, stderr) pairs; the children are always reaped."""
+    try:
+        for p in procs:
+            line = ""
+            while line.strip() != "READY":
+                line = p.stdout.readline()
+                assert line, p.stderr.read()
+        go.write_text("")
+        return [(p.wait(300), p.stderr.read()) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
 def test_file_size_limit_during_analyze_exit_2_and_nothing_left(tmp_path, song):
     """ulimit -f 20 KB: the IR plot does not fit. Exit 2 (not killed by SIGXFSZ), one line, no outputs.
 
@@ -100,20 +119,7 @@ def test_two_racing_analyze_runs_exactly_one_wins(tmp_path, song):
     """)
     procs = [subprocess.Popen([sys.executable, "-B", "-c", code], env=CHILD_ENV, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    try:
-        for p in procs:
-            line = ""
-            while line.strip() != "READY":
-                line = p.stdout.readline()
-                assert line, p.stderr.read()
-        go.write_text("")
-        results = [(p.wait(300), p.stderr.read()) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-            p.stdout.close()
-            p.stderr.close()
+    results = _release_together(procs, go)
     codes = sorted(c for c, _ in results)
     assert codes == [0, 2], results
     loser = next(err for c, err in results if c == 2)
@@ -245,20 +251,7 @@ def test_two_racing_improvise_runs_exactly_one_wins(tmp_path, model_dir, song):
     """)
     procs = [subprocess.Popen([sys.executable, "-B", "-c", code, str(seed)], env=CHILD_ENV,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
-    try:
-        for p in procs:
-            line = ""
-            while line.strip() != "READY":
-                line = p.stdout.readline()
-                assert line, p.stderr.read()
-        go.write_text("")
-        results = [(p.wait(300), p.stderr.read()) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-            p.stdout.close()
-            p.stderr.close()
+    results = _release_together(procs, go)
     assert sorted(c for c, _ in results) == [0, 2], results
     loser = next(err for c, err in results if c == 2)
     assert len(loser.strip().splitlines()) == 1 and "--force" in loser and str(out) in loser
