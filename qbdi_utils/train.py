@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from qbdi_utils import corpus as corpus_mod
+from qbdi_utils import devices as devices_mod
 from qbdi_utils import files, paths
-from qbdi_utils.errors import ModelError, OptionError, TrainingDivergedError
+from qbdi_utils import stream as stream_mod
+from qbdi_utils.errors import CorpusError, ModelError, OptionError, TrainingDivergedError
 from qbdi_utils.pianoroll import RollSpec, binarize
 from qbdi_utils.vae import (
     DEFAULT_CONFIG, DEFAULT_EPOCHS, MODEL_FILE, PRESETS, StyleVAE, VAEConfig, _build_networks,
@@ -44,7 +46,8 @@ from qbdi_utils.vae import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "binarize_by_piece", "cached_model", "choose_threshold",
+    "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "STREAM_EVAL_FRAMES", "binarize_by_piece", "cached_model",
+    "cap_held_out", "choose_threshold",
     "default_model", "default_model_dir", "held_out_scores", "split_held_out", "split_pieces",
     "record_corpus", "same_config", "successor_index", "train",
 ]
@@ -447,6 +450,88 @@ def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray |
     return fit
 
 
+def _tf_evaluator(enc, dec, pred, jit: bool, x_val, next_val):
+    """``evaluate(x, eps) -> [D, R(, P)]`` mean nats per frame over held-out frames (compiled sums).
+
+    With a predictor head the next bars come from ``x_val`` / ``next_val`` (only x_val is scored).
+    """
+    import tensorflow as tf
+
+    if pred is None:
+        @tf.function(jit_compile=jit, reduce_retracing=True)
+        def sums(xb, eps):
+            d, r = loss_terms(enc, dec, xb, eps)
+            return tf.reduce_sum(d), tf.reduce_sum(r)
+
+        def evaluate(x, eps):
+            tot = np.zeros(2)
+            for i in range(0, len(x), _EVAL_CHUNK):
+                tot += [float(v) for v in sums(tf.constant(x[i:i + _EVAL_CHUNK]),
+                                               tf.constant(eps[i:i + _EVAL_CHUNK]))]
+            return list(tot / len(x))
+
+        return evaluate
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def psums(xb, yb, mb, eps):
+        d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
+        return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
+
+    y_val, m_val = _pair_arrays(x_val, next_val) if x_val is not None else (None, None)
+
+    def evaluate(x, eps):
+        tot = np.zeros(3)
+        for i in range(0, len(x), _EVAL_CHUNK):
+            sl = slice(i, i + _EVAL_CHUNK)
+            tot += [float(v) for v in psums(tf.constant(x[sl]), tf.constant(y_val[sl]),
+                                            tf.constant(m_val[sl]), tf.constant(eps[sl]))]
+        return list(tot / len(x))
+
+    return evaluate
+
+
+def _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred: bool, cfg: VAEConfig, callbacks):
+    """``fit(epochs) -> history``: the per-epoch bookkeeping shared by the TensorFlow loops.
+
+    ``run_epoch(e)`` trains one epoch and returns its mean [D, R(, P)] per frame; the history also
+    gets the validation terms, the loss, and ``epoch_seconds`` (wall time of each epoch's
+    training, validation excluded).
+    """
+    beta, gamma = float(cfg.beta), float(cfg.gamma)
+    names = ["d_nats", "r_nats"] + (["p_nats"] if has_pred else [])
+    weights = [1.0, beta] + ([gamma] if has_pred else [])
+    history: dict = {}
+
+    def fit(epochs: int) -> dict:
+        for cb in callbacks:
+            cb.on_train_begin()
+        for e in range(int(epochs)):
+            t0 = time.perf_counter()
+            terms = run_epoch(e)
+            seconds = time.perf_counter() - t0
+            logs = {"loss": float(np.dot(weights, terms)), **dict(zip(names, terms))}
+            if x_val is not None:
+                vterms = evaluate(x_val, eps_val)
+                logs["val_loss"] = float(np.dot(weights, vterms))
+                logs.update({f"val_{k}": v for k, v in zip(names, vterms)})
+            try:
+                _check_finite(e, logs, cfg)
+            except TrainingDivergedError:
+                for cb in callbacks:
+                    cb.on_train_end()
+                raise
+            for k, v in logs.items():
+                history.setdefault(k, []).append(v)
+            history.setdefault("epoch_seconds", []).append(seconds)
+            for cb in callbacks:
+                cb.on_epoch_end(e, logs)
+        for cb in callbacks:
+            cb.on_train_end()
+        return history
+
+    return fit
+
+
 def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_tr, next_val):
     """TensorFlow fast path of :func:`_fit_function` (whole epoch in one graph, XLA step)."""
     _keras()
@@ -473,11 +558,6 @@ def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_t
             opt.apply(tape.gradient(loss, variables), variables)
             return tf.reduce_sum(d), tf.reduce_sum(r)
 
-        @tf.function(jit_compile=jit, reduce_retracing=True)
-        def sums(xb, eps):
-            d, r = loss_terms(enc, dec, xb, eps)
-            return tf.reduce_sum(d), tf.reduce_sum(r)
-
         @tf.function
         def epoch(x):
             n = tf.shape(x)[0]
@@ -491,15 +571,8 @@ def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_t
             nf = tf.cast(n, tf.float32)
             return sd / nf, sr / nf
 
-        def run_epoch():
+        def run_epoch(e):
             return [float(v) for v in epoch(x_t)]
-
-        def evaluate(x, eps):
-            tot = np.zeros(2)
-            for i in range(0, len(x), _EVAL_CHUNK):
-                tot += [float(v) for v in sums(tf.constant(x[i:i + _EVAL_CHUNK]),
-                                               tf.constant(eps[i:i + _EVAL_CHUNK]))]
-            return list(tot / len(x))
     else:
         nxt_t = tf.constant(np.asarray(next_tr, np.int64))
 
@@ -509,11 +582,6 @@ def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_t
                 d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
                 loss = tf.reduce_mean(d + beta * r + gamma * p)
             opt.apply(tape.gradient(loss, variables), variables)
-            return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
-
-        @tf.function(jit_compile=jit, reduce_retracing=True)
-        def sums(xb, yb, mb, eps):
-            d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
             return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
 
         @tf.function
@@ -534,46 +602,154 @@ def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_t
             nf = tf.cast(n, tf.float32)
             return sd / nf, sr / nf, sp / nf
 
-        def run_epoch():
+        def run_epoch(e):
             return [float(v) for v in epoch(x_t, nxt_t)]
 
-        y_val, m_val = _pair_arrays(x_val, next_val) if x_val is not None else (None, None)
+    evaluate = _tf_evaluator(enc, dec, pred, jit, x_val, next_val)
+    return _epoch_runner(run_epoch, evaluate, x_val, eps_val, pred is not None, cfg, callbacks)
 
-        def evaluate(x, eps):
-            tot = np.zeros(3)
-            for i in range(0, len(x), _EVAL_CHUNK):
-                sl = slice(i, i + _EVAL_CHUNK)
-                tot += [float(v) for v in sums(tf.constant(x[sl]), tf.constant(y_val[sl]),
-                                               tf.constant(m_val[sl]), tf.constant(eps[sl]))]
-            return list(tot / len(x))
 
-    names = ["d_nats", "r_nats"] + (["p_nats"] if pred is not None else [])
-    weights = [1.0, beta] + ([gamma] if pred is not None else [])
-    history: dict = {}
+def _stream_dataset(source, train_mask: np.ndarray, cfg: VAEConfig, epochs: int, pairs: bool,
+                    shuffle_frames: int):
+    """tf.data pipeline of ``epochs`` epochs of :func:`stream.training_batches`, prefetched.
+
+    The batches are made whole by numpy (shard reads, shuffle buffer, batching) in the generator,
+    so tf.data pays its per-element cost once per batch, not once per frame; ``prefetch`` runs the
+    generator ahead of the training step on its own thread.
+    """
+    import tensorflow as tf
+
+    D = int(source.frame_size)
+
+    def batches():
+        for e in range(int(epochs)):
+            yield from stream_mod.training_batches(source, train_mask, int(cfg.batch_size), seed=int(cfg.seed),
+                                                   epoch=e, shuffle_frames=shuffle_frames, pairs=pairs)
+
+    sig = (tf.TensorSpec((None, D), tf.uint8),)
+    if pairs:
+        sig += (tf.TensorSpec((None, D), tf.uint8), tf.TensorSpec((None,), tf.float32))
+    return tf.data.Dataset.from_generator(batches, output_signature=sig).prefetch(4)
+
+
+def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts: dict,
+                   next_val, strategy):
+    """The TensorFlow loop for streamed input and/or several devices (``strategy``).
+
+    ``feed`` is ``{"x": x_tr, "next": next_tr}`` (in memory) or ``{"source": src, "mask": train
+    mask, "n_train": int, "shuffle_frames": int}`` (streamed). Each epoch is one ``tf.function``:
+    in memory it draws the permutation and then each batch's noise from the training generator in
+    the same order as :func:`_tf_fit_function`; streamed, it pulls the epoch's batches from a
+    tf.data iterator. Each global batch and its noise are drawn once (cross-replica), so the run
+    sees the same frames and noise on 1 or N devices; with a strategy every replica takes its
+    slice of the global batch (``strategy.run``), its loss is its sum over the slice divided by the
+    GLOBAL batch size, and the optimiser sums the replicas' gradients: the gradient of the global
+    batch mean, as on one device. Variables must have been created under ``strategy.scope()``.
+    """
+    _keras()
+    import contextlib
+
+    import tensorflow as tf
+
+    jit = opts["jit_compile"] in (True, "auto")
+    enc, dec, opt = trainer.encoder, trainer.decoder, trainer.optimizer
+    pred = getattr(trainer, "predictor", None)
+    has_pred = pred is not None
+    variables = enc.trainable_variables + dec.trainable_variables
+    if has_pred:
+        variables = variables + pred.trainable_variables
+    with (strategy.scope() if strategy is not None else contextlib.nullcontext()):
+        opt.build(variables)
+    R = strategy.num_replicas_in_sync if strategy is not None else 1
+    B, L = int(cfg.batch_size), int(cfg.latent_dim)
+    beta, gamma = float(cfg.beta), float(cfg.gamma)
+    gen = tf.random.Generator.from_seed(int(cfg.seed))  # made outside the strategy: one stream
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def step(xb, yb, mb, eps, n_global):
+        with tf.GradientTape() as tape:
+            if has_pred:
+                d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
+                loss = tf.reduce_sum(d + beta * r + gamma * p) / n_global
+            else:
+                d, r = loss_terms(enc, dec, xb, eps)
+                p = tf.zeros_like(d)
+                loss = tf.reduce_sum(d + beta * r) / n_global
+        opt.apply(tape.gradient(loss, variables), variables)
+        return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
+
+    def replica_slice(xb, yb, mb, eps):
+        ctx = tf.distribute.get_replica_context()
+        rid = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+        n = tf.shape(xb)[0]
+        lo, hi = rid * n // R, (rid + 1) * n // R
+        return step(xb[lo:hi], yb[lo:hi], mb[lo:hi], eps[lo:hi], tf.cast(n, tf.float32))
+
+    def global_step(xb, yb, mb, eps):
+        if strategy is None:
+            return step(xb, yb, mb, eps, tf.cast(tf.shape(xb)[0], tf.float32))
+        out = strategy.run(replica_slice, args=(xb, yb, mb, eps))
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in out]
+
+    if "source" in feed:
+        n_train = int(feed["n_train"])
+        steps = (n_train + B - 1) // B
+        state = {}
+
+        @tf.function
+        def epoch(it):
+            s = [tf.constant(0.0)] * 3
+            for _ in tf.range(steps):
+                batch = next(it)
+                xb = tf.cast(batch[0], tf.float32)
+                if has_pred:
+                    yb, mb = tf.cast(batch[1], tf.float32), batch[2]
+                else:
+                    yb, mb = xb, tf.zeros([tf.shape(xb)[0]], tf.float32)
+                out = global_step(xb, yb, mb, gen.normal([tf.shape(xb)[0], L]))
+                s = [a + b for a, b in zip(s, out)]
+            return [a / float(n_train) for a in s]
+
+        def run_epoch(e):
+            if e == 0 or "it" not in state:
+                ds = _stream_dataset(feed["source"], feed["mask"], cfg, state["epochs"], has_pred,
+                                     feed["shuffle_frames"])
+                state["it"] = iter(ds)
+            return [float(v) for v in epoch(state["it"])][:3 if has_pred else 2]
+    else:
+        x_t = tf.constant(np.asarray(feed["x"], np.float32))
+        nxt_t = tf.constant(np.asarray(feed["next"], np.int64))
+
+        @tf.function
+        def epoch(x, nxt):
+            n = tf.shape(x)[0]
+            perm = tf.argsort(gen.uniform([n]))
+            s = [tf.constant(0.0)] * 3
+            for i in tf.range((n + B - 1) // B):
+                idx = perm[i * B:tf.minimum((i + 1) * B, n)]
+                xb = tf.gather(x, idx)
+                if has_pred:
+                    ni = tf.gather(nxt, idx)
+                    mb = tf.cast(ni >= 0, tf.float32)
+                    yb = tf.gather(x, tf.maximum(ni, 0))
+                else:
+                    yb, mb = xb, tf.zeros([tf.shape(xb)[0]], tf.float32)
+                out = global_step(xb, yb, mb, gen.normal([tf.shape(xb)[0], L]))
+                s = [a + b for a, b in zip(s, out)]
+            nf = tf.cast(n, tf.float32)
+            return [a / nf for a in s]
+
+        def run_epoch(e):
+            return [float(v) for v in epoch(x_t, nxt_t)][:3 if has_pred else 2]
+
+    evaluate = _tf_evaluator(enc, dec, pred, jit, x_val, next_val)
+    inner = _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred, cfg, callbacks)
 
     def fit(epochs: int) -> dict:
-        for cb in callbacks:
-            cb.on_train_begin()
-        for e in range(int(epochs)):
-            terms = run_epoch()
-            logs = {"loss": float(np.dot(weights, terms)), **dict(zip(names, terms))}
-            if x_val is not None:
-                vterms = evaluate(x_val, eps_val)
-                logs["val_loss"] = float(np.dot(weights, vterms))
-                logs.update({f"val_{k}": v for k, v in zip(names, vterms)})
-            try:
-                _check_finite(e, logs, cfg)
-            except TrainingDivergedError:
-                for cb in callbacks:
-                    cb.on_train_end()
-                raise
-            for k, v in logs.items():
-                history.setdefault(k, []).append(v)
-            for cb in callbacks:
-                cb.on_epoch_end(e, logs)
-        for cb in callbacks:
-            cb.on_train_end()
-        return history
+        if "source" in feed:
+            state["epochs"] = int(epochs)
+            state.pop("it", None)
+        return inner(epochs)
 
     return fit
 
@@ -660,9 +836,93 @@ def held_out_scores(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | No
     return _scores(model, x, groups, eps, role, successor_index(groups, len(x)))
 
 
-def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarray | None = None,
+def cap_held_out(indices: np.ndarray, groups: np.ndarray | None, max_frames: int | None, seed: int,
+                 role: str = "validation") -> np.ndarray:
+    """At most ``max_frames`` frames of a held-out set, as whole pieces chosen by the seed.
+
+    The set's pieces are visited in a seeded random order (its own stream per role) and each is
+    taken whole while it still fits under the cap. If no piece fits, the first ``max_frames``
+    frames of the first piece in that order are taken. Without groups, ``max_frames`` single
+    frames are drawn.
+
+    Args:
+        indices: sorted frame indices of the held-out set (e.g. ``split_pieces``' validation_idx).
+        groups: (N,) piece label of every frame of the corpus, or None.
+        max_frames: the cap (>= 1), or None for no cap.
+        seed: the training seed.
+        role: "validation" or "test" (chooses the random stream).
+
+    Returns:
+        Sorted int64 subset of ``indices`` (all of them when they fit under the cap).
+
+    Raises:
+        OptionError: max_frames < 1.
+
+    Used in: :func:`train` (``max_eval_frames``; always when streaming).
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    if max_frames is None:
+        return idx
+    if int(max_frames) < 1:
+        raise OptionError(f"max_eval_frames must be >= 1, got {max_frames}")
+    cap = int(max_frames)
+    if len(idx) <= cap:
+        return idx
+    stream = {"validation": _VALIDATION_STREAM, "test": _TEST_STREAM}[role]
+    rng = np.random.default_rng([int(seed), 10 + stream])
+    if groups is None:
+        return np.sort(rng.choice(idx, cap, replace=False))
+    g = np.asarray(groups)[idx]
+    labels, counts = np.unique(g, return_counts=True)
+    order = rng.permutation(len(labels))
+    chosen, total = [], 0
+    for k in order:
+        if total + counts[k] <= cap:
+            chosen.append(k)
+            total += int(counts[k])
+            if total == cap:
+                break
+    if not chosen:
+        return idx[g == labels[order[0]]][:cap]
+    return idx[np.isin(g, labels[chosen])]
+
+
+#: Frames per held-out set (validation, test) when streaming and ``max_eval_frames`` is not given.
+STREAM_EVAL_FRAMES = 5000
+
+
+def _latent_stats_streamed(model: StyleVAE, source) -> dict:
+    """Mean and variance over ALL frames of a frame source of the latent means, shard by shard.
+
+    Chan et al.'s pairwise update of (count, mean, sum of squared deviations) in float64: the same
+    numbers as ``mean.var(axis=0)`` over the concatenated frames, up to rounding.
+    """
+    L = model.latent_dim
+    n_tot, mean, m2 = 0, np.zeros(L), np.zeros(L)
+    for frames in stream_mod.read_shards(source):
+        if not len(frames):
+            continue
+        mu = model.encode(frames)[0].astype(np.float64)
+        nb, mb = len(mu), mu.mean(axis=0)
+        delta, tot = mb - mean, n_tot + len(mu)
+        m2 = m2 + ((mu - mb) ** 2).sum(axis=0) + delta ** 2 * (n_tot * nb / tot)
+        mean = mean + delta * (nb / tot)
+        n_tot = tot
+    return {"mean": mean, "var": m2 / max(n_tot, 1)}
+
+
+def _validation_inputs(x_val: np.ndarray, cfg: VAEConfig):
+    """(validation frames float32 or None, their noise from the validation stream or None)."""
+    if x_val is None or len(x_val) == 0:
+        return None, None
+    return (np.asarray(x_val, np.float32),
+            _eval_noise(cfg.seed, _VALIDATION_STREAM, len(x_val), cfg.latent_dim))
+
+
+def train(frames, *, spec: RollSpec | None = None, groups: np.ndarray | None = None,
           config: VAEConfig | None = None, progress: bool = True, fit_options: dict | None = None,
-          **fields) -> tuple[StyleVAE, dict]:
+          stream: bool | None = None, max_eval_frames: int | None = None, devices: int | None = None,
+          shuffle_frames: int | None = None, **fields) -> tuple[StyleVAE, dict]:
     """Train a style VAE on frames (Adam, loss D + beta R [+ gamma P]), choose its threshold, measure it.
 
     The loss per frame is D + beta * R in nats: beta weighs the RATE (beta-VAE convention; the
@@ -673,16 +933,59 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
     The frames are split by piece into training / validation / test (:func:`split_pieces`); the
     threshold is chosen on validation, every "held-out" number comes from test.
 
+    **Streaming** (a frame source, or ``stream=True``): the training frames are read shard by shard
+    through tf.data (:func:`qbdi_utils.stream.training_batches`: shards in a seeded order, a
+    bounded shuffle buffer, whole batches made in numpy, prefetched) and each epoch iterates them
+    inside one ``tf.function`` with the same XLA step as in memory. Memory stays flat as the corpus
+    grows: only O(N) small integers (piece ids, split indices, successor indices) are held for the
+    whole corpus. The split is the same as in memory (same seed, same pieces); held-out sets are
+    capped at ``max_eval_frames`` frames each (default :data:`STREAM_EVAL_FRAMES`, whole pieces
+    chosen by seed: :func:`cap_held_out`) and gathered shard by shard; ``corpus_stats`` are the
+    exact mean and variance of the latent means over ALL frames, accumulated shard by shard; the
+    fingerprint is the source's ``frames_fingerprint()``. What is guaranteed: same seed -> same
+    weights (same machine, same source and shards); the same training frames, split, initial
+    weights and per-epoch frame count as in memory, but another shuffle order and noise draws, so
+    the loss curves agree only statistically (within a few percent on small corpora), not bit for
+    bit. The predictor head pairs consecutive frames of one piece inside one shard.
+
+    **Several devices** (``devices=N > 1``): data-parallel training under a
+    ``tf.distribute.MirroredStrategy`` over the first N GPUs (or N logical CPU devices:
+    :func:`qbdi_utils.devices.split_cpu`, which must run before TensorFlow starts; ``train`` tries it
+    itself). The GLOBAL batch stays ``batch_size``: each step draws the global batch and its noise
+    once, each replica trains on its slice (its loss = its sum / the global batch size) and the
+    gradients are summed across replicas, so N devices follow the 1-device run up to floating-point
+    rounding. Variables (encoder, decoder, predictor, Adam's slots) live under the strategy.
+    Multi-worker: set ``TF_CONFIG`` on every machine (cluster: the list of workers, task: this
+    worker's index), run the SAME command (same corpus, seed and ``devices``) on each; training
+    then uses ``MultiWorkerMirroredStrategy``; every worker returns the same model and only the
+    chief (:func:`qbdi_utils.devices.is_chief`, worker 0) should save it. Example, two machines::
+
+        TF_CONFIG='{"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}}' \\
+            qbdi train --corpus DIR --devices 1 --out model   # on b: "index": 1
+
     Args:
         frames: (N, spec.frame_size) binary frames, N >= 3 (>= 2 with test_fraction 0); the frames
-            of one piece consecutive and in time order.
+            of one piece consecutive and in time order. Or a *frame source*
+            (:mod:`qbdi_utils.stream`: e.g. ``shards.ShardedCorpus``, ``stream.ArraySource``),
+            which is always streamed and carries its own pieces.
         spec: roll layout of the frames (default RollSpec()).
         groups: optional (N,) group label per frame (e.g. ``corpus.piece_index``); whole groups go
-            to one side of the split, so held-out bars come from unseen pieces.
+            to one side of the split, so held-out bars come from unseen pieces. Not with a source.
         config: base configuration (default ``PRESETS["paper"]``); ``input_dim`` is set from spec.
         progress: show a tqdm progress bar.
         fit_options: speed settings {"jit_compile": bool|"auto", "steps_per_execution": int,
             "loop": "auto"|"keras"} (see :func:`_fit_function`); they do not change the model.
+            Streaming and several devices always use the project's TensorFlow loop.
+        stream: None (default: stream a frame source, keep an array in memory), True (stream an
+            array too, through ``stream.ArraySource``), False (in memory; refused for a source).
+            :func:`qbdi_utils.stream.should_stream` decides from a memory budget.
+        max_eval_frames: cap on the frames of each held-out set (whole pieces chosen by seed);
+            None = no cap in memory, :data:`STREAM_EVAL_FRAMES` when streaming.
+        devices: None or 1 (one device), N > 1 (data-parallel over N local devices); with
+            ``TF_CONFIG`` set, any N selects the multi-worker strategy.
+        shuffle_frames: shuffle-buffer size when streaming (default
+            ``stream.DEFAULT_SHUFFLE_FRAMES``); the buffer's memory is about 2.5 KB per frame
+            (5 KB with gamma > 0).
         **fields: VAEConfig fields overriding the config: hidden_dim, latent_dim (paper 500, 500),
             beta (weight of R, >= 0), epochs, batch_size, learning_rate, validation_fraction,
             test_fraction, seed (seeds weights, noise, shuffling and the split: same seed, same
@@ -692,23 +995,63 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
         (model, history): history has per-epoch lists ``loss``, ``d_nats``, ``r_nats`` (running
         means over the epoch's training batches) and ``val_loss``, ``val_d_nats``, ``val_r_nats``
         (validation frames after the epoch), all in nats per frame, plus ``epoch`` (1-based),
-        ``train_idx``, ``validation_idx``, ``test_idx``, ``threshold_grid``, ``threshold_f1``
-        (validation F1 per grid threshold); with gamma > 0 also ``p_nats``, ``val_p_nats`` and
-        ``n_pairs`` (training pairs (x_t, x_{t+1})). ``model.info`` holds ``validation_*`` and ``test_*``
-        (= ``held_out_*``) R, D, loss, precision, recall, F1.
+        ``epoch_seconds`` (training wall time per epoch, TensorFlow loops), ``train_idx``,
+        ``validation_idx``, ``test_idx`` (the held-out sets as scored, i.e. after any cap),
+        ``threshold_grid``, ``threshold_f1`` (validation F1 per grid threshold); with gamma > 0
+        also ``p_nats``, ``val_p_nats`` and ``n_pairs`` (training pairs (x_t, x_{t+1})).
+        ``model.info`` holds ``validation_*`` and ``test_*`` (= ``held_out_*``) R, D, loss,
+        precision, recall, F1; streamed or multi-device runs also ``streamed``, ``devices`` and
+        ``max_eval_frames``.
 
     Raises:
-        OptionError: frames of the wrong shape, a field unknown or out of range, too few frames.
+        OptionError: frames of the wrong shape, a field unknown or out of range, too few frames,
+            groups or stream=False with a frame source, streaming or devices on a non-TensorFlow
+            backend, more devices than there are.
         TrainingDivergedError: (an OptionError) the training loss became NaN or infinite (checked
             after every epoch, e.g. ``beta=inf`` or a huge learning rate); no model is returned.
+        CorpusError: a frame source whose shards disagree with its sizes or piece ids.
 
-    Used in: notebooks/02_vae_training.ipynb, ``qbdi train``.
+    Used in: notebooks/02_vae_training.ipynb, ``qbdi train``, benchmarks/bench_scale.py.
     """
     spec = RollSpec() if spec is None else spec
-    x = np.asarray(frames)
-    if x.ndim != 2 or x.shape[1] != spec.frame_size:
-        raise OptionError(f"frames must have shape (N, {spec.frame_size}), got {x.shape}")
+    source = None
+    if stream_mod.is_frame_source(frames):
+        if stream is False:
+            raise OptionError("a frame source is always streamed; pass an array to train in memory")
+        if groups is not None:
+            raise OptionError("a frame source carries its own pieces (piece_index); do not pass groups")
+        source = frames
+        if int(source.frame_size) != spec.frame_size:
+            raise OptionError(f"the frame source holds frames of {source.frame_size} cells, the roll "
+                              f"layout has {spec.frame_size}")
+    else:
+        x = np.asarray(frames)
+        if x.ndim != 2 or x.shape[1] != spec.frame_size:
+            raise OptionError(f"frames must have shape (N, {spec.frame_size}), got {x.shape}")
     cfg = (PRESETS["paper"] if config is None else config).replace(input_dim=spec.frame_size, **fields)
+    if max_eval_frames is not None and int(max_eval_frames) < 1:
+        raise OptionError(f"max_eval_frames must be >= 1, got {max_eval_frames}")
+    if shuffle_frames is not None and int(shuffle_frames) < 1:
+        raise OptionError(f"shuffle_frames must be >= 1, got {shuffle_frames}")
+    if source is None and stream:
+        if groups is not None and len(groups) != len(x):
+            raise ValueError(f"groups must have {len(x)} entries, got {len(groups)}")
+        source = stream_mod.ArraySource(x, groups)
+    keras = _keras()
+    if (source is not None or devices not in (None, 1)) and keras.backend.backend() != "tensorflow":
+        raise OptionError("streaming and multi-device training need the TensorFlow backend "
+                          f"(KERAS_BACKEND is {keras.backend.backend()!r})")
+    strategy = devices_mod.strategy_for(devices)
+    if source is None:
+        return _train_in_memory(x, spec, groups, cfg, progress, fit_options, max_eval_frames, strategy)
+    return _train_streamed(source, spec, cfg, progress, fit_options,
+                           STREAM_EVAL_FRAMES if max_eval_frames is None else int(max_eval_frames),
+                           stream_mod.DEFAULT_SHUFFLE_FRAMES if shuffle_frames is None else int(shuffle_frames),
+                           strategy)
+
+
+def _train_in_memory(x, spec, groups, cfg, progress, fit_options, max_eval_frames, strategy):
+    """:func:`train` on an in-memory array (the fast path; with a strategy, the data-parallel loop)."""
     x = (x != 0).astype(np.uint8)
     if groups is not None:
         groups = np.asarray(groups)
@@ -720,23 +1063,96 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
             cfg = cfg.replace(max_piece_frames=int(np.bincount(piece_of_frame).max()))
     train_idx, val_idx, test_idx = split_pieces(len(x), cfg.validation_fraction, cfg.test_fraction,
                                                 cfg.seed, groups)
+    val_idx = cap_held_out(val_idx, groups, max_eval_frames, cfg.seed, "validation")
+    test_idx = cap_held_out(test_idx, groups, max_eval_frames, cfg.seed, "test")
     x_tr, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]
-    g_val = None if groups is None else groups[val_idx]
-    g_test = None if groups is None else groups[test_idx]
     nxt = successor_index(groups, len(x))
     next_tr, next_val, next_test = (_subset_successors(nxt, idx) for idx in (train_idx, val_idx, test_idx))
 
-    keras = _keras()
     _seed_everything(cfg.seed)
-    trainer = _make_trainer(cfg, cfg.seed, fit_options)
-    fit = _fit_function(trainer, x_tr, cfg, x_val, [_TqdmEpochs(cfg.epochs, progress)], fit_options,
-                        next_tr=next_tr, next_val=next_val)
+    callbacks = [_TqdmEpochs(cfg.epochs, progress)]
+    if strategy is None:
+        trainer = _make_trainer(cfg, cfg.seed, fit_options)
+        fit = _fit_function(trainer, x_tr, cfg, x_val, callbacks, fit_options,
+                            next_tr=next_tr, next_val=next_val)
+    else:
+        with strategy.scope():
+            trainer = _make_trainer(cfg, cfg.seed, fit_options)
+        xv, eps_val = _validation_inputs(x_val, cfg)
+        fit = _tf_fit_scaled(trainer, cfg, {"x": x_tr, "next": next_tr}, xv, eps_val, callbacks,
+                             {**_FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
     hist = fit(cfg.epochs)
     train_seconds = time.perf_counter() - t0
+    extra = {}
+    if strategy is not None or max_eval_frames is not None:
+        extra = {"streamed": False, "devices": strategy.num_replicas_in_sync if strategy is not None else 1,
+                 "max_eval_frames": max_eval_frames}
+    return _finish(trainer, hist, train_seconds, spec, cfg, frames_fingerprint(x),
+                   lambda model: _latent_stats(model, x), len(x), groups, (train_idx, val_idx, test_idx),
+                   (x_val, x_test), (next_tr, next_val, next_test), extra)
 
+
+def _latent_stats(model: StyleVAE, x: np.ndarray) -> dict:
+    """Mean and variance over the frames x of the latent means (float64)."""
+    mean, _ = model.encode(x)
+    return {"mean": mean.astype(np.float64).mean(axis=0), "var": mean.astype(np.float64).var(axis=0)}
+
+
+def _train_streamed(source, spec, cfg, progress, fit_options, max_eval_frames, shuffle_frames, strategy):
+    """:func:`train` on a frame source, streamed (see there)."""
+    n = int(source.n_frames)
+    pid = np.asarray(source.piece_index)
+    if len(pid) != n:
+        raise CorpusError(f"frame source is inconsistent: piece_index has {len(pid)} entries, "
+                          f"n_frames is {n}")
+    known = bool(getattr(source, "pieces_known", True))
+    groups = pid if known else None
+    if known and n:
+        cfg = cfg.replace(max_piece_frames=int(np.unique(pid, return_counts=True)[1].max()))
+    train_idx, val_idx, test_idx = split_pieces(n, cfg.validation_fraction, cfg.test_fraction,
+                                                cfg.seed, groups)
+    val_idx = cap_held_out(val_idx, groups, max_eval_frames, cfg.seed, "validation")
+    test_idx = cap_held_out(test_idx, groups, max_eval_frames, cfg.seed, "test")
+    nxt = stream_mod.source_successors(source)
+    next_tr, next_val, next_test = (_subset_successors(nxt, idx) for idx in (train_idx, val_idx, test_idx))
+    del nxt
+    x_val = stream_mod.gather_frames(source, val_idx)
+    x_test = stream_mod.gather_frames(source, test_idx)
+    mask = np.zeros(n, dtype=bool)
+    mask[train_idx] = True
+
+    _seed_everything(cfg.seed)
+    if strategy is None:
+        trainer = _make_trainer(cfg, cfg.seed, fit_options)
+    else:
+        with strategy.scope():
+            trainer = _make_trainer(cfg, cfg.seed, fit_options)
+    xv, eps_val = _validation_inputs(x_val, cfg)
+    feed = {"source": source, "mask": mask, "n_train": len(train_idx), "shuffle_frames": shuffle_frames}
+    fit = _tf_fit_scaled(trainer, cfg, feed, xv, eps_val, [_TqdmEpochs(cfg.epochs, progress)],
+                         {**_FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
+    t0 = time.perf_counter()
+    hist = fit(cfg.epochs)
+    train_seconds = time.perf_counter() - t0
+    extra = {"streamed": True, "devices": strategy.num_replicas_in_sync if strategy is not None else 1,
+             "max_eval_frames": max_eval_frames, "shuffle_frames": shuffle_frames}
+    return _finish(trainer, hist, train_seconds, spec, cfg, source.frames_fingerprint(),
+                   lambda model: _latent_stats_streamed(model, source), n, groups,
+                   (train_idx, val_idx, test_idx), (x_val, x_test), (next_tr, next_val, next_test), extra)
+
+
+def _finish(trainer, hist, train_seconds, spec, cfg, fingerprint, stats, n_frames, groups, idx, held,
+            nexts, extra):
+    """The trained model with its threshold, held-out scores, corpus statistics, info and history."""
+    keras = _keras()
+    train_idx, val_idx, test_idx = idx
+    x_val, x_test = held
+    next_tr, next_val, next_test = nexts
+    g_val = None if groups is None else groups[val_idx]
+    g_test = None if groups is None else groups[test_idx]
     model = StyleVAE(trainer.encoder, trainer.decoder, spec=spec, config=cfg,
-                     fingerprint=frames_fingerprint(x), predictor=trainer.predictor)
+                     fingerprint=fingerprint, predictor=trainer.predictor)
     model.threshold, f1_grid = choose_threshold(x_val, model.reconstruct(x_val), spec=spec, groups=g_val)
     L = cfg.latent_dim
     info_scores = _scores(model, x_val, g_val, _eval_noise(cfg.seed, _VALIDATION_STREAM, len(x_val), L),
@@ -748,9 +1164,7 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
     for k in ("d_nats", "r_nats", "loss_nats", "precision", "recall", "f1") + (
             ("p_nats",) if model.has_predictor else ()):
         info_scores[f"held_out_{k}"] = info_scores[f"{reported}_{k}"]
-    mean, _ = model.encode(x)
-    model.corpus_stats = {"mean": mean.astype(np.float64).mean(axis=0),
-                          "var": mean.astype(np.float64).var(axis=0)}
+    model.corpus_stats = stats(model)
     curves = ("loss", "d_nats", "r_nats", "val_loss", "val_d_nats", "val_r_nats") + (
         ("p_nats", "val_p_nats") if model.has_predictor else ())
     history = {k: [float(v) for v in hist[k]] for k in curves}
@@ -759,17 +1173,20 @@ def train(frames: np.ndarray, *, spec: RollSpec | None = None, groups: np.ndarra
         "train_idx": train_idx, "validation_idx": val_idx, "test_idx": test_idx,
         "threshold_grid": _THRESHOLD_GRID.tolist(), "threshold_f1": f1_grid.tolist(),
     })
+    if "epoch_seconds" in hist:
+        history["epoch_seconds"] = [float(v) for v in hist["epoch_seconds"]]
     if model.has_predictor:
         history["n_pairs"] = int(np.count_nonzero(next_tr >= 0))
         history["next_tr"] = next_tr
     model.info = {
         "train_seconds": round(train_seconds, 2),
-        "n_frames": int(len(x)), "n_train": int(len(x_tr)), "n_validation": int(len(x_val)),
+        "n_frames": int(n_frames), "n_train": int(len(train_idx)), "n_validation": int(len(x_val)),
         "n_test": int(len(x_test)), "n_held_out": int(len(x_test) if len(x_test) else len(x_val)),
         "held_out_set": reported,
         **info_scores,
         "backend": keras.backend.backend(),
         **({"n_train_pairs": int(np.count_nonzero(next_tr >= 0))} if model.has_predictor else {}),
+        **extra,
         "history": {k: history[k] for k in curves},
     }
     if groups is not None:
