@@ -665,8 +665,7 @@ def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callback
     beta, gamma = float(cfg.beta), float(cfg.gamma)
     gen = tf.random.Generator.from_seed(int(cfg.seed))  # made outside the strategy: one stream
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def step(xb, yb, mb, eps, n_global):
+    def grads_and_sums(xb, yb, mb, eps, n_global):
         with tf.GradientTape() as tape:
             if has_pred:
                 d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
@@ -675,15 +674,26 @@ def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callback
                 d, r = loss_terms(enc, dec, xb, eps)
                 p = tf.zeros_like(d)
                 loss = tf.reduce_sum(d + beta * r) / n_global
-        opt.apply(tape.gradient(loss, variables), variables)
-        return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
+        return tape.gradient(loss, variables), (tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p))
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def step(xb, yb, mb, eps, n_global):  # one device: gradient and Adam update in one XLA graph
+        grads, sums = grads_and_sums(xb, yb, mb, eps, n_global)
+        opt.apply(grads, variables)
+        return sums
+
+    # several replicas: the gradient is compiled, the update (which all-reduces the gradients
+    # across replicas, a synchronisation point) must not sit inside a nested tf.function
+    replica_grads = tf.function(grads_and_sums, jit_compile=jit, reduce_retracing=True)
 
     def replica_slice(xb, yb, mb, eps):
         ctx = tf.distribute.get_replica_context()
         rid = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
         n = tf.shape(xb)[0]
         lo, hi = rid * n // R, (rid + 1) * n // R
-        return step(xb[lo:hi], yb[lo:hi], mb[lo:hi], eps[lo:hi], tf.cast(n, tf.float32))
+        grads, sums = replica_grads(xb[lo:hi], yb[lo:hi], mb[lo:hi], eps[lo:hi], tf.cast(n, tf.float32))
+        opt.apply(grads, variables)
+        return sums
 
     def global_step(xb, yb, mb, eps):
         if strategy is None:
