@@ -629,7 +629,11 @@ def _stream_dataset(source, train_mask: np.ndarray, cfg: VAEConfig, epochs: int,
     sig = (tf.TensorSpec((None, D), tf.uint8),)
     if pairs:
         sig += (tf.TensorSpec((None, D), tf.uint8), tf.TensorSpec((None,), tf.float32))
-    return tf.data.Dataset.from_generator(batches, output_signature=sig).prefetch(4)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.autotune.enabled = False  # a fixed prefetch depth; no tuning thread beside the step
+    options.threading.private_threadpool_size = 1
+    return tf.data.Dataset.from_generator(batches, output_signature=sig).prefetch(4).with_options(options)
 
 
 def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts: dict,
