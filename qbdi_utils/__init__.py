@@ -11,6 +11,8 @@ One module per concept; notebook N calls mostly the modules of its stage (README
 ``harmony``        chroma, Tonnetz, keys, triads and their ties, agreement metrics
 ``corpus``         chorales / MIDI folders -> cached frames; the shipped queries (01)
 ``vae``            the style VAE: VAEConfig, PRESETS, StyleVAE (02)
+``stream``         frame sources: training frames read shard by shard (corpora larger than memory)
+``devices``        distribution strategies for data-parallel training (several GPUs / CPU devices / workers)
 ``train``          the training loop, the three-way split, cached and default models (02)
 ``predictive``     the predictive head's honest measurement: probes, I_probe (06)
 ``channel``        reverse water-filling and Berger's test channel (03)
@@ -30,6 +32,7 @@ from qbdi_utils import errors, files, paths, report  # noqa: F401  (imported in 
 from qbdi_utils import pianoroll  # noqa: F401
 from qbdi_utils import harmony  # noqa: F401
 from qbdi_utils import channel, corpus, dynamics, vae  # noqa: F401
+from qbdi_utils import devices, stream  # noqa: F401
 from qbdi_utils import train  # noqa: F401
 from qbdi_utils import improvise, predictive  # noqa: F401
 from qbdi_utils import claims, navigate, render  # noqa: F401
@@ -38,5 +41,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "errors", "paths", "files", "report", "pianoroll", "harmony", "corpus", "vae",
-    "train", "predictive", "channel", "improvise", "claims", "dynamics", "navigate", "render",
+    "stream", "devices", "train", "predictive", "channel", "improvise", "claims", "dynamics", "navigate", "render",
 ]

@@ -13,7 +13,10 @@ presets) lives in :mod:`qbdi_utils.vae`; this module turns frames into a trained
    (see :mod:`qbdi_utils.vae`); pairs (x_t, x_{t+1}) come from :func:`successor_index` and never
    cross a piece boundary or a side of the split.
    On the TensorFlow backend each epoch is one compiled graph (:func:`_tf_fit_function`), elsewhere
-   ``Model.fit``.
+   ``Model.fit``. A corpus larger than memory is *streamed* (a frame source of
+   :mod:`qbdi_utils.stream`, read shard by shard through tf.data), and ``devices=N`` trains
+   data-parallel under a distribution strategy (:mod:`qbdi_utils.devices`); both go through
+   :func:`_tf_fit_scaled`. See :func:`train`.
 3. Validation and test frames are scored with noise from their OWN random streams (seeded from the
    config's seed and the set's role), never from the training generator, so the training run does
    not depend on whether or how often the held-out sets are evaluated.
@@ -902,7 +905,7 @@ def cap_held_out(indices: np.ndarray, groups: np.ndarray | None, max_frames: int
 
 
 #: Frames per held-out set (validation, test) when streaming and ``max_eval_frames`` is not given.
-STREAM_EVAL_FRAMES = 5000
+STREAM_EVAL_FRAMES = 2000
 
 
 def _latent_stats_streamed(model: StyleVAE, source) -> dict:
