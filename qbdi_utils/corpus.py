@@ -48,7 +48,7 @@ from qbdi_utils.pianoroll import (
 )
 
 __all__ = [
-    "CACHE_VERSION", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
+    "CACHE_VERSION", "CHORALE_SHARD_FILES", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
     "PITCH_CLASS_NAMES", "estimate_key", "key_name", "normalising_shift", "Corpus", "chorale_paths",
     "score_to_piece", "corpus_fingerprint", "load_corpus", "default_query_path", "query_path",
     "load_query", "export_queries",
@@ -68,6 +68,10 @@ QUERY_SOURCES = {
     "joplin_maple_leaf_rag": ("joplin/maple_leaf_rag", True),
     "boston_boys_reel": ("ryansMammoth/BostonBoysReel", True),
 }
+
+#: Files per pieces shard for the chorales: music21 parses a score about 100 times slower than
+#: mido reads a MIDI file, so their shards are smaller (and the 433 chorales use the workers).
+CHORALE_SHARD_FILES = 64
 
 #: Files of music21's Bach folder that are not chorales.
 _NOT_CHORALES = {"bwv846": "not a chorale (Well-Tempered Clavier prelude)"}
@@ -428,7 +432,9 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
             ``if __name__ == "__main__":`` as for any process pool.
         in_memory: True returns a :class:`Corpus` with all frames in memory; False returns the
             :class:`qbdi_utils.shards.ShardedCorpus` (frames stay in their shards, for streaming).
-        shard_files: files per pieces shard (default :data:`qbdi_utils.shards.DEFAULT_SHARD_FILES`).
+        shard_files: files per pieces shard (default :data:`qbdi_utils.shards.DEFAULT_SHARD_FILES`,
+            :data:`CHORALE_SHARD_FILES` for the chorales). Fewer new files than two shards' worth
+            are parsed in this process whatever ``workers`` says.
         cache_root: folder holding the store (default ``paths.cache_dir()``).
 
     Returns:
@@ -449,6 +455,8 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
                "limit": None if limit is None else int(limit)}
     fp = corpus_fingerprint(ident, spec, options)
     parse = _parse_chorale_file if kind == "chorales" else _parse_midi_file
+    if shard_files is None and kind == "chorales":
+        shard_files = CHORALE_SHARD_FILES
 
     def build():
         return shards.build(kind, store_ident, wanted, files, parse=parse, expand=_expand_piece,
