@@ -57,7 +57,11 @@ Parallel parsing
 parent may hold TensorFlow's threads), whose server preloads this package; each worker parses a
 batch of files and writes its shard itself, returning only the file list. With one worker or fewer
 than two shards' worth of new files the parse runs in the calling process. The forkserver is
-process-wide: this module sets its preload list once (to ``qbdi_utils.corpus``).
+process-wide: this module sets its preload list once (to ``qbdi_utils.corpus``). As with any
+non-fork pool, each worker imports the caller's main script again: a script that loads with
+``workers > 1`` must keep its top level under ``if __name__ == "__main__":`` (notebooks and
+``python -c`` need nothing). Should workers die anyway (that mistake, a crash, memory), the rest
+is parsed in the calling process, with a warning.
 """
 
 from __future__ import annotations
@@ -292,8 +296,7 @@ def _context():
     except ValueError:  # no forkserver on this platform
         return multiprocessing.get_context("spawn")
     if not _preload_set:
-        # workers start from a server that already imported numpy and the parsers (and never the
-        # caller's __main__, so a script without a __main__ guard does not run twice)
+        # workers start from a server that already imported numpy and the parsers
         ctx.set_forkserver_preload(["qbdi_utils.corpus"])
         _preload_set = True
     return ctx
@@ -306,11 +309,12 @@ class _Runner:
         self.workers = int(workers)
         self.pool: ProcessPoolExecutor | None = None
         self.used_pool = False
+        self.broken = False
 
     def run(self, fn, jobs: list, *, parallel: bool, on_file=None) -> Iterator[dict]:
         if not jobs:
             return
-        if not parallel or self.workers < 2 or len(jobs) < 2:
+        if not parallel or self.workers < 2 or len(jobs) < 2 or self.broken:
             for job in jobs:
                 yield fn(job, on_file) if on_file is not None else fn(job)
             return
@@ -326,8 +330,10 @@ class _Runner:
                     result = fut.result()
                 except BrokenProcessPool:
                     # a worker died (out of memory, a crash in a parser): finish here, one by one
-                    warnings.warn("a corpus worker process died; parsing the rest in this process",
-                                  stacklevel=4)
+                    warnings.warn("a corpus worker process died (a script loading with workers > 1 "
+                                  "needs 'if __name__ == \"__main__\":'); parsing the rest in this "
+                                  "process", stacklevel=4)
+                    self.broken = True
                     self.close()
                     rest = [job] + list(pending.values())
                     pending.clear()
