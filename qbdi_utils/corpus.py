@@ -17,9 +17,13 @@ frame triads are C and C minor. Notebook 01 shows the numbers. Augmenting by tra
 the roll itself (Krumhansl-Kessler profiles on duration-weighted pitch classes), so folders of MIDI
 files get the same treatment.
 
-The cache: ``paths.cache_dir()/corpus-<fingerprint>.npz``, where the fingerprint hashes the source
-(music21 version and file list, or each file's name, size and modification time), the roll spec and
-every option. A changed option, spec or file makes a new cache entry; nothing is ever stale.
+The cache is the sharded, incremental store of :mod:`qbdi_utils.shards`: one folder per source
+(keyed by the folder, or music21's version, the spec and the meter), holding the parsed pieces in
+shards of a few hundred files each and, per set of options, one frame shard per pieces shard.
+Adding or changing files parses only those files (in parallel, ``workers``); nothing is ever stale,
+since a file is reused only while its path, size and modification time are unchanged.
+``Corpus.fingerprint`` still hashes the source (music21 version and file list, or each file's name,
+size and modification time), the roll spec and every option.
 """
 
 from __future__ import annotations
@@ -30,14 +34,13 @@ import os
 import re
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import files as files_mod
 from qbdi_utils import paths
+from qbdi_utils import shards
 from qbdi_utils.errors import CorpusError, OptionError, QbdiError
 from qbdi_utils.harmony import KEY_TONIC_NAMES, Key, estimate_key
 from qbdi_utils.pianoroll import (
@@ -45,7 +48,7 @@ from qbdi_utils.pianoroll import (
 )
 
 __all__ = [
-    "CACHE_VERSION", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
+    "CACHE_VERSION", "CHORALE_SHARD_FILES", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
     "PITCH_CLASS_NAMES", "estimate_key", "key_name", "normalising_shift", "Corpus", "chorale_paths",
     "score_to_piece", "corpus_fingerprint", "load_corpus", "default_query_path", "query_path",
     "load_query", "export_queries",
@@ -65,6 +68,10 @@ QUERY_SOURCES = {
     "joplin_maple_leaf_rag": ("joplin/maple_leaf_rag", True),
     "boston_boys_reel": ("ryansMammoth/BostonBoysReel", True),
 }
+
+#: Files per pieces shard for the chorales: music21 parses a score about 100 times slower than
+#: mido reads a MIDI file, so their shards are smaller (and the 433 chorales use the workers).
+CHORALE_SHARD_FILES = 64
 
 #: Files of music21's Bach folder that are not chorales.
 _NOT_CHORALES = {"bwv846": "not a chorale (Well-Tempered Clavier prelude)"}
@@ -118,9 +125,11 @@ class Corpus:
         pieces: one dict per entry of ``piece_names``: name, key (estimated, before
             transposition), shift (semitones applied in all), augment_shift (the augmentation part
             of it, 0 for the original), n_frames, n_steps, bar_offset_steps, dropped (counts).
-        from_cache: whether this object was read from the cache.
+        from_cache: whether nothing had to be parsed or cut into frames (all shards reused).
         load_seconds: wall-clock seconds this load took.
-        cache_path: the .npz file (None when caching was off).
+        cache_path: the shard store folder (None when caching was off).
+        ingest: counts of this load (:class:`qbdi_utils.shards.ShardedCorpus`): parsed, reused,
+            shards, new_shards, frame_shards_built, frame_shards_reused, workers, seconds.
     """
 
     frames: np.ndarray
@@ -134,6 +143,7 @@ class Corpus:
     from_cache: bool = False
     load_seconds: float = 0.0
     cache_path: Path | None = None
+    ingest: dict = field(default_factory=dict)
 
     @property
     def n_frames(self) -> int:
@@ -161,7 +171,7 @@ class Corpus:
         return out
 
     def summary(self) -> dict:
-        """Counts worth printing: pieces kept/skipped, frames, skip reasons, dropped notes."""
+        """Counts worth printing: pieces kept/skipped, frames, skip reasons, dropped notes, ingest."""
         base = [p for p in self.pieces if p.get("augment_shift", 0) == 0]
         return {
             "pieces_kept": len(base),
@@ -172,6 +182,7 @@ class Corpus:
             "notes_dropped": self.dropped_totals(),
             "from_cache": self.from_cache,
             "load_seconds": round(self.load_seconds, 3),
+            "ingest": dict(self.ingest),
         }
 
 
@@ -282,6 +293,58 @@ def _load_chorale(path: Path, spec: RollSpec, meter: str | None) -> Piece:
     return score_to_piece(score, path.stem, spec, meter=meter)
 
 
+def _parse_midi_file(path: str, name: str, spec: RollSpec, meter: str | None) -> Piece | str:
+    """A MIDI file of a folder -> Piece named ``name``, or the reason it is skipped (never raises).
+    Runs in the store's worker processes (:func:`qbdi_utils.shards.build`)."""
+    try:
+        piece = read_midi(path, spec, meter=meter)
+    except QbdiError as exc:
+        return _short_reason(exc)
+    except Exception as exc:  # report, do not stop
+        return f"unexpected {type(exc).__name__}: {exc}"
+    piece.name = name
+    return piece
+
+
+def _parse_chorale_file(path: str, name: str, spec: RollSpec, meter: str | None) -> Piece | str:
+    """A chorale score -> Piece (through music21 and MIDI), or the reason it is skipped (never raises)."""
+    p = Path(path)
+    if p.stem in _NOT_CHORALES:
+        return _NOT_CHORALES[p.stem]
+    try:
+        return _load_chorale(p, spec, meter)
+    except QbdiError as exc:
+        return _short_reason(exc)
+    except Exception as exc:  # music21 internals: report, do not stop
+        return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _expand_piece(piece: Piece, spec: RollSpec, transpose: str | None,
+                  augment: tuple) -> list[tuple[np.ndarray, dict]]:
+    """A piece's frames after key normalisation, then one copy per augmentation shift.
+
+    Returns:
+        [(frames (n, spec.frame_size) uint8, info dict as in ``Corpus.pieces``), ...], the
+        original first.
+    """
+    tonic, mode = estimate_key(piece.roll, spec)[:2]
+    base_shift = normalising_shift(tonic, mode, transpose)
+    out = []
+    for extra in (0,) + tuple(augment):
+        shift = base_shift + extra
+        roll, lost = transpose_roll(piece.roll, shift, spec) if shift else (piece.roll, 0)
+        fr = to_frames(roll, spec, piece.bar_offset_steps)
+        dropped = dict(piece.dropped)
+        if lost:
+            dropped["transposed_out_of_range"] = lost
+        name = piece.name if extra == 0 else f"{piece.name}@{extra:+d}"
+        out.append((fr, {"name": name, "key": key_name(tonic, mode), "shift": int(shift),
+                         "augment_shift": int(extra), "n_frames": int(len(fr)),
+                         "n_steps": int(piece.n_steps), "bar_offset_steps": int(piece.bar_offset_steps),
+                         "dropped": dropped}))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # loading
 
@@ -298,31 +361,38 @@ def _check_options(source, transpose, augment, meter, limit):
     return aug
 
 
-def _source_id(source) -> tuple[str, list[Path], str, list[tuple[str, str]]]:
-    """(kind, files, identity string) of a corpus source."""
+def _source_file(p: Path, key: str, name: str) -> shards.SourceFile:
+    st = p.stat()
+    return shards.SourceFile(key=key, path=str(p), name=name, size=int(st.st_size),
+                             mtime_ns=int(st.st_mtime_ns))
+
+
+def _source_id(source) -> tuple[str, list, str, list[tuple[str, str]], str]:
+    """(kind, files as SourceFile in piece order, identity string with the file list, MIDI-named
+    entries that are not files, identity without the file list) of a corpus source."""
     if isinstance(source, str) and source == "chorales":
         import music21
 
-        files = [p for p in chorale_paths()]
-        ident = f"music21-chorales-{music21.__version__}-" + ",".join(p.name for p in files)
-        return "chorales", files, ident, []
+        files = [_source_file(p, p.name, p.stem) for p in chorale_paths()]
+        ident = f"music21-chorales-{music21.__version__}-" + ",".join(f.key for f in files)
+        return "chorales", files, ident, [], f"chorales-{music21.__version__}"
     folder = Path(source)
     if not folder.exists():
         raise CorpusError("no such corpus: give 'chorales' or a folder of .mid/.midi files", folder)
     if folder.is_file():
-        files, problems = [folder], []
+        paths_, problems = [folder], []
+        files = [_source_file(folder, folder.name, folder.name)]
     else:
-        files, problems = _folder_paths(folder)
+        paths_, problems = _folder_paths(folder)
+        files = [_source_file(p, str(p.relative_to(folder)), str(p.relative_to(folder))) for p in paths_]
     if not files:
         detail = f" ({len(problems)} MIDI-named entries are not files: {problems[0][0]}: {problems[0][1]})" \
             if problems else ""
         raise CorpusError(f"the folder holds no .mid or .midi files{detail}", folder)
-    parts = []
-    for p in files:
-        st = p.stat()
-        parts.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    parts = [f"{Path(f.path).name}:{f.size}:{f.mtime_ns}" for f in files]
     parts += [f"!{name}" for name, _ in problems]
-    return "folder", files, f"folder-{folder.resolve()}-" + ",".join(parts), problems
+    resolved = folder.resolve()
+    return "folder", files, f"folder-{resolved}-" + ",".join(parts), problems, f"folder-{resolved}"
 
 
 def corpus_fingerprint(ident: str, spec: RollSpec, options: dict) -> str:
@@ -334,12 +404,15 @@ def corpus_fingerprint(ident: str, spec: RollSpec, options: dict) -> str:
 
 def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: str | None = "tonic",
                 augment=(), meter: str | None = "4/4", limit: int | None = None, cache: bool = True,
-                progress: bool = True) -> Corpus:
-    """Load a corpus as bar-aligned frames, from the cache when possible.
+                progress: bool = True, workers: int | None = None, in_memory: bool = True,
+                shard_files: int | None = None, cache_root: str | Path | None = None):
+    """Load a corpus as bar-aligned frames, parsing only what the shard store does not hold yet.
 
     Every piece goes through MIDI and :func:`read_midi`. Pieces that fail (bad file, no notes,
     wrong meter, ...) are skipped and listed in ``Corpus.skipped`` with the reason; loading never
-    stops halfway.
+    stops halfway. Parsing runs in ``workers`` processes and is cached in shards
+    (:mod:`qbdi_utils.shards`); files whose path, size and modification time are unchanged are not
+    parsed again. A cache that cannot be written is a warning; the corpus is still returned.
 
     Args:
         source: "chorales" (music21's Bach chorales, no download) or a folder of .mid/.midi files
@@ -351,11 +424,22 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
             e.g. (-2, -1, 1, 2); () for none (the default).
         meter: "4/4" keeps only pieces in 4/4 (the frame is one 4/4 bar); None keeps every meter.
         limit: use at most this many source pieces (in sorted order), e.g. for quick tests.
-        cache: read/write ``paths.cache_dir()/corpus-<fingerprint>.npz``.
-        progress: show a tqdm progress bar while parsing.
+        cache: keep the shards in the store (``<cache_root>/shards-...``); False parses everything
+            and writes nothing.
+        progress: show a progress bar over the files parsed.
+        workers: processes for parsing (default: the cores available); 1 parses in this process.
+            Scripts that use more than one should keep their top level under
+            ``if __name__ == "__main__":`` as for any process pool.
+        in_memory: True returns a :class:`Corpus` with all frames in memory; False returns the
+            :class:`qbdi_utils.shards.ShardedCorpus` (frames stay in their shards, for streaming).
+        shard_files: files per pieces shard (default :data:`qbdi_utils.shards.DEFAULT_SHARD_FILES`,
+            :data:`CHORALE_SHARD_FILES` for the chorales). Fewer new files than two shards' worth
+            are parsed in this process whatever ``workers`` says.
+        cache_root: folder holding the store (default ``paths.cache_dir()``).
 
     Returns:
-        Corpus (frames (N, spec.frame_size) uint8, piece_index (N,), ...).
+        Corpus (frames (N, spec.frame_size) uint8, piece_index (N,), ...) or, with
+        ``in_memory=False``, ShardedCorpus. Both carry ``ingest`` counts.
 
     Raises:
         CorpusError: unknown source, empty folder, or no usable piece at all.
@@ -365,164 +449,45 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     """
     t0 = time.perf_counter()
     aug = _check_options(source, transpose, augment, meter, limit)
-    kind, files, ident, problems = _source_id(source)
-    if limit is not None:
-        files = files[: int(limit)]
+    kind, files, ident, problems, store_ident = _source_id(source)
+    wanted = files if limit is None else files[: int(limit)]
     options = {"transpose": transpose, "augment": list(aug), "meter": meter,
                "limit": None if limit is None else int(limit)}
     fp = corpus_fingerprint(ident, spec, options)
-    cache_path = paths.cache_dir() / f"corpus-{fp}.npz"
-    if cache and cache_path.exists():
-        try:
-            c = _read_cache(cache_path, spec)
-            c.load_seconds = time.perf_counter() - t0
-            return c
-        except Exception:  # a damaged cache file is rebuilt, never trusted
-            pass
+    parse = _parse_chorale_file if kind == "chorales" else _parse_midi_file
+    if shard_files is None and kind == "chorales":
+        shard_files = CHORALE_SHARD_FILES
 
-    parsed = _parse_pieces(kind, source, files, ident, spec, meter, limit, cache, progress)
-    frames_list, index_list, names, pieces = [], [], [], []
-    for piece in parsed["pieces"]:
-        tonic, mode = estimate_key(piece.roll, spec)[:2]
-        base_shift = normalising_shift(tonic, mode, transpose)
-        for extra in (0,) + aug:
-            shift = base_shift + extra
-            roll, lost = transpose_roll(piece.roll, shift, spec) if shift else (piece.roll, 0)
-            fr = to_frames(roll, spec, piece.bar_offset_steps)
-            dropped = dict(piece.dropped)
-            if lost:
-                dropped["transposed_out_of_range"] = lost
-            name = piece.name if extra == 0 else f"{piece.name}@{extra:+d}"
-            index_list.append(np.full(len(fr), len(names), dtype=np.int32))
-            frames_list.append(fr)
-            names.append(name)
-            pieces.append({"name": name, "key": key_name(tonic, mode), "shift": int(shift),
-                           "augment_shift": int(extra),
-                           "n_frames": int(len(fr)), "n_steps": int(piece.n_steps),
-                           "bar_offset_steps": int(piece.bar_offset_steps), "dropped": dropped})
-    skipped = list(problems) + list(parsed["skipped"])
-    if not names:
-        reasons = "; ".join(f"{n}: {r}" for n, r in skipped[:5])
-        raise CorpusError(f"no usable piece among {len(files)} files ({reasons})",
+    def build():
+        return shards.build(kind, store_ident, wanted, files, parse=parse, expand=_expand_piece,
+                            spec=spec, meter=meter, transpose=transpose, augment=aug, options=options,
+                            cache_root=cache_root, cache=cache, workers=workers,
+                            shard_files=shard_files, progress=progress)
+
+    sc = build()
+    sc.fingerprint = fp
+    sc.skipped = list(problems) + list(sc.skipped)
+    if not sc.piece_names:
+        reasons = "; ".join(f"{n}: {r}" for n, r in sc.skipped[:5])
+        raise CorpusError(f"no usable piece among {len(wanted)} files ({reasons})",
                           source if kind == "folder" else "chorales")
-    c = Corpus(frames=np.concatenate(frames_list), piece_index=np.concatenate(index_list),
-               piece_names=names, skipped=skipped, fingerprint=fp, spec=spec, options=options,
-               pieces=pieces, from_cache=False)
-    if cache:
-        _write_cache(cache_path, c)
-        c.cache_path = cache_path
+    if not in_memory:
+        return sc
+    try:
+        frames, piece_index = sc.to_arrays()
+    except CorpusError:  # a frame shard was damaged after it was listed: build the frames again
+        shards.forget_frames(sc)
+        ingest = sc.ingest
+        sc = build()
+        sc.fingerprint, sc.skipped = fp, list(problems) + list(sc.skipped)
+        sc.ingest["parsed"] += ingest["parsed"]
+        frames, piece_index = sc.to_arrays()
+    c = Corpus(frames=frames, piece_index=piece_index, piece_names=list(sc.piece_names),
+               skipped=sc.skipped, fingerprint=fp, spec=spec, options=options, pieces=list(sc.pieces),
+               from_cache=(sc.ingest["parsed"] == 0 and sc.ingest["frame_shards_built"] == 0),
+               cache_path=sc.store, ingest=dict(sc.ingest))
     c.load_seconds = time.perf_counter() - t0
     return c
-
-
-def _parse_pieces(kind, source, files, ident, spec, meter, limit, cache, progress) -> dict:
-    """Every source file -> Piece (untransposed), or a skip reason; cached as pieces-<fp>.npz.
-
-    This is the slow, cold part (music21 parsing); every transposition/augmentation option reuses it.
-    """
-    fp = corpus_fingerprint(ident, spec, {"stage": "pieces", "meter": meter,
-                                          "limit": None if limit is None else int(limit)})
-    path = paths.cache_dir() / f"pieces-{fp}.npz"
-    if cache and path.exists():
-        try:
-            return _read_pieces(path, spec)
-        except Exception:  # damaged: rebuild
-            pass
-    it = files
-    if progress:
-        it = files_mod.progress(files, desc=f"parsing {kind}", unit="piece", mininterval=3.0)
-    pieces, skipped = [], []
-    for path_i in it:
-        if kind == "chorales":
-            stem = path_i.stem
-        elif Path(source).is_dir():
-            stem = str(path_i.relative_to(source))
-        else:
-            stem = path_i.name
-        if kind == "chorales" and path_i.stem in _NOT_CHORALES:
-            skipped.append((stem, _NOT_CHORALES[path_i.stem]))
-            continue
-        try:
-            if kind == "chorales":
-                piece = _load_chorale(path_i, spec, meter)
-            else:
-                piece = read_midi(path_i, spec, meter=meter)
-                piece.name = stem
-        except QbdiError as exc:
-            skipped.append((stem, _short_reason(exc)))
-            continue
-        except Exception as exc:  # music21 internals: report, do not stop
-            skipped.append((stem, f"unexpected {type(exc).__name__}: {exc}"))
-            continue
-        pieces.append(piece)
-    out = {"pieces": pieces, "skipped": skipped}
-    if cache and pieces:
-        _write_pieces(path, out)
-    return out
-
-
-def _cache_write(path: Path, write) -> None:
-    """Write a cache file atomically; a cache that cannot be written (full disk, read-only folder)
-    is a warning, not an error: the corpus is still returned, only the next load is slow again."""
-    try:
-        files_mod.write_with(path, write, force=True)
-    except QbdiError as exc:
-        warnings.warn(f"corpus cache not written ({exc}); set QBDI_CACHE_DIR to a writable folder",
-                      stacklevel=3)
-
-
-def _write_pieces(path: Path, parsed: dict) -> None:
-    ps = parsed["pieces"]
-    rolls = np.concatenate([p.roll for p in ps])
-    meta = {"skipped": [list(s) for s in parsed["skipped"]],
-            "pieces": [{"name": p.name, "n_steps": p.n_steps, "bar_offset_steps": p.bar_offset_steps,
-                        "dropped": p.dropped, "tempo_map": p.tempo_map,
-                        "time_signatures": p.time_signatures, "ticks_per_beat": p.ticks_per_beat}
-                       for p in ps],
-            "spec": ps[0].spec.to_dict()}
-    _cache_write(path, lambda tmp: np.savez_compressed(
-        tmp, rolls=np.packbits(rolls, axis=1), n_columns=rolls.shape[1], meta=np.array(json.dumps(meta))))
-
-
-def _read_pieces(path: Path, spec: RollSpec) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        rolls = np.unpackbits(z["rolls"], axis=1, count=int(z["n_columns"]))
-    if RollSpec.from_dict(meta["spec"]) != spec:
-        raise ValueError("spec mismatch")
-    pieces, start = [], 0
-    for m in meta["pieces"]:
-        n = m["n_steps"]
-        pieces.append(Piece(roll=rolls[start:start + n], spec=spec, name=m["name"],
-                            tempo_map=[tuple(t) for t in m["tempo_map"]],
-                            time_signatures=[tuple(t) for t in m["time_signatures"]],
-                            ticks_per_beat=m["ticks_per_beat"],
-                            bar_offset_steps=m["bar_offset_steps"], dropped=m["dropped"]))
-        start += n
-    return {"pieces": pieces, "skipped": [tuple(s) for s in meta["skipped"]]}
-
-
-def _write_cache(path: Path, c: Corpus) -> None:
-    meta = {"piece_names": c.piece_names, "skipped": [list(s) for s in c.skipped],
-            "fingerprint": c.fingerprint, "spec": c.spec.to_dict(), "options": c.options,
-            "pieces": c.pieces}
-    _cache_write(path, lambda tmp: np.savez_compressed(
-        tmp, frames=np.packbits(c.frames, axis=1), n_columns=c.frames.shape[1],
-        piece_index=c.piece_index, meta=np.array(json.dumps(meta))))
-
-
-def _read_cache(path: Path, spec: RollSpec) -> Corpus:
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        n_col = int(z["n_columns"])
-        frames = np.unpackbits(z["frames"], axis=1, count=n_col)
-        piece_index = z["piece_index"]
-    if RollSpec.from_dict(meta["spec"]) != spec:
-        raise ValueError("spec mismatch")
-    return Corpus(frames=frames, piece_index=piece_index, piece_names=meta["piece_names"],
-                  skipped=[tuple(s) for s in meta["skipped"]], fingerprint=meta["fingerprint"],
-                  spec=spec, options=meta["options"], pieces=meta["pieces"], from_cache=True,
-                  cache_path=path)
 
 
 # ---------------------------------------------------------------------------------------------

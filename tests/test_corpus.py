@@ -100,7 +100,7 @@ def test_cache_round_trip_and_keying(tmp_path, monkeypatch):
     monkeypatch.setenv("QBDI_CACHE_DIR", str(tmp_path / "cache"))
     d = _folder(tmp_path)
     cold = load_corpus(d, progress=False)
-    assert not cold.from_cache and cold.cache_path.exists()
+    assert not cold.from_cache and cold.cache_path.is_dir()  # the shard store (qbdi_utils.shards)
     assert cold.cache_path.parent == paths.cache_dir()
     warm = load_corpus(d, progress=False)
     assert warm.from_cache and warm.fingerprint == cold.fingerprint
@@ -126,10 +126,20 @@ def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("QBDI_CACHE_DIR", str(tmp_path / "cache"))
     d = _folder(tmp_path)
     cold = load_corpus(d, progress=False)
-    cold.cache_path.write_bytes(b"garbage")
+    shard_files = sorted(cold.cache_path.glob("*.npz"))
+    assert any(p.name.startswith("pieces-") for p in shard_files)
+    assert any(p.name.startswith("frames-") for p in shard_files)
+    for p in shard_files:  # every shard, pieces and frames, damaged
+        p.write_bytes(b"garbage")
     again = load_corpus(d, progress=False)
-    assert not again.from_cache
+    assert not again.from_cache and again.ingest["parsed"] == 7
     np.testing.assert_array_equal(again.frames, cold.frames)
+    assert again.piece_names == cold.piece_names and again.skipped == cold.skipped
+    for p in cold.cache_path.glob("*.json"):  # damaged manifests: the shard files are adopted again
+        p.write_text("{")
+    third = load_corpus(d, progress=False)
+    assert third.ingest["parsed"] == 0
+    np.testing.assert_array_equal(third.frames, cold.frames)
 
 
 def test_bad_sources_and_options(tmp_path):

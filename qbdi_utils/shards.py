@@ -1,0 +1,822 @@
+"""The sharded, incremental corpus store: parallel parsing, pieces shards, frame shards (issue 15).
+
+:func:`qbdi_utils.corpus.load_corpus` reads every corpus through here. This module knows nothing
+about MIDI or music21: the corpus module hands it the source's files and two functions, one that
+parses a file into a :class:`~qbdi_utils.pianoroll.Piece` (or a skip reason) and one that turns a
+piece into frames for the transposition options. Both are top-level functions of
+:mod:`qbdi_utils.corpus`, so worker processes can import them.
+
+The store
+---------
+One folder per source, ``<cache root>/shards-<kind>-<16 hex>`` (cache root: ``paths.cache_dir()``
+unless given), keyed by what the source is -- the resolved folder (or ``chorales`` with music21's
+version), the roll spec and the meter -- and never by its file list. Inside:
+
+* ``pieces-<16 hex>.npz`` -- a **pieces shard**: the parsed, untransposed rolls of one batch of
+  files. Keys: ``rolls`` = ``np.packbits(rolls, axis=1)`` of the kept files' rolls stacked in
+  file order, ``n_columns`` (int, columns before packing) and ``meta`` (a JSON string: for each
+  file its ``key`` -- relative path, or file name for the chorales --, ``size``, ``mtime_ns``,
+  ``name`` and either ``piece`` -- the :class:`Piece` fields: n_steps, bar_offset_steps, dropped,
+  tempo_map, time_signatures, ticks_per_beat -- or ``skipped``, the reason).
+* ``index.json`` -- the manifest: the complete pieces shards and, for each, its files as
+  ``[key, size, mtime_ns, skip reason or null]``. A file whose (key, size, mtime_ns) is listed is
+  never parsed again. A shard none of whose files is still current (all vanished or changed) is
+  dropped and deleted.
+* ``frames-<options 16 hex>-<16 hex>.npz`` -- a **frame shard**: the frames of one pieces shard's
+  current files for one set of options (transposition, augmentation). Keys: ``frames`` =
+  ``np.packbits(frames, axis=1)`` (uint8, (n, ceil(D / 8))), ``n_columns`` (D, the frame size),
+  ``piece_index`` ((n,) int32 GLOBAL piece ids, see below) and ``meta`` (JSON: the pieces it
+  holds, with their ids). Unpack with ``np.unpackbits(frames, axis=1, count=n_columns)``.
+* ``frames-<options 16 hex>.json`` -- the frame manifest of one set of options.
+
+Every file is written atomically (:func:`qbdi_utils.files.write_with`). A manifest is rewritten
+after each shard completes (when manifests grow large, at most as often as keeps the rewriting
+below about a fifth of the time; shards written since the last rewrite are not lost: a complete
+shard file that the manifest does not list is adopted by the next load, after reading its meta).
+A shard that cannot be written (disk full, read-only folder) is never listed and leaves no file;
+its data is kept in memory for this load, and one warning says how many shards were not written.
+An ingest killed half-way resumes: finished shards are not parsed again. A lock file
+(``lock``, ``fcntl.flock``) serialises loads of the same store on one machine.
+
+Order and ids
+-------------
+Global piece order is the source's order of the current files (sorted relative paths; for the
+chorales :func:`qbdi_utils.corpus.chorale_paths`), skipped files taking no id, each kept file's
+augmented copies right after it. Frame shards are listed by their first piece id. A store grown
+by adding files may interleave (a new file sorting between old ones lives in a new shard): the
+shard order then differs from piece order. The in-memory corpus is always in piece order;
+:meth:`ShardedCorpus.frames_fingerprint` hashes in piece order, reading shards as the order needs
+them and keeping a shard (packed) only until its last row is hashed -- one shard at a time when the
+orders agree. A file inserted between old ones shifts later ids: frame shards whose ids changed
+are rebuilt from their pieces shards (no parsing).
+
+Parallel parsing
+----------------
+``workers`` processes (default: the cores this process may use) of a
+:class:`concurrent.futures.ProcessPoolExecutor` started with ``forkserver`` (never ``fork``: the
+parent may hold TensorFlow's threads), whose server preloads this package; each worker parses a
+batch of files and writes its shard itself, returning only the file list. With one worker or fewer
+than two shards' worth of new files the parse runs in the calling process. The forkserver is
+process-wide: this module sets its preload list once (to ``qbdi_utils.corpus``). As with any
+non-fork pool, each worker imports the caller's main script again: a script that loads with
+``workers > 1`` must keep its top level under ``if __name__ == "__main__":`` (notebooks and
+``python -c`` need nothing). Should workers die anyway (that mistake, a crash, memory), the rest
+is parsed in the calling process, with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from qbdi_utils import files as files_mod
+from qbdi_utils import paths
+from qbdi_utils.errors import CorpusError, OptionError, QbdiError
+from qbdi_utils.pianoroll import Piece, RollSpec
+
+__all__ = [
+    "STORE_VERSION", "DEFAULT_SHARD_FILES", "MANIFEST", "SourceFile", "ShardedCorpus",
+    "default_workers", "store_dir", "build", "forget_frames",
+]
+
+#: Bump when a shard's layout changes; a store of another version is ignored (a new folder is used).
+STORE_VERSION = 1
+
+#: Files per pieces shard (fewer when that gives the workers too few shards to share).
+DEFAULT_SHARD_FILES = 256
+
+#: The manifest of the pieces shards.
+MANIFEST = "index.json"
+
+_PIECES_RE = re.compile(r"^pieces-[0-9a-f]{16}\.npz$")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a corpus source, as the store keys it.
+
+    Attributes:
+        key: relative path below the source folder (the file name for the chorales); unique.
+        path: where to read it.
+        name: the piece name it gets.
+        size: bytes.
+        mtime_ns: modification time in nanoseconds.
+    """
+
+    key: str
+    path: str
+    name: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def ident(self) -> tuple:
+        """(key, size, mtime_ns): what a listed shard must match for the file not to be parsed."""
+        return (self.key, int(self.size), int(self.mtime_ns))
+
+
+def default_workers() -> int:
+    """The cores this process may run on (``len(os.sched_getaffinity(0))``, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def store_dir(kind: str, identity: str, spec: RollSpec, meter: str | None,
+              cache_root: str | Path | None = None) -> Path:
+    """The store folder of a source: ``<cache_root>/shards-<kind>-<16 hex>``.
+
+    Args:
+        kind: "folder" or "chorales".
+        identity: what the source is (the resolved folder; "chorales-<music21 version>"), not
+            its file list.
+        spec: roll layout.
+        meter: the meter filter the pieces were parsed with ("4/4" or None).
+        cache_root: parent folder (default ``paths.cache_dir()``).
+
+    Returns:
+        The folder's path (not created).
+    """
+    root = Path(cache_root) if cache_root is not None else paths.cache_dir()
+    key = _digest({"v": STORE_VERSION, "kind": kind, "source": identity, "spec": spec.to_dict(),
+                   "meter": meter})
+    return root / f"shards-{kind}-{key}"
+
+
+# ---------------------------------------------------------------------------------------------
+# writing and reading shard files (workers and parent)
+
+def _savez(tmp: Path, arrays: dict) -> None:
+    """Write an .npz at ``tmp`` (the writer behind every shard; tests replace it to fill the disk)."""
+    np.savez_compressed(tmp, **arrays)
+
+
+def _write_shard(path: Path, arrays: dict) -> str | None:
+    """Write a shard atomically; None on success, else the one-line reason (nothing left behind)."""
+    try:
+        files_mod.write_with(path, lambda tmp: _savez(tmp, arrays), force=True)
+    except QbdiError as exc:
+        return str(exc)
+    except OSError as exc:  # not translated on the way (should not happen; never a traceback)
+        return str(files_mod.fs_error(exc, path))
+    return None
+
+
+def _piece_meta(p: Piece) -> dict:
+    return {"n_steps": int(p.n_steps), "bar_offset_steps": int(p.bar_offset_steps),
+            "dropped": dict(p.dropped), "tempo_map": [list(t) for t in p.tempo_map],
+            "time_signatures": [list(t) for t in p.time_signatures],
+            "ticks_per_beat": int(p.ticks_per_beat)}
+
+
+def _pieces_from(rolls: np.ndarray, meta: dict, spec: RollSpec, keys=None) -> dict:
+    """{key: Piece} of the kept files of a pieces shard (only ``keys`` when given)."""
+    out, start = {}, 0
+    for f in meta["files"]:
+        m = f.get("piece")
+        if m is None:
+            continue
+        n = int(m["n_steps"])
+        if keys is None or f["key"] in keys:
+            out[f["key"]] = Piece(roll=rolls[start:start + n], spec=spec, name=f["name"],
+                                  tempo_map=[tuple(t) for t in m["tempo_map"]],
+                                  time_signatures=[tuple(t) for t in m["time_signatures"]],
+                                  ticks_per_beat=int(m["ticks_per_beat"]),
+                                  bar_offset_steps=int(m["bar_offset_steps"]), dropped=dict(m["dropped"]))
+        start += n
+    return out
+
+
+def _read_meta(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return json.loads(str(z["meta"]))
+
+
+def _parse_job(job: dict, on_file: Callable[[], None] | None = None) -> dict:
+    """Parse one batch of files and write its pieces shard (runs in a worker or in-process).
+
+    Returns the shard's file list ``[[key, size, mtime_ns, reason or None], ...]``, the write error
+    (None when written) and, when the shard was not written, its data.
+    """
+    spec = RollSpec.from_dict(job["spec"])
+    parse = job["parse"]
+    rolls, metas = [], []
+    for key, path, name, size, mtime_ns in job["files"]:
+        try:
+            out = parse(path, name, spec, job["meter"])
+        except Exception as exc:  # the parser reports its own errors; anything else is still a skip
+            out = f"unexpected {type(exc).__name__}: {exc}"
+        m = {"key": key, "size": size, "mtime_ns": mtime_ns, "name": name}
+        if isinstance(out, str):
+            m["skipped"] = out
+        else:
+            m["piece"] = _piece_meta(out)
+            rolls.append(np.asarray(out.roll, dtype=np.uint8))
+        metas.append(m)
+        if on_file is not None:
+            on_file()
+    roll = np.concatenate(rolls) if rolls else np.zeros((0, spec.n_columns), np.uint8)
+    meta = {"version": STORE_VERSION, "spec": spec.to_dict(), "meter": job["meter"], "files": metas}
+    arrays = {"rolls": np.packbits(roll, axis=1), "n_columns": np.int64(roll.shape[1]),
+              "meta": np.array(json.dumps(meta))}
+    error = None
+    if job["folder"] is not None:
+        error = _write_shard(Path(job["folder"]) / job["name"], arrays)
+    listing = [[m["key"], m["size"], m["mtime_ns"], m.get("skipped")] for m in metas]
+    return {"name": job["name"], "files": listing, "error": error,
+            "data": (roll, meta) if (job["folder"] is None or error) else None}
+
+
+def _frames_job(job: dict) -> dict:
+    """Build one frame shard from a pieces shard (runs in a worker or in-process)."""
+    spec = RollSpec.from_dict(job["spec"])
+    if job["pieces_data"] is not None:
+        rolls, meta = job["pieces_data"]
+    else:
+        try:
+            with np.load(job["pieces_path"], allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                rolls = np.unpackbits(z["rolls"], axis=1, count=int(z["n_columns"]))
+        except Exception as exc:  # damaged or vanished: the parent drops it and parses its files again
+            return {"name": job["name"], "damaged": f"{type(exc).__name__}: {exc}"}
+    include = job["include"]  # [[key, first id], ...] in id order
+    pieces = _pieces_from(rolls, meta, spec, {k for k, _ in include})
+    if len(pieces) != len(include):
+        return {"name": job["name"], "damaged": "files missing from the pieces shard"}
+    frames, ids, infos = [], [], []
+    for key, first in include:
+        for j, (fr, info) in enumerate(job["expand"](pieces[key], spec, job["transpose"],
+                                                     tuple(job["augment"]))):
+            frames.append(fr)
+            ids.append(np.full(len(fr), first + j, dtype=np.int32))
+            infos.append(dict(info, id=first + j))
+    fr = np.concatenate(frames) if frames else np.zeros((0, spec.frame_size), np.uint8)
+    piece_index = np.concatenate(ids) if ids else np.zeros(0, np.int32)
+    packed = np.packbits(fr, axis=1)
+    meta_out = {"version": STORE_VERSION, "pieces_shard": job["pieces_name"], "pieces": infos}
+    error = None
+    if job["folder"] is not None:
+        error = _write_shard(Path(job["folder"]) / job["name"], {
+            "frames": packed, "n_columns": np.int64(fr.shape[1]), "piece_index": piece_index,
+            "meta": np.array(json.dumps(meta_out))})
+    return {"name": job["name"], "pieces": infos, "n_frames": int(len(fr)), "error": error,
+            "data": (packed, int(fr.shape[1]), piece_index) if (job["folder"] is None or error) else None}
+
+
+# ---------------------------------------------------------------------------------------------
+# the pool
+
+_preload_set = False
+
+
+def _context():
+    global _preload_set
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+    except ValueError:  # no forkserver on this platform
+        return multiprocessing.get_context("spawn")
+    if not _preload_set:
+        # workers start from a server that already imported numpy and the parsers
+        ctx.set_forkserver_preload(["qbdi_utils.corpus"])
+        _preload_set = True
+    return ctx
+
+
+class _Runner:
+    """Runs jobs in-process or in a lazily started process pool; yields results as they finish."""
+
+    def __init__(self, workers: int):
+        self.workers = int(workers)
+        self.pool: ProcessPoolExecutor | None = None
+        self.used_pool = False
+        self.broken = False
+
+    def run(self, fn, jobs: list, *, parallel: bool, on_file=None) -> Iterator[dict]:
+        if not jobs:
+            return
+        if not parallel or self.workers < 2 or len(jobs) < 2 or self.broken:
+            for job in jobs:
+                yield fn(job, on_file) if on_file is not None else fn(job)
+            return
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=_context())
+        self.used_pool = True
+        pending = {self.pool.submit(fn, job): job for job in jobs}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = pending.pop(fut)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    # a worker died (out of memory, a crash in a parser): finish here, one by one
+                    warnings.warn("a corpus worker process died (a script loading with workers > 1 "
+                                  "needs 'if __name__ == \"__main__\":'); parsing the rest in this "
+                                  "process", stacklevel=4)
+                    self.broken = True
+                    self.close()
+                    rest = [job] + list(pending.values())
+                    pending.clear()
+                    for j in rest:
+                        yield fn(j)
+                    return
+                yield result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+# ---------------------------------------------------------------------------------------------
+# manifests
+
+class _Manifest:
+    """A JSON manifest rewritten atomically, throttled when it grows large (see module docstring)."""
+
+    def __init__(self, path: Path | None, head: dict, errors: list):
+        self.path, self.head, self.errors = path, head, errors
+        self.shards: dict = {}
+        self._cost = 0.0
+        self._last = 0.0
+        self._dirty = False
+
+    def load(self) -> None:
+        if self.path is None:
+            return
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return  # missing or damaged: start empty (shard files are adopted again)
+        if isinstance(data, dict) and all(data.get(k) == v for k, v in self.head.items()):
+            self.shards = dict(data.get("shards") or {})
+
+    def save(self, force: bool = False) -> None:
+        if self.path is None:
+            return
+        self._dirty = True
+        now = time.perf_counter()
+        if not force and now - self._last < 5 * self._cost:
+            return
+        t0 = time.perf_counter()
+        text = json.dumps(dict(self.head, shards=self.shards), separators=(",", ":"))
+        try:
+            files_mod.write_text(self.path, text, force=True)
+        except QbdiError as exc:
+            self.errors.append(str(exc))
+        self._cost = time.perf_counter() - t0
+        self._last = time.perf_counter()
+        self._dirty = False
+
+    def flush(self) -> None:
+        if self._dirty:
+            self.save(force=True)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    import fcntl
+
+    fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_store(folder: Path) -> str | None:
+    """Create the store folder and its lock file; None when usable, else the reason."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o666))
+    except FileExistsError:
+        return str(files_mod.fs_error(OSError(errno.ENOTDIR, "not a folder"), folder, "create the folder"))
+    except OSError as exc:
+        return str(files_mod.fs_error(exc, folder, "create the folder"))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the streaming view
+
+@dataclass
+class ShardedCorpus:
+    """A corpus as frame shards on disk, for streaming (nothing but ids and counts in memory).
+
+    Attributes:
+        shard_paths: frame-shard files (``.npz``, keys in the module docstring), in shard order;
+            None for a shard that could not be written (its data is then held in memory).
+        shard_sizes: frames per shard.
+        piece_index: (N,) int32 global piece ids of every frame, in shard order.
+        piece_names: name of each piece id (augmented copies "<name>@+2" etc.).
+        pieces: one dict per piece id (as :attr:`qbdi_utils.corpus.Corpus.pieces`).
+        skipped: (name, reason) of every file not used, across all shards.
+        spec: roll layout.
+        options: the options the frames were built with.
+        fingerprint: the corpus cache key (set by the corpus module).
+        ingest: counts of this load: parsed, reused, shards, frame_shards_built,
+            frame_shards_reused, workers, seconds.
+        store: the store folder (None when caching was off).
+    """
+
+    shard_paths: list
+    shard_sizes: list
+    piece_index: np.ndarray
+    piece_names: list
+    pieces: list
+    skipped: list
+    spec: RollSpec
+    options: dict
+    fingerprint: str = ""
+    ingest: dict = field(default_factory=dict)
+    store: Path | None = None
+    _held: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames N."""
+        return int(self.piece_index.shape[0])
+
+    @property
+    def frame_size(self) -> int:
+        """Values in one frame (``spec.frame_size``)."""
+        return int(self.spec.frame_size)
+
+    @property
+    def n_shards(self) -> int:
+        """Number of frame shards."""
+        return len(self.shard_sizes)
+
+    def _read_packed(self, i: int) -> tuple[np.ndarray, int, np.ndarray]:
+        if i in self._held:
+            return self._held[i]
+        path = self.shard_paths[i]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                out = (z["frames"], int(z["n_columns"]), np.asarray(z["piece_index"], dtype=np.int32))
+        except OSError as exc:
+            raise files_mod.fs_error(exc, path, "read") from None
+        except Exception as exc:
+            raise CorpusError(f"damaged frame shard ({type(exc).__name__}); load the corpus again "
+                              "to rebuild it", path) from None
+        if out[0].shape[0] != self.shard_sizes[i] or out[1] != self.frame_size:
+            raise CorpusError("frame shard does not match its manifest; load the corpus again", path)
+        return out
+
+    def read_shard(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frames and global piece ids of shard ``i``.
+
+        Returns:
+            (frames (n, frame_size) uint8 0/1, piece_ids (n,) int32).
+
+        Raises:
+            CorpusError: the shard file is damaged or no longer matches.
+            FileSystemError: it cannot be read.
+        """
+        packed, n_col, ids = self._read_packed(int(i))
+        return np.unpackbits(packed, axis=1, count=n_col), ids
+
+    def iter_shards(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`read_shard` of every shard, in shard order."""
+        for i in range(self.n_shards):
+            yield self.read_shard(i)
+
+    def _piece_order_runs(self) -> list[tuple[int, int, int]]:
+        """(shard, first row, end row) runs that visit every frame in piece order."""
+        starts = np.concatenate([[0], np.cumsum(self.shard_sizes)]).astype(np.int64)
+        order = np.argsort(self.piece_index, kind="stable")
+        if order.size == 0:
+            return []
+        shard_of = np.repeat(np.arange(self.n_shards), self.shard_sizes)[order]
+        breaks = np.flatnonzero((np.diff(order) != 1) | (np.diff(shard_of) != 0)) + 1
+        runs = []
+        for a, b in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [order.size]])):
+            s = int(shard_of[a])
+            runs.append((s, int(order[a] - starts[s]), int(order[b - 1] - starts[s] + 1)))
+        return runs
+
+    @property
+    def in_piece_order(self) -> bool:
+        """Whether shard order is piece order (true for a store built from scratch)."""
+        return bool(np.all(np.diff(self.piece_index) >= 0))
+
+    def frames_fingerprint(self) -> str:
+        """:func:`qbdi_utils.vae.frames_fingerprint` of the in-memory corpus's frames (piece order).
+
+        SHA-256 of ``repr((N, D))`` then the uint8 frames row by row in piece order, first 16 hex
+        digits. Shards are read as the piece order reaches them and dropped after their last run.
+        """
+        h = hashlib.sha256(repr((self.n_frames, self.frame_size)).encode())
+        runs = self._piece_order_runs()
+        last = {s: k for k, (s, _, _) in enumerate(runs)}
+        cache: dict = {}
+        for k, (s, a, b) in enumerate(runs):
+            if s not in cache:
+                cache[s] = self._read_packed(s)
+            packed, n_col, _ = cache[s]
+            h.update(np.ascontiguousarray(np.unpackbits(packed[a:b], axis=1, count=n_col)).tobytes())
+            if last[s] == k:
+                del cache[s]
+        return h.hexdigest()[:16]
+
+    def to_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """All frames in piece order, as the in-memory corpus holds them.
+
+        Returns:
+            (frames (N, frame_size) uint8, piece_index (N,) int32), sorted by piece id (stable).
+        """
+        order = np.argsort(self.piece_index, kind="stable")
+        dest = np.empty(self.n_frames, dtype=np.int64)
+        dest[order] = np.arange(self.n_frames)
+        out = np.empty((self.n_frames, self.frame_size), dtype=np.uint8)
+        start = 0
+        for i in range(self.n_shards):
+            fr, _ = self.read_shard(i)
+            out[dest[start:start + len(fr)]] = fr
+            start += len(fr)
+        return out, self.piece_index[order]
+
+
+# ---------------------------------------------------------------------------------------------
+# building
+
+def build(kind: str, identity: str, wanted: list[SourceFile], present: list[SourceFile], *,
+          parse: Callable, expand: Callable, spec: RollSpec, meter: str | None,
+          transpose, augment: tuple, options: dict, cache_root: str | Path | None = None,
+          cache: bool = True, workers: int | None = None, shard_files: int | None = None,
+          progress: bool = True) -> ShardedCorpus:
+    """Bring a source's store up to date and return its frames as a :class:`ShardedCorpus`.
+
+    Files of ``wanted`` not found in a listed pieces shard (by key, size and mtime) are parsed, in
+    batches of ``shard_files``, in ``workers`` processes; each batch becomes a pieces shard. Then one
+    frame shard per pieces shard is built (or reused) for ``transpose`` and ``augment``.
+
+    Args:
+        kind: "folder" or "chorales" (part of the store's name).
+        identity: the source's identity without its file list (see :func:`store_dir`).
+        wanted: the files to use, in global piece order.
+        present: every current file of the source (``wanted`` is its head when a limit applies);
+            shards holding none of them are dropped.
+        parse: ``parse(path, name, spec, meter) -> Piece | str`` (a reason to skip); top-level.
+        expand: ``expand(piece, spec, transpose, augment) -> [(frames, info dict), ...]``, the
+            original first then one entry per augmentation shift; top-level.
+        spec: roll layout.
+        meter: meter filter passed to ``parse``.
+        transpose: passed to ``expand``.
+        augment: shifts passed to ``expand``.
+        options: recorded on the result (``ShardedCorpus.options``).
+        cache_root: parent of the store folder (default ``paths.cache_dir()``).
+        cache: False keeps every shard in memory and writes nothing.
+        workers: processes for parsing (default :func:`default_workers`); 1 parses in-process.
+        shard_files: files per pieces shard (default :data:`DEFAULT_SHARD_FILES`).
+        progress: a progress bar over the files parsed.
+
+    Returns:
+        ShardedCorpus; ``skipped`` lists the wanted files that were not used.
+
+    Raises:
+        OptionError: workers or shard_files below 1.
+    """
+    t0 = time.perf_counter()
+    workers = default_workers() if workers is None else int(workers)
+    shard_files = DEFAULT_SHARD_FILES if shard_files is None else int(shard_files)
+    if workers < 1:
+        raise OptionError(f"workers must be at least 1, got {workers}")
+    if shard_files < 1:
+        raise OptionError(f"shard_files must be at least 1, got {shard_files}")
+    folder = store_dir(kind, identity, spec, meter, cache_root) if cache else None
+    errors: list[str] = []
+    if folder is not None:
+        reason = _open_store(folder)
+        if reason is not None:
+            warnings.warn(f"corpus cache not written ({reason}); set QBDI_CACHE_DIR to a writable "
+                          "folder", stacklevel=3)
+            folder = None
+    runner = _Runner(workers)
+    try:
+        with (_locked(folder) if folder is not None else contextlib.nullcontext()):
+            for _attempt in range(3):
+                result = _build_once(folder, kind, wanted, present, parse, expand, spec, meter,
+                                     transpose, augment, options, runner, shard_files, progress, errors)
+                if result is not None:
+                    break
+            else:  # pragma: no cover - shards damaged while being read three times over
+                raise CorpusError("the corpus store keeps changing while it is read", folder)
+    finally:
+        runner.close()
+    if errors:
+        warnings.warn(f"corpus cache not written: {len(errors)} file(s) failed, first: {errors[0]}; "
+                      "the corpus is complete, only the next load parses again", stacklevel=3)
+    result.ingest["workers"] = workers if runner.used_pool else 1
+    result.ingest["seconds"] = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _adopt_and_prune(folder: Path | None, manifest: _Manifest, present: list[SourceFile]) -> None:
+    """Adopt complete shard files the manifest misses; drop shards with no current file."""
+    if folder is None:
+        return
+    files_mod.clean_leftovers(folder)
+    listed = set(manifest.shards)
+    for name in sorted(os.listdir(folder)):
+        if _PIECES_RE.match(name) and name not in listed:
+            try:
+                meta = _read_meta(folder / name)
+                if meta.get("version") != STORE_VERSION:
+                    raise ValueError("other version")
+                manifest.shards[name] = {"files": [[f["key"], f["size"], f["mtime_ns"], f.get("skipped")]
+                                                   for f in meta["files"]]}
+            except Exception:  # not a complete shard of ours
+                with contextlib.suppress(OSError):
+                    os.unlink(folder / name)
+    current = {f.ident for f in present}
+    seen: set = set()
+    for name in list(manifest.shards):
+        idents = {(k, int(s), int(m)) for k, s, m, _ in manifest.shards[name]["files"]}
+        useful = (idents & current) - seen
+        if not useful or not (folder / name).is_file():
+            del manifest.shards[name]
+            with contextlib.suppress(OSError):
+                os.unlink(folder / name)
+        seen |= idents
+
+
+def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, transpose, augment,
+                options, runner, shard_files, progress, errors) -> ShardedCorpus | None:
+    head = {"version": STORE_VERSION, "spec": spec.to_dict(), "meter": meter}
+    manifest = _Manifest(folder / MANIFEST if folder is not None else None, head, errors)
+    manifest.load()
+    n_listed = len(manifest.shards)
+    _adopt_and_prune(folder, manifest, present)
+    if len(manifest.shards) != n_listed:
+        manifest.save(force=True)
+
+    # where each wanted file is: (shard name, skip reason)
+    where: dict = {}
+    for name, entry in manifest.shards.items():
+        for k, s, m, reason in entry["files"]:
+            where.setdefault((k, int(s), int(m)), (name, reason))
+    todo = [f for f in wanted if f.ident not in where]
+    reused = len(wanted) - len(todo)
+
+    # parse the new files, in batches, each written as a shard as it completes
+    parallel = runner.workers > 1 and len(todo) >= 2 * shard_files
+    size = shard_files if not parallel else max(1, min(shard_files, math.ceil(len(todo) / (4 * runner.workers))))
+    jobs = []
+    for i in range(0, len(todo), size):
+        batch = todo[i:i + size]
+        jobs.append({"folder": None if folder is None else str(folder),
+                     "name": f"pieces-{_digest([f.ident for f in batch])}.npz",
+                     "files": [[f.key, f.path, f.name, f.size, f.mtime_ns] for f in batch],
+                     "parse": parse, "spec": spec.to_dict(), "meter": meter})
+    held_pieces: dict = {}  # shards not written: name -> (rolls, meta)
+    bar = files_mod.progress(total=len(todo), desc=f"parsing {kind}", unit="file", mininterval=3.0) \
+        if (progress and todo) else None
+    try:
+        tick = (lambda: bar.update(1)) if (bar is not None and not parallel) else None
+        for res in runner.run(_parse_job, jobs, parallel=parallel, on_file=tick):
+            if bar is not None and parallel:
+                bar.update(len(res["files"]))
+            if res["error"]:
+                errors.append(res["error"])
+            if res["data"] is not None:
+                held_pieces[res["name"]] = res["data"]
+            else:
+                manifest.shards[res["name"]] = {"files": res["files"]}
+                manifest.save()
+            for k, s, m, reason in res["files"]:
+                where[(k, int(s), int(m))] = (res["name"], reason)
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest.flush()
+
+    # global ids, skipped list and the frame-shard jobs
+    aug = tuple(augment)
+    per_shard: dict = {}
+    skipped, next_id, names = [], 0, []
+    for f in wanted:
+        shard, reason = where[f.ident]
+        if reason is not None:
+            skipped.append((f.name, reason))
+            continue
+        per_shard.setdefault(shard, []).append([f.key, next_id])
+        names.append(f.name)
+        names += [f"{f.name}@{a:+d}" for a in aug]
+        next_id += 1 + len(aug)
+    opt_key = _digest({"v": STORE_VERSION, "transpose": transpose, "augment": list(aug)})
+    fman = _Manifest(folder / f"frames-{opt_key}.json" if folder is not None else None,
+                     dict(head, transpose=transpose, augment=list(aug)), errors)
+    fman.load()
+    n_fman = len(fman.shards)
+    wanted_frames, fjobs = {}, []
+    for shard, include in per_shard.items():
+        fname = f"frames-{opt_key}-{_digest([shard, include])}.npz"
+        wanted_frames[fname] = shard
+        if fname in fman.shards and folder is not None and (folder / fname).is_file():
+            continue
+        fjobs.append({"folder": None if folder is None else str(folder), "name": fname,
+                      "pieces_name": shard,
+                      "pieces_path": None if folder is None else str(folder / shard),
+                      "pieces_data": held_pieces.get(shard), "include": include, "expand": expand,
+                      "spec": spec.to_dict(), "transpose": transpose, "augment": list(aug)})
+    # frame shards no longer wanted for these options
+    for fname in list(fman.shards):
+        if fname not in wanted_frames:
+            del fman.shards[fname]
+    if folder is not None:
+        prefix = f"frames-{opt_key}-"
+        for name in os.listdir(folder):
+            if name.startswith(prefix) and name.endswith(".npz") and name not in wanted_frames:
+                with contextlib.suppress(OSError):
+                    os.unlink(folder / name)
+    held_frames: dict = {}  # frame shards not written: name -> (packed, n_columns, piece_index)
+    infos = {name: entry["pieces"] for name, entry in fman.shards.items()}
+    damaged = []
+    n_files = sum(len(j["include"]) for j in fjobs)
+    fparallel = runner.pool is not None or (runner.workers > 1 and n_files >= 2 * shard_files)
+    for res in runner.run(_frames_job, fjobs, parallel=fparallel):
+        if "damaged" in res:
+            damaged.append(wanted_frames[res["name"]])
+            continue
+        infos[res["name"]] = res["pieces"]
+        if res["error"]:
+            errors.append(res["error"])
+        if res["data"] is not None:
+            held_frames[res["name"]] = res["data"]
+        else:
+            fman.shards[res["name"]] = {"pieces_shard": wanted_frames[res["name"]],
+                                        "n_frames": res["n_frames"], "pieces": res["pieces"]}
+            fman.save()
+    if damaged:  # a pieces shard could not be read: forget it, parse its files again
+        for shard in damaged:
+            manifest.shards.pop(shard, None)
+            with contextlib.suppress(OSError):
+                os.unlink(folder / shard)
+        manifest.save(force=True)
+        fman.flush()
+        return None
+    if fjobs or len(fman.shards) != n_fman:
+        fman.save(force=True)
+
+    # assemble, shards ordered by their first piece id
+    entries = sorted(wanted_frames, key=lambda name: min(p["id"] for p in infos[name]))
+    all_pieces: list = [None] * next_id
+    shard_paths, shard_sizes, index_parts, held = [], [], [], {}
+    for i, fname in enumerate(entries):
+        pinfo = infos[fname]
+        path = None if (folder is None or fname in held_frames) else folder / fname
+        for p in pinfo:
+            all_pieces[p["id"]] = {k: v for k, v in p.items() if k != "id"}
+        ids = np.array([p["id"] for p in pinfo], dtype=np.int32)
+        counts = np.array([p["n_frames"] for p in pinfo], dtype=np.int64)
+        index_parts.append(np.repeat(ids, counts))
+        shard_paths.append(path)
+        shard_sizes.append(int(counts.sum()))
+        if path is None:
+            held[i] = held_frames[fname]
+    piece_index = np.concatenate(index_parts) if index_parts else np.zeros(0, np.int32)
+    return ShardedCorpus(
+        shard_paths=shard_paths, shard_sizes=shard_sizes, piece_index=piece_index.astype(np.int32),
+        piece_names=names, pieces=all_pieces, skipped=skipped, spec=spec, options=dict(options),
+        ingest={"parsed": len(todo), "reused": reused, "shards": len(per_shard),
+                "new_shards": len(jobs), "frame_shards_built": len(fjobs),
+                "frame_shards_reused": len(wanted_frames) - len(fjobs)},
+        store=folder, _held=held)
+
+
+def forget_frames(sc: ShardedCorpus) -> int:
+    """Delete the frame shards of ``sc`` (e.g. one turned out damaged); the next
+    :func:`build` with the same options rebuilds them from the pieces shards, without parsing.
+
+    Returns:
+        The number of files deleted.
+    """
+    n = 0
+    for path in sc.shard_paths:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                n += 1
+    return n
