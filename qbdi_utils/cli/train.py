@@ -2,6 +2,17 @@
 
     qbdi train --corpus {chorales|PATH} --out MODEL_DIR [--epochs N] [--beta B] [--seed S]
                [--hidden-dim H] [--latent-dim L] [--gamma G] [--force]
+               [--workers N] [--stream | --memory-budget SIZE] [--devices N] [--max-eval-frames N]
+
+Large corpora (README, "Training on a large corpus"): the corpus is parsed by ``--workers``
+processes into a sharded, incremental store (:mod:`qbdi_utils.shards`; a second run parses only new
+or changed files). Training holds the frames in memory unless they would exceed ``--memory-budget``
+(default: half of the machine's memory) or ``--stream`` is given: then they are streamed from the
+shards through tf.data (:mod:`qbdi_utils.stream`) and each held-out set is capped at
+``--max-eval-frames`` frames of whole pieces. ``--devices N`` trains data-parallel on N local GPUs,
+or N logical CPU devices when there is no GPU (MirroredStrategy, :mod:`qbdi_utils.devices`); with
+``TF_CONFIG`` set it trains as one worker of several (MultiWorkerMirroredStrategy) and only the
+chief saves.
 
 Prints progress (corpus parsing, epochs) on stderr, a short table of the corpus files it skipped
 (file, reason), and, at the end, the validation numbers (on which the decoding threshold was
@@ -18,18 +29,22 @@ saves nothing.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
 from qbdi_utils import corpus as corpus_mod
+from qbdi_utils import devices as devices_mod
 from qbdi_utils import files
+from qbdi_utils import shards as shards_mod
+from qbdi_utils import stream as stream_mod
 from qbdi_utils import train as train_mod
 from qbdi_utils.cli import int_option
 from qbdi_utils.errors import OptionError
 from qbdi_utils.vae import PRESETS
 
-__all__ = ["MAX_EPOCHS", "MAX_SEED", "MAX_UNITS", "SKIPPED_FILE", "SKIPPED_SHOWN", "add_parser",
-           "run_train", "skipped_table"]
+__all__ = ["MAX_DEVICES", "MAX_EPOCHS", "MAX_SEED", "MAX_UNITS", "MAX_WORKERS", "SKIPPED_FILE",
+           "SKIPPED_SHOWN", "add_parser", "parse_size", "run_train", "skipped_table"]
 
 MAX_SEED = 2**32 - 1
 """Largest --seed (seeds are 32-bit numbers)."""
@@ -41,6 +56,10 @@ SKIPPED_FILE = "skipped.csv"
 """Table of skipped corpus files (columns file, reason) saved inside the model directory."""
 SKIPPED_SHOWN = 20
 """Rows of the skipped-files table printed; the rest are counted ("... N more")."""
+MAX_WORKERS = 512
+"""Largest --workers (parser processes)."""
+MAX_DEVICES = 64
+"""Largest --devices (local GPUs or logical CPU devices)."""
 
 BETA_HELP = ("weight of the rate R in the loss D + beta*R, nats per frame (default 1 = the negative "
              "ELBO). beta-VAE convention: beta weighs the RATE; the paper's Appendix-B beta weighs "
@@ -75,6 +94,23 @@ def add_parser(subparsers) -> None:
                    "= the paper's VAE, no head); G > 0 adds a predictor head latent -> hidden -> "
                    "next bar (PAPER.md section 8)")
     p.add_argument("--force", action="store_true", help="overwrite an existing MODEL_DIR")
+    p.add_argument("--workers", default=None, metavar="N",
+                   help=f"processes parsing the corpus (default: the {shards_mod.default_workers()} cores "
+                   "available); parsed files are kept in a sharded cache, so a second run parses only "
+                   "new or changed files")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--stream", action="store_true",
+                      help="stream the frames from the on-disk shards (tf.data) instead of holding them "
+                      "in memory, whatever their size")
+    mode.add_argument("--memory-budget", default=None, metavar="SIZE",
+                      help="stream when in-memory training would need more than SIZE (e.g. 8G, 500M; "
+                      "about 25 KB per bar; default: half of this machine's memory)")
+    p.add_argument("--devices", default="1", metavar="N",
+                   help="train data-parallel on N local GPUs, or N logical CPU devices without a GPU "
+                   "(same global batch; default 1). With TF_CONFIG set: one worker of several")
+    p.add_argument("--max-eval-frames", default=None, metavar="N",
+                   help="cap each held-out set (validation, test) at N frames of whole pieces "
+                   f"(default: no cap in memory, {train_mod.STREAM_EVAL_FRAMES} when streaming)")
     p.set_defaults(func=run_train)
 
 
@@ -97,20 +133,38 @@ def run_train(args) -> int:
     if not (math.isfinite(args.beta) and args.beta >= 0):
         raise OptionError(f"--beta {args.beta} must be a finite number >= 0")
     gamma = _nonnegative_float("--gamma", args.gamma)
+    workers = None if args.workers is None else int_option("--workers", args.workers, 1, MAX_WORKERS)
+    n_devices = int_option("--devices", args.devices, 1, MAX_DEVICES)
+    max_eval = None if args.max_eval_frames is None else int_option("--max-eval-frames",
+                                                                    args.max_eval_frames, 1)
+    budget = None if args.memory_budget is None else parse_size("--memory-budget", args.memory_budget)
 
-    corpus = corpus_mod.load_corpus(args.corpus, progress=True)
+    corpus = corpus_mod.load_corpus(args.corpus, progress=True, workers=workers, in_memory=False)
+    ing = corpus.ingest
     print(f"corpus: {corpus.n_frames} frames from {len(corpus.piece_names)} pieces "
-          f"({len(corpus.skipped)} skipped)", file=sys.stderr)
+          f"({len(corpus.skipped)} skipped; {ing.get('parsed', 0)} files parsed, "
+          f"{ing.get('reused', 0)} from the cache)", file=sys.stderr)
     table = skipped_table(corpus.skipped)
     if table:
         print(table, file=sys.stderr)
     if corpus.n_frames < 3:
         raise OptionError(f"corpus {args.corpus} has {corpus.n_frames} frame(s); need at least 3 "
                           "(training, validation and test)")
-    model, _ = train_mod.train(corpus.frames, spec=corpus.spec, groups=corpus.piece_index,
+    streaming = args.stream or stream_mod.should_stream(corpus.n_frames, corpus.frame_size, budget)
+    if streaming:
+        print(f"streaming {corpus.n_frames} frames from {len(corpus.shard_sizes)} shards", file=sys.stderr)
+        data, groups = corpus, None
+    else:
+        data, groups = corpus.to_arrays()
+    model, _ = train_mod.train(data, spec=corpus.spec, groups=groups, stream=streaming or None,
+                               max_eval_frames=max_eval,
+                               devices=n_devices if n_devices > 1 or os.environ.get("TF_CONFIG") else None,
                                hidden_dim=hidden_dim, latent_dim=latent_dim,
                                epochs=epochs, beta=args.beta, seed=seed, gamma=gamma,
                                progress=True)
+    if not devices_mod.is_chief():
+        print("trained as a non-chief worker: the chief saves the model", file=sys.stderr)
+        return 0
     train_mod.record_corpus(model, args.corpus, corpus)
     rows = [{"file": str(name), "reason": str(reason)} for name, reason in corpus.skipped]
     model.save(out, force=args.force,
@@ -151,6 +205,25 @@ def skipped_table(skipped, shown: int = SKIPPED_SHOWN) -> str:
     if len(skipped) > shown:
         lines.append(f"  ... {len(skipped) - shown} more (all in {SKIPPED_FILE} in the model folder)")
     return "\n".join(lines)
+
+
+def parse_size(name: str, value: str) -> int:
+    """Parse a byte size such as ``8G``, ``500M``, ``64k`` or ``1000000`` (powers of 1024), > 0.
+
+    Raises:
+        OptionError: not a size, or not positive (one stderr line).
+    """
+    text = str(value).strip().upper().removesuffix("B")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    mult = scale.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in scale else text
+    try:
+        v = float(number)
+    except ValueError:
+        raise OptionError(f"{name} {value!r} is not a size (e.g. 8G, 500M, 64K)") from None
+    if not (math.isfinite(v) and v * mult >= 1):
+        raise OptionError(f"{name} {value} must be a positive size")
+    return int(v * mult)
 
 
 def _nonnegative_float(name: str, value: str) -> float:
