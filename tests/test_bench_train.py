@@ -53,3 +53,14 @@ def test_peak_probe_reports_every_size_and_kernel(bench):
     rates = window()
     assert set(rates) == {"xla-128", "tf-128", "xla-256", "tf-256"}
     assert all(np.isfinite(r) and r > 0 for r in rates.values())
+
+
+def test_peak_operands_are_float32_and_scaled(bench):
+    a, w = bench._square_pair(256)
+    assert a.dtype == np.float32 and w.dtype == np.float32  # a float64 peak would be half the float32 one
+    assert a.shape == w.shape == (256, 256)
+    assert np.std(a) == pytest.approx(1 / 16, rel=0.05)
+    x = a.astype(np.float64)
+    for _ in range(4):
+        x = x @ w
+    assert np.std(x) == pytest.approx(1 / 16, rel=0.2)  # the chain neither explodes nor vanishes
