@@ -40,7 +40,9 @@ the best of each is reported, so a neighbour's load on the shared cores hits all
 per-round median fractions, the spreads (max/min over rounds) of the peak and of each training rate,
 and the load average are printed too: a spread above ~1.3 means the run was contended and its
 numbers are not trustworthy; rerun on a quiet machine. ``contended`` is true when a spread exceeds
-1.3 or a training fraction exceeds 1 (training cannot beat the peak: the peak windows were starved).
+1.3, a training fraction exceeds 1 (training cannot beat the peak: the peak windows were starved) or
+the 1-minute load average exceeds the cores + 1 (steady load from others slows every phase alike,
+so the spreads stay small but the rates are not the machine's).
 
 recommended_batch (and recommended_learning_rate) is the big batch when it is faster AND its
 held-out loss after the fixed number of samples is within --loss-tolerance (relative, default 0.01)
@@ -399,7 +401,8 @@ def main(argv=None) -> int:
     }
     spreads = [out["peak_spread"]] + [v for k, v in out.items() if k.endswith("_train_spread")]
     fractions = [v for k, v in out.items() if k.endswith("_train_fraction_of_peak")]
-    out["contended"] = max(spreads) > 1.3 or max(fractions) > 1.0
+    out["contended"] = (max(spreads) > 1.3 or max(fractions) > 1.0
+                        or out["load_avg_1min"] > (os.cpu_count() or 1) + 1)
     if auto:
         out["sweep"] = {str(b): {"samples_per_s": round(sps[b], 1), "learning_rate": round(lr_of[b], 6),
                                  **({"heldout_loss_nats": round(quality[b]["loss"], 3)} if quality else {})}
