@@ -46,7 +46,8 @@ so the spreads stay small but the rates are not the machine's).
 
 recommended_batch (and recommended_learning_rate) is the big batch when it is faster AND its
 held-out loss after the fixed number of samples is within --loss-tolerance (relative, default 0.01)
-of batch 100's, else 100: speed bought with a worse model is not recommended. The big batch is
+of batch 100's, else 100: speed bought with a worse model is not recommended (null with
+--quality-epochs 0, which measures no loss). The big batch is
 --big-batch (default 500, learning rate 1e-3 x sqrt(500 / 100) = 2.24e-3, the square-root scaling
 rule for Adam, unless --big-lr is given), or with ``--big-batch auto`` the fastest of --candidates
 (default 250, 500, 1000, 2000) within the tolerance, or if none is, the one with the lowest held-out
@@ -347,7 +348,7 @@ def main(argv=None) -> int:
         big = max(ok, key=lambda b: sps[b])
     else:  # none keeps the model: show the least bad one
         big = min(bigger, key=lambda b: quality[b]["loss"]) if quality else max(bigger, key=lambda b: sps[b])
-    recommended = big if big in ok else PAPER_BATCH
+    recommended = (big if big in ok else PAPER_BATCH) if quality else None  # no evidence: no advice
 
     import keras
 
@@ -383,7 +384,7 @@ def main(argv=None) -> int:
         "big_batch_learning_rate": round(lr_of[big], 6),
         **(block("batchB", big) if big != PAPER_BATCH else {}),
         "recommended_batch": recommended,
-        "recommended_learning_rate": round(lr_of[recommended], 6),
+        "recommended_learning_rate": round(lr_of[recommended], 6) if recommended else None,
         "quality_samples": (quality[PAPER_BATCH]["n_train"] * args.quality_epochs) if quality else 0,
         "quality_epochs": args.quality_epochs,
         "corpus": corpus_label,
