@@ -23,8 +23,8 @@ B = big_batch, learning rate big_batch_learning_rate):
     <b>_heldout_loss_nats   held-out loss (D + beta R, nats per frame, test pieces) of a model trained
                             by train.train for a FIXED number of samples (--quality-epochs passes over
                             the training split, the same for every batch), so that speed is not
-                            bought with a worse model; on the Bach chorales when their corpus cache
-                            exists (or --corpus chorales), else on synthetic frames (key "corpus")
+                            bought with a worse model; on the Bach chorales (the first run parses
+                            them into the corpus cache), or synthetic frames with --corpus synthetic
     <b>_heldout_f1          note F1 of that model's written outputs on the same test pieces
 Kept for comparison only, under a label that says what it is:
     numpy_gemm_ratio_haswell_kernels  batch-100 training FLOP/s over numpy's FLOP/s on the model's own
@@ -171,25 +171,11 @@ def peak_matmul_rates(sizes=(1024, 2048), seconds: float = 0.4, kernels=("xla", 
     return window
 
 
-def _chorales_cached() -> bool:
-    """Whether ``load_corpus("chorales")`` with its defaults would read its cache (no 50 s parse)."""
-    from qbdi_utils import corpus, paths
-    from qbdi_utils.pianoroll import RollSpec
-
-    try:
-        _, _, ident, _ = corpus._source_id("chorales")
-        fp = corpus.corpus_fingerprint(ident, RollSpec(), {"transpose": "tonic", "augment": [],
-                                                           "meter": "4/4", "limit": None})
-    except Exception:  # music21 missing or the cache key changed: treat as not cached
-        return False
-    return (paths.cache_dir() / f"corpus-{fp}.npz").is_file()
-
-
 def _quality_data(which: str, frames: int):
     """(frames, groups or None, label) for the held-out runs."""
     from qbdi_utils import corpus, vae
 
-    if which == "chorales" or (which == "auto" and _chorales_cached()):
+    if which in ("chorales", "auto"):  # embedded in music21; parsed once into the shard cache
         c = corpus.load_corpus("chorales", progress=False)
         return c.frames, c.piece_index, f"chorales ({len(c.frames)} frames, {len(c.piece_names)} pieces)"
     return vae.synthetic_frames(frames, seed=0), None, f"synthetic ({frames} frames)"
@@ -239,7 +225,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quality-epochs", type=int, default=20,
                     help="passes over the training split of each held-out run (0: skip them)")
     ap.add_argument("--corpus", default="auto", choices=("auto", "chorales", "synthetic"),
-                    help="data of the held-out runs (auto: the chorales when cached)")
+                    help="data of the held-out runs (auto = chorales)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, 1024 only, 5 quality epochs")
     args = ap.parse_args(argv)
     if args.quick:
