@@ -129,7 +129,8 @@ class Corpus:
         load_seconds: wall-clock seconds this load took.
         cache_path: the shard store folder (None when caching was off).
         ingest: counts of this load (:class:`qbdi_utils.shards.ShardedCorpus`): parsed, reused,
-            shards, new_shards, frame_shards_built, frame_shards_reused, workers, seconds.
+            shards, new_shards, frame_shards_built, frame_shards_reused, workers, seconds,
+            job_cpu_seconds.
     """
 
     frames: np.ndarray

@@ -218,6 +218,7 @@ def _parse_job(job: dict, on_file: Callable[[], None] | None = None) -> dict:
     Returns the shard's file list ``[[key, size, mtime_ns, reason or None], ...]``, the write error
     (None when written) and, when the shard was not written, its data.
     """
+    cpu0 = time.process_time()
     spec = RollSpec.from_dict(job["spec"])
     parse = job["parse"]
     rolls, metas = [], []
@@ -243,12 +244,13 @@ def _parse_job(job: dict, on_file: Callable[[], None] | None = None) -> dict:
     if job["folder"] is not None:
         error = _write_shard(Path(job["folder"]) / job["name"], arrays)
     listing = [[m["key"], m["size"], m["mtime_ns"], m.get("skipped")] for m in metas]
-    return {"name": job["name"], "files": listing, "error": error,
+    return {"name": job["name"], "files": listing, "error": error, "cpu": time.process_time() - cpu0,
             "data": (roll, meta) if (job["folder"] is None or error) else None}
 
 
 def _frames_job(job: dict) -> dict:
     """Build one frame shard from a pieces shard (runs in a worker or in-process)."""
+    cpu0 = time.process_time()
     spec = RollSpec.from_dict(job["spec"])
     if job["pieces_data"] is not None:
         rolls, meta = job["pieces_data"]
@@ -280,6 +282,7 @@ def _frames_job(job: dict) -> dict:
             "frames": packed, "n_columns": np.int64(fr.shape[1]), "piece_index": piece_index,
             "meta": np.array(json.dumps(meta_out))})
     return {"name": job["name"], "pieces": infos, "n_frames": int(len(fr)), "error": error,
+            "cpu": time.process_time() - cpu0,
             "data": (packed, int(fr.shape[1]), piece_index) if (job["folder"] is None or error) else None}
 
 
@@ -435,8 +438,11 @@ class ShardedCorpus:
         spec: roll layout.
         options: the options the frames were built with.
         fingerprint: the corpus cache key (set by the corpus module).
-        ingest: counts of this load: parsed, reused, shards, frame_shards_built,
-            frame_shards_reused, workers, seconds.
+        ingest: counts of this load: parsed (files), reused (files found in listed shards),
+            shards (pieces shards used), new_shards, frame_shards_built, frame_shards_reused,
+            workers (processes that parsed: 1 when in-process), seconds (wall clock) and
+            job_cpu_seconds (CPU time of the parse and frame jobs, summed over the workers; on a
+            shared machine ``job_cpu_seconds / seconds`` shows how much CPU the load really got).
         store: the store folder (None when caching was off).
     """
 
@@ -691,11 +697,13 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
                      "files": [[f.key, f.path, f.name, f.size, f.mtime_ns] for f in batch],
                      "parse": parse, "spec": spec.to_dict(), "meter": meter})
     held_pieces: dict = {}  # shards not written: name -> (rolls, meta)
+    cpu = 0.0  # CPU seconds of the jobs, wherever they ran
     bar = files_mod.progress(total=len(todo), desc=f"parsing {kind}", unit="file", mininterval=3.0) \
         if (progress and todo) else None
     try:
         tick = (lambda: bar.update(1)) if (bar is not None and not parallel) else None
         for res in runner.run(_parse_job, jobs, parallel=parallel, on_file=tick):
+            cpu += res["cpu"]
             if bar is not None and parallel:
                 bar.update(len(res["files"]))
             if res["error"]:
@@ -760,6 +768,7 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
         if "damaged" in res:
             damaged.append(wanted_frames[res["name"]])
             continue
+        cpu += res["cpu"]
         infos[res["name"]] = res["pieces"]
         if res["error"]:
             errors.append(res["error"])
@@ -802,7 +811,7 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
         piece_names=names, pieces=all_pieces, skipped=skipped, spec=spec, options=dict(options),
         ingest={"parsed": len(todo), "reused": reused, "shards": len(per_shard),
                 "new_shards": len(jobs), "frame_shards_built": len(fjobs),
-                "frame_shards_reused": len(wanted_frames) - len(fjobs)},
+                "frame_shards_reused": len(wanted_frames) - len(fjobs), "job_cpu_seconds": round(cpu, 3)},
         store=folder, _held=held)
 
 
