@@ -319,7 +319,9 @@ def grid(configs, frames: np.ndarray, groups: np.ndarray | None = None, *, sourc
 
     Returns:
         list of dicts in the order of ``configs``: ``gamma``, ``beta``, ``seed`` (the model's training
-        seed), ``epochs``, then every key of :func:`evaluate` (``gamma``/``beta`` agree with the config).
+        seed), ``epochs``, ``train_seconds`` (the wall time its training took when it was trained, as
+        recorded in ``model.info``; nan if unknown), then every key of :func:`evaluate`
+        (``gamma``/``beta`` agree with the config).
 
     Used in: notebook 06 (predictive training).
     """
@@ -337,7 +339,9 @@ def grid(configs, frames: np.ndarray, groups: np.ndarray | None = None, *, sourc
             if path is not None:
                 files.write_text(path, json.dumps(r, sort_keys=True), force=True)
         rows.append({"gamma": float(cfg.gamma), "beta": float(cfg.beta), "seed": int(cfg.seed),
-                     "epochs": int(cfg.epochs), **{k: v for k, v in r.items() if k not in ("gamma", "beta")}})
+                     "epochs": int(cfg.epochs),
+                     "train_seconds": float((getattr(model, "info", None) or {}).get("train_seconds", np.nan)),
+                     **{k: v for k, v in r.items() if k not in ("gamma", "beta")}})
     return rows
 
 

@@ -258,6 +258,7 @@ def test_grid_rows_are_evaluate_of_each_config(monkeypatch, tmp_path):
     for r, cfg in zip(rows, configs):
         direct = predictive.evaluate(built[cfg.seed], frames, groups, seed=2)
         assert r["i_probe_lag1_nats"] == direct["i_probe_lag1_nats"] and r["r_nats"] == direct["r_nats"]
+        assert r["train_seconds"] == built[cfg.seed].info["train_seconds"] > 0
     assert rows[0]["i_probe_lag1_nats"] != rows[1]["i_probe_lag1_nats"]
     # a second grid over the same models reads the stored evaluations instead of fitting probes again
     calls = []
