@@ -57,7 +57,7 @@ __all__ = ["GRID_METRICS", "bernoulli_ce", "evaluate", "fit_probe", "grid", "mar
            "probe_information"]
 
 _PROBE_BATCH = 256
-_PROBE_MAX_EPOCHS = 30
+_PROBE_MAX_EPOCHS = 15
 _PROBE_PATIENCE = 3
 _PROBE_LR = 2e-3
 _STOP_FRACTION = 0.1
@@ -317,9 +317,10 @@ def evaluate(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | None = No
 
 
 def _evaluation_path(model: StyleVAE, x: np.ndarray, groups, seed: int):
-    """Where :func:`grid` keeps one model's evaluation: keyed on the probe's method, the model's
+    """Where :func:`grid` keeps one model's evaluation: keyed on the probe's method and schedule, the model's
     config, its weights (the latent means of a few frames) and data, the pieces and the probe seed."""
-    h = hashlib.sha256(f"probe-method-{_PROBE_METHOD}".encode())
+    h = hashlib.sha256(json.dumps([_PROBE_METHOD, _PROBE_BATCH, _PROBE_MAX_EPOCHS, _PROBE_PATIENCE, _PROBE_LR,
+                                   _STOP_FRACTION]).encode())
     h.update(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
     h.update(str(model.fingerprint).encode() + frames_fingerprint(x).encode() + str(int(seed)).encode())
     h.update(b"" if groups is None else np.ascontiguousarray(np.asarray(groups, np.int64)).tobytes())
