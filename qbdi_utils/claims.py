@@ -498,8 +498,8 @@ def write_fine_sweep_csv(rows: Sequence[dict], path, force: bool = False) -> Pat
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    return files.write_csv([{c: r.get(c, "") for c in FINE_COLUMNS} for r in rows], path,
-                           columns=list(FINE_COLUMNS), force=force, float_format=".4f")
+    return files.write_csv(rows, path, columns=list(FINE_COLUMNS), force=force, float_format=".4f",
+                           extra="ignore")
 
 
 def fine_sweep_verdict(rows: Sequence[dict]) -> dict:

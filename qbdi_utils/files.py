@@ -586,7 +586,7 @@ def write_text(path: str | Path, text: str, *, force: bool = False, mkdir: bool 
 
 
 def csv_text(rows: Iterable, columns: list[str] | None = None, *,
-             float_format: str | None = None) -> str:
+             float_format: str | None = None, extra: str = "error") -> str:
     """A table as CSV text: a header line, then one line per row, ``\\n`` line ends.
 
     Args:
@@ -595,13 +595,19 @@ def csv_text(rows: Iterable, columns: list[str] | None = None, *,
         columns: header; default the keys of the first row (dict rows) -- required for sequence
             rows and for an empty table.
         float_format: format spec for floats, e.g. ".4f"; default ``repr`` (round-trips exactly).
+        extra: what a dict row's keys outside ``columns`` do: "error" (ValueError, the default:
+            a misspelt column is caught) or "ignore" (left out: rows that carry more than the
+            table shows).
 
     Returns:
         The CSV text.
 
     Raises:
-        ValueError: no columns can be determined, or a dict row has a key not in ``columns``.
+        ValueError: no columns can be determined, ``extra`` is unknown, or (with
+            ``extra="error"``) a dict row has a key not in ``columns``.
     """
+    if extra not in ("error", "ignore"):
+        raise ValueError(f"extra must be 'error' or 'ignore', got {extra!r}")
     rows = list(rows)
     if columns is None:
         if not rows or not isinstance(rows[0], dict):
@@ -618,16 +624,16 @@ def csv_text(rows: Iterable, columns: list[str] | None = None, *,
     w.writerow(columns)
     for r in rows:
         if isinstance(r, dict):
-            extra = [k for k in r if k not in columns]
-            if extra:
-                raise ValueError(f"row has keys not in the columns: {extra}")
+            unknown = [k for k in r if k not in columns]
+            if unknown and extra == "error":
+                raise ValueError(f"row has keys not in the columns: {unknown}")
             r = [r.get(c, "") for c in columns]
         w.writerow([cell(v) for v in r])
     return buf.getvalue()
 
 
 def write_csv(rows: Iterable, path: str | Path, *, columns: list[str] | None = None,
-              force: bool = False, float_format: str | None = None) -> Path:
+              force: bool = False, float_format: str | None = None, extra: str = "error") -> Path:
     """Atomically write a table as CSV (:func:`csv_text`), the one CSV writer of the package.
 
     Args:
@@ -636,6 +642,7 @@ def write_csv(rows: Iterable, path: str | Path, *, columns: list[str] | None = N
         columns: header (see :func:`csv_text`).
         force: replace an existing file.
         float_format: e.g. ".4f"; default exact ``repr``.
+        extra: "error" or "ignore" for dict keys outside ``columns`` (see :func:`csv_text`).
 
     Returns:
         ``path`` as a Path.
@@ -646,7 +653,7 @@ def write_csv(rows: Iterable, path: str | Path, *, columns: list[str] | None = N
 
     Used in: ``qbdi analyze`` (through :meth:`OutputSet.add_csv`).
     """
-    return write_text(path, csv_text(rows, columns, float_format=float_format), force=force)
+    return write_text(path, csv_text(rows, columns, float_format=float_format, extra=extra), force=force)
 
 
 # ---------------------------------------------------------------------------------------------

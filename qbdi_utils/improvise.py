@@ -584,11 +584,6 @@ def claims_sweep(
     return (rows, pieces) if return_pieces else rows
 
 
-def _csv_rows(rows, columns):
-    """Rows restricted to ``columns`` (a row may carry more keys than a CSV shows)."""
-    return [{c: r.get(c, "") for c in columns} for r in rows]
-
-
 def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
     """Write the rows of :func:`claims_sweep` as CSV (columns :data:`CLAIM_COLUMNS`, 4 decimals).
 
@@ -620,4 +615,4 @@ def claims_csv_text(rows: list[dict]) -> str:
 
     Used in: ``qbdi sweep`` (staged in one output set with the MIDI files).
     """
-    return files.csv_text(_csv_rows(rows, CLAIM_COLUMNS), list(CLAIM_COLUMNS), float_format=".4f")
+    return files.csv_text(rows, list(CLAIM_COLUMNS), float_format=".4f", extra="ignore")

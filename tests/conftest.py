@@ -37,3 +37,23 @@ def tiny_model(tmp_path_factory):
     loaded = vae.StyleVAE.load(out)
     loaded.info["model_dir"] = str(out)
     return loaded
+
+
+@pytest.fixture(scope="session")
+def chord_query_mid(tmp_path_factory):
+    """A factory: ``chord_query_mid(n_bars)`` writes (once per length) a synthetic chord query of
+    ``n_bars`` 4/4 bars at 100 bpm as MIDI and returns its path."""
+    from qbdi_utils import pianoroll
+    from qbdi_utils.vae import synthetic_frames
+
+    made: dict = {}
+
+    def make(n_bars: int):
+        if n_bars not in made:
+            spec = pianoroll.RollSpec()
+            roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(n_bars, seed=4), spec), spec)
+            path = tmp_path_factory.mktemp("query") / "chords.mid"
+            made[n_bars] = pianoroll.write_midi(roll, path, tempo_bpm=100.0, spec=spec)
+        return made[n_bars]
+
+    return make

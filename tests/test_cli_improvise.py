@@ -13,14 +13,9 @@ from qbdi_utils.improvise import CLAIM_RATES
 
 
 @pytest.fixture(scope="module")
-def query_mid(tmp_path_factory):
+def query_mid(chord_query_mid):
     """A 5-bar synthetic chord query at 100 bpm, written as MIDI."""
-    from qbdi_utils.vae import synthetic_frames
-
-    spec = pianoroll.RollSpec()
-    roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(5, seed=4), spec), spec)
-    path = tmp_path_factory.mktemp("query") / "chords.mid"
-    return pianoroll.write_midi(roll, path, tempo_bpm=100.0, spec=spec)
+    return chord_query_mid(5)
 
 
 @pytest.fixture

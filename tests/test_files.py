@@ -591,3 +591,12 @@ def test_check_dir_output(tmp_path):
     with pytest.raises(FileSystemError, match=f"{m / 'model.json'} is a file, not a folder"):
         files.check_dir_output(m / "model.json" / "sub")
     assert _tree(tmp_path) == {"M/model.json": b"{}"}
+
+
+def test_csv_text_can_leave_out_keys_outside_the_columns():
+    rows = [{"a": 1, "b": 2.5, "note": "not shown"}, {"b": 0.125, "a": 3}]
+    assert files.csv_text(rows, ["a", "b"], extra="ignore") == "a,b\n1,2.5\n3,0.125\n"
+    with pytest.raises(ValueError, match="note"):
+        files.csv_text(rows, ["a", "b"])
+    with pytest.raises(ValueError, match="extra"):
+        files.csv_text(rows, ["a", "b"], extra="drop")

@@ -144,8 +144,9 @@ def test_probe_information_tells_dependence(deterministic):
         assert i > 5 * se and i > 5.0
     else:
         assert abs(i) < 3 * se + 0.5
-    # lag 0: the latent state explains its own bar in both corpora
-    assert r["i_probe_lag0_nats"] > 10 * r["i_probe_lag0_se_nats"]
+    # lag 0: the latent state explains its own bar in both corpora (the probe fits on posterior
+    # samples, which for this 6-epoch model are noisy: ~8 standard errors here, 5 is required)
+    assert r["i_probe_lag0_nats"] > 5 * r["i_probe_lag0_se_nats"]
 
 
 def test_probe_is_deterministic_and_starts_at_the_marginal():
@@ -161,6 +162,29 @@ def test_probe_is_deterministic_and_starts_at_the_marginal():
     rates = (k + 0.5) / (len(fit_idx) + 1)
     ce = -np.mean(np.sum(y[stop_idx] * np.log(rates) + (1 - y[stop_idx]) * np.log(1 - rates), axis=1))
     assert a["stop_ce_nats"][0] == pytest.approx(ce, rel=1e-3)
+
+
+def test_probe_fits_on_posterior_samples_when_given_their_spread():
+    """With z_std the probe sees z + z_std * eps while fitting: a spread that drowns z leaves it
+    nothing to learn (I_probe ~ 0) where the same probe on z alone predicts y well."""
+    rng = np.random.default_rng(1)
+    n, D = 600, 12
+    codes = rng.integers(0, 4, n)
+    z = np.eye(4, dtype=np.float32)[codes] * 3.0
+    table = (rng.random((4, D)) < 0.5).astype(np.uint8)
+    y = table[codes]
+    z_te_codes = rng.integers(0, 4, 200)
+    z_te, y_te = np.eye(4, dtype=np.float32)[z_te_codes] * 3.0, table[z_te_codes]
+    clean = predictive.probe_information(z, y, z_te, y_te, hidden_dim=16, seed=0)
+    drowned = predictive.probe_information(z, y, z_te, y_te, hidden_dim=16, seed=0,
+                                           z_train_std=np.full_like(z, 1e3))
+    assert clean["i_probe_nats"] > 4.0  # up to ~D * ln 2 = 8.3 nats
+    assert abs(drowned["i_probe_nats"]) < 0.5
+    a = predictive.fit_probe(z, y, hidden_dim=8, seed=2, z_std=np.full_like(z, 0.5))
+    b = predictive.fit_probe(z, y, hidden_dim=8, seed=2, z_std=np.full_like(z, 0.5))
+    assert all(np.array_equal(u, v) for u, v in zip(a["params"], b["params"]))
+    with pytest.raises(ValueError, match="z_std"):
+        predictive.fit_probe(z, y, hidden_dim=8, z_std=np.ones((n, 3), np.float32))
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -258,6 +282,7 @@ def test_grid_rows_are_evaluate_of_each_config(monkeypatch, tmp_path):
     for r, cfg in zip(rows, configs):
         direct = predictive.evaluate(built[cfg.seed], frames, groups, seed=2)
         assert r["i_probe_lag1_nats"] == direct["i_probe_lag1_nats"] and r["r_nats"] == direct["r_nats"]
+        assert r["train_seconds"] == built[cfg.seed].info["train_seconds"] > 0
     assert rows[0]["i_probe_lag1_nats"] != rows[1]["i_probe_lag1_nats"]
     # a second grid over the same models reads the stored evaluations instead of fitting probes again
     calls = []

@@ -575,3 +575,34 @@ def test_fallback_to_builtin_is_used_and_reported(monkeypatch):
     assert wave.tobytes() == builtin.tobytes()
     with pytest.raises(OptionError, match="SoundFont"):
         render.synthesize(roll, SPEC, 120, SR, engine="soundfont")
+
+
+def test_save_figure_writes_what_savefig_writes_and_leaves_the_old_file_on_failure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qbdi_utils.errors import FileSystemError
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    direct = tmp_path / "direct.png"
+    fig.savefig(direct, dpi=50)
+    out = render.save_figure(fig, tmp_path / "sub" / "fig.png", dpi=50)
+    assert out.read_bytes() == direct.read_bytes()
+    render.save_figure(fig, out, dpi=60)  # figures are regenerated: replaced without asking
+    assert out.read_bytes() != direct.read_bytes()
+    before = out.read_bytes()
+
+    class Broken:
+        def savefig(self, path, **kw):
+            with open(path, "wb") as f:
+                f.write(b"\x89PNG half")
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises((FileSystemError, OSError)):
+        render.save_figure(Broken(), out)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fig.png"]
+    plt.close(fig)

@@ -64,6 +64,7 @@ from qbdi_utils.render.plots import (
     plot_overlay,
     plot_roll,
     plot_system_diagram,
+    save_figure,
 )
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "plot_ir_curves",
     "plot_ir_over_time",
     "plot_system_diagram",
+    "save_figure",
     "DIAGRAM_VARIANCES",
     "DIAGRAM_BITS",
     # audio

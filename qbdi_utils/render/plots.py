@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qbdi_utils import channel
+from qbdi_utils import channel, files
 from qbdi_utils.pianoroll import RollSpec
 from qbdi_utils.render._common import _unpack
 
@@ -27,7 +27,35 @@ __all__ = [
     "plot_system_diagram",
     "DIAGRAM_VARIANCES",
     "DIAGRAM_BITS",
+    "save_figure",
 ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Saving
+
+
+def save_figure(fig, path, **savefig_kwargs):
+    """Write a matplotlib figure to ``path`` atomically (temporary name, then rename), replacing it.
+
+    A figure under ``figures/`` is something a reader keeps and compares: a run killed halfway, or a
+    full disk, must leave the previous figure whole rather than a truncated PNG. The format follows
+    the suffix, as with ``fig.savefig``.
+
+    Args:
+        fig: a matplotlib Figure.
+        path: destination file (.png, .svg, .pdf, ...); missing folders are created.
+        **savefig_kwargs: passed to ``fig.savefig`` (dpi, metadata, bbox_inches, ...).
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        FileSystemError: a file-system fault (one line naming the path and the cause).
+
+    Used in: notebooks 01-07 (every saved figure).
+    """
+    return files.write_with(path, lambda tmp: fig.savefig(tmp, **savefig_kwargs), force=True)
 
 
 # --------------------------------------------------------------------------------------------------
