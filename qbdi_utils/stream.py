@@ -49,10 +49,12 @@ DEFAULT_SHARD_FRAMES = 4096
 #: with the predictor head's next bars).
 DEFAULT_SHUFFLE_FRAMES = 8192
 
-#: Bytes per frame cell that in-memory training holds at its peak: the uint8 frames and their split
-#: copies (2), the float32 training frames and the tf.constant made of them (8). Measured to within
-#: 20 % on the paper's model; the networks and TensorFlow itself come on top.
-IN_MEMORY_BYTES_PER_CELL = 10
+#: Bytes per frame cell that in-memory training holds at its peak, on top of the networks and
+#: TensorFlow: the uint8 frames and their split copies, the float32 training frames and the
+#: tf.constant made of them, and transients. Counting the copies gives 10; measured by
+#: benchmarks/bench_scale.py (paper model, 80,000 bars: peak RSS 3,565 MB in memory against 982 MB
+#: streamed) it is 32 KB per bar, 13 bytes per cell.
+IN_MEMORY_BYTES_PER_CELL = 13
 
 _SHUFFLE_STREAM = 3  # random stream of the streamed shuffle (train.py uses 1 and 2 for evaluation noise)
 
@@ -71,7 +73,7 @@ def should_stream(n_frames: int, frame_size: int, memory_budget_bytes: int | Non
     """Whether training on ``n_frames`` frames should stream them instead of holding them in memory.
 
     In-memory training holds about :data:`IN_MEMORY_BYTES_PER_CELL` (10) bytes per frame cell at its
-    peak (10 x 2496 = 25 KB per bar, 25 GB per million bars); streaming holds a constant amount
+    peak (13 x 2496 = 32 KB per bar, 32 GB per million bars); streaming holds a constant amount
     (one shard, the shuffle buffer, the capped held-out sets). Streams when that estimate exceeds
     the budget.
 

@@ -104,7 +104,7 @@ def add_parser(subparsers) -> None:
                       "in memory, whatever their size")
     mode.add_argument("--memory-budget", default=None, metavar="SIZE",
                       help="stream when in-memory training would need more than SIZE (e.g. 8G, 500M; "
-                      "about 25 KB per bar; default: half of this machine's memory)")
+                      "about 32 KB per bar; default: half of this machine's memory)")
     p.add_argument("--devices", default="1", metavar="N",
                    help="train data-parallel on N local GPUs, or N logical CPU devices without a GPU "
                    "(same global batch; default 1). With TF_CONFIG set: one worker of several")
