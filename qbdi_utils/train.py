@@ -663,10 +663,11 @@ def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callback
     """The TensorFlow loop for streamed input and/or several devices (``strategy``).
 
     ``feed`` is ``{"x": x_tr, "next": next_tr}`` (in memory) or ``{"source": src, "mask": train
-    mask, "n_train": int, "shuffle_frames": int}`` (streamed). Each epoch is one ``tf.function``:
-    in memory it draws the permutation and then each batch's noise from the training generator in
-    the same order as :func:`_tf_fit_function`; streamed, it pulls the epoch's batches from a
-    tf.data iterator. Each global batch and its noise are drawn once (cross-replica), so the run
+    mask, "n_train": int, "shuffle_frames": int}`` (streamed). In memory each epoch is one
+    ``tf.function`` that draws the permutation and then each batch's noise from the training
+    generator in the same order as :func:`_tf_fit_function`; streamed, tf.data hands over chunks of
+    whole batches (:func:`_stream_dataset`) and each chunk's batches run in one ``tf.function``. With
+    one device and no predictor head the step is the in-memory fast path's. Each global batch and its noise are drawn once (cross-replica), so the run
     sees the same frames and noise on 1 or N devices; with a strategy every replica takes its
     slice of the global batch (``strategy.run``), its loss is its sum over the slice divided by the
     GLOBAL batch size, and the optimiser sums the replicas' gradients: the gradient of the global
