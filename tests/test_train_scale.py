@@ -112,8 +112,8 @@ def test_sources_fingerprint_gather_and_checks():
 
 def test_should_stream_follows_the_budget():
     D = 2496
-    assert not stream.should_stream(1000, D, 10 ** 9)  # 25 MB
-    assert stream.should_stream(100_000, D, 10 ** 9)   # 2.5 GB
+    assert not stream.should_stream(1000, D, 10 ** 9)  # 32 MB
+    assert stream.should_stream(100_000, D, 10 ** 9)   # 3.2 GB
     n_edge = 10 ** 9 // (D * stream.IN_MEMORY_BYTES_PER_CELL)
     assert not stream.should_stream(n_edge, D, 10 ** 9) and stream.should_stream(n_edge + 1, D, 10 ** 9)
     with pytest.raises(OptionError):
