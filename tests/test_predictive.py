@@ -168,7 +168,7 @@ def test_probe_fits_on_posterior_samples_when_given_their_spread():
     """With z_std the probe sees z + z_std * eps while fitting: a spread that drowns z leaves it
     nothing to learn (I_probe ~ 0) where the same probe on z alone predicts y well."""
     rng = np.random.default_rng(1)
-    n, D = 600, 12
+    n, D = 3000, 12  # enough pairs for ~12 Adam steps per epoch within the probe's 15-epoch cap
     codes = rng.integers(0, 4, n)
     z = np.eye(4, dtype=np.float32)[codes] * 3.0
     table = (rng.random((4, D)) < 0.5).astype(np.uint8)
