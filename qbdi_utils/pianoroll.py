@@ -15,6 +15,7 @@ A frame is ``spec.steps_per_frame`` = 16 consecutive rows flattened row-major, s
 from __future__ import annotations
 
 import io
+import hashlib
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +30,7 @@ __all__ = [
     "as_roll", "as_frames", "split_planes", "is_valid_roll", "make_valid", "binarize",
     "roll_to_notes", "notes_to_roll", "read_midi", "write_midi", "midi_bytes", "bar_steps",
     "to_frames", "from_frames", "piece_to_frames", "piece_from_frames", "transpose_roll",
-    "pitch_class_histogram",
+    "pitch_class_histogram", "frames_digest",
 ]
 
 
@@ -809,3 +810,25 @@ def pitch_class_histogram(roll, spec: RollSpec = RollSpec()) -> np.ndarray:
     h = np.bincount(pcs, weights=per_pitch, minlength=12)
     tot = h.sum()
     return h / tot if tot > 0 else h
+
+
+def frames_digest(shape, blocks) -> str:
+    """The frames fingerprint: 16 hex digits of SHA-256 over ``repr(shape)`` then the frames as 0/1
+    uint8 bytes, row block by row block in order.
+
+    The one definition of the hash: :func:`qbdi_utils.vae.frames_fingerprint` (an array in memory),
+    :meth:`qbdi_utils.shards.ShardedCorpus.frames_fingerprint` and
+    :func:`qbdi_utils.stream.stream_fingerprint` (frames read shard by shard) all call it, so a
+    corpus hashes alike wherever its frames live.
+
+    Args:
+        shape: the shape of all frames together, e.g. ``(N, frame_size)``.
+        blocks: consecutive row blocks of the frames (any dtype holding 0/1), in order.
+
+    Returns:
+        16 hex digits.
+    """
+    h = hashlib.sha256(repr(tuple(shape)).encode())
+    for block in blocks:
+        h.update(np.ascontiguousarray(np.asarray(block) != 0, dtype=np.uint8).tobytes())
+    return h.hexdigest()[:16]

@@ -87,7 +87,7 @@ import numpy as np
 from qbdi_utils import files as files_mod
 from qbdi_utils import paths
 from qbdi_utils.errors import CorpusError, OptionError, QbdiError
-from qbdi_utils.pianoroll import Piece, RollSpec
+from qbdi_utils.pianoroll import Piece, RollSpec, frames_digest
 
 __all__ = [
     "STORE_VERSION", "DEFAULT_SHARD_FILES", "MANIFEST", "SourceFile", "ShardedCorpus",
@@ -533,18 +533,20 @@ class ShardedCorpus:
         SHA-256 of ``repr((N, D))`` then the uint8 frames row by row in piece order, first 16 hex
         digits. Shards are read as the piece order reaches them and dropped after their last run.
         """
-        h = hashlib.sha256(repr((self.n_frames, self.frame_size)).encode())
         runs = self._piece_order_runs()
         last = {s: k for k, (s, _, _) in enumerate(runs)}
-        cache: dict = {}
-        for k, (s, a, b) in enumerate(runs):
-            if s not in cache:
-                cache[s] = self._read_packed(s)
-            packed, n_col, _ = cache[s]
-            h.update(np.ascontiguousarray(np.unpackbits(packed[a:b], axis=1, count=n_col)).tobytes())
-            if last[s] == k:
-                del cache[s]
-        return h.hexdigest()[:16]
+
+        def blocks():
+            cache: dict = {}
+            for k, (s, a, b) in enumerate(runs):
+                if s not in cache:
+                    cache[s] = self._read_packed(s)
+                packed, n_col, _ = cache[s]
+                yield np.unpackbits(packed[a:b], axis=1, count=n_col)
+                if last[s] == k:
+                    del cache[s]
+
+        return frames_digest((self.n_frames, self.frame_size), blocks())
 
     def to_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """All frames in piece order, as the in-memory corpus holds them.

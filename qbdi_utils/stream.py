@@ -27,13 +27,12 @@ tests/test_train_scale.py.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
 
 from qbdi_utils.errors import CorpusError, OptionError
-from qbdi_utils.pianoroll import RollSpec
+from qbdi_utils.pianoroll import RollSpec, frames_digest
 from qbdi_utils.vae import synthetic_frames
 
 __all__ = [
@@ -174,10 +173,7 @@ def stream_fingerprint(source) -> str:
 
     Used in: :class:`ArraySource`, :class:`SyntheticSource`.
     """
-    h = hashlib.sha256(repr((int(source.n_frames), int(source.frame_size))).encode())
-    for frames in read_shards(source):
-        h.update(np.ascontiguousarray(frames).tobytes())
-    return h.hexdigest()[:16]
+    return frames_digest((int(source.n_frames), int(source.frame_size)), read_shards(source))
 
 
 def training_batches(source, train_mask: np.ndarray, batch_size: int, *, seed: int, epoch: int,

@@ -51,7 +51,6 @@ since train imports vae).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import numbers
@@ -65,7 +64,7 @@ import numpy as np
 
 from qbdi_utils import files
 from qbdi_utils.errors import ModelError, OptionError
-from qbdi_utils.pianoroll import RollSpec
+from qbdi_utils.pianoroll import RollSpec, frames_digest
 
 __all__ = [
     "DEFAULT_CONFIG", "DEFAULT_EPOCHS", "FORMAT", "FORMAT_VERSION", "MODEL_FILE", "PRESETS",
@@ -289,10 +288,8 @@ def frames_fingerprint(frames: np.ndarray) -> str:
 
     Used in: notebooks/02_vae_training.ipynb (cache check of the default model).
     """
-    a = np.ascontiguousarray(np.asarray(frames) != 0, dtype=np.uint8)
-    h = hashlib.sha256(repr(a.shape).encode())
-    h.update(a.tobytes())
-    return h.hexdigest()[:16]
+    a = np.asarray(frames)
+    return frames_digest(a.shape, [a])
 
 
 def note_scores(frames: np.ndarray, predicted: np.ndarray) -> dict:
