@@ -535,6 +535,22 @@ def _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred: bool, cfg: VAEC
     return fit
 
 
+def _plain_step(enc, dec, opt, variables, beta: float, jit: bool):
+    """The one-device, head-less training step (an XLA graph): Adam on mean D + beta R of a batch;
+    returns the batch's summed D and R. Shared by the in-memory and the streamed loops."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def step(xb, eps):
+        with tf.GradientTape() as tape:
+            d, r = loss_terms(enc, dec, xb, eps)
+            loss = tf.reduce_mean(d + beta * r)
+        opt.apply(tape.gradient(loss, variables), variables)
+        return tf.reduce_sum(d), tf.reduce_sum(r)
+
+    return step
+
+
 def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_tr, next_val):
     """TensorFlow fast path of :func:`_fit_function` (whole epoch in one graph, XLA step)."""
     _keras()
@@ -553,13 +569,7 @@ def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_t
     x_t = tf.constant(x_tr)
 
     if pred is None:
-        @tf.function(jit_compile=jit, reduce_retracing=True)
-        def step(xb, eps):
-            with tf.GradientTape() as tape:
-                d, r = loss_terms(enc, dec, xb, eps)
-                loss = tf.reduce_mean(d + beta * r)
-            opt.apply(tape.gradient(loss, variables), variables)
-            return tf.reduce_sum(d), tf.reduce_sum(r)
+        step = _plain_step(enc, dec, opt, variables, beta, jit)
 
         @tf.function
         def epoch(x):
@@ -722,17 +732,11 @@ def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callback
         opt.apply(grads, variables)
         return sums
 
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def plain_step(xb, eps):  # one device, no head: the in-memory fast path's step, input for input
-        with tf.GradientTape() as tape:
-            d, r = loss_terms(enc, dec, xb, eps)
-            loss = tf.reduce_mean(d + beta * r)
-        opt.apply(tape.gradient(loss, variables), variables)
-        return tf.reduce_sum(d), tf.reduce_sum(r), tf.constant(0.0)
+    plain_step = _plain_step(enc, dec, opt, variables, beta, jit)  # one device, no head
 
     def global_step(xb, yb, mb, eps):
         if strategy is None and not has_pred:
-            return plain_step(xb, eps)
+            return (*plain_step(xb, eps), tf.constant(0.0))
         if strategy is None:
             return step(xb, yb, mb, eps, tf.cast(tf.shape(xb)[0], tf.float32))
         out = strategy.run(replica_slice, args=(xb, yb, mb, eps))
