@@ -171,10 +171,11 @@ def test_streaming_never_trains_on_held_out_pieces_and_caps_them(corpus, monkeyp
     tr, va, te = train_mod.split_pieces(len(x), 0.25, 0.25, 2, g)
     x = x.copy()
     x[np.concatenate([va, te])] = 1  # held-out frames are all ones
-    rows = []
+    rows, epochs = [], []
     real = stream.training_batches
 
     def spy(*a, **k):
+        epochs.append(k["epoch"])
         for b in real(*a, **k):
             rows.append(b[0])
             yield b
@@ -183,6 +184,7 @@ def test_streaming_never_trains_on_held_out_pieces_and_caps_them(corpus, monkeyp
                                validation_fraction=0.25, test_fraction=0.25, max_eval_frames=35, **_TINY)
     seen = np.concatenate(rows)
     assert len(seen) == 2 * len(tr)  # two epochs of the training frames, nothing else
+    assert epochs == [0, 1]  # one pipeline for the run: each epoch read once, none read ahead of the last
     assert not seen.all(axis=1).any()
     for key, full in (("validation_idx", va), ("test_idx", te)):
         got = h[key]
