@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,3 +88,51 @@ def test_two_logical_devices_from_the_command_line(tmp_path, midi_dir):
     assert res.returncode == 0, res.stderr[-2000:]
     model = vae.StyleVAE.load(out)
     assert np.isfinite(model.info["test_r_nats"]) and model.info["history"]["loss"]
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_one_machine_train_like_one(tmp_path, midi_dir):
+    """The README's multi-worker recipe, run with two worker processes on this machine (TF_CONFIG,
+    MultiWorkerMirroredStrategy over localhost): both share one shard store, only the chief writes
+    --out, and the model matches a one-process run of the same command up to float rounding."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_CONFIG", None)
+    cmd = [sys.executable, "-m", "qbdi_utils.cli", "train", "--corpus", str(midi_dir), "--workers", "1",
+           "--epochs", "2", "--hidden-dim", "16", "--latent-dim", "4"]
+    hosts = [f"localhost:{p}" for p in _free_ports(2)]
+    procs = []
+    for i in range(2):
+        conf = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}}
+        procs.append(subprocess.Popen(cmd + ["--out", str(tmp_path / f"w{i}")], env={**env, "TF_CONFIG": json.dumps(conf)},
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert "non-chief" in outs[1][1] and not (tmp_path / "w1").exists()
+    ref = subprocess.run(cmd + ["--out", str(tmp_path / "one")], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    chief, one = vae.StyleVAE.load(tmp_path / "w0"), vae.StyleVAE.load(tmp_path / "one")
+    assert chief.fingerprint == one.fingerprint
+    assert chief.info["devices"] == 2 and "devices" not in one.info  # two workers, one CPU each
+    for curve in ("loss", "val_loss"):  # the loss curves within 1%
+        a, b = np.array(chief.info["history"][curve]), np.array(one.info["history"][curve])
+        assert len(a) == 2 and np.all(np.abs(a - b) <= 0.01 * np.abs(b)), curve
+    for key in ("test_loss_nats", "test_r_nats", "test_d_nats"):
+        assert abs(chief.info[key] - one.info[key]) <= 0.01 * abs(one.info[key]), key
+    # the same batches and noise; only the gradient all-reduce adds in another order
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(chief.get_weights(), one.get_weights()))
+    print(f"largest weight difference, two workers vs one process: {diff:.1e}")
+    assert diff < 1e-3
