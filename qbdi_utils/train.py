@@ -12,11 +12,11 @@ presets) lives in :mod:`qbdi_utils.vae`; this module turns frames into a trained
    With ``gamma > 0`` the loss gains gamma * P, P = m_t CE(x_{t+1} | z_t) from the predictor head
    (see :mod:`qbdi_utils.vae`); pairs (x_t, x_{t+1}) come from :func:`successor_index` and never
    cross a piece boundary or a side of the split.
-   On the TensorFlow backend each epoch is one compiled graph (:func:`_tf_fit_function`), elsewhere
-   ``Model.fit``. A corpus larger than memory is *streamed* (a frame source of
-   :mod:`qbdi_utils.stream`, read shard by shard through tf.data), and ``devices=N`` trains
-   data-parallel under a distribution strategy (:mod:`qbdi_utils.devices`); both go through
-   :func:`_tf_fit_scaled`. See :func:`train`.
+   On the TensorFlow backend one loop, :func:`_tf_fit_tf`, trains in memory (each epoch one
+   compiled graph), streamed (a corpus larger than memory: a frame source of
+   :mod:`qbdi_utils.stream`, read shard by shard through tf.data) and data-parallel (``devices=N``:
+   a distribution strategy of :mod:`qbdi_utils.devices`); other backends use ``Model.fit``.
+   See :func:`train`.
 3. Validation and test frames are scored with noise from their OWN random streams (seeded from the
    config's seed and the set's role), never from the training generator, so the training run does
    not depend on whether or how often the held-out sets are evaluated.
@@ -415,7 +415,8 @@ def _fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray |
         if next_val is None:
             next_val = successor_index(None, len(x_val))
     if keras.backend.backend() == "tensorflow" and opts.get("loop", "auto") != "keras":
-        return _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_tr, next_val)
+        return _tf_fit_tf(trainer, cfg, {"x": x_tr, "next": next_tr}, x_val, eps_val, callbacks, opts,
+                          next_val, None)
     y_tr = np.zeros((len(x_tr), 1), np.float32)
     beta, gamma = float(cfg.beta), float(cfg.gamma)
     inputs = x_tr if predictor is None else [x_tr, *_pair_arrays(x_tr, next_tr)]
@@ -536,93 +537,6 @@ def _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred: bool, cfg: VAEC
     return fit
 
 
-def _plain_step(enc, dec, opt, variables, beta: float, jit: bool):
-    """The one-device, head-less training step (an XLA graph): Adam on mean D + beta R of a batch;
-    returns the batch's summed D and R. Shared by the in-memory and the streamed loops."""
-    import tensorflow as tf
-
-    @tf.function(jit_compile=jit, reduce_retracing=True)
-    def step(xb, eps):
-        with tf.GradientTape() as tape:
-            d, r = loss_terms(enc, dec, xb, eps)
-            loss = tf.reduce_mean(d + beta * r)
-        opt.apply(tape.gradient(loss, variables), variables)
-        return tf.reduce_sum(d), tf.reduce_sum(r)
-
-    return step
-
-
-def _tf_fit_function(trainer, x_tr, cfg, x_val, eps_val, callbacks, opts, next_tr, next_val):
-    """TensorFlow fast path of :func:`_fit_function` (whole epoch in one graph, XLA step)."""
-    _keras()
-    import tensorflow as tf
-
-    jit = opts["jit_compile"] in (True, "auto")
-    enc, dec, opt = trainer.encoder, trainer.decoder, trainer.optimizer
-    pred = getattr(trainer, "predictor", None)
-    variables = enc.trainable_variables + dec.trainable_variables
-    if pred is not None:
-        variables = variables + pred.trainable_variables
-    opt.build(variables)
-    B, L = int(cfg.batch_size), int(cfg.latent_dim)
-    beta, gamma = float(cfg.beta), float(cfg.gamma)
-    gen = tf.random.Generator.from_seed(int(cfg.seed))  # the training stream: shuffling, noise
-    x_t = tf.constant(x_tr)
-
-    if pred is None:
-        step = _plain_step(enc, dec, opt, variables, beta, jit)
-
-        @tf.function
-        def epoch(x):
-            n = tf.shape(x)[0]
-            perm = tf.argsort(gen.uniform([n]))
-            sd, sr = tf.constant(0.0), tf.constant(0.0)
-            for i in tf.range((n + B - 1) // B):
-                xb = tf.gather(x, perm[i * B:tf.minimum((i + 1) * B, n)])
-                d, r = step(xb, gen.normal([tf.shape(xb)[0], L]))
-                sd += d
-                sr += r
-            nf = tf.cast(n, tf.float32)
-            return sd / nf, sr / nf
-
-        def run_epoch(e):
-            return [float(v) for v in epoch(x_t)]
-    else:
-        nxt_t = tf.constant(np.asarray(next_tr, np.int64))
-
-        @tf.function(jit_compile=jit, reduce_retracing=True)
-        def step(xb, yb, mb, eps):
-            with tf.GradientTape() as tape:
-                d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
-                loss = tf.reduce_mean(d + beta * r + gamma * p)
-            opt.apply(tape.gradient(loss, variables), variables)
-            return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
-
-        @tf.function
-        def epoch(x, nxt):
-            n = tf.shape(x)[0]
-            perm = tf.argsort(gen.uniform([n]))
-            sd, sr, sp = tf.constant(0.0), tf.constant(0.0), tf.constant(0.0)
-            for i in tf.range((n + B - 1) // B):
-                idx = perm[i * B:tf.minimum((i + 1) * B, n)]
-                xb = tf.gather(x, idx)
-                ni = tf.gather(nxt, idx)
-                mb = tf.cast(ni >= 0, tf.float32)
-                yb = tf.gather(x, tf.maximum(ni, 0))
-                d, r, p = step(xb, yb, mb, gen.normal([tf.shape(xb)[0], L]))
-                sd += d
-                sr += r
-                sp += p
-            nf = tf.cast(n, tf.float32)
-            return sd / nf, sr / nf, sp / nf
-
-        def run_epoch(e):
-            return [float(v) for v in epoch(x_t, nxt_t)]
-
-    evaluate = _tf_evaluator(enc, dec, pred, jit, x_val, next_val)
-    return _epoch_runner(run_epoch, evaluate, x_val, eps_val, pred is not None, cfg, callbacks)
-
-
 #: Batches per element of the streamed tf.data pipeline (see :func:`_stream_dataset`).
 _STREAM_CHUNK_BATCHES = 32
 
@@ -674,16 +588,17 @@ def _stream_dataset(source, train_mask: np.ndarray, cfg: VAEConfig, first_epoch:
     return tf.data.Dataset.from_generator(chunks, output_signature=sig).prefetch(2).with_options(options)
 
 
-def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts: dict,
+def _tf_fit_tf(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts: dict,
                    next_val, strategy):
-    """The TensorFlow loop for streamed input and/or several devices (``strategy``).
+    """The TensorFlow training loop: in memory or streamed, on one device or several (``strategy``).
 
     ``feed`` is ``{"x": x_tr, "next": next_tr}`` (in memory) or ``{"source": src, "mask": train
     mask, "n_train": int, "shuffle_frames": int}`` (streamed). In memory each epoch is one
     ``tf.function`` that draws the permutation and then each batch's noise from the training
-    generator in the same order as :func:`_tf_fit_function`; streamed, tf.data hands over chunks of
-    whole batches (:func:`_stream_dataset`) and each chunk's batches run in one ``tf.function``. With
-    one device and no predictor head the step is the in-memory fast path's. Each global batch and its noise are drawn once (cross-replica), so the run
+    generator; streamed, tf.data hands over chunks of whole batches (:func:`_stream_dataset`) and
+    each chunk's batches run in one ``tf.function``. On one device the step (gradient and Adam
+    update) is one XLA graph on the batch mean; the streamed epoch runs about as fast as the
+    in-memory one (benchmarks/bench_scale.py). Each global batch and its noise are drawn once (cross-replica), so the run
     sees the same frames and noise on 1 or N devices; with a strategy every replica takes its
     slice of the global batch (``strategy.run``), its loss is its sum over the slice divided by the
     GLOBAL batch size, and the optimiser sums the replicas' gradients: the gradient of the global
@@ -708,20 +623,23 @@ def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callback
     beta, gamma = float(cfg.beta), float(cfg.gamma)
     gen = tf.random.Generator.from_seed(int(cfg.seed))  # made outside the strategy: one stream
 
-    def grads_and_sums(xb, yb, mb, eps, n_global):
+    def grads_and_sums(xb, yb, mb, eps, n_global=None):
+        """Gradient of the batch's loss: its mean (one device), or its sum over this replica's
+        slice divided by the global batch size ``n_global``."""
         with tf.GradientTape() as tape:
             if has_pred:
                 d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
-                loss = tf.reduce_sum(d + beta * r + gamma * p) / n_global
+                per_frame = d + beta * r + gamma * p
             else:
                 d, r = loss_terms(enc, dec, xb, eps)
                 p = tf.zeros_like(d)
-                loss = tf.reduce_sum(d + beta * r) / n_global
+                per_frame = d + beta * r
+            loss = tf.reduce_mean(per_frame) if n_global is None else tf.reduce_sum(per_frame) / n_global
         return tape.gradient(loss, variables), (tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p))
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
-    def step(xb, yb, mb, eps, n_global):  # one device: gradient and Adam update in one XLA graph
-        grads, sums = grads_and_sums(xb, yb, mb, eps, n_global)
+    def step(xb, yb, mb, eps):  # one device: gradient and Adam update in one XLA graph
+        grads, sums = grads_and_sums(xb, yb, mb, eps)
         opt.apply(grads, variables)
         return sums
 
@@ -738,13 +656,9 @@ def _tf_fit_scaled(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callback
         opt.apply(grads, variables)
         return sums
 
-    plain_step = _plain_step(enc, dec, opt, variables, beta, jit)  # one device, no head
-
     def global_step(xb, yb, mb, eps):
-        if strategy is None and not has_pred:
-            return (*plain_step(xb, eps), tf.constant(0.0))
         if strategy is None:
-            return step(xb, yb, mb, eps, tf.cast(tf.shape(xb)[0], tf.float32))
+            return step(xb, yb, mb, eps)
         out = strategy.run(replica_slice, args=(xb, yb, mb, eps))
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in out]
 
@@ -1145,7 +1059,7 @@ def _train_in_memory(x, spec, groups, cfg, progress, fit_options, max_eval_frame
         with strategy.scope():
             trainer = _make_trainer(cfg, cfg.seed, fit_options)
         xv, eps_val = _validation_inputs(x_val, cfg)
-        fit = _tf_fit_scaled(trainer, cfg, {"x": x_tr, "next": next_tr}, xv, eps_val, callbacks,
+        fit = _tf_fit_tf(trainer, cfg, {"x": x_tr, "next": next_tr}, xv, eps_val, callbacks,
                              {**_FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
     hist = fit(cfg.epochs)
@@ -1196,7 +1110,7 @@ def _train_streamed(source, spec, cfg, progress, fit_options, max_eval_frames, s
             trainer = _make_trainer(cfg, cfg.seed, fit_options)
     xv, eps_val = _validation_inputs(x_val, cfg)
     feed = {"source": source, "mask": mask, "n_train": len(train_idx), "shuffle_frames": shuffle_frames}
-    fit = _tf_fit_scaled(trainer, cfg, feed, xv, eps_val, [_TqdmEpochs(cfg.epochs, progress)],
+    fit = _tf_fit_tf(trainer, cfg, feed, xv, eps_val, [_TqdmEpochs(cfg.epochs, progress)],
                          {**_FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
     hist = fit(cfg.epochs)
