@@ -12,7 +12,8 @@ itself (a temporary folder; nothing of the user's is read or written):
                             files) and on the 10x corpus (all of them)
     rss_ratio_10x           their ratio (target <= 1.2)
     stream_over_memory      samples/s of streamed training over in-memory training, same frames,
-                            same model, median of the epochs after the first (target >= 0.9)
+                            same model: the median over the epochs after each run's first, the
+                            two paths run alternately (--rounds runs each) (target >= 0.9)
     mirrored_loss_rel_diff  largest relative difference of the per-epoch training loss between one
                             device and two logical CPU devices (MirroredStrategy), same global
                             batch and seed (target <= 0.01)
@@ -20,7 +21,7 @@ itself (a temporary folder; nothing of the user's is read or written):
 Also printed: the frames of each corpus, the in-memory peak RSS at 10x for comparison
 (``rss_mb_10x_in_memory``), the per-epoch rates, the load average at start and end. The
 machine has two cores: another process on them slows the 2-worker ingest and both trainings, so
-rerun when ``load_avg_start`` is above ~0.5. Options: --files N, --bars N, --epochs N, --keep DIR
+rerun when ``load_avg_start`` is above ~0.5. Options: --files N, --bars N, --epochs N, --rounds N, --keep DIR
 (keep the synthetic folder and stores there instead of a temporary folder).
 
 Children are started with ``python bench_scale.py --child KIND ...`` so that each peak RSS is its
@@ -90,6 +91,7 @@ def _child(argv) -> int:
     ap.add_argument("--store", required=True)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--in-memory", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if a.kind == "mirrored":
@@ -112,14 +114,20 @@ def _child(argv) -> int:
         out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     elif a.kind == "speed":
         frames, groups = sc.to_arrays()
-        rates = {}
-        for label, kw in (("memory", dict(frames=frames, groups=groups)), ("stream", dict(frames=sc, stream=True))):
-            src = kw.pop("frames")
-            _, hist = train.train(src, config=cfg, progress=False, **kw)
-            n_train = len(hist["train_idx"])
-            rates[label] = [n_train / s for s in hist["epoch_seconds"]]
+        rates: dict = {"memory": [], "stream": []}
+        # alternate the two paths (memory, stream, memory, stream, ...) so that a change in the
+        # machine's load during the run falls on both; each run's first epoch (tracing, XLA
+        # compilation) is left out of the median
+        for _ in range(a.rounds):
+            for label, kw in (("memory", dict(frames=frames, groups=groups)),
+                              ("stream", dict(frames=sc, stream=True))):
+                src = kw.pop("frames")
+                _, hist = train.train(src, config=cfg, progress=False, **kw)
+                n_train = len(hist["train_idx"])
+                r = [n_train / s for s in hist["epoch_seconds"]]
+                rates[label] += r[1:] if len(r) > 1 else r
         out.update({f"{k}_samples_per_s": [round(r, 1) for r in v] for k, v in rates.items()})
-        med = {k: float(np.median(v[1:] if len(v) > 1 else v)) for k, v in rates.items()}
+        med = {k: float(np.median(v)) for k, v in rates.items()}
         out["stream_over_memory"] = round(med["stream"] / med["memory"], 3)
     else:
         frames, groups = sc.to_arrays()
@@ -159,6 +167,7 @@ def main(argv=None) -> int:
     ap.add_argument("--files", type=int, default=5000, help="MIDI files of the 10x corpus (>= 5,000 for the issue)")
     ap.add_argument("--bars", type=int, default=16, help="bars per synthetic file")
     ap.add_argument("--epochs", type=int, default=4, help="epochs of the speed and mirrored runs")
+    ap.add_argument("--rounds", type=int, default=2, help="runs of each path in the speed measurement")
     ap.add_argument("--keep", default=None, help="work in this folder and keep it")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -194,7 +203,8 @@ def main(argv=None) -> int:
                     "rss_mb_1x": r1["peak_rss_mb"], "rss_mb_10x": r10["peak_rss_mb"],
                     "rss_ratio_10x": round(r10["peak_rss_mb"] / r1["peak_rss_mb"], 3),
                     "rss_mb_10x_in_memory": r10m["peak_rss_mb"]})
-        sp = _run_child("speed", "--folder", small, "--store", store1, "--epochs", args.epochs)
+        sp = _run_child("speed", "--folder", small, "--store", store1, "--epochs", args.epochs,
+                        "--rounds", args.rounds)
         out["stream_over_memory"] = sp["stream_over_memory"]
         out["memory_samples_per_s"] = sp["memory_samples_per_s"]
         out["stream_samples_per_s"] = sp["stream_samples_per_s"]
