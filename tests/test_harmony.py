@@ -201,6 +201,41 @@ def test_key_correlation_is_pearson_with_the_rotated_profile():
     assert k.mode == "major" and k.correlation == pytest.approx(num / den, abs=1e-12)
 
 
+def _exact_best_key(hist) -> tuple[int, str]:
+    """The best Krumhansl-Kessler key of an integer histogram in rational arithmetic: Pearson r of
+    profile k is d_k / (|x| |p_k|) with d_k the centred dot product, so r_a > r_b compares
+    sign(d) d^2 / |p|^2 exactly; ties go to major first, then the lower tonic (the documented rule)."""
+    from fractions import Fraction as F
+
+    profiles = {"major": "6.35 2.23 3.48 2.33 4.38 4.09 2.52 5.19 2.39 3.66 2.29 2.88".split(),
+                "minor": "6.33 2.68 3.52 5.38 2.60 3.53 2.54 4.75 3.98 2.69 3.34 3.17".split()}
+    mean = F(sum(hist), 12)
+    best, best_key = None, None
+    for mode in ("major", "minor"):
+        p = [F(v) for v in profiles[mode]]
+        pm = sum(p) / 12
+        norm2 = sum((v - pm) ** 2 for v in p)
+        for tonic in range(12):
+            d = sum((F(hist[i]) - mean) * (p[(i - tonic) % 12] - pm) for i in range(12))
+            score = (1 if d > 0 else -1) * d * d / norm2  # orders like r
+            if best is None or score > best:
+                best, best_key = score, (tonic, mode)
+    return best_key
+
+
+def test_key_is_the_best_of_the_24_profiles_exactly_with_ties_to_major_then_lower_tonic():
+    rng = np.random.default_rng(7)
+    hists = [rng.integers(0, 60, 12) * rng.integers(0, 2, 12) for _ in range(150)]
+    # an exact tie (Eb major and Bb major have the same correlation in rational arithmetic)
+    hists.append(np.array([18, 18, 30, 39, 43, 29, 28, 22, 32, 0, 48, 2]))
+    for h in hists:
+        if h.sum() == 0 or np.all(h == h[0]):
+            continue
+        k = harmony.estimate_key(h.astype(float))
+        assert (k.tonic, k.mode) == _exact_best_key([int(v) for v in h]), h
+    assert harmony.estimate_key(hists[-1].astype(float))[:2] == (3, "major")
+
+
 def test_silent_or_flat_passage_has_no_key():
     for x in (np.zeros((32, SPEC.n_columns), np.uint8), np.ones(12)):
         k = harmony.estimate_key(x, SPEC)
