@@ -265,3 +265,33 @@ def test_bad_ingest_options(tmp_path):
         _load(d, tmp_path / "c", workers=0)
     with pytest.raises(OptionError, match="shard_files"):
         _load(d, tmp_path / "c", shard_files=0)
+
+
+_SEEN_GC: list = []
+
+
+def _parse_noting_gc(path, name, spec, meter):
+    """A parser (top-level, as the store requires) that notes the collector's threshold."""
+    import gc
+
+    from qbdi_utils.corpus import _parse_midi_file
+
+    _SEEN_GC.append(gc.get_threshold())
+    return _parse_midi_file(path, name, spec, meter)
+
+
+def test_parse_jobs_collect_garbage_less_often_then_restore(tmp_path):
+    import gc
+
+    from qbdi_utils.corpus import _expand_piece, _source_id
+
+    d, rolls = _folder(tmp_path, 4)
+    _, files, _, _, ident = _source_id(d)
+    before = gc.get_threshold()
+    _SEEN_GC.clear()
+    sc = shards.build("folder", ident, files, files, parse=_parse_noting_gc, expand=_expand_piece,
+                      spec=SPEC, meter="4/4", transpose=None, augment=(), options={},
+                      cache_root=tmp_path / "c", workers=1, progress=False)
+    assert gc.get_threshold() == before
+    assert len(_SEEN_GC) == 4 and all(t[0] >= shards.PARSE_GC_THRESHOLD and t[1:] == before[1:] for t in _SEEN_GC)
+    assert sc.piece_names == sorted(rolls)
