@@ -130,7 +130,7 @@ class Corpus:
         cache_path: the shard store folder (None when caching was off).
         ingest: counts of this load (:class:`qbdi_utils.shards.ShardedCorpus`): parsed, reused,
             shards, new_shards, frame_shards_built, frame_shards_reused, workers, seconds,
-            job_cpu_seconds.
+            job_cpu_seconds (= parse_cpu_seconds + frames_cpu_seconds), parent_cpu_seconds.
     """
 
     frames: np.ndarray

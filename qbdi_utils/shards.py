@@ -334,13 +334,14 @@ class _Runner:
         self.pool: ProcessPoolExecutor | None = None
         self.used_pool = False
         self.broken = False
+        self.here_cpu = 0.0  # CPU seconds of the jobs run in this process
 
     def run(self, fn, jobs: list, *, parallel: bool, on_file=None) -> Iterator[dict]:
         if not jobs:
             return
         if not parallel or self.workers < 2 or len(jobs) < 2 or self.broken:
             for job in jobs:
-                yield fn(job, on_file) if on_file is not None else fn(job)
+                yield self._here(fn, job, on_file)
             return
         if self.pool is None:
             self.pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=_context())
@@ -362,9 +363,15 @@ class _Runner:
                     rest = [job] + list(pending.values())
                     pending.clear()
                     for j in rest:
-                        yield fn(j)
+                        yield self._here(fn, j)
                     return
                 yield result
+
+    def _here(self, fn, job: dict, on_file=None) -> dict:
+        """Run one job in this process, adding its CPU seconds to ``here_cpu``."""
+        result = fn(job, on_file) if on_file is not None else fn(job)
+        self.here_cpu += result.get("cpu", 0.0)
+        return result
 
     def close(self) -> None:
         if self.pool is not None:
@@ -461,9 +468,15 @@ class ShardedCorpus:
         fingerprint: the corpus cache key (set by the corpus module).
         ingest: counts of this load: parsed (files), reused (files found in listed shards),
             shards (pieces shards used), new_shards, frame_shards_built, frame_shards_reused,
-            workers (processes that parsed: 1 when in-process), seconds (wall clock) and
+            workers (processes that parsed: 1 when in-process), seconds (wall clock),
             job_cpu_seconds (CPU time of the parse and frame jobs, summed over the workers; on a
-            shared machine ``job_cpu_seconds / seconds`` shows how much CPU the load really got).
+            shared machine ``job_cpu_seconds / seconds`` shows how much CPU the load really got),
+            its two parts parse_cpu_seconds and frames_cpu_seconds, and parent_cpu_seconds (CPU
+            time of the calling process outside the jobs: listing, manifests, pool start-up and
+            waiting). CPU seconds do not count the time spent waiting for a core, so they
+            compare loads better than wall time on a shared machine (not perfectly: on the
+            2-core development machine the same parse cost up to a third more CPU seconds while
+            another job ran).
         store: the store folder (None when caching was off).
     """
 
@@ -627,7 +640,7 @@ def build(kind: str, identity: str, wanted: list[SourceFile], present: list[Sour
     Raises:
         OptionError: workers or shard_files below 1.
     """
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     workers = default_workers() if workers is None else int(workers)
     shard_files = DEFAULT_SHARD_FILES if shard_files is None else int(shard_files)
     if workers < 1:
@@ -659,6 +672,7 @@ def build(kind: str, identity: str, wanted: list[SourceFile], present: list[Sour
                       "the corpus is complete, only the next load parses again", stacklevel=3)
     result.ingest["workers"] = workers if runner.used_pool else 1
     result.ingest["seconds"] = round(time.perf_counter() - t0, 3)
+    result.ingest["parent_cpu_seconds"] = round(time.process_time() - cpu0 - runner.here_cpu, 3)
     return result
 
 
@@ -720,7 +734,7 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
                      "files": [[f.key, f.path, f.name, f.size, f.mtime_ns] for f in batch],
                      "parse": parse, "spec": spec.to_dict(), "meter": meter})
     held_pieces: dict = {}  # shards not written: name -> (rolls, meta)
-    cpu = 0.0  # CPU seconds of the jobs, wherever they ran
+    cpu = 0.0  # CPU seconds of the parse jobs, wherever they ran
     bar = files_mod.progress(total=len(todo), desc=f"parsing {kind}", unit="file", mininterval=3.0) \
         if (progress and todo) else None
     try:
@@ -787,11 +801,12 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
     damaged = []
     n_files = sum(len(j["include"]) for j in fjobs)
     fparallel = runner.pool is not None or (runner.workers > 1 and n_files >= 2 * shard_files)
+    fcpu = 0.0  # CPU seconds of the frame jobs
     for res in runner.run(_frames_job, fjobs, parallel=fparallel):
         if "damaged" in res:
             damaged.append(wanted_frames[res["name"]])
             continue
-        cpu += res["cpu"]
+        fcpu += res["cpu"]
         infos[res["name"]] = res["pieces"]
         if res["error"]:
             errors.append(res["error"])
@@ -834,7 +849,8 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
         piece_names=names, pieces=all_pieces, skipped=skipped, spec=spec, options=dict(options),
         ingest={"parsed": len(todo), "reused": reused, "shards": len(per_shard),
                 "new_shards": len(jobs), "frame_shards_built": len(fjobs),
-                "frame_shards_reused": len(wanted_frames) - len(fjobs), "job_cpu_seconds": round(cpu, 3)},
+                "frame_shards_reused": len(wanted_frames) - len(fjobs), "job_cpu_seconds": round(cpu + fcpu, 3),
+                "parse_cpu_seconds": round(cpu, 3), "frames_cpu_seconds": round(fcpu, 3)},
         store=folder, _held=held)
 
 

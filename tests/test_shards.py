@@ -295,3 +295,7 @@ def test_parse_jobs_collect_garbage_less_often_then_restore(tmp_path):
     assert gc.get_threshold() == before
     assert len(_SEEN_GC) == 4 and all(t[0] >= shards.PARSE_GC_THRESHOLD and t[1:] == before[1:] for t in _SEEN_GC)
     assert sc.piece_names == sorted(rolls)
+    # the CPU split: jobs = parse + frames; the caller's own share is reported apart
+    i = sc.ingest
+    assert i["job_cpu_seconds"] == pytest.approx(i["parse_cpu_seconds"] + i["frames_cpu_seconds"], abs=2e-3)
+    assert i["parse_cpu_seconds"] > 0 and i["frames_cpu_seconds"] > 0 and i["parent_cpu_seconds"] >= 0
