@@ -16,8 +16,8 @@ opened with ``np.load(path, mmap_mode="r")``, cut into shards) and :class:`Synth
 frames generated shard by shard, for benchmarks of memory and speed).
 
 ``qbdi_utils.train.train`` streams a frame source through tf.data: the batches come from
-:func:`training_batches` (numpy, no TensorFlow here), held-out frames from :func:`gather_frames`.
-Only O(N) small integers (piece ids, split masks) are ever held for the whole corpus; frame data
+:func:`training_batches` (numpy, no TensorFlow here), made ahead of the step in a background thread
+by :func:`read_ahead`, held-out frames from :func:`gather_frames`. Only O(N) small integers (piece ids, split masks) are ever held for the whole corpus; frame data
 is held one shard plus a bounded shuffle buffer at a time. :func:`should_stream` says when an
 array is better streamed than trained from memory.
 
@@ -28,6 +28,8 @@ tests/test_train_scale.py.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 
 import numpy as np
 
@@ -37,7 +39,7 @@ from qbdi_utils.vae import synthetic_frames
 
 __all__ = [
     "ArraySource", "DEFAULT_SHARD_FRAMES", "DEFAULT_SHUFFLE_FRAMES", "IN_MEMORY_BYTES_PER_CELL",
-    "SyntheticSource", "gather_frames", "is_frame_source", "read_shards", "should_stream", "source_successors",
+    "SyntheticSource", "gather_frames", "is_frame_source", "read_ahead", "read_shards", "should_stream", "source_successors",
     "stream_fingerprint", "training_batches",
 ]
 
@@ -252,6 +254,61 @@ def training_batches(source, train_mask: np.ndarray, batch_size: int, *, seed: i
     if pooled:
         out, _ = emit(pool, pooled)
         yield from out
+
+
+def read_ahead(items, depth: int = 2):
+    """Iterate ``items`` while a background thread computes up to ``depth`` items ahead.
+
+    The streamed training needs its next chunk of batches (shard reads, unpacking, shuffling: all
+    numpy) made while the current chunk trains. tf.data's ``prefetch`` cannot do that here: with
+    ``tf.config.experimental.enable_op_determinism()`` (which seeded training turns on) TensorFlow
+    disables prefetching in any pipeline that runs a stateful op, and ``Dataset.from_generator`` is
+    one (TensorFlow's documentation of ``enable_op_determinism``, "Determinism and tf.data", item 4).
+    One producer thread and a FIFO queue keep the order, so the items are exactly those of
+    ``items``; TensorFlow releases the GIL while it trains, so the thread runs beside the step.
+
+    An exception raised by ``items`` is raised here, at the item where it happened. Closing this
+    generator (or dropping it) stops the thread after its current item.
+
+    Used in: :func:`qbdi_utils.train.train` (streaming); tests/test_train_scale.py.
+    """
+    if int(depth) < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    q: queue.Queue = queue.Queue(maxsize=int(depth))
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put((None, item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((exc, None))
+            return
+        put((None, done))
+
+    worker = threading.Thread(target=produce, name="qbdi-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            exc, item = q.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def gather_frames(source, indices: np.ndarray) -> np.ndarray:

@@ -120,6 +120,57 @@ def test_should_stream_follows_the_budget():
         stream.should_stream(10, D, 0)
 
 
+def test_read_ahead_keeps_order_runs_ahead_raises_in_place_and_stops():
+    import threading
+
+    assert list(stream.read_ahead(iter(range(50)), depth=3)) == list(range(50))
+    # it runs ahead: while the consumer holds item 0, the producer makes items 1 and 2 (a plain
+    # generator would only make them on demand, and this would time out)
+    reached = threading.Event()
+
+    def items():
+        for i in range(5):
+            if i == 2:
+                reached.set()
+            yield i
+
+    it = stream.read_ahead(items(), depth=2)
+    assert next(it) == 0
+    assert reached.wait(timeout=10)
+    assert list(it) == [1, 2, 3, 4]
+
+    def failing():
+        yield 0
+        yield 1
+        raise CorpusError("shard 7 is damaged")
+
+    got = []
+    with pytest.raises(CorpusError, match="shard 7"):
+        for v in stream.read_ahead(failing()):
+            got.append(v)
+    assert got == [0, 1]
+    # closing the consumer stops the producer of an endless stream
+    made = []
+
+    def endless():
+        i = 0
+        while True:
+            made.append(i)
+            yield i
+            i += 1
+
+    it = stream.read_ahead(endless(), depth=2)
+    next(it)
+    it.close()
+    threads = [t for t in threading.enumerate() if t.name == "qbdi-read-ahead"]
+    for t in threads:
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)
+    assert len(made) <= 4  # one handed over, two queued, one blocked in put
+    with pytest.raises(ValueError):
+        next(stream.read_ahead(iter([]), depth=0))
+
+
 def test_cap_held_out_takes_whole_pieces_by_seed():
     groups = np.repeat(np.arange(20), np.arange(1, 21))  # piece p has p + 1 frames
     idx = np.flatnonzero(groups >= 5)
