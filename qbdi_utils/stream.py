@@ -17,8 +17,9 @@ frames generated shard by shard, for benchmarks of memory and speed).
 
 ``qbdi_utils.train.train`` streams a frame source through tf.data: the batches come from
 :func:`training_batches` (numpy, no TensorFlow here), made ahead of the step in a background thread
-by :func:`read_ahead`, held-out frames from :func:`gather_frames`. Only O(N) small integers (piece ids, split masks) are ever held for the whole corpus; frame data
-is held one shard plus a bounded shuffle buffer at a time. :func:`should_stream` says when an
+by :func:`read_ahead`, held-out frames from :func:`gather_frames`. Only O(N) small integers (piece
+ids, split masks) are ever held for the whole corpus; frame data is held one shard plus a bounded
+shuffle buffer at a time. :func:`should_stream` says when an
 array is better streamed than trained from memory.
 
 Used in: :func:`qbdi_utils.train.train` (``stream=``), benchmarks/bench_scale.py,
@@ -39,8 +40,8 @@ from qbdi_utils.vae import synthetic_frames
 
 __all__ = [
     "ArraySource", "DEFAULT_SHARD_FRAMES", "DEFAULT_SHUFFLE_FRAMES", "IN_MEMORY_BYTES_PER_CELL",
-    "SyntheticSource", "gather_frames", "is_frame_source", "read_ahead", "read_shards", "should_stream", "source_successors",
-    "stream_fingerprint", "training_batches",
+    "SyntheticSource", "gather_frames", "is_frame_source", "read_ahead", "read_shards", "should_stream",
+    "source_successors", "stream_fingerprint", "training_batches",
 ]
 
 #: Frames per shard of :class:`ArraySource` / :class:`SyntheticSource` (about 10 MB of uint8 frames).

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +122,6 @@ def test_should_stream_follows_the_budget():
 
 
 def test_read_ahead_keeps_order_runs_ahead_raises_in_place_and_stops():
-    import threading
-
     assert list(stream.read_ahead(iter(range(50)), depth=3)) == list(range(50))
     # it runs ahead: while the consumer holds item 0, the producer makes items 1 and 2 (a plain
     # generator would only make them on demand, and this would time out)
