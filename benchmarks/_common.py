@@ -11,11 +11,12 @@ def load_model():
     Returns:
         (model, label) where label says which of the two was used.
     """
-    from qbdi_utils import vae
+    from qbdi_utils import training
+    from qbdi_utils.model import MODEL_FILE, StyleVAE, synthetic_frames
 
-    d = vae.default_model_dir()
-    if (d / vae.MODEL_FILE).is_file():
-        return vae.StyleVAE.load(d), "default"
-    frames = vae.synthetic_frames(2000, seed=0)
-    model, _ = vae.train(frames, hidden_dim=500, latent_dim=500, epochs=1, seed=0, progress=False)
+    d = training.default_model_dir()
+    if (d / MODEL_FILE).is_file():
+        return StyleVAE.load(d), "default"
+    frames = synthetic_frames(2000, seed=0)
+    model, _ = training.train(frames, hidden_dim=500, latent_dim=500, epochs=1, seed=0, progress=False)
     return model, "paper-size, 1 epoch on synthetic frames"

@@ -67,7 +67,7 @@ def load_query(spec):
         q = corpus.load_query(spec=spec)
         roll, name = q.roll, q.name
     except Exception:  # corpus or its data not there yet: synthetic bars of the same size
-        from qbdi_utils.vae import synthetic_frames
+        from qbdi_utils.model import synthetic_frames
 
         roll, name = pianoroll.from_frames(synthetic_frames(N_FRAMES, seed=1), spec), "synthetic"
     reps = -(-need // len(roll))

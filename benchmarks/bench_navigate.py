@@ -1,6 +1,6 @@
 """Benchmark: oracle navigation of the default query and the query-guided path through the chorale corpus.
 
-Uses the default model (``qbdi_utils.vae.default_model()``; for manual runs set QBDI_CACHE_DIR and
+Uses the default model (``qbdi_utils.training.default_model()``; for manual runs set QBDI_CACHE_DIR and
 QBDI_MODELS_DIR to reuse a trained model and corpus cache) and the default query
 (data/queries/haydn_op74no1_mvt1.mid, 155 bars). Prints one JSON line with
 
@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from qbdi_utils import corpus, dynamics, navigate as nv, vae  # noqa: E402
+from qbdi_utils import corpus, dynamics, navigate as nv, training  # noqa: E402
 
 
 def _timed(f, repeat=1):
@@ -81,7 +81,7 @@ def vmo_check(co, enc) -> dict:
 
 
 def main() -> None:
-    model = vae.default_model(progress=False)
+    model = training.default_model(progress=False)
     query = corpus.load_query(spec=model.spec)
     (enc, qo), t_qo = _timed(lambda: nv.query_oracle(model, query))
     n = enc.mean.shape[0]

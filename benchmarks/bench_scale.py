@@ -110,22 +110,23 @@ def _child(argv) -> int:
     a = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if a.kind == "mirrored":
-        from qbdi_utils import devices
+        from qbdi_utils.training import devices
 
         devices.split_cpu(2)
     import numpy as np
 
-    from qbdi_utils import corpus, train, vae
+    from qbdi_utils import corpus, training
+    from qbdi_utils.model import PRESETS
 
     sc = corpus.load_corpus(a.folder, progress=False, workers=1, in_memory=False, cache_root=a.store)
-    cfg = vae.PRESETS["paper"].replace(epochs=a.epochs)
+    cfg = PRESETS["paper"].replace(epochs=a.epochs)
     out: dict = {"frames": sc.n_frames}
     if a.kind == "rss":
         if a.in_memory:
             frames, groups = sc.to_arrays()
-            train.train(frames, groups=groups, config=cfg, progress=False)
+            training.train(frames, groups=groups, config=cfg, progress=False)
         else:
-            train.train(sc, config=cfg, stream=True, progress=False)
+            training.train(sc, config=cfg, stream=True, progress=False)
         out["peak_rss_mb"] = round(_peak_rss_mb(), 1)
     elif a.kind == "speed":
         frames, groups = sc.to_arrays()
@@ -140,7 +141,7 @@ def _child(argv) -> int:
             med = {}
             for label in (("memory", "stream") if r % 2 == 0 else ("stream", "memory")):
                 src = frames if label == "memory" else sc
-                _, hist = train.train(src, config=cfg, progress=False, **paths[label])
+                _, hist = training.train(src, config=cfg, progress=False, **paths[label])
                 n_train = len(hist["train_idx"])
                 rate = [n_train / s for s in hist["epoch_seconds"]]
                 rate = rate[1:] if len(rate) > 1 else rate
@@ -154,7 +155,7 @@ def _child(argv) -> int:
         frames, groups = sc.to_arrays()
         losses = {}
         for n in (1, 2):
-            _, hist = train.train(frames, groups=groups, config=cfg, progress=False, devices=n)
+            _, hist = training.train(frames, groups=groups, config=cfg, progress=False, devices=n)
             losses[n] = np.array(hist["loss"])
         out["loss_1"] = [round(float(v), 4) for v in losses[1]]
         out["loss_2"] = [round(float(v), 4) for v in losses[2]]

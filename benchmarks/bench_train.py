@@ -10,8 +10,8 @@ Prints one JSON line. The roofline:
     peak_gflops_by_kernel   {"xla-<size>" / "tf-<size>": best GFLOP/s}, to see where the peak came from
 Training, for the paper's batch 100 ("batch100_") and for a big batch for large corpora ("batchB_",
 B = big_batch, learning rate big_batch_learning_rate):
-    <b>_samples_per_s       frames per second of the project's training loop (train._make_trainer and
-                            train._fit_function: the compiled trainer ``qbdi train`` uses), best epoch
+    <b>_samples_per_s       frames per second of the project's training loop (make_trainer and
+                            fit_function: the compiled trainer ``qbdi train`` uses), best epoch
                             over --frames synthetic frames, after a warm-up epoch
     <b>_train_flops_per_s   samples_per_s x 6 x matmul_params. This counts the dense layers' matmul
                             FLOPs only: per frame and per weight, 2 for the forward product and 2 each
@@ -21,7 +21,7 @@ B = big_batch, learning rate big_batch_learning_rate):
                             of the machine" for this matmul-dominated model
     <b>_train_fraction_of_peak  train_flops_per_s / peak_flops_per_s
     <b>_heldout_loss_nats   held-out loss (D + beta R, nats per frame, test pieces) of a model trained
-                            by train.train for a FIXED number of samples (--quality-epochs passes over
+                            by training.train for a FIXED number of samples (--quality-epochs passes over
                             the training split, the same for every batch), so that speed is not
                             bought with a worse model; on the Bach chorales (the first run parses
                             them into the corpus cache), or synthetic frames with --corpus synthetic
@@ -173,20 +173,21 @@ def peak_matmul_rates(sizes=(1024, 2048), seconds: float = 0.4, kernels=("xla", 
 
 def _quality_data(which: str, frames: int):
     """(frames, groups or None, label) for the held-out runs."""
-    from qbdi_utils import corpus, vae
+    from qbdi_utils import corpus
+    from qbdi_utils.model import synthetic_frames
 
     if which in ("chorales", "auto"):  # embedded in music21; parsed once into the shard cache
         c = corpus.load_corpus("chorales", progress=False)
         return c.frames, c.piece_index, f"chorales ({len(c.frames)} frames, {len(c.piece_names)} pieces)"
-    return vae.synthetic_frames(frames, seed=0), None, f"synthetic ({frames} frames)"
+    return synthetic_frames(frames, seed=0), None, f"synthetic ({frames} frames)"
 
 
 def _heldout(frames, groups, cfg, batch: int, lr: float, epochs: int, fit_opts: dict) -> dict:
-    """Held-out loss and F1 of train.train run for ``epochs`` passes at (batch, lr)."""
-    from qbdi_utils import train
+    """Held-out loss and F1 of training.train run for ``epochs`` passes at (batch, lr)."""
+    from qbdi_utils import training
 
-    model, _ = train.train(frames, groups=groups, config=cfg, batch_size=int(batch), learning_rate=float(lr),
-                           epochs=int(epochs), progress=False, fit_options=fit_opts)
+    model, _ = training.train(frames, groups=groups, config=cfg, batch_size=int(batch), learning_rate=float(lr),
+                              epochs=int(epochs), progress=False, fit_options=fit_opts)
     return {"loss": model.info["held_out_loss_nats"], "f1": model.info["held_out_f1"],
             "n_train": model.info["n_train"], "seconds": model.info["train_seconds"]}
 
@@ -241,11 +242,13 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from qbdi_utils import train, vae
+    from qbdi_utils import training
+    from qbdi_utils.model import PRESETS, synthetic_frames
+    from qbdi_utils.training.fit import FIT_DEFAULTS, fit_function, make_trainer, seed_everything
 
     t_start = time.perf_counter()
-    base = vae.PRESETS["paper"].replace(gamma=args.gamma)
-    fit_opts = dict(train._FIT_DEFAULTS)
+    base = PRESETS["paper"].replace(gamma=args.gamma)
+    fit_opts = dict(FIT_DEFAULTS)
     if args.jit is not None:
         fit_opts["jit_compile"] = {"true": True, "false": False}.get(args.jit.lower(), "auto")
     if args.loop is not None:
@@ -258,15 +261,15 @@ def main(argv=None) -> int:
     batches = (PAPER_BATCH,) + tuple(b for b in candidates if b != PAPER_BATCH)
 
     # --- one compiled training loop per batch, on synthetic frames (speed does not depend on content)
-    x_all = vae.synthetic_frames(args.frames, seed=0).astype(np.float32)
+    x_all = synthetic_frames(args.frames, seed=0).astype(np.float32)
     fits, n_of = {}, {}
     for b in batches:
         n = (args.frames // b) * b
         cfg = base.replace(batch_size=b, learning_rate=lr_of[b])
-        train._seed_everything(0)
-        trainer = train._make_trainer(cfg, 0, fit_opts)
-        nxt = train.successor_index(np.arange(n) // 16, n)  # pieces of 16 bars
-        fits[b] = train._fit_function(trainer, x_all[:n], cfg, fit_options=fit_opts, next_tr=nxt)
+        seed_everything(0)
+        trainer = make_trainer(cfg, 0, fit_opts)
+        nxt = training.successor_index(np.arange(n) // 16, n)  # pieces of 16 bars
+        fits[b] = fit_function(trainer, x_all[:n], cfg, fit_options=fit_opts, next_tr=nxt)
         fits[b](1)  # warm-up: tracing / compilation
         n_of[b] = n
 

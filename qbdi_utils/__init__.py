@@ -10,10 +10,8 @@ One module per concept; notebook N calls mostly the modules of its stage (README
 ``pianoroll``      the roll contract: MIDI <-> roll <-> frames, Note, validators (01)
 ``harmony``        chroma, Tonnetz, keys, triads and their ties, agreement metrics
 ``corpus``         chorales / MIDI folders -> cached frames; the shipped queries (01)
-``vae``            the style VAE: VAEConfig, PRESETS, StyleVAE (02)
-``stream``         frame sources: training frames read shard by shard (corpora larger than memory)
-``devices``        distribution strategies for data-parallel training (several GPUs / CPU devices / workers)
-``train``          the training loop, the three-way split, cached and default models (02)
+``model/``         the style VAE: VAEConfig + PRESETS, networks + the one loss, save/load, StyleVAE (02)
+``training/``      split, threshold, the fit loops, streaming, devices, cached and default models (02)
 ``predictive``     the predictive head's honest measurement: probes, I_probe (06)
 ``channel``        reverse water-filling and Berger's test channel (03)
 ``improvise``      query -> improvisation across bit budgets (04)
@@ -31,15 +29,14 @@ files); heavy libraries (TensorFlow/Keras, music21, verovio, matplotlib) load on
 from qbdi_utils import errors, files, paths, report  # noqa: F401  (imported in dependency order)
 from qbdi_utils import pianoroll  # noqa: F401
 from qbdi_utils import harmony  # noqa: F401
-from qbdi_utils import channel, corpus, dynamics, vae  # noqa: F401
-from qbdi_utils import devices, stream  # noqa: F401
-from qbdi_utils import train  # noqa: F401
+from qbdi_utils import channel, corpus, dynamics, model  # noqa: F401
+from qbdi_utils import training  # noqa: F401
 from qbdi_utils import improvise, predictive  # noqa: F401
 from qbdi_utils import claims, navigate, render  # noqa: F401
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__", "errors", "paths", "files", "report", "pianoroll", "harmony", "corpus", "vae",
-    "stream", "devices", "train", "predictive", "channel", "improvise", "claims", "dynamics", "navigate", "render",
+    "__version__", "errors", "paths", "files", "report", "pianoroll", "harmony", "corpus", "model",
+    "training", "predictive", "channel", "improvise", "claims", "dynamics", "navigate", "render",
 ]

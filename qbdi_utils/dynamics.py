@@ -39,8 +39,8 @@ What this module does differently from calling ``vmo`` directly, and why:
   and lists every (non-overlapping, leftmost) occurrence as a 0-based half-open ``[start, end)``
   span; a held chord or an ostinato is reported by its unit, not by its own repetitions.
 * **Plots.** Figs. 4-6 are drawn by :mod:`qbdi_utils.render.plots` (``plot_motifs``,
-  ``plot_ir_curves``, ``plot_ir_over_time``); ``dynamics.plot_motifs`` etc. still work through this
-  module's ``__getattr__`` (the compatibility path), as render sits above dynamics.
+  ``plot_ir_curves``, ``plot_ir_over_time``, also ``render.plot_motifs`` etc.); render sits above
+  dynamics, so this module imports nothing of render.
 """
 
 from __future__ import annotations
@@ -53,11 +53,15 @@ from qbdi_utils import harmony
 from qbdi_utils.pianoroll import RollSpec
 
 __all__ = [
+    "Analysis",
+    "RESOLUTIONS",
+    "analyze_roll",
     "chroma_features",
     "tonnetz_features",
     "pairwise_distances",
     "Oracle",
     "build_oracle",
+    "oracle_from_rows",
     "ir_per_frame",
     "IRCurve",
     "ir_curve",
@@ -212,18 +216,28 @@ def build_oracle(features=None, threshold: float = 0.0, metric: str = "euclidean
     Used in: notebooks/05_vmo_analysis.ipynb.
     """
     d = pairwise_distances(features, metric) if distances is None else np.asarray(distances, np.float64)
-    return _build(d, d.tolist(), float(threshold))
+    return oracle_from_rows(d, d.tolist(), float(threshold))
 
 
 _BIG = 24  # transition lists longer than this are scanned with numpy
 
 
-def _build(d: np.ndarray, rows: list, t: float) -> Oracle:
+def oracle_from_rows(d: np.ndarray, rows: list, t: float) -> Oracle:
     """The oracle construction of vmo's ``MO.add_state`` (method 'inc') on precomputed distances.
 
-    ``d``/``rows``: the (N, N) distance matrix as an array and as nested lists (same values).
     State i (1-based) is frame i - 1; vmo compares frame i - 1 with the frames of the states in
     ``trn[k]`` and takes the first closest one if it is strictly below ``t``.
+
+    Args:
+        d: (N, N) distance matrix.
+        rows: the same distances row by row, ``rows[i][j] == d[i, j]`` (nested lists are fastest
+            for the scalar scans; anything indexable by row works).
+        t: threshold: two frames match when their distance is strictly below it.
+
+    Returns:
+        :class:`Oracle`.
+
+    Used in: :func:`build_oracle`, :func:`ir_curve`, qbdi_utils.navigate (latent oracles).
     """
     n = d.shape[0]
     sfx = [None]
@@ -402,7 +416,7 @@ def ir_curve(features, thresholds=None, metric: str = "euclidean", alpha: float 
     nsym = np.zeros(len(thresholds), dtype=np.int64)
     rows = d.tolist()
     for k, t in enumerate(thresholds):
-        o = _build(d, rows, float(t))
+        o = oracle_from_rows(d, rows, float(t))
         irs[k] = ir_per_frame(o, alpha).sum()
         nsym[k] = o.n_symbols
     best = int(np.argmax(irs)) if len(irs) else 0
@@ -626,23 +640,76 @@ def _is_substring(p: tuple, q: tuple) -> bool:
     return any(q[i:i + lp] == p for i in range(len(q) - lp + 1))
 
 
-# ----------------------------------------------------------------------------- compatibility
+# ----------------------------------------------------------------------------- one roll, analysed
 
-#: Plots that moved to :mod:`qbdi_utils.render.plots`; still reachable here (see ``__getattr__``).
-_MOVED_TO_RENDER_PLOTS = ("plot_motifs", "plot_ir_curves", "plot_ir_over_time")
+#: Chroma time resolutions of :func:`analyze_roll`.
+RESOLUTIONS: tuple = ("beat", "frame")
 
 
-def __getattr__(name: str):
-    """Compatibility path for the Figs. 4-6 plots, which live in :mod:`qbdi_utils.render.plots`.
+@dataclass
+class Analysis:
+    """The VMO analysis of one roll: IR curve, best oracle, motifs (``qbdi analyze``).
 
-    ``dynamics.plot_motifs``, ``dynamics.plot_ir_curves`` and ``dynamics.plot_ir_over_time`` (and
-    ``from qbdi_utils.dynamics import plot_motifs``) keep working: this module-level ``__getattr__``
-    (PEP 562) forwards them. The import is done here, on first use, because render sits above
-    dynamics in the dependency graph and dynamics must not import it at the top.
-    Used in: notebooks/05_vmo_analysis.ipynb, ``qbdi analyze``.
+    Attributes:
+        n_features: chroma frames analysed (beats or roll frames).
+        frames_per_bar: chroma frames per 4/4 bar.
+        unit: "beats" or "frames".
+        curve: :class:`IRCurve` over the thresholds swept.
+        oracle: the oracle at the curve's best threshold.
+        motifs: :func:`motifs` of that oracle (longest first).
     """
-    if name in _MOVED_TO_RENDER_PLOTS:
-        from qbdi_utils.render import plots
 
-        return getattr(plots, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    n_features: int
+    frames_per_bar: float
+    unit: str
+    curve: IRCurve
+    oracle: Oracle
+    motifs: list
+
+    def ir_rows(self) -> tuple[list, list[str]]:
+        """(rows, columns) of the IR curve table: threshold, total IR (bits), symbols."""
+        c = self.curve
+        return (list(zip(map(float, c.thresholds), map(float, c.ir), map(int, c.n_symbols))),
+                ["threshold", "total_ir_bits", "n_symbols"])
+
+    def motif_rows(self) -> tuple[list, list[str]]:
+        """(rows, columns) of the motif table: one row per occurrence, in frames and in bars."""
+        u = self.unit
+        rows = [[k, m.length, s, e, f"{bs:g}", f"{be:g}"]
+                for k, m in enumerate(self.motifs, 1) for (s, e), (bs, be) in zip(m.spans, m.bar_spans)]
+        return rows, ["motif", f"length_{u}", f"start_{u[:-1]}", f"end_{u[:-1]}", "start_bar", "end_bar"]
+
+
+def analyze_roll(roll, spec: RollSpec, resolution: str = "beat", n_thresholds: int = 200,
+                 min_length: int = 4, min_count: int = 2) -> Analysis:
+    """The VMO pipeline of one roll: Tonnetz chroma, IR over a threshold sweep, motifs at the best one.
+
+    Args:
+        roll: (T, C) roll starting on a bar line.
+        spec: its layout.
+        resolution: "beat" or "frame" (chroma time resolution).
+        n_thresholds: thresholds swept (:func:`default_thresholds`), >= 2.
+        min_length: shortest motif, in chroma frames.
+        min_count: fewest occurrences of a motif.
+
+    Returns:
+        :class:`Analysis`.
+
+    Raises:
+        ValueError: resolution not in :data:`RESOLUTIONS`.
+
+    Used in: ``qbdi analyze``.
+    """
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    per_bar = spec.steps_per_frame / (spec.steps_per_quarter if resolution == "beat" else spec.steps_per_frame)
+    feats = chroma_features(roll, spec, resolution)
+    dist = pairwise_distances(feats)
+    thresholds = default_thresholds(dist, n_thresholds)
+    curve = ir_curve(None, thresholds, distances=dist)
+    oracle = build_oracle(threshold=curve.best_threshold, distances=dist)
+    found = motifs(oracle, min_length=min_length, min_count=min_count, frames_per_bar=per_bar)
+    return Analysis(n_features=len(feats), frames_per_bar=per_bar,
+                    unit="beats" if resolution == "beat" else "frames", curve=curve, oracle=oracle,
+                    motifs=found)
+

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import corpus, harmony, pianoroll, render, vae
+from qbdi_utils import corpus, harmony, pianoroll, render, training
 from qbdi_utils.errors import OptionError, QbdiError
 from qbdi_utils.improvise import STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
 from qbdi_utils.paths import REPO_ROOT
@@ -175,7 +175,7 @@ class Explorer:
     ``encode_count`` (how many times a query was encoded).
 
     Args:
-        model: a StyleVAE; None loads :func:`vae.default_model` (trained on first use, with progress).
+        model: a StyleVAE; None loads :func:`training.default_model` (trained on first use, with progress).
         query: a name from ``corpus.QUERY_NAMES`` (default ``corpus.DEFAULT_QUERY``), a MIDI file path,
             or a Piece (read with the model's spec), listed first among the queries.
         bits: initial bit budget (a stop of :data:`BITS_SCALE`; None or "full" = full rate). The
@@ -199,7 +199,7 @@ class Explorer:
                  program: int = 0, dpi: int = 80):
         import ipywidgets as W
 
-        self.model = vae.default_model(progress=True) if model is None else model
+        self.model = training.default_model(progress=True) if model is None else model
         self.overlay_bars = tuple(int(b) for b in overlay_bars)
         self.audio_bars = tuple(int(b) for b in audio_bars)
         self.sample_rate = int(sample_rate)
@@ -541,8 +541,8 @@ def serve(port: int = DEFAULT_PORT, notebook=EXPLORER_NOTEBOOK, train_progress: 
     notebook = Path(notebook)
     if not notebook.is_file():
         raise OptionError(f"explorer notebook {notebook} not found")
-    model = vae.default_model(progress=train_progress)
-    print(f"model: {vae.default_model_dir()} ({'loaded' if getattr(model, 'from_cache', False) else 'trained'}); "
+    model = training.default_model(progress=train_progress)
+    print(f"model: {training.default_model_dir()} ({'loaded' if getattr(model, 'from_cache', False) else 'trained'}); "
           f"audio: {render.synthesis_engine()} synthesizer", flush=True)
     cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={int(port)}", "--no-browser",
            "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True",

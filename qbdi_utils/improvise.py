@@ -4,7 +4,7 @@ A query :class:`~qbdi_utils.pianoroll.Piece` is cut into bar frames, encoded by 
 through the rate-limited Berger channel (:func:`qbdi_utils.channel.transmit`) and decoded; the decoded
 Bernoulli probabilities are thresholded back into a roll as long as the query, with the query's tempo.
 
-This module is thin glue over ``vae`` (encode/decode), ``channel`` (transmit), ``pianoroll`` (frames)
+This module is thin glue over ``model`` (encode/decode), ``channel`` (transmit), ``pianoroll`` (frames)
 and ``harmony`` (metrics). Logic of its own: the alignment (frames start on the query's bar lines, a
 pickup is padded in front, the tail is zero-padded, and the output is cut back to exactly the query's
 steps), the report of what about a query the model cannot take as it is (:func:`query_warnings`), and
@@ -36,6 +36,7 @@ __all__ = [
     "EncodedQuery",
     "Improvisation",
     "chance_levels",
+    "check_stats_mode",
     "claims_sweep",
     "encode_query",
     "excerpt",
@@ -166,7 +167,18 @@ def parse_bits(value) -> int | None:
     return int(value)
 
 
-def _check_mode(mode: str) -> str:
+def check_stats_mode(mode: str) -> str:
+    """A channel statistics mode, checked.
+
+    Args:
+        mode: one of :data:`STATS_MODES`.
+
+    Returns:
+        mode, unchanged.
+
+    Raises:
+        OptionError: mode is not one of :data:`STATS_MODES`.
+    """
     if mode not in STATS_MODES:
         raise OptionError(f"statistics mode {mode!r} is not one of {', '.join(STATS_MODES)}")
     return mode
@@ -222,7 +234,7 @@ def query_warnings(model, query: Piece) -> list[str]:
             "voices merge into one note"
         )
     config = getattr(model, "config", None) or {}
-    # set by vae.train when it knows the pieces (qbdi train, default_model); absent otherwise
+    # set by training.train when it knows the pieces (qbdi train, default_model); absent otherwise
     longest = config.get("max_piece_frames") if isinstance(config, Mapping) else None
     # the same count as pianoroll.to_frames: (-offset) mod steps_per_frame silent rows complete the pickup
     front = (-int(query.bar_offset_steps)) % spec.steps_per_frame
@@ -359,7 +371,7 @@ def improvise_batch(
 
     Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
     """
-    _check_mode(mode)
+    check_stats_mode(mode)
     rates = [parse_bits(b) for b in rates]
     seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     if not rates or not seeds:

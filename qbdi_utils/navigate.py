@@ -29,7 +29,7 @@ from the same seed.
 
 Oracles: the query oracle is :func:`qbdi_utils.dynamics.build_oracle` on the query's latent means at
 the threshold of maximal information rate (as notebook 05 picks it; 200 thresholds). The corpus oracle
-(~6,000 bars) uses the same construction (``dynamics._build``) on a float32 cosine-distance matrix
+(~6,000 bars) uses the same construction (``dynamics.oracle_from_rows``) on a float32 cosine-distance matrix
 (about 140 MB for the chorales, freed after the build) and its threshold maximises the information rate
 over a coarser grid (``n_thresholds``, default 20).
 
@@ -46,8 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from qbdi_utils import corpus as corpus_mod
-from qbdi_utils import dynamics, files, harmony, improvise, pianoroll, vae
-from qbdi_utils import train as train_mod
+from qbdi_utils import dynamics, files, harmony, improvise, pianoroll
+from qbdi_utils.model import DEFAULT_CONFIG, frames_fingerprint
+from qbdi_utils.training import same_config
 from qbdi_utils.errors import CorpusError, OptionError, OutputExistsError
 from qbdi_utils.improvise import EncodedQuery, Improvisation
 
@@ -55,6 +56,7 @@ __all__ = [
     "SOURCES",
     "LatentOracle",
     "Navigation",
+    "DEFAULT_CONTINUITY",
     "check_continuity",
     "check_min_context",
     "query_oracle",
@@ -78,6 +80,10 @@ __all__ = [
 
 #: Where the oracle comes from: the query itself, or the model's training corpus.
 SOURCES: tuple = ("query", "corpus")
+
+#: Probability of playing the next bar when a caller gives none (``qbdi navigate``, :func:`navigate`);
+#: 1 replays the query, as :func:`qbdi_utils.improvise.improvise` does.
+DEFAULT_CONTINUITY: float = 0.8
 
 # the path's random stream: SeedSequence([seed, _PATH_STREAM]), independent of the channel's default_rng(seed)
 _PATH_STREAM = 0x6E6176
@@ -243,7 +249,7 @@ def query_oracle(model, query, threshold: float | None = None) -> tuple[EncodedQ
 
 
 class _Rows:
-    """Row access of a distance matrix for ``dynamics._build`` without a nested-list copy."""
+    """Row access of a distance matrix for ``dynamics.oracle_from_rows`` without a nested-list copy."""
 
     def __init__(self, d):
         self.d = d
@@ -268,7 +274,7 @@ def _cosine_matrix(x: np.ndarray) -> np.ndarray:
 
 
 def _oracle_on(d: np.ndarray, threshold: float) -> dynamics.Oracle:
-    return dynamics._build(d, _Rows(d), float(threshold))
+    return dynamics.oracle_from_rows(d, _Rows(d), float(threshold))
 
 
 def corpus_oracle(model, corpus=None, threshold: float | None = None, n_thresholds: int = 20,
@@ -328,7 +334,7 @@ def model_corpus(model, corpus=None, progress: bool = False):
 
     Where it comes from: ``corpus`` when given; else ``model.info["corpus"]`` (source and options,
     recorded by ``qbdi train``); else, for a model with the default configuration (as
-    :func:`qbdi_utils.vae.default_model` trains it), the default chorale corpus.
+    :func:`qbdi_utils.training.default_model` trains it), the default chorale corpus.
 
     Args:
         model: a StyleVAE (``fingerprint``, ``info``, ``config``, ``spec``).
@@ -348,7 +354,7 @@ def model_corpus(model, corpus=None, progress: bool = False):
         rec = (getattr(model, "info", None) or {}).get("corpus")
         if isinstance(rec, dict) and rec.get("source"):
             source, opts = rec["source"], dict(rec.get("options") or {})
-        elif train_mod.same_config(model.config, vae.DEFAULT_CONFIG):
+        elif same_config(model.config, DEFAULT_CONFIG):
             source, opts = "chorales", {}
         else:
             raise CorpusError("the model does not record the corpus it was trained on (models from "
@@ -364,7 +370,7 @@ def model_corpus(model, corpus=None, progress: bool = False):
         c = corpus
     else:
         c = corpus_mod.load_corpus(corpus, spec=model.spec, progress=progress)
-    if vae.frames_fingerprint(c.frames) != model.fingerprint:
+    if frames_fingerprint(c.frames) != model.fingerprint:
         raise CorpusError(f"the corpus ({c.n_frames} frames) is not the one the model was trained on "
                           "(frame fingerprints differ); the corpus changed since training, so retrain "
                           "the model or use --source query")
@@ -607,8 +613,8 @@ def _path_and_jumps(enc: EncodedQuery, source: str, qo: LatentOracle | None, co:
     return co, path, jumps, total
 
 
-def navigate_batch(model, query, source: str = "query", continuity: float = 1.0, min_context: int = 1,
-                   rates=(None,), seeds=(0,), mode: str = "query", threshold: float | None = None,
+def navigate_batch(model, query, source: str = "query", continuity: float = DEFAULT_CONTINUITY,
+                   min_context: int = 1, rates=(None,), seeds=(0,), mode: str = "query", threshold: float | None = None,
                    oracle: LatentOracle | None = None, oracle_threshold: float | None = None,
                    jump_cost: float = 0.0) -> dict:
     """Navigate (or resynthesise) once per seed and decode each path at every bit budget.
@@ -644,7 +650,7 @@ def navigate_batch(model, query, source: str = "query", continuity: float = 1.0,
     if source == "query":
         continuity = check_continuity(continuity)
         min_context = check_min_context(min_context)
-    improvise._check_mode(mode)
+    improvise.check_stats_mode(mode)
     rates = [improvise.parse_bits(b) for b in rates]
     seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     enc = query if isinstance(query, EncodedQuery) else improvise.encode_query(model, query)
@@ -682,8 +688,8 @@ def navigate_batch(model, query, source: str = "query", continuity: float = 1.0,
     return out
 
 
-def navigate(model, query, source: str = "query", continuity: float = 1.0, min_context: int = 1,
-             bits=None, mode: str = "query", seed: int = 0, threshold: float | None = None,
+def navigate(model, query, source: str = "query", continuity: float = DEFAULT_CONTINUITY,
+             min_context: int = 1, bits=None, mode: str = "query", seed: int = 0, threshold: float | None = None,
              oracle: LatentOracle | None = None, oracle_threshold: float | None = None,
              jump_cost: float = 0.0) -> Navigation:
     """One oracle improvisation on ``query``: a new bar order, sent through the channel, decoded.

@@ -160,7 +160,7 @@ def as_roll(x, spec: RollSpec = RollSpec()) -> np.ndarray:
     Raises:
         ValueError: any other shape, or a Piece of another layout (a caller's mistake, not a user's).
 
-    Used in: every module that takes rolls (harmony, render, improvise, vae).
+    Used in: every module that takes rolls (harmony, render, improvise, model).
     """
     if isinstance(x, Piece):
         if x.spec != spec:
@@ -193,7 +193,7 @@ def as_frames(x, spec: RollSpec = RollSpec()) -> np.ndarray:
     Raises:
         ValueError: any other shape.
 
-    Used in: vae (encode, reconstruct), improvise.
+    Used in: model (encode, reconstruct), improvise.
     """
     a = np.asarray(x)
     if a.ndim == 1 and a.shape[0] == spec.frame_size:
@@ -816,9 +816,9 @@ def frames_digest(shape, blocks) -> str:
     """The frames fingerprint: 16 hex digits of SHA-256 over ``repr(shape)`` then the frames as 0/1
     uint8 bytes, row block by row block in order.
 
-    The one definition of the hash: :func:`qbdi_utils.vae.frames_fingerprint` (an array in memory),
+    The one definition of the hash: :func:`qbdi_utils.model.frames_fingerprint` (an array in memory),
     :meth:`qbdi_utils.shards.ShardedCorpus.frames_fingerprint` and
-    :func:`qbdi_utils.stream.stream_fingerprint` (frames read shard by shard) all call it, so a
+    :func:`qbdi_utils.training.stream.stream_fingerprint` (frames read shard by shard) all call it, so a
     corpus hashes alike wherever its frames live.
 
     Args:

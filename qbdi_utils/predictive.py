@@ -50,8 +50,8 @@ import json
 import numpy as np
 
 from qbdi_utils import files, paths
-from qbdi_utils.train import cached_model, held_out_scores, split_held_out, split_pieces, successor_index
-from qbdi_utils.vae import StyleVAE, VAEConfig, frames_fingerprint
+from qbdi_utils.model import StyleVAE, VAEConfig, frames_fingerprint
+from qbdi_utils.training import cached_model, held_out_scores, split_held_out, split_pieces, successor_index
 
 __all__ = ["GRID_METRICS", "bernoulli_ce", "evaluate", "fit_probe", "grid", "marginal_rates", "mean_sd",
            "probe_information"]
@@ -253,7 +253,7 @@ def evaluate(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | None = No
     """Test-piece R, D, note F1 and I_probe(Z;Y) at lag 1 (next bar) and lag 0 (the bar itself).
 
     The frames are split as the model's training split them (its config's fractions and seed,
-    :func:`qbdi_utils.train.split_pieces`); on the same corpus the model was trained on
+    :func:`qbdi_utils.training.split_pieces`); on the same corpus the model was trained on
     (``same_corpus``), the training pieces are the model's and the test pieces were never seen.
     A model without a test set (format 1) is measured on its validation pieces (``held_out_set``).
     The probes are fitted on posterior samples of the frozen encoder over training pieces only
@@ -338,10 +338,10 @@ def grid(configs, frames: np.ndarray, groups: np.ndarray | None = None, *, sourc
     corpus misses the cache and is evaluated again.
 
     Args:
-        configs: iterable of :class:`qbdi_utils.vae.VAEConfig` (e.g. ``PRESETS["paper"].replace(gamma=1.0, seed=1)``).
+        configs: iterable of :class:`qbdi_utils.model.VAEConfig` (e.g. ``PRESETS["paper"].replace(gamma=1.0, seed=1)``).
         frames: (N, frame_size) binary frames of the corpus the models are trained on.
         groups: (N,) piece label per frame (``corpus.piece_index``), or None.
-        source: corpus name for :func:`qbdi_utils.train.cached_model`.
+        source: corpus name for :func:`qbdi_utils.training.cached_model`.
         seed: seeds the probes' fits (the same for every model, so rows differ by model only).
         progress: progress bars while training.
         model_fn: optional ``config -> StyleVAE`` used instead of ``cached_model`` (tests, other caches).

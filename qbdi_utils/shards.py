@@ -562,7 +562,7 @@ class ShardedCorpus:
         return bool(np.all(np.diff(self.piece_index) >= 0))
 
     def frames_fingerprint(self) -> str:
-        """:func:`qbdi_utils.vae.frames_fingerprint` of the in-memory corpus's frames (piece order).
+        """:func:`qbdi_utils.model.frames_fingerprint` of the in-memory corpus's frames (piece order).
 
         SHA-256 of ``repr((N, D))`` then the uint8 frames row by row in piece order, first 16 hex
         digits. Shards are read as the piece order reaches them and dropped after their last run.

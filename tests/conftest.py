@@ -28,13 +28,14 @@ def tiny_model(tmp_path_factory):
     Saved to (and loaded back from) a temp dir, ``tiny_model.info["model_dir"]`` says where.
     Shares the paper's RollSpec, threshold, corpus_stats and encode/decode API with the real model.
     """
-    from qbdi_utils import vae
+    from qbdi_utils import training
+    from qbdi_utils.model import StyleVAE, synthetic_frames
 
-    frames = vae.synthetic_frames(400, seed=0)
-    model, _ = vae.train(frames, hidden_dim=64, latent_dim=16, epochs=3, seed=0, progress=False)
+    frames = synthetic_frames(400, seed=0)
+    model, _ = training.train(frames, hidden_dim=64, latent_dim=16, epochs=3, seed=0, progress=False)
     out = tmp_path_factory.mktemp("tiny_model")
     model.save(out)
-    loaded = vae.StyleVAE.load(out)
+    loaded = StyleVAE.load(out)
     loaded.info["model_dir"] = str(out)
     return loaded
 
@@ -44,7 +45,7 @@ def chord_query_mid(tmp_path_factory):
     """A factory: ``chord_query_mid(n_bars)`` writes (once per length) a synthetic chord query of
     ``n_bars`` 4/4 bars at 100 bpm as MIDI and returns its path."""
     from qbdi_utils import pianoroll
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     made: dict = {}
 

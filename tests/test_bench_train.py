@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qbdi_utils import train, vae
+from qbdi_utils.model import PRESETS
+from qbdi_utils.training.fit import make_trainer
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py"
 
@@ -28,8 +29,8 @@ def bench():
 
 @pytest.mark.parametrize("gamma", [0.0, 0.5])
 def test_matmul_flops_count_every_dense_kernel_of_the_trainer(bench, gamma):
-    cfg = vae.PRESETS["paper"].replace(input_dim=96, hidden_dim=24, latent_dim=8, gamma=gamma)
-    trainer = train._make_trainer(cfg, 0)
+    cfg = PRESETS["paper"].replace(input_dim=96, hidden_dim=24, latent_dim=8, gamma=gamma)
+    trainer = make_trainer(cfg, 0)
     kernels = [v for v in trainer.trainable_variables if len(v.shape) == 2]
     # encoder hidden, mean, log-variance, decoder hidden, output (+ the head's two layers)
     assert len(kernels) == (7 if gamma > 0 else 5)
@@ -39,7 +40,7 @@ def test_matmul_flops_count_every_dense_kernel_of_the_trainer(bench, gamma):
 
 def test_paper_model_matmul_params_by_hand(bench):
     # 2496*500 + 500*(2*500) + 500*500 + 500*2496
-    assert bench.matmul_flops_per_sample(vae.PRESETS["paper"]) == 6 * 3_246_000
+    assert bench.matmul_flops_per_sample(PRESETS["paper"]) == 6 * 3_246_000
 
 
 def test_scaled_learning_rate_is_the_square_root_rule(bench):

@@ -566,9 +566,9 @@ def test_transmit_full_rate_and_reproducibility():
 
 def test_transmit_on_a_trained_encoder(tiny_model):
     """End to end with a real (tiny) VAE: query statistics, corpus statistics, full rate."""
-    from qbdi_utils import vae
+    from qbdi_utils.model import synthetic_frames
 
-    mean, logvar = tiny_model.encode(vae.synthetic_frames(24, seed=5))
+    mean, logvar = tiny_model.encode(synthetic_frames(24, seed=5))
     assert np.array_equal(transmit(mean, logvar, None), mean)
     for mode in ("query", "corpus", "posterior", "prior"):
         z_d, alloc = transmit(

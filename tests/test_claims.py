@@ -231,7 +231,7 @@ def test_fine_sweep_verdict_half_vocabulary_and_bookkeeping():
 
 
 def _query(n_frames=6):
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     spec = RollSpec()
     roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(n_frames, seed=4), spec), spec)

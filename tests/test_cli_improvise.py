@@ -166,9 +166,9 @@ def test_sweep_writes_every_rate_and_seed_and_the_table(capsys, tmp_path, model_
 
 
 def test_without_model_uses_the_default_model(capsys, tmp_path, query_mid, tiny_model, monkeypatch):
-    # --model omitted: the CLI must ask vae.default_model() (which loads or trains models/default);
+    # --model omitted: the CLI must ask training.default_model() (which loads or trains models/default);
     # the tiny model stands in for it so the test does not train the paper's model.
-    from qbdi_utils import vae
+    from qbdi_utils import training
 
     calls = []
 
@@ -176,7 +176,7 @@ def test_without_model_uses_the_default_model(capsys, tmp_path, query_mid, tiny_
         calls.append(progress)
         return tiny_model
 
-    monkeypatch.setattr(vae, "default_model", fake_default_model)
+    monkeypatch.setattr(training, "default_model", fake_default_model)
     out = tmp_path / "out.mid"
     code, _, err = run(capsys, "improvise", "--query", query_mid, "--bits", "8", "--out", out)
     assert code == 0, err

@@ -112,7 +112,7 @@ def test_bad_values_one_line_exit_2(capsys, tmp_path, model_dir, query_mid, extr
 
 
 def test_corpus_source_with_a_trained_model_and_when_its_corpus_is_gone(capsys, tmp_path, query_mid):
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     spec = pianoroll.RollSpec()
     folder = tmp_path / "corpus"

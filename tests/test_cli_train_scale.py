@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qbdi_utils import corpus, pianoroll, vae
+from qbdi_utils import corpus, pianoroll
+from qbdi_utils.model import StyleVAE, frames_fingerprint, synthetic_frames
 from qbdi_utils.cli import main
 from qbdi_utils.cli.train import parse_size
 
@@ -25,7 +26,7 @@ def midi_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("scale_midi")
     spec = pianoroll.RollSpec()
     for i in range(12):
-        roll = pianoroll.make_valid(pianoroll.from_frames(vae.synthetic_frames(6, seed=100 + i), spec), spec)
+        roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(6, seed=100 + i), spec), spec)
         pianoroll.write_midi(roll, d / f"p{i:02d}.mid", tempo_bpm=100.0, spec=spec)
     return d
 
@@ -41,9 +42,9 @@ def test_stream_trains_on_the_same_frames_as_memory(capsys, tmp_path, midi_dir):
     code, out, stdout, err = _train(capsys, tmp_path, midi_dir, "--stream", "--workers", "1")
     assert code == 0, err
     assert "streaming" in err and "saved" in stdout
-    model = vae.StyleVAE.load(out)
+    model = StyleVAE.load(out)
     frames = corpus.load_corpus(str(midi_dir), progress=False).frames
-    assert model.fingerprint == vae.frames_fingerprint(frames)  # the whole corpus, read from shards
+    assert model.fingerprint == frames_fingerprint(frames)  # the whole corpus, read from shards
 
 
 def test_memory_budget_decides_the_path(capsys, tmp_path, midi_dir):
@@ -86,7 +87,7 @@ def test_two_logical_devices_from_the_command_line(tmp_path, midi_dir):
                           "--out", str(out), *_SMALL, "--devices", "2", "--workers", "1"],
                          capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
-    model = vae.StyleVAE.load(out)
+    model = StyleVAE.load(out)
     assert np.isfinite(model.info["test_r_nats"]) and model.info["history"]["loss"]
 
 
@@ -124,7 +125,7 @@ def test_two_workers_on_one_machine_train_like_one(tmp_path, midi_dir):
     ref = subprocess.run(cmd + ["--out", str(tmp_path / "one")], env=env, capture_output=True, text=True,
                          timeout=600)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    chief, one = vae.StyleVAE.load(tmp_path / "w0"), vae.StyleVAE.load(tmp_path / "one")
+    chief, one = StyleVAE.load(tmp_path / "w0"), StyleVAE.load(tmp_path / "one")
     assert chief.fingerprint == one.fingerprint
     assert chief.info["devices"] == 2 and "devices" not in one.info  # two workers, one CPU each
     for curve in ("loss", "val_loss"):  # the loss curves within 1%

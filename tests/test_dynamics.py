@@ -219,16 +219,18 @@ def test_plots_draw_every_span():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from qbdi_utils.render import plots
+
     x, spans_a, spans_b = _planted()
     ms = dynamics.motifs(dynamics.build_oracle(x, 1e-6), min_length=3)
     fig, axes = plt.subplots(3, 1)
-    dynamics.plot_motifs(axes[0], {"query": ms}, {"query": len(x)}, frames_per_bar=1)
+    plots.plot_motifs(axes[0], {"query": ms}, {"query": len(x)}, frames_per_bar=1)
     n_bars = sum(len(c.get_paths()) for c in axes[0].collections if type(c).__name__ == "PolyCollection")
     assert n_bars == len(spans_a) + len(spans_b)
     c = dynamics.ir_curve(x, np.linspace(0, 5, 11))
-    dynamics.plot_ir_curves(axes[1], {"q": c})
+    plots.plot_ir_curves(axes[1], {"q": c})
     assert len(axes[1].lines) == 2
-    dynamics.plot_ir_over_time(axes[2], {"q": np.ones(5)})
+    plots.plot_ir_over_time(axes[2], {"q": np.ones(5)})
     assert len(axes[2].lines) == 1
     plt.close(fig)
 

@@ -256,7 +256,7 @@ def test_fuzz_model_json_loads_or_raises_model_error(tiny_model, tmp_path):
     import json
     import shutil
 
-    from qbdi_utils import vae
+    from qbdi_utils.model import StyleVAE
     from qbdi_utils.errors import ModelError
 
     src = tiny_model.info["model_dir"]
@@ -280,7 +280,7 @@ def test_fuzz_model_json_loads_or_raises_model_error(tiny_model, tmp_path):
             target[path[-1]] = values[rng.integers(len(values))]
         (d / "model.json").write_text(json.dumps(meta))
         try:
-            vae.StyleVAE.load(d)
+            StyleVAE.load(d)
         except ModelError as exc:
             assert str(d) in str(exc)
             refused += 1

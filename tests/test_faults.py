@@ -347,12 +347,12 @@ TRAIN_TINY = ["--epochs", "2", "--hidden-dim", "32", "--latent-dim", "4", "--see
 @pytest.fixture(scope="module")
 def midi_corpus(tmp_path_factory):
     """Four synthetic 6-bar MIDI pieces and one file that is not MIDI (skipped, with its reason)."""
-    from qbdi_utils import vae
+    from qbdi_utils.model import synthetic_frames
 
     d = tmp_path_factory.mktemp("corpus")
     spec = pianoroll.RollSpec()
     for i in range(4):
-        roll = pianoroll.from_frames(vae.synthetic_frames(6, seed=10 + i), spec)
+        roll = pianoroll.from_frames(synthetic_frames(6, seed=10 + i), spec)
         pianoroll.write_midi(roll, d / f"p{i}.mid", spec=spec)
     (d / "broken.mid").write_bytes(b"not a midi file")
     return d
@@ -425,7 +425,7 @@ def test_train_force_replaces_model_whole_with_skipped_csv(tmp_path, tiny_model,
     """A successful --force retrain swaps in the new folder: only the new files, skipped.csv inside."""
     import csv
 
-    from qbdi_utils import vae
+    from qbdi_utils.model import StyleVAE
 
     m, before = _old_model(tiny_model, tmp_path)
     r = _qbdi("train", "--corpus", midi_corpus, "--out", m, "--force", *TRAIN_TINY)
@@ -436,7 +436,7 @@ def test_train_force_replaces_model_whole_with_skipped_csv(tmp_path, tiny_model,
         rows = list(csv.reader(fh))
     assert rows[0] == ["file", "reason"] and len(rows) == 2 and rows[1][0].startswith("broken")
     assert "broken" in r.stderr and "reason" in r.stderr  # the printed table names it too
-    model = vae.StyleVAE.load(m)
+    model = StyleVAE.load(m)
     assert model.latent_dim == 4 and model.config.hidden_dim == 32
 
 

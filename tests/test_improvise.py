@@ -21,7 +21,7 @@ from qbdi_utils.pianoroll import Piece, RollSpec
 
 def _query(n_frames=6, extra_steps=0, seed=1, **kw) -> Piece:
     """A synthetic chord query: ``n_frames`` bars (+ a partial bar of ``extra_steps``)."""
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     spec = RollSpec()
     frames = synthetic_frames(n_frames + 1, seed=seed)
@@ -275,16 +275,17 @@ def test_every_statistics_mode_runs_and_zero_bits_sends_its_mean(tiny_model, mod
 
 
 def test_query_longer_than_every_training_piece_is_reported(tmp_path):
-    from qbdi_utils import vae
+    from qbdi_utils import training
+    from qbdi_utils.model import StyleVAE, synthetic_frames
     from qbdi_utils.improvise import query_warnings
 
-    frames = vae.synthetic_frames(60, seed=3)
+    frames = synthetic_frames(60, seed=3)
     groups = np.repeat(np.arange(10), 6)  # ten "pieces" of 6 bars each
     groups[:9] = 99  # one piece of 9 bars is the longest
-    model, _ = vae.train(frames, groups=groups, hidden_dim=8, latent_dim=4, epochs=1, seed=0,
+    model, _ = training.train(frames, groups=groups, hidden_dim=8, latent_dim=4, epochs=1, seed=0,
                          progress=False)
     model.save(tmp_path / "m")
-    loaded = vae.StyleVAE.load(tmp_path / "m")
+    loaded = StyleVAE.load(tmp_path / "m")
     assert loaded.config["max_piece_frames"] == 9
     assert not any("longest training piece" in w for w in query_warnings(loaded, _query(n_frames=9)))
     assert any("longest training piece (9)" in w for w in query_warnings(loaded, _query(n_frames=10)))

@@ -168,7 +168,7 @@ def test_jump_steps_and_measures_by_hand():
 
 @pytest.fixture(scope="module")
 def chord_query():
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     spec = pianoroll.RollSpec()
     roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(12, seed=9), spec), spec)
@@ -202,7 +202,7 @@ def tiny_corpus(frames, n_pieces=4):
 
 
 def test_corpus_source_path_is_the_closest_and_is_decoded(tiny_model, chord_query):
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     c = tiny_corpus(synthetic_frames(400, seed=0))  # the tiny model's training frames
     co = nv.corpus_oracle(tiny_model, c)
@@ -226,7 +226,7 @@ def test_corpus_source_path_is_the_closest_and_is_decoded(tiny_model, chord_quer
 
 
 def test_corpus_unavailable_is_a_corpus_error(tiny_model, tmp_path):
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     with pytest.raises(CorpusError, match="does not record"):
         nv.model_corpus(tiny_model)
@@ -242,7 +242,7 @@ def test_corpus_unavailable_is_a_corpus_error(tiny_model, tmp_path):
 
 
 def test_sweep_rows_reference_behaviour(tiny_model, chord_query):
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     co = nv.corpus_oracle(tiny_model, tiny_corpus(synthetic_frames(400, seed=0)))
     rows = nv.navigation_sweep(tiny_model, chord_query, (1.0, 0.3), 2, (None, 16), corpus=co,

@@ -1,4 +1,4 @@
-"""Tests of the predictive VAE (gamma > 0, qbdi_utils.train/vae) and of the probe (qbdi_utils.predictive).
+"""Tests of the predictive VAE (gamma > 0, qbdi_utils.training/model) and of the probe (qbdi_utils.predictive).
 
 The predictive term is checked against an independent numpy forward pass, pairs against hand-made
 piece layouts, I_probe against synthetic corpora whose next bar is independent of / determined by
@@ -12,7 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from qbdi_utils import pianoroll, predictive, train as train_mod, vae
+from qbdi_utils import pianoroll, predictive, training
+from qbdi_utils.model import PRESETS, StyleVAE, predictive_terms, synthetic_frames
 from qbdi_utils.cli import main
 from qbdi_utils.errors import ModelError
 from qbdi_utils.pianoroll import RollSpec
@@ -22,18 +23,18 @@ from qbdi_utils.pianoroll import RollSpec
 
 def test_successor_index_never_crosses_a_piece():
     groups = np.array([4, 4, 4, 9, 9])  # two pieces: 3 bars, then 2 bars
-    nxt = train_mod.successor_index(groups, 5)
+    nxt = training.successor_index(groups, 5)
     assert nxt.tolist() == [1, 2, -1, 4, -1]
-    assert train_mod.successor_index(None, 3).tolist() == [1, 2, -1]
+    assert training.successor_index(None, 3).tolist() == [1, 2, -1]
     # within a subset (a side of the split) a successor outside it is no successor
-    sub = train_mod._subset_successors(nxt, np.array([0, 1, 3, 4]))
+    sub = training.subset_successors(nxt, np.array([0, 1, 3, 4]))
     assert sub.tolist() == [1, -1, 3, -1]
 
 
 def _chord_pieces(n_pieces, bars, seed, deterministic, bank_size=12):
     """Pieces of bars from a bank of chord bars: next bar = bank[k+1] (deterministic) or random."""
     rng = np.random.default_rng(seed)
-    bank = vae.synthetic_frames(bank_size, seed=seed + 100)
+    bank = synthetic_frames(bank_size, seed=seed + 100)
     frames, groups = [], []
     for p in range(n_pieces):
         k = int(rng.integers(bank_size))
@@ -47,7 +48,7 @@ def _chord_pieces(n_pieces, bars, seed, deterministic, bank_size=12):
 @pytest.fixture(scope="module")
 def gamma_model():
     frames, groups = _chord_pieces(10, 12, seed=0, deterministic=True)
-    model, h = train_mod.train(frames, groups=groups, hidden_dim=32, latent_dim=8, epochs=4, beta=0.5,
+    model, h = training.train(frames, groups=groups, hidden_dim=32, latent_dim=8, epochs=4, beta=0.5,
                                gamma=2.0, seed=1, progress=False)
     return model, h, frames, groups
 
@@ -69,12 +70,12 @@ def test_predictive_term_matches_numpy(gamma_model):
     keras = pytest.importorskip("keras")
     model, h, frames, groups = gamma_model
     x = frames[:30].astype(np.float32)
-    nxt = train_mod.successor_index(groups[:30], 30)
+    nxt = training.successor_index(groups[:30], 30)
     mask = (nxt >= 0).astype(np.float32)
     y = x[np.maximum(nxt, 0)]
     eps = np.random.default_rng(3).standard_normal((30, model.latent_dim)).astype(np.float32)
-    d, r, p = (keras.ops.convert_to_numpy(t) for t in vae.predictive_terms(
-        model._encoder, model._decoder, model._predictor, x, y, mask, eps))
+    d, r, p = (keras.ops.convert_to_numpy(t) for t in predictive_terms(
+        model.networks.encoder, model.networks.decoder, model.networks.predictor, x, y, mask, eps))
     # independent numpy forward pass in float64, NLL written with log(sigmoid) not softplus
     w = [np.asarray(a, np.float64) for a in model.get_weights()]
     We1, be1, Wm, bm, Wv, bv, Wd1, bd1, Wo, bo, Wp1, bp1, Wpo, bpo = w
@@ -96,9 +97,9 @@ def test_predictive_term_matches_numpy(gamma_model):
 def test_gamma_zero_is_the_headless_model():
     frames, groups = _chord_pieces(6, 10, seed=2, deterministic=True)
     kw = dict(groups=groups, hidden_dim=16, latent_dim=4, epochs=2, seed=4, progress=False)
-    a, _ = train_mod.train(frames, **kw)
-    b, _ = train_mod.train(frames, gamma=0.0, **kw)
-    c, _ = train_mod.train(frames, gamma=1.0, **kw)
+    a, _ = training.train(frames, **kw)
+    b, _ = training.train(frames, gamma=0.0, **kw)
+    c, _ = training.train(frames, gamma=1.0, **kw)
     assert not a.has_predictor and not b.has_predictor and c.has_predictor
     assert len(a.get_weights()) == 10 and len(c.get_weights()) == 14
     assert all(np.array_equal(u, v) for u, v in zip(a.get_weights(), b.get_weights()))
@@ -109,7 +110,7 @@ def test_gamma_zero_is_the_headless_model():
 @pytest.mark.parametrize("loop", ["auto", "keras"])
 def test_both_loops_train_the_head(loop):
     frames, groups = _chord_pieces(6, 10, seed=2, deterministic=True)
-    _, h = train_mod.train(frames, groups=groups, hidden_dim=16, latent_dim=4, epochs=3, gamma=1.0,
+    _, h = training.train(frames, groups=groups, hidden_dim=16, latent_dim=4, epochs=3, gamma=1.0,
                            seed=4, progress=False, fit_options={"loop": loop})
     assert h["p_nats"][-1] < h["p_nats"][0] and len(h["val_p_nats"]) == 3
 
@@ -118,14 +119,14 @@ def test_gamma_model_saves_loads_and_works(gamma_model, tmp_path):
     model, _, frames, _ = gamma_model
     assert "gamma=2.0" in repr(model) and "predictor 8->32->2496" in repr(model)
     model.save(tmp_path / "m")
-    m2 = vae.StyleVAE.load(tmp_path / "m")
+    m2 = StyleVAE.load(tmp_path / "m")
     assert m2.config.gamma == 2.0 and repr(m2) == repr(model)
     z = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
     assert np.array_equal(m2.predict_next(z), model.predict_next(z))
     assert np.array_equal(m2.reconstruct(frames[:4]), model.reconstruct(frames[:4]))
     assert m2.sample(3, seed=1).shape == (3, 2496)
     with pytest.raises(ModelError, match="no predictor head"):
-        headless, _ = train_mod.train(frames[:30], hidden_dim=8, latent_dim=4, epochs=1, progress=False)
+        headless, _ = training.train(frames[:30], hidden_dim=8, latent_dim=4, epochs=1, progress=False)
         headless.predict_next(z[:, :4])
 
 
@@ -135,7 +136,7 @@ def test_gamma_model_saves_loads_and_works(gamma_model, tmp_path):
 def test_probe_information_tells_dependence(deterministic):
     """I_probe ~ 0 when the next bar is independent of the current one, clearly > 0 when determined."""
     frames, groups = _chord_pieces(40, 12, seed=5, deterministic=deterministic)
-    model, _ = train_mod.train(frames, groups=groups, hidden_dim=32, latent_dim=8, epochs=6, seed=0,
+    model, _ = training.train(frames, groups=groups, hidden_dim=32, latent_dim=8, epochs=6, seed=0,
                                progress=False)
     r = predictive.evaluate(model, frames, groups, seed=0)
     i, se = r["i_probe_lag1_nats"], r["i_probe_lag1_se_nats"]
@@ -157,7 +158,7 @@ def test_probe_is_deterministic_and_starts_at_the_marginal():
     b = predictive.fit_probe(z, y, hidden_dim=8, seed=3)
     assert all(np.array_equal(u, v) for u, v in zip(a["params"], b["params"]))
     # epoch 0 is the marginal: its stop-set CE equals the Bernoulli CE of the smoothed rates
-    fit_idx, stop_idx = train_mod.split_held_out(80, 0.1, 3)
+    fit_idx, stop_idx = training.split_held_out(80, 0.1, 3)
     k = y[fit_idx].sum(axis=0)
     rates = (k + 0.5) / (len(fit_idx) + 1)
     ce = -np.mean(np.sum(y[stop_idx] * np.log(rates) + (1 - y[stop_idx]) * np.log(1 - rates), axis=1))
@@ -215,7 +216,7 @@ def test_cli_train_gamma_then_evaluate_json(tmp_path, capsys, only_train_and_eva
     assert main(["train", "--corpus", str(midi_dir), "--out", str(out), "--epochs", "2", "--hidden-dim", "16",
                  "--latent-dim", "4", "--gamma", "0.5"]) == 0
     assert "predictor head" in capsys.readouterr().out
-    assert vae.StyleVAE.load(out).config.gamma == 0.5
+    assert StyleVAE.load(out).config.gamma == 0.5
     assert main(["evaluate", "--model", str(out), "--corpus", str(midi_dir), "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["same_corpus"] and r["gamma"] == 0.5 and r["held_out_set"] == "test"
@@ -237,16 +238,16 @@ def test_cached_model_keys_on_config_and_data(monkeypatch, tmp_path):
     monkeypatch.setenv("QBDI_MODELS_DIR", str(tmp_path))
     monkeypatch.setattr(corpus_mod, "load_corpus", lambda *a, **k: FakeCorpus)
     calls = []
-    real_train = train_mod.train
-    monkeypatch.setattr(train_mod, "train", lambda *a, **k: calls.append(k["config"]) or real_train(*a, **k))
-    small = vae.PRESETS["paper"].replace(hidden_dim=8, latent_dim=4, epochs=1)
-    a = train_mod.cached_model(small.replace(gamma=1.0), progress=False)
-    b = train_mod.cached_model(small.replace(gamma=1.0), progress=False)
-    c = train_mod.cached_model(small, progress=False)
+    real_train = training.train
+    monkeypatch.setattr(training.cache, "train", lambda *a, **k: calls.append(k["config"]) or real_train(*a, **k))
+    small = PRESETS["paper"].replace(hidden_dim=8, latent_dim=4, epochs=1)
+    a = training.cached_model(small.replace(gamma=1.0), progress=False)
+    b = training.cached_model(small.replace(gamma=1.0), progress=False)
+    c = training.cached_model(small, progress=False)
     assert len(calls) == 2 and not a.from_cache and b.from_cache and not c.from_cache
     assert b.has_predictor and not c.has_predictor and len(list(tmp_path.iterdir())) == 2
     FakeCorpus.frames = frames[::-1].copy()  # other data, same configuration: retrained
-    train_mod.cached_model(small.replace(gamma=1.0), progress=False)
+    training.cached_model(small.replace(gamma=1.0), progress=False)
     assert len(calls) == 3
 
 
@@ -269,12 +270,12 @@ def test_mean_sd_pools_by_key_like_statistics():
 def test_grid_rows_are_evaluate_of_each_config(monkeypatch, tmp_path):
     monkeypatch.setenv("QBDI_MODELS_DIR", str(tmp_path))
     frames, groups = _chord_pieces(10, 8, seed=3, deterministic=True)
-    base = vae.PRESETS["paper"].replace(input_dim=frames.shape[1], hidden_dim=16, latent_dim=4, epochs=1)
+    base = PRESETS["paper"].replace(input_dim=frames.shape[1], hidden_dim=16, latent_dim=4, epochs=1)
     configs = [base.replace(gamma=1.0, seed=1), base.replace(gamma=0.0, beta=2.0, seed=0)]
     built = {}
 
     def model_fn(cfg):
-        built[cfg.seed] = train_mod.train(frames, groups=groups, config=cfg, progress=False)[0]
+        built[cfg.seed] = training.train(frames, groups=groups, config=cfg, progress=False)[0]
         return built[cfg.seed]
 
     rows = predictive.grid(configs, frames, groups, seed=2, model_fn=model_fn)

@@ -465,7 +465,6 @@ def test_system_diagram_has_the_labelled_boxes_and_arrows():
 
 
 def test_every_public_name_is_reexported():
-    from qbdi_utils import dynamics
     from qbdi_utils.render import _common, notation, plots
 
     audio_module = __import__("sys").modules["qbdi_utils.render.audio"]
@@ -473,11 +472,6 @@ def test_every_public_name_is_reexported():
         for name in module.__all__:
             assert name in render.__all__, name
             assert getattr(render, name) is getattr(module, name), name
-    # the old names that moved keep working from where they were
-    for name in ("plot_motifs", "plot_ir_curves", "plot_ir_over_time"):
-        assert getattr(dynamics, name) is getattr(plots, name)
-    with pytest.raises(AttributeError):
-        dynamics.no_such_plot  # noqa: B018
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from qbdi_utils import shards
 from qbdi_utils.corpus import load_corpus
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec, midi_bytes, notes_to_roll, to_frames
-from qbdi_utils.vae import frames_fingerprint
+from qbdi_utils.model import frames_fingerprint
 
 SPEC = RollSpec()
 REPO = Path(__file__).resolve().parents[1]

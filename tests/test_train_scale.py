@@ -1,4 +1,4 @@
-"""Tests of streaming (frame sources, tf.data) and data-parallel training (qbdi_utils.stream, devices, train).
+"""Tests of streaming (frame sources, tf.data) and data-parallel training (qbdi_utils.training: stream, devices, train).
 
 Batches are checked against frames that carry their own index in their first cells, so which frame
 (and which next bar) a batch holds is read off the data, not taken from the code under test.
@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qbdi_utils import devices, stream, train as train_mod, vae
+from qbdi_utils import training
+from qbdi_utils.training import devices, stream
+from qbdi_utils.model import frames_fingerprint, import_keras, synthetic_frames
 from qbdi_utils.errors import CorpusError, OptionError
 
 _BITS = 16  # the first 16 cells of a tagged frame hold its index in binary
@@ -94,14 +96,14 @@ def test_pairs_stay_inside_a_piece_a_shard_and_the_training_side():
 def test_sources_fingerprint_gather_and_checks():
     x = _tagged(100)
     src = stream.ArraySource(x, np.repeat(np.arange(10), 10), shard_frames=25)
-    assert src.frames_fingerprint() == vae.frames_fingerprint(x)
+    assert src.frames_fingerprint() == frames_fingerprint(x)
     idx = np.array([0, 3, 31, 77, 99])
     assert np.array_equal(stream.gather_frames(src, idx), x[idx])
     syn = stream.SyntheticSource(100, seed=2, piece_frames=16, shard_frames=40)
     assert syn.shard_sizes == [32, 32, 32, 4] and syn.piece_index[-1] == 6
     whole = np.concatenate([syn.read_shard(i)[0] for i in range(4)])
-    assert syn.frames_fingerprint() == vae.frames_fingerprint(whole)
-    assert np.array_equal(syn.read_shard(1)[0], vae.synthetic_frames(32, seed=[2, 1]))
+    assert syn.frames_fingerprint() == frames_fingerprint(whole)
+    assert np.array_equal(syn.read_shard(1)[0], synthetic_frames(32, seed=[2, 1]))
 
     class Liar(stream.ArraySource):
         def read_shard(self, i):
@@ -173,14 +175,14 @@ def test_read_ahead_keeps_order_runs_ahead_raises_in_place_and_stops():
 def test_cap_held_out_takes_whole_pieces_by_seed():
     groups = np.repeat(np.arange(20), np.arange(1, 21))  # piece p has p + 1 frames
     idx = np.flatnonzero(groups >= 5)
-    got = train_mod.cap_held_out(idx, groups, 40, seed=0)
+    got = training.cap_held_out(idx, groups, 40, seed=0)
     pieces = np.unique(groups[got])
     assert len(got) <= 40 and set(got) <= set(idx)
     assert all(np.count_nonzero(groups[got] == p) == p + 1 for p in pieces)  # whole pieces
-    assert np.array_equal(got, train_mod.cap_held_out(idx, groups, 40, seed=0))
-    assert not np.array_equal(got, train_mod.cap_held_out(idx, groups, 40, seed=1))
-    assert np.array_equal(train_mod.cap_held_out(idx, groups, None, seed=0), idx)
-    assert len(train_mod.cap_held_out(idx, groups, 3, seed=0)) == 3  # no piece fits: a piece's start
+    assert np.array_equal(got, training.cap_held_out(idx, groups, 40, seed=0))
+    assert not np.array_equal(got, training.cap_held_out(idx, groups, 40, seed=1))
+    assert np.array_equal(training.cap_held_out(idx, groups, None, seed=0), idx)
+    assert len(training.cap_held_out(idx, groups, 3, seed=0)) == 3  # no piece fits: a piece's start
 
 
 # ---------------------------------------------------------------------------- streamed training
@@ -188,24 +190,24 @@ def test_cap_held_out_takes_whole_pieces_by_seed():
 @pytest.fixture(scope="module")
 def corpus():
     n = 320
-    x = vae.synthetic_frames(n, seed=5)
+    x = synthetic_frames(n, seed=5)
     return x, np.repeat(np.arange(n // 10), 10)
 
 
 def test_streaming_follows_in_memory_and_repeats_itself(corpus):
     x, g = corpus
     kw = dict(epochs=4, seed=1, **_TINY)
-    m0, h0 = train_mod.train(x, groups=g, **kw)
+    m0, h0 = training.train(x, groups=g, **kw)
     src = stream.ArraySource(x, g, shard_frames=64)
-    m1, h1 = train_mod.train(src, **kw)
-    m2, _ = train_mod.train(src, **kw)
+    m1, h1 = training.train(src, **kw)
+    m2, _ = training.train(src, **kw)
     # same split, same data, same initial weights; another shuffle and noise: close curves
     for k in ("train_idx", "validation_idx", "test_idx"):
         assert np.array_equal(h0[k], h1[k])
     np.testing.assert_allclose(h1["loss"], h0["loss"], rtol=0.02)
     np.testing.assert_allclose(h1["val_loss"], h0["val_loss"], rtol=0.02)
     assert h1["loss"][-1] < h1["loss"][0]
-    assert m1.fingerprint == m0.fingerprint == vae.frames_fingerprint(x)
+    assert m1.fingerprint == m0.fingerprint == frames_fingerprint(x)
     assert m1.config == m0.config and m1.info["streamed"] and m1.info["n_train"] == m0.info["n_train"]
     for a, b in zip(m1.get_weights(), m2.get_weights()):  # same seed, same weights
         assert np.array_equal(a, b)
@@ -218,7 +220,7 @@ def test_streaming_follows_in_memory_and_repeats_itself(corpus):
 
 def test_streaming_never_trains_on_held_out_pieces_and_caps_them(corpus, monkeypatch):
     x, g = corpus
-    tr, va, te = train_mod.split_pieces(len(x), 0.25, 0.25, 2, g)
+    tr, va, te = training.split_pieces(len(x), 0.25, 0.25, 2, g)
     x = x.copy()
     x[np.concatenate([va, te])] = 1  # held-out frames are all ones
     rows, epochs = [], []
@@ -230,7 +232,7 @@ def test_streaming_never_trains_on_held_out_pieces_and_caps_them(corpus, monkeyp
             rows.append(b[0])
             yield b
     monkeypatch.setattr(stream, "training_batches", spy)
-    model, h = train_mod.train(stream.ArraySource(x, g, shard_frames=50), epochs=2, seed=2,
+    model, h = training.train(stream.ArraySource(x, g, shard_frames=50), epochs=2, seed=2,
                                validation_fraction=0.25, test_fraction=0.25, max_eval_frames=35, **_TINY)
     seen = np.concatenate(rows)
     assert len(seen) == 2 * len(tr)  # two epochs of the training frames, nothing else
@@ -247,7 +249,7 @@ def test_streaming_gamma_pairs_inside_pieces_and_shards(corpus):
     x, g = corpus
     # two shards of 160 frames; without groups the whole array is one piece, cut between the shards
     src = stream.ArraySource(x, None, shard_frames=160)
-    model, h = train_mod.train(src, epochs=2, seed=0, gamma=0.5, **_TINY)
+    model, h = training.train(src, epochs=2, seed=0, gamma=0.5, **_TINY)
     nxt = h["next_tr"]
     tr = h["train_idx"]
     pairs = [(tr[i], tr[j]) for i, j in enumerate(nxt) if j >= 0]
@@ -263,15 +265,15 @@ def test_frame_source_misuse_is_refused(corpus):
     x, g = corpus
     src = stream.ArraySource(x, g)
     with pytest.raises(OptionError, match="always streamed"):
-        train_mod.train(src, stream=False, **_TINY)
+        training.train(src, stream=False, **_TINY)
     with pytest.raises(OptionError, match="own pieces"):
-        train_mod.train(src, groups=g, **_TINY)
+        training.train(src, groups=g, **_TINY)
     with pytest.raises(OptionError, match="max_eval_frames"):
-        train_mod.train(x, max_eval_frames=0, **_TINY)
+        training.train(x, max_eval_frames=0, **_TINY)
 
 
 def test_split_cpu_after_tensorflow_started_is_one_clear_error():
-    vae._keras()
+    import_keras()
     import tensorflow as tf
 
     tf.constant(1.0) + 1.0  # the runtime is up now
@@ -284,19 +286,23 @@ def test_split_cpu_after_tensorflow_started_is_one_clear_error():
 
 _MIRRORED = textwrap.dedent("""
     import json, time, numpy as np
-    from qbdi_utils import devices
+    from qbdi_utils import training
+    from qbdi_utils.training import devices
+    from qbdi_utils.model import frames_fingerprint, import_keras, synthetic_frames
     devices.split_cpu(2)
-    from qbdi_utils import stream, train, vae
-    x = vae.synthetic_frames(200, seed=3); g = np.repeat(np.arange(20), 10)
+    from qbdi_utils import training
+    from qbdi_utils.training import stream
+    from qbdi_utils.model import frames_fingerprint, import_keras, synthetic_frames
+    x = synthetic_frames(200, seed=3); g = np.repeat(np.arange(20), 10)
     kw = dict(hidden_dim=32, latent_dim=8, epochs=3, seed=4, batch_size=40, progress=False,
               fit_options={"jit_compile": False})
     out = {}
     for name, data, groups, gamma in (("memory", x, g, 0.0),
                                       ("stream", stream.ArraySource(x, g, shard_frames=60), None, 0.5)):
         t0 = time.perf_counter()
-        m1, h1 = train.train(data, groups=groups, gamma=gamma, **kw)
+        m1, h1 = training.train(data, groups=groups, gamma=gamma, **kw)
         t1 = time.perf_counter()
-        m2, h2 = train.train(data, groups=groups, gamma=gamma, devices=2, **kw)
+        m2, h2 = training.train(data, groups=groups, gamma=gamma, devices=2, **kw)
         print(name, round(t1 - t0, 1), round(time.perf_counter() - t1, 1))
         out[name] = {"loss1": h1["loss"], "loss2": h2["loss"], "val1": h1["val_loss"],
                      "val2": h2["val_loss"], "devices": m2.info["devices"]}

@@ -1,4 +1,4 @@
-"""Tests of qbdi_utils.vae (the style VAE) and `qbdi train`.
+"""Tests of qbdi_utils.model (the style VAE), qbdi_utils.training and `qbdi train`.
 
 Small networks on synthetic chord frames; numerics are checked against an independent numpy
 forward pass, persistence against exact equality, refusals against their ModelError messages.
@@ -13,14 +13,19 @@ import shutil
 import numpy as np
 import pytest
 
-from qbdi_utils import pianoroll, train as train_mod, vae
+from qbdi_utils import pianoroll, training
+from qbdi_utils.model import (
+    DEFAULT_EPOCHS, MODEL_FILE, PRESETS, StyleVAE, VAEConfig, WEIGHTS_FILE, frames_fingerprint,
+    loss_terms, note_scores, synthetic_frames,
+)
+from qbdi_utils.training.fit import fit_function, make_trainer, seed_everything
 from qbdi_utils.errors import ModelError, OptionError, OutputExistsError, QbdiError
 from qbdi_utils.pianoroll import RollSpec
 
 
 @pytest.fixture(scope="module")
 def frames():
-    return vae.synthetic_frames(300, seed=1)
+    return synthetic_frames(300, seed=1)
 
 
 # ---------------------------------------------------------------------------- numpy reference
@@ -67,7 +72,7 @@ def test_loss_terms_match_numpy(tiny_model, frames):
     keras = pytest.importorskip("keras")
     x = frames[:20].astype(np.float32)
     eps = np.random.default_rng(0).standard_normal((20, tiny_model.latent_dim)).astype(np.float32)
-    d, r = vae.loss_terms(tiny_model._encoder, tiny_model._decoder, x, eps)
+    d, r = loss_terms(tiny_model.networks.encoder, tiny_model.networks.decoder, x, eps)
     mean, logvar, logits, d_np, r_np = _np_forward(tiny_model.get_weights(), x.astype(np.float64), eps)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(d), d_np, rtol=2e-4)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(r), r_np, rtol=2e-4, atol=1e-3)
@@ -85,7 +90,7 @@ def test_loss_terms_match_numpy(tiny_model, frames):
 @pytest.fixture(scope="module", params=["auto", "keras"])
 def trained_half_beta(frames, request):
     """Both training loops: the TensorFlow fast path and plain Model.fit (other backends)."""
-    return train_mod.train(frames, hidden_dim=48, latent_dim=8, epochs=8, beta=0.5, seed=2,
+    return training.train(frames, hidden_dim=48, latent_dim=8, epochs=8, beta=0.5, seed=2,
                            progress=False, fit_options={"loop": request.param})
 
 
@@ -111,7 +116,7 @@ def _written_f1(truth, probs, t, pieces):
     for p in np.unique(pieces):
         rows = np.flatnonzero(pieces == p)
         out[rows] = pianoroll.binarize(probs[rows], t)
-    return vae.note_scores(truth, out)["f1"]
+    return note_scores(truth, out)["f1"]
 
 
 def test_threshold_maximises_f1(trained_half_beta, frames):
@@ -127,7 +132,7 @@ def test_threshold_maximises_f1(trained_half_beta, frames):
 def test_threshold_is_chosen_on_written_outputs_by_piece():
     """F3: brute force over the grid on binarized (made-valid) outputs, pieces written whole."""
     rng = np.random.default_rng(0)
-    truth = vae.synthetic_frames(24, seed=9)
+    truth = synthetic_frames(24, seed=9)
     pieces = np.repeat([3, 8, 5], 8)  # three pieces of 8 consecutive bars
     P = RollSpec().n_pitches
     t3 = truth.reshape(24, 16, 2 * P).astype(float)
@@ -137,46 +142,46 @@ def test_threshold_is_chosen_on_written_outputs_by_piece():
     probs = probs.reshape(24, -1).astype(np.float32)
     grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
     brute = np.array([_written_f1(truth, probs, t, pieces) for t in grid])
-    th, f1 = train_mod.choose_threshold(truth, probs, grid, groups=pieces)
+    th, f1 = training.choose_threshold(truth, probs, grid, groups=pieces)
     np.testing.assert_allclose(f1, brute, atol=1e-12)
     assert th == grid[int(np.argmax(brute))]
     # and this case tells the written outputs from raw probabilities: thresholding the raw
     # probabilities would pick another threshold
-    raw = [vae.note_scores(truth, probs >= t)["f1"] for t in grid]
+    raw = [note_scores(truth, probs >= t)["f1"] for t in grid]
     assert grid[int(np.argmax(raw))] != th
 
 
 def test_note_scores_known_counts():
     t = np.array([[1, 1, 0, 0, 1]])
     p = np.array([[1, 0, 1, 0, 1]])
-    s = vae.note_scores(t, p)
+    s = note_scores(t, p)
     assert (s["precision"], s["recall"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
     assert s["f1"] == pytest.approx(2 / 3)
-    assert vae.note_scores(t, 0 * p)["f1"] == 0.0
+    assert note_scores(t, 0 * p)["f1"] == 0.0
 
 
 def test_split_keeps_groups_apart():
     groups = np.repeat(np.arange(20), 7)
-    tr, va, te = train_mod.split_pieces(len(groups), 0.2, 0.1, seed=0, groups=groups)
+    tr, va, te = training.split_pieces(len(groups), 0.2, 0.1, seed=0, groups=groups)
     g = [set(groups[i]) for i in (tr, va, te)]
     assert g[0].isdisjoint(g[1]) and g[0].isdisjoint(g[2]) and g[1].isdisjoint(g[2])
     assert (len(g[1]), len(g[2]), len(g[0])) == (4, 2, 14)
     assert np.array_equal(np.sort(np.concatenate([tr, va, te])), np.arange(len(groups)))
     # the two-way split of format-1 models is the three-way one without a test set
-    tr2, ho2 = vae.split_held_out(len(groups), 0.2, seed=0, groups=groups)
+    tr2, ho2 = training.split_held_out(len(groups), 0.2, seed=0, groups=groups)
     assert np.array_equal(ho2, va) and np.array_equal(tr2, np.sort(np.concatenate([tr, te])))
     # too few pieces: frames are split instead; too few frames: refused
-    tr, va, te = train_mod.split_pieces(5, 0.2, 0.2, seed=1, groups=[0, 0, 0, 1, 1])
+    tr, va, te = training.split_pieces(5, 0.2, 0.2, seed=1, groups=[0, 0, 0, 1, 1])
     assert len(tr) == 3 and len(va) == len(te) == 1
     with pytest.raises(OptionError):
-        train_mod.split_pieces(2, 0.2, 0.2, seed=1)
+        training.split_pieces(2, 0.2, 0.2, seed=1)
 
 
 def test_same_seed_same_weights(frames):
     kw = dict(hidden_dim=32, latent_dim=4, epochs=1, progress=False)
-    a, _ = train_mod.train(frames[:200], seed=7, **kw)
-    b, _ = train_mod.train(frames[:200], seed=7, **kw)
-    c, _ = train_mod.train(frames[:200], seed=8, **kw)
+    a, _ = training.train(frames[:200], seed=7, **kw)
+    b, _ = training.train(frames[:200], seed=7, **kw)
+    c, _ = training.train(frames[:200], seed=8, **kw)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         assert np.array_equal(wa, wb)
     assert not all(np.array_equal(wa, wc) for wa, wc in zip(a.get_weights(), c.get_weights()))
@@ -184,7 +189,7 @@ def test_same_seed_same_weights(frames):
 
 def test_save_load_identical(tiny_model, frames, tmp_path):
     tiny_model.save(tmp_path / "m")
-    m2 = vae.StyleVAE.load(tmp_path / "m")
+    m2 = StyleVAE.load(tmp_path / "m")
     x = frames[:30]
     for a, b in zip(tiny_model.encode(x), m2.encode(x)):
         assert np.array_equal(a, b)
@@ -203,9 +208,9 @@ def _copy_model(tiny_model, tmp_path):
 
 
 def _edit_json(d, fn):
-    meta = json.loads((d / vae.MODEL_FILE).read_text())
+    meta = json.loads((d / MODEL_FILE).read_text())
     fn(meta)
-    (d / vae.MODEL_FILE).write_text(json.dumps(meta))
+    (d / MODEL_FILE).write_text(json.dumps(meta))
 
 
 @pytest.mark.parametrize("damage, words", [
@@ -226,20 +231,20 @@ def test_bad_model_dirs(tiny_model, tmp_path, damage, words):
         d = tmp_path / "empty"
         d.mkdir()
     elif damage == "json_garbage":
-        (d / vae.MODEL_FILE).write_text("{not json")
+        (d / MODEL_FILE).write_text("{not json")
     elif damage == "wrong_format":
         _edit_json(d, lambda m: m.update(format="something-else"))
     elif damage == "no_weights":
-        (d / vae.WEIGHTS_FILE).unlink()
+        (d / WEIGHTS_FILE).unlink()
     elif damage == "truncated_weights":
-        data = (d / vae.WEIGHTS_FILE).read_bytes()
-        (d / vae.WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
+        data = (d / WEIGHTS_FILE).read_bytes()
+        (d / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
     elif damage == "shape_mismatch":
         _edit_json(d, lambda m: m["config"].update(hidden_dim=m["config"]["hidden_dim"] + 1))
     elif damage == "other_layout":
         _edit_json(d, lambda m: m["spec"].update(max_pitch=100))
     with pytest.raises(ModelError) as err:
-        vae.StyleVAE.load(d)
+        StyleVAE.load(d)
     assert words in str(err.value) and str(d) in str(err.value)
 
 
@@ -247,7 +252,7 @@ def test_other_layout_loads_when_asked_for(tiny_model, tmp_path):
     d = _copy_model(tiny_model, tmp_path)
     # a model is refused for a layout other than its own, even if the caller asks for that layout
     with pytest.raises(ModelError, match="another roll layout"):
-        vae.StyleVAE.load(d, spec=RollSpec(max_pitch=100))
+        StyleVAE.load(d, spec=RollSpec(max_pitch=100))
 
 
 def _run_cli(argv):
@@ -278,7 +283,7 @@ def test_cli_train_on_midi_folder(tmp_path, capsys):
     midi_dir.mkdir()
     spec = RollSpec()
     for i in range(4):
-        roll = pianoroll.from_frames(vae.synthetic_frames(6, seed=10 + i), spec)
+        roll = pianoroll.from_frames(synthetic_frames(6, seed=10 + i), spec)
         pianoroll.write_midi(roll, midi_dir / f"p{i}.mid", spec=spec)
     out = tmp_path / "model"
     argv = ["train", "--corpus", str(midi_dir), "--out", str(out), "--epochs", "2",
@@ -286,7 +291,7 @@ def test_cli_train_on_midi_folder(tmp_path, capsys):
     assert _run_cli(argv) == 0
     printed = capsys.readouterr().out
     assert "held-out test: R =" in printed and "validation: R =" in printed and "note F1" in printed
-    m = vae.StyleVAE.load(out)
+    m = StyleVAE.load(out)
     assert m.latent_dim == 4 and m.config["epochs"] == 2 and m.info["n_frames"] == 24
     with pytest.raises(QbdiError):
         _run_cli(argv)
@@ -298,26 +303,26 @@ def test_default_model_caches(monkeypatch, tmp_path):
     from qbdi_utils import corpus as corpus_mod
 
     class FakeCorpus:
-        frames = vae.synthetic_frames(120, seed=3)
+        frames = synthetic_frames(120, seed=3)
         piece_index = np.repeat(np.arange(12), 10)
 
     monkeypatch.setenv("QBDI_MODELS_DIR", str(tmp_path))
     monkeypatch.setattr(corpus_mod, "load_corpus", lambda *a, **k: FakeCorpus)
-    small = vae.PRESETS["paper"].replace(hidden_dim=16, latent_dim=4, epochs=1)
-    monkeypatch.setattr(train_mod, "DEFAULT_CONFIG", small)
+    small = PRESETS["paper"].replace(hidden_dim=16, latent_dim=4, epochs=1)
+    monkeypatch.setattr(training.cache, "DEFAULT_CONFIG", small)
     calls = []
-    real_train = train_mod.train
-    monkeypatch.setattr(train_mod, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
-    m1 = vae.default_model(progress=False)  # through the old name, as notebooks call it
-    m2 = train_mod.default_model(progress=False)
-    assert len(calls) == 1 and (tmp_path / "default" / vae.MODEL_FILE).is_file()
-    assert m1.fingerprint == m2.fingerprint == vae.frames_fingerprint(FakeCorpus.frames)
+    real_train = training.train
+    monkeypatch.setattr(training.cache, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    m1 = training.default_model(progress=False)  # as notebooks call it
+    m2 = training.default_model(progress=False)
+    assert len(calls) == 1 and (tmp_path / "default" / MODEL_FILE).is_file()
+    assert m1.fingerprint == m2.fingerprint == frames_fingerprint(FakeCorpus.frames)
     assert m2.from_cache and m2.config.max_piece_frames == 10
-    monkeypatch.setattr(train_mod, "DEFAULT_CONFIG", small.replace(epochs=2))
-    m3 = train_mod.default_model(progress=False)
+    monkeypatch.setattr(training.cache, "DEFAULT_CONFIG", small.replace(epochs=2))
+    m3 = training.default_model(progress=False)
     assert len(calls) == 2 and m3.config["epochs"] == 2
-    FakeCorpus.frames = vae.synthetic_frames(120, seed=4)
-    train_mod.default_model(progress=False)
+    FakeCorpus.frames = synthetic_frames(120, seed=4)
+    training.default_model(progress=False)
     assert len(calls) == 3
 
 
@@ -326,13 +331,13 @@ def test_default_model_caches(monkeypatch, tmp_path):
 @pytest.mark.parametrize("loop", ["auto", "keras"])
 def test_validation_does_not_move_the_training_noise(frames, loop):
     """Weights are the same without validation and with validation sets of two sizes."""
-    cfg = vae.PRESETS["paper"].replace(hidden_dim=24, latent_dim=4, epochs=3, seed=5)
+    cfg = PRESETS["paper"].replace(hidden_dim=24, latent_dim=4, epochs=3, seed=5)
     x_tr = frames[:200]
     weights, val_curves = [], []
     for x_val in (None, frames[200:210], frames[200:300]):
-        train_mod._seed_everything(cfg.seed)
-        trainer = train_mod._make_trainer(cfg, cfg.seed, {"loop": loop})
-        hist = train_mod._fit_function(trainer, x_tr, cfg, x_val, fit_options={"loop": loop})(cfg.epochs)
+        seed_everything(cfg.seed)
+        trainer = make_trainer(cfg, cfg.seed, {"loop": loop})
+        hist = fit_function(trainer, x_tr, cfg, x_val, fit_options={"loop": loop})(cfg.epochs)
         weights.append(trainer.encoder.get_weights() + trainer.decoder.get_weights())
         if x_val is not None:
             assert len(hist["val_loss"]) == 3
@@ -346,7 +351,7 @@ def test_validation_does_not_move_the_training_noise(frames, loop):
 def test_loss_convention_beta_weighs_rate(frames):
     """D + beta R: the history of a beta = 0 run is pure distortion, of beta = 2 twice the rate."""
     for beta in (0.0, 2.0):
-        _, h = train_mod.train(frames[:120], hidden_dim=16, latent_dim=4, epochs=2, beta=beta,
+        _, h = training.train(frames[:120], hidden_dim=16, latent_dim=4, epochs=2, beta=beta,
                                seed=1, progress=False)
         np.testing.assert_allclose(h["val_loss"], np.array(h["val_d_nats"]) + beta * np.array(h["val_r_nats"]),
                                    rtol=1e-6)
@@ -356,7 +361,7 @@ def test_loss_convention_beta_weighs_rate(frames):
 
 def test_info_reports_test_pieces(frames):
     groups = np.repeat(np.arange(30), 10)
-    model, h = train_mod.train(frames, groups=groups, hidden_dim=24, latent_dim=4, epochs=2, seed=3,
+    model, h = training.train(frames, groups=groups, hidden_dim=24, latent_dim=4, epochs=2, seed=3,
                                progress=False)
     i = model.info
     te, va = h["test_idx"], h["validation_idx"]
@@ -378,10 +383,10 @@ def test_info_reports_test_pieces(frames):
 # ---------------------------------------------------------------------------- VAEConfig
 
 def test_config_presets_and_mapping():
-    p = vae.PRESETS["paper"]
+    p = PRESETS["paper"]
     assert (p.input_dim, p.hidden_dim, p.latent_dim, p.beta, p.batch_size) == (2496, 500, 500, 1.0, 100)
-    assert p.epochs == vae.DEFAULT_EPOCHS and p["latent_dim"] == 500 and dict(p)["seed"] == 0
-    assert vae.VAEConfig.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+    assert p.epochs == DEFAULT_EPOCHS and p["latent_dim"] == 500 and dict(p)["seed"] == 0
+    assert VAEConfig.from_dict(json.loads(json.dumps(p.to_dict()))) == p
     with pytest.raises(Exception):
         p.beta = 2.0  # frozen
 
@@ -393,7 +398,7 @@ def test_config_presets_and_mapping():
 ])
 def test_config_validates_fields(field, value):
     with pytest.raises(OptionError, match=field):
-        vae.PRESETS["paper"].replace(**{field: value})
+        PRESETS["paper"].replace(**{field: value})
 
 
 @pytest.mark.parametrize("edit, field", [
@@ -404,10 +409,10 @@ def test_config_validates_fields(field, value):
     (lambda d: d.update(epochs=-3), "epochs"),
 ])
 def test_config_from_dict_rejects(edit, field):
-    d = vae.PRESETS["paper"].to_dict()
+    d = PRESETS["paper"].to_dict()
     edit(d)
     with pytest.raises(ModelError, match=field):
-        vae.VAEConfig.from_dict(d)
+        VAEConfig.from_dict(d)
 
 
 def test_format_1_model_still_loads(tiny_model, tmp_path, frames):
@@ -421,17 +426,10 @@ def test_format_1_model_still_loads(tiny_model, tmp_path, frames):
         m["format_version"] = 1
 
     _edit_json(d, to_v1)
-    m = vae.StyleVAE.load(d)
+    m = StyleVAE.load(d)
     assert m.config.validation_fraction == tiny_model.config.validation_fraction
     assert m.config.test_fraction == 0.0 and m.config.max_piece_frames is None
     assert np.array_equal(m.encode(frames[:5])[0], tiny_model.encode(frames[:5])[0])
-
-
-def test_old_names_still_importable():
-    for name in ("train", "default_model", "default_model_dir", "split_held_out", "choose_threshold"):
-        assert getattr(vae, name) is getattr(train_mod, name)
-    with pytest.raises(AttributeError):
-        vae.no_such_name  # noqa: B018
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +446,7 @@ def test_save_refuses_existing_model_without_force_and_replaces_it_whole(tiny_mo
     assert sorted(p.name for p in d.iterdir()) == ["old.txt"]
     tiny_model.save(d, force=True, extra=lambda stage: (stage / "extra.txt").write_text("x"))
     # the old folder is gone as a whole (old.txt does not survive), the extra file came with the model
-    assert sorted(p.name for p in d.iterdir()) == ["extra.txt", vae.MODEL_FILE, vae.WEIGHTS_FILE]
+    assert sorted(p.name for p in d.iterdir()) == ["extra.txt", MODEL_FILE, WEIGHTS_FILE]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
     assert not any(files.is_leftover(p) for p in tmp_path.iterdir())
 
@@ -472,12 +470,12 @@ def test_save_refuses_non_finite_weights(tiny_model, tmp_path):
     w = tiny_model.get_weights()
     w_bad = [a.copy() for a in w]
     w_bad[0][0, 0] = np.inf
-    tiny_model._encoder.set_weights(w_bad[:6])
+    tiny_model.networks.encoder.set_weights(w_bad[:6])
     try:
         with pytest.raises(ModelError, match="w00 holds NaN or infinite"):
             tiny_model.save(tmp_path / "m")
     finally:
-        tiny_model._encoder.set_weights(w[:6])
+        tiny_model.networks.encoder.set_weights(w[:6])
     assert not (tmp_path / "m").exists()
 
 
@@ -491,14 +489,14 @@ def test_load_unreadable_model_json_is_file_system_error(tiny_model, tmp_path, m
     real = pathlib.Path.read_bytes
 
     def deny(self):
-        if self.name == vae.MODEL_FILE:
+        if self.name == MODEL_FILE:
             raise PermissionError(errno.EACCES, "Permission denied", str(self))
         return real(self)
 
     monkeypatch.setattr(pathlib.Path, "read_bytes", deny)
     with pytest.raises(FileSystemError) as err:
-        vae.StyleVAE.load(d)
-    assert "permission denied" in str(err.value) and str(d / vae.MODEL_FILE) in str(err.value)
+        StyleVAE.load(d)
+    assert "permission denied" in str(err.value) and str(d / MODEL_FILE) in str(err.value)
 
 
 @pytest.mark.parametrize("edit, words", [
@@ -519,7 +517,7 @@ def test_load_checks_model_json_schema(tiny_model, tmp_path, edit, words):
     d = _copy_model(tiny_model, tmp_path)
     _edit_json(d, edit)
     with pytest.raises(ModelError) as err:
-        vae.StyleVAE.load(d)
+        StyleVAE.load(d)
     assert words in str(err.value) and str(d) in str(err.value), str(err.value)
 
 
@@ -528,14 +526,14 @@ def test_training_stops_when_the_loss_is_not_finite(frames, loop):
     from qbdi_utils.errors import TrainingDivergedError
 
     with pytest.raises(TrainingDivergedError, match="epoch 1: .* not a finite number"):
-        train_mod.train(frames[:60], hidden_dim=8, latent_dim=2, epochs=3, beta=1e300, progress=False,
+        training.train(frames[:60], hidden_dim=8, latent_dim=2, epochs=3, beta=1e300, progress=False,
                         fit_options={"loop": loop})
     assert issubclass(TrainingDivergedError, OptionError)
 
 
 def test_training_progress_bar_is_few_lines_in_a_log(frames, capfd):
     """stderr is not a terminal here: the epoch bar writes its start and end state, not one per epoch."""
-    train_mod.train(frames[:60], hidden_dim=8, latent_dim=2, epochs=12, progress=True)
+    training.train(frames[:60], hidden_dim=8, latent_dim=2, epochs=12, progress=True)
     err = capfd.readouterr().err
     states = err.count("training VAE")
     assert 1 <= states <= 3, err

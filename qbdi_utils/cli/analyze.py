@@ -21,6 +21,7 @@ from qbdi_utils.cli import int_option
 from qbdi_utils.cli.frames import off_meter
 from qbdi_utils.errors import FileSystemError, MidiFileError, OptionError, OutputExistsError
 from qbdi_utils import dynamics, pianoroll
+from qbdi_utils.render import plots
 
 __all__ = ["OUTPUT_FILES", "PRINT_MOTIFS", "MAX_THRESHOLDS", "add_parser", "run"]
 
@@ -140,7 +141,7 @@ def run(args) -> int:
                                   "start_bar", "end_bar"])
             fig, ax = plt.subplots(figsize=(7, 4))
             try:
-                dynamics.plot_ir_curves(ax, {midi.stem: curve})
+                plots.plot_ir_curves(ax, {midi.stem: curve})
                 ax.set_title(f"IR vs threshold: {midi.name}")
                 fig.tight_layout()
                 outs.add_with(out / "ir_curve.png", save(fig))
@@ -148,7 +149,7 @@ def run(args) -> int:
                 plt.close(fig)
             fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(found), 8)))
             try:
-                dynamics.plot_motifs(ax, {midi.stem: found}, {midi.stem: len(feats)}, frames_per_bar=per_bar,
+                plots.plot_motifs(ax, {midi.stem: found}, {midi.stem: len(feats)}, frames_per_bar=per_bar,
                                      max_per_signal=8)
                 ax.set_title(f"Motifs at threshold {curve.best_threshold:.3g}: {midi.name}")
                 fig.tight_layout()

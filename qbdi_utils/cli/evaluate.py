@@ -17,7 +17,7 @@ import sys
 from qbdi_utils import corpus as corpus_mod
 from qbdi_utils import predictive
 from qbdi_utils.cli import int_option
-from qbdi_utils.vae import StyleVAE
+from qbdi_utils.model import StyleVAE
 
 __all__ = ["add_parser", "run_evaluate"]
 

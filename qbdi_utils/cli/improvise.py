@@ -22,7 +22,8 @@ from pathlib import Path
 from qbdi_utils import files
 from qbdi_utils.cli import int_option, output_file_option
 from qbdi_utils.errors import FileSystemError, MidiFileError, ModelError, OptionError, OutputExistsError
-from qbdi_utils import pianoroll, vae
+from qbdi_utils import pianoroll, training
+from qbdi_utils.model import StyleVAE
 from qbdi_utils.improvise import CLAIM_RATES, claims_csv_text, claims_sweep, improvise, parse_bits
 from qbdi_utils.render._common import check_suffix
 from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
@@ -109,7 +110,7 @@ def _check_stats(value: str) -> str:
 def _check_inputs(model_dir: str | None, query: str) -> tuple[Path | None, Path]:
     m, q = (None if model_dir is None else Path(model_dir)), Path(query)
     if m is None:
-        pass  # the default model; vae.default_model() loads or trains it
+        pass  # the default model; training.default_model() loads or trains it
     elif not m.exists():
         raise ModelError("no such model directory; train one with `qbdi train` or pass --model DIR", m)
     elif not m.is_dir():
@@ -132,9 +133,9 @@ def _check_output(option: str, value: str | None, suffixes: tuple[str, ...], wha
 def _load(model_dir: Path | None, query_path: Path):
 
     if model_dir is None:
-        model = vae.default_model(progress=True)
+        model = training.default_model(progress=True)
     else:
-        model = vae.StyleVAE.load(model_dir)
+        model = StyleVAE.load(model_dir)
     query = pianoroll.read_midi(query_path, spec=model.spec)
     return model, query
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from qbdi_utils import __version__, paths, render, soundfont, vae
+from qbdi_utils import __version__, paths, render, soundfont, training
+from qbdi_utils.model import MODEL_FILE, import_keras
 
 __all__ = ["add_parser", "collect", "run"]
 
@@ -52,11 +53,11 @@ def collect() -> dict:
 
 
     try:
-        backend = str(vae._keras().backend.backend())
+        backend = str(import_keras().backend.backend())
     except Exception as exc:  # a broken install is exactly what a bug report needs to show
         backend = f"unavailable ({type(exc).__name__}: {exc})"
     sf = soundfont.find_soundfont()
-    model_dir = vae.default_model_dir()
+    model_dir = training.default_model_dir()
     return {
         "qbdi": __version__,
         "python": platform.python_version(),
@@ -71,7 +72,7 @@ def collect() -> dict:
         "cache_dir": str(paths.cache_dir()),
         "models_dir": str(paths.models_dir()),
         "default_model_dir": str(model_dir),
-        "default_model_exists": (model_dir / vae.MODEL_FILE).is_file(),
+        "default_model_exists": (model_dir / MODEL_FILE).is_file(),
     }
 
 

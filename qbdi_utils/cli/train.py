@@ -8,9 +8,9 @@ Large corpora (README, "Training on a large corpus"): the corpus is parsed by ``
 processes into a sharded, incremental store (:mod:`qbdi_utils.shards`; a second run parses only new
 or changed files). Training holds the frames in memory unless they would exceed ``--memory-budget``
 (default: half of the machine's memory) or ``--stream`` is given: then they are streamed from the
-shards through tf.data (:mod:`qbdi_utils.stream`) and each held-out set is capped at
+shards through tf.data (:mod:`qbdi_utils.training.stream`) and each held-out set is capped at
 ``--max-eval-frames`` frames of whole pieces. ``--devices N`` trains data-parallel on N local GPUs,
-or N logical CPU devices when there is no GPU (MirroredStrategy, :mod:`qbdi_utils.devices`); with
+or N logical CPU devices when there is no GPU (MirroredStrategy, :mod:`qbdi_utils.training.devices`); with
 ``TF_CONFIG`` set it trains as one worker of several (MultiWorkerMirroredStrategy) and only the
 chief saves.
 
@@ -18,7 +18,7 @@ Prints progress (corpus parsing, epochs) on stderr, a short table of the corpus 
 (file, reason), and, at the end, the validation numbers (on which the decoding threshold was
 chosen) and the held-out test numbers: rate R, distortion D (nats per frame) and note F1.
 
-MODEL_DIR is written as a whole (:meth:`~qbdi_utils.vae.StyleVAE.save` stages it beside the
+MODEL_DIR is written as a whole (:meth:`~qbdi_utils.model.StyleVAE.save` stages it beside the
 destination and swaps it in), with ``skipped.csv`` (file, reason) inside it: an interrupted or
 failed run leaves the old model as it was. An existing MODEL_DIR is never replaced without
 ``--force``; that check, and whether MODEL_DIR's folder is writable, happen before the corpus is
@@ -34,14 +34,13 @@ import sys
 from pathlib import Path
 
 from qbdi_utils import corpus as corpus_mod
-from qbdi_utils import devices as devices_mod
+from qbdi_utils import training
 from qbdi_utils import files
 from qbdi_utils import shards as shards_mod
-from qbdi_utils import stream as stream_mod
-from qbdi_utils import train as train_mod
 from qbdi_utils.cli import int_option
 from qbdi_utils.errors import OptionError
-from qbdi_utils.vae import PRESETS
+from qbdi_utils.model import PRESETS
+from qbdi_utils.training import devices, stream
 
 __all__ = ["MAX_DEVICES", "MAX_EPOCHS", "MAX_SEED", "MAX_UNITS", "MAX_WORKERS", "SKIPPED_FILE",
            "SKIPPED_SHOWN", "add_parser", "parse_size", "run_train", "skipped_table"]
@@ -110,7 +109,7 @@ def add_parser(subparsers) -> None:
                    "(same global batch; default 1). With TF_CONFIG set: one worker of several")
     p.add_argument("--max-eval-frames", default=None, metavar="N",
                    help="cap each held-out set (validation, test) at N frames of whole pieces "
-                   f"(default: no cap in memory, {train_mod.STREAM_EVAL_FRAMES} when streaming)")
+                   f"(default: no cap in memory, {training.STREAM_EVAL_FRAMES} when streaming)")
     p.set_defaults(func=run_train)
 
 
@@ -150,22 +149,22 @@ def run_train(args) -> int:
     if corpus.n_frames < 3:
         raise OptionError(f"corpus {args.corpus} has {corpus.n_frames} frame(s); need at least 3 "
                           "(training, validation and test)")
-    streaming = args.stream or stream_mod.should_stream(corpus.n_frames, corpus.frame_size, budget)
+    streaming = args.stream or stream.should_stream(corpus.n_frames, corpus.frame_size, budget)
     if streaming:
         print(f"streaming {corpus.n_frames} frames from {len(corpus.shard_sizes)} shards", file=sys.stderr)
         data, groups = corpus, None
     else:
         data, groups = corpus.to_arrays()
-    model, _ = train_mod.train(data, spec=corpus.spec, groups=groups, stream=streaming or None,
+    model, _ = training.train(data, spec=corpus.spec, groups=groups, stream=streaming or None,
                                max_eval_frames=max_eval,
                                devices=n_devices if n_devices > 1 or os.environ.get("TF_CONFIG") else None,
                                hidden_dim=hidden_dim, latent_dim=latent_dim,
                                epochs=epochs, beta=args.beta, seed=seed, gamma=gamma,
                                progress=True)
-    if not devices_mod.is_chief():
+    if not devices.is_chief():
         print("trained as a non-chief worker: the chief saves the model", file=sys.stderr)
         return 0
-    train_mod.record_corpus(model, args.corpus, corpus)
+    training.record_corpus(model, args.corpus, corpus)
     rows = [{"file": str(name), "reason": str(reason)} for name, reason in corpus.skipped]
     model.save(out, force=args.force,
                extra=lambda stage: files.write_csv(rows, stage / SKIPPED_FILE, columns=["file", "reason"]))

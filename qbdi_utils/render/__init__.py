@@ -26,7 +26,7 @@ Used in: notebooks/01_data_prep.ipynb, 02_vae_training.ipynb, 03_bit_allocation_
 from __future__ import annotations
 
 from qbdi_utils.render import notation, plots
-from qbdi_utils.render._common import check_suffix, roll_notes
+from qbdi_utils.render._common import check_suffix, roll_notes, unpack_roll
 from qbdi_utils.render.audio import (
     BUILTIN_ATTACK_S,
     BUILTIN_DECAY_S,
@@ -58,6 +58,7 @@ from qbdi_utils.render.plots import (
     DIAGRAM_BITS,
     DIAGRAM_VARIANCES,
     OVERLAY_COLORS,
+    analysis_figures,
     plot_ir_curves,
     plot_ir_over_time,
     plot_motifs,
@@ -74,6 +75,7 @@ __all__ = [
     # shared
     "roll_notes",
     "check_suffix",
+    "unpack_roll",
     # notation
     "roll_to_stream",
     "to_musicxml",
@@ -87,6 +89,7 @@ __all__ = [
     "plot_roll",
     "plot_overlay",
     "OVERLAY_COLORS",
+    "analysis_figures",
     "plot_motifs",
     "plot_ir_curves",
     "plot_ir_over_time",

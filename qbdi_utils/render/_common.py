@@ -1,6 +1,6 @@
 """What the render stacks share: reading their roll argument, the note list, and writing outputs.
 
-* :func:`_unpack` turns the ``roll`` argument every render function takes (a roll, frames, one frame
+* :func:`unpack_roll` turns the ``roll`` argument every render function takes (a roll, frames, one frame
   or a :class:`~qbdi_utils.pianoroll.Piece`) into ``(roll, spec, tempo_bpm)``; the shape check is
   :func:`qbdi_utils.pianoroll.as_roll` (ValueError), the tempo check is an OptionError (a user types it).
 * :func:`roll_notes` is the notes of such a roll as an (n, 3) array, read by the package's one note
@@ -8,7 +8,7 @@
 * :func:`check_suffix`: an output's name must say what the writer produces (``x.mp3`` gets no WAV
   data). The writing itself is :mod:`qbdi_utils.files` (atomic, exclusive unless ``force``).
 
-Used in: qbdi_utils.render.notation, qbdi_utils.render.audio.
+Used in: qbdi_utils.render.notation, qbdi_utils.render.audio, qbdi_utils.render.plots.
 """
 
 from __future__ import annotations
@@ -20,13 +20,21 @@ import numpy as np
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import Piece, RollSpec, as_roll, roll_to_notes
 
-__all__ = ["roll_notes", "check_suffix"]
+__all__ = ["check_suffix", "roll_notes", "unpack_roll"]
 
 
-def _unpack(roll, spec, tempo_bpm):
-    """Accept a roll, frames or a Piece; return (roll (T, C) array, spec, tempo_bpm float).
+def unpack_roll(roll, spec, tempo_bpm):
+    """The roll argument of a render function: a roll, frames or a Piece -> (roll (T, C) array, spec, tempo_bpm float).
 
     A Piece supplies the spec and tempo when they are not given.
+
+    Args:
+        roll: (T, C) roll, (N, frame_size) frames, one frame, or a Piece.
+        spec: roll layout, or None (the Piece's, else RollSpec()).
+        tempo_bpm: tempo, or None (the Piece's, else 120).
+
+    Returns:
+        (roll (T, C) uint8, spec, tempo_bpm float).
 
     Raises:
         OptionError: the tempo is not positive.
@@ -62,7 +70,7 @@ def roll_notes(roll, spec: RollSpec | None = None) -> np.ndarray:
 
     Used in: notebooks/04_query_generation.ipynb (through the rendering functions).
     """
-    roll, spec, _ = _unpack(roll, spec, None)
+    roll, spec, _ = unpack_roll(roll, spec, None)
     return np.asarray(roll_to_notes(roll, spec), dtype=np.int64).reshape(-1, 3)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from qbdi_utils import files, soundfont
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec
-from qbdi_utils.render._common import _unpack, check_suffix, roll_notes
+from qbdi_utils.render._common import unpack_roll, check_suffix, roll_notes
 
 __all__ = [
     "find_soundfont",
@@ -181,7 +181,7 @@ def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = Non
     """
     import warnings
 
-    roll, spec, tempo_bpm = _unpack(roll, spec, tempo_bpm)
+    roll, spec, tempo_bpm = unpack_roll(roll, spec, tempo_bpm)
     sr = int(sample_rate)
     if sr <= 0:
         raise OptionError(f"sample_rate must be positive, got {sample_rate}")

@@ -28,7 +28,7 @@ from qbdi_utils import files
 from qbdi_utils.errors import OptionError
 from qbdi_utils.harmony import estimate_key
 from qbdi_utils.pianoroll import RollSpec
-from qbdi_utils.render._common import _unpack, check_suffix, roll_notes
+from qbdi_utils.render._common import unpack_roll, check_suffix, roll_notes
 
 __all__ = [
     "roll_to_stream",
@@ -315,7 +315,7 @@ def roll_to_stream(roll, spec: RollSpec | None = None, tempo_bpm: float | None =
     """
     from music21 import metadata, stream
 
-    roll, spec, tempo_bpm = _unpack(roll, spec, tempo_bpm)
+    roll, spec, tempo_bpm = unpack_roll(roll, spec, tempo_bpm)
     score = stream.Score()
     score.metadata = metadata.Metadata()
     score.metadata.title = name or ""
@@ -526,8 +526,8 @@ def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4
     """
     from music21 import metadata, stream
 
-    up, spec_u, tempo_bpm = _unpack(upper_roll, spec, tempo_bpm)
-    lo, spec_l, _ = _unpack(lower_roll, spec, tempo_bpm)
+    up, spec_u, tempo_bpm = unpack_roll(upper_roll, spec, tempo_bpm)
+    lo, spec_l, _ = unpack_roll(lower_roll, spec, tempo_bpm)
     if spec_u != spec_l:
         raise OptionError("the two rolls have different RollSpecs; render them separately")
     if bars is None:

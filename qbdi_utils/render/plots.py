@@ -11,13 +11,16 @@ Used in: notebooks/01_data_prep.ipynb, 02_vae_training.ipynb, 03_bit_allocation_
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import numpy as np
 
 from qbdi_utils import channel, files
 from qbdi_utils.pianoroll import RollSpec
-from qbdi_utils.render._common import _unpack
+from qbdi_utils.render._common import unpack_roll
 
 __all__ = [
+    "analysis_figures",
     "plot_roll",
     "plot_overlay",
     "OVERLAY_COLORS",
@@ -118,7 +121,7 @@ def plot_roll(roll, spec: RollSpec | None = None, ax=None, title: str = "", bar_
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgb
 
-    roll, spec, _ = _unpack(roll, spec, None)
+    roll, spec, _ = unpack_roll(roll, spec, None)
     n = spec.n_pitches
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 3.5))
@@ -170,8 +173,8 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, ax=None,
     from matplotlib.colors import to_rgb
     from matplotlib.patches import Patch
 
-    q, spec, _ = _unpack(query_roll, spec, None)
-    o, _, _ = _unpack(output_roll, spec, None)
+    q, spec, _ = unpack_roll(query_roll, spec, None)
+    o, _, _ = unpack_roll(output_roll, spec, None)
     n = spec.n_pitches
     T = max(q.shape[0], o.shape[0], 1)
     qp = np.zeros((T, n), bool)
@@ -265,6 +268,36 @@ def plot_ir_curves(ax, curves: dict):
     ax.set_ylabel("total IR (bits)")
     ax.legend()
     return ax
+
+
+def analysis_figures(analysis, name: str) -> dict:
+    """The two figures of ``qbdi analyze``: the IR curve and the motifs of one file.
+
+    Args:
+        analysis: a :class:`qbdi_utils.dynamics.Analysis`.
+        name: the file name shown in the titles.
+
+    Returns:
+        {"ir_curve.png": Figure, "motifs.png": Figure}; the caller saves and closes them.
+
+    Used in: ``qbdi analyze``.
+    """
+    import matplotlib.pyplot as plt
+
+    stem = PurePath(name).stem  # the legend label, as the file's stem
+    figs = {}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    figs["ir_curve.png"] = fig
+    plot_ir_curves(ax, {stem: analysis.curve})
+    ax.set_title(f"IR vs threshold: {name}")
+    fig.tight_layout()
+    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(analysis.motifs), 8)))
+    figs["motifs.png"] = fig
+    plot_motifs(ax, {stem: analysis.motifs}, {stem: analysis.n_features},
+                frames_per_bar=analysis.frames_per_bar, max_per_signal=8)
+    ax.set_title(f"Motifs at threshold {analysis.curve.best_threshold:.3g}: {name}")
+    fig.tight_layout()
+    return figs
 
 
 def plot_ir_over_time(ax, irs: dict, frames_per_bar: float = 1.0):

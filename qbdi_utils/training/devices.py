@@ -15,7 +15,7 @@
   batches, each replica trains on its slice); the weights stay identical on all workers; only the
   chief (:func:`is_chief`: worker 0, or the "chief" task if the cluster names one) saves the model.
 
-Used in: :func:`qbdi_utils.train.train` (``devices=``), tests/test_train_scale.py.
+Used in: :func:`qbdi_utils.training.train` (``devices=``), tests/test_train_scale.py.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import json
 import os
 
 from qbdi_utils.errors import OptionError
-from qbdi_utils.vae import _keras
+from qbdi_utils.model import import_keras
 
 __all__ = ["is_chief", "split_cpu", "strategy_for"]
 
@@ -50,7 +50,7 @@ def split_cpu(n: int) -> list[str]:
     """
     if int(n) < 1:
         raise OptionError(f"split_cpu needs n >= 1 devices, got {n}")
-    _keras()
+    import_keras()
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -83,7 +83,7 @@ def strategy_for(devices: int | None):
         OptionError: devices < 1; more devices than GPUs; no GPU and the CPU cannot be split any
             more (TensorFlow already started with fewer logical CPUs; see :func:`split_cpu`).
 
-    Used in: :func:`qbdi_utils.train.train`.
+    Used in: :func:`qbdi_utils.training.train`.
     """
     if devices is None:
         return None
@@ -91,13 +91,13 @@ def strategy_for(devices: int | None):
     if n < 1:
         raise OptionError(f"devices must be >= 1, got {devices}")
     if os.environ.get("TF_CONFIG"):
-        _keras()
+        import_keras()
         import tensorflow as tf
 
         return tf.distribute.MultiWorkerMirroredStrategy()
     if n == 1:
         return None
-    _keras()
+    import_keras()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

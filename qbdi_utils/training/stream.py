@@ -7,7 +7,7 @@ A **frame source** is any object with these attributes (duck-typed; nothing to s
     shard_sizes         list of ints, frames per shard (they sum to N)
     piece_index         (N,) int32 global piece id of every frame, in shard order
     read_shard(i)       -> (frames uint8 (n_i, D) of 0/1, piece_ids int32 (n_i,)) of shard i
-    frames_fingerprint()  -> str, ``vae.frames_fingerprint`` of all frames concatenated in shard order
+    frames_fingerprint()  -> str, ``model.frames_fingerprint`` of all frames concatenated in shard order
 
 A piece's frames are consecutive and in time order inside ONE shard (a piece never straddles two
 shards). :class:`qbdi_utils.shards.ShardedCorpus` (the bit-packed on-disk corpus) is a frame source;
@@ -15,14 +15,15 @@ this module adds two small ones: :class:`ArraySource` (a numpy array, or a memor
 opened with ``np.load(path, mmap_mode="r")``, cut into shards) and :class:`SyntheticSource` (chord
 frames generated shard by shard, for benchmarks of memory and speed).
 
-``qbdi_utils.train.train`` streams a frame source through tf.data: the batches come from
-:func:`training_batches` (numpy, no TensorFlow here), made ahead of the step in a background thread
-by :func:`read_ahead`, held-out frames from :func:`gather_frames`. Only O(N) small integers (piece
+``qbdi_utils.training.train`` streams a frame source through tf.data: the batches come from
+:func:`training_batches` (numpy; TensorFlow only inside :func:`stream_dataset`), made ahead of the step in a background thread
+by :func:`read_ahead` into the tf.data pipeline of :func:`stream_dataset`, held-out frames from
+:func:`gather_frames`. Only O(N) small integers (piece
 ids, split masks) are ever held for the whole corpus; frame data is held one shard plus a bounded
 shuffle buffer at a time. :func:`should_stream` says when an
 array is better streamed than trained from memory.
 
-Used in: :func:`qbdi_utils.train.train` (``stream=``), benchmarks/bench_scale.py,
+Used in: :func:`qbdi_utils.training.train` (``stream=``), benchmarks/bench_scale.py,
 tests/test_train_scale.py.
 """
 
@@ -36,12 +37,12 @@ import numpy as np
 
 from qbdi_utils.errors import CorpusError, OptionError
 from qbdi_utils.pianoroll import RollSpec, frames_digest
-from qbdi_utils.vae import synthetic_frames
+from qbdi_utils.model import synthetic_frames
 
 __all__ = [
     "ArraySource", "DEFAULT_SHARD_FRAMES", "DEFAULT_SHUFFLE_FRAMES", "IN_MEMORY_BYTES_PER_CELL",
     "SyntheticSource", "gather_frames", "is_frame_source", "read_ahead", "read_shards", "should_stream",
-    "source_successors", "stream_fingerprint", "training_batches",
+    "source_successors", "stream_dataset", "stream_fingerprint", "training_batches",
 ]
 
 #: Frames per shard of :class:`ArraySource` / :class:`SyntheticSource` (about 10 MB of uint8 frames).
@@ -58,7 +59,7 @@ DEFAULT_SHUFFLE_FRAMES = 8192
 #: streamed) it is 32 KB per bar, 13 bytes per cell.
 IN_MEMORY_BYTES_PER_CELL = 13
 
-_SHUFFLE_STREAM = 3  # random stream of the streamed shuffle (train.py uses 1 and 2 for evaluation noise)
+_SHUFFLE_STREAM = 3  # random stream of the streamed shuffle (training.split uses 1 and 2 for evaluation noise)
 
 _PROTOCOL = ("n_frames", "frame_size", "shard_sizes", "piece_index", "read_shard")
 
@@ -66,7 +67,7 @@ _PROTOCOL = ("n_frames", "frame_size", "shard_sizes", "piece_index", "read_shard
 def is_frame_source(obj) -> bool:
     """True when ``obj`` has the attributes of a frame source (see the module docstring).
 
-    Used in: :func:`qbdi_utils.train.train`.
+    Used in: :func:`qbdi_utils.training.train`.
     """
     return not isinstance(obj, np.ndarray) and all(hasattr(obj, a) for a in _PROTOCOL)
 
@@ -91,7 +92,7 @@ def should_stream(n_frames: int, frame_size: int, memory_budget_bytes: int | Non
     Raises:
         OptionError: a negative count or a budget <= 0.
 
-    Used in: ``qbdi train --memory-budget``, :func:`qbdi_utils.train.train`.
+    Used in: ``qbdi train --memory-budget``, :func:`qbdi_utils.training.train`.
     """
     if n_frames < 0 or frame_size < 0:
         raise OptionError(f"n_frames and frame_size must be >= 0, got {n_frames}, {frame_size}")
@@ -136,10 +137,10 @@ def _read(source, i: int, off: np.ndarray, pid: np.ndarray) -> np.ndarray:
 def source_successors(source) -> np.ndarray:
     """Index of each frame's next bar in the same piece AND the same shard, or -1.
 
-    Like ``train.successor_index(source.piece_index, N)`` but never across a shard boundary (which
+    Like ``training.successor_index(source.piece_index, N)`` but never across a shard boundary (which
     a well-formed source never puts inside a piece anyway). O(N) int64.
 
-    Used in: :func:`qbdi_utils.train.train` (streaming, gamma > 0).
+    Used in: :func:`qbdi_utils.training.train` (streaming, gamma > 0).
     """
     off, pid = _check_source(source)
     n = len(pid)
@@ -161,7 +162,7 @@ def read_shards(source):
     Raises:
         CorpusError: a shard disagrees with the source's sizes or piece ids.
 
-    Used in: :func:`stream_fingerprint`, :func:`qbdi_utils.train.train` (corpus statistics).
+    Used in: :func:`stream_fingerprint`, :func:`qbdi_utils.training.train` (corpus statistics).
     """
     off, pid = _check_source(source)
     for i in range(len(off) - 1):
@@ -169,7 +170,7 @@ def read_shards(source):
 
 
 def stream_fingerprint(source) -> str:
-    """``vae.frames_fingerprint`` of a frame source's frames, read shard by shard (constant memory).
+    """``model.frames_fingerprint`` of a frame source's frames, read shard by shard (constant memory).
 
     Returns:
         16 hex digits, equal to ``vae.frames_fingerprint(all frames concatenated in shard order)``.
@@ -207,7 +208,7 @@ def training_batches(source, train_mask: np.ndarray, batch_size: int, *, seed: i
     Raises:
         CorpusError: the source's shards disagree with its sizes or piece ids.
 
-    Used in: :func:`qbdi_utils.train.train` (streaming); tests/test_train_scale.py.
+    Used in: :func:`qbdi_utils.training.train` (streaming); tests/test_train_scale.py.
     """
     off, pid = _check_source(source)
     mask = np.asarray(train_mask, dtype=bool)
@@ -271,7 +272,7 @@ def read_ahead(items, depth: int = 2):
     An exception raised by ``items`` is raised here, at the item where it happened. Closing this
     generator (or dropping it) stops the thread after its current item.
 
-    Used in: :func:`qbdi_utils.train.train` (streaming); tests/test_train_scale.py.
+    Used in: :func:`qbdi_utils.training.train` (streaming); tests/test_train_scale.py.
     """
     if int(depth) < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
@@ -312,6 +313,65 @@ def read_ahead(items, depth: int = 2):
         stop.set()
 
 
+#: Batches per element of the streamed tf.data pipeline (see :func:`stream_dataset`).
+_STREAM_CHUNK_BATCHES = 32
+
+
+def stream_dataset(source, train_mask: np.ndarray, cfg, first_epoch: int, last_epoch: int,
+                    pairs: bool, shuffle_frames: int):
+    """One tf.data pipeline of epochs ``first_epoch .. last_epoch - 1`` of
+    :func:`training_batches`, in chunks made ahead of the step.
+
+    numpy makes the batches (shard reads, unpacking, shuffle buffer) in the generator, which runs
+    in a background thread two chunks ahead of the step (:func:`read_ahead`): tf.data's own
+    ``prefetch`` does not run ahead once op determinism is on (seeded training turns it on), so
+    before, every chunk was made while the step waited (0.04-0.15 s at each epoch's start for the
+    shuffle buffer, about 0.01 s per other chunk, 10-15% of a 1.4 s epoch on an 8,000-frame
+    corpus). Each element is a *chunk*: up to
+    :data:`_STREAM_CHUNK_BATCHES` consecutive full batches stacked; a chunk ends early at a smaller
+    batch and at the end of an epoch, so cutting a chunk into ``batch_size`` rows gives back exactly
+    the generator's batches and no chunk spans two epochs. The training loop runs a chunk's batches
+    in one graph, as the in-memory loop runs an epoch (iterating the dataset batch by batch inside
+    the graph trained about a third slower on two cores: one IteratorGetNext between every two
+    steps). One pipeline serves the whole run, so the next epoch's first shards are read and
+    shuffled while the current epoch's last chunks train; a pipeline per epoch made every epoch wait
+    for its shuffle buffer to fill first (0.1 s of a 1.4 s epoch on an 8,000-frame corpus).
+    """
+    import tensorflow as tf
+
+    D, B = int(source.frame_size), int(cfg.batch_size)
+
+    def chunks():
+        for epoch in range(int(first_epoch), int(last_epoch)):
+            parts: list = []
+
+            def flush():
+                out = tuple(np.concatenate([p[k] for p in parts]) for k in range(len(parts[0])))
+                parts.clear()
+                return out
+
+            for b in training_batches(source, train_mask, B, seed=int(cfg.seed), epoch=epoch,
+                                                 shuffle_frames=shuffle_frames, pairs=pairs):
+                parts.append(b)
+                if len(b[0]) < B or len(parts) == _STREAM_CHUNK_BATCHES:
+                    yield flush()
+            if parts:
+                yield flush()
+
+    sig = (tf.TensorSpec((None, D), tf.uint8),)
+    if pairs:
+        sig += (tf.TensorSpec((None, D), tf.uint8), tf.TensorSpec((None,), tf.float32))
+    options = tf.data.Options()
+    options.deterministic = True
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = 1
+    # prefetch(2) does not run ahead under op determinism (read_ahead does), but without it ending
+    # the pipeline after the last epoch stalled for 6.6-8.9 s in 3 of 6 runs (0.002 s with it);
+    # the cause inside tf.data is not known
+    return (tf.data.Dataset.from_generator(lambda: read_ahead(chunks(), depth=2), output_signature=sig)
+            .prefetch(2).with_options(options))
+
+
 def gather_frames(source, indices: np.ndarray) -> np.ndarray:
     """The frames at sorted global indices, read shard by shard (only shards holding some).
 
@@ -322,7 +382,7 @@ def gather_frames(source, indices: np.ndarray) -> np.ndarray:
     Returns:
         (len(indices), D) uint8 frames, in the order of ``indices``.
 
-    Used in: :func:`qbdi_utils.train.train` (held-out sets when streaming).
+    Used in: :func:`qbdi_utils.training.train` (held-out sets when streaming).
     """
     off, pid = _check_source(source)
     idx = np.asarray(indices, dtype=np.int64)
@@ -348,7 +408,7 @@ class ArraySource:
         frames: (N, D) binary frames (any dtype holding 0/1), the frames of a piece consecutive
             and in time order.
         groups: (N,) piece label per frame (any sortable labels), or None: then all frames are one
-            piece (as ``train.successor_index`` reads None), cut into shards anyway, so the
+            piece (as ``training.successor_index`` reads None), cut into shards anyway, so the
             predictor head loses the pair at each shard boundary; ``pieces_known`` is False and
             training splits frame by frame (as in-memory training without groups does).
         shard_frames: target frames per shard; shards end at piece boundaries, a piece longer than
@@ -401,12 +461,12 @@ class ArraySource:
         return (np.asarray(self._frames[a:b]) != 0).astype(np.uint8), self.piece_index[a:b]
 
     def frames_fingerprint(self) -> str:
-        """``vae.frames_fingerprint`` of the frames, computed shard by shard."""
+        """``model.frames_fingerprint`` of the frames, computed shard by shard."""
         return stream_fingerprint(self)
 
 
 class SyntheticSource:
-    """A frame source of synthetic chord frames made shard by shard (``vae.synthetic_frames``).
+    """A frame source of synthetic chord frames made shard by shard (``model.synthetic_frames``).
 
     Nothing proportional to N x D is ever held, so it measures the memory of streaming training
     on corpora of any size: ``train(SyntheticSource(500_000), epochs=1, ...)``.
@@ -441,5 +501,5 @@ class SyntheticSource:
         return synthetic_frames(b - a, seed=[self.seed, int(i)], spec=self.spec), self.piece_index[a:b]
 
     def frames_fingerprint(self) -> str:
-        """``vae.frames_fingerprint`` of all the frames, generated shard by shard."""
+        """``model.frames_fingerprint`` of all the frames, generated shard by shard."""
         return stream_fingerprint(self)
