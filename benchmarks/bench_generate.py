@@ -92,7 +92,8 @@ def split(fn, model, repeats):
 
 
 def main() -> None:
-    from qbdi_utils.improvise import CLAIM_RATES, claims_sweep, improvise
+    from qbdi_utils.claims import claims_sweep
+    from qbdi_utils.improvise import CLAIM_RATES, improvise
 
     t0 = time.perf_counter()
     model, which = load_model()

@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from qbdi_utils import corpus, dynamics, navigate as nv, training  # noqa: E402
+from qbdi_utils import navigate_sweep as nv_sweep  # noqa: E402
 
 
 def _timed(f, repeat=1):
@@ -96,7 +97,7 @@ def main() -> None:
 
     (path, total), t_dp = _timed(guided)
     gnav, t_gnav = _timed(lambda: nv.navigate(model, enc, "corpus", bits=64, seed=1, oracle=co))
-    runs = nv.run_lengths(gnav.jumps)
+    runs = nv_sweep.run_lengths(gnav.jumps)
     out = {
         "benchmark": "navigate", "cores": os.cpu_count(), "query": query.name, "query_bars": int(n),
         "query_oracle_threshold": round(qo.threshold, 4), "query_oracle_symbols": qo.oracle.n_symbols,

@@ -14,10 +14,13 @@ One module per concept; notebook N calls mostly the modules of its stage (README
 ``training/``      split, threshold, the fit loops, streaming, devices, cached and default models (02)
 ``predictive``     the predictive head's honest measurement: probes, I_probe (06)
 ``channel``        reverse water-filling and Berger's test channel (03)
+``channel_rate``   how many bits a channel really carries: MI estimators, static vs dynamic (03)
 ``improvise``      query -> improvisation across bit budgets (04)
-``claims``         the paper's claims, measured (04)
+``claims``         the claims sweep and the paper's claims, measured (04)
+``zero_bit``       why 0 bits decodes to one particular bar (04)
 ``dynamics``       Variable Markov Oracle: information rate, thresholds, motifs (05)
-``navigate``       oracle improvisation over latent states (07)
+``navigate``       oracle improvisation over latent states (07); ``navigate_output`` its JSON record,
+                   ``navigate_sweep`` notebook 07's measures and sweep
 ``render``         notation (music21/verovio), plots (matplotlib), audio
 =================  ==========================================================================
 
@@ -29,14 +32,16 @@ files); heavy libraries (TensorFlow/Keras, music21, verovio, matplotlib) load on
 from qbdi_utils import errors, files, paths, report  # noqa: F401  (imported in dependency order)
 from qbdi_utils import pianoroll  # noqa: F401
 from qbdi_utils import harmony  # noqa: F401
-from qbdi_utils import channel, corpus, dynamics, model  # noqa: F401
+from qbdi_utils import channel, channel_rate, corpus, dynamics, model  # noqa: F401
 from qbdi_utils import training  # noqa: F401
 from qbdi_utils import improvise, predictive  # noqa: F401
-from qbdi_utils import claims, navigate, render  # noqa: F401
+from qbdi_utils import claims, navigate, render, zero_bit  # noqa: F401
+from qbdi_utils import navigate_output, navigate_sweep  # noqa: F401
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "errors", "paths", "files", "report", "pianoroll", "harmony", "corpus", "model",
-    "training", "predictive", "channel", "improvise", "claims", "dynamics", "navigate", "render",
+    "training", "predictive", "channel", "channel_rate", "improvise", "claims", "zero_bit", "dynamics",
+    "navigate", "navigate_output", "navigate_sweep", "render",
 ]

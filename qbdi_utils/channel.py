@@ -16,6 +16,9 @@ else. Which mean and variance play ``mu_e`` and ``sigma_e^2`` is the explicit ``
 
 Pure numpy; imports nothing of ours except :mod:`qbdi_utils.errors`.
 
+How many bits a channel really carries, measured by a binned estimator, and the static against
+dynamic allocation experiment are :mod:`qbdi_utils.channel_rate`.
+
 Used in: notebooks/03_bit_allocation_channel.ipynb, notebooks/04_query_generation.ipynb.
 """
 
@@ -35,12 +38,10 @@ __all__ = [
     "allocate",
     "allocation_distortion",
     "berger_channel",
-    "binned_mi_bits",
     "causal_variances",
-    "compare_static_dynamic",
     "gaussian_mi_bits",
+    "check_budget",
     "measure_channel",
-    "own_deviation_transmit",
     "reverse_water_filling",
     "reverse_water_filling_loop",
     "source_stats",
@@ -66,7 +67,18 @@ def _variances(variances: Any, name: str = "variances") -> np.ndarray:
     return v
 
 
-def _budget(total_bits: Any) -> int:
+def check_budget(total_bits: Any) -> int:
+    """A bit budget per frame, checked.
+
+    Args:
+        total_bits: a whole number >= 0 (an integral float is accepted).
+
+    Returns:
+        The budget as an int.
+
+    Raises:
+        OptionError: not a whole number >= 0.
+    """
     if isinstance(total_bits, (bool, np.bool_)):
         raise OptionError(f"total_bits must be a non-negative integer, got {total_bits!r}")
     try:
@@ -127,8 +139,8 @@ def reverse_water_filling(variances, total_bits, *, max_bits_per_component=None)
     Used in: notebooks/03_bit_allocation_channel.ipynb (via :func:`allocate` also 04).
     """
     v = _variances(variances)
-    budget = _budget(total_bits)
-    cap = None if max_bits_per_component is None else _budget(max_bits_per_component)
+    budget = check_budget(total_bits)
+    cap = None if max_bits_per_component is None else check_budget(max_bits_per_component)
     bits = np.zeros(v.size, dtype=np.int64)
     pos = np.flatnonzero(v > 0)
     if budget == 0 or pos.size == 0 or cap == 0:
@@ -189,7 +201,7 @@ def reverse_water_filling_loop(variances, total_bits) -> np.ndarray:
     """
     remaining = _variances(variances).copy()
     bits = np.zeros(remaining.size, dtype=np.int64)
-    for _ in range(_budget(total_bits)):
+    for _ in range(check_budget(total_bits)):
         j = int(np.argmax(remaining)) if remaining.size else 0
         if remaining.size == 0 or remaining[j] <= 0:
             break
@@ -319,6 +331,33 @@ def berger_channel(z_e, mu, var, bits, rng=None) -> np.ndarray:
     mu_d = np.where(r == 0, m, mu_d)  # exact mu_e at 0 bits, whatever rounding would do
     z_d = mu_d + np.sqrt(var_d) * eps
     return z_d.astype(out_dtype, copy=False)
+
+
+def gaussian_mi_bits(z_e, z_d) -> np.ndarray:
+    """Gaussian estimate -1/2 log2(1 - rho^2) of I(z_e; z_d) per component, from samples.
+
+    Exact for jointly Gaussian pairs; for a Gaussian z_e and any channel it is a lower bound on the
+    information (h(z_e | z_d) is at most the entropy of a Gaussian with the linear estimation error).
+
+    Args:
+        z_e: (M, L) float, source samples.
+        z_d: (M, L) float, channel outputs.
+
+    Returns:
+        (L,) float64 bits; 0 where either side is constant.
+
+    Used in: notebooks/03_bit_allocation_channel.ipynb.
+    """
+    a = np.asarray(z_e, dtype=np.float64)
+    b = np.asarray(z_d, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"z_e and z_d must be the same (M, L) shape, got {a.shape} and {b.shape}")
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    den = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.where(den > 0, (a * b).sum(axis=0) / np.where(den > 0, den, 1.0), 0.0)
+    return -0.5 * np.log2(np.clip(1.0 - rho**2, np.finfo(float).tiny, None))
 
 
 def measure_channel(mu, var, bits, n_samples, rng) -> dict[str, np.ndarray]:
@@ -570,7 +609,7 @@ def allocate(
         )
     if total_bits is None:
         return Allocation(None, mu, var, var, mode, bool(dynamic), None)
-    budget = _budget(total_bits)
+    budget = check_budget(total_bits)
     if not dynamic:
         return Allocation(reverse_water_filling(var, budget), mu, var, var, mode, False, budget)
     if decoded is None:
@@ -638,7 +677,7 @@ def transmit(
     mu, var = source_stats(z_mean, z_logvar, mode, corpus_stats)
     if mode == "posterior":
         allocate(z_mean, z_logvar, total_bits, mode=mode, corpus_stats=corpus_stats, dynamic=True)  # raises
-    budget = _budget(total_bits)
+    budget = check_budget(total_bits)
     gen = _generator(rng)
     zf = z.astype(np.float64)
     eps = gen.standard_normal(zf.shape)
@@ -698,201 +737,3 @@ def true_rate_bits(bits, design_var, source_var) -> np.ndarray:
         per = 0.5 * np.log2(1.0 + np.expm1(2.0 * np.log(2.0) * r) * ratio)
     per = np.where(r > 0, per, 0.0)
     return per.sum(axis=-1)
-
-
-def gaussian_mi_bits(z_e, z_d) -> np.ndarray:
-    """Gaussian estimate -1/2 log2(1 - rho^2) of I(z_e; z_d) per component, from samples.
-
-    Exact for jointly Gaussian pairs; for a Gaussian z_e and any channel it is a lower bound on the
-    information (h(z_e | z_d) is at most the entropy of a Gaussian with the linear estimation error).
-
-    Args:
-        z_e: (M, L) float, source samples.
-        z_d: (M, L) float, channel outputs.
-
-    Returns:
-        (L,) float64 bits; 0 where either side is constant.
-
-    Used in: notebooks/03_bit_allocation_channel.ipynb.
-    """
-    a = np.asarray(z_e, dtype=np.float64)
-    b = np.asarray(z_d, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"z_e and z_d must be the same (M, L) shape, got {a.shape} and {b.shape}")
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    den = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.where(den > 0, (a * b).sum(axis=0) / np.where(den > 0, den, 1.0), 0.0)
-    return -0.5 * np.log2(np.clip(1.0 - rho**2, np.finfo(float).tiny, None))
-
-
-def binned_mi_bits(z_e, z_d, bins: int = 16) -> np.ndarray:
-    """Plug-in estimate of I(z_e; z_d) per component on an equal-count grid, bias-corrected, in bits.
-
-    Each component's samples are cut into ``bins`` equal-count cells by rank and the mutual
-    information of the two cell indices is computed from the counts, minus the Miller-Madow bias
-    ``(bins - 1)^2 / (2 M ln 2)``. Quantising can only lose information, so for large ``M`` this is a
-    lower bound that also sees dependence a correlation misses (e.g. noise whose size reveals |z_e|).
-
-    Args:
-        z_e: (M, L) float, source samples.
-        z_d: (M, L) float, channel outputs.
-        bins: int >= 2, cells per axis.
-
-    Returns:
-        (L,) float64 bits, clipped at 0; 0 where z_d is constant.
-
-    Used in: notebooks/03_bit_allocation_channel.ipynb (through :func:`compare_static_dynamic`).
-    """
-    a = np.asarray(z_e, dtype=np.float64)
-    b = np.asarray(z_d, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"z_e and z_d must be the same (M, L) shape, got {a.shape} and {b.shape}")
-    m, n_comp = a.shape
-    if m == 0:
-        return np.zeros(n_comp)
-
-    def cells(x):  # equal-count cells by rank (ties broken by sample order, which carries no information)
-        ranks = np.argsort(np.argsort(x, axis=0, kind="stable"), axis=0, kind="stable")
-        return ranks * bins // m
-
-    ix, iy = cells(a), cells(b)
-    flat = (np.arange(n_comp)[None, :] * bins + ix) * bins + iy
-    joint = np.bincount(flat.ravel(), minlength=n_comp * bins * bins).reshape(n_comp, bins, bins) / m
-    px, py = joint.sum(2, keepdims=True), joint.sum(1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(joint > 0, joint * np.log2(joint / (px * py)), 0.0)
-    mi = terms.sum(axis=(1, 2)) - (bins - 1) ** 2 / (2.0 * m * np.log(2.0))
-    out = np.maximum(mi, 0.0)
-    out[np.all(b == b[0], axis=0)] = 0.0
-    return out
-
-
-def own_deviation_transmit(z_mean, total_bits, mu, rng) -> np.ndarray:
-    """The former dynamic scheme, kept only to measure it: NOT a ``total_bits`` channel.
-
-    Each frame's bits are allocated on its own squared deviation ``(z - mu)^2`` and that deviation
-    is the channel variance, so the decoder needs the deviation pattern it cannot have.
-
-    Args:
-        z_mean: (N, L) float, encoder values.
-        total_bits: int >= 0 nominal bits per frame.
-        mu: (L,) float, source mean.
-        rng: numpy.random.Generator or int seed.
-
-    Returns:
-        z_d: (N, L) float64.
-
-    Raises:
-        OptionError: a wrong budget or no rng.
-
-    Used in: :func:`compare_static_dynamic` (notebooks/03_bit_allocation_channel.ipynb).
-    """
-    z = np.asarray(z_mean, dtype=np.float64)
-    dev = (z - np.asarray(mu, dtype=np.float64)) ** 2
-    budget = _budget(total_bits)
-    bits = np.stack([reverse_water_filling(row, budget) for row in dev]) if len(z) else np.zeros(z.shape, int)
-    return berger_channel(z, mu, dev, bits, rng)
-
-
-def compare_static_dynamic(
-    z_mean,
-    budgets,
-    *,
-    mode="query",
-    corpus_stats=None,
-    seeds=8,
-    rate_samples=10000,
-    seed=0,
-) -> list[dict[str, float]]:
-    """Static vs dynamic allocation on a query's latents, at nominal and at true rate.
-
-    For each budget B: the measured distortion ``mean_n ||z_d - z_mean||^2`` (averaged over
-    ``seeds`` channel seeds, common random numbers) of the static channel, the causal dynamic
-    channel (:func:`transmit` ``dynamic=True``) and the former own-deviation scheme
-    (:func:`own_deviation_transmit`); and each scheme's true rate per frame: exact for static and
-    dynamic (:attr:`Allocation.true_rate_bits`, B by construction), a Monte-Carlo lower bound for
-    the own-deviation scheme on a Gaussian surrogate source with the mode's mean and variance
-    (``rate_samples`` frames; sum over components of the larger of :func:`gaussian_mi_bits` and
-    :func:`binned_mi_bits`: the binned estimate sees that the noise reveals |z - mu|, which a
-    correlation does not). With independent source components the sum over components is a
-    lower bound on the information per frame; the pattern of components that get bits is not counted.
-    ``static_at_own_rate`` is the static channel's distortion on this query at the own-deviation
-    scheme's true rate (its exact expectation over the noise, interpolated in log distortion over
-    integer budgets): the comparison at equal true rate.
-
-    Args:
-        z_mean: (N, L) float, the query's latent means.
-        budgets: iterable of int >= 0, bits per frame.
-        mode: "query" | "corpus" | "prior".
-        corpus_stats: for ``mode="corpus"``.
-        seeds: int >= 1, channel seeds averaged for the distortions.
-        rate_samples: int, surrogate frames for the true-rate estimates.
-        seed: int, seeds the surrogate source and its channel noise.
-
-    Returns:
-        list of dicts, one per budget, keys ``bits``, ``static``, ``dynamic``, ``own_deviation``
-        (distortions per frame), ``static_rate``, ``dynamic_rate`` (exact true bits per frame),
-        ``own_deviation_rate`` (lower bound), ``static_theory`` (sum var 4^-b), ``static_at_own_rate``.
-
-    Raises:
-        OptionError: a wrong mode, budget or statistics; ``"posterior"`` mode (no B-bit channel).
-
-    Used in: notebooks/03_bit_allocation_channel.ipynb.
-    """
-    if mode == "posterior":
-        raise OptionError('"posterior" mode is not a rate-limited channel (mu_e is each frame\'s encoding)')
-    z = np.asarray(z_mean, dtype=np.float64)
-    mu, var = source_stats(z, None, mode, corpus_stats)
-    budgets = [_budget(b) for b in budgets]
-    seeds = int(seeds)
-    if seeds < 1:
-        raise OptionError(f"seeds must be >= 1, got {seeds}")
-
-    def dist(z_d):
-        return float(np.mean(np.sum((z_d - z) ** 2, axis=1)))
-
-    def measured(fn):
-        return float(np.mean([dist(fn(s)) for s in range(seeds)]))
-
-    gen = np.random.default_rng(seed)
-    surrogate = mu + np.sqrt(var) * gen.standard_normal((int(rate_samples), mu.size))
-    noise_seed = int(gen.integers(2**31))
-
-    def rate_lower_bound(z_d):  # per component the larger of two lower bounds
-        return float(np.maximum(gaussian_mi_bits(surrogate, z_d), binned_mi_bits(surrogate, z_d)).sum())
-
-    rows = []
-    for b in budgets:
-        _, st = transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, rng=0, return_allocation=True)
-        _, dy = transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, dynamic=True, rng=0,
-                         return_allocation=True)
-        rows.append({
-            "bits": float(b),
-            "static": measured(lambda s: transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, rng=s)),
-            "dynamic": measured(
-                lambda s: transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, dynamic=True, rng=s)
-            ),
-            "own_deviation": measured(lambda s: own_deviation_transmit(z, b, mu, s)),
-            "static_rate": st.true_rate_bits,
-            "dynamic_rate": dy.true_rate_bits,
-            "own_deviation_rate": rate_lower_bound(own_deviation_transmit(surrogate, b, mu, noise_seed)),
-            "static_theory": float(allocation_distortion(var, reverse_water_filling(var, b)).sum()),
-        })
-    # static distortion as a function of its (exact) rate, for the equal-true-rate comparison
-    top = max([int(np.ceil(r["own_deviation_rate"])) for r in rows] + budgets + [1])
-    grid = np.unique(np.concatenate([np.arange(0, min(top, 64) + 1), np.geomspace(64, max(top, 64), 60).round()]))
-    grid = grid.astype(np.int64)
-    dev = np.mean((z - mu) ** 2, axis=0)  # the query's own squared deviation per component
-
-    def expected_on_query(b):
-        a = np.exp2(-2.0 * reverse_water_filling(var, int(b)))  # E||z_d - z||^2 given z, exactly
-        return float(np.sum(a * a * dev + a * (1.0 - a) * var))
-
-    d_grid = np.array([expected_on_query(g) for g in grid])
-    with np.errstate(divide="ignore"):
-        log_d = np.log(np.maximum(d_grid, np.finfo(float).tiny))
-    for r in rows:
-        r["static_at_own_rate"] = float(np.exp(np.interp(r["own_deviation_rate"], grid, log_d)))
-    return rows

@@ -1,7 +1,8 @@
 """The paper's claims, measured: verdicts and the numbers behind them (notebook 04, README).
 
-:func:`qbdi_utils.improvise.claims_sweep` produces the claims table (agreement with the query,
-chord vocabulary, tonic share per bit budget, with chance levels). This module turns such tables
+:func:`claims_sweep` produces the claims table (agreement with the query, chord vocabulary, tonic
+share per bit budget, with chance levels: :func:`qbdi_utils.harmony.chance_levels`);
+:func:`write_claims_csv` / :func:`claims_csv_text` write it. This module also turns such tables
 and the improvisations behind them into what the README reports, so that no verdict is computed
 in a notebook cell:
 
@@ -9,8 +10,7 @@ in a notebook cell:
 - :func:`spearman` (average ranks for ties, as ``scipy.stats.spearmanr``);
 - :func:`per_bar_triads`, :func:`break_away`: where a low rate loses or gains the query's chords;
 - :func:`fine_sweep`, :func:`fine_sweep_verdict`: the sweep below 32 bits and its bookkeeping;
-- :func:`nearest_distances`, :func:`latent_geometry`, :func:`zero_bit_bar`,
-  :func:`chroma_distribution`, :func:`zero_bit_findings`: why 0 bits decodes to one particular bar;
+- :func:`nearest_distances` (and :mod:`qbdi_utils.zero_bit`: why 0 bits decodes to one particular bar);
 - :func:`full_bar_triads`: the triads of an output's full bars;
 
 Imports :mod:`qbdi_utils.improvise`, :mod:`qbdi_utils.harmony`, :mod:`qbdi_utils.channel` and
@@ -23,30 +23,27 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from qbdi_utils import channel, files, harmony, pianoroll, report
-from qbdi_utils.improvise import (
-    CLAIM_COLUMNS,
-    claims_sweep,
-    encode_query,
-    improvise,
-    rate_label,
-)
+from qbdi_utils.improvise import CLAIM_RATES, encode_query, improvise, improvise_batch, parse_bits, rate_label
+from qbdi_utils.pianoroll import Piece
 
 __all__ = [
+    "CLAIM_COLUMNS",
+    "claims_csv_text",
+    "claims_sweep",
+    "write_claims_csv",
     "FINE_COLUMNS",
     "bar_chroma",
     "break_away",
-    "chroma_distribution",
     "claim_verdicts",
     "fine_sweep",
     "fine_sweep_table",
     "fine_sweep_verdict",
     "full_bar_triads",
-    "latent_geometry",
     "mean_sd_table",
     "nearest_distances",
     "output_metrics",
@@ -56,10 +53,157 @@ __all__ = [
     "verdict_label",
     "with_excess",
     "write_fine_sweep_csv",
-    "zero_bit_bar",
-    "zero_bit_findings",
     "zero_bit_triads",
 ]
+
+
+CLAIM_COLUMNS = (
+    "rate", "bits", "mode", "n_seeds",
+    "chroma_cosine_mean", "chroma_cosine_sd",
+    "tonnetz_distance_mean", "tonnetz_distance_sd",
+    "triad_agreement_mean", "triad_agreement_sd",
+    "chance_chroma_cosine", "chance_tonnetz_distance", "chance_triad_agreement",
+    "distinct_triads_mean", "distinct_triads_sd",
+    "tonic_share_mean", "tonic_share_sd",
+    "pc_entropy_bits_mean", "empty_frame_rate_mean", "note_density_mean",
+)
+
+
+_AGREEMENT = ("chroma_cosine", "tonnetz_distance", "triad_agreement")
+_STATS = ("distinct_triads", "tonic_share", "pc_entropy_bits", "empty_frame_rate", "note_density")
+
+
+def _mean_sd(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std())
+
+
+def claims_sweep(
+    model,
+    query: Piece,
+    rates: Sequence = CLAIM_RATES,
+    seeds: int | Iterable[int] = 5,
+    mode: str = "query",
+    sample_latents: bool = False,
+    threshold: float | None = None,
+    n_shuffles: int = 20,
+    shuffle_seed: int = 0,
+    return_pieces: bool = False,
+):
+    """Measure the paper's claims on ``query``: agreement, chord vocabulary and tonic share per rate.
+
+    For every bit budget, improvise with every seed (one encode, one batched decode) and compare each
+    output with the query bar by bar (frames aligned on the query's bar lines): chroma cosine, Tonnetz
+    distance and triad agreement (:func:`qbdi_utils.harmony.frame_agreement`); and describe each output
+    on its own (:func:`qbdi_utils.harmony.output_stats`): distinct triads, share of bars on the query's
+    tonic triad (Krumhansl-Kessler key of the query), pitch-class entropy, empty-bar rate, onsets per
+    bar. Each number is the mean and standard deviation over the seeds.
+
+    Chance levels: each row's ``chance_*`` columns compare its outputs with the query's bars in
+    shuffled order (:func:`qbdi_utils.harmony.chance_agreement`, ``n_shuffles`` permutations): what an
+    output with the right vocabulary but no relation to the query's bar-to-bar sequence would score.
+    Two reference rows come first: ``"query"`` (the query against itself; its own triads and tonic
+    share) and ``"chance"`` (the query against its own bars shuffled).
+
+    Args:
+        model: a StyleVAE.
+        query: the query piece.
+        rates: bit budgets per frame, ``None`` = full rate.
+        seeds: number of channel seeds K (seeds 0..K-1) or an explicit list.
+        mode: channel statistics mode.
+        sample_latents, threshold: as in :func:`improvise`.
+        n_shuffles: permutations for the chance levels.
+        shuffle_seed: seed of those permutations.
+        return_pieces: also return the dict of improvisations.
+
+    Returns:
+        list of dict rows with keys :data:`CLAIM_COLUMNS` (``rate`` is "query", "chance", "full rate"
+        or "<N> bits"; ``bits`` is "" for the reference rows and for full rate); and, when
+        ``return_pieces``, the dict ``(bits, seed) -> Improvisation`` as a second value.
+
+    Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
+    """
+    spec = model.spec
+    rates = [parse_bits(b) for b in rates]
+    seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    pieces = improvise_batch(model, query, rates, seeds, mode, sample_latents, threshold)
+    offset = int(query.bar_offset_steps)
+
+    def bar_chroma(roll):
+        return harmony.chroma(pianoroll.to_frames(roll, spec=spec, offset_steps=offset), spec, "frame")
+
+    q_chroma = bar_chroma(query.roll)
+    tonic = harmony.tonic_triad(q_chroma)
+
+    def stats(roll):
+        return harmony.output_stats(pianoroll.to_frames(roll, spec=spec, offset_steps=offset),
+                                    tonic=tonic, spec=spec)
+
+    def row(label, bits, agreements, chances, descriptions):
+        r = {"rate": label, "bits": "" if bits is None else int(bits), "mode": mode,
+             "n_seeds": len(agreements)}
+        for key in _AGREEMENT:
+            r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([a[key] for a in agreements])
+            r[f"chance_{key}"] = _mean_sd([c[key] for c in chances])[0]
+        for key in _STATS:
+            r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([d[key] for d in descriptions])
+        return r
+
+    keys = [(bits, s) for bits in rates for s in seeds]
+    o_chromas = {key: bar_chroma(pieces[key].roll) for key in keys}
+    chances = harmony.chance_levels(q_chroma, [q_chroma] + [o_chromas[key] for key in keys], n_shuffles, shuffle_seed)
+    q_chance, chance_of = chances[0], dict(zip(keys, chances[1:]))
+    q_stats = stats(query.roll)
+    q_self = harmony.frame_agreement(q_chroma, q_chroma)
+    rows = [row("query", None, [q_self], [q_chance], [q_stats])]
+    chance_row = row("chance", None, [q_chance], [q_chance], [q_stats])
+    chance_row.update({f"{k}_sd": float("nan") for k in _STATS})
+    rows.append(chance_row)
+    for bits in rates:
+        agreements, chance, descriptions = [], [], []
+        for s in seeds:
+            agreements.append(harmony.frame_agreement(q_chroma, o_chromas[(bits, s)]))
+            chance.append(chance_of[(bits, s)])
+            descriptions.append(stats(pieces[(bits, s)].roll))
+        rows.append(row(rate_label(bits), bits, agreements, chance, descriptions))
+    return (rows, pieces) if return_pieces else rows
+
+
+def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
+    """Write the rows of :func:`claims_sweep` as CSV (columns :data:`CLAIM_COLUMNS`, 4 decimals).
+
+    Args:
+        rows: rows from :func:`claims_sweep`.
+        path: output file.
+        force: overwrite an existing file.
+
+    Returns:
+        the path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is false.
+        FileSystemError: the file cannot be written.
+
+    Used in: notebooks/04_query_generation.ipynb.
+    """
+    return files.write_text(path, claims_csv_text(rows), force=force)
+
+
+def claims_csv_text(rows: list[dict]) -> str:
+    """The CSV text :func:`write_claims_csv` writes (columns :data:`CLAIM_COLUMNS`, 4 decimals).
+
+    Args:
+        rows: rows from :func:`claims_sweep`.
+
+    Returns:
+        The CSV text (a header line, one line per row).
+
+    Used in: ``qbdi sweep`` (staged in one output set with the MIDI files).
+    """
+    return files.csv_text(rows, list(CLAIM_COLUMNS), float_format=".4f", extra="ignore")
 
 #: Columns of the fine-sweep CSV: the claims columns plus the allocation's bookkeeping.
 FINE_COLUMNS = tuple(CLAIM_COLUMNS) + ("excess_triad_agreement", "components_with_bits", "max_bits_per_component")
@@ -293,7 +437,7 @@ def mean_sd_table(rows: Sequence[dict], columns: dict) -> list[dict]:
     """Claims rows as small display rows: "mean ± sd" strings, 3 significant digits.
 
     Args:
-        rows: rows of :func:`qbdi_utils.improvise.claims_sweep` (or :func:`with_excess`).
+        rows: rows of :func:`claims_sweep` (or :func:`with_excess`).
         columns: display name -> metric key; a key ``k`` with ``k_mean`` and ``k_sd`` in the rows is
             shown as "mean ± sd" (just the mean when sd is not finite), any other key as its value.
 
@@ -325,7 +469,7 @@ def with_excess(rows: Sequence[dict]) -> list[dict]:
     """Copies of claims rows with ``excess_mean`` (triad agreement minus its chance level) and ``excess_sd``.
 
     Args:
-        rows: rows of :func:`qbdi_utils.improvise.claims_sweep`.
+        rows: rows of :func:`claims_sweep`.
 
     Returns:
         list of new dicts.
@@ -369,7 +513,7 @@ def claim_verdicts(rows: Sequence[dict], breaks: dict, zero_chords: dict, tonic_
     tonic share exceeds 0.9.
 
     Args:
-        rows: rows of :func:`qbdi_utils.improvise.claims_sweep` with full rate, ``low_bits`` and 0 bits.
+        rows: rows of :func:`claims_sweep` with full rate, ``low_bits`` and 0 bits.
         breaks: :func:`break_away` of ``low_bits`` against full rate.
         zero_chords: :func:`zero_bit_triads`, mode -> triad names.
         tonic_name: name of the query's tonic triad.
@@ -433,7 +577,7 @@ def claim_verdicts(rows: Sequence[dict], breaks: dict, zero_chords: dict, tonic_
 def fine_sweep(model, query, rates, seeds, mode: str = "query", n_shuffles: int = 20) -> list[dict]:
     """Claims rows for the budgets ``rates`` plus the channel's bookkeeping per budget.
 
-    Each row of :func:`qbdi_utils.improvise.claims_sweep` (reference rows dropped) gains
+    Each row of :func:`claims_sweep` (reference rows dropped) gains
     ``components_with_bits`` and ``max_bits_per_component`` (the static allocation of ``mode`` on the
     query's latents, :func:`qbdi_utils.channel.allocate`) and ``excess_triad_agreement`` (triad
     agreement minus its chance level).
@@ -548,185 +692,3 @@ def fine_sweep_verdict(rows: Sequence[dict]) -> dict:
             "low_triads": lo["distinct_triads_mean"], "zero_triads": zero["distinct_triads_mean"],
             "top_tonic": hi["tonic_share_mean"], "low_tonic": lo["tonic_share_mean"], "tonic_rises": rises,
             "text": text}
-
-
-# ----------------------------------------------------------------------------------------------
-# why 0 bits decodes to one particular bar
-
-_MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-
-
-def latent_geometry(z_corpus, n_sample: int = 500, seed: int = 0) -> dict:
-    """Where the corpus's latent means lie: norms and nearest-different-bar distances.
-
-    Args:
-        z_corpus: (M, L) float, latent means of the corpus bars.
-        n_sample: bars sampled (without replacement, ``default_rng(seed)``) for the nearest-bar median.
-        seed: sampling seed.
-
-    Returns:
-        dict: ``norm_min``, ``norm_median``, ``nn_median`` (median distance of a sampled bar to its
-        nearest different bar), ``n_sample``.
-
-    Used in: notebooks/04_query_generation.ipynb.
-    """
-    z = np.asarray(z_corpus, dtype=np.float64)
-    norms = np.linalg.norm(z, axis=1)
-    n = min(int(n_sample), len(z))
-    sub = np.random.default_rng(seed).choice(len(z), n, replace=False)
-    return {"norm_min": float(norms.min()), "norm_median": float(np.median(norms)),
-            "nn_median": float(np.median(nearest_distances(z[sub], z, different=True))), "n_sample": n}
-
-
-def zero_bit_bar(model, enc, mode: str, thresholds: Sequence[float], z_corpus) -> dict:
-    """What the single bar that 0 bits sends decodes to, and how firmly.
-
-    Args:
-        model: a StyleVAE.
-        enc: the query's :class:`qbdi_utils.improvise.EncodedQuery`.
-        mode: statistics mode (its source mean mu_e is what 0 bits sends).
-        thresholds: other decoding thresholds to try (the model's own is added).
-        z_corpus: (M, L) corpus latent means (for the nearest-bar distance).
-
-    Returns:
-        dict: ``norm`` |mu_e|, ``nn`` distance to the nearest corpus bar, ``p`` (16, n_pitches) play-cell
-        probabilities, ``chroma`` (12,), ``bar`` (frame), ``label`` triad name, ``score`` its template
-        score, ``runner``/``runner_score`` the next triad, ``scales`` (major scales holding every pitch
-        class), ``top_share``, ``soft`` (triad of the unthresholded probabilities), ``pcs`` (pitch
-        classes by duration), ``lo``/``hi`` (probability range), ``n_on`` (cells >= threshold), ``near``
-        (share of those within 0.05 of it), ``decided`` (share of cells < 0.1 or > 0.9), ``by_th``
-        (threshold -> triad or "silent"), ``notes`` ((pitch, start, end) list), ``share_G``, ``share_C``.
-
-    Raises:
-        OptionError: a wrong mode.
-
-    Used in: notebooks/04_query_generation.ipynb.
-    """
-    spec = model.spec
-    mu = np.asarray(channel.source_stats(enc.mean, enc.logvar, mode, model.corpus_stats)[0], np.float32)
-    p = model.decode(mu[None])[0]
-    bar = pianoroll.binarize(p, model.threshold, spec=spec)
-    play_p = p.reshape(spec.steps_per_frame, spec.n_columns)[:, :spec.n_pitches]
-    on = play_p >= model.threshold
-    c = harmony.chroma(bar[None], spec)[0]
-    label = int(harmony.triad_labels(c))
-    total = c.sum()
-    scores = harmony.triad_templates() @ (c / total if total else c)
-    runner = int(np.argmax(np.where(np.arange(24) == label, -np.inf, scores)))
-    present = set(np.nonzero(c)[0])
-    scales = [harmony.PITCH_CLASS_NAMES[t] for t in range(12) if present <= {(t + k) % 12 for k in _MAJOR_SCALE}]
-    by_th = {}
-    for t in sorted(set(thresholds) | {round(model.threshold, 3)}):
-        ct = harmony.chroma(pianoroll.binarize(p, t, spec=spec)[None], spec)[0]
-        by_th[t] = harmony.TRIAD_NAMES[int(harmony.triad_labels(ct))] if ct.sum() else "silent"
-    return dict(
-        norm=float(np.linalg.norm(mu)), nn=float(nearest_distances(mu[None], z_corpus)[0]), p=play_p, chroma=c,
-        label=harmony.TRIAD_NAMES[label] if label >= 0 else "silent", bar=bar, score=float(scores[label]),
-        runner=harmony.TRIAD_NAMES[runner], runner_score=float(scores[runner]), scales=scales,
-        top_share=float(c.max() / total) if total else float("nan"),
-        soft=harmony.TRIAD_NAMES[int(harmony.triad_labels(harmony.chroma(p[None], spec)[0]))],
-        pcs=[harmony.PITCH_CLASS_NAMES[k] for k in np.argsort(-c) if c[k] > 0],
-        lo=float(play_p.min()), hi=float(play_p.max()), n_on=int(on.sum()),
-        near=float(np.mean(np.abs(play_p[on] - model.threshold) < 0.05)) if on.any() else float("nan"),
-        decided=float(np.mean((play_p < 0.1) | (play_p > 0.9))), by_th=by_th,
-        notes=pianoroll.roll_to_notes(pianoroll.from_frames(bar[None], spec), spec),
-        share_G=float(c[7] / total) if total else float("nan"), share_C=float(c[0] / total) if total else float("nan"),
-    )
-
-
-def chroma_distribution(chromas) -> dict:
-    """Where a set of bars sits harmonically: triad of the summed chroma, shares of bars on C and on G.
-
-    Args:
-        chromas: (n, 12) chroma of bars (or (12,) for one bar).
-
-    Returns:
-        dict: ``triad`` (name of the summed chroma's triad), ``C`` and ``G`` (shares of the non-silent
-        bars whose triad is C major / G major), ``pc_C`` and ``pc_G`` (shares of C and G in the summed
-        chroma).
-
-    Used in: notebooks/04_query_generation.ipynb.
-    """
-    c = np.atleast_2d(np.asarray(chromas, dtype=np.float64))
-    s = c.sum(axis=0)
-    profile = s / s.sum() if s.sum() else s
-    labels = harmony.triad_labels(c)
-    labels = labels[labels >= 0]
-    shares = {name: float(np.mean(labels == k)) if labels.size else float("nan") for k, name in ((0, "C"), (7, "G"))}
-    return {"triad": harmony.TRIAD_NAMES[int(harmony.triad_labels(profile))], **shares,
-            "pc_C": float(profile[0]), "pc_G": float(profile[7])}
-
-
-def zero_bit_findings(zero_bar: dict, dist: dict, geometry: dict, decided: float, threshold: float,
-                      latent_dim: int, key_tonic: int, zero_tonic_share: float, mode: str,
-                      prior_name: str) -> list[str]:
-    """The conclusions about the 0-bit bar, as Markdown bullet points decided by the numbers.
-
-    Args:
-        zero_bar: mode -> :func:`zero_bit_bar`.
-        dist: name -> :func:`chroma_distribution`; needs "corpus bars", "corpus reconstructions",
-            ``prior_name`` and "query bars".
-        geometry: :func:`latent_geometry` of the corpus.
-        decided: share of play cells of corpus reconstructions below 0.1 or above 0.9.
-        threshold: the model's decoding threshold.
-        latent_dim: the model's latent dimension.
-        key_tonic: pitch class of the query's tonic.
-        zero_tonic_share: tonic share at 0 bits (claims table).
-        mode: the notebook's main statistics mode.
-        prior_name: the key of the decoded prior samples in ``dist``.
-
-    Returns:
-        list of Markdown lines.
-
-    Used in: notebooks/04_query_generation.ipynb.
-    """
-    qz, others = zero_bar[mode], {m: z for m, z in zero_bar.items() if m != mode}
-    refs = ("corpus bars", "corpus reconstructions", prior_name)
-    c_centred = [n for n in refs if dist[n]["triad"] == "C" and dist[n]["C"] > dist[n]["G"]]
-    flat = {m: z for m, z in others.items() if z["hi"] - z["lo"] < 0.5}
-    norms, nns = [z["norm"] for z in zero_bar.values()], [z["nn"] for z in zero_bar.values()]
-    pcs = harmony.PITCH_CLASS_NAMES
-    lines = [
-        "**What the numbers show.**",
-        f"* **The model's bars {'lean to C, not G' if len(c_centred) == 3 else 'do not all lean to C'}.** "
-        + "; ".join(f"{n}: {dist[n]['C']:.0%} of bars on C, {dist[n]['G']:.0%} on G, summed chroma {dist[n]['triad']}"
-                    for n in refs)
-        + (". The G of the 0-bit bar does not come from the distribution of bars but from decoding one point, "
-           "the mean." if len(c_centred) == 3 else "."),
-        f"* **The 0-bit latent lies {'inside the shell the data occupies' if max(norms) < geometry['norm_min'] else 'among the data'}.** "
-        "|mu_e| is " + ", ".join(f"{z['norm']:.2f} ('{m}')" for m, z in zero_bar.items())
-        + f", while every corpus bar's latent mean has norm at least {geometry['norm_min']:.2f} (median "
-        f"{geometry['norm_median']:.2f}). In distance it is "
-        f"{'not remote' if max(nns) < 1.5 * geometry['nn_median'] else 'remote'} (nearest corpus bar at "
-        f"{min(nns):.2f}..{max(nns):.2f}, a corpus bar's nearest different bar at a median {geometry['nn_median']:.2f}: "
-        f"in {latent_dim} dimensions all bars are far apart), but no bar is encoded that close to the centre, and a "
-        "decoded mean is not a mean of decodings.",
-        f"* **With {' and '.join(f'`{m}`' for m in flat) or 'the other'} statistics the 0-bit bar is a threshold "
-        "artefact.** " + (
-            " ".join(f"At '{m}' every play cell has probability {z['lo']:.2f}..{z['hi']:.2f} (a reconstruction has "
-                     f"{decided:.0%} of its cells below 0.1 or above 0.9), so the threshold {threshold:.2f} keeps the "
-                     + (f"{z['n_on']} cells that happen to sit just above it ({z['near']:.0%} within 0.05): a cluster "
-                        f"({' '.join(z['pcs'])}, longest {z['pcs'][0]} with {z['top_share']:.0%} of the sounding "
-                        f"steps) that the triad templates call {z['label']} (score {z['score']:.3f}, runner-up "
-                        f"{z['runner']} {z['runner_score']:.3f})" if z['pcs'] else
-                        "no cell at all: the bar is silent")
-                     + f". Other thresholds give {', '.join(f'{t:g}: {lab}' for t, lab in z['by_th'].items())}."
-                     for m, z in flat.items()) if flat else
-            "(not here: their decoded probabilities are not flat in this run, see above.)"),
-        f"* **With `{mode}` statistics the 0-bit bar is "
-        f"{'a real ' + ' / '.join(qz['scales']) + '-major-scale bar' if qz['scales'] else 'a real bar'}, labelled "
-        f"{qz['label']} by a {'narrow' if qz['score'] - qz['runner_score'] < 0.1 else 'clear'} margin.** "
-        f"The query's mean state decodes to decided cells (up to {qz['hi']:.2f}; {qz['decided']:.0%} of play cells "
-        f"below 0.1 or above 0.9) with pitch classes {' '.join(qz['pcs'])}"
-        + (f", all in the major scale of {qz['scales'][0]}, the dominant of {pcs[key_tonic]}"
-           if qz['scales'] == [pcs[(key_tonic + 7) % 12]] else "")
-        + f". The triad templates score {qz['label']} {qz['score']:.3f} against {qz['runner']} {qz['runner_score']:.3f}; "
-        f"the label is {qz['soft']} from the unthresholded probabilities and, by threshold, "
-        f"{', '.join(f'{t:g}: {lab}' for t, lab in qz['by_th'].items())}; the query itself has "
-        f"{dist['query bars']['C']:.0%} of its bars on C and {dist['query bars']['G']:.0%} on G.",
-        "* So 0 bits sends every bar the decoding of an *average latent state*, which is neither a typical bar nor "
-        "the average bar of the style: the paper's 'converging on the tonic' would need the decoding of that mean "
-        "to be " + ("the tonic, and for this model it is not." if zero_tonic_share < 0.5 else "the tonic, as it is here.")
-        + " Nothing was tuned to change this.",
-    ]
-    return lines

@@ -42,6 +42,7 @@ __all__ = [
     "PITCH_CLASS_NAMES",
     "KEY_TONIC_NAMES",
     "TRIAD_NAMES",
+    "chance_levels",
     "Key",
     "triad_tie_sets",
     "triad_credit",
@@ -577,3 +578,49 @@ def output_stats(roll, tonic: int | None = None, spec: RollSpec = RollSpec(),
         "empty_frame_rate": float(np.mean(per_frame.sum(axis=1) == 0)) if len(per_frame) else float("nan"),
         "tonic": int(tonic),
     }
+
+
+def chance_levels(query_chroma, output_chromas, n_shuffles: int = 20, seed: int = 0) -> list[dict]:
+    """:func:`chance_agreement` of many outputs against one query, in one pass.
+
+    Same permutations (``default_rng(seed)``, one ``permutation`` per shuffle) and the same numbers as
+    calling ``chance_agreement(query_chroma, o, n_shuffles, seed)`` for every output ``o``
+    (a test checks the equality), but each bar's Tonnetz point, triad label and unit chroma are
+    computed once and only gathered per permutation, instead of being
+    recomputed for every shuffle of every output.
+
+    Args:
+        query_chroma: (n, 12) chroma of the query's bars.
+        output_chromas: list of (n, 12) chroma, one per output.
+        n_shuffles: permutations of the query's bars.
+        seed: seed of the permutations.
+
+    Returns:
+        one dict per output: {"chroma_cosine", "tonnetz_distance", "triad_agreement"} (means over
+        bars and shuffles).
+
+    Used in: notebooks/04_query_generation.ipynb (through :func:`qbdi_utils.claims.claims_sweep`), qbdi_utils.navigate.
+    """
+    q = np.atleast_2d(np.asarray(query_chroma, dtype=np.float64))
+    outs = [np.atleast_2d(np.asarray(o, dtype=np.float64)) for o in output_chromas]
+    if not outs:
+        return []
+    if any(o.shape != q.shape for o in outs):
+        raise ValueError(f"every output chroma must have the query's shape {q.shape}")
+    rng = np.random.default_rng(seed)
+    perms = np.stack([rng.permutation(len(q)) for _ in range(n_shuffles)])  # (S, n)
+
+    def features(c):
+        norm = np.linalg.norm(c, axis=1)
+        unit = np.divide(c, norm[:, None], out=np.zeros_like(c), where=norm[:, None] > 0)
+        return unit, norm > 0, tonnetz(c), triad_tie_sets(c)
+
+    qu, qv, qt, ql = (a[perms] for a in features(q))  # (S, n, ...)
+    result = []
+    for o in outs:
+        ou, ov, ot, ol = features(o)
+        cos = np.where(qv & ov, (qu * ou).sum(axis=-1), np.where(~qv & ~ov, 1.0, 0.0))
+        dist = np.sqrt(((qt - ot) ** 2).sum(axis=-1))
+        result.append({"chroma_cosine": float(cos.mean()), "tonnetz_distance": float(dist.mean()),
+                       "triad_agreement": float(triad_credit(ql, ol).mean())})
+    return result

@@ -7,11 +7,11 @@ Bernoulli probabilities are thresholded back into a roll as long as the query, w
 This module is thin glue over ``model`` (encode/decode), ``channel`` (transmit), ``pianoroll`` (frames)
 and ``harmony`` (metrics). Logic of its own: the alignment (frames start on the query's bar lines, a
 pickup is padded in front, the tail is zero-padded, and the output is cut back to exactly the query's
-steps), the report of what about a query the model cannot take as it is (:func:`query_warnings`), and
-the claims table (:func:`claims_sweep`) with its chance levels.
+steps), and the report of what about a query the model cannot take as it is (:func:`query_warnings`).
+The claims table across bit budgets is :func:`qbdi_utils.claims.claims_sweep`.
 
-Batched use (:func:`improvise_batch`, :func:`claims_sweep`) encodes the query once, transmits it once
-per (rate, seed) and decodes every latent sequence in a single ``decode`` call.
+Batched use (:func:`improvise_batch`) encodes the query once, transmits it once per (rate, seed) and
+decodes every latent sequence in a single ``decode`` call.
 
 Used in: notebooks/04_query_generation.ipynb, ``qbdi improvise`` and ``qbdi sweep``.
 """
@@ -19,25 +19,21 @@ Used in: notebooks/04_query_generation.ipynb, ``qbdi improvise`` and ``qbdi swee
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Mapping
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
-from qbdi_utils import channel, files, harmony, pianoroll
+from qbdi_utils import channel, pianoroll
 from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
 from qbdi_utils.pianoroll import Piece, RollSpec
 
 __all__ = [
-    "CLAIM_COLUMNS",
     "CLAIM_RATES",
     "STATS_MODES",
     "EncodedQuery",
     "Improvisation",
-    "chance_levels",
     "check_stats_mode",
-    "claims_sweep",
     "encode_query",
     "excerpt",
     "improvise",
@@ -45,9 +41,8 @@ __all__ = [
     "parse_bits",
     "query_warnings",
     "rate_label",
-    "write_claims_csv",
-    "claims_csv_text",
 ]
+
 
 #: The bit budgets (bits per frame) of the paper's claims; ``None`` is full rate (no channel).
 CLAIM_RATES: tuple = (None, 1024, 512, 256, 128, 64, 32, 0)
@@ -430,201 +425,3 @@ def improvise(
     """
     bits = parse_bits(bits)
     return improvise_batch(model, query, [bits], [seed], mode, sample_latents, threshold)[(bits, int(seed))]
-
-
-# ----------------------------------------------------------------------------------------------
-# The paper's claims as numbers
-
-
-CLAIM_COLUMNS = (
-    "rate", "bits", "mode", "n_seeds",
-    "chroma_cosine_mean", "chroma_cosine_sd",
-    "tonnetz_distance_mean", "tonnetz_distance_sd",
-    "triad_agreement_mean", "triad_agreement_sd",
-    "chance_chroma_cosine", "chance_tonnetz_distance", "chance_triad_agreement",
-    "distinct_triads_mean", "distinct_triads_sd",
-    "tonic_share_mean", "tonic_share_sd",
-    "pc_entropy_bits_mean", "empty_frame_rate_mean", "note_density_mean",
-)
-
-_AGREEMENT = ("chroma_cosine", "tonnetz_distance", "triad_agreement")
-_STATS = ("distinct_triads", "tonic_share", "pc_entropy_bits", "empty_frame_rate", "note_density")
-
-
-def _mean_sd(values) -> tuple[float, float]:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std())
-
-
-def chance_levels(query_chroma, output_chromas, n_shuffles: int = 20, seed: int = 0) -> list[dict]:
-    """:func:`qbdi_utils.harmony.chance_agreement` of many outputs against one query, in one pass.
-
-    Same permutations (``default_rng(seed)``, one ``permutation`` per shuffle) and the same numbers as
-    calling ``harmony.chance_agreement(query_chroma, o, n_shuffles, seed)`` for every output ``o``
-    (a test checks the equality), but each bar's Tonnetz point, triad label and unit chroma are
-    computed once (with :mod:`qbdi_utils.harmony`) and only gathered per permutation, instead of being
-    recomputed for every shuffle of every output.
-
-    Args:
-        query_chroma: (n, 12) chroma of the query's bars.
-        output_chromas: list of (n, 12) chroma, one per output.
-        n_shuffles: permutations of the query's bars.
-        seed: seed of the permutations.
-
-    Returns:
-        one dict per output: {"chroma_cosine", "tonnetz_distance", "triad_agreement"} (means over
-        bars and shuffles).
-
-    Used in: notebooks/04_query_generation.ipynb (through :func:`claims_sweep`).
-    """
-    q = np.atleast_2d(np.asarray(query_chroma, dtype=np.float64))
-    outs = [np.atleast_2d(np.asarray(o, dtype=np.float64)) for o in output_chromas]
-    if not outs:
-        return []
-    if any(o.shape != q.shape for o in outs):
-        raise ValueError(f"every output chroma must have the query's shape {q.shape}")
-    rng = np.random.default_rng(seed)
-    perms = np.stack([rng.permutation(len(q)) for _ in range(n_shuffles)])  # (S, n)
-
-    def features(c):
-        norm = np.linalg.norm(c, axis=1)
-        unit = np.divide(c, norm[:, None], out=np.zeros_like(c), where=norm[:, None] > 0)
-        return unit, norm > 0, harmony.tonnetz(c), harmony.triad_tie_sets(c)
-
-    qu, qv, qt, ql = (a[perms] for a in features(q))  # (S, n, ...)
-    result = []
-    for o in outs:
-        ou, ov, ot, ol = features(o)
-        cos = np.where(qv & ov, (qu * ou).sum(axis=-1), np.where(~qv & ~ov, 1.0, 0.0))
-        dist = np.sqrt(((qt - ot) ** 2).sum(axis=-1))
-        result.append({"chroma_cosine": float(cos.mean()), "tonnetz_distance": float(dist.mean()),
-                       "triad_agreement": float(harmony.triad_credit(ql, ol).mean())})
-    return result
-
-
-def claims_sweep(
-    model,
-    query: Piece,
-    rates: Sequence = CLAIM_RATES,
-    seeds: int | Iterable[int] = 5,
-    mode: str = "query",
-    sample_latents: bool = False,
-    threshold: float | None = None,
-    n_shuffles: int = 20,
-    shuffle_seed: int = 0,
-    return_pieces: bool = False,
-):
-    """Measure the paper's claims on ``query``: agreement, chord vocabulary and tonic share per rate.
-
-    For every bit budget, improvise with every seed (one encode, one batched decode) and compare each
-    output with the query bar by bar (frames aligned on the query's bar lines): chroma cosine, Tonnetz
-    distance and triad agreement (:func:`qbdi_utils.harmony.frame_agreement`); and describe each output
-    on its own (:func:`qbdi_utils.harmony.output_stats`): distinct triads, share of bars on the query's
-    tonic triad (Krumhansl-Kessler key of the query), pitch-class entropy, empty-bar rate, onsets per
-    bar. Each number is the mean and standard deviation over the seeds.
-
-    Chance levels: each row's ``chance_*`` columns compare its outputs with the query's bars in
-    shuffled order (:func:`qbdi_utils.harmony.chance_agreement`, ``n_shuffles`` permutations): what an
-    output with the right vocabulary but no relation to the query's bar-to-bar sequence would score.
-    Two reference rows come first: ``"query"`` (the query against itself; its own triads and tonic
-    share) and ``"chance"`` (the query against its own bars shuffled).
-
-    Args:
-        model: a StyleVAE.
-        query: the query piece.
-        rates: bit budgets per frame, ``None`` = full rate.
-        seeds: number of channel seeds K (seeds 0..K-1) or an explicit list.
-        mode: channel statistics mode.
-        sample_latents, threshold: as in :func:`improvise`.
-        n_shuffles: permutations for the chance levels.
-        shuffle_seed: seed of those permutations.
-        return_pieces: also return the dict of improvisations.
-
-    Returns:
-        list of dict rows with keys :data:`CLAIM_COLUMNS` (``rate`` is "query", "chance", "full rate"
-        or "<N> bits"; ``bits`` is "" for the reference rows and for full rate); and, when
-        ``return_pieces``, the dict ``(bits, seed) -> Improvisation`` as a second value.
-
-    Used in: notebooks/04_query_generation.ipynb, ``qbdi sweep``.
-    """
-    spec = model.spec
-    rates = [parse_bits(b) for b in rates]
-    seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
-    pieces = improvise_batch(model, query, rates, seeds, mode, sample_latents, threshold)
-    offset = int(query.bar_offset_steps)
-
-    def bar_chroma(roll):
-        return harmony.chroma(pianoroll.to_frames(roll, spec=spec, offset_steps=offset), spec, "frame")
-
-    q_chroma = bar_chroma(query.roll)
-    tonic = harmony.tonic_triad(q_chroma)
-
-    def stats(roll):
-        return harmony.output_stats(pianoroll.to_frames(roll, spec=spec, offset_steps=offset),
-                                    tonic=tonic, spec=spec)
-
-    def row(label, bits, agreements, chances, descriptions):
-        r = {"rate": label, "bits": "" if bits is None else int(bits), "mode": mode,
-             "n_seeds": len(agreements)}
-        for key in _AGREEMENT:
-            r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([a[key] for a in agreements])
-            r[f"chance_{key}"] = _mean_sd([c[key] for c in chances])[0]
-        for key in _STATS:
-            r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([d[key] for d in descriptions])
-        return r
-
-    keys = [(bits, s) for bits in rates for s in seeds]
-    o_chromas = {key: bar_chroma(pieces[key].roll) for key in keys}
-    chances = chance_levels(q_chroma, [q_chroma] + [o_chromas[key] for key in keys], n_shuffles, shuffle_seed)
-    q_chance, chance_of = chances[0], dict(zip(keys, chances[1:]))
-    q_stats = stats(query.roll)
-    q_self = harmony.frame_agreement(q_chroma, q_chroma)
-    rows = [row("query", None, [q_self], [q_chance], [q_stats])]
-    chance_row = row("chance", None, [q_chance], [q_chance], [q_stats])
-    chance_row.update({f"{k}_sd": float("nan") for k in _STATS})
-    rows.append(chance_row)
-    for bits in rates:
-        agreements, chance, descriptions = [], [], []
-        for s in seeds:
-            agreements.append(harmony.frame_agreement(q_chroma, o_chromas[(bits, s)]))
-            chance.append(chance_of[(bits, s)])
-            descriptions.append(stats(pieces[(bits, s)].roll))
-        rows.append(row(rate_label(bits), bits, agreements, chance, descriptions))
-    return (rows, pieces) if return_pieces else rows
-
-
-def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:
-    """Write the rows of :func:`claims_sweep` as CSV (columns :data:`CLAIM_COLUMNS`, 4 decimals).
-
-    Args:
-        rows: rows from :func:`claims_sweep`.
-        path: output file.
-        force: overwrite an existing file.
-
-    Returns:
-        the path written.
-
-    Raises:
-        OutputExistsError: ``path`` exists and ``force`` is false.
-        FileSystemError: the file cannot be written.
-
-    Used in: notebooks/04_query_generation.ipynb.
-    """
-    return files.write_text(path, claims_csv_text(rows), force=force)
-
-
-def claims_csv_text(rows: list[dict]) -> str:
-    """The CSV text :func:`write_claims_csv` writes (columns :data:`CLAIM_COLUMNS`, 4 decimals).
-
-    Args:
-        rows: rows from :func:`claims_sweep`.
-
-    Returns:
-        The CSV text (a header line, one line per row).
-
-    Used in: ``qbdi sweep`` (staged in one output set with the MIDI files).
-    """
-    return files.csv_text(rows, list(CLAIM_COLUMNS), float_format=".4f", extra="ignore")

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qbdi_utils import channel
+from qbdi_utils import channel, channel_rate
 from qbdi_utils.channel import (
     allocate,
     berger_channel,
@@ -509,11 +509,11 @@ def test_binned_mi_is_a_lower_bound_close_to_the_closed_form_and_sees_what_corre
     z_e = rng.standard_normal((40_000, 2))
     z_d = np.column_stack([berger_channel(z_e[:, :1], 0.0, 1.0, rate, rng)[:, 0],
                            berger_channel(z_e[:, 1:], 0.0, z_e[:, 1:] ** 2, rate, rng)[:, 0]])
-    est = channel.binned_mi_bits(z_e, z_d, bins=16)
+    est = channel_rate.binned_mi_bits(z_e, z_d, bins=16)
     assert rate - 0.4 < est[0] <= rate + 0.03  # quantising loses information, never adds (bias corrected)
     assert est[1] == pytest.approx(_binned_mi_bits(z_e[:, 1], z_d[:, 1], bins=16), abs=0.03)
     assert est[1] > channel.gaussian_mi_bits(z_e, z_d)[1] + 0.3  # |z| leaks through the noise's size
-    assert channel.binned_mi_bits(z_e, np.zeros_like(z_e)).tolist() == [0.0, 0.0]
+    assert channel_rate.binned_mi_bits(z_e, np.zeros_like(z_e)).tolist() == [0.0, 0.0]
 
 
 def test_the_former_own_deviation_scheme_carries_more_than_its_budget():
@@ -521,7 +521,7 @@ def test_the_former_own_deviation_scheme_carries_more_than_its_budget():
     rng = np.random.default_rng(4)
     z_e = rng.standard_normal((40_000, 1)) * np.array([1.0, 1.0])[None, :1]
     z_e = np.hstack([z_e, rng.standard_normal((40_000, 1))])  # two unit-variance components
-    z_d = channel.own_deviation_transmit(z_e, 1, np.zeros(2), 3)  # 1 bit per frame in total
+    z_d = channel_rate.own_deviation_transmit(z_e, 1, np.zeros(2), 3)  # 1 bit per frame in total
     binned = sum(_binned_mi_bits(z_e[:, j], z_d[:, j]) for j in range(2))
     assert binned > 1.3  # well above the 1-bit budget (plug-in bias at 24 bins is ~0.01 bit)
     assert channel.gaussian_mi_bits(z_e, z_d).sum() > 1.0
@@ -531,7 +531,7 @@ def test_compare_static_dynamic_rates_and_distortions():
     rng = np.random.default_rng(0)
     scale = np.array([2.0, 1.5, 1.0, 0.6, 0.3, 0.1, 0.0, 0.0])
     z = rng.standard_normal((60, 8)) * scale
-    rows = channel.compare_static_dynamic(z, [0, 4, 12], seeds=3, rate_samples=6000, seed=1)
+    rows = channel_rate.compare_static_dynamic(z, [0, 4, 12], seeds=3, rate_samples=6000, seed=1)
     mu, var = z.mean(0), z.var(0)
     assert [r["bits"] for r in rows] == [0, 4, 12]
     r0 = rows[0]
@@ -544,7 +544,7 @@ def test_compare_static_dynamic_rates_and_distortions():
         b = naive_greedy(var, int(r["bits"]))
         assert r["static_theory"] == pytest.approx(float(np.sum(var * 4.0**-b)))
     with pytest.raises(OptionError):
-        channel.compare_static_dynamic(z, [4], mode="posterior")
+        channel_rate.compare_static_dynamic(z, [4], mode="posterior")
 
 
 def test_transmit_full_rate_and_reproducibility():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from qbdi_utils import claims, harmony, pianoroll
+from qbdi_utils import claims, harmony, pianoroll, zero_bit
 from qbdi_utils.errors import OutputExistsError
 from qbdi_utils.pianoroll import Piece, RollSpec
 
@@ -136,7 +136,7 @@ def test_full_bar_triads_leaves_out_a_pickup_and_a_partial_last_bar():
 
 def test_chroma_distribution_hand_counted():
     c = triad_chroma(["C", "C", "G", "Am", None])
-    d = claims.chroma_distribution(c)
+    d = zero_bit.chroma_distribution(c)
     assert d["C"] == pytest.approx(2 / 4) and d["G"] == pytest.approx(1 / 4)  # silent bar left out
     # summed chroma: C=3 (C,C,Am) ... E=3, G=3+... profile shares by hand
     s = c.sum(0)
@@ -240,7 +240,8 @@ def _query(n_frames=6):
 
 def test_fine_sweep_bookkeeping_on_a_tiny_model(tiny_model):
     from qbdi_utils import channel
-    from qbdi_utils.improvise import claims_sweep, encode_query
+    from qbdi_utils.claims import claims_sweep
+    from qbdi_utils.improvise import encode_query
 
     q = _query()
     rows = claims.fine_sweep(tiny_model, q, (4, 1, 0), 2, n_shuffles=3)
@@ -268,7 +269,7 @@ def test_zero_bit_bar_is_the_decoded_source_mean(tiny_model):
     q = _query()
     enc = encode_query(tiny_model, q)
     z_corpus = enc.mean * 2.0
-    zb = claims.zero_bit_bar(tiny_model, enc, "query", (0.3, 0.7), z_corpus)
+    zb = zero_bit.zero_bit_bar(tiny_model, enc, "query", (0.3, 0.7), z_corpus)
     mu = enc.mean.mean(0)
     assert zb["norm"] == pytest.approx(float(np.linalg.norm(mu)), rel=1e-5)
     assert zb["nn"] == pytest.approx(min(np.linalg.norm(z - mu) for z in z_corpus), rel=1e-4)
@@ -277,7 +278,7 @@ def test_zero_bit_bar_is_the_decoded_source_mean(tiny_model):
     assert set(zb["by_th"]) == {0.3, 0.7, round(tiny_model.threshold, 3)}
     assert 0 <= zb["lo"] <= zb["hi"] <= 1
     assert zb["n_on"] == int((zb["p"] >= tiny_model.threshold).sum())
-    g = claims.latent_geometry(z_corpus, n_sample=4, seed=0)
+    g = zero_bit.latent_geometry(z_corpus, n_sample=4, seed=0)
     assert g["norm_min"] == pytest.approx(np.linalg.norm(z_corpus, axis=1).min())
     assert g["n_sample"] == 4
 
@@ -294,7 +295,7 @@ def test_zero_bit_findings_follow_the_numbers(combo):
                        decided=0.0, soft="C"),
     }
     dist = {n: {"triad": "C", "C": 0.3, "G": 0.1} for n in ("corpus bars", "corpus reconstructions", "prior", "query bars")}
-    lines = claims.zero_bit_findings(zb, dist, {"norm_min": 4.0, "norm_median": 7.0, "nn_median": 5.0}, 0.98, 0.48,
+    lines = zero_bit.zero_bit_findings(zb, dist, {"norm_min": 4.0, "norm_median": 7.0, "nn_median": 5.0}, 0.98, 0.48,
                                      500, 0, 0.0, "query", "prior")
     text = "\n".join(lines)
     assert "lean to C, not G" in text and "inside the shell" in text and "not remote" in text

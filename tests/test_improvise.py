@@ -1,4 +1,4 @@
-"""Tests of qbdi_utils.improvise: query -> channel -> improvisation, and the claims sweep."""
+"""Tests of qbdi_utils.improvise (query -> channel -> improvisation) and of the claims sweep (qbdi_utils.claims)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 from qbdi_utils import pianoroll
+from qbdi_utils.claims import CLAIM_COLUMNS, claims_sweep, write_claims_csv
 from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
-from qbdi_utils.improvise import (
-    CLAIM_COLUMNS,
-    claims_sweep,
-    encode_query,
-    improvise,
-    improvise_batch,
-    parse_bits,
-    write_claims_csv,
-)
+from qbdi_utils.improvise import encode_query, improvise, improvise_batch, parse_bits
 from qbdi_utils.pianoroll import Piece, RollSpec
 
 
@@ -250,7 +243,7 @@ def test_claims_sweep_rows_and_csv(tiny_model, tmp_path):
 
 def test_batched_chance_levels_equal_harmony_chance_agreement():
     from qbdi_utils import harmony
-    from qbdi_utils.improvise import chance_levels
+    from qbdi_utils.harmony import chance_levels
 
     rng = np.random.default_rng(5)
     q = rng.integers(0, 4, (11, 12)).astype(float)

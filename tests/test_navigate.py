@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from qbdi_utils import dynamics, improvise, navigate as nv, pianoroll
+from qbdi_utils import navigate_output as nv_output
+from qbdi_utils import navigate_sweep as nv_sweep
 from qbdi_utils.corpus import Corpus
 from qbdi_utils.errors import CorpusError, OptionError
 
@@ -149,9 +151,9 @@ def test_novelty_and_run_lengths_by_hand():
     out = ref.copy()
     out[1, 2] = 1
     out[3, 0] = 1
-    assert nv.novelty(out, ref) == 0.5
-    assert nv.run_lengths([False, False, True, False, True, True]).tolist() == [2, 2, 1, 1]
-    assert nv.run_lengths([False] * 5).tolist() == [5]
+    assert nv_sweep.novelty(out, ref) == 0.5
+    assert nv_sweep.run_lengths([False, False, True, False, True, True]).tolist() == [2, 2, 1, 1]
+    assert nv_sweep.run_lengths([False] * 5).tolist() == [5]
 
 
 def test_jump_steps_and_measures_by_hand():
@@ -159,9 +161,9 @@ def test_jump_steps_and_measures_by_hand():
     nav = nv.Navigation(roll=np.zeros((16 * 5 - 4, spec.n_columns), np.uint8), spec=spec, pad_steps=4,
                         jumps=np.array([False, True, False, True, True]))
     # frames start at steps -4, 12, 28, 44, 60; jumps at frames 1, 3, 4
-    assert nv.jump_steps(nav).tolist() == [12, 44, 60]
-    assert nv.jump_measures(nav) == [1, 3, 4]
-    assert nv.jump_measures(nav, first=2, last=3) == [3]
+    assert nv_sweep.jump_steps(nav).tolist() == [12, 44, 60]
+    assert nv_sweep.jump_measures(nav) == [1, 3, 4]
+    assert nv_sweep.jump_measures(nav, first=2, last=3) == [3]
 
 
 # ---------------------------------------------------------------------------------------------- with a model
@@ -217,7 +219,7 @@ def test_corpus_source_path_is_the_closest_and_is_decoded(tiny_model, chord_quer
     assert nav.path_cost >= cost.min(axis=1).sum() - 1e-6
     cont = (nav.path[1:] == nav.path[:-1] + 1) & (c.piece_index[nav.path[1:]] == c.piece_index[nav.path[:-1]])
     assert nav.jumps[1:].tolist() == (~cont).tolist()
-    rec = nv.path_record(nav)
+    rec = nv_output.path_record(nav)
     assert rec["n_bars"] == len(nav.path) and rec["bars"][0]["piece"] == f"p{c.piece_index[nav.path[0]]}"
     # through the channel too, in every statistics mode
     for mode in improvise.STATS_MODES:
@@ -245,7 +247,7 @@ def test_sweep_rows_reference_behaviour(tiny_model, chord_query):
     from qbdi_utils.model import synthetic_frames
 
     co = nv.corpus_oracle(tiny_model, tiny_corpus(synthetic_frames(400, seed=0)))
-    rows = nv.navigation_sweep(tiny_model, chord_query, (1.0, 0.3), 2, (None, 16), corpus=co,
+    rows = nv_sweep.navigation_sweep(tiny_model, chord_query, (1.0, 0.3), 2, (None, 16), corpus=co,
                                jump_costs=(0.0, 30.0), n_thresholds=10, n_shuffles=3)
     assert len(rows) == 1 + 4 * 2
     # a jump costs more than a whole path can differ in distance (12 bars x cosine <= 2): never jumps

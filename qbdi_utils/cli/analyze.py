@@ -16,11 +16,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from qbdi_utils import files
-from qbdi_utils.cli import int_option
+from qbdi_utils import dynamics, files, pianoroll
+from qbdi_utils.cli import options
 from qbdi_utils.cli.frames import off_meter
 from qbdi_utils.errors import FileSystemError, MidiFileError, OptionError, OutputExistsError
-from qbdi_utils import dynamics, pianoroll
 from qbdi_utils.render import plots
 
 __all__ = ["OUTPUT_FILES", "PRINT_MOTIFS", "MAX_THRESHOLDS", "add_parser", "run"]
@@ -30,6 +29,12 @@ PRINT_MOTIFS = 12  # longest first; motifs.csv lists all
 # Each threshold builds one oracle; the IR curve only changes at the distinct pairwise distances, and
 # 50x the default resolution already shows every step a plot can show, so more only burns time.
 MAX_THRESHOLDS = 10_000
+
+
+def _resolution(value: str) -> str:
+    if value not in dynamics.RESOLUTIONS:
+        raise OptionError(f"--resolution {value!r} is not one of {', '.join(dynamics.RESOLUTIONS)}")
+    return value
 
 
 def add_parser(subparsers) -> None:
@@ -45,32 +50,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder, created if missing (default: <FILE stem>_analysis in the current "
                    "folder); the four outputs appear together or not at all")
-    p.add_argument("--resolution", default="beat", metavar="{beat|frame}",
+    p.add_argument("--resolution", type=_resolution, default="beat", metavar="{beat|frame}",
                    help="chroma time resolution (default: beat)")
-    p.add_argument("--min-length", default="4", metavar="N",
+    p.add_argument("--min-length", type=options.whole_number("--min-length", 1), default=4, metavar="N",
                    help="shortest motif in chroma frames (default 4 = one 4/4 bar of beats)")
-    p.add_argument("--min-count", default="2", metavar="K", help="fewest occurrences of a motif (default 2)")
-    p.add_argument("--thresholds", default="200", metavar="N",
-                   help=f"thresholds swept, 2..{MAX_THRESHOLDS} (default 200)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--min-count", type=options.whole_number("--min-count", 2), default=2, metavar="K",
+                   help="fewest occurrences of a motif (default 2)")
+    p.add_argument("--thresholds", type=options.whole_number(
+        "--thresholds", 2, MAX_THRESHOLDS, "the curve gains nothing from more, it only takes longer"),
+        default=200, metavar="N", help=f"thresholds swept, 2..{MAX_THRESHOLDS} (default 200)")
+    options.add_force(p)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    """Handler of ``qbdi analyze``; returns the exit status."""
-    midi = Path(args.midi)
-    if midi.is_dir():
-        raise MidiFileError("is a folder, not a MIDI file; pass a .mid file with --midi", midi)
-    if not midi.is_file():
-        raise MidiFileError("no such file; pass an existing .mid file with --midi", midi)
-    if args.resolution not in ("beat", "frame"):
-        raise OptionError(f"--resolution {args.resolution!r} is not one of beat, frame")
-    min_length = int_option("--min-length", args.min_length, 1)
-    min_count = int_option("--min-count", args.min_count, 2)
-    n_thr = int_option("--thresholds", args.thresholds, 2)
-    if n_thr > MAX_THRESHOLDS:
-        raise OptionError(f"--thresholds {n_thr} is more than {MAX_THRESHOLDS}; the curve gains nothing "
-                          "from more, it only takes longer")
+def _check_out(args, midi: Path) -> Path:
+    """--out (a folder; default ``<stem>_analysis``) with nothing of ours in the way unless --force."""
     if args.out is not None and not str(args.out).strip():
         raise OptionError(f"--out is empty; give a folder name, or omit --out to write into "
                           f"{midi.stem}_analysis")
@@ -84,7 +78,17 @@ def run(args) -> int:
         raise OutputExistsError(f"{len(existing)} output(s) already exist there (e.g. {existing[0].name}); "
                                 "pass --force to overwrite or choose another --out", out)
     files.check_outputs(targets, force=args.force)  # folders in the way, unwritable places: before the work
+    return out
 
+
+def run(args) -> int:
+    """Handler of ``qbdi analyze``; returns the exit status."""
+    midi = Path(args.midi)
+    if midi.is_dir():
+        raise MidiFileError("is a folder, not a MIDI file; pass a .mid file with --midi", midi)
+    if not midi.is_file():
+        raise MidiFileError("no such file; pass an existing .mid file with --midi", midi)
+    out = _check_out(args, midi)
 
     piece = pianoroll.read_midi(midi)
     spec = piece.spec
@@ -95,66 +99,48 @@ def run(args) -> int:
               f"{spec.steps_per_frame} sixteenths, so bar numbers do not follow the score's bar lines",
               file=sys.stderr)
     roll = piece.roll[piece.bar_offset_steps:]  # frames start on the first full bar
-    per_bar = spec.steps_per_frame / (spec.steps_per_quarter if args.resolution == "beat" else spec.steps_per_frame)
-    feats = dynamics.chroma_features(roll, spec, args.resolution)
-    dist = dynamics.pairwise_distances(feats)
-    thresholds = dynamics.default_thresholds(dist, n_thr)
-    curve = dynamics.ir_curve(None, thresholds, distances=dist)
-    oracle = dynamics.build_oracle(threshold=curve.best_threshold, distances=dist)
-    found = dynamics.motifs(oracle, min_length=min_length, min_count=min_count, frames_per_bar=per_bar)
+    a = dynamics.analyze_roll(roll, spec, args.resolution, args.thresholds, args.min_length, args.min_count)
+    _report(a, midi, out, args)
+    _write(a, midi, out, args.force)
+    print(f"wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}")
+    return 0
 
-    unit = "beats" if args.resolution == "beat" else "frames"
-    print(f"{midi.name}: {len(feats)} {unit} ({len(feats) / per_bar:g} bars), Tonnetz chroma, "
-          f"{len(thresholds)} thresholds")
+
+def _report(a: dynamics.Analysis, midi: Path, out: Path, args) -> None:
+    unit, curve, found, per_bar = a.unit, a.curve, a.motifs, a.frames_per_bar
+    print(f"{midi.name}: {a.n_features} {unit} ({a.n_features / per_bar:g} bars), Tonnetz chroma, "
+          f"{len(curve.thresholds)} thresholds")
     print(f"best threshold: {curve.best_threshold:.6g}")
-    print(f"total IR: {curve.best_ir:.6g} bits ({curve.best_ir / max(len(feats), 1):.4g} bits per {unit[:-1]}), "
-          f"{oracle.n_symbols} symbols")
-    print(f"motifs: {len(found)} (length >= {min_length} {unit}, >= {min_count} occurrences)")
+    print(f"total IR: {curve.best_ir:.6g} bits ({curve.best_ir / max(a.n_features, 1):.4g} bits per {unit[:-1]}), "
+          f"{a.oracle.n_symbols} symbols")
+    print(f"motifs: {len(found)} (length >= {args.min_length} {unit}, >= {args.min_count} occurrences)")
     for k, m in enumerate(found[:PRINT_MOTIFS], 1):
         spans = ", ".join(f"[{s:g}, {e:g})" for s, e in m.bar_spans)
         print(f"  motif {k}: {m.length} {unit}, {m.count}x at bars {spans}")
     if len(found) > PRINT_MOTIFS:
         print(f"  ... and {len(found) - PRINT_MOTIFS} shorter ones (all in {out / 'motifs.csv'})")
 
+
+def _write(a: dynamics.Analysis, midi: Path, out: Path, force: bool) -> None:
+    """The two tables and two figures as one output set."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def save(fig):
-        def write(tmp):
-            fig.savefig(tmp, dpi=120)
-        return write
-
     # titles carry the file name; a name in a script the plot font lacks (CJK, ...) would print a
     # "Glyph ... missing" warning per glyph and draw (the figure shows boxes there, nothing worse)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
-        with files.OutputSet(force=args.force) as outs:
-            outs.add_csv(out / "ir_curve.csv", zip(map(float, curve.thresholds), map(float, curve.ir),
-                                                   map(int, curve.n_symbols)),
-                         columns=["threshold", "total_ir_bits", "n_symbols"])
-            outs.add_csv(out / "motifs.csv",
-                         ([k, m.length, s, e, f"{bs:g}", f"{be:g}"]
-                          for k, m in enumerate(found, 1) for (s, e), (bs, be) in zip(m.spans, m.bar_spans)),
-                         columns=["motif", f"length_{unit}", f"start_{unit[:-1]}", f"end_{unit[:-1]}",
-                                  "start_bar", "end_bar"])
-            fig, ax = plt.subplots(figsize=(7, 4))
+        with files.OutputSet(force=force) as outs:
+            rows, columns = a.ir_rows()
+            outs.add_csv(out / "ir_curve.csv", rows, columns=columns)
+            rows, columns = a.motif_rows()
+            outs.add_csv(out / "motifs.csv", rows, columns=columns)
+            figs = plots.analysis_figures(a, midi.name)
             try:
-                plots.plot_ir_curves(ax, {midi.stem: curve})
-                ax.set_title(f"IR vs threshold: {midi.name}")
-                fig.tight_layout()
-                outs.add_with(out / "ir_curve.png", save(fig))
+                for name, fig in figs.items():
+                    outs.add_with(out / name, lambda tmp, fig=fig: fig.savefig(tmp, dpi=120))
             finally:
-                plt.close(fig)
-            fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(found), 8)))
-            try:
-                plots.plot_motifs(ax, {midi.stem: found}, {midi.stem: len(feats)}, frames_per_bar=per_bar,
-                                     max_per_signal=8)
-                ax.set_title(f"Motifs at threshold {curve.best_threshold:.3g}: {midi.name}")
-                fig.tight_layout()
-                outs.add_with(out / "motifs.png", save(fig))
-            finally:
-                plt.close(fig)
-    print(f"wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}")
-    return 0
+                for fig in figs.values():
+                    plt.close(fig)

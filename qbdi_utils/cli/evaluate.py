@@ -16,7 +16,7 @@ import sys
 
 from qbdi_utils import corpus as corpus_mod
 from qbdi_utils import predictive
-from qbdi_utils.cli import int_option
+from qbdi_utils.cli import options
 from qbdi_utils.model import StyleVAE
 
 __all__ = ["add_parser", "run_evaluate"]
@@ -32,10 +32,10 @@ def add_parser(subparsers) -> None:
         "pieces of the model's own split of the corpus. The probe (latent -> hidden -> frame "
         "logits, the predictor head's family) is fitted afresh on training pieces' latent means.",
     )
-    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="a directory written by `qbdi train`")
+    options.add_model(p, required=True, help="a directory written by `qbdi train`")
     p.add_argument("--corpus", default="chorales", metavar="{chorales|PATH}",
                    help="'chorales' (default) or a folder of .mid files / one .mid file")
-    p.add_argument("--seed", default="0", help="seed of the probes' fits (default 0)")
+    options.add_seed(p, help="seed of the probes' fits (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run_evaluate)
 
@@ -46,9 +46,9 @@ def run_evaluate(args) -> int:
     Raises:
         ModelError: --model is not a readable model directory.
         CorpusError: the corpus cannot be read.
-        OptionError: --seed is not a whole number >= 0, or the corpus is too small to split.
+        OptionError: the corpus is too small to split (--seed is checked by the parser).
     """
-    seed = int_option("--seed", args.seed, 0)
+    seed = args.seed
     model = StyleVAE.load(args.model)
     corpus = corpus_mod.load_corpus(args.corpus, spec=model.spec, progress=not args.json)
     r = predictive.evaluate(model, corpus.frames, corpus.piece_index, seed=seed)

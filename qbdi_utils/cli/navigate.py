@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qbdi_utils.cli import int_option
-from qbdi_utils.cli.improvise import (MAX_SEED, _add_model_and_query, _add_stats, _bits_option, _check_inputs,
-                                      _check_outputs, _check_stats, _load, _warn, _write_outputs)
+from qbdi_utils.cli import options
+from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, warn, write_piece
 from qbdi_utils.errors import OptionError
-from qbdi_utils.navigate import SOURCES, check_continuity, check_min_context, navigate, path_json_text
+from qbdi_utils.navigate import DEFAULT_CONTINUITY, SOURCES, check_min_context, navigate
+from qbdi_utils.navigate_output import path_json_text
 
 __all__ = ["add_parser", "run_navigate"]
 
@@ -34,29 +34,25 @@ def add_parser(subparsers) -> None:
         "frame (or full rate) and decode it; write MIDI, the path as JSON beside it, and optionally "
         "MusicXML and WAV.",
     )
-    _add_model_and_query(p)
+    options.add_model(p)
+    options.add_query(p)
     p.add_argument("--source", required=True, metavar="{query|corpus}",
                    help="'query': navigate the query's own oracle; 'corpus': the path through the "
                    "model's training corpus closest to the query")
-    p.add_argument("--continuity", default=None, metavar="P",
-                   help="probability in [0, 1] of playing the next bar (source query; default 0.8; "
-                   "1 replays the query like `qbdi improvise`)")
-    p.add_argument("--min-context", default=None, metavar="K",
+    options.add_continuity(p, "probability in [0, 1] of playing the next bar (source query; "
+                           "1 replays the query like `qbdi improvise`)")
+    p.add_argument("--min-context", type=check_min_context, default=None, metavar="K",
                    help="shortest context (bars) a jump's target must share (source query; default 1)")
-    p.add_argument("--bits", default="full", metavar="{full|N}",
-                   help="bits per frame: 'full' (no channel, the default) or a whole number >= 0")
-    _add_stats(p)
-    p.add_argument("--seed", default="0", metavar="S", help="seed of the path and the channel noise (default 0)")
-    p.add_argument("--out", required=True, metavar="OUT.mid", help="output MIDI file (OUT.json is written beside it)")
-    p.add_argument("--musicxml", default=None, metavar="F", help="also write MusicXML here")
-    p.add_argument("--wav", default=None, metavar="F", help="also write a WAV rendering here")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    options.add_bits(p, required=False,
+                     help="bits per frame: 'full' (no channel, the default) or a whole number >= 0")
+    options.add_stats(p)
+    options.add_seed(p, help="seed of the path and the channel noise (default 0)")
+    add_piece_outputs(p, out_help="output MIDI file (OUT.json is written beside it)")
     p.set_defaults(func=run_navigate)
 
 
 def run_navigate(args) -> int:
     """Handler of ``qbdi navigate``."""
-
     if args.source not in SOURCES:
         raise OptionError(f"--source {args.source!r} is not one of {', '.join(SOURCES)}")
     if args.source == "corpus":
@@ -64,20 +60,16 @@ def run_navigate(args) -> int:
             if value is not None:
                 raise OptionError(f"{name} applies to --source query only; the corpus path is the "
                                   "one closest to the query")
-    continuity = check_continuity("0.8" if args.continuity is None else args.continuity)
-    min_context = check_min_context("1" if args.min_context is None else args.min_context)
-    bits = _bits_option(args.bits)
-    stats = _check_stats(args.stats)
-    seed = int_option("--seed", args.seed, 0, MAX_SEED, "a seed is a 32-bit number")
-    model_dir, query_path = _check_inputs(args.model, args.query)
+    continuity = DEFAULT_CONTINUITY if args.continuity is None else args.continuity
+    min_context = 1 if args.min_context is None else args.min_context
+    model_dir, query_path = options.check_inputs(args.model, args.query)
     json_path = Path(args.out).with_suffix(".json")
-    outs = _check_outputs(args, extra=(json_path,))
+    outs = check_piece_outputs(args, extra=(json_path,))
 
-
-    model, query = _load(model_dir, query_path)
-    nav = navigate(model, query, args.source, continuity, min_context, bits, stats, seed)
-    _warn("navigate", nav.warnings)
-    written = _write_outputs(nav, outs, args.force, {json_path: path_json_text(nav)})
+    model, query = load(model_dir, query_path)
+    nav = navigate(model, query, args.source, continuity, min_context, args.bits, args.stats, args.seed)
+    warn("navigate", nav.warnings)
+    written = write_piece(nav, outs, args.force, {json_path: path_json_text(nav)})
     n_jumps = int(nav.jumps.sum())
     print(f"{nav.name}: {len(nav.path)} bars, {n_jumps} jumps, oracle threshold "
           f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))

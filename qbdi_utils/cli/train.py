@@ -28,25 +28,21 @@ saves nothing.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
-from pathlib import Path
 
 from qbdi_utils import corpus as corpus_mod
-from qbdi_utils import training
-from qbdi_utils import files
+from qbdi_utils import files, training
 from qbdi_utils import shards as shards_mod
-from qbdi_utils.cli import int_option
+from qbdi_utils.cli import options
+from qbdi_utils.cli.options import MAX_SEED, whole_number
 from qbdi_utils.errors import OptionError
 from qbdi_utils.model import PRESETS
 from qbdi_utils.training import devices, stream
 
-__all__ = ["MAX_DEVICES", "MAX_EPOCHS", "MAX_SEED", "MAX_UNITS", "MAX_WORKERS", "SKIPPED_FILE",
-           "SKIPPED_SHOWN", "add_parser", "parse_size", "run_train", "skipped_table"]
+__all__ = ["MAX_DEVICES", "MAX_EPOCHS", "MAX_UNITS", "MAX_WORKERS", "SKIPPED_FILE",
+           "SKIPPED_SHOWN", "add_parser", "run_train", "skipped_table"]
 
-MAX_SEED = 2**32 - 1
-"""Largest --seed (seeds are 32-bit numbers)."""
 MAX_EPOCHS = 100_000
 """Largest --epochs (the paper's model needs 100)."""
 MAX_UNITS = 10_000
@@ -79,21 +75,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--corpus", required=True, metavar="{chorales|PATH}",
                    help="'chorales' (music21's Bach chorales) or a folder of .mid files / one .mid file")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
-    p.add_argument("--epochs", default=str(paper.epochs), metavar="N",
+    p.add_argument("--epochs", type=whole_number("--epochs", 1, MAX_EPOCHS), default=paper.epochs, metavar="N",
                    help=f"passes over the training frames (default {paper.epochs})")
-    p.add_argument("--beta", type=float, default=paper.beta, help=BETA_HELP)
-    p.add_argument("--seed", default=str(paper.seed), metavar="S",
-                   help=f"seed of weights, noise, shuffling, split, 0..{MAX_SEED} (default 0)")
-    p.add_argument("--hidden-dim", default=str(paper.hidden_dim), metavar="H",
-                   help=f"hidden layer size (default {paper.hidden_dim})")
-    p.add_argument("--latent-dim", default=str(paper.latent_dim), metavar="L",
-                   help=f"latent components (default {paper.latent_dim})")
-    p.add_argument("--gamma", default="0", metavar="G",
+    p.add_argument("--beta", type=options.nonnegative_float("--beta"), default=paper.beta, help=BETA_HELP)
+    options.add_seed(p, help=f"seed of weights, noise, shuffling, split, 0..{MAX_SEED} (default 0)",
+                     default=paper.seed)
+    p.add_argument("--hidden-dim", type=whole_number("--hidden-dim", 1, MAX_UNITS), default=paper.hidden_dim,
+                   metavar="H", help=f"hidden layer size (default {paper.hidden_dim})")
+    p.add_argument("--latent-dim", type=whole_number("--latent-dim", 1, MAX_UNITS), default=paper.latent_dim,
+                   metavar="L", help=f"latent components (default {paper.latent_dim})")
+    p.add_argument("--gamma", type=options.nonnegative_float("--gamma"), default=paper.gamma, metavar="G",
                    help="weight of the predictive term G*CE(x_{t+1} | z_t) in nats per frame (default 0 "
                    "= the paper's VAE, no head); G > 0 adds a predictor head latent -> hidden -> "
                    "next bar (PAPER.md section 8)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing MODEL_DIR")
-    p.add_argument("--workers", default=None, metavar="N",
+    options.add_force(p, help="overwrite an existing MODEL_DIR")
+    p.add_argument("--workers", type=whole_number("--workers", 1, MAX_WORKERS), default=None, metavar="N",
                    help=f"processes parsing the corpus (default: the {shards_mod.default_workers()} cores "
                    "available); parsed files are kept in a sharded cache, so a second run parses only "
                    "new or changed files")
@@ -101,13 +97,14 @@ def add_parser(subparsers) -> None:
     mode.add_argument("--stream", action="store_true",
                       help="stream the frames from the on-disk shards (tf.data) instead of holding them "
                       "in memory, whatever their size")
-    mode.add_argument("--memory-budget", default=None, metavar="SIZE",
+    mode.add_argument("--memory-budget", type=lambda v: options.parse_size("--memory-budget", v), default=None,
+                      metavar="SIZE",
                       help="stream when in-memory training would need more than SIZE (e.g. 8G, 500M; "
                       "about 32 KB per bar; default: half of this machine's memory)")
-    p.add_argument("--devices", default="1", metavar="N",
+    p.add_argument("--devices", type=whole_number("--devices", 1, MAX_DEVICES), default=1, metavar="N",
                    help="train data-parallel on N local GPUs, or N logical CPU devices without a GPU "
                    "(same global batch; default 1). With TF_CONFIG set: one worker of several")
-    p.add_argument("--max-eval-frames", default=None, metavar="N",
+    p.add_argument("--max-eval-frames", type=whole_number("--max-eval-frames", 1), default=None, metavar="N",
                    help="cap each held-out set (validation, test) at N frames of whole pieces "
                    f"(default: no cap in memory, {training.STREAM_EVAL_FRAMES} when streaming)")
     p.set_defaults(func=run_train)
@@ -124,21 +121,8 @@ def run_train(args) -> int:
             being finite (TrainingDivergedError; nothing is saved).
         CorpusError: the corpus cannot be read.
     """
-    out = files.check_dir_output(args.out, force=args.force)
-    epochs = int_option("--epochs", args.epochs, 1, MAX_EPOCHS)
-    hidden_dim = int_option("--hidden-dim", args.hidden_dim, 1, MAX_UNITS)
-    latent_dim = int_option("--latent-dim", args.latent_dim, 1, MAX_UNITS)
-    seed = int_option("--seed", args.seed, 0, MAX_SEED, "a seed is a 32-bit number")
-    if not (math.isfinite(args.beta) and args.beta >= 0):
-        raise OptionError(f"--beta {args.beta} must be a finite number >= 0")
-    gamma = _nonnegative_float("--gamma", args.gamma)
-    workers = None if args.workers is None else int_option("--workers", args.workers, 1, MAX_WORKERS)
-    n_devices = int_option("--devices", args.devices, 1, MAX_DEVICES)
-    max_eval = None if args.max_eval_frames is None else int_option("--max-eval-frames",
-                                                                    args.max_eval_frames, 1)
-    budget = None if args.memory_budget is None else parse_size("--memory-budget", args.memory_budget)
-
-    corpus = corpus_mod.load_corpus(args.corpus, progress=True, workers=workers, in_memory=False)
+    out = options.check_out_dir(args.out, force=args.force)
+    corpus = corpus_mod.load_corpus(args.corpus, progress=True, workers=args.workers, in_memory=False)
     ing = corpus.ingest
     print(f"corpus: {corpus.n_frames} frames from {len(corpus.piece_names)} pieces "
           f"({len(corpus.skipped)} skipped; {ing.get('parsed', 0)} files parsed, "
@@ -149,18 +133,19 @@ def run_train(args) -> int:
     if corpus.n_frames < 3:
         raise OptionError(f"corpus {args.corpus} has {corpus.n_frames} frame(s); need at least 3 "
                           "(training, validation and test)")
-    streaming = args.stream or stream.should_stream(corpus.n_frames, corpus.frame_size, budget)
+    streaming = args.stream or stream.should_stream(corpus.n_frames, corpus.frame_size, args.memory_budget)
     if streaming:
         print(f"streaming {corpus.n_frames} frames from {len(corpus.shard_sizes)} shards", file=sys.stderr)
         data, groups = corpus, None
     else:
         data, groups = corpus.to_arrays()
+    n_devices = args.devices
     model, _ = training.train(data, spec=corpus.spec, groups=groups, stream=streaming or None,
-                               max_eval_frames=max_eval,
-                               devices=n_devices if n_devices > 1 or os.environ.get("TF_CONFIG") else None,
-                               hidden_dim=hidden_dim, latent_dim=latent_dim,
-                               epochs=epochs, beta=args.beta, seed=seed, gamma=gamma,
-                               progress=True)
+                              max_eval_frames=args.max_eval_frames,
+                              devices=n_devices if n_devices > 1 or os.environ.get("TF_CONFIG") else None,
+                              hidden_dim=args.hidden_dim, latent_dim=args.latent_dim,
+                              epochs=args.epochs, beta=args.beta, seed=args.seed, gamma=args.gamma,
+                              progress=True)
     if not devices.is_chief():
         print("trained as a non-chief worker: the chief saves the model", file=sys.stderr)
         return 0
@@ -178,7 +163,7 @@ def run_train(args) -> int:
           f"recall {i['test_recall']:.3f}) at threshold {model.threshold:.2f}")
     if model.has_predictor:
         print(f"predictor head: test CE(x_t+1 | z_t) term = {i['test_p_nats']:.2f} nats/frame "
-              f"(gamma = {gamma}); measure it with `qbdi evaluate --model {out}`")
+              f"(gamma = {args.gamma}); measure it with `qbdi evaluate --model {out}`")
     return 0
 
 
@@ -204,33 +189,3 @@ def skipped_table(skipped, shown: int = SKIPPED_SHOWN) -> str:
     if len(skipped) > shown:
         lines.append(f"  ... {len(skipped) - shown} more (all in {SKIPPED_FILE} in the model folder)")
     return "\n".join(lines)
-
-
-def parse_size(name: str, value: str) -> int:
-    """Parse a byte size such as ``8G``, ``500M``, ``64k`` or ``1000000`` (powers of 1024), > 0.
-
-    Raises:
-        OptionError: not a size, or not positive (one stderr line).
-    """
-    text = str(value).strip().upper().removesuffix("B")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    mult = scale.get(text[-1:], 1)
-    number = text[:-1] if text[-1:] in scale else text
-    try:
-        v = float(number)
-    except ValueError:
-        raise OptionError(f"{name} {value!r} is not a size (e.g. 8G, 500M, 64K)") from None
-    if not (math.isfinite(v) and v * mult >= 1):
-        raise OptionError(f"{name} {value} must be a positive size")
-    return int(v * mult)
-
-
-def _nonnegative_float(name: str, value: str) -> float:
-    """Parse a finite number >= 0, raising OptionError (one stderr line) otherwise."""
-    try:
-        v = float(str(value).strip())
-    except ValueError:
-        raise OptionError(f"{name} {value!r} is not a number") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise OptionError(f"{name} {value} must be a finite number >= 0")
-    return v

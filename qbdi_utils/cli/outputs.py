@@ -1,0 +1,93 @@
+"""What ``qbdi improvise`` and ``qbdi navigate`` share: loading the model and query, and writing a piece.
+
+A piece's outputs (``--out`` MIDI, ``--musicxml``, ``--wav``, and any file written beside --out) are
+checked before any work (suffixes, distinct names, nothing in the way unless --force) and written as
+one :class:`qbdi_utils.files.OutputSet`: all of them appear, or none.
+
+Imports: files, pianoroll, training, model, render, cli.options. Used in: cli/improvise.py, cli/navigate.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from qbdi_utils import files, pianoroll, training
+from qbdi_utils.cli import options
+from qbdi_utils.model import StyleVAE
+from qbdi_utils.render._common import check_suffix
+from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
+from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
+
+__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "load", "midi_bytes", "warn", "write_piece"]
+
+MIDI_SUFFIXES = (".mid", ".midi")
+"""Names accepted for MIDI outputs."""
+
+
+def add_piece_outputs(parser, out_help: str) -> None:
+    """``--out OUT.mid``, ``--musicxml F``, ``--wav F`` and ``--force``."""
+    parser.add_argument("--out", required=True, metavar="OUT.mid", help=out_help)
+    parser.add_argument("--musicxml", default=None, metavar="F", help="also write MusicXML here")
+    parser.add_argument("--wav", default=None, metavar="F", help="also write a WAV rendering here")
+    options.add_force(parser)
+
+
+def _output(option: str, value: str | None, suffixes: tuple[str, ...], what: str) -> Path | None:
+    """An output file option as a Path: a file name with the suffix of what is written there."""
+    if value is None:
+        return None
+    return check_suffix(options.output_file_option(option, value), suffixes, what, option)
+
+
+def check_piece_outputs(args, extra: tuple = ()) -> list:
+    """--out, --musicxml and --wav (and ``extra`` paths) checked before any work.
+
+    Returns:
+        [out, musicxml or None, wav or None] as Paths.
+
+    Raises:
+        OptionError, OutputExistsError, FileSystemError: see :func:`options.check_outputs`.
+    """
+    outs = [_output("--out", args.out, MIDI_SUFFIXES, "MIDI"),
+            _output("--musicxml", args.musicxml, MUSICXML_SUFFIXES, "uncompressed MusicXML"),
+            _output("--wav", args.wav, WAV_SUFFIXES, "WAV audio")]
+    options.check_outputs(outs + list(extra), force=args.force)
+    return outs
+
+
+def load(model_dir: Path | None, query_path: Path):
+    """(model, query Piece): ``--model`` (None: :func:`qbdi_utils.training.default_model`) and the query."""
+    if model_dir is None:
+        model = training.default_model(progress=True)
+    else:
+        model = StyleVAE.load(model_dir)
+    query = pianoroll.read_midi(query_path, spec=model.spec)
+    return model, query
+
+
+def warn(command: str, warnings) -> None:
+    """Print ``qbdi COMMAND: warning: ...`` lines on stderr."""
+    for w in warnings:
+        print(f"qbdi {command}: warning: {w}", file=sys.stderr)
+
+
+def midi_bytes(piece) -> bytes:
+    """The MIDI file of a piece (its tempo map and first time signature)."""
+    sigs = piece.time_signatures or [(0, 4, 4)]
+    return pianoroll.midi_bytes(piece.roll, tempo_bpm=[tuple(t) for t in piece.tempo_map],
+                                spec=piece.spec, time_signature=tuple(sigs[0][1:]))
+
+
+def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None) -> list:
+    """MIDI, MusicXML and WAV of ``piece`` (and ``extra_texts``: {path: text}) as one output set:
+    all of them appear, or none. Returns the paths written."""
+    with files.OutputSet(force=force) as out_set:
+        out_set.add_bytes(outs[0], midi_bytes(piece))
+        for path, text in (extra_texts or {}).items():
+            out_set.add_text(path, text)
+        if outs[1] is not None:
+            out_set.add_bytes(outs[1], musicxml_bytes(piece, name=piece.name))
+        if outs[2] is not None:
+            out_set.add_bytes(outs[2], wav_bytes(piece))
+    return list(out_set.paths)
