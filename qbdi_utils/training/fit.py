@@ -46,7 +46,7 @@ def pair_arrays(x: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def mean_terms(encoder, decoder, x: np.ndarray, eps: np.ndarray, predictor=None,
-              nxt: np.ndarray | None = None) -> tuple[float, ...]:
+               nxt: np.ndarray | None = None) -> tuple[float, ...]:
     """Mean D and R (and P with a predictor) in nats per frame over frames x with the given noise."""
     keras = import_keras()
     ops = keras.ops
@@ -160,8 +160,8 @@ def validation_inputs(x_val: np.ndarray, cfg: VAEConfig):
 
 
 def fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | None = None,
-                  callbacks=(), fit_options: dict | None = None, *,
-                  next_tr: np.ndarray | None = None, next_val: np.ndarray | None = None):
+                 callbacks=(), fit_options: dict | None = None, *,
+                 next_tr: np.ndarray | None = None, next_val: np.ndarray | None = None):
     """The project's training loop: returns ``fit(epochs) -> history dict`` over in-memory frames.
 
     On the TensorFlow backend (unless ``fit_options["loop"] == "keras"``) each epoch is one
@@ -318,7 +318,7 @@ def _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred: bool, cfg: VAEC
 
 
 def tf_fit(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts: dict,
-                   next_val, strategy):
+           next_val, strategy):
     """The TensorFlow training loop: in memory or streamed, on one device or several (``strategy``).
 
     ``feed`` is ``{"x": x_tr, "next": next_tr}`` (in memory) or ``{"source": src, "mask": train
@@ -348,7 +348,6 @@ def tf_fit(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts:
     with (strategy.scope() if strategy is not None else contextlib.nullcontext()):
         opt.build(variables)
     R = strategy.num_replicas_in_sync if strategy is not None else 1
-    B, L = int(cfg.batch_size), int(cfg.latent_dim)
     beta, gamma = float(cfg.beta), float(cfg.gamma)
     gen = tf.random.Generator.from_seed(int(cfg.seed))  # made outside the strategy: one stream
 
@@ -392,75 +391,96 @@ def tf_fit(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts:
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, o, axis=None) for o in out]
 
     if "source" in feed:
-        n_train = int(feed["n_train"])
-        D = int(feed["source"].frame_size)
-        chunk_sig = [tf.TensorSpec((None, D), tf.uint8), tf.TensorSpec((None, D), tf.uint8),
-                     tf.TensorSpec((None,), tf.float32)]
-
-        @tf.function(input_signature=chunk_sig)
-        def run_chunk(xc, yc, mc):  # the chunk's batches in order, as the in-memory epoch runs them
-            n = tf.shape(xc)[0]
-            s = [tf.constant(0.0)] * 3
-            for i in tf.range((n + B - 1) // B):
-                lo, hi = i * B, tf.minimum((i + 1) * B, n)
-                xb = tf.cast(xc[lo:hi], tf.float32)
-                if has_pred:
-                    yb, mb = tf.cast(yc[lo:hi], tf.float32), mc[lo:hi]
-                else:
-                    yb, mb = xb, tf.zeros([hi - lo], tf.float32)
-                out = global_step(xb, yb, mb, gen.normal([hi - lo, L]))
-                s = [a + b for a, b in zip(s, out)]
-            return s
-
-        empty_y = tf.zeros([0, D], tf.uint8)
-        empty_m = tf.zeros([0], tf.float32)
-
-        pipe: dict = {"it": None, "next": None}  # one pipeline for consecutive epochs
-
-        def run_epoch(e):
-            if pipe["it"] is None or pipe["next"] != e:
-                pipe["it"] = iter(stream_mod.stream_dataset(feed["source"], feed["mask"], cfg, e, max(int(cfg.epochs), e + 1),
-                                                  has_pred, feed["shuffle_frames"]))
-            pipe["next"] = e + 1
-            tot, seen = np.zeros(3), 0
-            while seen < n_train:  # every training frame once per epoch, no chunk spans two epochs
-                chunk = next(pipe["it"])
-                seen += int(chunk[0].shape[0])
-                yc, mc = (chunk[1], chunk[2]) if has_pred else (empty_y, empty_m)
-                tot += [float(v) for v in run_chunk(chunk[0], yc, mc)]
-            if seen != n_train:
-                raise RuntimeError(f"streamed epoch {e} gave {seen} frames, expected {n_train}")
-            if e + 1 >= int(cfg.epochs):
-                pipe["it"] = None  # the run is over: let the pipeline go
-            return list(tot / n_train)[:3 if has_pred else 2]
+        run_epoch = _streamed_epochs(feed, cfg, global_step, gen, has_pred)
     else:
-        x_t = tf.constant(np.asarray(feed["x"], np.float32))
-        nxt_t = tf.constant(np.asarray(feed["next"], np.int64))
-
-        @tf.function
-        def epoch(x, nxt):
-            n = tf.shape(x)[0]
-            perm = tf.argsort(gen.uniform([n]))
-            s = [tf.constant(0.0)] * 3
-            for i in tf.range((n + B - 1) // B):
-                idx = perm[i * B:tf.minimum((i + 1) * B, n)]
-                xb = tf.gather(x, idx)
-                if has_pred:
-                    ni = tf.gather(nxt, idx)
-                    mb = tf.cast(ni >= 0, tf.float32)
-                    yb = tf.gather(x, tf.maximum(ni, 0))
-                else:
-                    yb, mb = xb, tf.zeros([tf.shape(xb)[0]], tf.float32)
-                out = global_step(xb, yb, mb, gen.normal([tf.shape(xb)[0], L]))
-                s = [a + b for a, b in zip(s, out)]
-            nf = tf.cast(n, tf.float32)
-            return [a / nf for a in s]
-
-        def run_epoch(e):
-            return [float(v) for v in epoch(x_t, nxt_t)][:3 if has_pred else 2]
+        run_epoch = _memory_epochs(feed, cfg, global_step, gen, has_pred)
 
     evaluate = _tf_evaluator(enc, dec, pred, jit, x_val, next_val)
     return _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred, cfg, callbacks)
+
+
+
+def _streamed_epochs(feed: dict, cfg: VAEConfig, global_step, gen, has_pred: bool):
+    """``run_epoch(e) -> [D, R(, P)]`` over a frame source: tf.data chunks of whole batches, each
+    chunk's batches in one ``tf.function`` (see :func:`tf_fit`)."""
+    import tensorflow as tf
+
+    B, L = int(cfg.batch_size), int(cfg.latent_dim)
+    n_train = int(feed["n_train"])
+    D = int(feed["source"].frame_size)
+    chunk_sig = [tf.TensorSpec((None, D), tf.uint8), tf.TensorSpec((None, D), tf.uint8),
+                 tf.TensorSpec((None,), tf.float32)]
+
+    @tf.function(input_signature=chunk_sig)
+    def run_chunk(xc, yc, mc):  # the chunk's batches in order, as the in-memory epoch runs them
+        n = tf.shape(xc)[0]
+        s = [tf.constant(0.0)] * 3
+        for i in tf.range((n + B - 1) // B):
+            lo, hi = i * B, tf.minimum((i + 1) * B, n)
+            xb = tf.cast(xc[lo:hi], tf.float32)
+            if has_pred:
+                yb, mb = tf.cast(yc[lo:hi], tf.float32), mc[lo:hi]
+            else:
+                yb, mb = xb, tf.zeros([hi - lo], tf.float32)
+            out = global_step(xb, yb, mb, gen.normal([hi - lo, L]))
+            s = [a + b for a, b in zip(s, out)]
+        return s
+
+    empty_y = tf.zeros([0, D], tf.uint8)
+    empty_m = tf.zeros([0], tf.float32)
+
+    pipe: dict = {"it": None, "next": None}  # one pipeline for consecutive epochs
+
+    def run_epoch(e):
+        if pipe["it"] is None or pipe["next"] != e:
+            pipe["it"] = iter(stream_mod.stream_dataset(feed["source"], feed["mask"], cfg, e, max(int(cfg.epochs), e + 1),
+                                              has_pred, feed["shuffle_frames"]))
+        pipe["next"] = e + 1
+        tot, seen = np.zeros(3), 0
+        while seen < n_train:  # every training frame once per epoch, no chunk spans two epochs
+            chunk = next(pipe["it"])
+            seen += int(chunk[0].shape[0])
+            yc, mc = (chunk[1], chunk[2]) if has_pred else (empty_y, empty_m)
+            tot += [float(v) for v in run_chunk(chunk[0], yc, mc)]
+        if seen != n_train:
+            raise RuntimeError(f"streamed epoch {e} gave {seen} frames, expected {n_train}")
+        if e + 1 >= int(cfg.epochs):
+            pipe["it"] = None  # the run is over: let the pipeline go
+        return list(tot / n_train)[:3 if has_pred else 2]
+    return run_epoch
+
+
+def _memory_epochs(feed: dict, cfg: VAEConfig, global_step, gen, has_pred: bool):
+    """``run_epoch(e) -> [D, R(, P)]`` over in-memory frames: each epoch one ``tf.function`` that
+    draws the permutation and then each batch's noise from the training generator."""
+    import tensorflow as tf
+
+    B, L = int(cfg.batch_size), int(cfg.latent_dim)
+    x_t = tf.constant(np.asarray(feed["x"], np.float32))
+    nxt_t = tf.constant(np.asarray(feed["next"], np.int64))
+
+    @tf.function
+    def epoch(x, nxt):
+        n = tf.shape(x)[0]
+        perm = tf.argsort(gen.uniform([n]))
+        s = [tf.constant(0.0)] * 3
+        for i in tf.range((n + B - 1) // B):
+            idx = perm[i * B:tf.minimum((i + 1) * B, n)]
+            xb = tf.gather(x, idx)
+            if has_pred:
+                ni = tf.gather(nxt, idx)
+                mb = tf.cast(ni >= 0, tf.float32)
+                yb = tf.gather(x, tf.maximum(ni, 0))
+            else:
+                yb, mb = xb, tf.zeros([tf.shape(xb)[0]], tf.float32)
+            out = global_step(xb, yb, mb, gen.normal([tf.shape(xb)[0], L]))
+            s = [a + b for a, b in zip(s, out)]
+        nf = tf.cast(n, tf.float32)
+        return [a / nf for a in s]
+
+    def run_epoch(e):
+        return [float(v) for v in epoch(x_t, nxt_t)][:3 if has_pred else 2]
+    return run_epoch
 
 
 def seed_everything(seed: int) -> None:

@@ -213,13 +213,13 @@ def _train_in_memory(x, spec, groups, cfg, progress, fit_options, max_eval_frame
     if strategy is None:
         trainer = make_trainer(cfg, cfg.seed, fit_options)
         fit = fit_function(trainer, x_tr, cfg, x_val, callbacks, fit_options,
-                            next_tr=next_tr, next_val=next_val)
+                           next_tr=next_tr, next_val=next_val)
     else:
         with strategy.scope():
             trainer = make_trainer(cfg, cfg.seed, fit_options)
         xv, eps_val = validation_inputs(x_val, cfg)
         fit = tf_fit(trainer, cfg, {"x": x_tr, "next": next_tr}, xv, eps_val, callbacks,
-                             {**FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
+                     {**FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
     hist = fit(cfg.epochs)
     train_seconds = time.perf_counter() - t0
@@ -270,7 +270,7 @@ def _train_streamed(source, spec, cfg, progress, fit_options, max_eval_frames, s
     xv, eps_val = validation_inputs(x_val, cfg)
     feed = {"source": source, "mask": mask, "n_train": len(train_idx), "shuffle_frames": shuffle_frames}
     fit = tf_fit(trainer, cfg, feed, xv, eps_val, [EpochProgress(cfg.epochs, progress)],
-                         {**FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
+                 {**FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
     hist = fit(cfg.epochs)
     train_seconds = time.perf_counter() - t0
@@ -295,10 +295,10 @@ def _finish(trainer, hist, train_seconds, spec, cfg, fingerprint, stats, n_frame
     model.threshold, f1_grid = choose_threshold(x_val, model.reconstruct(x_val), spec=spec, groups=g_val)
     L = cfg.latent_dim
     info_scores = set_scores(model, x_val, g_val, eval_noise(cfg.seed, VALIDATION_STREAM, len(x_val), L),
-                          "validation", next_val)
+                             "validation", next_val)
     if len(x_test):
         info_scores.update(set_scores(model, x_test, g_test,
-                                   eval_noise(cfg.seed, TEST_STREAM, len(x_test), L), "test", next_test))
+                                      eval_noise(cfg.seed, TEST_STREAM, len(x_test), L), "test", next_test))
     reported = "test" if len(x_test) else "validation"
     for k in ("d_nats", "r_nats", "loss_nats", "precision", "recall", "f1") + (
             ("p_nats",) if model.has_predictor else ()):
