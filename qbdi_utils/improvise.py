@@ -48,7 +48,7 @@ __all__ = [
 CLAIM_RATES: tuple = (None, 1024, 512, 256, 128, 64, 32, 0)
 
 #: Statistics modes of the channel (see :func:`qbdi_utils.channel.source_stats`).
-STATS_MODES: tuple = ("query", "corpus", "posterior", "prior")
+STATS_MODES: tuple = channel.MODES
 
 
 @dataclass
