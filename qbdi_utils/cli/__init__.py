@@ -22,7 +22,7 @@ from qbdi_utils.files import fs_error, ignore_sigxfsz
 __all__ = ["COMMAND_MODULES", "int_option", "output_file_option", "build_parser", "main"]
 
 # Sub-command modules, in the order `qbdi --help` lists them.
-COMMAND_MODULES = ["frames", "improvise", "navigate", "train", "evaluate", "analyze", "info"]
+COMMAND_MODULES = ["frames", "improvise", "navigate", "live", "train", "evaluate", "analyze", "info"]
 
 
 def int_option(name: str, value: str, minimum: int, maximum: int | None = None, why: str = "") -> int:
