@@ -409,6 +409,13 @@ class BarSegmenter:
         Returns:
             (rows (bar_len, spec.n_columns) uint8 valid-roll rows, onsets [(step in bar, velocity)]).
         """
+        out = self.peek_bar(k)
+        b = self.bar_start(k) + self.bar_len
+        self.done = [note for note in self.done if note[2] > b]
+        return out
+
+    def peek_bar(self, k: int) -> tuple[np.ndarray, list]:
+        """What :meth:`take_bar` would return now, forgetting nothing (for an early guess)."""
         a = self.bar_start(k)
         b = a + self.bar_len
         n = self.spec.n_pitches
@@ -423,7 +430,6 @@ class BarSegmenter:
             if s >= a:
                 rows[s - a, n + k_col] = 1
                 onsets.append((s - a, v))
-        self.done = [note for note in self.done if note[2] > b]
         onsets.sort()
         return rows, onsets
 
@@ -636,6 +642,19 @@ class Answerer:
         self._prev_row = np.zeros(self.spec.n_columns, np.uint8)
         self._alloc_cache: dict = {}
 
+    def snapshot(self) -> tuple:
+        """The answerer's state (heard bars, walk, random streams, last row), for :meth:`restore`."""
+        return (list(self.frames), list(self.means), list(self.logvars), self.state,
+                self.rng.bit_generator.state, self.walk_rng.bit_generator.state, self._prev_row.copy())
+
+    def restore(self, snap: tuple) -> None:
+        """Go back (or forward) to a :meth:`snapshot`."""
+        frames, means, logvars, self.state, rng, walk, prev = snap
+        self.frames, self.means, self.logvars = list(frames), list(means), list(logvars)
+        self.rng.bit_generator.state = rng
+        self.walk_rng.bit_generator.state = walk
+        self._prev_row = prev.copy()
+
     def _allocation(self, settings: Settings, mean: np.ndarray, logvar: np.ndarray):
         key = (settings.bits, settings.stats)
         fixed = settings.stats in ("corpus", "prior")
@@ -788,11 +807,31 @@ class Scheduler:
         self.cancelled: set = set()
         self.sounding: set = set()  # pitches sounding on the output
         self.velocity = 80
+        self.built: dict = {}  # seq -> mido message made ahead of time (see :meth:`prepare`)
 
-    def _push(self, step: int, order: int, msg) -> int:
+    def _push(self, step: int, order: int, event: tuple) -> int:
         self._seq += 1
-        heapq.heappush(self.heap, (int(step), order, self._seq, msg))
+        heapq.heappush(self.heap, (int(step), order, self._seq, event))
         return self._seq
+
+    @staticmethod
+    def _message(event: tuple):
+        import mido
+
+        kind, note, velocity = event
+        return mido.Message(kind, channel=ANSWER_CHANNEL, note=note, velocity=velocity)
+
+    def prepare(self, budget_s: float) -> None:
+        """Make the mido messages of scheduled events ahead of time, for at most ``budget_s`` seconds
+        (a message costs tens of microseconds to make, so a chord made at its due time would spread)."""
+        if budget_s <= 0 or len(self.built) >= len(self.heap):
+            return
+        t_end = time.perf_counter() + budget_s
+        for st, _, seq, event in sorted(self.heap)[:256]:
+            if seq not in self.built and seq not in self.cancelled:
+                self.built[seq] = self._message(event)
+                if time.perf_counter() > t_end:
+                    return
 
     def add(self, rows: np.ndarray, start: int, onsets: list) -> int:
         """Schedule answer ``rows`` (a valid continuation of the previous answer) from step ``start``.
@@ -810,8 +849,6 @@ class Scheduler:
         Returns:
             the number of notes started.
         """
-        import mido
-
         spec = self.spec
         n = spec.n_pitches
         play, art = rows[:, :n] != 0, rows[:, n:] != 0
@@ -836,11 +873,9 @@ class Scheduler:
                     e += 1
                 if not (s == 0 and continuing):
                     vel = max(1, min(127, int(_velocity_at(s, onsets, self.velocity))))
-                    self._push(start + s, 2, mido.Message("note_on", channel=ANSWER_CHANNEL, note=pitch,
-                                                          velocity=vel))
+                    self._push(start + s, 2, ("note_on", pitch, vel))
                     n_started += 1
-                off = self._push(start + e, 1, mido.Message("note_off", channel=ANSWER_CHANNEL, note=pitch,
-                                                            velocity=0))
+                off = self._push(start + e, 1, ("note_off", pitch, 0))
                 if e == T:
                     self.pending_off[pitch] = off
                 s = e
@@ -854,7 +889,8 @@ class Scheduler:
 
     def pop(self) -> tuple[int, object]:
         """The next event: (step, message); call after :meth:`next_step` says one is there."""
-        st, _, seq, msg = heapq.heappop(self.heap)
+        st, _, seq, event = heapq.heappop(self.heap)
+        msg = self.built.pop(seq, None) or self._message(event)
         if msg.type == "note_on":
             self.sounding.add(msg.note)
         else:
@@ -874,6 +910,7 @@ class Scheduler:
         self.heap.clear()
         self.pending_off.clear()
         self.cancelled.clear()
+        self.built.clear()
         return out
 
 
@@ -895,13 +932,14 @@ class FileSource:
     Args:
         path: the .mid file.
         spec: roll layout.
+        max_steps: play only the first ``max_steps`` steps (an excerpt; notes sounding there end there).
 
     Attributes:
         piece: :func:`qbdi_utils.pianoroll.read_midi` of the file (pickup, tempo, warnings).
         end_step: the stream's end in steps (rounded like read_midi's roll length).
     """
 
-    def __init__(self, path, spec: RollSpec = RollSpec()):
+    def __init__(self, path, spec: RollSpec = RollSpec(), max_steps: int | None = None):
         import mido
 
         self.path = Path(path)
@@ -921,6 +959,9 @@ class FileSource:
         evs.sort(key=lambda e: (e[0], e[1], e[2]))
         self.events = [(Fraction(tick * spq, tpb), msg, ti) for tick, ti, _, msg in evs]
         self.end_step = max(self.piece.n_steps, _round_step(Fraction(end_tick * spq, tpb)))
+        if max_steps is not None:
+            self.end_step = min(self.end_step, int(max_steps))
+            self.events = [e for e in self.events if _round_step(e[0]) < self.end_step]
         self._i = 0
         self.timeline = None
 
@@ -1094,7 +1135,9 @@ class BarRecord:
         settings: the :class:`Settings` of the answer.
         source_bar: the heard bar (1-based) the answer was made from (navigate mode: the walk's state).
         n_notes: notes started by the answer (continuations of held notes not counted).
-        process_s: seconds spent encoding, transmitting, decoding and scheduling.
+        process_s: seconds from closing the bar to its answer scheduled (cutting the bar, then encoding,
+            transmitting and decoding it unless the early guess stood, and scheduling the notes).
+        compute_s: seconds of encoding, transmitting and decoding (early when the guess stood).
     """
 
     heard: int
@@ -1103,6 +1146,7 @@ class BarRecord:
     source_bar: int
     n_notes: int
     process_s: float
+    compute_s: float = 0.0
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
@@ -1110,7 +1154,7 @@ class BarRecord:
                 "bits": "full" if self.settings.bits is None else self.settings.bits,
                 "stats": self.settings.stats, "continuity": self.settings.continuity,
                 "source_bar": self.source_bar, "n_notes": self.n_notes,
-                "process_ms": round(self.process_s * 1000, 3)}
+                "process_ms": round(self.process_s * 1000, 3), "compute_ms": round(self.compute_s * 1000, 3)}
 
 
 @dataclass
@@ -1126,6 +1170,7 @@ class LiveResult:
         interrupted: the session ended on Ctrl-C.
         bpm: the tempo (estimated, when following a MIDI clock).
         warnings: what about the input the model cannot take as it is.
+        n_guessed: bars whose early guess (a step before closing) stood.
     """
 
     bars: list = field(default_factory=list)
@@ -1136,6 +1181,7 @@ class LiveResult:
     interrupted: bool = False
     bpm: float = 120.0
     warnings: list = field(default_factory=list)
+    n_guessed: int = 0
 
     def log_dict(self) -> dict:
         """The session as a JSON-ready dict (what ``qbdi live --log`` writes)."""
@@ -1161,13 +1207,15 @@ class LiveSession:
         meter: (numerator, denominator, steps per bar) (:func:`parse_meter`).
         seed, mode, min_context: see :class:`Answerer`.
         cc_bits: controller number whose changes set the bit budget (None: none).
+        guess: answer each bar a step before it closes and keep that answer when nothing changed in
+            the last step (the same notes, the work off the critical path; default on a real clock).
         on_bar: called with each :class:`BarRecord` after its answer is scheduled (tests, progress).
         log: one-line logger (default stderr).
     """
 
     def __init__(self, model, source, controls: Controls, clock, timeline, *, sinks=(), meter=(4, 4, 16),
                  seed: int = 0, mode: str = "improvise", min_context: int = 1, cc_bits: int | None = None,
-                 on_bar=None, log=None):
+                 guess: bool | None = None, on_bar=None, log=None):
         self.model = model
         self.spec = model.spec
         self.source = source
@@ -1177,6 +1225,7 @@ class LiveSession:
         self.sinks = list(sinks)
         self.meter = tuple(meter)
         self.cc_bits = cc_bits
+        self.guess = bool(clock.realtime if guess is None else guess)
         self.on_bar = on_bar
         self.log = log or controls.log
         offset = source.piece.bar_offset_steps if source.piece is not None else 0
@@ -1186,6 +1235,7 @@ class LiveSession:
         self.recorder = Recorder(getattr(timeline, "bpm", 120.0) if isinstance(timeline, TempoTimeline) else 120.0,
                                  self.meter[:2])
         self.result = LiveResult()
+        self._guessed = None
         if source.piece is not None:
             self.result.warnings = query_warnings(model, source.piece)
         source.bind(timeline)
@@ -1208,13 +1258,36 @@ class LiveSession:
             return
         self.segmenter.message(msg, ev.pos, ev.source)
 
+    def _guess(self, k: int) -> None:
+        """Answer bar ``k`` a step before it can be closed, keeping the answer and the state it leads to.
+
+        :meth:`_process` uses the guess only when the bar's rows and the settings are still the same,
+        so the answer is exactly what answering at the closing time gives; the work is done early.
+        """
+        t0 = time.perf_counter()
+        rows, _ = self.segmenter.peek_bar(k)
+        settings = self.controls.settings_for(k + 2)
+        before = self.answerer.snapshot()
+        answer, src = self.answerer.answer(rows, settings)
+        self._guessed = (k, rows, settings, answer, src, self.answerer.snapshot(), time.perf_counter() - t0)
+        self.answerer.restore(before)
+
     def _process(self, k: int) -> None:
         t0 = time.perf_counter()
         rows, onsets = self.segmenter.take_bar(k)
         settings = self.controls.settings_for(k + 2)
-        answer, src = self.answerer.answer(rows, settings)
+        g, self._guessed = self._guessed, None
+        if g is not None and g[0] == k and g[2] == settings and np.array_equal(g[1], rows):
+            answer, src, compute_s = g[3], g[4], g[6]
+            self.answerer.restore(g[5])
+            self.result.n_guessed += 1
+        else:
+            t1 = time.perf_counter()
+            answer, src = self.answerer.answer(rows, settings)
+            compute_s = time.perf_counter() - t1
         n = self.scheduler.add(answer, self.segmenter.bar_start(k + 1), onsets)
-        rec = BarRecord(k + 1, k + 2, settings, src + 1, n, time.perf_counter() - t0)
+        done = time.perf_counter()
+        rec = BarRecord(k + 1, k + 2, settings, src + 1, n, done - t0, compute_s)
         self.result.bars.append(rec)
         if self.on_bar is not None:
             self.on_bar(rec)
@@ -1238,10 +1311,15 @@ class LiveSession:
                     last_bar = seg.bar_of(max(end, 1) - 1)
                 bars_left = last_bar is None or k <= last_bar
                 t_bar = tl.time_at(seg.bar_start(k + 1) - half) if bars_left else math.inf
+                guess_due = self.guess and bars_left and (self._guessed is None or self._guessed[0] != k)
+                t_guess = tl.time_at(seg.bar_start(k + 1) - 1) if guess_due else math.inf
                 t_out = tl.time_at(sched.next_step())
                 if not bars_left and not math.isfinite(t_out):
                     break
-                self.source.wait(self.clock, min(t_bar, t_out, self.source.next_time()))
+                deadline = min(t_bar, t_guess, t_out, self.source.next_time())
+                if self.clock.realtime:
+                    sched.prepare(min(0.005, (deadline - self.clock.now()) / self.clock.speed - 0.002))
+                self.source.wait(self.clock, deadline)
                 now = self.clock.now()
                 while tl.time_at(sched.next_step()) <= now:
                     st, msg = sched.pop()
@@ -1253,6 +1331,8 @@ class LiveSession:
                 if bars_left and now >= tl.time_at(seg.bar_start(k + 1) - half):
                     self._process(k)
                     k += 1
+                elif guess_due and now >= t_guess:
+                    self._guess(k)
         except KeyboardInterrupt:
             self.result.interrupted = True
         finally:

@@ -40,7 +40,7 @@ def _cli(*argv, timeout=240):
 
 
 def _session(model, path, bits=None, stats="corpus", *, on_bar=None, cc_bits=None, mode="improvise",
-             continuity=1.0, osc=False, seed=0):
+             continuity=1.0, osc=False, seed=0, guess=None):
     lines = []
     controls = live.Controls(live.Settings(bits, stats, continuity), log=lines.append,
                              navigate=mode == "navigate")
@@ -48,7 +48,7 @@ def _session(model, path, bits=None, stats="corpus", *, on_bar=None, cc_bits=Non
     source = live.FileSource(path, model.spec)
     session = live.LiveSession(model, source, controls, live.SimulatedClock(),
                                live.TempoTimeline(source.piece.tempo_bpm, model.spec), seed=seed, mode=mode,
-                               cc_bits=cc_bits, on_bar=on_bar)
+                               cc_bits=cc_bits, on_bar=on_bar, guess=guess)
     return session, controls, server, lines
 
 
@@ -303,10 +303,10 @@ def _random_midi(path, seed, pickup_quarters=1):
         events += [(start, 1, mido.Message("note_on", note=pitch, velocity=int(rng.integers(1, 128)))),
                    (start + length, 0, mido.Message("note_off", note=pitch, velocity=0))]
     # releases and onsets just around the half step before a bar line
-    bar = lambda k: (pickup_quarters + 4 * k) * tpb  # noqa: E731
+    bar = lambda k: 4 * k * tpb  # noqa: E731  (before the shift by the pickup below)
     for k, (on, off) in enumerate([(-13, -7), (-7, -5), (-30, -6), (-6, 20), (-5, -1)]):
-        events += [(bar(k + 1) + on, 1, mido.Message("note_on", note=60 + k, velocity=50)),
-                   (bar(k + 1) + off, 0, mido.Message("note_off", note=60 + k, velocity=0))]
+        events += [(bar(k + 1) + on, 1, mido.Message("note_on", note=92 + k, velocity=50)),
+                   (bar(k + 1) + off, 0, mido.Message("note_off", note=92 + k, velocity=0))]
     track = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=1, denominator=4, time=0),
                             mido.MetaMessage("time_signature", numerator=4, denominator=4,
                                              time=pickup_quarters * tpb)])
@@ -399,3 +399,25 @@ def test_meter_options(spec):
     for bad in ("6/4", "3/5", "x", "0/4"):
         with pytest.raises(OptionError):
             live.parse_meter(bad)
+
+
+@pytest.mark.parametrize("at_quarters", [6.5, 7.8])
+def test_early_guess_changes_nothing_heard(tiny_model, chord_query_mid, tmp_path, at_quarters):
+    """Answering a step early (the real-clock default) and keeping the guess only when the bar and the
+    settings did not change gives the same recording; a CC between the guess (7.75 quarters) and the
+    bar's closing (7.875) is still honoured."""
+    path = _with_cc(chord_query_mid(6), tmp_path, control=20, value=40, at_quarters=at_quarters)
+    plain = _session(tiny_model, path, None, cc_bits=20, guess=False)[0].run()
+    early = _session(tiny_model, path, None, cc_bits=20, guess=True)[0].run()
+    assert early.recording == plain.recording
+    assert [b.settings.bits for b in early.bars] == [None] + [live.cc_to_bits(40)] * 5
+    assert early.n_guessed == (6 if at_quarters < 7.75 else 5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_early_guess_with_notes_off_the_grid(tiny_model, tmp_path, seed):
+    path = _random_midi(tmp_path / "r.mid", seed)
+    plain = _session(tiny_model, path, 16, guess=False)[0].run()
+    early = _session(tiny_model, path, 16, guess=True)[0].run()
+    assert early.recording == plain.recording
+    assert 0 < early.n_guessed < len(early.bars)  # some bars changed in their last step
