@@ -26,9 +26,10 @@ row of ``default_rng(seed).standard_normal((N, L))`` whatever the budgets before
 fixed budget with corpus (or prior) statistics equals ``improvise`` at that budget, shifted by a bar.
 
 ``mode="navigate"`` answers with a latent-oracle walk over the bars heard so far
-(:func:`qbdi_utils.navigate.query_oracle` rebuilt on them at every bar, one
-:func:`qbdi_utils.navigate.navigate_path` step per bar): with continuity 1 it answers bar k with bar k,
-i.e. plays like ``mode="improvise"``.
+(:func:`qbdi_utils.navigate.query_oracle` rebuilt on them at every bar, its threshold of maximal
+information rate searched again when the number of bars heard is a power of two and kept in between;
+one :func:`qbdi_utils.navigate.navigate_path` step per bar): with continuity 1 it answers bar k with
+bar k, i.e. plays like ``mode="improvise"``.
 
 Clocks: :class:`RealClock` (optionally faster or slower) and :class:`SimulatedClock` (``--speed 0``,
 tests). Timelines map the clock to roll steps: :class:`TempoTimeline` (a fixed tempo) or
@@ -500,7 +501,7 @@ class Controls:
     def submit(self, name: str, value, source: str = "osc") -> bool:
         """Queue a change of ``name`` ("bits", "stats" or "continuity") to ``value``.
 
-        bits: "full" or a whole number >= 0; stats: one of
+        bits: "full" or a number >= 0 (a float is rounded to whole bits); stats: one of
         :data:`qbdi_utils.improvise.STATS_MODES`; continuity: a number in [0, 1].
 
         Returns:
@@ -510,6 +511,8 @@ class Controls:
             self.received += 1
         try:
             if name == "bits":
+                if isinstance(value, float) and math.isfinite(value) and value >= 0:
+                    value = int(round(value))  # a fader sends floats
                 v = parse_bits(value)
             elif name == "stats":
                 v = str(value)
@@ -641,15 +644,17 @@ class Answerer:
         self.state = -1  # the walk's current bar (0-based)
         self._prev_row = np.zeros(self.spec.n_columns, np.uint8)
         self._alloc_cache: dict = {}
+        self._oracle_threshold = None
 
     def snapshot(self) -> tuple:
         """The answerer's state (heard bars, walk, random streams, last row), for :meth:`restore`."""
         return (list(self.frames), list(self.means), list(self.logvars), self.state,
-                self.rng.bit_generator.state, self.walk_rng.bit_generator.state, self._prev_row.copy())
+                self.rng.bit_generator.state, self.walk_rng.bit_generator.state, self._prev_row.copy(),
+                self._oracle_threshold)
 
     def restore(self, snap: tuple) -> None:
         """Go back (or forward) to a :meth:`snapshot`."""
-        frames, means, logvars, self.state, rng, walk, prev = snap
+        frames, means, logvars, self.state, rng, walk, prev, self._oracle_threshold = snap
         self.frames, self.means, self.logvars = list(frames), list(means), list(logvars)
         self.rng.bit_generator.state = rng
         self.walk_rng.bit_generator.state = walk
@@ -676,7 +681,11 @@ class Answerer:
                                        name="heard"),
                            frames=np.stack(self.frames), mean=mean, logvar=np.stack(self.logvars),
                            pad_steps=0, warnings=[])
-        _, lo = query_oracle(self.model, enc)
+        if n & (n - 1) == 0 or self._oracle_threshold is None:  # re-chosen at 2, 4, 8, 16, ... bars
+            _, lo = query_oracle(self.model, enc)
+            self._oracle_threshold = lo.threshold
+        else:
+            _, lo = query_oracle(self.model, enc, self._oracle_threshold)
         path, _ = navigate_path(lo.oracle, 2, continuity, self.min_context, self.walk_rng, start=self.state)
         self.state = int(path[1])
         return self.state

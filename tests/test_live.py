@@ -186,9 +186,9 @@ def test_unknown_osc_addresses_and_bad_values_are_logged_never_fatal(tiny_model,
     from pythonosc.udp_client import SimpleUDPClient
 
     holder = {}
-    sent = [("/qbdi/nope", 1), ("/qbdi/bits", "lots"), ("/qbdi/bits", -3), ("/qbdi/bits", 2.5),
+    sent = [("/qbdi/nope", 1), ("/qbdi/bits", "lots"), ("/qbdi/bits", -3), ("/qbdi/bits", True),
             ("/qbdi/stats", "weird"), ("/qbdi/continuity", 0.5), ("/other", "x"), ("/qbdi/bits", [1, 2]),
-            ("/qbdi/bits", 16)]
+            ("/qbdi/bits", 15.6)]  # a fader's float: rounded
 
     def on_bar(rec):
         if rec.heard == 1:
@@ -207,7 +207,7 @@ def test_unknown_osc_addresses_and_bad_values_are_logged_never_fatal(tiny_model,
     assert len(result.bars) == 6  # played to the end
     assert len(result.rejected) == len(sent) - 1
     joined = "\n".join(result.rejected)
-    for needle in ("/qbdi/nope", "/other", "'lots'", "-3", "2.5", "'weird'", "continuity", "takes one value"):
+    for needle in ("/qbdi/nope", "/other", "'lots'", "-3", "True", "'weird'", "continuity", "takes one value"):
         assert needle in joined
     assert all(line.startswith("ignored (osc): ") for line in result.rejected)
     assert [c.text() for c in result.changes] == ["bar 3: bits full -> 16 (osc)"]
