@@ -54,10 +54,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import channel, files, pianoroll
+from qbdi_utils import channel, pianoroll
 from qbdi_utils.errors import MidiPortError, OptionError
 from qbdi_utils.explore import BITS_SCALE
-from qbdi_utils.improvise import STATS_MODES, EncodedQuery, parse_bits, query_warnings, rate_label
+from qbdi_utils.improvise import STATS_MODES, EncodedQuery, parse_bits, query_warnings
 from qbdi_utils.navigate import check_continuity, check_min_context, navigate_path, query_oracle
 from qbdi_utils.pianoroll import Piece, RollSpec
 
