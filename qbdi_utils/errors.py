@@ -10,7 +10,7 @@ from pathlib import Path
 
 __all__ = ["QbdiError", "MidiFileError", "NoNotesError", "MeterError", "CorpusError", "ModelError",
            "OutputExistsError", "OptionError", "FileSystemError",
-           "TrainingDivergedError"]
+           "TrainingDivergedError", "MidiPortError"]
 
 
 class QbdiError(Exception):
@@ -67,3 +67,7 @@ class TrainingDivergedError(OptionError):
     The options made the optimisation diverge (an infinite or huge ``--beta`` / ``--gamma``, a huge
     learning rate); an :class:`OptionError`, since other values of those options are the cure.
     """
+
+
+class MidiPortError(QbdiError):
+    """A MIDI port cannot be opened: no MIDI system (no ALSA sequencer), no port backend, or no such port."""

@@ -21,7 +21,7 @@ from qbdi_utils.files import fs_error, ignore_sigxfsz
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 # Sub-command modules, in the order `qbdi --help` lists them.
-COMMAND_MODULES = ["frames", "improvise", "navigate", "train", "evaluate", "analyze", "info"]
+COMMAND_MODULES = ["frames", "improvise", "navigate", "live", "train", "evaluate", "analyze", "info"]
 
 
 def build_parser() -> argparse.ArgumentParser:

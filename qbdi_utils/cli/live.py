@@ -1,0 +1,230 @@
+"""``qbdi live``: play a query, hear the model's answer one bar later; the bit budget as a playable knob.
+
+    qbdi live [--model MODEL_DIR] --in PORT|FILE.mid --out PORT|FILE.mid [--record FILE.mid]
+              [--bits full|N] [--stats MODE] [--seed S] [--tempo BPM | --clock midi] [--meter 4/4]
+              [--speed X] [--mode improvise|navigate] [--continuity P] [--min-context K]
+              [--osc-port N|off] [--osc-host H] [--cc-bits N] [--log FILE.json] [--force]
+
+A MIDI file given to ``--in`` is played as a performer would (at ``--tempo``, default the file's;
+``--speed 0`` runs it on a simulated clock as fast as possible); a port name opens a MIDI input
+through python-rtmidi. The answers go to an output port or are recorded into a MIDI file (and into
+``--record`` when ``--out`` is a port). Settings change while playing through OSC and a MIDI control
+change (:mod:`qbdi_utils.live`); each change applies from the next bar and is logged on stderr with its
+bar number. Ctrl-C ends the run: all notes off, the recording written atomically, exit 0.
+
+Options, outputs and ports are checked before the model is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from qbdi_utils import files, live, vae
+from qbdi_utils.cli import int_option, output_file_option
+from qbdi_utils.cli.improvise import MAX_BITS, MAX_SEED
+from qbdi_utils.errors import MidiFileError, ModelError, OptionError
+from qbdi_utils.improvise import STATS_MODES, parse_bits, rate_label
+from qbdi_utils.navigate import check_continuity, check_min_context
+
+__all__ = ["add_parser", "run_live"]
+
+
+def add_parser(subparsers) -> None:
+    """Register the ``live`` sub-command."""
+    p = subparsers.add_parser(
+        "live",
+        help="improvise in real time: each bar played is answered during the next",
+        description="Listen to a MIDI input (a port, or a file played in time), encode every completed "
+        "bar, send it through a channel of N bits per frame and decode it in the model's style; the "
+        "answer plays during the next bar (one bar of latency). The bit budget, statistics and "
+        "continuity change while playing through OSC or a MIDI control change.",
+    )
+    p.add_argument("--model", default=None, metavar="MODEL_DIR",
+                   help="directory of a saved StyleVAE (default: the default model)")
+    p.add_argument("--in", dest="inp", required=True, metavar="PORT|FILE.mid",
+                   help="MIDI input port name (or its start), or a .mid file to play")
+    p.add_argument("--out", required=True, metavar="PORT|FILE.mid",
+                   help="MIDI output port name, or a .mid file recording the answers with their timing")
+    p.add_argument("--record", default=None, metavar="FILE.mid",
+                   help="also record the answers here (when --out is a port)")
+    p.add_argument("--bits", default="full", metavar="{full|N}",
+                   help="bits per frame at the start: 'full' (no channel, the default) or a whole number")
+    p.add_argument("--stats", default="corpus", metavar="{" + "|".join(STATS_MODES) + "}",
+                   help="channel statistics: corpus (default; the model's), query (the bars heard so "
+                   "far), posterior, prior")
+    p.add_argument("--seed", default="0", metavar="S", help="seed of the channel noise and the walk (default 0)")
+    p.add_argument("--tempo", default=None, metavar="BPM",
+                   help="tempo in quarter notes per minute (default: a file's own tempo, else 120)")
+    p.add_argument("--clock", default="tempo", metavar="{tempo|midi}",
+                   help="'midi': follow the input port's MIDI clock instead of --tempo")
+    p.add_argument("--meter", default="4/4", metavar="N/D",
+                   help="meter of the bars (default 4/4; a bar must fit in the model's 4-quarter frame)")
+    p.add_argument("--speed", default="1", metavar="X",
+                   help="file input: 1 plays in real time (default), 2 twice as fast, 0 as fast as possible "
+                   "on a simulated clock")
+    p.add_argument("--mode", default="improvise", metavar="{improvise|navigate}",
+                   help="'navigate': answer with a latent-oracle walk over the bars heard so far")
+    p.add_argument("--continuity", default=None, metavar="P",
+                   help="navigate: probability in [0, 1] of continuing to the next heard bar (default 0.8)")
+    p.add_argument("--min-context", default="1", metavar="K",
+                   help="navigate: shortest context (bars) a jump's target must share (default 1)")
+    p.add_argument("--osc-port", default=str(live.DEFAULT_OSC_PORT), metavar="N|off",
+                   help=f"UDP port of the OSC controls (default {live.DEFAULT_OSC_PORT}; 0 any free port; off)")
+    p.add_argument("--osc-host", default=live.DEFAULT_OSC_HOST, metavar="HOST",
+                   help="interface the OSC port listens on (default 127.0.0.1, this machine only)")
+    p.add_argument("--cc-bits", default=None, metavar="N",
+                   help="MIDI controller number (0..127) whose value sets the bit budget on the "
+                   "explorer's scale (0 = 0 bits ... 127 = full rate)")
+    p.add_argument("--log", default=None, metavar="FILE.json",
+                   help="write the bars' settings and the changes by bar as JSON here")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.set_defaults(func=run_live)
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise OptionError(f"{name} {text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise OptionError(f"{name} {text!r} must be finite")
+    return v
+
+
+def _midi_output(name: str, value: str) -> Path:
+    path = output_file_option(name, value)
+    if not live.is_midi_file_name(path.name):
+        raise OptionError(f"{name} {value}: a recording is a .mid or .midi file")
+    return path
+
+
+def _first_interrupt(_signum, _frame):
+    """Ctrl-C once stops the session; more Ctrl-C are ignored until the recording is written."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def run_live(args) -> int:
+    """Handler of ``qbdi live``."""
+
+    bits = parse_bits(args.bits)
+    if bits is not None and bits > MAX_BITS:
+        raise OptionError(f"--bits {args.bits} is more than {MAX_BITS} bits per frame; pass --bits full")
+    if args.stats not in STATS_MODES:
+        raise OptionError(f"--stats {args.stats!r} is not one of {', '.join(STATS_MODES)}")
+    seed = int_option("--seed", args.seed, 0, MAX_SEED, "a seed is a 32-bit number")
+    if args.mode not in live.MODES:
+        raise OptionError(f"--mode {args.mode!r} is not one of {', '.join(live.MODES)}")
+    navigate = args.mode == "navigate"
+    if not navigate and args.continuity is not None:
+        raise OptionError("--continuity steers --mode navigate only")
+    continuity = check_continuity("0.8" if args.continuity is None else args.continuity) if navigate else 1.0
+    min_context = check_min_context(args.min_context)
+    meter = live.parse_meter(args.meter)
+    if args.clock not in ("tempo", "midi"):
+        raise OptionError(f"--clock {args.clock!r} is not 'tempo' or 'midi'")
+    file_in = live.is_midi_file_name(args.inp) or os.path.isfile(args.inp)
+    speed = _number("--speed", args.speed)
+    if speed < 0:
+        raise OptionError(f"--speed {args.speed} must be >= 0 (0: as fast as possible)")
+    if not file_in and speed != 1:
+        raise OptionError("--speed applies to a file given to --in; a port plays in real time")
+    if args.clock == "midi":
+        if file_in:
+            raise OptionError("--clock midi follows an input port's MIDI clock; a MIDI file carries "
+                              "none, give --tempo instead")
+        if args.tempo is not None:
+            raise OptionError("--tempo and --clock midi exclude each other")
+    tempo = None if args.tempo is None else _number("--tempo", args.tempo)
+    if tempo is not None and not tempo > 0:
+        raise OptionError(f"--tempo {args.tempo} must be a positive number of beats per minute")
+    cc_bits = None if args.cc_bits is None else int_option("--cc-bits", args.cc_bits, 0, 127,
+                                                           "controller numbers are 0..127")
+    osc_port = None
+    if str(args.osc_port).strip().lower() != "off":
+        osc_port = int_option("--osc-port", args.osc_port, 0, 65535, "UDP ports are 0..65535")
+
+    # outputs: files checked, ports opened, before the model is loaded
+    file_out = live.is_midi_file_name(args.out)
+    outs = []
+    if file_out:
+        outs.append(_midi_output("--out", args.out))
+    if args.record is not None:
+        outs.append(_midi_output("--record", args.record))
+    log_path = None
+    if args.log is not None:
+        log_path = output_file_option("--log", args.log)
+        outs.append(log_path)
+    if len({os.path.abspath(p) for p in outs}) != len(outs):
+        raise OptionError("--out, --record and --log must name different files")
+    files.check_outputs(outs, force=args.force)
+    model_dir = None if args.model is None else Path(args.model)
+    if model_dir is not None and not model_dir.is_dir():
+        raise ModelError("no such model directory; train one with `qbdi train` or pass --model DIR", model_dir)
+    if file_in and not Path(args.inp).is_file():
+        raise MidiFileError("no such MIDI file; pass an existing .mid file or a port name to --in", Path(args.inp))
+
+    simulated = file_in and speed == 0
+    clock = live.SimulatedClock() if simulated else live.RealClock(speed if file_in else 1.0)
+    sinks, source, osc = [], None, None
+    try:
+        if not file_out:
+            sinks.append(live.PortSink(args.out))
+        if not file_in:
+            source = live.PortSource(args.inp, clock)
+        model = vae.default_model(progress=True) if model_dir is None else vae.StyleVAE.load(model_dir)
+        if file_in:
+            source = live.FileSource(args.inp, spec=model.spec)
+            bpm = tempo if tempo is not None else source.piece.tempo_bpm
+        else:
+            bpm = tempo if tempo is not None else 120.0
+        timeline = live.MidiClockTimeline(model.spec) if args.clock == "midi" else live.TempoTimeline(bpm, model.spec)
+        controls = live.Controls(live.Settings(bits, args.stats, continuity), navigate=navigate)
+        if osc_port is not None:
+            osc = live.OscControl(controls, args.osc_host, osc_port)
+        session = live.LiveSession(model, source, controls, clock, timeline, sinks=sinks, meter=meter,
+                                   seed=seed, mode=args.mode, min_context=min_context, cc_bits=cc_bits)
+        for w in session.result.warnings:
+            print(f"qbdi live: warning: {w}", file=sys.stderr)
+        where = f"; OSC on {osc.address[0]}:{osc.address[1]}" if osc else ""
+        cc = f"; CC {cc_bits} sets the bits" if cc_bits is not None else ""
+        pace = "as fast as possible" if simulated else (
+            "following the MIDI clock" if args.clock == "midi" else f"at {bpm:g} bpm")
+        print(f"qbdi live: {args.mode} {args.inp} {pace}, {rate_label(bits)}, {args.stats} statistics{where}{cc}; "
+              "each bar is answered during the next (one bar of latency); Ctrl-C stops", file=sys.stderr, flush=True)
+        previous = signal.signal(signal.SIGINT, _first_interrupt) if _in_main_thread() else None
+        try:
+            result = session.run()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the recording is written whole
+    finally:
+        if osc is not None:
+            osc.close()
+        for s in sinks:
+            s.close()
+        if source is not None:
+            source.close()
+    with files.OutputSet(force=args.force) as out_set:
+        for path in outs:
+            if path == log_path:
+                out_set.add_text(path, json.dumps(result.log_dict(), indent=1) + "\n")
+            else:
+                out_set.add_bytes(path, result.recording)
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+    how = "stopped (Ctrl-C)" if result.interrupted else "done"
+    print(f"qbdi live: {how} after {len(result.bars)} bars, {len(result.changes)} changes"
+          + (" -> " + ", ".join(str(p) for p in outs) if outs else ""), file=sys.stderr)
+    return 0
+
+
+def _in_main_thread() -> bool:
+    """Whether this runs in the main thread (only there can a SIGINT handler be installed)."""
+    return threading.current_thread() is threading.main_thread()
