@@ -1,7 +1,7 @@
 """The interactive explorer: one object that notebooks and the ``make explore`` web page both show.
 
 :class:`Explorer` holds a model, a query and a set of ipywidgets controls: the bit budget per frame on
-a scale that is fine where the music changes (:data:`BITS_SCALE`, 0 ... 1024 bits then full rate,
+a scale that is fine where the music changes (:data:`qbdi_utils.improvise.BITS_SCALE`, 0 ... 1024 bits then full rate,
 increasing to the right), the channel statistics mode, the channel seed, the query (a shipped one or
 an uploaded MIDI file) and the General MIDI instrument of the audio. Every refresh transmits the
 query's encoding through the channel and decodes it; the query is encoded once, when it is chosen.
@@ -37,12 +37,11 @@ import numpy as np
 
 from qbdi_utils import corpus, harmony, pianoroll, render, training
 from qbdi_utils.errors import OptionError, QbdiError
-from qbdi_utils.improvise import STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
+from qbdi_utils.improvise import BITS_SCALE, STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
 from qbdi_utils.paths import REPO_ROOT
 from qbdi_utils.pianoroll import Piece
 
 __all__ = [
-    "BITS_SCALE",
     "INSTRUMENTS",
     "EXPLORER_NOTEBOOK",
     "DEFAULT_PORT",
@@ -53,10 +52,6 @@ __all__ = [
     "serve",
     "main",
 ]
-
-#: Bit budgets per frame offered by the slider, left to right; ``None`` is full rate (no channel).
-#: Dense below 64 bits, where notebook 04's fine sweep shows the chord vocabulary collapsing.
-BITS_SCALE: tuple = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, None)
 
 #: General MIDI programs offered for the audio (name, program number).
 INSTRUMENTS: tuple = (("acoustic grand piano", 0), ("church organ", 19), ("string ensemble", 48),

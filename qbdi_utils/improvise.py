@@ -29,6 +29,7 @@ from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExist
 from qbdi_utils.pianoroll import Piece, RollSpec
 
 __all__ = [
+    "BITS_SCALE",
     "CLAIM_RATES",
     "STATS_MODES",
     "EncodedQuery",
@@ -96,6 +97,12 @@ class EncodedQuery:
     logvar: np.ndarray
     pad_steps: int
     warnings: list
+
+
+#: The bit scale a hand turns: budgets per frame left to right, ``None`` (full rate, no channel) last.
+#: Dense below 64 bits, where notebook 04's fine sweep shows the chord vocabulary collapsing. The
+#: explorer's slider and ``qbdi live --cc-bits`` (a controller's 0..127 spread over it) use it.
+BITS_SCALE: tuple = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, None)
 
 
 def rate_label(bits: int | None) -> str:

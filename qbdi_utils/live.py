@@ -13,7 +13,7 @@ that rounds to the bar line or after it, so nothing of the bar is missed and the
 before it is due. The settings (:class:`Controls`: bit budget, channel statistics, continuity) can be
 changed while playing, through OSC (:class:`OscControl`: ``/qbdi/bits``, ``/qbdi/continuity``,
 ``/qbdi/stats``) or a MIDI control change mapped onto the explorer's bit scale
-(:data:`qbdi_utils.explore.BITS_SCALE`, :func:`cc_to_bits`); a change applies from the next bar whose
+(:data:`qbdi_utils.improvise.BITS_SCALE`, :func:`cc_to_bits`); a change applies from the next bar whose
 answer is computed after it arrived (the next bar the performer hears), and is logged with that bar
 number (bars counted from 1).
 
@@ -56,8 +56,7 @@ import numpy as np
 
 from qbdi_utils import channel, pianoroll
 from qbdi_utils.errors import MidiPortError, OptionError
-from qbdi_utils.explore import BITS_SCALE
-from qbdi_utils.improvise import STATS_MODES, EncodedQuery, parse_bits, query_warnings
+from qbdi_utils.improvise import BITS_SCALE, STATS_MODES, EncodedQuery, parse_bits, query_warnings
 from qbdi_utils.navigate import check_continuity, check_min_context, navigate_path, query_oracle
 from qbdi_utils.pianoroll import Piece, RollSpec
 
@@ -124,7 +123,7 @@ def cc_to_bits(value: int, scale=BITS_SCALE):
 
     Args:
         value: control value 0..127.
-        scale: bit budgets, increasing, ``None`` last (default :data:`qbdi_utils.explore.BITS_SCALE`).
+        scale: bit budgets, increasing, ``None`` last (default :data:`qbdi_utils.improvise.BITS_SCALE`).
 
     Returns:
         bits per frame (int) or ``None`` (full rate).

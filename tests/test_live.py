@@ -16,7 +16,7 @@ import pytest
 
 from qbdi_utils import improvise, live, pianoroll
 from qbdi_utils.errors import OptionError
-from qbdi_utils.explore import BITS_SCALE
+from qbdi_utils.improvise import BITS_SCALE
 
 ROOT = Path(__file__).resolve().parents[1]
 SPF = 16

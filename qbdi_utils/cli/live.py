@@ -18,19 +18,19 @@ Options, outputs and ports are checked before the model is loaded.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from qbdi_utils import files, live, vae
-from qbdi_utils.cli import int_option, output_file_option
-from qbdi_utils.cli.improvise import MAX_BITS, MAX_SEED
+from qbdi_utils import files, live, training
+from qbdi_utils.cli.options import (add_bits, add_continuity, add_force, add_model, add_seed, add_stats,
+                                    check_outputs, nonnegative_float, output_file_option, whole_number)
 from qbdi_utils.errors import MidiFileError, ModelError, OptionError
-from qbdi_utils.improvise import STATS_MODES, parse_bits, rate_label
-from qbdi_utils.navigate import check_continuity, check_min_context
+from qbdi_utils.improvise import rate_label
+from qbdi_utils.model import StyleVAE
+from qbdi_utils.navigate import DEFAULT_CONTINUITY, check_min_context
 
 __all__ = ["add_parser", "run_live"]
 
@@ -45,56 +45,64 @@ def add_parser(subparsers) -> None:
         "answer plays during the next bar (one bar of latency). The bit budget, statistics and "
         "continuity change while playing through OSC or a MIDI control change.",
     )
-    p.add_argument("--model", default=None, metavar="MODEL_DIR",
-                   help="directory of a saved StyleVAE (default: the default model)")
+    add_model(p)
     p.add_argument("--in", dest="inp", required=True, metavar="PORT|FILE.mid",
                    help="MIDI input port name (or its start), or a .mid file to play")
     p.add_argument("--out", required=True, metavar="PORT|FILE.mid",
                    help="MIDI output port name, or a .mid file recording the answers with their timing")
     p.add_argument("--record", default=None, metavar="FILE.mid",
                    help="also record the answers here (when --out is a port)")
-    p.add_argument("--bits", default="full", metavar="{full|N}",
-                   help="bits per frame at the start: 'full' (no channel, the default) or a whole number")
-    p.add_argument("--stats", default="corpus", metavar="{" + "|".join(STATS_MODES) + "}",
-                   help="channel statistics: corpus (default; the model's), query (the bars heard so "
-                   "far), posterior, prior")
-    p.add_argument("--seed", default="0", metavar="S", help="seed of the channel noise and the walk (default 0)")
-    p.add_argument("--tempo", default=None, metavar="BPM",
+    add_bits(p, required=False,
+             help="bits per frame at the start: 'full' (no channel, the default) or a whole number")
+    add_stats(p, default="corpus", help="channel statistics: corpus (default; the model's), query (the bars "
+              "heard so far), posterior, prior")
+    add_seed(p, help="seed of the channel noise and the walk (default 0)")
+    p.add_argument("--tempo", type=_positive("--tempo"), default=None, metavar="BPM",
                    help="tempo in quarter notes per minute (default: a file's own tempo, else 120)")
     p.add_argument("--clock", default="tempo", metavar="{tempo|midi}",
                    help="'midi': follow the input port's MIDI clock instead of --tempo")
-    p.add_argument("--meter", default="4/4", metavar="N/D",
+    p.add_argument("--meter", type=live.parse_meter, default=live.parse_meter("4/4"), metavar="N/D",
                    help="meter of the bars (default 4/4; a bar must fit in the model's 4-quarter frame)")
-    p.add_argument("--speed", default="1", metavar="X",
+    p.add_argument("--speed", type=nonnegative_float("--speed"), default=1.0, metavar="X",
                    help="file input: 1 plays in real time (default), 2 twice as fast, 0 as fast as possible "
                    "on a simulated clock")
     p.add_argument("--mode", default="improvise", metavar="{improvise|navigate}",
                    help="'navigate': answer with a latent-oracle walk over the bars heard so far")
-    p.add_argument("--continuity", default=None, metavar="P",
-                   help="navigate: probability in [0, 1] of continuing to the next heard bar (default 0.8)")
-    p.add_argument("--min-context", default="1", metavar="K",
+    add_continuity(p, "navigate: probability in [0, 1] of continuing to the next heard bar")
+    p.add_argument("--min-context", type=check_min_context, default=1, metavar="K",
                    help="navigate: shortest context (bars) a jump's target must share (default 1)")
-    p.add_argument("--osc-port", default=str(live.DEFAULT_OSC_PORT), metavar="N|off",
+    p.add_argument("--osc-port", type=_osc_port, default=live.DEFAULT_OSC_PORT, metavar="N|off",
                    help=f"UDP port of the OSC controls (default {live.DEFAULT_OSC_PORT}; 0 any free port; off)")
     p.add_argument("--osc-host", default=live.DEFAULT_OSC_HOST, metavar="HOST",
                    help="interface the OSC port listens on (default 127.0.0.1, this machine only)")
-    p.add_argument("--cc-bits", default=None, metavar="N",
+    p.add_argument("--cc-bits", type=whole_number("--cc-bits", 0, 127, "controller numbers are 0..127"),
+                   default=None, metavar="N",
                    help="MIDI controller number (0..127) whose value sets the bit budget on the "
                    "explorer's scale (0 = 0 bits ... 127 = full rate)")
     p.add_argument("--log", default=None, metavar="FILE.json",
                    help="write the bars' settings and the changes by bar as JSON here")
-    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    add_force(p, help="overwrite existing output files")
     p.set_defaults(func=run_live)
 
 
-def _number(name: str, text: str) -> float:
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        raise OptionError(f"{name} {text!r} is not a number") from None
-    if not math.isfinite(v):
-        raise OptionError(f"{name} {text!r} must be finite")
-    return v
+def _positive(name: str):
+    """A ``type=`` converter of a finite number > 0 (``--tempo``)."""
+    nonnegative = nonnegative_float(name)
+
+    def convert(text: str) -> float:
+        v = nonnegative(text)
+        if not v > 0:
+            raise OptionError(f"{name} {text} must be a positive number of beats per minute")
+        return v
+
+    return convert
+
+
+def _osc_port(text: str) -> int | None:
+    """``--osc-port``: a UDP port 0..65535 (0: any free port), or ``off`` (None)."""
+    if str(text).strip().lower() == "off":
+        return None
+    return whole_number("--osc-port", 0, 65535, "UDP ports are 0..65535")(text)
 
 
 def _midi_output(name: str, value: str) -> Path:
@@ -113,26 +121,17 @@ def _first_interrupt(_signum, _frame):
 def run_live(args) -> int:
     """Handler of ``qbdi live``."""
 
-    bits = parse_bits(args.bits)
-    if bits is not None and bits > MAX_BITS:
-        raise OptionError(f"--bits {args.bits} is more than {MAX_BITS} bits per frame; pass --bits full")
-    if args.stats not in STATS_MODES:
-        raise OptionError(f"--stats {args.stats!r} is not one of {', '.join(STATS_MODES)}")
-    seed = int_option("--seed", args.seed, 0, MAX_SEED, "a seed is a 32-bit number")
+    bits, seed, meter, speed, tempo = args.bits, args.seed, args.meter, args.speed, args.tempo
+    cc_bits, osc_port, min_context = args.cc_bits, args.osc_port, args.min_context
     if args.mode not in live.MODES:
         raise OptionError(f"--mode {args.mode!r} is not one of {', '.join(live.MODES)}")
     navigate = args.mode == "navigate"
     if not navigate and args.continuity is not None:
         raise OptionError("--continuity steers --mode navigate only")
-    continuity = check_continuity("0.8" if args.continuity is None else args.continuity) if navigate else 1.0
-    min_context = check_min_context(args.min_context)
-    meter = live.parse_meter(args.meter)
+    continuity = (DEFAULT_CONTINUITY if args.continuity is None else args.continuity) if navigate else 1.0
     if args.clock not in ("tempo", "midi"):
         raise OptionError(f"--clock {args.clock!r} is not 'tempo' or 'midi'")
     file_in = live.is_midi_file_name(args.inp) or os.path.isfile(args.inp)
-    speed = _number("--speed", args.speed)
-    if speed < 0:
-        raise OptionError(f"--speed {args.speed} must be >= 0 (0: as fast as possible)")
     if not file_in and speed != 1:
         raise OptionError("--speed applies to a file given to --in; a port plays in real time")
     if args.clock == "midi":
@@ -141,14 +140,6 @@ def run_live(args) -> int:
                               "none, give --tempo instead")
         if args.tempo is not None:
             raise OptionError("--tempo and --clock midi exclude each other")
-    tempo = None if args.tempo is None else _number("--tempo", args.tempo)
-    if tempo is not None and not tempo > 0:
-        raise OptionError(f"--tempo {args.tempo} must be a positive number of beats per minute")
-    cc_bits = None if args.cc_bits is None else int_option("--cc-bits", args.cc_bits, 0, 127,
-                                                           "controller numbers are 0..127")
-    osc_port = None
-    if str(args.osc_port).strip().lower() != "off":
-        osc_port = int_option("--osc-port", args.osc_port, 0, 65535, "UDP ports are 0..65535")
 
     # outputs: files checked, ports opened, before the model is loaded
     file_out = live.is_midi_file_name(args.out)
@@ -161,9 +152,7 @@ def run_live(args) -> int:
     if args.log is not None:
         log_path = output_file_option("--log", args.log)
         outs.append(log_path)
-    if len({os.path.abspath(p) for p in outs}) != len(outs):
-        raise OptionError("--out, --record and --log must name different files")
-    files.check_outputs(outs, force=args.force)
+    check_outputs(outs, force=args.force, names="--out, --record and --log")
     model_dir = None if args.model is None else Path(args.model)
     if model_dir is not None and not model_dir.is_dir():
         raise ModelError("no such model directory; train one with `qbdi train` or pass --model DIR", model_dir)
@@ -178,7 +167,7 @@ def run_live(args) -> int:
             sinks.append(live.PortSink(args.out))
         if not file_in:
             source = live.PortSource(args.inp, clock)
-        model = vae.default_model(progress=True) if model_dir is None else vae.StyleVAE.load(model_dir)
+        model = training.default_model(progress=True) if model_dir is None else StyleVAE.load(model_dir)
         if file_in:
             source = live.FileSource(args.inp, spec=model.spec)
             bpm = tempo if tempo is not None else source.piece.tempo_bpm

@@ -246,10 +246,10 @@ def add_bits(parser, *, required: bool, help: str) -> None:
                         help=help)
 
 
-def add_stats(parser) -> None:
-    """``--stats MODE``: the channel's source statistics (default query)."""
-    parser.add_argument("--stats", type=stats_option, default="query", metavar="{" + "|".join(STATS_MODES) + "}",
-                        help="channel source statistics (default: query)")
+def add_stats(parser, *, default: str = "query", help: str = "channel source statistics (default: query)") -> None:
+    """``--stats MODE``: the channel's source statistics (default query; ``qbdi live``: corpus)."""
+    parser.add_argument("--stats", type=stats_option, default=default, metavar="{" + "|".join(STATS_MODES) + "}",
+                        help=help)
 
 
 def add_continuity(parser, help: str) -> None:
