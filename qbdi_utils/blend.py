@@ -23,13 +23,14 @@ from typing import Sequence
 
 import numpy as np
 
-from qbdi_utils import harmony, improvise, style
+from qbdi_utils import files, harmony, improvise, report, style
 from qbdi_utils.claims import spearman
 from qbdi_utils.errors import ModelError
 
 __all__ = [
     "BLEND_RATES", "ALPHAS", "POINT_KEYS", "split_masks", "measure", "channel_curve", "interpolation_curve",
     "retrieval", "retrieval_rows", "query_end", "corpus_end", "matched", "thesis", "findings",
+    "SWEEP_STYLE_COLUMNS", "sweep_with_fidelity", "sweep_csv_text", "sweep_table",
 ]
 
 #: Bit budgets of the blend curve (bits per frame; None = full rate).
@@ -307,3 +308,59 @@ def findings(name: str, curve: Sequence[dict], comparisons: Sequence[dict], q_en
                f"in the query; empty bars {full['empty_bar_rate']:.3f} at {full['label']}, {low['empty_bar_rate']:.3f} at "
                f"{low['label']}.")
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the style side of ``qbdi sweep``
+
+#: Columns ``qbdi sweep`` adds to the claims table (means over seeds; blank for the chance row).
+SWEEP_STYLE_COLUMNS = ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate")
+
+
+def sweep_with_fidelity(query, rows: Sequence[dict], pieces: dict, corpus_ref) -> list[dict]:
+    """The claims rows of :func:`qbdi_utils.improvise.claims_sweep` with the style side added.
+
+    Args:
+        query: the query Piece.
+        rows: the sweep's rows ("query", "chance", then one per rate).
+        pieces: its ``(bits, seed) -> Improvisation`` dict (``return_pieces=True``).
+        corpus_ref: :func:`qbdi_utils.style.corpus_reference` of the model, or None (unknown corpus).
+
+    Returns:
+        new rows with :data:`SWEEP_STYLE_COLUMNS` (means over the rate's seeds; the "query" row
+        describes the query itself; the "chance" row has none).
+
+    Used in: ``qbdi sweep``.
+    """
+    q_ref = style.bar_descriptors(query, query.spec)
+    by_bits: dict = {}
+    for (bits, _seed), piece in pieces.items():
+        by_bits.setdefault(bits, []).append(style.fidelity(query, piece, corpus_ref, q_ref))
+    out = []
+    for r in rows:
+        r = dict(r)
+        if r["rate"] == "query":
+            measured = [style.fidelity(query, query, corpus_ref, q_ref)]
+        elif r["rate"] == "chance":
+            measured = []
+        else:
+            measured = by_bits.get(None if r["bits"] == "" else int(r["bits"]), [])
+        for k in SWEEP_STYLE_COLUMNS:
+            v = np.array([m[k] for m in measured], np.float64)
+            r[k] = float(np.nanmean(v)) if np.isfinite(v).any() else ("" if not measured else float("nan"))
+        out.append(r)
+    return out
+
+
+def sweep_csv_text(rows: Sequence[dict]) -> str:
+    """The CSV of ``qbdi sweep``: the claims columns then :data:`SWEEP_STYLE_COLUMNS` (4 decimals)."""
+    return files.csv_text(rows, list(improvise.CLAIM_COLUMNS) + list(SWEEP_STYLE_COLUMNS), float_format=".4f",
+                          extra="ignore")
+
+
+def sweep_table(rows: Sequence[dict]) -> str:
+    """The printed table of ``qbdi sweep``: per rate, both sides of the blend (3 significant digits)."""
+    shown = [{"rate": r["rate"], "chroma cosine": r.get("chroma_cosine_mean", ""),
+              "triad agreement": r.get("triad_agreement_mean", ""),
+              **{k: r.get(k, "") for k in SWEEP_STYLE_COLUMNS}} for r in rows if r["rate"] != "chance"]
+    return report.table(shown)

@@ -730,7 +730,7 @@ def classifier_sets(model, corpus, seed: int = 0, progress: bool = False) -> dic
 # the fidelity line
 
 
-def fidelity(query: Piece, output: Piece, corpus_ref: BarDescriptors,
+def fidelity(query: Piece, output: Piece, corpus_ref: BarDescriptors | None,
              query_ref: BarDescriptors | None = None) -> dict:
     """Both sides of a generation: query fidelity and style fidelity, bar by bar on the query's bar lines.
 
@@ -741,7 +741,8 @@ def fidelity(query: Piece, output: Piece, corpus_ref: BarDescriptors,
     Args:
         query: the query Piece.
         output: a generation as long as the query (same spec), e.g. an Improvisation.
-        corpus_ref: :func:`corpus_reference` of the model.
+        corpus_ref: :func:`corpus_reference` of the model; None when the model's corpus is unknown
+            (``style_fit_corpus`` and ``corpus_onsets_per_bar`` are then nan).
         query_ref: the query's :func:`bar_descriptors` (computed when None).
 
     Returns:
@@ -760,10 +761,11 @@ def fidelity(query: Piece, output: Piece, corpus_ref: BarDescriptors,
     return {
         "chroma_cosine": float(agree["chroma_cosine"]),
         "triad_agreement": float(agree["triad_agreement"]),
-        "style_fit_corpus": style_fit_corpus(od, corpus_ref),
+        "style_fit_corpus": float("nan") if corpus_ref is None else style_fit_corpus(od, corpus_ref),
         "style_fit_query": style_fit_query(od, qd),
         "onsets_per_bar": float(np.mean(od.onsets)) if od.n_bars else float("nan"),
-        "corpus_onsets_per_bar": float(np.mean(corpus_ref.onsets)) if corpus_ref.n_bars else float("nan"),
+        "corpus_onsets_per_bar": (float(np.mean(corpus_ref.onsets)) if corpus_ref is not None and corpus_ref.n_bars
+                                  else float("nan")),
         "empty_bar_rate": float(np.mean(od.empty)) if od.n_bars else float("nan"),
     }
 

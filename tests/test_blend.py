@@ -93,3 +93,24 @@ def test_thesis_needs_a_rank_correlation_and_a_rise():
     assert not blend.thesis(flat)["holds"]  # monotone but within the margin
     falling = [_row(None, 0.9, 0.7), _row(0, 0.3, 0.4)]
     assert not blend.thesis(falling)["holds"]
+
+
+def test_sweep_rows_carry_the_style_columns_as_numbers(tiny_model, query, ref):
+    import csv
+    import io
+
+    rows, pieces = improvise.claims_sweep(tiny_model, query, (None, 0), 2, return_pieces=True, n_shuffles=2)
+    out = blend.sweep_with_fidelity(query, rows, pieces, ref)
+    text = blend.sweep_csv_text(out)
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert [t["rate"] for t in table] == ["query", "chance", "full rate", "0 bits"]
+    for t in table[2:]:
+        for k in blend.SWEEP_STYLE_COLUMNS:
+            assert np.isfinite(float(t[k])), k
+    full = [style.fidelity(query, pieces[(None, s)], ref) for s in (0, 1)]
+    assert float(table[2]["onsets_per_bar"]) == pytest.approx(np.mean([f["onsets_per_bar"] for f in full]), abs=1e-4)
+    assert float(table[0]["style_fit_query"]) == pytest.approx(1.0)
+    assert table[1]["style_fit_corpus"] == ""
+    no_ref = blend.sweep_with_fidelity(query, rows, pieces, None)
+    assert math.isnan(no_ref[2]["style_fit_corpus"]) and np.isfinite(no_ref[2]["style_fit_query"])
+    assert "style_fit_corpus" in blend.sweep_table(out)
