@@ -72,7 +72,6 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -203,7 +202,7 @@ class BarDescriptors:
     def to_npz_bytes(self) -> bytes:
         """The arrays as ``.npz`` bytes (for a cache file); inverse of :meth:`from_npz_bytes`."""
         buf = io.BytesIO()
-        np.savez(buf, **{f.name: getattr(self, f.name) for f in fields(self)})
+        np.savez_compressed(buf, **{f.name: getattr(self, f.name) for f in fields(self)})
         return buf.getvalue()
 
     @classmethod
@@ -669,7 +668,7 @@ def other_style_pieces(spec: RollSpec = RollSpec(), sources: Mapping | None = No
         raise CorpusError("none of the other-style pieces could be read from music21's corpus")
     out = (np.concatenate(frames), np.concatenate(index), names, groups)
     buf = io.BytesIO()
-    np.savez(buf, frames=out[0], piece_index=out[1], names=np.array(names), groups=np.array(groups))
+    np.savez_compressed(buf, frames=out[0], piece_index=out[1], names=np.array(names), groups=np.array(groups))
     try:
         files.write_bytes(path, buf.getvalue(), force=True)
     except Exception:
