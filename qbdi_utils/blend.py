@@ -301,6 +301,17 @@ def findings(name: str, curve: Sequence[dict], comparisons: Sequence[dict], q_en
     if outside:
         out.append("Outside the channel's range of chroma cosine (no matched point): " + "; ".join(
             f"{c['method']} {c['label']} (chroma cosine {c['x']:.3f}, style fit {c['y']:.3f})" for c in outside) + ".")
+    dom = [c for c in comparisons if c["x"] > full["chroma_cosine"] and c["y"] > full["style_fit_corpus"]]
+    if dom:
+        out.append(f"**Better on both sides than the channel at {full['label']}** (chroma cosine "
+                   f"{full['chroma_cosine']:.3f}, style fit {full['style_fit_corpus']:.3f}): " + "; ".join(
+                       f"{c['method']} {c['label']} ({c['x']:.3f}, {c['y']:.3f})" for c in dom) + ".")
+    tp = thesis(curve, y="p_corpus")
+    if np.isfinite(tp["full"]):
+        out.append(f"**The classifier's view:** mean P(corpus style) per bar {tp['full']:.2f} at {full['label']}, "
+                   f"{tp['lowest']:.2f} at {low['label']} (Spearman of bits with it {tp['spearman']:.2f}; rises as bits "
+                   f"fall: {'yes' if tp['holds'] else 'no'}); the query itself {q_end['p_corpus']:.2f}, corpus test "
+                   f"bars {c_end['p_corpus']:.2f}.")
     ons = [r["onsets_per_bar"] for r in curve]
     out.append(f"**Density:** onsets per bar {full['onsets_per_bar']:.1f} at {full['label']} and "
                f"{low['onsets_per_bar']:.1f} at {low['label']} (range {min(ons):.1f}-{max(ons):.1f} over the budgets), "

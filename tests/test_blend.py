@@ -114,3 +114,15 @@ def test_sweep_rows_carry_the_style_columns_as_numbers(tiny_model, query, ref):
     no_ref = blend.sweep_with_fidelity(query, rows, pieces, None)
     assert math.isnan(no_ref[2]["style_fit_corpus"]) and np.isfinite(no_ref[2]["style_fit_query"])
     assert "style_fit_corpus" in blend.sweep_table(out)
+
+
+def test_findings_state_the_verdict_and_dominance():
+    curve = [dict(_row(None, 0.9, 0.50, label="full rate"), onsets_per_bar=15.0, corpus_onsets_per_bar=17.0, empty_bar_rate=0.0, p_corpus=0.5),
+             dict(_row(0, 0.3, 0.30), onsets_per_bar=18.0, corpus_onsets_per_bar=17.0, empty_bar_rate=0.0, p_corpus=0.8)]
+    ends = {"style_fit_corpus": 0.6, "onsets_per_bar": 16.0, "p_corpus": 0.4}
+    pts = [_row("chroma", 0.95, 0.9, "retrieval", "by chroma"), _row(0.5, 0.6, 0.35, "interpolation", "a=0.5")]
+    text = " ".join(blend.findings("q", curve, blend.matched(curve, pts), ends, ends))
+    assert "rise as bits fall?** No" in text
+    assert "than the channel at full rate** (chroma cosine 0.900, style fit 0.500): retrieval by chroma (0.950, 0.900)." in text
+    assert "0 of 1 baseline points lie above" in text  # a=0.5: 0.35 against the curve's 0.4
+    assert "rises as bits fall: yes" in text            # the classifier: 0.5 -> 0.8
