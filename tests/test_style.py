@@ -244,3 +244,24 @@ def test_fidelity_line_keys_and_self_comparison():
     assert f["style_fit_corpus"] < d["style_fit_corpus"] and f["onsets_per_bar"] == 8.0
     line = style.format_fidelity(f)
     assert "\n" not in line and "onsets/bar 8.0 (corpus 16.0)" in line
+
+
+def test_other_style_pieces_parse_transpose_to_c_skip_the_unreadable_and_cache(tmp_path, monkeypatch):
+    from qbdi_utils import harmony
+
+    monkeypatch.setenv("QBDI_CACHE_DIR", str(tmp_path))
+    sources = {"fiddle tunes": ("ryansMammoth/LanigansBallJig.abc", "ryansMammoth/NoSuchTune.abc")}
+    frames, index, names, groups = style.other_style_pieces(SPEC, sources)
+    assert names == ["ryansMammoth/LanigansBallJig.abc"] and groups == ["fiddle tunes"]
+    assert frames.shape[1] == SPEC.frame_size and len(frames) == len(index) > 10
+    assert harmony.estimate_key(frames, SPEC).tonic == 0  # moved to tonic C like the chorales
+    assert list((tmp_path / "style").glob("other-styles-*.npz"))
+    import music21.corpus
+
+    def no_parse(*a, **k):
+        raise AssertionError("the cache should have answered")
+
+    monkeypatch.setattr(music21.corpus, "parse", no_parse)
+    again = style.other_style_pieces(SPEC, sources)
+    np.testing.assert_array_equal(again[0], frames)
+    assert again[2] == names
