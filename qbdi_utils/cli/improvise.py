@@ -21,14 +21,15 @@ from pathlib import Path
 
 from qbdi_utils import files
 from qbdi_utils.cli import int_option, output_file_option
-from qbdi_utils.errors import FileSystemError, MidiFileError, ModelError, OptionError, OutputExistsError
-from qbdi_utils import pianoroll, vae
-from qbdi_utils.improvise import CLAIM_RATES, claims_csv_text, claims_sweep, improvise, parse_bits
+from qbdi_utils.errors import CorpusError, FileSystemError, MidiFileError, ModelError, OptionError, OutputExistsError
+from qbdi_utils import blend, navigate, pianoroll, style, vae
+from qbdi_utils.improvise import CLAIM_RATES, claims_sweep, improvise, parse_bits
 from qbdi_utils.render._common import check_suffix
 from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
 from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
 
-__all__ = ["MAX_BITS", "MAX_SEED", "MAX_SEEDS", "MIDI_SUFFIXES", "add_parser", "run_improvise", "run_sweep"]
+__all__ = ["MAX_BITS", "MAX_SEED", "MAX_SEEDS", "MIDI_SUFFIXES", "add_parser", "corpus_reference", "fidelity_line",
+           "run_improvise", "run_sweep"]
 
 _STATS = ("query", "corpus", "posterior", "prior")
 
@@ -175,6 +176,22 @@ def _write_outputs(piece, outs: list, force: bool, extra_texts: dict | None = No
     return list(out_set.paths)
 
 
+def corpus_reference(command: str, model):
+    """The model's corpus side of the fidelity line (:func:`qbdi_utils.style.corpus_reference`, cached per
+    model), or None with a warning on stderr when the model records no corpus it can be read from."""
+    try:
+        return style.corpus_reference(model, lambda: navigate.model_corpus(model))
+    except (CorpusError, ModelError) as exc:
+        print(f"qbdi {command}: warning: no corpus to compare the style with ({exc}); style_fit_corpus is nan",
+              file=sys.stderr)
+        return None
+
+
+def fidelity_line(command: str, model, query, piece) -> str:
+    """``fidelity: query: chroma cosine ... | style: fit corpus ...`` for one generation."""
+    return "fidelity: " + style.format_fidelity(style.fidelity(query, piece, corpus_reference(command, model)))
+
+
 def _midi_bytes(piece) -> bytes:
 
     sigs = piece.time_signatures or [(0, 4, 4)]
@@ -206,6 +223,7 @@ def run_improvise(args) -> int:
     given = _write_outputs(piece, outs, args.force)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
+    print(fidelity_line("improvise", model, query, piece))
     return 0
 
 
@@ -235,10 +253,12 @@ def run_sweep(args) -> int:
     model, query = _load(model_dir, query_path)
     rows, pieces = claims_sweep(model, query, CLAIM_RATES, k, mode=stats, return_pieces=True)
     _warn("sweep", next(iter(pieces.values())).warnings)
+    rows = blend.sweep_with_fidelity(query, rows, pieces, corpus_reference("sweep", model))
     with files.OutputSet(force=args.force) as out_set:
         for (bits, seed), piece in pieces.items():
             out_set.add_bytes(out / _sweep_name(stem, bits, seed), _midi_bytes(piece))
-        out_set.add_text(out / "claims.csv", claims_csv_text(rows))
+        out_set.add_text(out / "claims.csv", blend.sweep_csv_text(rows))
     print(f"{len(pieces)} improvisations of {stem} ({len(CLAIM_RATES)} rates x {k} seeds) and "
           f"{out / 'claims.csv'} written to {out}")
+    print(blend.sweep_table(rows))
     return 0

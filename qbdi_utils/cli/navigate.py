@@ -17,7 +17,7 @@ from pathlib import Path
 
 from qbdi_utils.cli import int_option
 from qbdi_utils.cli.improvise import (MAX_SEED, _add_model_and_query, _add_stats, _bits_option, _check_inputs,
-                                      _check_outputs, _check_stats, _load, _warn, _write_outputs)
+                                      _check_outputs, _check_stats, _load, _warn, _write_outputs, fidelity_line)
 from qbdi_utils.errors import OptionError
 from qbdi_utils.navigate import SOURCES, check_continuity, check_min_context, navigate, path_json_text
 
@@ -81,4 +81,5 @@ def run_navigate(args) -> int:
     n_jumps = int(nav.jumps.sum())
     print(f"{nav.name}: {len(nav.path)} bars, {n_jumps} jumps, oracle threshold "
           f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
+    print(fidelity_line("navigate", model, query, nav))
     return 0
