@@ -34,7 +34,9 @@ __all__ = [
     "STATS_MODES",
     "EncodedQuery",
     "Improvisation",
+    "as_improvisation",
     "check_stats_mode",
+    "decode_latents",
     "encode_query",
     "excerpt",
     "improvise",
@@ -341,6 +343,59 @@ def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: fl
         pad_steps=enc.pad_steps,
         **info,
     )
+
+
+def as_improvisation(model, enc: EncodedQuery, probabilities, threshold: float = 0.5, **info) -> Improvisation:
+    """Frames of values in [0, 1] laid out on an encoded query's bars -> an :class:`Improvisation`.
+
+    The same alignment as every improvisation (frames start on the query's bar lines; the padding
+    in front and the tail are cut, so the roll has exactly the query's steps); for generations that
+    do not come from the channel (notebook 08's baselines: latent interpolation, sampled decoding,
+    retrieval of corpus bars).
+
+    Args:
+        model: a StyleVAE (``spec``).
+        enc: the :class:`EncodedQuery` whose bars the frames stand for.
+        probabilities: (N, spec.frame_size) decoder probabilities, or 0/1 frames, N = len(enc.frames).
+        threshold: values >= threshold become notes.
+        **info: Improvisation attributes (``bits``, ``mode``, ``seed``, ``latents``).
+
+    Returns:
+        :class:`Improvisation`, roll (query.n_steps, spec.n_columns).
+
+    Used in: notebooks/08_blend.ipynb (through :mod:`qbdi_utils.blend`).
+    """
+    p = np.asarray(probabilities)
+    if p.shape != enc.frames.shape:
+        raise ValueError(f"expected frames of shape {enc.frames.shape}, got {p.shape}")
+    return _to_piece(model, enc, p, float(threshold), **info)
+
+
+def decode_latents(model, enc: EncodedQuery, z, threshold: float | None = None,
+                   sample_seed: int | None = None, **info) -> Improvisation:
+    """Decode latent states (one per bar of an encoded query) into an :class:`Improvisation`.
+
+    Args:
+        model: a StyleVAE.
+        enc: the :class:`EncodedQuery` the states stand for (its bars, its length).
+        z: (N, L) decoder inputs, N = len(enc.frames).
+        threshold: binarization threshold; ``None`` uses ``model.threshold``.
+        sample_seed: when given, every cell is drawn from its Bernoulli probability
+            (``default_rng(sample_seed)``) instead of being thresholded.
+        **info: Improvisation attributes (``bits``, ``mode``, ``seed``).
+
+    Returns:
+        :class:`Improvisation` with ``latents`` = z.
+
+    Used in: notebooks/08_blend.ipynb (through :mod:`qbdi_utils.blend`).
+    """
+    z = np.asarray(z, np.float32)
+    probs = np.asarray(model.decode(z))
+    threshold = float(model.threshold if threshold is None else threshold)
+    if sample_seed is not None:
+        probs = (np.random.default_rng(sample_seed).random(probs.shape) < probs).astype(np.float32)
+        threshold = 0.5
+    return as_improvisation(model, enc, probs, threshold, latents=z, **info)
 
 
 def improvise_batch(

@@ -222,3 +222,32 @@ def test_output_names_and_bounds_are_checked_before_the_model(capsys, tmp_path, 
     # loading the empty model folder would be a "corrupt model" error if the options came after it
     assert code == 2 and needle in one_error_line(err, "improvise")
     assert os.listdir(tmp_path) == ["empty-model"]
+
+
+def test_improvise_prints_the_fidelity_line(capsys, tmp_path, model_dir, query_mid):
+    code, stdout, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid,
+                            "--bits", "full", "--out", tmp_path / "o.mid")
+    assert code == 0, err
+    line = [s for s in stdout.splitlines() if s.startswith("fidelity: ")]
+    assert len(line) == 1 and "chroma cosine" in line[0] and "fit corpus" in line[0] and "onsets/bar" in line[0]
+    # the tiny model records no corpus: said once on stderr, the corpus side is nan
+    assert "no corpus to compare the style with" in err and "fit corpus nan" in line[0]
+
+
+def test_sweep_csv_has_the_style_columns_as_numbers(capsys, tmp_path, model_dir, query_mid, monkeypatch):
+    from qbdi_utils import style
+    from qbdi_utils.cli import improvise as cli_improvise
+    from qbdi_utils.vae import synthetic_frames
+
+    ref = style.frames_descriptors(synthetic_frames(30, seed=2))
+    monkeypatch.setattr(cli_improvise.style, "corpus_reference", lambda model, corpus: ref)
+    out = tmp_path / "sweep"
+    code, stdout, err = run(capsys, "sweep", "--model", model_dir, "--query", query_mid, "--out", out, "--seeds", "1")
+    assert code == 0, err
+    with open(out / "claims.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows[2:]:
+        for k in ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate"):
+            assert np.isfinite(float(r[k])), (r["rate"], k)
+    assert float(rows[0]["style_fit_query"]) == pytest.approx(1.0)
+    assert "style_fit_corpus" in stdout and "full rate" in stdout

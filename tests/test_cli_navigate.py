@@ -149,3 +149,14 @@ def test_corpus_source_with_a_trained_model_and_when_its_corpus_is_gone(capsys, 
                        "--out", out2)
     assert code == 0, err
     assert np.asarray(pianoroll.read_midi(out2).roll).shape[0] == pianoroll.read_midi(query_mid).n_steps
+
+
+def test_navigate_prints_the_fidelity_line(capsys, tmp_path, model_dir, query_mid):
+    # continuity 1 replays the query's bar order, so navigate's line equals improvise's
+    lines = []
+    for argv in (("navigate", "--source", "query", "--continuity", "1"), ("improvise", "--bits", "full")):
+        code, stdout, err = run(capsys, *argv, "--model", model_dir, "--query", query_mid,
+                                "--out", tmp_path / f"{argv[0]}.mid")
+        assert code == 0, err
+        lines.append([s for s in stdout.splitlines() if s.startswith("fidelity: ")])
+    assert len(lines[0]) == 1 and lines[0] == lines[1]

@@ -16,10 +16,11 @@ outputs' writing: :mod:`qbdi_utils.cli.outputs`.
 
 from __future__ import annotations
 
-from qbdi_utils import files
+from qbdi_utils import blend, files
 from qbdi_utils.cli import options
-from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, midi_bytes, warn, write_piece
-from qbdi_utils.claims import claims_csv_text, claims_sweep
+from qbdi_utils.cli.outputs import (add_piece_outputs, check_piece_outputs, corpus_reference, fidelity_line, load,
+                                    midi_bytes, warn, write_piece)
+from qbdi_utils.claims import claims_sweep
 from qbdi_utils.improvise import CLAIM_RATES, improvise
 
 __all__ = ["MAX_SEEDS", "add_parser", "run_improvise", "run_sweep"]
@@ -73,6 +74,7 @@ def run_improvise(args) -> int:
     given = write_piece(piece, outs, args.force)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
+    print(fidelity_line("improvise", model, query, piece))
     return 0
 
 
@@ -93,10 +95,12 @@ def run_sweep(args) -> int:
     model, query = load(model_dir, query_path)
     rows, pieces = claims_sweep(model, query, CLAIM_RATES, k, mode=args.stats, return_pieces=True)
     warn("sweep", next(iter(pieces.values())).warnings)
+    rows = blend.sweep_with_fidelity(query, rows, pieces, corpus_reference("sweep", model))
     with files.OutputSet(force=args.force) as out_set:
         for (bits, seed), piece in pieces.items():
             out_set.add_bytes(out / _sweep_name(stem, bits, seed), midi_bytes(piece))
-        out_set.add_text(out / "claims.csv", claims_csv_text(rows))
+        out_set.add_text(out / "claims.csv", blend.sweep_csv_text(rows))
     print(f"{len(pieces)} improvisations of {stem} ({len(CLAIM_RATES)} rates x {k} seeds) and "
           f"{out / 'claims.csv'} written to {out}")
+    print(blend.sweep_table(rows))
     return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qbdi_utils.cli import options
-from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, warn, write_piece
+from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, fidelity_line, load, warn, write_piece
 from qbdi_utils.errors import OptionError
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, SOURCES, check_min_context, navigate
 from qbdi_utils.navigate_output import path_json_text
@@ -73,4 +73,5 @@ def run_navigate(args) -> int:
     n_jumps = int(nav.jumps.sum())
     print(f"{nav.name}: {len(nav.path)} bars, {n_jumps} jumps, oracle threshold "
           f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
+    print(fidelity_line("navigate", model, query, nav))
     return 0

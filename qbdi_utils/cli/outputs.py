@@ -4,7 +4,7 @@ A piece's outputs (``--out`` MIDI, ``--musicxml``, ``--wav``, and any file writt
 checked before any work (suffixes, distinct names, nothing in the way unless --force) and written as
 one :class:`qbdi_utils.files.OutputSet`: all of them appear, or none.
 
-Imports: files, pianoroll, training, model, render, cli.options. Used in: cli/improvise.py, cli/navigate.py.
+Imports: files, navigate, pianoroll, style, training, model, render, cli.options. Used in: cli/improvise.py, cli/navigate.py.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qbdi_utils import files, pianoroll, training
+from qbdi_utils import files, navigate, pianoroll, style, training
 from qbdi_utils.cli import options
+from qbdi_utils.errors import CorpusError, ModelError
 from qbdi_utils.model import StyleVAE
 from qbdi_utils.render._common import check_suffix
 from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
 from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
 
-__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "load", "midi_bytes", "warn", "write_piece"]
+__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "corpus_reference", "fidelity_line", "load",
+           "midi_bytes", "warn", "write_piece"]
 
 MIDI_SUFFIXES = (".mid", ".midi")
 """Names accepted for MIDI outputs."""
@@ -91,3 +93,20 @@ def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None)
         if outs[2] is not None:
             out_set.add_bytes(outs[2], wav_bytes(piece))
     return list(out_set.paths)
+
+
+def corpus_reference(command: str, model):
+    """The model's corpus side of the fidelity line (:func:`qbdi_utils.style.corpus_reference`, cached per
+    model), or None with a warning on stderr when the model records no corpus it can be read from."""
+    try:
+        return style.corpus_reference(model, lambda: navigate.model_corpus(model))
+    except (CorpusError, ModelError) as exc:
+        print(f"qbdi {command}: warning: no corpus to compare the style with ({exc}); style_fit_corpus is nan",
+              file=sys.stderr)
+        return None
+
+
+def fidelity_line(command: str, model, query, piece) -> str:
+    """``fidelity: query: chroma cosine ... | style: fit corpus ...`` for one generation (``qbdi improvise``,
+    ``qbdi navigate``)."""
+    return "fidelity: " + style.format_fidelity(style.fidelity(query, piece, corpus_reference(command, model)))

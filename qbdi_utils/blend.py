@@ -1,0 +1,377 @@
+"""The blend on both sides: query fidelity against style fidelity over bit budgets, beside baselines.
+
+PAPER.md section 9. For one query, every generation becomes a point in the plane (query fidelity:
+chroma cosine / triad agreement with the query; style fidelity: :func:`qbdi_utils.style.style_fit_corpus`),
+with :func:`qbdi_utils.style.fidelity` as the one measurement:
+
+- :func:`channel_curve`: the paper's channel over bit budgets (:func:`qbdi_utils.improvise.improvise_batch`),
+  thresholded or Bernoulli-sampled decoding, means over channel seeds;
+- :func:`interpolation_curve`: latent interpolation z = a mu_query + (1 - a) mean_corpus, no channel;
+- :func:`retrieval`: each query bar replaced by its nearest corpus training bar (by chroma, by latent);
+- :func:`query_end`, :func:`corpus_end`: the two ends (the query itself; corpus test bars drawn at random);
+- :func:`matched`: a baseline against the channel's curve at the same query fidelity;
+- :func:`thesis`, :func:`findings`: does style fidelity rise as bits fall; sentences with the numbers.
+
+Imports improvise, style, harmony, pianoroll and claims (never the other way round).
+
+Used in: notebooks/08_blend.ipynb.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from qbdi_utils import files, harmony, improvise, report, style
+from qbdi_utils.claims import CLAIM_COLUMNS, spearman
+from qbdi_utils.errors import ModelError
+
+__all__ = [
+    "BLEND_RATES", "ALPHAS", "POINT_KEYS", "split_masks", "measure", "channel_curve", "interpolation_curve",
+    "retrieval", "retrieval_rows", "query_end", "corpus_end", "matched", "thesis", "findings",
+    "SWEEP_STYLE_COLUMNS", "sweep_with_fidelity", "sweep_csv_text", "sweep_table",
+]
+
+#: Bit budgets of the blend curve (bits per frame; None = full rate).
+BLEND_RATES: tuple = (None, 1024, 256, 128, 64, 32, 16, 8, 0)
+#: Weights a of the query's latent means in the interpolation baseline (1 = full rate, 0 = corpus mean).
+ALPHAS: tuple = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
+#: Numeric columns of every point: the fidelity line plus the classifier's mean P(corpus style).
+POINT_KEYS = style.FIDELITY_KEYS + ("p_corpus",)
+
+
+def split_masks(model, corpus) -> dict:
+    """Boolean masks over a corpus's frames: the model's training, validation and test pieces.
+
+    Args:
+        model: a StyleVAE with ``info["validation_groups"]`` and ``info["test_groups"]``.
+        corpus: its training Corpus (``piece_index``).
+
+    Returns:
+        {"train": (N,) bool, "validation": (N,) bool, "test": (N,) bool}.
+
+    Raises:
+        ModelError: the model records no held-out pieces.
+    """
+    info = getattr(model, "info", None) or {}
+    val, test = info.get("validation_groups"), info.get("test_groups")
+    if not val or not test:
+        raise ModelError("the model records no validation / test pieces; retrain it with `qbdi train`")
+    pidx = np.asarray(corpus.piece_index)
+    v, t = np.isin(pidx, val), np.isin(pidx, test)
+    return {"train": ~(v | t), "validation": v, "test": t}
+
+
+def measure(query, output, corpus_ref, query_ref=None, classifier=None) -> dict:
+    """:func:`qbdi_utils.style.fidelity` of one output plus the classifier's mean P(corpus style) per bar.
+
+    Returns:
+        dict with :data:`POINT_KEYS` (``p_corpus`` nan without a classifier).
+    """
+    d = style.fidelity(query, output, corpus_ref, query_ref)
+    if classifier is None:
+        d["p_corpus"] = float("nan")
+    else:
+        d["p_corpus"] = float(np.mean(classifier.p_corpus(style.bar_descriptors(output, output.spec,
+                                                                               query.bar_offset_steps))))
+    return d
+
+
+def _mean_rows(label: str, method: str, knob, measured: Sequence[dict]) -> dict:
+    row = {"method": method, "label": label, "knob": knob, "n": len(measured)}
+    for k in POINT_KEYS:
+        v = np.array([m[k] for m in measured], np.float64)
+        row[k] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+        row[f"{k}_sd"] = float(np.nanstd(v)) if np.isfinite(v).any() else float("nan")
+    return row
+
+
+def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds: int | Sequence[int] = 3,
+                  mode: str = "query", classifier=None, sample: bool = False) -> list[dict]:
+    """The channel's points over bit budgets, means (and sd) over channel seeds.
+
+    Args:
+        model: a StyleVAE.
+        query: the query Piece.
+        corpus_ref: :func:`qbdi_utils.style.corpus_reference` of the model.
+        rates: bit budgets (None = full rate).
+        seeds: channel seeds (an int K: 0..K-1).
+        mode: channel statistics mode.
+        classifier: optional :class:`qbdi_utils.style.StyleClassifier`.
+        sample: Bernoulli-sample every cell from the decoder's probability (seeded by the channel
+            seed) instead of thresholding at ``model.threshold``.
+
+    Returns:
+        one row per budget: ``method`` ("channel" or "channel, sampled"), ``label`` ("full rate",
+        "256 bits"), ``knob`` (bits or None), ``n`` seeds, and :data:`POINT_KEYS` with ``_sd``.
+    """
+    enc = improvise.encode_query(model, query)
+    pieces = improvise.improvise_batch(model, enc, rates, seeds, mode=mode)
+    q_ref = style.bar_descriptors(query, query.spec)
+    method = "channel, sampled" if sample else "channel"
+    rows = []
+    for bits in dict.fromkeys(improvise.parse_bits(b) for b in rates):
+        measured = []
+        for (b, seed), p in pieces.items():
+            if b != bits:
+                continue
+            if sample:
+                p = improvise.decode_latents(model, enc, p.latents, sample_seed=seed, bits=bits, seed=seed, mode=mode)
+            measured.append(measure(query, p, corpus_ref, q_ref, classifier))
+        rows.append(_mean_rows(improvise.rate_label(bits), method, bits, measured))
+    return rows
+
+
+def interpolation_curve(model, query, corpus_ref, alphas: Sequence[float] = ALPHAS, classifier=None) -> list[dict]:
+    """Latent interpolation toward the corpus mean, no channel: z = a mu_query + (1 - a) mean_corpus.
+
+    ``mean_corpus`` is ``model.corpus_stats["mean"]`` (the mean latent state of the training bars);
+    decoded and thresholded at ``model.threshold``. Deterministic (no seed).
+
+    Returns:
+        one row per a: ``method`` "interpolation", ``label`` "a=0.6", ``knob`` a, and :data:`POINT_KEYS`.
+    """
+    enc = improvise.encode_query(model, query)
+    q_ref = style.bar_descriptors(query, query.spec)
+    mean = np.asarray(model.corpus_stats["mean"], np.float32)[None, :]
+    rows = []
+    for a in alphas:
+        z = float(a) * enc.mean + (1.0 - float(a)) * mean
+        out = improvise.decode_latents(model, enc, z)
+        rows.append(_mean_rows(f"a={a:g}", "interpolation", float(a), [measure(query, out, corpus_ref, q_ref, classifier)]))
+    return rows
+
+
+def retrieval(model, query, library_frames, by: str = "chroma"):
+    """Each bar of the query replaced by its nearest bar of a library (e.g. the corpus's training bars).
+
+    Args:
+        model: a StyleVAE (``spec``; ``encode`` for ``by="latent"``).
+        query: the query Piece.
+        library_frames: (M, spec.frame_size) 0/1 bar frames to retrieve from.
+        by: "chroma" (largest cosine of the bar chroma; a silent query bar stays silent) or "latent"
+            (smallest Euclidean distance between encoder means).
+
+    Returns:
+        :class:`qbdi_utils.improvise.Improvisation` as long as the query (``mode`` = "retrieval: <by>").
+    """
+    enc = improvise.encode_query(model, query)
+    lib = np.asarray(library_frames)
+    if by == "chroma":
+        qc, lc = harmony.chroma(enc.frames, model.spec), harmony.chroma(lib, model.spec)
+        qn = qc / np.maximum(np.linalg.norm(qc, axis=1, keepdims=True), 1e-12)
+        ln = lc / np.maximum(np.linalg.norm(lc, axis=1, keepdims=True), 1e-12)
+        idx = np.argmax(qn @ ln.T, axis=1)
+        out = lib[idx].astype(np.float32)
+        out[qc.sum(axis=1) == 0] = 0.0
+    elif by == "latent":
+        lm = np.asarray(model.encode(lib)[0], np.float64)
+        qm = enc.mean.astype(np.float64)
+        d2 = (qm ** 2).sum(1)[:, None] - 2 * qm @ lm.T + (lm ** 2).sum(1)[None, :]
+        out = lib[np.argmin(d2, axis=1)].astype(np.float32)
+    else:
+        raise ValueError(f"by must be 'chroma' or 'latent', got {by!r}")
+    return improvise.as_improvisation(model, enc, out, 0.5, mode=f"retrieval: {by}")
+
+
+def retrieval_rows(model, query, library_frames, corpus_ref, classifier=None) -> list[dict]:
+    """The two retrieval baselines (:func:`retrieval` by chroma and by latent) as measured rows.
+
+    Returns:
+        two rows with ``method`` "retrieval", ``label`` "by chroma" / "by latent" and :data:`POINT_KEYS`.
+    """
+    q_ref = style.bar_descriptors(query, query.spec)
+    return [_mean_rows(f"by {by}", "retrieval", by,
+                       [measure(query, retrieval(model, query, library_frames, by), corpus_ref, q_ref, classifier)])
+            for by in ("chroma", "latent")]
+
+
+def query_end(query, corpus_ref, classifier=None) -> dict:
+    """The query itself as an output (query fidelity 1 by construction)."""
+    q_ref = style.bar_descriptors(query, query.spec)
+    return _mean_rows("query", "query itself", None, [measure(query, query, corpus_ref, q_ref, classifier)])
+
+
+def corpus_end(model, query, test_frames, corpus_ref, seeds: int = 3, classifier=None) -> dict:
+    """Corpus test bars drawn at random (seeded, without replacement where possible) in the query's length.
+
+    Its style fidelity is what real corpus bars score against the reference (sampling noise
+    included); its query fidelity is what no relation to the query scores.
+
+    Returns:
+        a row with ``method`` "corpus bars", means over ``seeds`` draws.
+    """
+    enc = improvise.encode_query(model, query)
+    q_ref = style.bar_descriptors(query, query.spec)
+    lib = np.asarray(test_frames)
+    measured = []
+    for s in range(int(seeds)):
+        rng = np.random.default_rng(s)
+        idx = rng.choice(len(lib), size=len(enc.frames), replace=len(lib) < len(enc.frames))
+        out = improvise.as_improvisation(model, enc, lib[idx].astype(np.float32), 0.5, mode="corpus bars", seed=s)
+        measured.append(measure(query, out, corpus_ref, q_ref, classifier))
+    return _mean_rows("corpus test bars", "corpus bars", None, measured)
+
+
+def matched(curve: Sequence[dict], points: Sequence[dict], x: str = "chroma_cosine",
+            y: str = "style_fit_corpus") -> list[dict]:
+    """Baseline points against the channel's curve at the same query fidelity.
+
+    The channel's ``y`` at a baseline's ``x`` is read off the curve by linear interpolation between
+    the channel's points sorted by ``x`` (nan when the baseline's ``x`` lies outside the curve's range).
+
+    Args:
+        curve: the channel's rows (:func:`channel_curve`).
+        points: baseline rows.
+        x, y: the query-fidelity and style-fidelity columns.
+
+    Returns:
+        one dict per point: ``method``, ``label``, ``x``, ``y``, ``channel_y`` (the curve at ``x``),
+        ``difference`` (y - channel_y: > 0 means the baseline has more style at that query fidelity).
+    """
+    cx = np.array([r[x] for r in curve], np.float64)
+    cy = np.array([r[y] for r in curve], np.float64)
+    ok = np.isfinite(cx) & np.isfinite(cy)
+    order = np.argsort(cx[ok], kind="mergesort")
+    sx, sy = cx[ok][order], cy[ok][order]
+    out = []
+    for p in points:
+        px, py = float(p[x]), float(p[y])
+        inside = len(sx) > 0 and sx[0] <= px <= sx[-1]
+        c = float(np.interp(px, sx, sy)) if inside else float("nan")
+        out.append({"method": p["method"], "label": p["label"], "x": px, "y": py, "channel_y": c,
+                    "difference": py - c if inside else float("nan")})
+    return out
+
+
+def thesis(curve: Sequence[dict], y: str = "style_fit_corpus", margin: float = 0.02) -> dict:
+    """Does style fidelity rise as bits fall? Rank correlation over the channel's budgets.
+
+    Full rate counts as infinitely many bits. The thesis holds when the Spearman correlation of
+    bits with ``y`` is negative and the lowest budget's ``y`` exceeds full rate's by more than
+    ``margin`` (0.02: about the spread of style_fit_corpus over channel seeds and over random draws
+    of corpus bars, so a flat curve does not count as a rise).
+
+    Returns:
+        dict: ``spearman`` (bits vs y), ``full`` (y at the largest budget), ``lowest`` (y at the
+        smallest budget), ``best_label`` (the budget with the highest y), ``holds`` (bool), ``margin``.
+    """
+    bits = np.array([np.inf if r["knob"] is None else float(r["knob"]) for r in curve])
+    ys = np.array([r[y] for r in curve], np.float64)
+    rho = spearman(bits, ys)
+    hi, lo = int(np.argmax(bits)), int(np.argmin(bits))
+    best = int(np.nanargmax(ys))
+    return {"spearman": rho, "full": float(ys[hi]), "lowest": float(ys[lo]), "best_label": curve[best]["label"],
+            "holds": bool(np.isfinite(rho) and rho < 0 and ys[lo] - ys[hi] > margin), "margin": float(margin)}
+
+
+def findings(name: str, curve: Sequence[dict], comparisons: Sequence[dict], q_end: dict, c_end: dict) -> list[str]:
+    """Sentences on one query: the thesis, the channel against the baselines, the outputs' density.
+
+    Args:
+        name: the query's name.
+        curve: :func:`channel_curve` rows (thresholded decoding).
+        comparisons: :func:`matched` rows of the baselines.
+        q_end, c_end: :func:`query_end` and :func:`corpus_end` rows.
+
+    Returns:
+        list of sentences (markdown), every number computed here.
+    """
+    t = thesis(curve)
+    full, low = curve[int(np.argmax([np.inf if r["knob"] is None else r["knob"] for r in curve]))], \
+        curve[int(np.argmin([np.inf if r["knob"] is None else r["knob"] for r in curve]))]
+    out = [
+        f"**{name}: does style fidelity rise as bits fall?** {'Yes' if t['holds'] else 'No'} (a rise needs a "
+        f"negative rank correlation and more than {t['margin']:.2f} above full rate): style_fit_corpus "
+        f"{t['full']:.3f} at {full['label']}, {t['lowest']:.3f} at {low['label']} (Spearman of bits with style "
+        f"fit {t['spearman']:.2f}; the most corpus-like budget is {t['best_label']}). The query itself scores "
+        f"{q_end['style_fit_corpus']:.3f}, random corpus test bars {c_end['style_fit_corpus']:.3f}.",
+    ]
+    inside = [c for c in comparisons if np.isfinite(c["difference"])]
+    if inside:
+        better = [c for c in inside if c["difference"] > 0.01]
+        worse = [c for c in inside if c["difference"] < -0.01]
+        parts = [f"{c['method']} {c['label']} (chroma cosine {c['x']:.3f}: {c['y']:.3f} vs the channel's "
+                 f"{c['channel_y']:.3f})" for c in inside]
+        out.append(f"**Against the baselines at matched query fidelity:** {len(better)} of {len(inside)} baseline "
+                   f"points lie above the channel's curve (more style at the same chroma cosine), {len(worse)} below; "
+                   + "; ".join(parts) + ".")
+    outside = [c for c in comparisons if not np.isfinite(c["difference"])]
+    if outside:
+        out.append("Outside the channel's range of chroma cosine (no matched point): " + "; ".join(
+            f"{c['method']} {c['label']} (chroma cosine {c['x']:.3f}, style fit {c['y']:.3f})" for c in outside) + ".")
+    dom = [c for c in comparisons if c["x"] > full["chroma_cosine"] and c["y"] > full["style_fit_corpus"]]
+    if dom:
+        out.append(f"**Better on both sides than the channel at {full['label']}** (chroma cosine "
+                   f"{full['chroma_cosine']:.3f}, style fit {full['style_fit_corpus']:.3f}): " + "; ".join(
+                       f"{c['method']} {c['label']} ({c['x']:.3f}, {c['y']:.3f})" for c in dom) + ".")
+    tp = thesis(curve, y="p_corpus")
+    if np.isfinite(tp["full"]):
+        out.append(f"**The classifier's view:** mean P(corpus style) per bar {tp['full']:.2f} at {full['label']}, "
+                   f"{tp['lowest']:.2f} at {low['label']} (Spearman of bits with it {tp['spearman']:.2f}; rises as bits "
+                   f"fall: {'yes' if tp['holds'] else 'no'}); the query itself {q_end['p_corpus']:.2f}, corpus test "
+                   f"bars {c_end['p_corpus']:.2f}.")
+    ons = [r["onsets_per_bar"] for r in curve]
+    out.append(f"**Density:** onsets per bar {full['onsets_per_bar']:.1f} at {full['label']} and "
+               f"{low['onsets_per_bar']:.1f} at {low['label']} (range {min(ons):.1f}-{max(ons):.1f} over the budgets), "
+               f"against {full['corpus_onsets_per_bar']:.1f} in the corpus's test bars and {q_end['onsets_per_bar']:.1f} "
+               f"in the query; empty bars {full['empty_bar_rate']:.3f} at {full['label']}, {low['empty_bar_rate']:.3f} at "
+               f"{low['label']}.")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the style side of ``qbdi sweep``
+
+#: Columns ``qbdi sweep`` adds to the claims table (means over seeds; blank for the chance row).
+SWEEP_STYLE_COLUMNS = ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate")
+
+
+def sweep_with_fidelity(query, rows: Sequence[dict], pieces: dict, corpus_ref) -> list[dict]:
+    """The claims rows of :func:`qbdi_utils.claims.claims_sweep` with the style side added.
+
+    Args:
+        query: the query Piece.
+        rows: the sweep's rows ("query", "chance", then one per rate).
+        pieces: its ``(bits, seed) -> Improvisation`` dict (``return_pieces=True``).
+        corpus_ref: :func:`qbdi_utils.style.corpus_reference` of the model, or None (unknown corpus).
+
+    Returns:
+        new rows with :data:`SWEEP_STYLE_COLUMNS` (means over the rate's seeds; the "query" row
+        describes the query itself; the "chance" row has none).
+
+    Used in: ``qbdi sweep``.
+    """
+    q_ref = style.bar_descriptors(query, query.spec)
+    by_bits: dict = {}
+    for (bits, _seed), piece in pieces.items():
+        by_bits.setdefault(bits, []).append(style.fidelity(query, piece, corpus_ref, q_ref))
+    out = []
+    for r in rows:
+        r = dict(r)
+        if r["rate"] == "query":
+            measured = [style.fidelity(query, query, corpus_ref, q_ref)]
+        elif r["rate"] == "chance":
+            measured = []
+        else:
+            measured = by_bits.get(None if r["bits"] == "" else int(r["bits"]), [])
+        for k in SWEEP_STYLE_COLUMNS:
+            v = np.array([m[k] for m in measured], np.float64)
+            r[k] = float(np.nanmean(v)) if np.isfinite(v).any() else ("" if not measured else float("nan"))
+        out.append(r)
+    return out
+
+
+def sweep_csv_text(rows: Sequence[dict]) -> str:
+    """The CSV of ``qbdi sweep``: the claims columns then :data:`SWEEP_STYLE_COLUMNS` (4 decimals)."""
+    return files.csv_text(rows, list(CLAIM_COLUMNS) + list(SWEEP_STYLE_COLUMNS), float_format=".4f",
+                          extra="ignore")
+
+
+def sweep_table(rows: Sequence[dict]) -> str:
+    """The printed table of ``qbdi sweep``: per rate, both sides of the blend (3 significant digits)."""
+    shown = [{"rate": r["rate"], "chroma cosine": r.get("chroma_cosine_mean", ""),
+              "triad agreement": r.get("triad_agreement_mean", ""),
+              **{k: r.get(k, "") for k in SWEEP_STYLE_COLUMNS}} for r in rows if r["rate"] != "chance"]
+    return report.table(shown)
