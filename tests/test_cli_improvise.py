@@ -236,11 +236,10 @@ def test_improvise_prints_the_fidelity_line(capsys, tmp_path, model_dir, query_m
 
 def test_sweep_csv_has_the_style_columns_as_numbers(capsys, tmp_path, model_dir, query_mid, monkeypatch):
     from qbdi_utils import style
-    from qbdi_utils.cli import improvise as cli_improvise
-    from qbdi_utils.vae import synthetic_frames
+    from qbdi_utils.model import synthetic_frames
 
     ref = style.frames_descriptors(synthetic_frames(30, seed=2))
-    monkeypatch.setattr(cli_improvise.style, "corpus_reference", lambda model, corpus: ref)
+    monkeypatch.setattr(style, "corpus_reference", lambda model, corpus: ref)
     out = tmp_path / "sweep"
     code, stdout, err = run(capsys, "sweep", "--model", model_dir, "--query", query_mid, "--out", out, "--seeds", "1")
     assert code == 0, err
