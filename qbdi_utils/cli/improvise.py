@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from qbdi_utils import files
+from qbdi_utils import files, limits
 from qbdi_utils.cli import int_option, output_file_option
 from qbdi_utils.errors import FileSystemError, MidiFileError, ModelError, OptionError, OutputExistsError
 from qbdi_utils import pianoroll, vae
@@ -118,6 +118,10 @@ def _check_inputs(model_dir: str | None, query: str) -> tuple[Path | None, Path]
         raise MidiFileError("no such query file; pass an existing .mid file to --query", q)
     if q.is_dir():
         raise MidiFileError("is a directory; pass a .mid file to --query", q)
+    limits.check_regular(q, MidiFileError, "a .mid file to --query", "QBDI_MAX_MIDI_BYTES")
+    if m is not None and os.path.lexists(m / vae.WEIGHTS_FILE):
+        limits.check_regular(m / vae.WEIGHTS_FILE, ModelError, "the weights written by `qbdi train`",
+                             "QBDI_MAX_MODEL_BYTES")
     return m, q
 
 
@@ -129,13 +133,17 @@ def _check_output(option: str, value: str | None, suffixes: tuple[str, ...], wha
     return check_suffix(output_file_option(option, value), suffixes, what, option)
 
 
-def _load(model_dir: Path | None, query_path: Path):
-
+def _load(model_dir: Path | None, query_path: Path, audio: bool = False):
+    """The model and the query; with ``audio``, the WAV's length is checked before any work (the
+    output has the query's steps and tempo)."""
     if model_dir is None:
         model = vae.default_model(progress=True)
     else:
         model = vae.StyleVAE.load(model_dir)
     query = pianoroll.read_midi(query_path, spec=model.spec)
+    if audio:
+        limits.check_audio_seconds(query.n_steps * 60.0 / query.tempo_bpm / query.spec.steps_per_quarter,
+                                   f"{query_path}: the --wav of this query")
     return model, query
 
 
@@ -200,7 +208,7 @@ def run_improvise(args) -> int:
     outs = _check_outputs(args)
 
 
-    model, query = _load(model_dir, query_path)
+    model, query = _load(model_dir, query_path, audio=args.wav is not None)
     piece = improvise(model, query, bits, mode=stats, seed=seed, threshold=threshold)
     _warn("improvise", piece.warnings)
     given = _write_outputs(piece, outs, args.force)

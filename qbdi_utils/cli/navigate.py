@@ -74,7 +74,7 @@ def run_navigate(args) -> int:
     outs = _check_outputs(args, extra=(json_path,))
 
 
-    model, query = _load(model_dir, query_path)
+    model, query = _load(model_dir, query_path, audio=args.wav is not None)
     nav = navigate(model, query, args.source, continuity, min_context, bits, stats, seed)
     _warn("navigate", nav.warnings)
     written = _write_outputs(nav, outs, args.force, {json_path: path_json_text(nav)})
