@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import io
 import struct
-import zipfile
+import zlib
 
 import numpy as np
 
 __all__ = ["vlq", "chunk", "smf", "track", "note_track", "TIME_SIG_ZERO", "slow_tempo_midi",
            "note_flood_midi", "many_tracks_midi", "unknown_chunk_midi", "time_sig_zero_midi",
-           "npz_bomb"]
+           "npz_bomb", "zip_members"]
 
 #: Time signature with numerator 0 (meta FF 58 04 00 02 18 08), the issue's traceback.
 TIME_SIG_ZERO = b"\xff\x58\x04\x00\x02\x18\x08"
@@ -85,29 +85,50 @@ def unknown_chunk_midi() -> bytes:
     return smf([note_track(2)], before=chunk(b"XFIH", b"\x00" * 10))
 
 
+def zip_members(members: list[tuple[str, bytes, int, int, int]]) -> bytes:
+    """A zip archive from (name, stored bytes, method, crc32, uncompressed size), written by hand."""
+    out, central = bytearray(), bytearray()
+    for name, data, method, crc, size in members:
+        n = name.encode()
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(data), size,
+                           len(n), 0) + n + data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc,
+                               len(data), size, len(n), 0, 0, 0, 0, 0, offset) + n
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central),
+                      len(out), 0)
+    return bytes(out + central + end)
+
+
 def npz_bomb(shapes: dict[str, tuple], bomb: str, expanded_bytes: int) -> bytes:
-    """An .npz whose member ``bomb`` announces a huge float32 array and deflates ``expanded_bytes``
-    of zeros (a few MB on disk); the other members are zeros of the given shapes."""
+    """An .npz whose member ``bomb`` is a float32 vector of ``expanded_bytes`` zeros (under 4 GiB)
+    deflated to about a thousandth of that; the other members are zeros of the given shapes.
+
+    The deflate stream is one compressed MiB of zeros repeated (each block is flushed with
+    Z_FULL_FLUSH, so it decompresses alone), so making a GB-sized bomb takes a second."""
     from numpy.lib import format as npy_format
 
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, shape in shapes.items():
-            if name != bomb:
-                arr = io.BytesIO()
-                np.save(arr, np.zeros(shape, np.float32))
-                zf.writestr(f"{name}.npy", arr.getvalue())
-                continue
-            n = expanded_bytes // 4
-            head = io.BytesIO()
-            npy_format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False,
-                                                     "shape": (n,)})
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as fp:
-                fp.write(head.getvalue())
-                zeros = bytes(1 << 22)
-                left = n * 4
-                while left > 0:
-                    fp.write(zeros[:min(left, len(zeros))])
-                    left -= len(zeros)
-    return buf.getvalue()
-
+    members = []
+    for name, shape in shapes.items():
+        buf = io.BytesIO()
+        if name != bomb:
+            np.save(buf, np.zeros(shape, np.float32))
+            raw = buf.getvalue()
+            members.append((f"{name}.npy", raw, 0, zlib.crc32(raw), len(raw)))
+            continue
+        n = expanded_bytes // 4
+        npy_format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (n,)})
+        head = buf.getvalue()
+        mib = bytes(1 << 20)
+        z = zlib.compressobj(9, zlib.DEFLATED, -15)
+        stream = bytearray(z.compress(head) + z.flush(zlib.Z_FULL_FLUSH))
+        block = z.compress(mib) + z.flush(zlib.Z_FULL_FLUSH)
+        whole, rest = divmod(n * 4, len(mib))
+        crc = zlib.crc32(head)
+        for _ in range(whole):
+            crc = zlib.crc32(mib, crc)
+        stream += block * whole
+        stream += z.compress(mib[:rest]) + z.flush(zlib.Z_FINISH)
+        crc = zlib.crc32(mib[:rest], crc)
+        members.append((f"{name}.npy", bytes(stream), 8, crc, len(head) + n * 4))
+    return zip_members(members)

@@ -122,3 +122,81 @@ def test_time_signature_zero_is_one_line_in_every_query_command(tmp_path, model_
     p = qbdi(args, tmp_path, MODEL_BUDGET)
     one_line_exit_2(p, "ts0.mid", "time signature 0/4", "not a meter")
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# model files: headers checked before data are expanded
+
+def _weight_shapes(model_dir: Path) -> dict:
+    with np.load(model_dir / "weights.npz") as z:
+        return {k: z[k].shape for k in sorted(z.files)}
+
+
+def test_read_npz_reads_what_np_load_reads(model_dir):
+    shapes = _weight_shapes(model_dir)
+    got = limits.read_npz(model_dir / "weights.npz", shapes, fix="retrain")
+    with np.load(model_dir / "weights.npz") as z:
+        for k in shapes:
+            np.testing.assert_array_equal(got[k], z[k])
+            assert got[k].dtype == z[k].dtype and got[k].flags.writeable
+
+
+def test_read_npz_refuses_a_zip_bomb_from_its_header(model_dir, tmp_path):
+    """1.5 GB of zeros deflated into 2 MB: refused from the member's header, nothing expanded (the
+    CLI case below shows it within a memory budget)."""
+    shapes = _weight_shapes(model_dir)
+    p = write(tmp_path / "weights.npz", H.npz_bomb(shapes, "w00", int(1.5 * 2**30)))
+    assert p.stat().st_size < 4 * 2**20
+    with pytest.raises(ModelError, match=r"weight shapes: w00 is \(402653184,\)"):
+        limits.read_npz(p, shapes, fix="retrain")
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("missing_member", "array w03 is missing"),
+    ("int_dtype", "not floating point"),
+    ("truncated", "is unreadable"),
+    ("over_limit", "QBDI_MAX_MODEL_BYTES="),
+])
+def test_read_npz_refuses_damaged_archives(model_dir, tmp_path, monkeypatch, damage, words):
+    shapes = _weight_shapes(model_dir)
+    p = tmp_path / "weights.npz"
+    with np.load(model_dir / "weights.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    if damage == "missing_member":
+        arrays.pop("w03")
+        np.savez(p, **arrays)
+    elif damage == "int_dtype":
+        arrays["w01"] = arrays["w01"].astype(np.int32)
+        np.savez(p, **arrays)
+    elif damage == "truncated":
+        data = (model_dir / "weights.npz").read_bytes()
+        p.write_bytes(data[: len(data) // 2])
+    elif damage == "over_limit":
+        shutil.copy(model_dir / "weights.npz", p)
+        monkeypatch.setenv("QBDI_MAX_MODEL_BYTES", "1000")
+    with pytest.raises(ModelError, match=words):
+        limits.read_npz(p, shapes, fix="retrain")
+
+
+def test_read_npz_refuses_a_size_that_disagrees_with_the_header(tmp_path):
+    """A member whose zip entry announces more bytes than its .npy header implies is refused
+    before its data are read; with the true size it reads."""
+    import io
+    import zlib
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(4, dtype=np.float32))
+    raw = buf.getvalue()
+    padded = raw + bytes(16)
+    p = write(tmp_path / "weights.npz", H.zip_members([("w00.npy", padded, 0, zlib.crc32(padded), len(padded))]))
+    with pytest.raises(ModelError, match=f"announces {len(padded)} bytes, its header {len(raw)}"):
+        limits.read_npz(p, {"w00": (4,)}, fix="retrain")
+    write(p, H.zip_members([("w00.npy", raw, 0, zlib.crc32(raw), len(raw))]))
+    np.testing.assert_array_equal(limits.read_npz(p, {"w00": (4,)}, fix="retrain")["w00"], np.arange(4))
+
+
+def test_read_npz_refuses_a_fifo_without_blocking(tmp_path):
+    p = tmp_path / "weights.npz"
+    os.mkfifo(p)
+    with pytest.raises(ModelError, match="FIFO"):
+        limits.read_npz(p, {"w00": (1,)}, fix="retrain")
