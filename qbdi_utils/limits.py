@@ -365,8 +365,8 @@ def read_npz(path: str | Path, expected: dict[str, tuple[int, ...]], *, fix: str
                         header_len = fp.tell()
                         if tuple(got_shape) != tuple(shape):
                             raise ModelError(
-                                f"corrupt model directory: weight shapes do not match the configuration "
-                                f"(weight shapes: {n} is {tuple(got_shape)}, the configuration implies "
+                                f"corrupt model directory: {path.name}'s weight shapes do not match the "
+                                f"configuration ({n} is {tuple(got_shape)}, the configuration implies "
                                 f"{tuple(shape)}); {fix}", where)
                         if dtype.kind != "f" or dtype.itemsize > 8:
                             raise bad(f"array {n} has dtype {dtype}, not floating point")

@@ -147,7 +147,7 @@ def test_read_npz_refuses_a_zip_bomb_from_its_header(model_dir, tmp_path):
     shapes = _weight_shapes(model_dir)
     p = write(tmp_path / "weights.npz", H.npz_bomb(shapes, "w00", int(1.5 * 2**30)))
     assert p.stat().st_size < 4 * 2**20
-    with pytest.raises(ModelError, match=r"weight shapes: w00 is \(402653184,\)"):
+    with pytest.raises(ModelError, match=r"weight shapes do not match the configuration \(w00 is \(402653184,\)"):
         limits.read_npz(p, shapes, fix="retrain")
 
 
@@ -200,3 +200,22 @@ def test_read_npz_refuses_a_fifo_without_blocking(tmp_path):
     os.mkfifo(p)
     with pytest.raises(ModelError, match="FIFO"):
         limits.read_npz(p, {"w00": (1,)}, fix="retrain")
+
+
+@pytest.mark.parametrize("case", ["bomb", "fifo"])
+def test_a_hostile_weights_file_is_one_line_within_budget(model_dir, tmp_path, case):
+    """The zip bomb (1.5 GB deflated into 2 MB; MODEL_BUDGET leaves no room to expand it) and a FIFO
+    as weights.npz: one line, exit 2, no hang."""
+    m = tmp_path / "model"
+    shutil.copytree(model_dir, m)
+    (m / "weights.npz").unlink()
+    if case == "bomb":
+        write(m / "weights.npz", H.npz_bomb(_weight_shapes(model_dir), "w00", int(1.5 * 2**30)))
+        words = ("weight shapes", "w00")
+    else:
+        os.mkfifo(m / "weights.npz")
+        words = ("FIFO",)
+    q = write(tmp_path / "q.mid", H.smf([H.note_track(4)]))
+    p = qbdi(["improvise", "--model", m, "--query", q, "--bits", "64", "--out", tmp_path / "o.mid"],
+             tmp_path, MODEL_BUDGET)
+    one_line_exit_2(p, "weights.npz", *words)
