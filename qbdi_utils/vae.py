@@ -55,14 +55,13 @@ import json
 import math
 import numbers
 import os
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import files
+from qbdi_utils import files, limits
 from qbdi_utils.errors import ModelError, OptionError
 from qbdi_utils.pianoroll import RollSpec, frames_digest
 
@@ -830,32 +829,9 @@ class StyleVAE:
         # expected shapes from the configuration, checked before any network is built (a huge
         # latent_dim in a damaged file must not allocate gigabytes)
         expected = _weight_shapes(config)
-        weights_path = d / WEIGHTS_FILE
-        try:
-            with np.load(weights_path, allow_pickle=False) as npz:
-                names = [f"w{i:02d}" for i in range(len(expected))]
-                missing = [n for n in names if n not in npz.files]
-                if missing:
-                    raise KeyError(f"array {missing[0]} is missing")
-                weights = []
-                for n, shape in zip(names, expected):
-                    w = npz[n]
-                    if tuple(w.shape) != shape:
-                        raise _ShapeMismatch(n, tuple(w.shape), shape)
-                    weights.append(w)
-        except FileNotFoundError:
-            raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} is missing; retrain with "
-                             "`qbdi train --force`", d) from None
-        except _ShapeMismatch as exc:
-            raise ModelError(f"corrupt model directory: weight shapes do not match the configuration "
-                             f"({exc}); retrain with `qbdi train --force`", d) from None
-        except (PermissionError, IsADirectoryError) as exc:
-            raise files.fs_error(exc, weights_path, "read") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-            if isinstance(exc, OSError) and exc.errno is not None:
-                raise files.fs_error(exc, weights_path, "read") from None
-            raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} is unreadable ({exc}); "
-                             "retrain with `qbdi train --force`", d) from None
+        # each member's header is checked against these shapes before its data are expanded
+        weights = list(limits.read_npz(d / WEIGHTS_FILE, {f"w{i:02d}": s for i, s in enumerate(expected)},
+                                       fix="retrain with `qbdi train --force`", where=d).values())
         for i, w in enumerate(weights):
             if not np.issubdtype(w.dtype, np.floating):
                 raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} array w{i:02d} has dtype "
@@ -876,13 +852,6 @@ class StyleVAE:
         return cls(encoder, decoder, spec=spec, config=config, threshold=threshold,
                    corpus_stats=stats, fingerprint=fingerprint, info=info,
                    predictor=predictor)
-
-
-class _ShapeMismatch(Exception):
-    """A weight array of weights.npz has another shape than the configuration implies."""
-
-    def __init__(self, name: str, got: tuple, want: tuple):
-        super().__init__(f"weight shapes: {name} is {got}, the configuration implies {want}")
 
 
 def _json_kind(v) -> str:
