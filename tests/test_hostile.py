@@ -219,3 +219,60 @@ def test_a_hostile_weights_file_is_one_line_within_budget(model_dir, tmp_path, c
     p = qbdi(["improvise", "--model", m, "--query", q, "--bits", "64", "--out", tmp_path / "o.mid"],
              tmp_path, MODEL_BUDGET)
     one_line_exit_2(p, "weights.npz", *words)
+
+
+# --------------------------------------------------------------------------------------------
+# workers that cannot deadlock
+
+UNGUARDED = """\
+import sys
+from qbdi_utils.corpus import load_corpus
+c = load_corpus(sys.argv[1], workers=2, shard_files=1, progress=False)
+print("pieces", len(c.pieces), "workers", c.ingest["workers"])
+"""
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_script_loading_with_workers_finishes_with_or_without_a_main_guard(tmp_path, guarded):
+    """Without the guard each worker re-runs the script and used to wait on the store's lock, which
+    the parent holds: a hang. Now the worker ends, the parent parses in-process (with a warning)."""
+    midis = tmp_path / "midis"
+    midis.mkdir()
+    for i in range(6):
+        write(midis / f"p{i}.mid", H.smf([H.note_track(2 + i)]))
+    body = UNGUARDED
+    if guarded:
+        body = "if __name__ == '__main__':\n" + "".join("    " + ln + "\n" for ln in UNGUARDED.splitlines())
+    script = tmp_path / "script.py"
+    script.write_text(body)
+    mem, cpu = PLAIN_BUDGET
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), QBDI_CACHE_DIR=str(tmp_path / "cache"))
+    p = subprocess.run([sys.executable, str(script), str(midis)], cwd=tmp_path, env=env, preexec_fn=limit,
+                       capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["pieces", "6", "workers", "1" if not guarded else "2"]
+    assert ("parsing the rest in this process" in p.stderr) == (not guarded)
+    assert "Traceback" not in p.stderr
+
+
+def test_workers_that_cannot_start_fall_back_to_this_process(tmp_path, monkeypatch):
+    from qbdi_utils import corpus, shards
+
+    midis = tmp_path / "midis"
+    midis.mkdir()
+    for i in range(4):
+        write(midis / f"p{i}.mid", H.smf([H.note_track(2 + i)]))
+
+    def no_pool(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(shards, "ProcessPoolExecutor", no_pool)
+    with pytest.warns(UserWarning, match="could not start"):
+        c = corpus.load_corpus(midis, workers=2, shard_files=1, progress=False,
+                               cache_root=tmp_path / "cache")
+    assert len(c.pieces) == 4 and c.ingest["workers"] == 1
