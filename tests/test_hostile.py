@@ -276,3 +276,144 @@ def test_workers_that_cannot_start_fall_back_to_this_process(tmp_path, monkeypat
         c = corpus.load_corpus(midis, workers=2, shard_files=1, progress=False,
                                cache_root=tmp_path / "cache")
     assert len(c.pieces) == 4 and c.ingest["workers"] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# the small ones
+
+@pytest.mark.parametrize("length", [240, 250, 255])
+def test_long_output_names_up_to_name_max_are_written(tmp_path, length):
+    """A legal name of 240-255 bytes: the hidden temporary name must not push it over NAME_MAX."""
+    from qbdi_utils import files
+
+    name = "n" * (length - 4) + ".mid"
+    assert len(name.encode()) == length
+    dest = files.write_bytes(tmp_path / name, b"MThd")
+    assert dest.read_bytes() == b"MThd" and os.listdir(tmp_path) == [name]
+    hidden = files.hidden_name(tmp_path / name)
+    assert len(os.fsencode(hidden.name)) <= files.NAME_MAX and files.is_leftover(hidden)
+    with files.OutputSet(force=True) as outs:
+        outs.add_bytes(tmp_path / name, b"again")
+        outs.add_bytes(tmp_path / ("w" * (length - 4) + ".wav"), b"RIFF")
+    assert dest.read_bytes() == b"again" and len(os.listdir(tmp_path)) == 2
+
+
+def test_a_long_names_leftover_is_cleaned(tmp_path):
+    from qbdi_utils import files
+
+    name = "x" * 251 + ".mid"
+    left = files.hidden_name(tmp_path / name)
+    left.write_bytes(b"partial")
+    os.utime(left, (0, 0))  # older than STALE_AFTER_S, as if its writer died long ago
+    assert files.clean_leftovers(tmp_path) == [left] and not left.exists()
+
+
+def test_an_unreadable_sub_folder_of_a_corpus_is_listed_in_skipped(tmp_path, monkeypatch):
+    """As root every folder is readable, so the permission error is also simulated."""
+    from qbdi_utils import corpus
+
+    midis = tmp_path / "midis"
+    (midis / "locked").mkdir(parents=True)
+    for i in range(2):
+        write(midis / f"p{i}.mid", H.smf([H.note_track(2 + i)]))
+    write(midis / "locked" / "hidden.mid", H.smf([H.note_track(3)]))
+    os.chmod(midis / "locked", 0)
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == midis / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    try:
+        c = corpus.load_corpus(midis, workers=1, progress=False, cache_root=tmp_path / "cache")
+    finally:
+        os.chmod(midis / "locked", 0o755)
+    reasons = dict(c.skipped)
+    assert len(c.pieces) == 2
+    assert "locked" in reasons and "permission denied" in reasons["locked"], c.skipped
+
+
+def test_a_header_with_more_than_32767_tracks_reads_its_notes(tmp_path):
+    p = write(tmp_path / "tracks.mid", H.many_tracks_midi(40_000))
+    piece = pianoroll.read_midi(p)
+    assert piece.roll.sum() > 0 and piece.n_steps == 2 * 16
+
+
+def test_a_legal_unknown_chunk_before_the_track_is_skipped(tmp_path):
+    p = write(tmp_path / "unknown.mid", H.unknown_chunk_midi())
+    plain = write(tmp_path / "plain.mid", H.smf([H.note_track(2)]))
+    np.testing.assert_array_equal(pianoroll.read_midi(p).roll, pianoroll.read_midi(plain).roll)
+
+
+def test_frames_into_a_closed_pipe_says_nothing(tmp_path):
+    """``qbdi frames F | head -1``: the reader may go before the output is written. A pipe whose
+    read end is already closed makes that certain: no "Broken pipe" line, exit 141 (as SIGPIPE)."""
+    q = write(tmp_path / "q.mid", H.smf([H.note_track(4)]))
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        mem, cpu = PLAIN_BUDGET
+        p = subprocess.run([sys.executable, "-m", "qbdi_utils.cli", "frames", str(q)], cwd=tmp_path,
+                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), stdout=w, stderr=subprocess.PIPE,
+                           text=True, timeout=HANG_GUARD_S, preexec_fn=lambda: (
+                               resource.setrlimit(resource.RLIMIT_AS, (mem, mem)),
+                               resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))))
+    finally:
+        os.close(w)
+    assert p.stderr == "" and p.returncode == 141
+    shell = qbdi(["frames", q], tmp_path, shell_pipe="head -1")
+    assert shell.stderr == "" and shell.stdout.startswith(f"{q}: 4 frames")
+
+
+# --------------------------------------------------------------------------------------------
+# the explorer as a server
+
+@pytest.fixture(scope="module")
+def explorer(tiny_model):
+    from qbdi_utils.explore import Explorer
+
+    ex = Explorer(model=tiny_model, query="boston_boys_reel")
+    yield ex
+    ex.close()
+
+
+def _upload(ex, name, data):
+    ex._on_upload({"new": [{"name": name, "content": memoryview(data)}]})
+    return ex.status.value
+
+
+def test_an_upload_over_the_midi_limit_is_a_message_on_the_page(explorer, monkeypatch):
+    monkeypatch.setenv("QBDI_MAX_MIDI_BYTES", "1000")
+    status = _upload(explorer, "big.mid", H.note_flood_midi(500))
+    assert "big.mid" in status and "QBDI_MAX_MIDI_BYTES=" in status and "is more than the limit" in status
+
+
+def test_upload_errors_name_the_upload_not_server_paths(explorer):
+    status = _upload(explorer, "ts0.mid", H.time_sig_zero_midi())
+    assert "ts0.mid: time signature 0/4" in status
+    assert explorer._tmp.name not in status and "/tmp" not in status and str(REPO_ROOT) not in status
+
+
+def test_public_message_cuts_paths_to_names(tmp_path):
+    from qbdi_utils.explore import public_message
+
+    exc = MidiFileError("file is truncated", tmp_path / "deep" / "x.mid")
+    assert public_message(exc) == "x.mid: file is truncated"
+    other = ValueError(f"cannot open {tmp_path}/a/b/c.npz here")
+    assert public_message(other, str(tmp_path)) == "cannot open c.npz here"
+
+
+def test_the_kernel_cap_refuses_before_a_kernel_starts():
+    import asyncio
+
+    from tornado import web
+
+    from qbdi_utils.explore_server import GuardedKernelManager
+
+    km = GuardedKernelManager(max_kernels=0)
+    with pytest.raises(web.HTTPError) as err:
+        asyncio.run(km.start_kernel())
+    assert err.value.status_code == 503 and "QBDI_EXPLORE_MAX_KERNELS=0" in err.value.reason
+    assert km.list_kernel_ids() == []
