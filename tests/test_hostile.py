@@ -417,3 +417,71 @@ def test_the_kernel_cap_refuses_before_a_kernel_starts():
         asyncio.run(km.start_kernel())
     assert err.value.status_code == 503 and "QBDI_EXPLORE_MAX_KERNELS=0" in err.value.reason
     assert km.list_kernel_ids() == []
+
+
+# --------------------------------------------------------------------------------------------
+# the suite: each hostile input through the real command, within its budget
+
+FRAMES_CASES = {
+    # name: (file maker or device path, expected exit, words of the one error line)
+    "dev_zero": ("/dev/zero", 2, ("character device", "not a regular file")),
+    "dev_urandom": ("/dev/urandom", 2, ("character device",)),
+    "fifo": ("fifo", 2, ("FIFO",)),
+    "flood_1m_notes": (lambda: H.note_flood_midi(1_000_000), 2, ("500,000 MIDI messages", "QBDI_MAX_MIDI_MESSAGES=")),
+    "flood_40mb": (lambda: H.note_flood_midi(6_500_000), 2, ("37.2 MiB", "QBDI_MAX_MIDI_BYTES=")),
+    "time_sig_zero": (H.time_sig_zero_midi, 2, ("time signature 0/4",)),
+    "tracks_40000": (lambda: H.many_tracks_midi(40_000), 0, ()),
+    "unknown_chunk": (H.unknown_chunk_midi, 0, ()),
+    "slow_tempo": (lambda: H.slow_tempo_midi(155), 0, ()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FRAMES_CASES))
+def test_frames_on_hostile_input(tmp_path, case):
+    make, code, words = FRAMES_CASES[case]
+    if make == "fifo":
+        f = tmp_path / "q.mid"
+        os.mkfifo(f)
+    elif isinstance(make, str):
+        f = make
+    else:
+        f = write(tmp_path / "q.mid", make())
+    p = qbdi(["frames", f], tmp_path)
+    if code == 2:
+        one_line_exit_2(p, *words)
+    else:
+        assert p.returncode == 0 and p.stderr == "", p.stderr[-2000:]
+        assert " 0 frames" not in p.stdout
+
+
+def test_a_fifo_as_query_is_refused_before_the_model_loads(tmp_path, model_dir):
+    f = tmp_path / "q.mid"
+    os.mkfifo(f)
+    p = qbdi(["improvise", "--model", model_dir, "--query", f, "--bits", "64", "--out", tmp_path / "o.mid"],
+             tmp_path, PLAIN_BUDGET)  # the plain budget: TensorFlow would not even fit
+    one_line_exit_2(p, "q.mid", "FIFO")
+
+
+@pytest.mark.parametrize("bars, code", [(8, 0), (155, 2)])
+def test_slow_tempo_wav_is_clamped_and_capped(tmp_path, model_dir, bars, code):
+    """Tempo 0xFFFFFF (3.58 bpm) is read as 20 bpm: 8 bars render (96 s of audio), 155 bars would
+    be 1,860 s, over QBDI_MAX_AUDIO_SECONDS, refused before the model works."""
+    q = write(tmp_path / "slow.mid", H.slow_tempo_midi(bars))
+    out, wav = tmp_path / "o.mid", tmp_path / "o.wav"
+    p = qbdi(["improvise", "--model", model_dir, "--query", q, "--bits", "64", "--out", out, "--wav", wav],
+             tmp_path, MODEL_BUDGET)
+    if code == 0:
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert wav.stat().st_size > 96 * 22050 * 2 and "20 bpm" in p.stdout
+    else:
+        one_line_exit_2(p, "slow.mid", "1,860 s", "QBDI_MAX_AUDIO_SECONDS=1860")
+        assert not out.exists() and not wav.exists()
+
+
+def test_a_255_byte_output_name_is_written_by_improvise(tmp_path, model_dir):
+    q = write(tmp_path / "q.mid", H.smf([H.note_track(4)]))
+    out = tmp_path / ("o" * 251 + ".mid")
+    p = qbdi(["improvise", "--model", model_dir, "--query", q, "--bits", "64", "--out", out],
+             tmp_path, MODEL_BUDGET)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert out.is_file() and pianoroll.read_midi(out).n_steps == 4 * 16
