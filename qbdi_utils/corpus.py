@@ -42,6 +42,7 @@ import numpy as np
 from qbdi_utils import paths
 from qbdi_utils import shards
 from qbdi_utils.errors import CorpusError, OptionError, QbdiError
+from qbdi_utils.files import cause_in_words
 from qbdi_utils.harmony import KEY_TONIC_NAMES, Key, estimate_key
 from qbdi_utils.pianoroll import (
     Piece, RollSpec, read_midi, to_frames, transpose_roll,
@@ -206,7 +207,16 @@ def _folder_paths(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     readable files, as (relative name, reason): links that dangle or loop, folders named like MIDI
     files, sockets and the like. Nothing is ignored silently."""
     files, problems = [], []
-    for p in sorted(folder.rglob("*"), key=lambda p: str(p.relative_to(folder))):
+    entries, unreadable = [], []
+    # os.walk, not Path.rglob: rglob skips a folder it may not read without a word
+    for here, dirs, names in os.walk(folder, onerror=unreadable.append):
+        entries += [Path(here) / n for n in dirs + names]
+    for exc in unreadable:
+        where = Path(os.fsdecode(exc.filename)) if exc.filename is not None else folder
+        rel = str(where.relative_to(folder)) if where != folder else "."
+        problems.append((rel, f"a folder that cannot be read ({cause_in_words(exc)}); "
+                              "its files were not used"))
+    for p in sorted(entries, key=lambda p: str(p.relative_to(folder))):
         if p.suffix.lower() not in MIDI_SUFFIXES:
             continue
         rel = str(p.relative_to(folder))

@@ -29,14 +29,15 @@ import base64
 import hashlib
 import html
 import io
+import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import corpus, harmony, pianoroll, render, training
-from qbdi_utils.errors import OptionError, QbdiError
+from qbdi_utils import corpus, harmony, limits, pianoroll, render, training
+from qbdi_utils.errors import MidiFileError, OptionError, QbdiError
 from qbdi_utils.improvise import BITS_SCALE, STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
 from qbdi_utils.paths import REPO_ROOT
 from qbdi_utils.pianoroll import Piece
@@ -48,6 +49,7 @@ __all__ = [
     "KERNEL_CULL_SECONDS",
     "bits_options",
     "explorer_metrics",
+    "public_message",
     "Explorer",
     "serve",
     "main",
@@ -326,9 +328,19 @@ class Explorer:
         Used in: notebooks/explorer.ipynb (the upload button).
         """
         safe = Path(str(name)).name or "upload.mid"
+        cap = int(limits.limit("QBDI_MAX_MIDI_BYTES"))
+        if len(data) > cap:
+            raise MidiFileError(limits.exceeded(f"the upload's {limits.size_words(len(data))}",
+                                                limits.size_words(cap), "QBDI_MAX_MIDI_BYTES", len(data)),
+                                safe)
         path = Path(self._tmp.name) / f"{len(self._pieces)}_{safe}"
         path.write_bytes(bytes(data))
-        piece = corpus.load_query(str(path), spec=self.model.spec)
+        try:
+            piece = corpus.load_query(str(path), spec=self.model.spec)
+        except QbdiError as exc:  # name the upload, not the server's temporary file
+            raise type(exc)(public_message(exc, self._tmp.name).split(": ", 1)[-1], safe) from None
+        finally:
+            path.unlink(missing_ok=True)
         piece.name = Path(safe).stem
         key = f"{_UPLOAD_PREFIX}{len(self._pieces)}:{safe}"
         self._pieces[key] = piece
@@ -342,10 +354,10 @@ class Explorer:
         try:
             return fn(*args)
         except QbdiError as exc:
-            self.status.value = f'<span style="color:#b00">{html.escape(str(exc))}</span>'
+            self.status.value = f'<span style="color:#b00">{html.escape(public_message(exc, self._tmp.name))}</span>'
         except Exception as exc:  # a widget callback has nowhere else to report
             self.status.value = (f'<span style="color:#b00">{type(exc).__name__}: '
-                                 f'{html.escape(str(exc))}</span>')
+                                 f'{html.escape(public_message(exc, self._tmp.name))}</span>')
         return None
 
     def _on_change(self, _change=None):
@@ -502,22 +514,52 @@ class Explorer:
         return name
 
 
+def public_message(exc: Exception, *private: str) -> str:
+    """An error's message for a web page: file paths cut to their names, the folders ``private``
+    (and the repository's) removed, so a page never shows where the server keeps its files.
+
+    Args:
+        exc: the error.
+        private: folders whose paths must not appear.
+
+    Returns:
+        One line.
+
+    Used in: the explorer's status line (``make explore``).
+    """
+    text = str(exc)
+    path = getattr(exc, "path", None)
+    if path is not None and text.startswith(f"{path}: "):
+        text = f"{Path(path).name}: {text[len(str(path)) + 2:]}"
+    for folder in (*private, str(REPO_ROOT), str(Path.home()), tempfile.gettempdir()):
+        if folder:
+            text = re.sub(re.escape(str(folder).rstrip("/")) + r"/(?:[^\s:'\"]*/)?", "", text)
+    return " ".join(text.split())
+
+
 def _close_tree(w) -> None:
     for child in getattr(w, "children", ()):
         _close_tree(child)
     w.close()
 
 
-def serve(port: int = DEFAULT_PORT, notebook=EXPLORER_NOTEBOOK, train_progress: bool = True) -> int:
+def serve(port: int = DEFAULT_PORT, notebook=EXPLORER_NOTEBOOK, train_progress: bool = True,
+          token: str | None = None) -> int:
     """Serve the explorer notebook as a web page with Voila on 127.0.0.1 until Ctrl-C.
 
     The default model is loaded first (trained, with progress bars, when it does not exist yet), so
-    the page itself starts quickly.
+    the page itself starts quickly. The server is guarded: a fresh random token is required (the
+    printed URL carries it; without it the server answers 403), at most
+    ``QBDI_EXPLORE_MAX_KERNELS`` pages have a kernel at once (HTTP 503 beyond), a kernel whose page
+    never connects is shut down after a short idle time
+    (:class:`qbdi_utils.explore_server.GuardedKernelManager`), and tracebacks, which name server
+    paths, are not shown on the page.
 
     Args:
         port: TCP port on 127.0.0.1.
         notebook: the notebook to serve (default notebooks/explorer.ipynb).
         train_progress: show progress while the default model trains.
+        token: the access token (default: a fresh random one, printed in the URL).
 
     Returns:
         Exit status: 0 after Ctrl-C, else Voila's status.
@@ -527,6 +569,8 @@ def serve(port: int = DEFAULT_PORT, notebook=EXPLORER_NOTEBOOK, train_progress: 
 
     Used in: ``make explore``.
     """
+    import os
+    import secrets
     import signal
     import subprocess
     import sys
@@ -539,16 +583,32 @@ def serve(port: int = DEFAULT_PORT, notebook=EXPLORER_NOTEBOOK, train_progress: 
     model = training.default_model(progress=train_progress)
     print(f"model: {training.default_model_dir()} ({'loaded' if getattr(model, 'from_cache', False) else 'trained'}); "
           f"audio: {render.synthesis_engine()} synthesizer", flush=True)
+    token = secrets.token_urlsafe(18) if token is None else str(token)
+    max_kernels = int(limits.limit("QBDI_EXPLORE_MAX_KERNELS"))
+    # uploads arrive as one websocket message: let one a little over the MIDI limit through, so the
+    # page can say it is too large instead of the connection being reset
+    ws_max = int(limits.limit("QBDI_MAX_MIDI_BYTES")) * 2 + 2**20
     cmd = [sys.executable, "-m", "voila", str(notebook), f"--port={int(port)}", "--no-browser",
-           "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True",
-           # every page view has its own kernel (with a model in memory): shut down the kernels of
-           # closed or reloaded pages after 5 idle minutes, never one a page is still connected to
+           "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=False",
+           f"--Voila.token={token}",
+           f"--Voila.tornado_settings={{'websocket_max_message_size': {ws_max}}}",
+           # every page view has its own kernel (with a model in memory): at most max_kernels of
+           # them; a kernel whose page never connects goes after UNCONNECTED_CULL_SECONDS idle, the
+           # kernels of closed or reloaded pages after 5 idle minutes, never one a page is still
+           # connected to
+           "--VoilaConfiguration.multi_kernel_manager_class="
+           "qbdi_utils.explore_server.GuardedKernelManager",
+           f"--GuardedKernelManager.max_kernels={max_kernels}",
            f"--MappingKernelManager.cull_idle_timeout={KERNEL_CULL_SECONDS}",
            "--MappingKernelManager.cull_interval=60", "--MappingKernelManager.cull_connected=False"]
     # Voila runs in its own session so Ctrl-C reaches only us; we stop it with SIGTERM, on which it
     # shuts its kernels down. SIGTERM to us (e.g. from a process manager) does the same as Ctrl-C.
-    proc = subprocess.Popen(cmd, cwd=str(notebook.parent), start_new_session=True)
-    print(f"qbdi explorer: http://127.0.0.1:{int(port)}  (Ctrl-C stops it)", flush=True)
+    # the dict form of --Voila.tornado_settings keeps its int (the key=value form makes strings)
+    # but traitlets calls it deprecated; say nothing about that
+    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning:traitlets.traitlets")
+    proc = subprocess.Popen(cmd, cwd=str(notebook.parent), start_new_session=True, env=env)
+    print(f"qbdi explorer: http://127.0.0.1:{int(port)}/?token={token}  (Ctrl-C stops it; at most "
+          f"{max_kernels} pages at once)", flush=True)
 
     def _interrupt(_sig, _frame):
         raise KeyboardInterrupt

@@ -4,7 +4,10 @@ The discipline (issue 11):
 
 * **Atomic files.** Data goes to a hidden temporary name in the destination folder
   (``.NAME.qbdi-tmp-PID-N[.ext]``), is flushed and fsync'ed, and only then renamed into place, so a
-  reader sees the old file or the whole new one, never a partial one.
+  reader sees the old file or the whole new one, never a partial one. A NAME so long (up to the
+  255-byte NAME_MAX) that the hidden name would not fit is replaced there by a hash of it
+  (``.qbdi-long-HASH.qbdi-tmp-PID-N[.ext]``); a folder backup under such a name whose destination
+  is gone is kept rather than restored, since its name cannot be recovered.
 * **Exclusive creation without force.** When overwriting is not allowed the finished temporary is
   hard-linked to the destination (``os.link`` fails if the destination exists, atomically), then
   unlinked. Of two racing writers exactly one wins; the other gets
@@ -44,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import itertools
 import os
@@ -63,6 +67,8 @@ __all__ = [
     "EXISTS_HINT",
     "NON_TTY_MININTERVAL_S",
     "hidden_name",
+    "NAME_MAX",
+    "LONG_NAME_PREFIX",
     "is_leftover",
     "fs_error",
     "cause_in_words",
@@ -87,6 +93,11 @@ STALE_AFTER_S = 24 * 3600
 
 EXISTS_HINT = "exists; pass --force (force=True) to overwrite it"
 """Message of OutputExistsError raised here (the path is prepended)."""
+
+NAME_MAX = 255
+"""Longest file name in bytes (Linux, macOS); a hidden name that would be longer embeds a hash."""
+LONG_NAME_PREFIX = "qbdi-long-"
+"""Hidden names of destinations longer than NAME_MAX allows start ``.qbdi-long-HASH``."""
 
 NON_TTY_MININTERVAL_S = 30.0
 """Progress bars not on a terminal redraw at most this often (seconds)."""
@@ -144,7 +155,29 @@ def hidden_name(path: str | Path, kind: str = "tmp") -> Path:
     """
     path = Path(path)
     ext = path.suffix if kind == "tmp" else ""
-    return path.with_name(f".{path.name}.qbdi-{kind}-{os.getpid()}-{next(_counter)}{ext}")
+    tail = f".qbdi-{kind}-{os.getpid()}-{next(_counter)}{ext}"
+    name = f".{path.name}{tail}"
+    if len(os.fsencode(name)) > NAME_MAX:
+        # a legal long name (up to NAME_MAX bytes) has no room for the tail: stand for it by a hash
+        name = f".{LONG_NAME_PREFIX}{_name_hash(path.name)}{tail}"
+    return path.with_name(name)
+
+
+def _name_hash(name: str) -> str:
+    """16 hex digits standing for a file name too long to be embedded in a hidden name."""
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+
+
+def _destination(folder: Path, embedded: str, names: list[str]) -> Path | None:
+    """The destination a leftover stands for: ``embedded`` itself, or for a long name's hash the
+    entry of ``names`` with that hash (None when no such entry exists any more)."""
+    if not embedded.startswith(LONG_NAME_PREFIX):
+        return folder / embedded
+    digest = embedded[len(LONG_NAME_PREFIX):]
+    for n in names:
+        if not n.startswith(".") and _name_hash(n) == digest:
+            return folder / n
+    return None
 
 
 def is_leftover(path: str | Path) -> bool:
@@ -373,11 +406,15 @@ def clean_leftovers(folder: str | Path) -> list[Path]:
             continue
         if _alive(int(m.group("pid"))) and age < STALE_AFTER_S:
             continue
-        dest = folder / m.group("name")
+        dest = _destination(folder, m.group("name"), names)
         with _translated(p, "clean up"):
             kind = m.group("kind")
+            if kind == "old" and dest is None:
+                continue  # a long name's backup whose destination is gone: kept, its name is unknown
             if kind == "old" and not os.path.lexists(dest):
                 os.rename(p, dest)
+            elif kind == "claim" and dest is None:
+                os.unlink(p)
             elif kind == "claim":
                 with contextlib.suppress(FileNotFoundError):
                     if dest.is_file() and not dest.is_symlink() and dest.stat().st_size == 0:

@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
-from qbdi_utils import channel, pianoroll
+from qbdi_utils import channel, limits, pianoroll
 from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
 from qbdi_utils.pianoroll import Piece, RollSpec
 
@@ -196,7 +196,8 @@ def _bar_steps(num: int, den: int, spec: RollSpec) -> float:
 def query_warnings(model, query: Piece) -> list[str]:
     """What about ``query`` the model cannot take as it is, one sentence each (no exception).
 
-    Checks: bars that are not ``spec.steps_per_frame`` steps long (another meter), notes the roll
+    Checks: time signatures that are no meter (a zero numerator, a denominator that is not a power
+    of two; ignored), bars that are not ``spec.steps_per_frame`` steps long (another meter), notes the roll
     could not represent (``query.dropped``, e.g. out of the pitch range), and a query longer (in
     frames) than the longest training piece when the model records it. The model works frame by
     frame, so none of these stops an improvisation; they are reported so that nothing is mangled
@@ -217,6 +218,12 @@ def query_warnings(model, query: Piece) -> list[str]:
     # a leading signature that only marks the pickup (read_midi's bar_offset_steps) is no meter
     sigs = [(int(st), int(n), int(d)) for st, n, d in (query.time_signatures or [])
             if not (int(st) == 0 and query.bar_offset_steps > 0 and len(query.time_signatures) > 1)]
+    # read_midi refuses signatures that are no meter; a Piece built by hand may still hold one
+    bogus = sorted({(n, d) for _, n, d in sigs if not limits.valid_time_signature(n, d)})
+    sigs = [(st, n, d) for st, n, d in sigs if limits.valid_time_signature(n, d)]
+    if bogus:
+        out.append(f"{name} has time signatures that are no meter ({', '.join(f'{n}/{d}' for n, d in bogus)}); "
+                   "they are ignored")
     odd = sorted({(n, d) for _, n, d in sigs
                   if abs(_bar_steps(n, d, spec) - spec.steps_per_frame) > 1e-9})
     if odd:

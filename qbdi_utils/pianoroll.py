@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from qbdi_utils import files
+from qbdi_utils import files, limits
 from qbdi_utils.errors import MeterError, MidiFileError, NoNotesError, OptionError
 
 __all__ = [
@@ -389,33 +389,164 @@ def _ticks_to_steps(ticks: int, tpb: int, spq: int) -> int:
     return (2 * ticks * spq + tpb) // (2 * tpb)
 
 
-def _load_midifile(path: Path):
-    import mido
+# kinds of the events _read_track keeps (everything else is counted and skipped)
+_NOTE_OFF, _NOTE_ON, _TEMPO, _TIME_SIG = 0, 1, 2, 3
+# data bytes after a status byte of the system common / real-time range (absent: undefined)
+_SYSTEM_LENGTHS = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0}
 
+
+class _Corrupt(Exception):
+    """The bytes of a track do not parse (turned into MidiFileError by _read_smf)."""
+
+
+def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -> tuple[list, int]:
+    """Parse one MTrk chunk's events ``data[pos:end]``.
+
+    Returns (events, end tick); events are (tick, kind, a, b): note off/on (channel, note), tempo
+    (microseconds per quarter, 0), time signature (numerator, denominator exponent). ``budget`` is
+    a one-element list of the messages still allowed in the file (decremented per message; the
+    caller checks it against the limit). Data bytes above 127 are clipped to 127, as mido's
+    ``clip=True`` reading did; a meta event does not set running status, anything else does.
+    """
+    events = []
+    tick = 0
+    running = None
+    left = budget[0]
+    while pos < end:
+        delta = 0
+        while True:
+            if pos >= end:
+                raise EOFError
+            b = data[pos]
+            pos += 1
+            delta = (delta << 7) | (b & 0x7F)
+            if b < 0x80:
+                break
+        tick += delta
+        if tick > max_ticks:
+            raise OverflowError
+        if pos >= end:
+            raise EOFError
+        status = data[pos]
+        if status < 0x80:
+            if running is None:
+                raise _Corrupt("running status without a previous status byte")
+            status = running
+        else:
+            pos += 1
+            if status != 0xFF:
+                running = status
+        left -= 1
+        if left < 0:
+            budget[0] = left
+            return events, tick
+        if status == 0xFF or status == 0xF0 or status == 0xF7:
+            if status == 0xFF:
+                if pos >= end:
+                    raise EOFError
+                mtype = data[pos]
+                pos += 1
+            length = 0
+            while True:
+                if pos >= end:
+                    raise EOFError
+                b = data[pos]
+                pos += 1
+                length = (length << 7) | (b & 0x7F)
+                if b < 0x80:
+                    break
+            if pos + length > end:
+                raise EOFError
+            if status == 0xFF and mtype == 0x51:
+                if length < 3:
+                    raise _Corrupt(f"a tempo event of {length} bytes, not 3")
+                events.append((tick, _TEMPO, (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2], 0))
+            elif status == 0xFF and mtype == 0x58:
+                if length < 2:
+                    raise _Corrupt(f"a time signature of {length} bytes, not 4")
+                events.append((tick, _TIME_SIG, data[pos], data[pos + 1]))
+            pos += length
+            continue
+        hi = status & 0xF0
+        if hi < 0xF0:
+            n = 1 if hi == 0xC0 or hi == 0xD0 else 2
+        else:
+            n = _SYSTEM_LENGTHS.get(status)
+            if n is None:
+                raise _Corrupt(f"undefined status byte 0x{status:02x}")
+        if pos + n > end:
+            raise EOFError
+        if hi == 0x90 or hi == 0x80:
+            note = data[pos]
+            if note > 127:
+                note = 127
+            events.append((tick, _NOTE_ON if hi == 0x90 and data[pos + 1] else _NOTE_OFF, status & 0x0F, note))
+        pos += n
+    budget[0] = left
+    return events, tick
+
+
+def _read_smf(path: Path, max_steps: int, spq: int) -> tuple[int, int, list]:
+    """Read a Standard MIDI File's header and track chunks, within the limits of qbdi_utils.limits.
+
+    The file must be a regular file of at most ``QBDI_MAX_MIDI_BYTES``; messages are counted while
+    parsing against ``QBDI_MAX_MIDI_MESSAGES``. The header's track count is unsigned (up to 65,535);
+    chunks of other types (legal, for extensions) are skipped.
+
+    Returns:
+        (format, ticks per beat, [(events, end_tick) per MTrk chunk]) -- see :func:`_read_track`.
+    """
     if not path.exists():
         raise MidiFileError("file not found; check the path", path)
     if path.is_dir():
         raise MidiFileError("is a directory, not a MIDI file", path)
-    data = path.read_bytes()
+    data = limits.read_regular(path, "QBDI_MAX_MIDI_BYTES", MidiFileError, "a .mid file")
     if len(data) == 0:
         raise MidiFileError("file is empty (0 bytes); it is not a MIDI file", path)
     if not data.startswith(b"MThd"):
         raise MidiFileError("not a Standard MIDI File (no 'MThd' header); is it really .mid?", path)
-    try:
-        mid = mido.MidiFile(file=io.BytesIO(data), clip=True)
-    except EOFError:
-        raise MidiFileError("file is truncated or corrupt (data ends in the middle of a chunk or "
-                            "message); re-export it", path) from None
-    except Exception as exc:  # mido raises OSError, ValueError, KeyError, IndexError, ...
-        raise MidiFileError(f"corrupt MIDI data ({type(exc).__name__}: {exc}); re-export it",
-                            path) from None
-    if mid.type == 2:
+    truncated = MidiFileError("file is truncated or corrupt (data ends in the middle of a chunk or "
+                              "message); re-export it", path)
+    if len(data) < 14:
+        raise truncated
+    head_len = int.from_bytes(data[4:8], "big")
+    if head_len < 6 or 8 + head_len > len(data):
+        raise truncated
+    fmt, n_tracks, division = (int.from_bytes(data[i:i + 2], "big") for i in (8, 10, 12))
+    if fmt == 2:
         raise MidiFileError("MIDI type 2 (independent sequences) is not supported", path)
-    tpb = mid.ticks_per_beat
-    if not isinstance(tpb, int) or tpb <= 0 or tpb >= 0x8000:
-        raise MidiFileError(f"unsupported time division {tpb!r} (SMPTE timing); "
+    if fmt > 2:
+        raise MidiFileError(f"corrupt MIDI data (unknown format {fmt} in the header); re-export it", path)
+    if division & 0x8000 or division == 0:
+        signed = division - 0x10000 if division & 0x8000 else division
+        raise MidiFileError(f"unsupported time division {signed!r} (SMPTE timing); "
                             "re-export with ticks per quarter note", path)
-    return mid
+    max_ticks = max_steps * division // spq
+    cap = int(limits.limit("QBDI_MAX_MIDI_MESSAGES"))
+    budget = [cap]
+    tracks = []
+    pos = 8 + head_len
+    while len(tracks) < n_tracks:
+        if pos + 8 > len(data):
+            raise truncated
+        kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "big")
+        body = pos + 8
+        if body + size > len(data):
+            raise truncated
+        if kind == b"MTrk":
+            try:
+                tracks.append(_read_track(data, body, body + size, max_ticks, budget))
+            except EOFError:
+                raise truncated from None
+            except OverflowError:
+                raise MidiFileError(f"too long: more than {max_steps} steps of 1/{spq} quarter note",
+                                    path) from None
+            except _Corrupt as exc:
+                raise MidiFileError(f"corrupt MIDI data ({exc}); re-export it", path) from None
+            if budget[0] < 0:
+                limits.check_count(cap + 1, "QBDI_MAX_MIDI_MESSAGES", "MIDI messages", path, MidiFileError)
+        pos = body + size
+    return fmt, division, tracks
 
 
 def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
@@ -430,8 +561,15 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
     ``spec``'s pitch range are counted in ``dropped["out_of_range"]``; notes that start while
     another note of the same pitch sounds (two voices in unison) merge in the roll and are counted
     in ``dropped["same_pitch_overlap"]``. Positions are metrical
-    (beats), so tempo changes do not move notes; they are kept in ``tempo_map``. Trailing silence up
-    to the end of the longest track is kept.
+    (beats), so tempo changes do not move notes; they are kept in ``tempo_map``, clamped to
+    :data:`qbdi_utils.limits.MIN_TEMPO_BPM` ... :data:`~qbdi_utils.limits.MAX_TEMPO_BPM`. Trailing
+    silence up to the end of the longest track is kept. Chunks other than ``MThd``/``MTrk`` are
+    skipped; the header's track count is read unsigned (up to 65,535 tracks).
+
+    Limits (:mod:`qbdi_utils.limits`): only a regular file is opened (never a FIFO or a device), of at
+    most ``QBDI_MAX_MIDI_BYTES``; messages are counted while parsing against
+    ``QBDI_MAX_MIDI_MESSAGES``; at most :data:`MAX_STEPS` steps; time signatures must be meters
+    (numerator >= 1, denominator a power of two up to 64).
 
     Args:
         path: a .mid/.midi file.
@@ -443,17 +581,17 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
         Piece with roll (T, spec.n_columns) uint8.
 
     Raises:
-        MidiFileError: missing, empty, not MIDI, truncated or corrupt file, or too long.
+        MidiFileError: missing, empty, not MIDI, truncated or corrupt file, too long, not a regular
+            file, over a limit of :mod:`qbdi_utils.limits`, or a time signature that is no meter.
+        FileSystemError: the file cannot be opened (permission, I/O error).
         NoNotesError: no notes at all, only drum notes, or no notes in the pitch range.
         MeterError: ``meter`` was given and the file uses another meter.
 
     Used in: notebooks/01_data_prep.ipynb
     """
     path = Path(path)
-    mid = _load_midifile(path)
-    tpb = mid.ticks_per_beat
     spq = spec.steps_per_quarter
-    max_ticks = MAX_STEPS * tpb // spq
+    _, tpb, tracks = _read_smf(path, MAX_STEPS, spq)
 
     notes = []  # (pitch, start_tick, end_tick)
     dropped: dict[str, int] = {}
@@ -461,33 +599,34 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
     sigs = []  # (tick, num, den)
     end_tick = 0
     n_drum = 0
-    for ti, track in enumerate(mid.tracks):
-        tick = 0
+    for events, track_end in tracks:
         sounding: dict[tuple[int, int], int] = {}
-        for msg in track:
-            tick += msg.time
-            if tick > max_ticks:
-                raise MidiFileError(f"too long: more than {MAX_STEPS} steps of "
-                                    f"1/{spq} quarter note", path)
-            t = msg.type
-            if t == "note_on" or t == "note_off":
-                if msg.channel == 9:
-                    if t == "note_on" and msg.velocity > 0:
+        for tick, kind, a, b in events:
+            if kind <= _NOTE_ON:
+                if a == 9:
+                    if kind == _NOTE_ON:
                         n_drum += 1
                     continue
-                key = (msg.channel, msg.note)
+                key = (a, b)
                 if key in sounding:
-                    notes.append((msg.note, sounding.pop(key), tick))
-                if t == "note_on" and msg.velocity > 0:
+                    notes.append((b, sounding.pop(key), tick))
+                if kind == _NOTE_ON:
                     sounding[key] = tick
-            elif t == "set_tempo":
-                if msg.tempo > 0:
-                    tempos.append((tick, 60_000_000 / msg.tempo))
-            elif t == "time_signature":
-                sigs.append((tick, int(msg.numerator), int(msg.denominator)))
+            elif kind == _TEMPO:
+                if a > 0:
+                    tempos.append((tick, limits.clamp_tempo(60_000_000 / a)))
+            else:
+                den = 2 ** b if b <= 16 else 0
+                if not limits.valid_time_signature(a, den):
+                    shown = f"{a}/{den}" if den else f"{a}/2**{b}"
+                    raise MidiFileError(
+                        f"time signature {shown} at tick {tick} is not a meter (the numerator must be "
+                        f"1..{limits.MAX_NUMERATOR}, the denominator a power of two 1..{limits.MAX_DENOMINATOR}); "
+                        "re-export the file", path)
+                sigs.append((tick, a, den))
         for (ch, pitch), start in sounding.items():
-            notes.append((pitch, start, max(tick, start)))
-        end_tick = max(end_tick, tick)
+            notes.append((pitch, start, max(track_end, start)))
+        end_tick = max(end_tick, track_end)
 
     if n_drum:
         dropped["drum"] = n_drum

@@ -59,9 +59,12 @@ batch of files and writes its shard itself, returning only the file list. With o
 than two shards' worth of new files the parse runs in the calling process. The forkserver is
 process-wide: this module sets its preload list once (to ``qbdi_utils.corpus``). As with any
 non-fork pool, each worker imports the caller's main script again: a script that loads with
-``workers > 1`` must keep its top level under ``if __name__ == "__main__":`` (notebooks and
-``python -c`` need nothing). Should workers die anyway (that mistake, a crash, memory), the rest
-is parsed in the calling process, with a warning. While a batch is parsed, wherever it runs, the
+``workers > 1`` should keep its top level under ``if __name__ == "__main__":`` (notebooks and
+``python -c`` need nothing). Without the guard, a worker that reaches the load while re-running the
+script exits at once instead of waiting on the store's lock, which the parent holds (that was a
+deadlock); the parent then parses in-process. Should workers die for any reason (that mistake, a
+crash, memory) or not start at all (a process limit, no shared memory), the rest is parsed in the
+calling process, with a warning. While a batch is parsed, wherever it runs, the
 cyclic garbage collector runs less often (:data:`PARSE_GC_THRESHOLD`), then as before.
 """
 
@@ -76,6 +79,7 @@ import math
 import multiprocessing
 import os
 import re
+import sys
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -343,10 +347,21 @@ class _Runner:
             for job in jobs:
                 yield self._here(fn, job, on_file)
             return
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)), mp_context=_context())
+        try:
+            if self.pool is None:
+                self.pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)),
+                                                mp_context=_context())
+            pending = {self.pool.submit(fn, job): job for job in jobs}
+        except (OSError, RuntimeError, ValueError, NotImplementedError, BrokenProcessPool) as exc:
+            # no processes here (a process limit, no /dev/shm, a sandbox): parse in this process
+            warnings.warn(f"corpus worker processes could not start ({exc}); parsing in this process",
+                          stacklevel=4)
+            self.broken = True
+            self.close()
+            for job in jobs:
+                yield self._here(fn, job, on_file)
+            return
         self.used_pool = True
-        pending = {self.pool.submit(fn, job): job for job in jobs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -422,6 +437,18 @@ class _Manifest:
     def flush(self) -> None:
         if self._dirty:
             self.save(force=True)
+
+
+def _rerunning_main_script() -> bool:
+    """Whether this process is a worker that is re-running the caller's main script while it starts.
+
+    A forkserver or spawn child runs the parent's main script as module ``__mp_main__`` before it
+    becomes a worker (``multiprocessing.spawn.prepare``); only when that run has finished does
+    ``sys.modules["__main__"]`` become the same module. A script without an ``if __name__ ==
+    "__main__":`` guard calls ``load_corpus`` again during that run.
+    """
+    rerun = sys.modules.get("__mp_main__")
+    return rerun is not None and sys.modules.get("__main__") is not rerun
 
 
 @contextlib.contextmanager
@@ -655,6 +682,10 @@ def build(kind: str, identity: str, wanted: list[SourceFile], present: list[Sour
             warnings.warn(f"corpus cache not written ({reason}); set QBDI_CACHE_DIR to a writable "
                           "folder", stacklevel=3)
             folder = None
+    if _rerunning_main_script():
+        # a worker re-running an unguarded script: never wait on the lock the parent holds (that was
+        # a deadlock); end this worker quietly, the parent parses in-process and says why
+        raise SystemExit(1)
     runner = _Runner(workers)
     try:
         with (_locked(folder) if folder is not None else contextlib.nullcontext()):
@@ -670,7 +701,7 @@ def build(kind: str, identity: str, wanted: list[SourceFile], present: list[Sour
     if errors:
         warnings.warn(f"corpus cache not written: {len(errors)} file(s) failed, first: {errors[0]}; "
                       "the corpus is complete, only the next load parses again", stacklevel=3)
-    result.ingest["workers"] = workers if runner.used_pool else 1
+    result.ingest["workers"] = workers if runner.used_pool and not runner.broken else 1
     result.ingest["seconds"] = round(time.perf_counter() - t0, 3)
     result.ingest["parent_cpu_seconds"] = round(time.process_time() - cpu0 - runner.here_cpu, 3)
     return result

@@ -6,6 +6,7 @@ converters of :mod:`qbdi_utils.cli.options`, and the shared ones are defined the
 themselves so ``qbdi --version`` answers at once. A :class:`~qbdi_utils.errors.QbdiError` becomes one
 line on stderr and exit status 2, never a traceback; so does an ``OSError`` that escapes a command (a
 safety net: writers translate their own, see :mod:`qbdi_utils.files`). Ctrl-C is one line, exit 130.
+A reader that closes the pipe early (``qbdi frames F | head -1``) ends the command silently, exit 141.
 """
 
 from __future__ import annotations
@@ -57,7 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ignore_sigxfsz()  # past `ulimit -f` a write fails with EFBIG (one line below), not a kill
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`qbdi frames ... | head -1`): not an error of ours, say nothing;
+        # stdout goes to /dev/null so the interpreter's final flush does not complain either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as if killed by SIGPIPE, like other filters
     except QbdiError as exc:
         print(f"qbdi {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -68,7 +68,7 @@ def run_improvise(args) -> int:
     """Handler of ``qbdi improvise``."""
     model_dir, query_path = options.check_inputs(args.model, args.query)
     outs = check_piece_outputs(args)
-    model, query = load(model_dir, query_path)
+    model, query = load(model_dir, query_path, audio=args.wav is not None)
     piece = improvise(model, query, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold)
     warn("improvise", piece.warnings)
     given = write_piece(piece, outs, args.force)

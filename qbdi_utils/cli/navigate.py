@@ -66,7 +66,7 @@ def run_navigate(args) -> int:
     json_path = Path(args.out).with_suffix(".json")
     outs = check_piece_outputs(args, extra=(json_path,))
 
-    model, query = load(model_dir, query_path)
+    model, query = load(model_dir, query_path, audio=args.wav is not None)
     nav = navigate(model, query, args.source, continuity, min_context, args.bits, args.stats, args.seed)
     warn("navigate", nav.warnings)
     written = write_piece(nav, outs, args.force, {json_path: path_json_text(nav)})

@@ -21,9 +21,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from qbdi_utils import files
+from qbdi_utils import files, limits
 from qbdi_utils.errors import FileSystemError, MidiFileError, ModelError, OptionError, OutputExistsError
 from qbdi_utils.improvise import STATS_MODES, check_stats_mode, parse_bits
+from qbdi_utils.model import WEIGHTS_FILE
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, check_continuity
 
 __all__ = [
@@ -280,6 +281,10 @@ def check_inputs(model_dir: str | None, query: str) -> tuple[Path | None, Path]:
         raise MidiFileError("no such query file; pass an existing .mid file to --query", q)
     if q.is_dir():
         raise MidiFileError("is a directory; pass a .mid file to --query", q)
+    limits.check_regular(q, MidiFileError, "a .mid file to --query", "QBDI_MAX_MIDI_BYTES")
+    if m is not None and os.path.lexists(m / WEIGHTS_FILE):
+        limits.check_regular(m / WEIGHTS_FILE, ModelError, "the weights written by `qbdi train`",
+                             "QBDI_MAX_MODEL_BYTES")
     return m, q
 
 

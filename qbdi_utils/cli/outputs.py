@@ -4,7 +4,7 @@ A piece's outputs (``--out`` MIDI, ``--musicxml``, ``--wav``, and any file writt
 checked before any work (suffixes, distinct names, nothing in the way unless --force) and written as
 one :class:`qbdi_utils.files.OutputSet`: all of them appear, or none.
 
-Imports: files, navigate, pianoroll, style, training, model, render, cli.options. Used in: cli/improvise.py, cli/navigate.py.
+Imports: files, limits, navigate, pianoroll, style, training, model, render, cli.options. Used in: cli/improvise.py, cli/navigate.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qbdi_utils import files, navigate, pianoroll, style, training
+from qbdi_utils import files, limits, navigate, pianoroll, style, training
 from qbdi_utils.cli import options
 from qbdi_utils.errors import CorpusError, ModelError
 from qbdi_utils.model import StyleVAE
@@ -58,13 +58,18 @@ def check_piece_outputs(args, extra: tuple = ()) -> list:
     return outs
 
 
-def load(model_dir: Path | None, query_path: Path):
-    """(model, query Piece): ``--model`` (None: :func:`qbdi_utils.training.default_model`) and the query."""
+def load(model_dir: Path | None, query_path: Path, audio: bool = False):
+    """(model, query Piece): ``--model`` (None: :func:`qbdi_utils.training.default_model`) and the query;
+    with ``audio``, the WAV's length (the output has the query's steps and tempo) is checked against
+    :mod:`qbdi_utils.limits` before any work."""
     if model_dir is None:
         model = training.default_model(progress=True)
     else:
         model = StyleVAE.load(model_dir)
     query = pianoroll.read_midi(query_path, spec=model.spec)
+    if audio:
+        limits.check_audio_seconds(query.n_steps * 60.0 / query.tempo_bpm / query.spec.steps_per_quarter,
+                                   f"{query_path}: the --wav of this query")
     return model, query
 
 

@@ -18,14 +18,13 @@ Used in: :meth:`StyleVAE.save` / :meth:`StyleVAE.load`, :mod:`qbdi_utils.trainin
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import files
+from qbdi_utils import files, limits
 from qbdi_utils.errors import ModelError, OptionError
 from qbdi_utils.model.config import VAEConfig, config_from_v1
 from qbdi_utils.model.networks import weight_shapes
@@ -242,32 +241,9 @@ def _check_meta(d: Path, meta: dict, version: int) -> SavedModel:
 
 def _read_weights(d: Path, expected: list[tuple[int, ...]]) -> list[np.ndarray]:
     """The weight arrays of d's weights.npz, checked for count, shapes, dtype and finiteness."""
-    weights_path = d / WEIGHTS_FILE
-    try:
-        with np.load(weights_path, allow_pickle=False) as npz:
-            names = [f"w{i:02d}" for i in range(len(expected))]
-            missing = [n for n in names if n not in npz.files]
-            if missing:
-                raise KeyError(f"array {missing[0]} is missing")
-            weights = []
-            for n, shape in zip(names, expected):
-                w = npz[n]
-                if tuple(w.shape) != shape:
-                    raise _ShapeMismatch(n, tuple(w.shape), shape)
-                weights.append(w)
-    except FileNotFoundError:
-        raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} is missing; retrain with "
-                         "`qbdi train --force`", d) from None
-    except _ShapeMismatch as exc:
-        raise ModelError(f"corrupt model directory: weight shapes do not match the configuration "
-                         f"({exc}); retrain with `qbdi train --force`", d) from None
-    except (PermissionError, IsADirectoryError) as exc:
-        raise files.fs_error(exc, weights_path, "read") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise files.fs_error(exc, weights_path, "read") from None
-        raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} is unreadable ({exc}); "
-                         "retrain with `qbdi train --force`", d) from None
+    # each member's header is checked against these shapes before its data are expanded
+    weights = list(limits.read_npz(d / WEIGHTS_FILE, {f"w{i:02d}": s for i, s in enumerate(expected)},
+                                   fix="retrain with `qbdi train --force`", where=d).values())
     for i, w in enumerate(weights):
         if not np.issubdtype(w.dtype, np.floating):
             raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} array w{i:02d} has dtype "
@@ -276,13 +252,6 @@ def _read_weights(d: Path, expected: list[tuple[int, ...]]) -> list[np.ndarray]:
             raise ModelError(f"corrupt model directory: {WEIGHTS_FILE} array w{i:02d} holds NaN "
                              f"or infinite values; {_RETRAIN}", d)
     return weights
-
-
-class _ShapeMismatch(Exception):
-    """A weight array of weights.npz has another shape than the configuration implies."""
-
-    def __init__(self, name: str, got: tuple, want: tuple):
-        super().__init__(f"weight shapes: {name} is {got}, the configuration implies {want}")
 
 
 def _json_kind(v) -> str:

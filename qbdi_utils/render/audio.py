@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import files, soundfont
+from qbdi_utils import files, limits, soundfont
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec
 from qbdi_utils.render._common import unpack_roll, check_suffix, roll_notes
@@ -173,8 +173,9 @@ def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = Non
         (SoundFont engines). All zeros for a silent roll.
 
     Raises:
-        OptionError: a non-positive tempo or sample rate, an unknown engine, or a named engine that
-            is not available here.
+        OptionError: a non-positive tempo or sample rate, an unknown engine, a named engine that
+            is not available here, or audio longer than ``QBDI_MAX_AUDIO_SECONDS``
+            (:func:`qbdi_utils.limits.check_audio_seconds`, checked before synthesis).
         ValueError: ``roll`` is neither a roll, frames nor a Piece of this layout.
 
     Used in: notebooks 02, 04 and 07, the explorer, ``qbdi improvise --wav``.
@@ -198,6 +199,7 @@ def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = Non
         warnings.warn(f"SoundFont synthesis unavailable ({soundfont.unavailable_reason()}); "
                       "using the built-in synthesizer", stacklevel=2)
     sec_per_step = 60.0 / tempo_bpm / spec.steps_per_quarter
+    limits.check_audio_seconds(roll.shape[0] * sec_per_step)  # before anything is allocated
     body = int(round(roll.shape[0] * sec_per_step * sr))
     n_samples = body + int(round((BUILTIN_RELEASE_S if chosen == "builtin" else 1.0) * sr))
     notes = roll_notes(roll, spec)
