@@ -337,7 +337,8 @@ def floor_decode(probabilities, threshold: float, min_onsets: int, spec: RollSpe
     A bar's own threshold is ``min(threshold, p_k)``, p_k its k-th largest articulate probability: a
     bar whose decoder output is confident is decoded as by the paper; a bar whose probabilities the
     channel (or an out-of-style query) has spread below ``threshold`` keeps its k most probable onsets
-    and the play cells at least as probable, instead of falling silent (issue 23).
+    and the play cells at least as probable (and each kept onset's own step), instead of falling
+    silent (issue 23).
 
     Args:
         probabilities: (N, spec.frame_size) decoder probabilities, one bar each.
@@ -357,7 +358,9 @@ def floor_decode(probabilities, threshold: float, min_onsets: int, spec: RollSpe
     k = min(k, art.shape[1])
     kth = -np.partition(-art, k - 1, axis=1)[:, k - 1]
     bar_threshold = np.minimum(float(threshold), kth)[:, None]
-    return pianoroll.binarize((p >= bar_threshold).astype(np.float32), 0.5, spec=spec)
+    on = (p >= bar_threshold).reshape(n, spec.steps_per_frame, spec.n_columns)
+    on[:, :, :spec.n_pitches] |= on[:, :, spec.n_pitches:]  # a kept onset sounds at its step
+    return pianoroll.binarize(on.reshape(p.shape).astype(np.float32), 0.5, spec=spec)
 
 
 def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: float,
