@@ -88,7 +88,8 @@ def _mean_rows(label: str, method: str, knob, measured: Sequence[dict]) -> dict:
 
 
 def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds: int | Sequence[int] = 3,
-                  mode: str = "query", classifier=None, sample: bool = False) -> list[dict]:
+                  mode: str = "query", classifier=None, sample: bool = False,
+                  min_onsets: int | None = None) -> list[dict]:
     """The channel's points over bit budgets, means (and sd) over channel seeds.
 
     Args:
@@ -101,15 +102,18 @@ def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds
         classifier: optional :class:`qbdi_utils.style.StyleClassifier`.
         sample: Bernoulli-sample every cell from the decoder's probability (seeded by the channel
             seed) instead of thresholding at ``model.threshold``.
+        min_onsets: None decodes as the paper; k keeps at least k onsets a bar
+            (:func:`qbdi_utils.improvise.floor_decode`; method "channel, floored").
 
     Returns:
         one row per budget: ``method`` ("channel" or "channel, sampled"), ``label`` ("full rate",
         "256 bits"), ``knob`` (bits or None), ``n`` seeds, and :data:`POINT_KEYS` with ``_sd``.
     """
     enc = improvise.encode_query(model, query)
-    pieces = improvise.improvise_batch(model, enc, rates, seeds, mode=mode)
+    pieces = improvise.improvise_batch(model, enc, rates, seeds, mode=mode,
+                                       min_onsets=None if sample else min_onsets)
     q_ref = style.bar_descriptors(query, query.spec)
-    method = "channel, sampled" if sample else "channel"
+    method = "channel, sampled" if sample else "channel" if min_onsets is None else "channel, floored"
     rows = []
     for bits in dict.fromkeys(improvise.parse_bits(b) for b in rates):
         measured = []

@@ -1,6 +1,7 @@
 """Training corpora and queries as piano-roll frames, cached. Notebook 01.
 
-One code path serves every input: music21's Bach chorales are written to a temporary MIDI file by
+One code path serves every input: music21's Bach chorales (and the Essen folk songs, source
+``"essen"``, see :data:`ESSEN_FILE`) are written to a temporary MIDI file by
 music21 and read back with :func:`qbdi_utils.pianoroll.read_midi`, exactly like any ``.mid`` file of a
 user's folder. Only the bar lines come from music21 (a chorale's pickup), since a MIDI file written
 by music21 does not mark them.
@@ -49,7 +50,8 @@ from qbdi_utils.pianoroll import (
 )
 
 __all__ = [
-    "CACHE_VERSION", "CHORALE_SHARD_FILES", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
+    "CACHE_VERSION", "CHORALE_SHARD_FILES", "NAMED_SOURCES", "ESSEN_FILE", "ESSEN_PIECES", "essen_path",
+    "essen_tunes", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
     "PITCH_CLASS_NAMES", "estimate_key", "key_name", "normalising_shift", "Corpus", "chorale_paths",
     "score_to_piece", "corpus_fingerprint", "load_corpus", "default_query_path", "query_path",
     "load_query", "export_queries",
@@ -78,6 +80,18 @@ CHORALE_SHARD_FILES = 64
 _NOT_CHORALES = {"bwv846": "not a chorale (Well-Tempered Clavier prelude)"}
 
 TRANSPOSE_MODES = (None, "relative", "tonic")
+
+#: Corpora that ship inside music21 and are named rather than given as a folder (issue 23).
+NAMED_SOURCES = ("chorales", "essen")
+
+#: The second embedded corpus ("essen"): German folk songs from Ludwig Erk's collection in music21's
+#: Essen folk song database (ABC encodings by Seymour Schlien; licence: non-commercial use, see
+#: music21/corpus/essenFolksong/license.txt). Unaccompanied melodies, 4-16 bars each: another style
+#: than the chorales (one voice, not four) at the paper's scale. The file holds 663 songs, 195 of
+#: them in 4/4 throughout (every ``M:`` field says 4/4); the corpus is the first
+#: :data:`ESSEN_PIECES` of those, in file order.
+ESSEN_FILE = "erk10.abc"
+ESSEN_PIECES = 128
 
 # ---------------------------------------------------------------------------------------------
 # keys: one estimator, in harmony; these names stay importable from here for notebooks and users
@@ -197,6 +211,33 @@ def chorale_paths() -> list[Path]:
 
     files = [Path(p) for p in m21corpus.getComposer("bach")]
     return sorted((p for p in files if p.suffix in (".mxl", ".xml")), key=lambda p: p.name)
+
+
+def essen_path() -> Path:
+    """music21's copy of :data:`ESSEN_FILE` (no download)."""
+    import music21
+
+    return Path(music21.__file__).parent / "corpus" / "essenFolksong" / ESSEN_FILE
+
+
+def essen_tunes(path: str | Path | None = None) -> list[tuple[int, str]]:
+    """The songs of an Essen ABC file that are in 4/4 throughout, as (number, ABC text), in file order.
+
+    Args:
+        path: the ABC file (default :func:`essen_path`).
+
+    Returns:
+        [(the song's ``X:`` number, its ABC text), ...] for every song whose ``M:`` fields (at least
+        one) all read 4/4.
+    """
+    text = Path(path or essen_path()).read_text(encoding="latin-1")
+    out = []
+    for tune in re.split(r"\n(?=X:)", text):
+        m = re.match(r"X:\s*(\d+)", tune)
+        meters = set(re.findall(r"^M:\s*(\S+)", tune, re.M))
+        if m and meters == {"4/4"}:
+            out.append((int(m.group(1)), tune))
+    return out
 
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -330,6 +371,27 @@ def _parse_chorale_file(path: str, name: str, spec: RollSpec, meter: str | None)
         return f"unexpected {type(exc).__name__}: {exc}"
 
 
+def _parse_essen_tune(path: str, name: str, spec: RollSpec, meter: str | None) -> Piece | str:
+    """One song of an Essen ABC file (``name`` is "<file stem>-<X number>") -> Piece through music21
+    and MIDI, or the reason it is skipped (never raises)."""
+    from music21 import converter
+
+    number = int(name.rsplit("-", 1)[1])
+    try:
+        text = dict(essen_tunes(path)).get(number)
+        if text is None:
+            return f"no 4/4 song X:{number} in {Path(path).name}"
+        try:
+            score = converter.parse(text, format="abc")
+        except Exception as exc:
+            return f"music21 could not parse it ({type(exc).__name__}: {exc})"
+        return score_to_piece(score, name, spec, meter=meter)
+    except QbdiError as exc:
+        return _short_reason(exc)
+    except Exception as exc:  # music21 internals: report, do not stop
+        return f"unexpected {type(exc).__name__}: {exc}"
+
+
 def _expand_piece(piece: Piece, spec: RollSpec, transpose: str | None,
                   augment: tuple) -> list[tuple[np.ndarray, dict]]:
     """A piece's frames after key normalisation, then one copy per augmentation shift.
@@ -387,9 +449,19 @@ def _source_id(source) -> tuple[str, list, str, list[tuple[str, str]], str]:
         files = [_source_file(p, p.name, p.stem) for p in chorale_paths()]
         ident = f"music21-chorales-{music21.__version__}-" + ",".join(f.key for f in files)
         return "chorales", files, ident, [], f"chorales-{music21.__version__}"
+    if isinstance(source, str) and source == "essen":
+        import music21
+
+        path = essen_path()
+        st = path.stat()
+        files = [shards.SourceFile(key=f"{path.name}#{n}", path=str(path), name=f"{path.stem}-{n}",
+                                   size=int(st.st_size), mtime_ns=int(st.st_mtime_ns))
+                 for n, _ in essen_tunes(path)[:ESSEN_PIECES]]
+        ident = f"music21-essen-{music21.__version__}-" + ",".join(f.key for f in files)
+        return "essen", files, ident, [], f"essen-{music21.__version__}-{path.name}"
     folder = Path(source)
     if not folder.exists():
-        raise CorpusError("no such corpus: give 'chorales' or a folder of .mid/.midi files", folder)
+        raise CorpusError("no such corpus: give 'chorales', 'essen' or a folder of .mid/.midi files", folder)
     if folder.is_file():
         paths_, problems = [folder], []
         files = [_source_file(folder, folder.name, folder.name)]
@@ -426,7 +498,8 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     parsed again. A cache that cannot be written is a warning; the corpus is still returned.
 
     Args:
-        source: "chorales" (music21's Bach chorales, no download) or a folder of .mid/.midi files
+        source: "chorales" (music21's Bach chorales, no download), "essen" (German folk songs from
+            music21's Essen collection, :data:`ESSEN_FILE`) or a folder of .mid/.midi files
             (searched recursively) or a single MIDI file.
         spec: roll layout.
         transpose: "tonic" (every piece to tonic C: C major or C minor; the default, see the module
@@ -465,8 +538,8 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     options = {"transpose": transpose, "augment": list(aug), "meter": meter,
                "limit": None if limit is None else int(limit)}
     fp = corpus_fingerprint(ident, spec, options)
-    parse = _parse_chorale_file if kind == "chorales" else _parse_midi_file
-    if shard_files is None and kind == "chorales":
+    parse = {"chorales": _parse_chorale_file, "essen": _parse_essen_tune}.get(kind, _parse_midi_file)
+    if shard_files is None and kind in NAMED_SOURCES:
         shard_files = CHORALE_SHARD_FILES
 
     def build():
@@ -481,7 +554,7 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     if not sc.piece_names:
         reasons = "; ".join(f"{n}: {r}" for n, r in sc.skipped[:5])
         raise CorpusError(f"no usable piece among {len(wanted)} files ({reasons})",
-                          source if kind == "folder" else "chorales")
+                          source if kind == "folder" else kind)
     if not in_memory:
         return sc
     try:

@@ -353,7 +353,7 @@ def model_corpus(model, corpus=None, progress: bool = False):
         else:
             raise CorpusError("the model does not record the corpus it was trained on (models from "
                               "`qbdi train` do); use --source query, or retrain the model with `qbdi train`")
-        if source != "chorales" and not Path(source).exists():
+        if source not in corpus_mod.NAMED_SOURCES and not Path(source).exists():
             raise CorpusError("the model's training corpus no longer exists; restore it or retrain the "
                               "model (--source query needs no corpus)", source)
         kw = {k: opts[k] for k in ("transpose", "meter", "limit") if k in opts}

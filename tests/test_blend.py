@@ -71,6 +71,12 @@ def test_channel_curve_rows(tiny_model, query, ref):
     assert all(r["n"] == 2 and all(np.isfinite(r[k]) for k in style.FIDELITY_KEYS) for r in rows)
     sampled = blend.channel_curve(tiny_model, query, ref, rates=(0,), seeds=1, sample=True)
     assert sampled[0]["method"] == "channel, sampled"
+    # the floored decoding: at least k onsets in every bar the floor can reach (independent count on the frames)
+    floored = blend.channel_curve(tiny_model, query, ref, rates=(None,), seeds=1, min_onsets=3)
+    assert floored[0]["method"] == "channel, floored"
+    out = improvise.improvise(tiny_model, query, bits=None, min_onsets=3)
+    fr = pianoroll.to_frames(out.roll, out.spec).reshape(-1, out.spec.steps_per_frame, out.spec.n_columns)
+    assert (fr[:, :, out.spec.n_pitches:].sum(axis=(1, 2)) >= 3).all()
 
 
 def _row(knob, x, y, method="channel", label=""):

@@ -243,3 +243,28 @@ def test_unwritable_cache_is_a_warning_not_a_failure(tmp_path, monkeypatch):
         c = load_corpus(d, progress=False)
     assert sorted(c.piece_names) == ["d_major.mid", "sub/g_minor.MIDI"]
     assert not c.from_cache
+
+
+def test_essen_small(tmp_path, monkeypatch):
+    """The second embedded corpus resolves by name; its first songs parse, are 4/4 and move to tonic C."""
+    from qbdi_utils.corpus import ESSEN_PIECES, NAMED_SOURCES, essen_path, essen_tunes
+
+    monkeypatch.setenv("QBDI_CACHE_DIR", str(tmp_path / "cache"))
+    assert "essen" in NAMED_SOURCES
+    tunes = essen_tunes()
+    # erk10.abc as music21 ships it: 663 songs, 195 of them with every M: field 4/4 (counted by grep)
+    text = essen_path().read_text(encoding="latin-1")
+    assert text.count("\nX:") + text.startswith("X:") == 663 and len(tunes) == 195 >= ESSEN_PIECES
+    assert [n for n, _ in tunes[:3]] == [4, 9, 10]  # X:1-3 are in 2/4 and 6/8
+    c = load_corpus("essen", limit=3, progress=False, workers=1)
+    assert c.piece_names == ["erk10-4", "erk10-9", "erk10-10"] and c.skipped == []
+    info = {p["name"]: p for p in c.pieces}
+    # X:4 is written in F major (K: F) with a one-quarter pickup (C4 at L:1/16), 8 bars of melody
+    assert info["erk10-4"]["key"] == "F major" and info["erk10-4"]["shift"] == -5
+    assert info["erk10-4"]["bar_offset_steps"] == 4
+    for i in range(len(c.piece_names)):
+        roll = from_frames(c.piece_frames(i))
+        assert estimate_key(roll)[0] == 0
+        assert (roll[:, :SPEC.n_pitches] != 0).sum(axis=1).max() == 1  # one voice: one pitch sounds at a time
+    again = load_corpus("essen", limit=3, progress=False, workers=1)
+    assert again.from_cache and np.array_equal(again.frames, c.frames)

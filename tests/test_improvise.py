@@ -303,3 +303,37 @@ def test_query_warnings_counts_frames_as_to_frames_does(pickup, extra):
         assert bool(msgs) == warned
         if warned:
             assert f"has {n_frames} frames" in msgs[0]
+
+
+def test_floor_decode_keeps_confident_bars_and_floors_thin_ones():
+    """Per bar: the paper's threshold when the bar is confident, its k most probable onsets when not."""
+    from qbdi_utils.improvise import corpus_onset_floor, floor_decode
+    from qbdi_utils.pianoroll import binarize
+
+    spec = RollSpec()
+    S, P = spec.steps_per_frame, spec.n_pitches
+    p = np.full((2, S, 2 * P), 0.01)
+    # bar 0: four confident quarter notes on pitch column 36 (all above 0.7): the floor of 2 changes nothing
+    for q in range(4):
+        p[0, 4 * q: 4 * q + 4, 36] = 0.9
+        p[0, 4 * q, P + 36] = 0.9
+    # bar 1: everything below 0.7; three candidate notes of decreasing probability
+    for col, prob, start in ((40, 0.6, 0), (43, 0.5, 8), (47, 0.4, 12)):
+        p[1, start: start + 4, col] = prob
+        p[1, start, P + col] = prob
+    probs = p.reshape(2, -1)
+    out = floor_decode(probs, 0.7, 2, spec).reshape(2, S, 2 * P)
+    paper = binarize(probs, 0.7, spec).reshape(2, S, 2 * P)
+    assert np.array_equal(out[0], paper[0]) and out[0, :, P:].sum() == 4
+    assert paper[1].sum() == 0  # the paper's decoding leaves the thin bar silent
+    # the two most probable onsets (pitch columns 40 and 43) with their four play steps each; 47 stays off
+    assert out[1, :, P:].sum() == 2 and out[1, 0, P + 40] == 1 and out[1, 8, P + 43] == 1
+    assert out[1, :, :P].sum() == 8 and out[1, :, 47].sum() == 0
+    with pytest.raises(OptionError):
+        floor_decode(probs, 0.7, 0, spec)
+    # corpus_onset_floor: bars with 2 and 6 onsets -> mean 4 -> 0.75 * 4 = 3
+    fr = np.zeros((2, S, 2 * P), np.uint8)
+    fr[0, [0, 8], P + 30] = 1
+    fr[1, [0, 2, 4, 6, 8, 10], P + 31] = 1
+    fr[:, :, :P] = fr[:, :, P:]
+    assert corpus_onset_floor(fr.reshape(2, -1), spec) == 3 and corpus_onset_floor(fr.reshape(2, -1), spec, 0.1) == 1

@@ -1,6 +1,6 @@
 """``qbdi evaluate``: a trained model's test-piece R, D, note F1 and probe information I_probe(Z;Y).
 
-    qbdi evaluate --model MODEL_DIR [--corpus {chorales|PATH}] [--seed S] [--json]
+    qbdi evaluate --model MODEL_DIR [--corpus {chorales|essen|PATH}] [--seed S] [--json]
 
 Splits the corpus as the model's training did (its seed and fractions), so on the training corpus
 the test pieces are unseen. Prints R, D (nats per frame), note F1 at the model's threshold, and
@@ -33,8 +33,8 @@ def add_parser(subparsers) -> None:
         "logits, the predictor head's family) is fitted afresh on training pieces' latent means.",
     )
     options.add_model(p, required=True, help="a directory written by `qbdi train`")
-    p.add_argument("--corpus", default="chorales", metavar="{chorales|PATH}",
-                   help="'chorales' (default) or a folder of .mid files / one .mid file")
+    p.add_argument("--corpus", default="chorales", metavar="{chorales|essen|PATH}",
+                   help="'chorales' (default), 'essen' or a folder of .mid files / one .mid file")
     options.add_seed(p, help="seed of the probes' fits (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run_evaluate)

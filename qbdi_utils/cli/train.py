@@ -1,6 +1,6 @@
 """``qbdi train``: train a style VAE on a corpus and save it to a model directory.
 
-    qbdi train --corpus {chorales|PATH} --out MODEL_DIR [--epochs N] [--beta B] [--seed S]
+    qbdi train --corpus {chorales|essen|PATH} --out MODEL_DIR [--epochs N] [--beta B] [--seed S]
                [--hidden-dim H] [--latent-dim L] [--gamma G] [--force]
                [--workers N] [--stream | --memory-budget SIZE] [--devices N] [--max-eval-frames N]
 
@@ -72,8 +72,9 @@ def add_parser(subparsers) -> None:
         "pieces: the decoding threshold is chosen on validation, the reported held-out numbers come "
         "from test. Saves the model to MODEL_DIR.",
     )
-    p.add_argument("--corpus", required=True, metavar="{chorales|PATH}",
-                   help="'chorales' (music21's Bach chorales) or a folder of .mid files / one .mid file")
+    p.add_argument("--corpus", required=True, metavar="{chorales|essen|PATH}",
+                   help="'chorales' (music21's Bach chorales), 'essen' (German folk songs from music21's "
+                   "Essen collection) or a folder of .mid files / one .mid file")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
     p.add_argument("--epochs", type=whole_number("--epochs", 1, MAX_EPOCHS), default=paper.epochs, metavar="N",
                    help=f"passes over the training frames (default {paper.epochs})")

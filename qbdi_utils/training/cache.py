@@ -40,10 +40,10 @@ def record_corpus(model: StyleVAE, source, corpus) -> None:
 
     Args:
         model: the freshly trained model.
-        source: what was given to ``corpus.load_corpus`` ("chorales" or a folder / file path).
+        source: what was given to ``corpus.load_corpus`` ("chorales", "essen" or a folder / file path).
         corpus: the loaded :class:`~qbdi_utils.corpus.Corpus`.
     """
-    src = "chorales" if str(source) == "chorales" else str(Path(source).resolve())
+    src = str(source) if str(source) in corpus_mod.NAMED_SOURCES else str(Path(source).resolve())
     model.info["corpus"] = {"source": src, "options": dict(getattr(corpus, "options", None) or {}),
                             "fingerprint": getattr(corpus, "fingerprint", "")}
 
@@ -64,7 +64,7 @@ def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", n
 
     Args:
         config: the VAEConfig (default ``PRESETS["paper"]``), e.g. ``PRESETS["paper"].replace(gamma=1.0, seed=1)``.
-        source: corpus for ``corpus.load_corpus`` ("chorales" or a MIDI folder).
+        source: corpus for ``corpus.load_corpus`` ("chorales", "essen" or a MIDI folder).
         name: subdirectory of ``models_dir()``; default ``"{source name}-{12 hex digits of the config}"``.
         progress: show progress bars (corpus loading, training).
         retrain: train even if a matching cached model exists.

@@ -173,7 +173,7 @@ def stream_fingerprint(source) -> str:
     """``model.frames_fingerprint`` of a frame source's frames, read shard by shard (constant memory).
 
     Returns:
-        16 hex digits, equal to ``vae.frames_fingerprint(all frames concatenated in shard order)``.
+        16 hex digits, equal to ``model.frames_fingerprint(all frames concatenated in shard order)``.
 
     Used in: :class:`ArraySource`, :class:`SyntheticSource`.
     """
