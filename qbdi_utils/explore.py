@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import corpus, harmony, limits, pianoroll, render, training
-from qbdi_utils.errors import MidiFileError, OptionError, QbdiError
+from qbdi_utils import corpus, harmony, limits, navigate, pianoroll, render, style, training
+from qbdi_utils.errors import CorpusError, MidiFileError, ModelError, OptionError, QbdiError
 from qbdi_utils.improvise import BITS_SCALE, STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
 from qbdi_utils.paths import REPO_ROOT
 from qbdi_utils.pianoroll import Piece
@@ -134,6 +134,8 @@ def _metrics_html(name: str, mode: str, seed: int, m: dict) -> str:
         f"chroma cosine {m['chroma_cosine']:.3f}, Tonnetz distance {m['tonnetz_distance']:.3f}, "
         f"triad agreement {m['triad_agreement']:.3f}, distinct triads {m['distinct_triads']:.1f}, "
         f"tonic share {m['tonic_share']:.3f}, empty bars {m['empty_frame_rate']:.2f}"
+        f" | style: fit corpus {m['style_fit_corpus']:.3f}, fit query {m['style_fit_query']:.3f}, "
+        f"onsets/bar {m['onsets_per_bar']:.1f} (corpus {m['corpus_onsets_per_bar']:.1f})"
     )
 
 
@@ -227,6 +229,8 @@ class Explorer:
             self._pieces[query] = given
             options_q.insert(0, (given.name or "query", query))
         self._encoded = None          # (key, EncodedQuery, tonic triad)
+        self._style_ref = False       # the corpus side of the metrics: False = not read yet, None = none
+        self._query_ref = None        # (key, the query's per-bar style descriptors)
         self.encode_count = 0
         self.improvisation = None
         self.last_metrics: dict = {}
@@ -312,6 +316,20 @@ class Explorer:
             self._encoded = (key, enc, harmony.tonic_triad(q_chroma))
         return self._encoded[1], self._encoded[2]
 
+    def _style_side(self, query, out) -> dict:
+        """The style side of the metrics line (:func:`qbdi_utils.style.fidelity`): fit to the model's
+        corpus (its test pieces' bars, read once; nan when the model records no corpus) and to the query."""
+        if self._style_ref is False:
+            try:
+                self._style_ref = style.corpus_reference(self.model, lambda: navigate.model_corpus(self.model))
+            except (CorpusError, ModelError):
+                self._style_ref = None
+        key = self.query.value
+        if self._query_ref is None or self._query_ref[0] != key:
+            self._query_ref = (key, style.bar_descriptors(query, query.spec))
+        f = style.fidelity(query, out, self._style_ref, query_ref=self._query_ref[1])
+        return {k: f[k] for k in ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "corpus_onsets_per_bar")}
+
     def add_midi(self, name: str, data: bytes) -> str:
         """Add a MIDI file (its bytes) as a query, select it and refresh.
 
@@ -394,6 +412,7 @@ class Explorer:
         t1 = time.perf_counter()
         query = enc.query
         m = explorer_metrics(query, out, tonic=tonic)
+        m.update(self._style_side(query, out))
         t2 = time.perf_counter()
         png = self._overlay_png(query, out, mode, seed)
         t3 = time.perf_counter()

@@ -87,6 +87,26 @@ def test_moving_the_bit_slider_replaces_the_outputs_with_that_budgets_metrics(ex
     assert _number(text, "empty bars") == pytest.approx(want["empty_frame_rate"], abs=0.005)
 
 
+def test_metrics_line_shows_the_style_side(ex, tiny_model):
+    """The blend's second side on the page: fit to the query's own bars and onsets per bar; the tiny
+    model records no corpus, so its corpus side reads nan."""
+    from qbdi_utils import style
+
+    ex.bits.value = 16
+    out = ex.improvisation
+    q = corpus.load_query(QUERY, spec=tiny_model.spec)
+    text = _html(ex.metrics)
+    assert "fit corpus nan" in text and "(corpus nan)" in text
+    want_query_fit = style.style_fit_query(style.bar_descriptors(out, out.spec), style.bar_descriptors(q, q.spec))
+    assert _number(text, "fit query") == pytest.approx(want_query_fit, abs=5e-4)
+    # onsets per bar counted here: articulated cells (columns 78..155) of the output's bar frames
+    bars = pianoroll.to_frames(out.roll, out.spec, q.bar_offset_steps).reshape(-1, out.spec.steps_per_frame,
+                                                                                 out.spec.frame_size // out.spec.steps_per_frame)
+    want_onsets = bars[:, :, out.spec.n_pitches:].sum() / len(bars)
+    assert ex.last_metrics["onsets_per_bar"] == pytest.approx(want_onsets, abs=1e-9)
+    assert _number(text, "onsets/bar") == pytest.approx(want_onsets, abs=0.05)
+
+
 def test_seed_and_statistics_change_the_transmission_without_encoding_again(ex, tiny_model):
     ex.bits.value = 8
     n = ex.encode_count
