@@ -95,7 +95,8 @@ def run_sweep(args) -> int:
     model, query = load(model_dir, query_path)
     rows, pieces = claims_sweep(model, query, CLAIM_RATES, k, mode=args.stats, return_pieces=True)
     warn("sweep", next(iter(pieces.values())).warnings)
-    rows = blend.sweep_with_fidelity(query, rows, pieces, corpus_reference("sweep", model))
+    ref, note = corpus_reference(model)
+    rows = blend.sweep_with_fidelity(query, rows, pieces, ref)
     with files.OutputSet(force=args.force) as out_set:
         for (bits, seed), piece in pieces.items():
             out_set.add_bytes(out / _sweep_name(stem, bits, seed), midi_bytes(piece))
@@ -103,4 +104,6 @@ def run_sweep(args) -> int:
     print(f"{len(pieces)} improvisations of {stem} ({len(CLAIM_RATES)} rates x {k} seeds) and "
           f"{out / 'claims.csv'} written to {out}")
     print(blend.sweep_table(rows))
+    if note:
+        warn("sweep", [note])
     return 0

@@ -100,18 +100,20 @@ def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None)
     return list(out_set.paths)
 
 
-def corpus_reference(command: str, model):
+def corpus_reference(model):
     """The model's corpus side of the fidelity line (:func:`qbdi_utils.style.corpus_reference`, cached per
-    model), or None with a warning on stderr when the model records no corpus it can be read from."""
+    model) and ``None``; or ``None`` and the warning to print when the model records no corpus it can be
+    read from (the caller prints it after its outputs are written, so a fault stays one line)."""
     try:
-        return style.corpus_reference(model, lambda: navigate.model_corpus(model))
+        return style.corpus_reference(model, lambda: navigate.model_corpus(model)), None
     except (CorpusError, ModelError) as exc:
-        print(f"qbdi {command}: warning: no corpus to compare the style with ({exc}); style_fit_corpus is nan",
-              file=sys.stderr)
-        return None
+        return None, f"no corpus to compare the style with ({exc}); style_fit_corpus is nan"
 
 
 def fidelity_line(command: str, model, query, piece) -> str:
     """``fidelity: query: chroma cosine ... | style: fit corpus ...`` for one generation (``qbdi improvise``,
-    ``qbdi navigate``)."""
-    return "fidelity: " + style.format_fidelity(style.fidelity(query, piece, corpus_reference(command, model)))
+    ``qbdi navigate``); a missing corpus is a warning on stderr."""
+    ref, note = corpus_reference(model)
+    if note:
+        warn(command, [note])
+    return "fidelity: " + style.format_fidelity(style.fidelity(query, piece, ref))
