@@ -25,10 +25,9 @@ import numpy as np
 
 from qbdi_utils import files, harmony, improvise, report, style
 from qbdi_utils.claims import CLAIM_COLUMNS, spearman
-from qbdi_utils.errors import ModelError
 
 __all__ = [
-    "BLEND_RATES", "ALPHAS", "POINT_KEYS", "split_masks", "measure", "channel_curve", "interpolation_curve",
+    "BLEND_RATES", "ALPHAS", "POINT_KEYS", "measure", "channel_curve", "interpolation_curve",
     "retrieval", "retrieval_rows", "query_end", "corpus_end", "matched", "thesis", "findings",
     "SWEEP_STYLE_COLUMNS", "sweep_with_fidelity", "sweep_csv_text", "sweep_table",
 ]
@@ -39,28 +38,6 @@ BLEND_RATES: tuple = (None, 1024, 256, 128, 64, 32, 16, 8, 0)
 ALPHAS: tuple = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
 #: Numeric columns of every point: the fidelity line plus the classifier's mean P(corpus style).
 POINT_KEYS = style.FIDELITY_KEYS + ("p_corpus",)
-
-
-def split_masks(model, corpus) -> dict:
-    """Boolean masks over a corpus's frames: the model's training, validation and test pieces.
-
-    Args:
-        model: a StyleVAE with ``info["validation_groups"]`` and ``info["test_groups"]``.
-        corpus: its training Corpus (``piece_index``).
-
-    Returns:
-        {"train": (N,) bool, "validation": (N,) bool, "test": (N,) bool}.
-
-    Raises:
-        ModelError: the model records no held-out pieces.
-    """
-    info = getattr(model, "info", None) or {}
-    val, test = info.get("validation_groups"), info.get("test_groups")
-    if not val or not test:
-        raise ModelError("the model records no validation / test pieces; retrain it with `qbdi train`")
-    pidx = np.asarray(corpus.piece_index)
-    v, t = np.isin(pidx, val), np.isin(pidx, test)
-    return {"train": ~(v | t), "validation": v, "test": t}
 
 
 def measure(query, output, corpus_ref, query_ref=None, classifier=None) -> dict:

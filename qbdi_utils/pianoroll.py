@@ -399,6 +399,20 @@ class _Corrupt(Exception):
     """The bytes of a track do not parse (turned into MidiFileError by _read_smf)."""
 
 
+def _read_vlq(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """A MIDI variable-length quantity (7 bits a byte, high bit = more follow) at ``data[pos:end]``:
+    (value, position after it). Raises EOFError when it runs past ``end``."""
+    value = 0
+    while True:
+        if pos >= end:
+            raise EOFError
+        b = data[pos]
+        pos += 1
+        value = (value << 7) | (b & 0x7F)
+        if b < 0x80:
+            return value, pos
+
+
 def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -> tuple[list, int]:
     """Parse one MTrk chunk's events ``data[pos:end]``.
 
@@ -413,15 +427,7 @@ def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -
     running = None
     left = budget[0]
     while pos < end:
-        delta = 0
-        while True:
-            if pos >= end:
-                raise EOFError
-            b = data[pos]
-            pos += 1
-            delta = (delta << 7) | (b & 0x7F)
-            if b < 0x80:
-                break
+        delta, pos = _read_vlq(data, pos, end)
         tick += delta
         if tick > max_ticks:
             raise OverflowError
@@ -446,15 +452,7 @@ def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -
                     raise EOFError
                 mtype = data[pos]
                 pos += 1
-            length = 0
-            while True:
-                if pos >= end:
-                    raise EOFError
-                b = data[pos]
-                pos += 1
-                length = (length << 7) | (b & 0x7F)
-                if b < 0x80:
-                    break
+            length, pos = _read_vlq(data, pos, end)
             if pos + length > end:
                 raise EOFError
             if status == 0xFF and mtype == 0x51:

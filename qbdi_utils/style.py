@@ -83,7 +83,7 @@ from qbdi_utils.pianoroll import Piece, RollSpec
 
 __all__ = [
     "SCALARS", "DESCRIPTORS", "SCALAR_BINS", "NOTE_LENGTH_EDGES", "KL_EPSILON", "FIDELITY_KEYS",
-    "OTHER_STYLE_SOURCES",
+    "OTHER_STYLE_SOURCES", "split_masks",
     "BarDescriptors", "bar_descriptors", "frames_descriptors",
     "histogram", "overlap", "kl_bits", "compare_sets", "style_fit", "style_fit_corpus", "style_fit_query",
     "corpus_reference", "StyleClassifier", "fit_classifier", "classifier_features", "auc",
@@ -676,6 +676,30 @@ def other_style_pieces(spec: RollSpec = RollSpec(), sources: Mapping | None = No
     return out
 
 
+def split_masks(model, corpus) -> dict:
+    """Boolean masks over a corpus's frames: the model's training, validation and test pieces.
+
+    Args:
+        model: a StyleVAE with ``info["validation_groups"]`` and ``info["test_groups"]``.
+        corpus: its training Corpus (``piece_index``).
+
+    Returns:
+        {"train": (N,) bool, "validation": (N,) bool, "test": (N,) bool}.
+
+    Raises:
+        ModelError: the model records no held-out pieces.
+
+    Used in: :func:`classifier_sets`, notebooks/08_blend.ipynb.
+    """
+    info = getattr(model, "info", None) or {}
+    val, test = info.get("validation_groups"), info.get("test_groups")
+    if not val or not test:
+        raise ModelError("the model records no validation / test pieces; retrain it with `qbdi train`")
+    pidx = np.asarray(corpus.piece_index)
+    v, t = np.isin(pidx, val), np.isin(pidx, test)
+    return {"train": ~(v | t), "validation": v, "test": t}
+
+
 def classifier_sets(model, corpus, seed: int = 0, progress: bool = False) -> dict:
     """The classifier's fitting and checking sets: corpus pieces against other styles, split by piece.
 
@@ -695,13 +719,9 @@ def classifier_sets(model, corpus, seed: int = 0, progress: bool = False) -> dic
 
     Used in: notebooks/08_blend.ipynb.
     """
-    info = getattr(model, "info", None) or {}
-    val, test = info.get("validation_groups"), info.get("test_groups")
-    if not val or not test:
-        raise ModelError("the model records no validation / test pieces; retrain it with `qbdi train`")
     pidx = np.asarray(corpus.piece_index)
-    is_val, is_test = np.isin(pidx, val), np.isin(pidx, test)
-    is_train = ~(is_val | is_test)
+    masks = split_masks(model, corpus)
+    is_val, is_test, is_train = masks["validation"], masks["test"], masks["train"]
     fr = np.asarray(corpus.frames)
     o_frames, o_index, o_names, o_groups = other_style_pieces(model.spec, progress=progress)
     rng = np.random.default_rng(seed)
