@@ -285,13 +285,8 @@ class StyleVAE:
             The model.
 
         Raises:
-            ModelError: the directory is missing, is not a model directory, or is corrupt: invalid
-                JSON, a model.json that is not an object, a field of the wrong type or out of range
-                (``config`` fields, ``threshold`` outside (0, 1), corpus statistics of the wrong
-                length or not finite), weights missing, unreadable, of shapes that do not match the
-                configuration, or not finite; or a model for another roll layout. The message
-                names the directory and the field.
-            FileSystemError: model.json or weights.npz cannot be read (permission, I/O error).
+            ModelError, FileSystemError: as :func:`qbdi_utils.model.persist.read_model` (a missing,
+                corrupt or foreign model directory; an unreadable file), naming the directory.
         """
         saved = read_model(directory, spec)
         config = saved.config
