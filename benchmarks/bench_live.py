@@ -1,7 +1,7 @@
 """Benchmark: ``qbdi live`` on the real clock, a shipped query played from a file at real speed.
 
 Plays the first ``--bars`` bars (default 16) of data/queries/haydn_op74no1_mvt1.mid at 120 bpm through
-:class:`qbdi_utils.live.LiveSession` on :class:`~qbdi_utils.live.RealClock` (as ``qbdi live --in FILE``
+:class:`qbdi_utils.live.LiveSession` on :class:`~qbdi_utils.live_time.RealClock` (as ``qbdi live --in FILE``
 does), at 64 bits per frame with corpus statistics, and prints one JSON line with
 
 * ``compute_ms_p50`` / ``_p99`` / ``_max``: per heard bar, encoding it, sending it through the channel
