@@ -557,6 +557,9 @@ class _Build:
     held_pieces: dict = field(default_factory=dict)  # shards not written: name -> (rolls, meta)
     cpu: float = 0.0  # CPU seconds of the parse jobs, wherever they ran
     fcpu: float = 0.0  # CPU seconds of the frame jobs
+    wanted_frames: dict = field(default_factory=dict)  # frame shard -> its pieces shard
+    infos: dict = field(default_factory=dict)  # frame shard -> its pieces' infos (with ids)
+    held_frames: dict = field(default_factory=dict)  # frame shards not written: name -> data
 
 
 def _build_once(b: _Build, wanted: list[SourceFile], present: list[SourceFile]) -> ShardedCorpus | None:
@@ -576,14 +579,13 @@ def _build_once(b: _Build, wanted: list[SourceFile], present: list[SourceFile]) 
     todo = [f for f in wanted if f.ident not in b.where]
     n_jobs = _parse_new(b, manifest, todo)
     per_shard, skipped, names, n_ids = _piece_ids(b, wanted)
-    framed = _frame_shards(b, manifest, per_shard)
-    if framed is None:
+    n_built = _frame_shards(b, manifest, per_shard)
+    if n_built is None:
         return None
-    wanted_frames, infos, held_frames, n_built = framed
-    return _assemble(b, wanted_frames, infos, held_frames, n_ids, names, skipped, ingest={
+    return _assemble(b, n_ids, names, skipped, ingest={
         "parsed": len(todo), "reused": len(wanted) - len(todo), "shards": len(per_shard),
         "new_shards": n_jobs, "frame_shards_built": n_built,
-        "frame_shards_reused": len(wanted_frames) - n_built, "job_cpu_seconds": round(b.cpu + b.fcpu, 3),
+        "frame_shards_reused": len(b.wanted_frames) - n_built, "job_cpu_seconds": round(b.cpu + b.fcpu, 3),
         "parse_cpu_seconds": round(b.cpu, 3), "frames_cpu_seconds": round(b.fcpu, 3)})
 
 
@@ -642,10 +644,10 @@ def _piece_ids(b: _Build, wanted: list[SourceFile]) -> tuple[dict, list, list, i
     return per_shard, skipped, names, next_id
 
 
-def _frame_shards(b: _Build, manifest: _Manifest, per_shard: dict) -> tuple | None:
+def _frame_shards(b: _Build, manifest: _Manifest, per_shard: dict) -> int | None:
     """Build (or reuse) one frame shard per pieces shard for the recipe's options; delete the frame
-    shards no longer wanted. Returns ({frame shard: pieces shard}, {frame shard: piece infos},
-    {frame shard not written: data}, frame shards built), or None after forgetting damaged pieces shards."""
+    shards no longer wanted. Fills ``b.wanted_frames``, ``b.infos``, ``b.held_frames``; returns the
+    number of frame shards built, or None after forgetting damaged pieces shards."""
     folder, recipe = b.folder, b.recipe
     aug = tuple(recipe.augment)
     opt_key = _digest({"v": STORE_VERSION, "transpose": recipe.transpose, "augment": list(aug)})
@@ -653,7 +655,7 @@ def _frame_shards(b: _Build, manifest: _Manifest, per_shard: dict) -> tuple | No
                      dict(b.head, transpose=recipe.transpose, augment=list(aug)), b.errors)
     fman.load()
     n_fman = len(fman.shards)
-    wanted_frames, fjobs = {}, []
+    wanted_frames, fjobs = b.wanted_frames, []
     for shard, include in per_shard.items():
         fname = f"frames-{opt_key}-{_digest([shard, include])}.npz"
         wanted_frames[fname] = shard
@@ -674,8 +676,9 @@ def _frame_shards(b: _Build, manifest: _Manifest, per_shard: dict) -> tuple | No
             if name.startswith(prefix) and name.endswith(".npz") and name not in wanted_frames:
                 with contextlib.suppress(OSError):
                     os.unlink(folder / name)
-    held_frames: dict = {}  # frame shards not written: name -> (packed, n_columns, piece_index)
-    infos = {name: entry["pieces"] for name, entry in fman.shards.items()}
+    held_frames = b.held_frames  # frame shards not written: name -> (packed, n_columns, piece_index)
+    infos = b.infos
+    infos.update({name: entry["pieces"] for name, entry in fman.shards.items()})
     damaged = []
     n_files = sum(len(j["include"]) for j in fjobs)
     fparallel = b.runner.pool is not None or (b.runner.workers > 1 and n_files >= 2 * b.shard_files)
@@ -703,13 +706,12 @@ def _frame_shards(b: _Build, manifest: _Manifest, per_shard: dict) -> tuple | No
         return None
     if fjobs or len(fman.shards) != n_fman:
         fman.save(force=True)
-    return wanted_frames, infos, held_frames, len(fjobs)
+    return len(fjobs)
 
 
-def _assemble(b: _Build, wanted_frames: dict, infos: dict, held_frames: dict, n_ids: int, names: list,
-              skipped: list, ingest: dict) -> ShardedCorpus:
+def _assemble(b: _Build, n_ids: int, names: list, skipped: list, ingest: dict) -> ShardedCorpus:
     """The :class:`ShardedCorpus` over the frame shards, ordered by their first piece id."""
-    folder = b.folder
+    folder, wanted_frames, infos, held_frames = b.folder, b.wanted_frames, b.infos, b.held_frames
     entries = sorted(wanted_frames, key=lambda name: min(p["id"] for p in infos[name]))
     all_pieces: list = [None] * n_ids
     shard_paths, shard_sizes, index_parts, held = [], [], [], {}
