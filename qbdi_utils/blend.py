@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qbdi_utils import files, harmony, improvise, report, style, tables
+from qbdi_utils import harmony, improvise, report, style, tables
 from qbdi_utils.claims import CLAIM_COLUMNS, spearman
 
 __all__ = [
