@@ -10,6 +10,10 @@ exactly the valid rolls survive roll -> MIDI -> roll unchanged (:func:`is_valid_
 
 A frame is ``spec.steps_per_frame`` = 16 consecutive rows flattened row-major, so
 ``frame.reshape(16, 156)`` gives the rows back.
+
+MIDI files at the byte level (the chunk parser, the merge of tracks into notes in ticks, the type-0
+writer) are :mod:`qbdi_utils.midifile`; :func:`read_midi` and :func:`midi_bytes` turn those notes
+into rolls and back.
 """
 
 from __future__ import annotations
