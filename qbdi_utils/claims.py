@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from qbdi_utils import channel, files, harmony, pianoroll, report
+from qbdi_utils import channel, files, harmony, pianoroll, report, tables
 from qbdi_utils.improvise import CLAIM_RATES, encode_query, improvise, improvise_batch, parse_bits, rate_label
 from qbdi_utils.pianoroll import Piece
 
@@ -203,7 +203,7 @@ def claims_csv_text(rows: list[dict]) -> str:
 
     Used in: ``qbdi sweep`` (staged in one output set with the MIDI files).
     """
-    return files.csv_text(rows, list(CLAIM_COLUMNS), float_format=".4f", extra="ignore")
+    return tables.csv_text(rows, list(CLAIM_COLUMNS), float_format=".4f", extra="ignore")
 
 #: Columns of the fine-sweep CSV: the claims columns plus the allocation's bookkeeping.
 FINE_COLUMNS = tuple(CLAIM_COLUMNS) + ("excess_triad_agreement", "components_with_bits", "max_bits_per_component")
