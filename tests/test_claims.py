@@ -171,6 +171,15 @@ def test_break_away_credits_ties_by_their_expectation_brute_force():
             assert got[k] == pytest.approx(want[k], abs=1e-12), k
 
 
+def test_break_away_lost_minus_gained_is_the_fall_in_mean_agreement():
+    # an identity of expectations: E[lost] - E[gained] = E[agree(full)] - E[agree(low)], ties included
+    rng = np.random.default_rng(11)
+    q, full, low = (rng.integers(0, 2, size=(40, 12)).astype(float) for _ in range(3))
+    b = claims.break_away(q, full, [low])
+    fall = harmony.frame_agreement(q, full)["triad_agreement"] - harmony.frame_agreement(q, low)["triad_agreement"]
+    assert b["lost"] - b["gained"] == pytest.approx(fall, abs=1e-12)
+
+
 def test_break_away_half_credit_for_a_two_way_tie():
     # query C major; full rate C major; the low rate plays only C and G, tied between C and Cm
     q = triad_chroma(["C"])
