@@ -34,7 +34,8 @@ the threshold of maximal information rate (as notebook 05 picks it; 200 threshol
 over a coarser grid (``n_thresholds``, default 20).
 
 The path's JSON record is :mod:`qbdi_utils.navigate_output`; notebook 07's measures and sweep are
-:mod:`qbdi_utils.navigate_sweep`.
+:mod:`qbdi_utils.navigate_sweep`, its measures against random-jump baselines and the corpus path's
+jump-cost frontier :mod:`qbdi_utils.navigate_measures`.
 
 Used in: notebooks/07_oracle_improvisation.ipynb, ``qbdi navigate``, benchmarks/bench_navigate.py.
 """
