@@ -48,7 +48,10 @@ RANDOM_STREAM: int = 0x72616E64
 
 
 def random_rng(seed: int) -> np.random.Generator:
-    """The baselines' Generator for ``seed`` (independent of the oracle path's and the channel's)."""
+    """The baselines' Generator for ``seed`` (independent of the oracle path's and the channel's).
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
+    """
     return np.random.default_rng(np.random.SeedSequence([int(seed), RANDOM_STREAM]))
 
 
@@ -82,6 +85,8 @@ def random_jump_path(n_frames: int, length: int, continuity: float, rng: np.rand
     Raises:
         OptionError: continuity outside [0, 1].
         ValueError: fewer than 2 frames or a start outside them.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     p = check_continuity(continuity)
     n = int(n_frames)
@@ -101,7 +106,8 @@ def random_jump_path(n_frames: int, length: int, continuity: float, rng: np.rand
     return path, jumps
 
 
-def random_targets_path(jumps, n_frames: int, rng: np.random.Generator, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def random_targets_path(jumps, n_frames: int, rng: np.random.Generator,
+                        start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A path that jumps exactly when ``jumps`` says, each time to a random bar (not the next one).
 
     The oracle path's jump times are kept, only its targets are replaced, so the realised jump
@@ -115,6 +121,11 @@ def random_targets_path(jumps, n_frames: int, rng: np.random.Generator, start: i
 
     Returns:
         (path (T,) int64, jumps (T,) bool).
+
+    Raises:
+        ValueError: fewer than 2 frames or a start outside them.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     want = np.asarray(jumps, bool)
     n = int(n_frames)
@@ -147,6 +158,8 @@ def decoded_agreement(source_chroma, output_chroma, path) -> np.ndarray:
 
     Returns:
         (T,) float tie credit (:func:`qbdi_utils.harmony.frame_comparison`).
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     src = np.asarray(source_chroma, np.float64)[np.asarray(path, np.int64)]
     return np.asarray(harmony.frame_comparison(src, output_chroma)["triad_agreement"], np.float64)
@@ -161,6 +174,8 @@ def bar_line_tonnetz(chroma, at=None) -> np.ndarray:
 
     Returns:
         (J,) float64 distances (:func:`qbdi_utils.harmony.tonnetz_distance`), in bar order.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     c = np.asarray(chroma, np.float64)
     t = np.arange(1, len(c)) if at is None else np.flatnonzero(np.asarray(at, bool)[1:]) + 1
@@ -183,6 +198,8 @@ def follow_distances(mean, path, jumps) -> np.ndarray:
 
     Returns:
         (J,) float64 distances in [0, 2].
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     m = np.asarray(mean, np.float64)
     p = np.asarray(path, np.int64)
@@ -205,6 +222,8 @@ def self_repetition(frames) -> float:
 
     Returns:
         share in [0, 1] (0 for an empty sequence).
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     f = np.ascontiguousarray(np.asarray(frames))
     if not len(f):
@@ -231,6 +250,8 @@ def ngram_novelty(frames, reference_frames, n: int = 2) -> float:
 
     Returns:
         share in [0, 1]; nan when the output is shorter than n.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     if int(n) < 1:
         raise ValueError(f"n-gram length {n} must be at least 1")
@@ -263,6 +284,8 @@ def ir_at_threshold(roll, spec, threshold: float, offset_steps: int = 0) -> floa
 
     Returns:
         the summed information rate in bits.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     f = dynamics.chroma_features(np.asarray(roll)[int(offset_steps):], spec, "beat")
     o = dynamics.build_oracle(f, float(threshold))
@@ -285,6 +308,8 @@ def link_context(oracle, mean, min_contexts=(1, 2, 3)) -> list[dict]:
     Returns:
         one dict per K: ``min_context``, ``n_symbols``, ``states_with_link`` (share of states 1..N),
         ``n_links``, ``median_link_distance`` (nan without links), ``median_pair_distance``.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     m = np.asarray(mean, np.float64)
     n = oracle.n_frames
@@ -317,6 +342,8 @@ def nearest_paths(query_mean, corpus_mean, query_chroma, corpus_chroma) -> dict:
         {"latent": (T,) int64 nearest corpus bar by cosine distance of latent means,
         "chroma": (T,) int64 nearest corpus bar by cosine distance of chroma}; ties go to the
         smaller index.
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     return {"latent": np.argmin(cosine_to(query_mean, corpus_mean), axis=1).astype(np.int64),
             "chroma": np.argmin(cosine_to(query_chroma, corpus_chroma), axis=1).astype(np.int64)}
@@ -335,6 +362,8 @@ def jump_cost_frontier(oracle, cost, piece_index, jump_costs) -> list[dict]:
         one dict per jump cost: ``jump_cost``, ``path`` (T,) int64, ``jumps`` (T,) bool,
         ``jump_share`` (over steps 1..T-1), ``mean_cost`` (mean cost of the bars played, jump costs
         left out).
+
+    Used in: notebooks/07_oracle_improvisation.ipynb.
     """
     pi = np.asarray(piece_index)
     moves = guided_moves(oracle, pi)
