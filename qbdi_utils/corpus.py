@@ -205,19 +205,44 @@ class Corpus:
 # ---------------------------------------------------------------------------------------------
 # sources
 
-def chorale_paths() -> list[Path]:
-    """The Bach chorale score files shipped with music21 (MusicXML only; no download)."""
-    from music21 import corpus as m21corpus
+def _music21_dir() -> Path:
+    """music21's package folder, found without importing music21 (its import takes a second or more)."""
+    import importlib.util
 
-    files = [Path(p) for p in m21corpus.getComposer("bach")]
-    return sorted((p for p in files if p.suffix in (".mxl", ".xml")), key=lambda p: p.name)
+    spec = importlib.util.find_spec("music21")
+    if spec is None or not spec.submodule_search_locations:
+        raise CorpusError("music21 is not installed; `pip install music21` to use its corpora", "music21")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _music21_version() -> str:
+    """The installed music21's version (from its distribution, without importing it)."""
+    from importlib import metadata
+
+    return metadata.version("music21")
+
+
+def chorale_paths() -> list[Path]:
+    """The Bach chorale score files shipped with music21 (MusicXML only; no download).
+
+    The files music21's ``corpus.getComposer("bach")`` lists (a path component, or a file name
+    without its extension, is "bach"), found without importing music21, so that checking a cached
+    corpus or the default model does not pay for music21's import.
+    """
+    def is_bach(part: str) -> bool:
+        return part.lower() == "bach" or ("." in part and part.rsplit(".", 1)[0].lower() == "bach")
+
+    files = []
+    for folder, _, names in os.walk(_music21_dir() / "corpus"):  # os.walk: a third of rglob's time
+        in_bach = any(is_bach(part) for part in Path(folder).parts)
+        files += [Path(folder, n) for n in names if os.path.splitext(n)[1] in (".mxl", ".xml")
+                  and not n.startswith(("__", ".")) and (in_bach or is_bach(n))]
+    return sorted(sorted(files), key=lambda p: p.name)
 
 
 def essen_path() -> Path:
     """music21's copy of :data:`ESSEN_FILE` (no download)."""
-    import music21
-
-    return Path(music21.__file__).parent / "corpus" / "essenFolksong" / ESSEN_FILE
+    return _music21_dir() / "corpus" / "essenFolksong" / ESSEN_FILE
 
 
 def essen_tunes(path: str | Path | None = None) -> list[tuple[int, str]]:
@@ -444,21 +469,19 @@ def _source_id(source) -> tuple[str, list, str, list[tuple[str, str]], str]:
     """(kind, files as SourceFile in piece order, identity string with the file list, MIDI-named
     entries that are not files, identity without the file list) of a corpus source."""
     if isinstance(source, str) and source == "chorales":
-        import music21
-
+        version = _music21_version()
         files = [_source_file(p, p.name, p.stem) for p in chorale_paths()]
-        ident = f"music21-chorales-{music21.__version__}-" + ",".join(f.key for f in files)
-        return "chorales", files, ident, [], f"chorales-{music21.__version__}"
+        ident = f"music21-chorales-{version}-" + ",".join(f.key for f in files)
+        return "chorales", files, ident, [], f"chorales-{version}"
     if isinstance(source, str) and source == "essen":
-        import music21
-
+        version = _music21_version()
         path = essen_path()
         st = path.stat()
         files = [shards.SourceFile(key=f"{path.name}#{n}", path=str(path), name=f"{path.stem}-{n}",
                                    size=int(st.st_size), mtime_ns=int(st.st_mtime_ns))
                  for n, _ in essen_tunes(path)[:ESSEN_PIECES]]
-        ident = f"music21-essen-{music21.__version__}-" + ",".join(f.key for f in files)
-        return "essen", files, ident, [], f"essen-{music21.__version__}-{path.name}"
+        ident = f"music21-essen-{version}-" + ",".join(f.key for f in files)
+        return "essen", files, ident, [], f"essen-{version}-{path.name}"
     folder = Path(source)
     if not folder.exists():
         raise CorpusError("no such corpus: give 'chorales', 'essen' or a folder of .mid/.midi files", folder)

@@ -54,3 +54,20 @@ def test_text_output_names_every_section(capsys):
     for word in ("qbdi ", "Python", "TensorFlow", "backend", "music21", "vmo", "verovio", "audio:",
                  "SoundFont", "cache:", "models:", "default model:"):
         assert word in out, word
+
+
+def test_backend_is_keras_configuration_read_without_importing_keras(tmp_path):
+    """In a fresh process: KERAS_BACKEND wins, else keras.json in KERAS_HOME (Keras 3's documented rule);
+    inference is numpy, and neither Keras nor TensorFlow is imported."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch"}))
+    code = ("import json, sys; from qbdi_utils.cli import info; d = info.collect(); "
+            "print(json.dumps([d['keras_backend'], d['inference'], 'keras' in sys.modules, 'tensorflow' in sys.modules]))")
+    for env_backend, want in (("jax", "jax"), ("", "torch")):
+        env = {**os.environ, "KERAS_HOME": str(tmp_path), "KERAS_BACKEND": env_backend}
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == [want, "numpy", False, False]

@@ -467,16 +467,32 @@ def test_failed_save_leaves_old_model(tiny_model, tmp_path, monkeypatch):
 
 
 def test_save_refuses_non_finite_weights(tiny_model, tmp_path):
-    w = tiny_model.get_weights()
-    w_bad = [a.copy() for a in w]
+    w_bad = tiny_model.get_weights()
     w_bad[0][0, 0] = np.inf
-    tiny_model.networks.encoder.set_weights(w_bad[:6])
-    try:
-        with pytest.raises(ModelError, match="w00 holds NaN or infinite"):
-            tiny_model.save(tmp_path / "m")
-    finally:
-        tiny_model.networks.encoder.set_weights(w[:6])
+    bad = StyleVAE(spec=tiny_model.spec, config=tiny_model.config, threshold=tiny_model.threshold,
+                   corpus_stats=tiny_model.corpus_stats, weights=w_bad)
+    with pytest.raises(ModelError, match="w00 holds NaN or infinite"):
+        bad.save(tmp_path / "m")
     assert not (tmp_path / "m").exists()
+    assert np.isfinite(tiny_model.get_weights()[0]).all()  # get_weights hands out copies
+
+
+def test_weights_are_copied_when_the_model_is_made(tiny_model):
+    """Inference runs on the model's own numpy copy of the weights: the Keras view (built on demand for a
+    loaded model) and the arrays passed in can change without changing the model."""
+    x = synthetic_frames(5, seed=2)
+    before = tiny_model.decode(tiny_model.encode(x)[0])
+    w = tiny_model.get_weights()
+    other = StyleVAE(spec=tiny_model.spec, config=tiny_model.config, weights=w)
+    w[0][:] = 0.0
+    enc = tiny_model.networks.encoder
+    saved = enc.get_weights()
+    enc.set_weights([np.zeros_like(a) for a in saved])
+    try:
+        assert np.array_equal(tiny_model.decode(tiny_model.encode(x)[0]), before)
+    finally:
+        enc.set_weights(saved)
+    assert np.array_equal(other.decode(other.encode(x)[0]), before)
 
 
 def test_load_unreadable_model_json_is_file_system_error(tiny_model, tmp_path, monkeypatch):

@@ -1,10 +1,16 @@
-"""``qbdi info``: what a user pastes into a bug report (versions, audio engine, directories, model)."""
+"""``qbdi info``: what a user pastes into a bug report (versions, audio engine, directories, model).
+
+It imports neither TensorFlow nor Keras (their versions come from the installed distributions, the
+backend from Keras's configuration), so it answers in about a second even where ``import tensorflow``
+takes ten.
+"""
 
 from __future__ import annotations
 
 import json
+
 from qbdi_utils import __version__, paths, render, soundfont, training
-from qbdi_utils.model import MODEL_FILE, import_keras
+from qbdi_utils.model import MODEL_FILE, configured_backend
 
 __all__ = ["add_parser", "collect", "run"]
 
@@ -20,7 +26,7 @@ def add_parser(subparsers) -> None:
         "info",
         help="print versions, the audio engine, data and model directories (for bug reports)",
         description="Print the versions of qbdi, Python and the libraries it relies on (with the Keras "
-        "backend), the synthesizer that renders audio and its SoundFont, the cache and model "
+        "backend, which is used only to train), the synthesizer that renders audio and its SoundFont, the cache and model "
         "directories, and whether the default model has been trained.",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -41,7 +47,8 @@ def collect() -> dict:
 
     Returns:
         dict with ``qbdi``, ``python``, ``platform``, ``packages`` ({name: version or None}),
-        ``keras_backend``, ``audio_engine`` (what ``render.synthesize`` uses), ``soundfont`` (path or
+        ``keras_backend`` (what Keras would use, read without importing it), ``inference`` (what runs a
+        loaded model: ``"numpy"``), ``audio_engine`` (what ``render.synthesize`` uses), ``soundfont`` (path or
         None), ``soundfont_synthesizer`` (midirenderer version or None), ``soundfont_unavailable``
         (why SoundFont rendering cannot run, or None), ``cache_dir``, ``models_dir``,
         ``default_model_dir``, ``default_model_exists``.
@@ -51,11 +58,6 @@ def collect() -> dict:
     import platform
     import sys
 
-
-    try:
-        backend = str(import_keras().backend.backend())
-    except Exception as exc:  # a broken install is exactly what a bug report needs to show
-        backend = f"unavailable ({type(exc).__name__}: {exc})"
     sf = soundfont.find_soundfont()
     model_dir = training.default_model_dir()
     return {
@@ -64,7 +66,8 @@ def collect() -> dict:
         "python_executable": sys.executable,
         "platform": platform.platform(),
         "packages": {name: _version(dist) for name, dist in PACKAGES},
-        "keras_backend": backend,
+        "keras_backend": configured_backend(),
+        "inference": "numpy",
         "audio_engine": render.synthesis_engine(),
         "soundfont": None if sf is None else str(sf),
         "soundfont_synthesizer": soundfont.engine_version(),
@@ -85,8 +88,9 @@ def run(args) -> int:
     print(f"qbdi {info['qbdi']} on Python {info['python']} ({info['platform']})")
     print(f"  python: {info['python_executable']}")
     for name, v in info["packages"].items():
-        extra = f" (backend {info['keras_backend']})" if name == "Keras" else ""
+        extra = f" (backend {info['keras_backend']}, used only to train)" if name == "Keras" else ""
         print(f"  {name}: {v or 'not installed'}{extra}")
+    print(f"inference: {info['inference']} (a saved model runs without TensorFlow)")
     print(f"audio: {info['audio_engine']} synthesizer")
     if info["soundfont_unavailable"]:
         print(f"  SoundFont rendering unavailable: {info['soundfont_unavailable']}")

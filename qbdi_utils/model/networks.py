@@ -16,10 +16,12 @@ Loss per frame (nats) = D + beta * R (+ gamma * P), :func:`objective`, with
 so with beta = 1 and gamma = 0 the loss is the negative ELBO, R + D (Alemi et al. 2018). The head's
 cross-entropy bounds I(Z;Y) from below (Barber-Agakov): I(Z;Y) >= H(Y) - CE.
 
-The networks are written with ``keras.ops`` only, so any Keras backend runs them; TensorFlow is the
-default (``KERAS_BACKEND`` selects another before Keras is first imported).
+The networks are described once, as graphs (:func:`network_graphs`), which Keras builds for training
+and :mod:`qbdi_utils.model.forward` runs in numpy for inference. The losses are written with
+``keras.ops`` only, so any Keras backend runs them; TensorFlow is the default (``KERAS_BACKEND``
+selects another before Keras is first imported). Keras is imported on first use only.
 
-Imports: model.config, model.backend. Used in: :mod:`qbdi_utils.model.vae` (building a loaded
+Imports: model.config, model.backend, model.forward. Used in: :mod:`qbdi_utils.model.vae` (building a loaded
 model), :mod:`qbdi_utils.training.fit` (the training loops), tests/test_vae.py.
 """
 
@@ -27,9 +29,10 @@ from __future__ import annotations
 
 from qbdi_utils.model.backend import import_keras
 from qbdi_utils.model.config import VAEConfig
+from qbdi_utils.model.forward import Graph, Layer, graph_weight_shapes
 
-__all__ = ["build_networks", "build_predictor", "loss_terms", "objective", "predictive_terms",
-           "weight_shapes"]
+__all__ = ["build_networks", "build_predictor", "keras_network", "loss_terms", "network_graphs", "objective",
+           "predictive_terms", "weight_shapes"]
 
 
 def objective(d, r, p=None, *, beta: float, gamma: float = 0.0):
@@ -56,6 +59,65 @@ def objective(d, r, p=None, *, beta: float, gamma: float = 0.0):
     return d + beta * r + gamma * p
 
 
+def network_graphs(cfg: VAEConfig) -> dict:
+    """The model's networks as :class:`~qbdi_utils.model.forward.Graph` objects: the one description
+    both Keras (:func:`build_networks`, :func:`build_predictor`) and the numpy forward pass
+    (:func:`qbdi_utils.model.forward.run`) use.
+
+    Args:
+        cfg: the configuration (input_dim, hidden_dim, latent_dim, gamma).
+
+    Returns:
+        {"encoder": x -> (mean, logvar), "decoder": z -> logits, "predictor": z_t -> next-bar logits
+        or None when ``cfg.gamma == 0``}.
+    """
+    n, h, L = cfg.input_dim, cfg.hidden_dim, cfg.latent_dim
+    encoder = Graph("encoder", "frames", n, (
+        Layer("enc_hidden", "dense", "frames", h, "relu"),
+        Layer("enc_mean", "dense", "enc_hidden", L),
+        Layer("enc_logvar", "dense", "enc_hidden", L)), ("enc_mean", "enc_logvar"))
+    decoder = Graph("decoder", "z", L, (
+        Layer("dec_hidden", "dense", "z", h, "relu"),
+        Layer("dec_logits", "dense", "dec_hidden", n)), ("dec_logits",))
+    predictor = None
+    if cfg.gamma > 0:
+        predictor = Graph("predictor", "z_t", L, (
+            Layer("pred_hidden", "dense", "z_t", h, "relu"),
+            Layer("pred_logits", "dense", "pred_hidden", n)), ("pred_logits",))
+    return {"encoder": encoder, "decoder": decoder, "predictor": predictor}
+
+
+def keras_network(graph: Graph):
+    """A Keras functional model with fresh weights computing a :class:`~qbdi_utils.model.forward.Graph`.
+
+    Layers are created in the graph's order, so the initial weights drawn from Keras's seeded
+    generator follow that order. One output gives a model returning one tensor, several a list.
+
+    Args:
+        graph: the network (dense, dropout and activation layers).
+
+    Returns:
+        ``keras.Model`` named ``graph.name``.
+
+    Raises:
+        ValueError: a layer kind Keras is not given here (see :data:`forward.LAYER_KINDS`).
+    """
+    graph_weight_shapes(graph)  # checks the graph
+    keras = import_keras()
+    layers = keras.layers
+    values = {graph.input_name: keras.Input(shape=(graph.input_dim,), name=graph.input_name)}
+    for layer in graph.layers:
+        if layer.kind == "dense":
+            op = layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=layer.name)
+        elif layer.kind == "dropout":
+            op = layers.Dropout(layer.rate, name=layer.name)
+        else:
+            op = layers.Activation(layer.activation, name=layer.name)
+        values[layer.name] = op(values[layer.source])
+    outs = [values[o] for o in graph.outputs]
+    return keras.Model(values[graph.input_name], outs if len(outs) > 1 else outs[0], name=graph.name)
+
+
 def build_networks(cfg: VAEConfig):
     """Encoder (x -> mean, logvar) and decoder (z -> logits) as Keras functional models.
 
@@ -63,21 +125,10 @@ def build_networks(cfg: VAEConfig):
         cfg: the configuration (input_dim, hidden_dim, latent_dim).
 
     Returns:
-        (encoder, decoder): ``keras.Model`` objects with fresh weights.
+        (encoder, decoder): ``keras.Model`` objects with fresh weights (:func:`network_graphs`).
     """
-    keras = import_keras()
-    layers = keras.layers
-    x_in = keras.Input(shape=(cfg.input_dim,), name="frames")
-    h = layers.Dense(cfg.hidden_dim, activation="relu", name="enc_hidden")(x_in)
-    mean = layers.Dense(cfg.latent_dim, name="enc_mean")(h)
-    logvar = layers.Dense(cfg.latent_dim, name="enc_logvar")(h)
-    encoder = keras.Model(x_in, [mean, logvar], name="encoder")
-    z_in = keras.Input(shape=(cfg.latent_dim,), name="z")
-    g = layers.Dense(cfg.hidden_dim, activation="relu", name="dec_hidden")(z_in)
-    logits = layers.Dense(cfg.input_dim, name="dec_logits")(g)
-    decoder = keras.Model(z_in, logits, name="decoder")
-    return encoder, decoder
-
+    graphs = network_graphs(cfg)
+    return keras_network(graphs["encoder"]), keras_network(graphs["decoder"])
 
 
 def build_predictor(cfg: VAEConfig):
@@ -92,14 +143,8 @@ def build_predictor(cfg: VAEConfig):
     Returns:
         A ``keras.Model`` z_t (L,) -> next-bar logits (input_dim,), or None.
     """
-    if cfg.gamma == 0:
-        return None
-    keras = import_keras()
-    layers = keras.layers
-    z_in = keras.Input(shape=(cfg.latent_dim,), name="z_t")
-    g = layers.Dense(cfg.hidden_dim, activation="relu", name="pred_hidden")(z_in)
-    logits = layers.Dense(cfg.input_dim, name="pred_logits")(g)
-    return keras.Model(z_in, logits, name="predictor")
+    graph = network_graphs(cfg)["predictor"]
+    return None if graph is None else keras_network(graph)
 
 
 def loss_terms(encoder, decoder, x, eps):
@@ -168,10 +213,4 @@ def weight_shapes(cfg: VAEConfig) -> list[tuple[int, ...]]:
     Returns:
         List of shapes: kernels (in, out), biases (out,).
     """
-    n, h, L = cfg.input_dim, cfg.hidden_dim, cfg.latent_dim
-    shapes = [(n, h), (h,), (h, L), (L,), (h, L), (L,),   # encoder: hidden, mean, logvar
-              (L, h), (h,), (h, n), (n,)]                 # decoder: hidden, logits
-    if cfg.gamma > 0:
-        shapes += [(L, h), (h,), (h, n), (n,)]            # predictor head
-    return shapes
-
+    return [s for g in network_graphs(cfg).values() if g is not None for s in graph_weight_shapes(g)]

@@ -8,7 +8,7 @@ Format version 2 (this one) stores the three-way split's fractions and gamma; ve
 directories (one held-out set, no head) still load.
 
 This module reads and writes the directory and checks it against the schema; it needs no Keras
-(:class:`~qbdi_utils.model.vae.StyleVAE` builds the networks from what :func:`read_model` returns).
+(:class:`~qbdi_utils.model.vae.StyleVAE` runs the weights :func:`read_model` returns in numpy).
 A directory is written whole or not at all (:func:`qbdi_utils.files.replacing_dir`).
 
 Imports: files, errors, pianoroll, model.config, model.networks (weight shapes only).

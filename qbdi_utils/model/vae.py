@@ -3,9 +3,12 @@
 The configuration lives in :mod:`qbdi_utils.model.config`, the networks and the loss in
 :mod:`qbdi_utils.model.networks`, the saved-model format in :mod:`qbdi_utils.model.persist`; the
 training that makes a StyleVAE lives in :mod:`qbdi_utils.training`. A StyleVAE is loaded and run
-without its trainer. Keras is imported on first use, not when this module is imported.
+without its trainer, and without Keras: its weights are numpy arrays and every inference (encode,
+decode, sample, the predictor head) is :mod:`qbdi_utils.model.forward`'s numpy pass, whether the model
+was just trained or loaded from disk, so both give the same bytes. Keras is imported only to train and
+when :attr:`StyleVAE.networks` (the training-time losses) is asked for.
 
-Imports: errors, pianoroll, model.backend, model.config, model.networks, model.persist.
+Imports: errors, pianoroll, model.config, model.forward, model.networks, model.persist.
 Used in: notebooks/02_vae_training.ipynb and every later notebook, the CLI.
 """
 
@@ -18,19 +21,17 @@ from typing import NamedTuple
 import numpy as np
 
 from qbdi_utils.errors import ModelError, OptionError
-from qbdi_utils.model.backend import import_keras
+from qbdi_utils.model import forward
 from qbdi_utils.model.config import VAEConfig
-from qbdi_utils.model.networks import build_networks, build_predictor, objective
+from qbdi_utils.model.networks import build_networks, build_predictor, network_graphs, objective
 from qbdi_utils.model.persist import SavedModel, read_model, write_model
 from qbdi_utils.pianoroll import RollSpec
 
 __all__ = ["Networks", "StyleVAE"]
 
-_ENCODE_BATCH = 4096
-
 
 class Networks(NamedTuple):
-    """The Keras networks of a :class:`StyleVAE` (its backend), for code that trains or scores them.
+    """The Keras networks of a :class:`StyleVAE`, for code that trains or scores them (training-time losses).
 
     Attributes:
         encoder: x (N, input_dim) -> [mean (N, L), logvar (N, L)].
@@ -61,26 +62,52 @@ class StyleVAE:
             ``n_train``, ``n_validation``, ``n_test``; wall time, backend, per-epoch history.
         from_cache: True when ``training.default_model`` loaded it instead of training it.
 
+    Built from trained Keras networks (``StyleVAE(encoder, decoder, ..., predictor=...)``, as
+    training does) or from weight arrays (``StyleVAE(weights=[...], ...)``, as :meth:`load` does).
+    Either way the weights are copied to numpy when the model is made: inference never calls Keras,
+    and changing the Keras networks' weights later does not change the model.
+
+    Raises:
+        ValueError: both or neither of (encoder, decoder) and weights given; a predictor head without
+            gamma > 0 or the reverse; weights that do not fit the configuration; a Keras network with
+            a layer the numpy forward pass does not compute.
+
     Used in: notebooks/02_vae_training.ipynb and every later notebook.
     """
 
-    def __init__(self, encoder, decoder, *, spec: RollSpec, config: VAEConfig | Mapping,
+    def __init__(self, encoder=None, decoder=None, *, spec: RollSpec, config: VAEConfig | Mapping,
                  threshold: float = 0.5, corpus_stats: dict | None = None, fingerprint: str = "",
-                 info: dict | None = None, predictor=None):
-        self._encoder = encoder
-        self._decoder = decoder
-        self._predictor = predictor
+                 info: dict | None = None, predictor=None, weights: list | None = None):
         self.spec = spec
         self.config = config if isinstance(config, VAEConfig) else VAEConfig.from_dict(config)
+        if weights is None:
+            if encoder is None or decoder is None:
+                raise ValueError("give the Keras encoder and decoder, or weights")
+            nets = [encoder, decoder, predictor]
+            self._graphs = [None if n is None else forward.graph_from_keras(n) for n in nets]
+            self._weights = [[] if n is None else [np.array(w) for w in n.get_weights()] for n in nets]
+            self._keras = Networks(encoder, decoder, predictor)
+        else:
+            if encoder is not None or decoder is not None or predictor is not None:
+                raise ValueError("give the Keras networks or weights, not both")
+            graphs = network_graphs(self.config)
+            self._graphs = [graphs["encoder"], graphs["decoder"], graphs["predictor"]]
+            shapes = [forward.graph_weight_shapes(g) if g is not None else [] for g in self._graphs]
+            if [tuple(np.shape(w)) for w in weights] != [s for part in shapes for s in part]:
+                raise ValueError(f"weights of shapes {[tuple(np.shape(w)) for w in weights]} do not fit the "
+                                 f"configuration's {[s for part in shapes for s in part]}")
+            it = iter(weights)
+            self._weights = [[np.array(next(it)) for _ in part] for part in shapes]
+            self._keras = None
         self.threshold = float(threshold)
         L = self.config.latent_dim
         self.corpus_stats = corpus_stats or {"mean": np.zeros(L), "var": np.ones(L)}
         self.fingerprint = fingerprint
         self.info = dict(info or {})
         self.from_cache = False  # set by default_model(): loaded rather than trained
-        if (self._predictor is None) != (self.config.gamma == 0):
+        if (self._graphs[2] is None) != (self.config.gamma == 0):
             raise ValueError(f"a predictor head goes with gamma > 0 (gamma={self.config.gamma}, "
-                             f"head {'absent' if predictor is None else 'present'})")
+                             f"head {'absent' if self._graphs[2] is None else 'present'})")
 
     @property
     def latent_dim(self) -> int:
@@ -97,19 +124,13 @@ class StyleVAE:
     @property
     def has_predictor(self) -> bool:
         """True for a model trained with gamma > 0 (it carries a next-bar predictor head)."""
-        return self._predictor is not None
+        return self._graphs[2] is not None
 
     # -- numpy in, numpy out --------------------------------------------------------------------
 
-    def _run(self, net, x: np.ndarray, batch: int):
-        keras = import_keras()
-        outs = []
-        for i in range(0, max(len(x), 1), batch):
-            chunk = x[i:i + batch]
-            y = net(chunk, training=False)
-            y = y if isinstance(y, (list, tuple)) else [y]
-            outs.append([keras.ops.convert_to_numpy(t).astype(np.float32) for t in y])
-        return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
+    def _run(self, which: int, x: np.ndarray) -> list[np.ndarray]:
+        """Outputs of network ``which`` (0 encoder, 1 decoder, 2 predictor) as float32 arrays."""
+        return [y.astype(np.float32, copy=False) for y in forward.run(self._graphs[which], self._weights[which], x)]
 
     def _check(self, a: np.ndarray, width: int, what: str) -> np.ndarray:
         a = np.asarray(a, dtype=np.float32)
@@ -132,7 +153,7 @@ class StyleVAE:
         if len(x) == 0:
             L = self.latent_dim
             return np.zeros((0, L), np.float32), np.zeros((0, L), np.float32)
-        mean, logvar = self._run(self._encoder, x, _ENCODE_BATCH)
+        mean, logvar = self._run(0, x)
         return mean, logvar
 
     def decode(self, z: np.ndarray) -> np.ndarray:
@@ -147,27 +168,30 @@ class StyleVAE:
         z = self._check(z, self.latent_dim, "z")
         if len(z) == 0:
             return np.zeros((0, self.config.input_dim), np.float32)
-        (logits,) = self._run(self._decoder, z, _ENCODE_BATCH)
-        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+        (logits,) = self._run(1, z)
+        return forward.sigmoid(logits)
 
     def decode_logits(self, z: np.ndarray) -> np.ndarray:
         """Decoder logits (N, frame_size) float32 for latent states z (N, L)."""
         z = self._check(z, self.latent_dim, "z")
-        (logits,) = self._run(self._decoder, z, _ENCODE_BATCH)
+        if len(z) == 0:
+            return np.zeros((0, self.config.input_dim), np.float32)
+        (logits,) = self._run(1, z)
         return logits
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+    def sample(self, n: int, seed: int = 0, *, rng: np.random.Generator | None = None) -> np.ndarray:
         """Free improvisation (paper experiment (a)): decode n latent states drawn from N(0, I).
 
         Args:
             n: number of frames.
-            seed: seed of the latent draws.
+            seed: seed of the latent draws (used when ``rng`` is None: ``np.random.default_rng(seed)``).
+            rng: the Generator to draw the latent states from (advanced by the draw).
 
         Returns:
             (n, frame_size) float32 probabilities.
         """
-        z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)).astype(np.float32)
-        return self.decode(z)
+        rng = np.random.default_rng(seed) if rng is None else rng
+        return self.decode(forward.normal_latents(rng, n, self.latent_dim))
 
     def reconstruct(self, frames: np.ndarray) -> np.ndarray:
         """Decode the posterior means of frames: (N, frame_size) -> (N, frame_size) probabilities."""
@@ -217,27 +241,37 @@ class StyleVAE:
 
         Used in: qbdi_utils.predictive, tests/test_vae_predictive.py.
         """
-        if self._predictor is None:
+        if not self.has_predictor:
             raise ModelError("this model has no predictor head (trained with gamma = 0); train one "
                              "with `qbdi train --gamma G` (G > 0)")
         z = self._check(z, self.latent_dim, "z")
         if len(z) == 0:
             return np.zeros((0, self.config.input_dim), np.float32)
-        (logits,) = self._run(self._predictor, z, _ENCODE_BATCH)
-        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+        (logits,) = self._run(2, z)
+        return forward.sigmoid(logits)
 
     @property
     def networks(self) -> Networks:
-        """The Keras networks (encoder, decoder, predictor or None): the public backend accessor.
+        """The Keras networks (encoder, decoder, predictor or None), for the training-time losses.
 
-        Used in: :mod:`qbdi_utils.training` (held-out scores of a trained model).
+        A model made from Keras networks returns those; a loaded one builds them (importing Keras)
+        on first access, with the model's weights. Inference does not use them, and setting their
+        weights does not change the model.
+
+        Used in: :mod:`qbdi_utils.training` (held-out scores of a trained model, ``qbdi evaluate``).
         """
-        return Networks(self._encoder, self._decoder, self._predictor)
+        if self._keras is None:
+            encoder, decoder = build_networks(self.config)
+            predictor = build_predictor(self.config)
+            for net, w in zip((encoder, decoder, predictor), self._weights):
+                if net is not None:
+                    net.set_weights(w)
+            self._keras = Networks(encoder, decoder, predictor)
+        return self._keras
 
     def get_weights(self) -> list[np.ndarray]:
         """Encoder, decoder, then predictor-head weights as numpy arrays (kernel (in, out), bias (out,))."""
-        nets = [self._encoder, self._decoder] + ([self._predictor] if self._predictor is not None else [])
-        return [np.asarray(w) for net in nets for w in net.get_weights()]
+        return [w.copy() for part in self._weights for w in part]
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -289,18 +323,6 @@ class StyleVAE:
                 corrupt or foreign model directory; an unreadable file), naming the directory.
         """
         saved = read_model(directory, spec)
-        config = saved.config
-        encoder, decoder = build_networks(config)
-        predictor = build_predictor(config)
-        nets = [encoder, decoder] + ([predictor] if predictor is not None else [])
-        built = [tuple(w.shape) for net in nets for w in net.weights]
-        expected = [tuple(w.shape) for w in saved.weights]
-        if built != expected:  # pragma: no cover - weight_shapes mirrors build_networks
-            raise AssertionError(f"weight_shapes {expected} != built {built}")
-        start = 0
-        for net in nets:
-            net.set_weights(saved.weights[start:start + len(net.weights)])
-            start += len(net.weights)
-        return cls(encoder, decoder, spec=saved.spec, config=config, threshold=saved.threshold,
+        return cls(spec=saved.spec, config=saved.config, threshold=saved.threshold,
                    corpus_stats=saved.corpus_stats, fingerprint=saved.fingerprint, info=saved.info,
-                   predictor=predictor)
+                   weights=saved.weights)
