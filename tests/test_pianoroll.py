@@ -105,6 +105,52 @@ def test_roll_midi_roll_any_resolution(roll, tpb, tmp_path):
     np.testing.assert_array_equal(back.roll, roll)
 
 
+def _mido_reference_bytes(roll, tempo_map, tpb, time_signature, program, velocity):
+    """The file mido writes for the same events (the writer's independent reference)."""
+    tps = tpb // SPEC.steps_per_quarter
+    events = [(st * tps, 0, -1, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))) for st, bpm in tempo_map]
+    if time_signature is not None:
+        events.append((0, 0, -1, mido.MetaMessage("time_signature", numerator=time_signature[0],
+                                                  denominator=time_signature[1])))
+    events.append((0, 0, -1, mido.Message("program_change", program=program)))
+    for p, s, e in roll_to_notes(roll, SPEC):
+        events.append((s * tps, 2, p, mido.Message("note_on", note=p, velocity=velocity)))
+        events.append((e * tps, 1, p, mido.Message("note_off", note=p, velocity=0)))
+    events.sort(key=lambda ev: ev[:3])
+    track, now = mido.MidiTrack(), 0
+    for tick, _, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(roll.shape[0] * tps - now, 0)))
+    mid = mido.MidiFile(type=0, ticks_per_beat=tpb)
+    mid.tracks.append(track)
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+@settings(max_examples=120, deadline=None)
+@given(roll=st.one_of(note_rolls(max_steps=400), dense_rolls()), tpb=st.sampled_from([4, 96, 480, 960, 20000]),
+       sig=st.sampled_from([None, (4, 4), (3, 4), (6, 8), (255, 1)]), program=st.integers(0, 127),
+       velocity=st.integers(1, 127), tempos=st.lists(st.floats(4.0, 400.0), min_size=1, max_size=3))
+def test_midi_bytes_equal_what_mido_writes(roll, tpb, sig, program, velocity, tempos):
+    from qbdi_utils.pianoroll import midi_bytes
+
+    tempo_map = [(i * 3, bpm) for i, bpm in enumerate(tempos)]
+    ours = midi_bytes(roll, tempo_map, velocity, SPEC, ticks_per_beat=tpb, time_signature=sig, program=program)
+    assert ours == _mido_reference_bytes(roll, tempo_map, tpb, sig, program, velocity)
+
+
+def test_midi_bytes_refuse_what_midi_cannot_write():
+    from qbdi_utils.pianoroll import midi_bytes
+
+    roll = np.zeros((16, SPEC.n_columns), dtype=np.uint8)
+    with pytest.raises(ValueError, match="power of two"):
+        midi_bytes(roll, 120.0, time_signature=(3, 5))
+    with pytest.raises(ValueError, match="tempo"):
+        midi_bytes(roll, 3.0)  # 20 s per quarter: beyond MIDI's 24-bit tempo
+
+
 def test_trailing_silence_survives(tmp_path):
     roll = notes_to_roll([(60, 0, 2)], 37)
     back = read_midi(write_midi(roll, tmp_path / "s.mid"))
