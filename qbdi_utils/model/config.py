@@ -59,11 +59,14 @@ class VAEConfig(Mapping):
             decoding threshold, in (0, 1).
         test_fraction: share of pieces (or frames) held out for every number reported as held-out
             (R, D, F1, loss), in [0, 1); 0 = no test set (models of format version 1).
-        seed: seeds weights, noise, shuffling and the split (>= 0).
+        seed: seeds weights, noise, shuffling and (unless ``split_seed`` is set) the split (>= 0).
         max_piece_frames: frames of the longest training piece (set by training when the pieces
             are known; improvise warns about longer queries), or None.
         gamma: weight of the predictive term gamma * CE(x_{t+1} | z_t) in the loss, in [0, inf);
             0 = no predictor head (the paper's VAE), > 0 adds the head latent -> hidden_dim -> input_dim.
+        split_seed: seed of the split by piece (>= 0), or None (default) for ``seed``: models of several
+            training seeds on ONE split (notebook 06) set it. Left out of :meth:`to_dict` when None, so
+            every configuration without it keeps its model.json and cache key.
 
     Raises:
         OptionError: a field has the wrong type or is out of range (the message names the field).
@@ -83,6 +86,7 @@ class VAEConfig(Mapping):
     seed: int = 0
     max_piece_frames: int | None = None
     gamma: float = 0.0
+    split_seed: int | None = None
 
     # field -> (kind, lower bound, lower bound inclusive, upper bound (exclusive) or None, may be None)
     _RULES = {
@@ -98,7 +102,10 @@ class VAEConfig(Mapping):
         "seed": (_INT, 0, True, None, False),
         "max_piece_frames": (_INT, 1, True, None, True),
         "gamma": (_FLOAT, 0.0, True, None, False),
+        "split_seed": (_INT, 0, True, None, True),
     }
+    # fields a to_dict() dict may lack (read as their default, None): added after format 2 was fixed
+    _OPTIONAL = ("split_seed",)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -149,9 +156,19 @@ class VAEConfig(Mapping):
             raise OptionError(f"VAEConfig has no field {unknown[0]!r}; fields: {', '.join(self._names())}")
         return dataclasses.replace(self, **changes)
 
+    @property
+    def effective_split_seed(self) -> int:
+        """The seed of the split by piece: ``split_seed``, or ``seed`` when it is None.
+
+        Used in: :mod:`qbdi_utils.training` (the split), qbdi_utils.predictive (the same split again).
+        """
+        return self.seed if self.split_seed is None else self.split_seed
+
     def to_dict(self) -> dict:
-        """Every field as a JSON-ready dict (the ``config`` of ``model.json``)."""
-        return {name: getattr(self, name) for name in self._names()}
+        """Every field as a JSON-ready dict (the ``config`` of ``model.json``); optional fields
+        (``split_seed``) only when set, so older configurations keep their dicts and hashes."""
+        return {name: getattr(self, name) for name in self._names()
+                if not (name in self._OPTIONAL and getattr(self, name) is None)}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "VAEConfig":
@@ -173,19 +190,19 @@ class VAEConfig(Mapping):
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise ModelError(f"config has unknown field {unknown[0]!r} (VAEConfig fields: {', '.join(names)})")
-        missing = [n for n in names if n not in data]
+        missing = [n for n in names if n not in data and n not in cls._OPTIONAL]
         if missing:
             raise ModelError(f"config lacks field {missing[0]!r}")
         for name in names:
             kind, *_, nullable = cls._RULES[name]
-            v = data[name]
+            v = data.get(name)
             ok = (v is None and nullable) or (not isinstance(v, bool) and (
                 isinstance(v, numbers.Real) if kind == _FLOAT else isinstance(v, numbers.Integral)))
             if not ok:
                 raise ModelError(f"config field {name!r} must be "
                                  f"{'a number' if kind == _FLOAT else 'a whole number'}, got {v!r}")
         try:
-            return cls(**{n: data[n] for n in names})
+            return cls(**{n: data[n] for n in names if n in data})
         except OptionError as exc:
             raise ModelError(f"config: {exc}") from None
 

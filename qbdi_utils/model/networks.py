@@ -139,7 +139,10 @@ def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
 
     Returns:
         (d, r, p): three (B,) tensors; d and r as :func:`loss_terms`,
-        p = mask * sum over cells of the Bernoulli NLL of y under the predictor's logits.
+        p = mask * CE / mean(mask), CE the sum over cells of the Bernoulli NLL of y under the
+        predictor's logits: the mean of p over the batch is the mean CE over the batch's PAIRS,
+        so gamma weighs the pairs' mean (a piece's last bar, mask 0, neither adds to P nor dilutes
+        it). A batch without a pair gives p = 0.
 
     Used in: qbdi_utils.training.fit (gamma > 0), tests/test_vae_predictive.py.
     """
@@ -151,7 +154,8 @@ def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
     d = ops.sum(ops.softplus(logits) - x * logits, axis=-1)
     r = 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=-1)
     q = predictor(z)
-    p = mask * ops.sum(ops.softplus(q) - y * q, axis=-1)
+    share = ops.maximum(ops.mean(mask), 1e-12)  # pairs per frame in the batch
+    p = mask * ops.sum(ops.softplus(q) - y * q, axis=-1) / share
     return d, r, p
 
 
