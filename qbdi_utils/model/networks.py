@@ -59,8 +59,12 @@ def objective(d, r, p=None, *, beta: float, gamma: float = 0.0):
 def build_networks(cfg: VAEConfig):
     """Encoder (x -> mean, logvar) and decoder (z -> logits) as Keras functional models.
 
+    With ``cfg.dropout_rate > 0`` a Dropout layer follows each hidden layer; it acts only when
+    the networks are called with ``training=True`` (the training loops) and has no weights, so
+    the saved weights and every inference are those of the same network without it.
+
     Args:
-        cfg: the configuration (input_dim, hidden_dim, latent_dim).
+        cfg: the configuration (input_dim, hidden_dim, latent_dim, dropout_rate).
 
     Returns:
         (encoder, decoder): ``keras.Model`` objects with fresh weights.
@@ -69,11 +73,15 @@ def build_networks(cfg: VAEConfig):
     layers = keras.layers
     x_in = keras.Input(shape=(cfg.input_dim,), name="frames")
     h = layers.Dense(cfg.hidden_dim, activation="relu", name="enc_hidden")(x_in)
+    if cfg.dropout_rate > 0:  # a training option; the identity at inference (no weights)
+        h = layers.Dropout(cfg.dropout_rate, seed=int(cfg.seed), name="enc_dropout")(h)
     mean = layers.Dense(cfg.latent_dim, name="enc_mean")(h)
     logvar = layers.Dense(cfg.latent_dim, name="enc_logvar")(h)
     encoder = keras.Model(x_in, [mean, logvar], name="encoder")
     z_in = keras.Input(shape=(cfg.latent_dim,), name="z")
     g = layers.Dense(cfg.hidden_dim, activation="relu", name="dec_hidden")(z_in)
+    if cfg.dropout_rate > 0:
+        g = layers.Dropout(cfg.dropout_rate, seed=int(cfg.seed) + 1, name="dec_dropout")(g)
     logits = layers.Dense(cfg.input_dim, name="dec_logits")(g)
     decoder = keras.Model(z_in, logits, name="decoder")
     return encoder, decoder
@@ -102,13 +110,15 @@ def build_predictor(cfg: VAEConfig):
     return keras.Model(z_in, logits, name="predictor")
 
 
-def loss_terms(encoder, decoder, x, eps):
+def loss_terms(encoder, decoder, x, eps, training: bool = False):
     """Per-frame distortion and rate (nats), written with ``keras.ops``.
 
     Args:
         encoder, decoder: the Keras networks.
         x: (B, D) float tensor of 0/1.
         eps: (B, L) standard normal noise of the reparameterisation z = mean + exp(logvar/2) eps.
+        training: whether dropout layers (``dropout_rate > 0``) act; False everywhere but the
+            training step.
 
     Returns:
         (d, r): two (B,) tensors, D = sum of Bernoulli NLL over cells, R = KL(q(z|x) || N(0, I)).
@@ -117,16 +127,16 @@ def loss_terms(encoder, decoder, x, eps):
     """
     from keras import ops
 
-    mean, logvar = encoder(x)
+    mean, logvar = encoder(x, training=training)
     z = mean + ops.exp(0.5 * logvar) * eps
-    logits = decoder(z)
+    logits = decoder(z, training=training)
     # -log Bernoulli(x; sigmoid(l)) = softplus(l) - x l, summed over the frame's cells
     d = ops.sum(ops.softplus(logits) - x * logits, axis=-1)
     r = 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=-1)
     return d, r
 
 
-def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
+def predictive_terms(encoder, decoder, predictor, x, y, mask, eps, training: bool = False):
     """Per-frame distortion, rate and predictive term (nats), written with ``keras.ops``.
 
     Args:
@@ -136,6 +146,7 @@ def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
         mask: (B,) float tensor, 1 where x_t has a successor in its piece, else 0.
         eps: (B, L) standard normal noise; z_t = mean + exp(logvar/2) eps feeds both the decoder
             and the predictor.
+        training: whether dropout layers act (as in :func:`loss_terms`).
 
     Returns:
         (d, r, p): three (B,) tensors; d and r as :func:`loss_terms`,
@@ -148,9 +159,9 @@ def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
     """
     from keras import ops
 
-    mean, logvar = encoder(x)
+    mean, logvar = encoder(x, training=training)
     z = mean + ops.exp(0.5 * logvar) * eps
-    logits = decoder(z)
+    logits = decoder(z, training=training)
     d = ops.sum(ops.softplus(logits) - x * logits, axis=-1)
     r = 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=-1)
     q = predictor(z)

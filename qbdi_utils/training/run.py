@@ -221,12 +221,12 @@ def _train_in_memory(x, spec, groups, cfg, progress, fit_options, max_eval_frame
     if strategy is None:
         trainer = make_trainer(cfg, cfg.seed, fit_options)
         fit = fit_function(trainer, x_tr, cfg, x_val, callbacks, fit_options,
-                           next_tr=next_tr, next_val=next_val)
+                           next_tr=next_tr, next_val=next_val, n_pitches=spec.n_pitches)
     else:
         with strategy.scope():
             trainer = make_trainer(cfg, cfg.seed, fit_options)
         xv, eps_val = validation_inputs(x_val, cfg)
-        fit = tf_fit(trainer, cfg, {"x": x_tr, "next": next_tr}, xv, eps_val, callbacks,
+        fit = tf_fit(trainer, cfg, {"x": x_tr, "next": next_tr, "n_pitches": spec.n_pitches}, xv, eps_val, callbacks,
                      {**FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
     hist = fit(cfg.epochs)
@@ -276,7 +276,8 @@ def _train_streamed(source, spec, cfg, progress, fit_options, max_eval_frames, s
         with strategy.scope():
             trainer = make_trainer(cfg, cfg.seed, fit_options)
     xv, eps_val = validation_inputs(x_val, cfg)
-    feed = {"source": source, "mask": mask, "n_train": len(train_idx), "shuffle_frames": shuffle_frames}
+    feed = {"source": source, "mask": mask, "n_train": len(train_idx), "shuffle_frames": shuffle_frames,
+            "n_pitches": spec.n_pitches}
     fit = tf_fit(trainer, cfg, feed, xv, eps_val, [EpochProgress(cfg.epochs, progress)],
                  {**FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
@@ -315,8 +316,9 @@ def _finish(trainer, hist, train_seconds, spec, cfg, fingerprint, stats, n_frame
     curves = ("loss", "d_nats", "r_nats", "val_loss", "val_d_nats", "val_r_nats") + (
         ("p_nats", "val_p_nats") if model.has_predictor else ())
     history = {k: [float(v) for v in hist[k]] for k in curves}
+    n_run = len(history["loss"])  # fewer than cfg.epochs when early stopping ended the run
     history.update({
-        "epoch": list(range(1, cfg.epochs + 1)),
+        "epoch": list(range(1, n_run + 1)),
         "train_idx": train_idx, "validation_idx": val_idx, "test_idx": test_idx,
         "threshold_grid": THRESHOLD_GRID.tolist(), "threshold_f1": f1_grid.tolist(),
     })
@@ -336,6 +338,11 @@ def _finish(trainer, hist, train_seconds, spec, cfg, fingerprint, stats, n_frame
         **extra,
         "history": {k: history[k] for k in curves},
     }
+    if hist.get("best_epoch") is not None or cfg.patience is not None:
+        best = hist.get("best_epoch")
+        model.info["epochs_run"] = int(n_run)
+        model.info["best_epoch"] = None if best is None else int(best) + 1  # 1-based, as history["epoch"]
+        history["best_epoch"] = model.info["best_epoch"]
     if groups is not None:
         model.info["validation_groups"] = sorted(int(g) for g in np.unique(g_val))
         model.info["test_groups"] = sorted(int(g) for g in np.unique(g_test))
