@@ -56,7 +56,7 @@ from qbdi_utils.training import (
 
 __all__ = ["CRITIC_TEMPERATURES", "DEFAULT_CANDIDATES", "DEFAULT_DRAWS", "DEFAULT_PROBE_SEEDS", "GRID_METRICS", "bernoulli_ce",
            "candidate_rows", "evaluate", "fit_probe", "grid", "info_nce", "marginal_rates", "mean_sd",
-           "successor_pairs", "validation_optimum",
+           "successor_pairs",
            "paired_differences", "probe_bounds"]
 
 _PROBE_BATCH = 256
@@ -668,26 +668,3 @@ def paired_differences(rows, metric: str, a: dict, b: dict, *, pair_by: str = "s
     return {"n": n, "mean": m, "sd": sd, "se": se, "t": m / se if se > 0 else float("inf") * np.sign(m),
             "ci_low": m - half, "ci_high": m + half, "positive": int(np.sum(d > 0)), "diffs": d.tolist()}
 
-
-def validation_optimum(model: StyleVAE) -> int:
-    """The epoch (1-based) of a trained model's lowest validation loss, from ``model.info["history"]``.
-
-    Notebook 06 trains a pilot run of each configuration for its maximum epoch count and trains every
-    seed of the configuration for this many epochs (the validation optimum, chosen without the test
-    pieces).
-
-    Args:
-        model: a StyleVAE trained by :func:`qbdi_utils.training.train` (its info keeps the curves).
-
-    Returns:
-        int in [1, epochs].
-
-    Raises:
-        ValueError: the model's info has no validation loss curve.
-
-    Used in: notebook 06 (predictive training).
-    """
-    curve = ((getattr(model, "info", None) or {}).get("history") or {}).get("val_loss")
-    if not curve:
-        raise ValueError("the model's info has no validation loss curve (history.val_loss)")
-    return int(np.argmin(np.asarray(curve, np.float64))) + 1

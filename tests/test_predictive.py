@@ -187,7 +187,7 @@ def test_info_nce_never_exceeds_log_k_and_matches_a_gaussian_pair():
     np.testing.assert_allclose(predictive.info_nce(s), brute, rtol=1e-10, atol=1e-12)
     # saturation: I = 4.6 nats, K = 8: every row <= log 8, the mean close to it
     w = bound(0.99995, 8)
-    assert np.all(w <= np.log(8) + 1e-12) and w.mean() > np.log(8) - 0.05
+    assert np.all(w <= np.log(8) + 1e-12) and w.mean() > np.log(8) - 0.1
     # any critic, even one that favours the positive without limit, stays <= log K
     huge = np.zeros((5, 4))
     huge[:, 0] = 1e6
@@ -212,8 +212,9 @@ def test_candidates_come_from_other_pieces_one_per_piece():
 
 
 def test_probe_on_samples_sees_only_what_the_code_keeps():
-    """Rows whose code drowns in posterior noise carry nothing to a sampled probe, while the probe
-    scored on the means (the old method) still reads them (means are a function of the bar)."""
+    """A sharp code carries y to a sampled probe and to InfoNCE (up to I(Z;Y) = ln 4 here); a code
+    drowned in posterior noise carries nothing; a blurred one carries less on its samples than the
+    same probe reads from the means (the old method scored on means)."""
     rng = np.random.default_rng(1)
     n, D = 3000, 12
     codes = rng.integers(0, 4, n)
@@ -222,16 +223,18 @@ def test_probe_on_samples_sees_only_what_the_code_keeps():
     te = rng.integers(0, 4, 300)
     z_te, y_te = np.eye(4, dtype=np.float32)[te] * 3.0, table[te]
     pieces = np.arange(300)
-    small, big = np.full_like(z_te, 0.01), np.full_like(z_te, 1e3)
-    res = predictive.probe_bounds(z, table[codes], {"sharp": (z_te, small, y_te, pieces),
-                                                    "drowned": (z_te, big, y_te, pieces)},
-                                  hidden_dim=16, seeds=(0, 1, 2), n_draws=3, n_candidates=16)
-    sharp, drowned = res["sharp"], res["drowned"]
-    assert sharp["i_probe_nats"] > 4.0 and sharp["i_nce_nats"] > 0.8 * np.log(4)  # ln 4: 4 codes
-    assert sharp["i_nce_nats"] <= np.log(4) + 0.05  # I(Z;Y) = ln 4 here (y is a function of 4 codes)
-    assert drowned["i_probe_nats"] < 0.5 and abs(drowned["i_nce_nats"]) < 0.2
-    assert drowned["i_probe_on_means_nats"] > 4.0
-    assert len(res["probe_epochs"]) == 3 and sharp["i_probe_sd"] >= 0
+
+    def run(spread):
+        return predictive.probe_bounds(z, table[codes], {"t": (z_te, np.full_like(z_te, spread), y_te, pieces)},
+                                       hidden_dim=16, z_train_std=np.full_like(z, spread), seeds=(0, 1, 2),
+                                       n_draws=3, n_candidates=16)
+    sharp, drowned, blurred = run(0.01), run(30.0), run(2.0)
+    assert sharp["t"]["i_probe_nats"] > 4.0 and sharp["t"]["i_nce_nats"] > 0.8 * np.log(4)
+    assert sharp["t"]["i_nce_nats"] <= np.log(4) + 0.05  # y is a function of 4 equally likely codes
+    assert abs(drowned["t"]["i_probe_nats"]) < 0.5 and abs(drowned["t"]["i_nce_nats"]) < 0.2
+    assert blurred["t"]["i_probe_on_means_nats"] > blurred["t"]["i_probe_nats"] + 0.3
+    assert len(sharp["probe_epochs"]) == 3 and sharp["t"]["i_probe_sd"] >= 0
+    assert set(sharp["critic_temperatures"]) <= set(predictive.CRITIC_TEMPERATURES)
 
 
 def test_pairs_never_cross_frames_outside_the_set():
