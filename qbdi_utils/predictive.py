@@ -54,10 +54,9 @@ from qbdi_utils.training import (
     cached_model, held_out_scores, split_held_out, split_pieces, subset_successors, successor_index,
 )
 
-__all__ = ["CRITIC_TEMPERATURES", "DEFAULT_CANDIDATES", "DEFAULT_DRAWS", "DEFAULT_PROBE_SEEDS", "GRID_METRICS", "bernoulli_ce",
-           "candidate_rows", "evaluate", "fit_probe", "grid", "info_nce", "marginal_rates", "mean_sd",
-           "successor_pairs",
-           "paired_differences", "probe_bounds"]
+__all__ = ["CRITIC_TEMPERATURES", "DEFAULT_CANDIDATES", "DEFAULT_DRAWS", "DEFAULT_PROBE_SEEDS", "GRID_METRICS",
+           "bernoulli_ce", "candidate_rows", "evaluate", "fit_probe", "grid", "info_nce", "marginal_rates",
+           "mean_sd", "paired_differences", "probe_bounds", "successor_pairs"]
 
 _PROBE_BATCH = 256
 _PROBE_MAX_EPOCHS = 15
@@ -428,7 +427,7 @@ def successor_pairs(nxt: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.nd
 def evaluate(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | None = None, *,
              seeds=DEFAULT_PROBE_SEEDS, n_draws: int = DEFAULT_DRAWS, n_candidates: int = DEFAULT_CANDIDATES,
              probe_max_epochs: int = _PROBE_MAX_EPOCHS) -> dict:
-    """Test-piece R, D, note F1 and the lag-1 bounds (I_probe on samples, I_NCE, the head's) on test and validation pieces.
+    """Test-piece R, D, note F1 and the lag-1 bounds (I_probe, I_NCE, the head's) on test and validation pieces.
 
     The frames are split as the model's training split them (its config's fractions and split
     seed, :func:`qbdi_utils.training.split_pieces`); on the corpus the model was trained on
