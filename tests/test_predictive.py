@@ -362,7 +362,8 @@ def test_grid_rows_are_evaluate_of_each_config(monkeypatch, tmp_path):
     real = predictive.evaluate
     monkeypatch.setattr(predictive, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = predictive.grid(configs, frames, groups, model_fn=lambda cfg: built[cfg.seed], **ev)
-    assert calls == [] and again == rows
+    # (compared as JSON text: a gamma = 0 row holds nan head values, and nan != nan)
+    assert calls == [] and json.dumps(again, sort_keys=True) == json.dumps(rows, sort_keys=True)
     assert len(list((tmp_path / "evaluations").iterdir())) == 2
     # another probe seed is another evaluation
     predictive.grid(configs[:1], frames, groups, model_fn=lambda cfg: built[cfg.seed], **{**ev, "seeds": (4, 5)})
