@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh clone:
-#   make reproduce   executes every notebook in order, in place, writing figures/
-#   make test        unit tests + nbval over the notebooks
+#   make reproduce   executes every notebook in order, in place, writing figures/ (profile quick;
+#                    make reproduce PROFILE=full runs notebook 06's full grid)
+#   make test        unit tests + nbval over the notebooks (profile ci)
+# The profile (QBDI_PROFILE, qbdi_utils/profile.py) sizes the costly grids; checked cells hold in all.
 # and one to play:
 #   make explore     the explorer as a web page on http://127.0.0.1:$(PORT) (Voila; Ctrl-C stops it)
 # Both create .venv and install the package into it when pyproject.toml is newer than the venv.
@@ -11,6 +13,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.qbdi-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/0*.ipynb))
 PORT   ?= 8866
+PROFILE ?= quick
 
 .PHONY: setup reproduce test bench explore clean-cache
 
@@ -25,14 +28,14 @@ $(STAMP): pyproject.toml
 
 reproduce: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \
-		echo "== executing $$nb"; \
-		$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+		echo "== executing $$nb (profile $(PROFILE))"; \
+		QBDI_PROFILE=$(PROFILE) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; \
 	done
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 -p no:cacheprovider notebooks
+	QBDI_PROFILE=ci $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 -p no:cacheprovider notebooks
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

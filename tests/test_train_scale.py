@@ -211,9 +211,13 @@ def test_streaming_follows_in_memory_and_repeats_itself(corpus):
     assert m1.config == m0.config and m1.info["streamed"] and m1.info["n_train"] == m0.info["n_train"]
     for a, b in zip(m1.get_weights(), m2.get_weights()):  # same seed, same weights
         assert np.array_equal(a, b)
-    # corpus statistics over ALL frames, recomputed in one piece (float32 encoder: batch shapes
-    # move the last bits of the latent means)
-    mu = m1.encode(x)[0].astype(np.float64)
+    # corpus statistics over the TRAINING frames only, recomputed in one piece (float32 encoder:
+    # batch shapes move the last bits of the latent means); in memory the same frames
+    mu = m1.encode(x[h1["train_idx"]])[0].astype(np.float64)
+    mu0 = m0.encode(x[h0["train_idx"]])[0].astype(np.float64)
+    np.testing.assert_allclose(m0.corpus_stats["mean"], mu0.mean(axis=0), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(m0.corpus_stats["mean"], m0.encode(x)[0].astype(np.float64).mean(axis=0),
+                           rtol=1e-9, atol=1e-12)  # held-out frames would move it
     np.testing.assert_allclose(m1.corpus_stats["mean"], mu.mean(axis=0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(m1.corpus_stats["var"], mu.var(axis=0), rtol=1e-5, atol=1e-7)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from qbdi_utils.errors import ModelError, OptionError
 
-__all__ = ["DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "VAEConfig", "config_from_v1"]
+__all__ = ["DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "TRAINING_OPTIONS", "VAEConfig", "config_from_v1"]
 
 #: Epochs of the paper preset. Chosen on the validation pieces (never on the test pieces) from a
 #: 200-epoch run on the default corpus (5,963 bars, seed 0, Adam 1e-3, batch 100): validation loss
@@ -33,6 +33,12 @@ __all__ = ["DEFAULT_CONFIG", "DEFAULT_EPOCHS", "PRESETS", "VAEConfig", "config_f
 #: stays. (That run used the earlier two-way split, whose one held-out set played the validation
 #: role.) See notebooks/02_vae_training.ipynb.
 DEFAULT_EPOCHS = 100
+
+#: The training options added for small corpora (issue 23), and notebook 06's fixed split (issue 24),
+#: with their off values; a config leaves them out of :meth:`VAEConfig.to_dict` while they are off
+#: (see :class:`VAEConfig`).
+TRAINING_OPTIONS = {"patience": None, "kl_warmup_epochs": 0, "dropout_rate": 0.0, "transpose_range": 0,
+                    "split_seed": None}
 
 
 _INT, _FLOAT = "int", "float"
@@ -59,11 +65,32 @@ class VAEConfig(Mapping):
             decoding threshold, in (0, 1).
         test_fraction: share of pieces (or frames) held out for every number reported as held-out
             (R, D, F1, loss), in [0, 1); 0 = no test set (models of format version 1).
-        seed: seeds weights, noise, shuffling and the split (>= 0).
+        seed: seeds weights, noise, shuffling and (unless ``split_seed`` is set) the split (>= 0).
         max_piece_frames: frames of the longest training piece (set by training when the pieces
             are known; improvise warns about longer queries), or None.
         gamma: weight of the predictive term gamma * CE(x_{t+1} | z_t) in the loss, in [0, inf);
             0 = no predictor head (the paper's VAE), > 0 adds the head latent -> hidden_dim -> input_dim.
+        patience: early stopping (a training option, off = None): stop once the validation loss
+            (D + beta R at the full beta, fixed validation noise) has not fallen below its best for
+            this many epochs, and keep the weights of the best epoch; ``epochs`` is then the
+            maximum. Needs validation frames. (>= 1 or None.)
+        kl_warmup_epochs: KL warm-up (a training option, off = 0): the rate's weight in the
+            training loss rises linearly from 0 at epoch 1 to beta at epoch kl_warmup_epochs + 1
+            and stays there; early stopping does not pick an epoch inside the warm-up. (>= 0.)
+        dropout_rate: dropout on the encoder's and decoder's hidden layers while training (a
+            training option, off = 0); inference is unchanged (dropout is the identity there).
+            In [0, 1).
+        transpose_range: transposition augmentation while training (a training option, off = 0):
+            every training batch is moved by one whole number of semitones drawn uniformly from
+            -transpose_range..transpose_range (notes moved out of the roll's range are dropped);
+            validation, test and the corpus statistics stay in the corpus's own key, so the
+            "tonic" normalisation of the corpus still says where the channel's mean points. (>= 0.)
+
+        split_seed: seed of the split by piece (>= 0), or None (off) for ``seed``: models of several
+            training seeds on ONE split (notebook 06) set it.
+
+    The four training options and ``split_seed`` appear in :meth:`to_dict` only when set, so
+    configurations written before they existed read the same and keep their cache keys.
 
     Raises:
         OptionError: a field has the wrong type or is out of range (the message names the field).
@@ -83,6 +110,11 @@ class VAEConfig(Mapping):
     seed: int = 0
     max_piece_frames: int | None = None
     gamma: float = 0.0
+    patience: int | None = None
+    kl_warmup_epochs: int = 0
+    dropout_rate: float = 0.0
+    transpose_range: int = 0
+    split_seed: int | None = None
 
     # field -> (kind, lower bound, lower bound inclusive, upper bound (exclusive) or None, may be None)
     _RULES = {
@@ -98,6 +130,11 @@ class VAEConfig(Mapping):
         "seed": (_INT, 0, True, None, False),
         "max_piece_frames": (_INT, 1, True, None, True),
         "gamma": (_FLOAT, 0.0, True, None, False),
+        "patience": (_INT, 1, True, None, True),
+        "kl_warmup_epochs": (_INT, 0, True, None, False),
+        "dropout_rate": (_FLOAT, 0.0, True, 1.0, False),
+        "transpose_range": (_INT, 0, True, 12, False),
+        "split_seed": (_INT, 0, True, None, True),
     }
 
     def __post_init__(self):
@@ -149,16 +186,27 @@ class VAEConfig(Mapping):
             raise OptionError(f"VAEConfig has no field {unknown[0]!r}; fields: {', '.join(self._names())}")
         return dataclasses.replace(self, **changes)
 
+    @property
+    def effective_split_seed(self) -> int:
+        """The seed of the split by piece: ``split_seed``, or ``seed`` when it is None.
+
+        Used in: :mod:`qbdi_utils.training` (the split), qbdi_utils.predictive (the same split again).
+        """
+        return self.seed if self.split_seed is None else self.split_seed
+
     def to_dict(self) -> dict:
-        """Every field as a JSON-ready dict (the ``config`` of ``model.json``)."""
-        return {name: getattr(self, name) for name in self._names()}
+        """Every field as a JSON-ready dict (the ``config`` of ``model.json``); the training options
+        of :data:`TRAINING_OPTIONS` only when they differ from their off value."""
+        return {name: getattr(self, name) for name in self._names()
+                if name not in TRAINING_OPTIONS or getattr(self, name) != TRAINING_OPTIONS[name]}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "VAEConfig":
         """The config a :meth:`to_dict` dict describes; strict about names and types.
 
         Args:
-            data: mapping with exactly the fields of VAEConfig.
+            data: mapping with exactly the fields of VAEConfig (the training options of
+                :data:`TRAINING_OPTIONS` may be left out: they are then off).
 
         Returns:
             The VAEConfig.
@@ -173,19 +221,20 @@ class VAEConfig(Mapping):
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise ModelError(f"config has unknown field {unknown[0]!r} (VAEConfig fields: {', '.join(names)})")
+        data = {**TRAINING_OPTIONS, **data}
         missing = [n for n in names if n not in data]
         if missing:
             raise ModelError(f"config lacks field {missing[0]!r}")
         for name in names:
             kind, *_, nullable = cls._RULES[name]
-            v = data[name]
+            v = data.get(name)
             ok = (v is None and nullable) or (not isinstance(v, bool) and (
                 isinstance(v, numbers.Real) if kind == _FLOAT else isinstance(v, numbers.Integral)))
             if not ok:
                 raise ModelError(f"config field {name!r} must be "
                                  f"{'a number' if kind == _FLOAT else 'a whole number'}, got {v!r}")
         try:
-            return cls(**{n: data[n] for n in names})
+            return cls(**{n: data[n] for n in names if n in data})
         except OptionError as exc:
             raise ModelError(f"config: {exc}") from None
 

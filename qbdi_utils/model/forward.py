@@ -106,6 +106,7 @@ class Layer(NamedTuple):
         activation: a key of :data:`ACTIVATIONS` (``dense`` and ``activation`` layers).
         use_bias: a ``dense`` layer has a bias (its second weight array).
         rate: a ``dropout`` layer's training-time rate (unused at inference).
+        seed: a ``dropout`` layer's seed for its training-time masks (None: Keras's global generator).
     """
 
     name: str
@@ -115,6 +116,7 @@ class Layer(NamedTuple):
     activation: str = "linear"
     use_bias: bool = True
     rate: float = 0.0
+    seed: int | None = None
 
 
 class Graph(NamedTuple):

@@ -65,20 +65,27 @@ def network_graphs(cfg: VAEConfig) -> dict:
     (:func:`qbdi_utils.model.forward.run`) use.
 
     Args:
-        cfg: the configuration (input_dim, hidden_dim, latent_dim, gamma).
+        cfg: the configuration (input_dim, hidden_dim, latent_dim, gamma, dropout_rate, seed).
 
     Returns:
         {"encoder": x -> (mean, logvar), "decoder": z -> logits, "predictor": z_t -> next-bar logits
         or None when ``cfg.gamma == 0``}.
     """
     n, h, L = cfg.input_dim, cfg.hidden_dim, cfg.latent_dim
+    rate = float(cfg.dropout_rate)
+    # with dropout_rate > 0 a Dropout follows each hidden layer (a training option: no weights, the
+    # identity at inference); its seed is the model's (encoder) and the model's + 1 (decoder)
+    enc_drop = (Layer("enc_dropout", "dropout", "enc_hidden", rate=rate, seed=int(cfg.seed)),) if rate > 0 else ()
+    dec_drop = (Layer("dec_dropout", "dropout", "dec_hidden", rate=rate, seed=int(cfg.seed) + 1),) if rate > 0 else ()
+    enc_h = "enc_dropout" if rate > 0 else "enc_hidden"
+    dec_h = "dec_dropout" if rate > 0 else "dec_hidden"
     encoder = Graph("encoder", "frames", n, (
-        Layer("enc_hidden", "dense", "frames", h, "relu"),
-        Layer("enc_mean", "dense", "enc_hidden", L),
-        Layer("enc_logvar", "dense", "enc_hidden", L)), ("enc_mean", "enc_logvar"))
+        Layer("enc_hidden", "dense", "frames", h, "relu"), *enc_drop,
+        Layer("enc_mean", "dense", enc_h, L),
+        Layer("enc_logvar", "dense", enc_h, L)), ("enc_mean", "enc_logvar"))
     decoder = Graph("decoder", "z", L, (
-        Layer("dec_hidden", "dense", "z", h, "relu"),
-        Layer("dec_logits", "dense", "dec_hidden", n)), ("dec_logits",))
+        Layer("dec_hidden", "dense", "z", h, "relu"), *dec_drop,
+        Layer("dec_logits", "dense", dec_h, n)), ("dec_logits",))
     predictor = None
     if cfg.gamma > 0:
         predictor = Graph("predictor", "z_t", L, (
@@ -110,7 +117,7 @@ def keras_network(graph: Graph):
         if layer.kind == "dense":
             op = layers.Dense(layer.units, activation=layer.activation, use_bias=layer.use_bias, name=layer.name)
         elif layer.kind == "dropout":
-            op = layers.Dropout(layer.rate, name=layer.name)
+            op = layers.Dropout(layer.rate, seed=layer.seed, name=layer.name)
         else:
             op = layers.Activation(layer.activation, name=layer.name)
         values[layer.name] = op(values[layer.source])
@@ -121,8 +128,12 @@ def keras_network(graph: Graph):
 def build_networks(cfg: VAEConfig):
     """Encoder (x -> mean, logvar) and decoder (z -> logits) as Keras functional models.
 
+    With ``cfg.dropout_rate > 0`` a Dropout layer follows each hidden layer; it acts only when
+    the networks are called with ``training=True`` (the training loops) and has no weights, so
+    the saved weights and every inference are those of the same network without it.
+
     Args:
-        cfg: the configuration (input_dim, hidden_dim, latent_dim).
+        cfg: the configuration (input_dim, hidden_dim, latent_dim, dropout_rate).
 
     Returns:
         (encoder, decoder): ``keras.Model`` objects with fresh weights (:func:`network_graphs`).
@@ -147,13 +158,15 @@ def build_predictor(cfg: VAEConfig):
     return None if graph is None else keras_network(graph)
 
 
-def loss_terms(encoder, decoder, x, eps):
+def loss_terms(encoder, decoder, x, eps, training: bool = False):
     """Per-frame distortion and rate (nats), written with ``keras.ops``.
 
     Args:
         encoder, decoder: the Keras networks.
         x: (B, D) float tensor of 0/1.
         eps: (B, L) standard normal noise of the reparameterisation z = mean + exp(logvar/2) eps.
+        training: whether dropout layers (``dropout_rate > 0``) act; False everywhere but the
+            training step.
 
     Returns:
         (d, r): two (B,) tensors, D = sum of Bernoulli NLL over cells, R = KL(q(z|x) || N(0, I)).
@@ -162,16 +175,16 @@ def loss_terms(encoder, decoder, x, eps):
     """
     from keras import ops
 
-    mean, logvar = encoder(x)
+    mean, logvar = encoder(x, training=training)
     z = mean + ops.exp(0.5 * logvar) * eps
-    logits = decoder(z)
+    logits = decoder(z, training=training)
     # -log Bernoulli(x; sigmoid(l)) = softplus(l) - x l, summed over the frame's cells
     d = ops.sum(ops.softplus(logits) - x * logits, axis=-1)
     r = 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=-1)
     return d, r
 
 
-def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
+def predictive_terms(encoder, decoder, predictor, x, y, mask, eps, training: bool = False):
     """Per-frame distortion, rate and predictive term (nats), written with ``keras.ops``.
 
     Args:
@@ -181,22 +194,27 @@ def predictive_terms(encoder, decoder, predictor, x, y, mask, eps):
         mask: (B,) float tensor, 1 where x_t has a successor in its piece, else 0.
         eps: (B, L) standard normal noise; z_t = mean + exp(logvar/2) eps feeds both the decoder
             and the predictor.
+        training: whether dropout layers act (as in :func:`loss_terms`).
 
     Returns:
         (d, r, p): three (B,) tensors; d and r as :func:`loss_terms`,
-        p = mask * sum over cells of the Bernoulli NLL of y under the predictor's logits.
+        p = mask * CE / mean(mask), CE the sum over cells of the Bernoulli NLL of y under the
+        predictor's logits: the mean of p over the batch is the mean CE over the batch's PAIRS,
+        so gamma weighs the pairs' mean (a piece's last bar, mask 0, neither adds to P nor dilutes
+        it). A batch without a pair gives p = 0.
 
     Used in: qbdi_utils.training.fit (gamma > 0), tests/test_vae_predictive.py.
     """
     from keras import ops
 
-    mean, logvar = encoder(x)
+    mean, logvar = encoder(x, training=training)
     z = mean + ops.exp(0.5 * logvar) * eps
-    logits = decoder(z)
+    logits = decoder(z, training=training)
     d = ops.sum(ops.softplus(logits) - x * logits, axis=-1)
     r = 0.5 * ops.sum(ops.exp(logvar) + ops.square(mean) - 1.0 - logvar, axis=-1)
     q = predictor(z)
-    p = mask * ops.sum(ops.softplus(q) - y * q, axis=-1)
+    share = ops.maximum(ops.mean(mask), 1e-12)  # pairs per frame in the batch
+    p = mask * ops.sum(ops.softplus(q) - y * q, axis=-1) / share
     return d, r, p
 
 

@@ -11,7 +11,7 @@ read shard by shard through tf.data) and data-parallel (a distribution strategy 
 :mod:`qbdi_utils.training.devices`); other backends use ``Model.fit`` (:func:`fit_function`).
 Every loop checks the loss after each epoch (:func:`check_finite`).
 
-Imports: errors, progress, model, training.split, training.stream.
+Imports: errors, progress, model, pianoroll, training.split, training.stream.
 Used in: :func:`qbdi_utils.training.train`, benchmarks/bench_train.py, tests.
 """
 
@@ -22,15 +22,17 @@ import time
 import numpy as np
 
 from qbdi_utils import progress
-from qbdi_utils.errors import TrainingDivergedError
+from qbdi_utils.errors import OptionError, TrainingDivergedError
 from qbdi_utils.model import (
     VAEConfig, build_networks, build_predictor, import_keras, loss_terms, objective, predictive_terms,
 )
+from qbdi_utils.pianoroll import RollSpec
 from qbdi_utils.training import stream as stream_mod
 from qbdi_utils.training.split import VALIDATION_STREAM, eval_noise, successor_index
 
-__all__ = ["EpochProgress", "FIT_DEFAULTS", "as_config", "check_finite", "fit_function", "make_trainer",
-           "mean_terms", "pair_arrays", "seed_everything", "tf_fit", "validation_inputs"]
+__all__ = ["BestEpoch", "EpochProgress", "FIT_DEFAULTS", "as_config", "check_finite", "fit_function",
+           "kl_weight", "make_trainer", "mean_terms", "pair_arrays", "seed_everything", "tf_fit",
+           "transpose_batch", "validation_inputs"]
 
 #: Settings that change speed, not the model; kept out of the configuration.
 FIT_DEFAULTS = {"jit_compile": "auto", "steps_per_execution": 32, "loop": "auto"}
@@ -70,6 +72,103 @@ def as_config(cfg) -> VAEConfig:
     return cfg if isinstance(cfg, VAEConfig) else VAEConfig.from_dict(cfg)
 
 
+def kl_weight(cfg: VAEConfig, epoch: int) -> float:
+    """The rate's weight in the training loss at a 0-based epoch: beta, or its KL warm-up ramp.
+
+    With ``cfg.kl_warmup_epochs = W > 0`` it is ``beta * min(1, epoch / W)``: 0 in the first epoch,
+    beta from epoch W (0-based) on. The logged and validation losses always use the full beta.
+
+    Args:
+        cfg: the configuration (beta, kl_warmup_epochs).
+        epoch: 0-based epoch.
+
+    Returns:
+        The weight (a float).
+    """
+    w = int(cfg.kl_warmup_epochs)
+    return float(cfg.beta) if w == 0 else float(cfg.beta) * min(1.0, int(epoch) / w)
+
+
+class BestEpoch:
+    """Early stopping on the validation loss: remembers the best epoch's weights, says when to stop.
+
+    An epoch is a candidate once the KL warm-up is over (0-based epoch >= ``kl_warmup_epochs``);
+    a candidate is better when its validation loss is strictly lower than the best so far (ties
+    keep the earlier epoch), so the choice is a deterministic function of the losses. Training
+    stops after ``patience`` candidates in a row without a better one; :meth:`restore` then puts
+    the best epoch's weights back (a copy taken in numpy at that epoch).
+
+    Args:
+        patience: epochs without improvement before stopping (>= 1).
+        models: the Keras networks whose weights are kept (encoder, decoder, predictor or None).
+        first_epoch: first 0-based epoch that may be chosen (the end of the warm-up).
+
+    Used in: :func:`fit_function` and :func:`tf_fit` (``VAEConfig.patience``), tests/test_training_options.py.
+    """
+
+    def __init__(self, patience: int, models, first_epoch: int = 0):
+        self.patience = int(patience)
+        self.models = [m for m in models if m is not None]
+        self.first_epoch = int(first_epoch)
+        self.best_epoch: int | None = None
+        self.best_loss = float("inf")
+        self.since_best = 0
+        self._weights = None
+
+    def update(self, epoch: int, val_loss: float) -> bool:
+        """Record an epoch's validation loss; True when training should stop after it."""
+        if epoch < self.first_epoch:
+            return False
+        if float(val_loss) < self.best_loss:
+            self.best_loss, self.best_epoch, self.since_best = float(val_loss), int(epoch), 0
+            self._weights = [[np.array(w, copy=True) for w in m.get_weights()] for m in self.models]
+            return False
+        self.since_best += 1
+        return self.since_best >= self.patience
+
+    def restore(self) -> int | None:
+        """Put the best epoch's weights back; returns that 0-based epoch (None if none was chosen)."""
+        if self._weights is not None:
+            for m, w in zip(self.models, self._weights):
+                m.set_weights(w)
+        return self.best_epoch
+
+
+def _stopper(cfg: VAEConfig, models, has_validation: bool) -> BestEpoch | None:
+    """The early stopper of ``cfg.patience`` (None when off); refuses a run without validation frames."""
+    if cfg.patience is None:
+        return None
+    if not has_validation:
+        raise OptionError(f"early stopping (patience = {cfg.patience}) needs validation frames; "
+                          "give a validation_fraction > 0 on a corpus of several pieces, or no patience")
+    return BestEpoch(cfg.patience, models, first_epoch=int(cfg.kl_warmup_epochs))
+
+
+def transpose_batch(xb, shift, n_pitches: int):
+    """Frames moved by whole semitones, one shift per frame, in TensorFlow (training augmentation).
+
+    Args:
+        xb: (B, D) float tensor of flattened frames, D = steps * 2 * n_pitches (the play plane's
+            n_pitches columns, then the articulate plane's, per step: :class:`RollSpec`).
+        shift: (B,) int32 tensor of semitones (positive = up).
+        n_pitches: pitches per plane.
+
+    Returns:
+        (B, D) float tensor: each frame's notes moved by its shift; notes moved past the lowest or
+        highest pitch are dropped (as :func:`qbdi_utils.pianoroll.transpose_roll` does).
+    """
+    import tensorflow as tf
+
+    P = int(n_pitches)
+    b = tf.shape(xb)[0]
+    x4 = tf.reshape(xb, [b, -1, 2, P])
+    src = tf.range(P, dtype=tf.int32)[None, :] - tf.cast(shift, tf.int32)[:, None]  # (B, P)
+    valid = tf.cast((src >= 0) & (src < P), xb.dtype)
+    idx = tf.broadcast_to(tf.clip_by_value(src, 0, P - 1)[:, None, None, :], tf.shape(x4))
+    out = tf.experimental.numpy.take_along_axis(x4, idx, axis=3) * valid[:, None, None, :]
+    return tf.reshape(out, tf.shape(xb))
+
+
 def make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
     """A compiled Keras model whose output is (B, 2) = [D, R] per frame and whose loss is D + beta R."""
     keras = import_keras()
@@ -93,11 +192,12 @@ def make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
             if self.predictor is None:
                 x = ops.cast(x, "float32")
                 eps = keras.random.normal((ops.shape(x)[0], latent_dim), seed=self.noise)
-                d, r = loss_terms(self.encoder, self.decoder, x, eps)
+                d, r = loss_terms(self.encoder, self.decoder, x, eps, training=bool(training))
                 return ops.stack([d, r], axis=-1)
             x, y, m = (ops.cast(t, "float32") for t in x)
             eps = keras.random.normal((ops.shape(x)[0], latent_dim), seed=self.noise)
-            d, r, p = predictive_terms(self.encoder, self.decoder, self.predictor, x, y, m, eps)
+            d, r, p = predictive_terms(self.encoder, self.decoder, self.predictor, x, y, m, eps,
+                                       training=bool(training))
             return ops.stack([d, r, p], axis=-1)
 
     def loss(y_true, y_pred):  # y_true is a dummy: the target is the input itself
@@ -161,7 +261,8 @@ def validation_inputs(x_val: np.ndarray, cfg: VAEConfig):
 
 def fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | None = None,
                  callbacks=(), fit_options: dict | None = None, *,
-                 next_tr: np.ndarray | None = None, next_val: np.ndarray | None = None):
+                 next_tr: np.ndarray | None = None, next_val: np.ndarray | None = None,
+                 n_pitches: int = RollSpec().n_pitches):
     """The project's training loop: returns ``fit(epochs) -> history dict`` over in-memory frames.
 
     On the TensorFlow backend (unless ``fit_options["loop"] == "keras"``) each epoch is one
@@ -176,6 +277,13 @@ def fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | 
     (default: :func:`successor_index` of one piece); used only with a predictor head.
     ``callbacks`` are Keras callbacks; only ``on_train_begin``, ``on_epoch_end(epoch, logs)`` and
     ``on_train_end`` are called on the fast path.
+    The training options of the configuration act here: ``patience`` (early stopping on the
+    validation loss, the best epoch's weights restored: :class:`BestEpoch`; the history then
+    holds ``best_epoch``, 0-based, and only the epochs run), ``kl_warmup_epochs``
+    (:func:`kl_weight`), ``dropout_rate`` (the networks' dropout layers act in the training step)
+    and ``transpose_range`` (:func:`transpose_batch` on each training batch, shifts drawn from the
+    training generator; ``n_pitches`` = pitches per plane of the frames' roll layout). Warm-up and
+    transposition need the TensorFlow loop.
     Both loops check the training loss after every epoch and raise
     :class:`~qbdi_utils.errors.TrainingDivergedError` as soon as it is NaN or infinite (the
     callbacks' ``on_train_end`` is still called, so a progress bar is closed).
@@ -196,8 +304,13 @@ def fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | 
         if next_val is None:
             next_val = successor_index(None, len(x_val))
     if keras.backend.backend() == "tensorflow" and opts.get("loop", "auto") != "keras":
-        return tf_fit(trainer, cfg, {"x": x_tr, "next": next_tr}, x_val, eps_val, callbacks, opts,
-                          next_val, None)
+        return tf_fit(trainer, cfg, {"x": x_tr, "next": next_tr, "n_pitches": n_pitches}, x_val, eps_val,
+                      callbacks, opts, next_val, None)
+    if cfg.kl_warmup_epochs or cfg.transpose_range:
+        raise OptionError("KL warm-up and transposition augmentation need the TensorFlow training "
+                          f"loop (KERAS_BACKEND is {keras.backend.backend()!r}, loop is "
+                          f"{opts.get('loop', 'auto')!r})")
+    stopper = _stopper(cfg, (trainer.encoder, trainer.decoder, predictor), x_val is not None)
     y_tr = np.zeros((len(x_tr), 1), np.float32)
     beta, gamma = float(cfg.beta), float(cfg.gamma)
     inputs = x_tr if predictor is None else [x_tr, *pair_arrays(x_tr, next_tr)]
@@ -214,6 +327,8 @@ def fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | 
                 logs.update(vals)
             for k, v in vals.items():
                 record.setdefault(k, []).append(v)
+            if stopper is not None and stopper.update(epoch, vals["val_loss"]):
+                trainer.stop_training = True
 
     class _StopOnNonFinite(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -230,7 +345,10 @@ def fit_function(trainer, x_tr: np.ndarray, cfg: VAEConfig, x_val: np.ndarray | 
             for cb in callbacks:
                 cb.on_train_end()
             raise
-        return {**{k: list(v) for k, v in hist.items() if not k.startswith("val_")}, **record}
+        out = {**{k: list(v) for k, v in hist.items() if not k.startswith("val_")}, **record}
+        if stopper is not None:
+            out["best_epoch"] = stopper.restore()
+        return out
 
     return fit
 
@@ -275,12 +393,15 @@ def _tf_evaluator(enc, dec, pred, jit: bool, x_val, next_val):
     return evaluate
 
 
-def _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred: bool, cfg: VAEConfig, callbacks):
+def _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred: bool, cfg: VAEConfig, callbacks,
+                  stopper: BestEpoch | None = None, set_kl_weight=None):
     """``fit(epochs) -> history``: the per-epoch bookkeeping shared by the TensorFlow loops.
 
     ``run_epoch(e)`` trains one epoch and returns its mean [D, R(, P)] per frame; the history also
     gets the validation terms, the loss, and ``epoch_seconds`` (wall time of each epoch's
-    training, validation excluded).
+    training, validation excluded). With a ``stopper`` the loop ends when it says so and the best
+    epoch's weights are restored (``history["best_epoch"]``, 0-based); ``set_kl_weight(w)`` is
+    called before each epoch with :func:`kl_weight` (KL warm-up).
     """
     beta, gamma = float(cfg.beta), float(cfg.gamma)
     names = ["d_nats", "r_nats"] + (["p_nats"] if has_pred else [])
@@ -291,6 +412,8 @@ def _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred: bool, cfg: VAEC
             cb.on_train_begin()
         start = len(history.get("epoch_seconds", []))  # a second call goes on where the first stopped
         for e in range(start, start + int(epochs)):
+            if set_kl_weight is not None:
+                set_kl_weight(kl_weight(cfg, e))
             t0 = time.perf_counter()
             terms = run_epoch(e)
             seconds = time.perf_counter() - t0
@@ -310,6 +433,10 @@ def _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred: bool, cfg: VAEC
             history.setdefault("epoch_seconds", []).append(seconds)
             for cb in callbacks:
                 cb.on_epoch_end(e, logs)
+            if stopper is not None and stopper.update(e, logs["val_loss"]):
+                break
+        if stopper is not None:
+            history["best_epoch"] = stopper.restore()
         for cb in callbacks:
             cb.on_train_end()
         return history
@@ -350,18 +477,30 @@ def tf_fit(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts:
     R = strategy.num_replicas_in_sync if strategy is not None else 1
     beta, gamma = float(cfg.beta), float(cfg.gamma)
     gen = tf.random.Generator.from_seed(int(cfg.seed))  # made outside the strategy: one stream
+    warm = int(cfg.kl_warmup_epochs) > 0
+    if warm:  # the rate's weight of the current epoch (without warm-up the constant beta, as before)
+        with (strategy.scope() if strategy is not None else contextlib.nullcontext()):
+            beta_now = tf.Variable(kl_weight(cfg, 0), trainable=False, dtype=tf.float32, name="kl_weight")
+    else:
+        beta_now = beta
+    stopper = _stopper(cfg, (enc, dec, pred), x_val is not None)
+    K = int(cfg.transpose_range)
+    n_pitches = int(feed.get("n_pitches") or RollSpec().n_pitches)
+    if K and int(cfg.input_dim) % (2 * n_pitches):
+        raise OptionError(f"transposition augmentation: frames of {cfg.input_dim} cells are not whole "
+                          f"steps of 2 x {n_pitches} pitches")
 
     def grads_and_sums(xb, yb, mb, eps, n_global=None):
         """Gradient of the batch's loss: its mean (one device), or its sum over this replica's
         slice divided by the global batch size ``n_global``."""
         with tf.GradientTape() as tape:
             if has_pred:
-                d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
-                per_frame = objective(d, r, p, beta=beta, gamma=gamma)
+                d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps, training=True)
+                per_frame = objective(d, r, p, beta=beta_now, gamma=gamma)
             else:
-                d, r = loss_terms(enc, dec, xb, eps)
+                d, r = loss_terms(enc, dec, xb, eps, training=True)
                 p = tf.zeros_like(d)
-                per_frame = objective(d, r, beta=beta)
+                per_frame = objective(d, r, beta=beta_now)
             loss = tf.reduce_mean(per_frame) if n_global is None else tf.reduce_sum(per_frame) / n_global
         return tape.gradient(loss, variables), (tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p))
 
@@ -385,6 +524,11 @@ def tf_fit(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts:
         return sums
 
     def global_step(xb, yb, mb, eps):
+        if K:  # one shift per frame (and its successor), drawn after the batch's noise
+            shift = gen.uniform([tf.shape(xb)[0]], minval=-K, maxval=K + 1, dtype=tf.int32)
+            xb = transpose_batch(xb, shift, n_pitches)
+            if has_pred:
+                yb = transpose_batch(yb, shift, n_pitches)
         if strategy is None:
             return step(xb, yb, mb, eps)
         out = strategy.run(replica_slice, args=(xb, yb, mb, eps))
@@ -396,7 +540,8 @@ def tf_fit(trainer, cfg: VAEConfig, feed: dict, x_val, eps_val, callbacks, opts:
         run_epoch = _memory_epochs(feed, cfg, global_step, gen, has_pred)
 
     evaluate = _tf_evaluator(enc, dec, pred, jit, x_val, next_val)
-    return _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred, cfg, callbacks)
+    return _epoch_runner(run_epoch, evaluate, x_val, eps_val, has_pred, cfg, callbacks, stopper,
+                         beta_now.assign if warm else None)
 
 
 

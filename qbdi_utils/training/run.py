@@ -37,15 +37,21 @@ __all__ = ["STREAM_EVAL_FRAMES", "train"]
 STREAM_EVAL_FRAMES = 2000
 
 
-def _latent_stats_streamed(model: StyleVAE, source) -> dict:
-    """Mean and variance over ALL frames of a frame source of the latent means, shard by shard.
+def _latent_stats_streamed(model: StyleVAE, source, train_idx: np.ndarray) -> dict:
+    """Mean and variance of the latent means over the TRAINING frames of a frame source, shard by shard.
 
     Chan et al.'s pairwise update of (count, mean, sum of squared deviations) in float64: the same
-    numbers as ``mean.var(axis=0)`` over the concatenated frames, up to rounding.
+    numbers as ``mean.var(axis=0)`` over the concatenated training frames, up to rounding.
     """
     L = model.latent_dim
+    keep = np.zeros(int(source.n_frames), bool)
+    keep[np.asarray(train_idx, np.int64)] = True
     n_tot, mean, m2 = 0, np.zeros(L), np.zeros(L)
+    off = 0
     for frames in stream_mod.read_shards(source):
+        sel = keep[off:off + len(frames)]
+        off += len(frames)
+        frames = frames[sel]
         if not len(frames):
             continue
         mu = model.encode(frames)[0].astype(np.float64)
@@ -65,9 +71,10 @@ def train(frames, *, spec: RollSpec | None = None, groups: np.ndarray | None = N
 
     The loss per frame is D + beta * R in nats: beta weighs the RATE (beta-VAE convention; the
     paper's Appendix-B beta weighs the distortion, so beta = 1 / beta_paper up to scale). With
-    gamma > 0 it is D + beta R + gamma P, P = m_t CE(x_{t+1} | z_t) of the predictor head (nats per
-    frame; m_t = 0 for a piece's last bar, which still counts in D and R); pairs never cross a
-    piece (``groups``) or a side of the split. gamma = 0 trains exactly the model without a head.
+    gamma > 0 it is D + beta R + gamma P, P the mean over the batch's pairs of CE(x_{t+1} | z_t) of
+    the predictor head (nats per pair; a piece's last bar has no pair and counts in D and R only:
+    :func:`qbdi_utils.model.predictive_terms`); pairs never cross a piece (``groups``) or a side of
+    the split. gamma = 0 trains exactly the model without a head.
     The frames are split by piece into training / validation / test (:func:`split_pieces`); the
     threshold is chosen on validation, every "held-out" number comes from test.
 
@@ -80,7 +87,8 @@ def train(frames, *, spec: RollSpec | None = None, groups: np.ndarray | None = N
     whole corpus. The split is the same as in memory (same seed, same pieces); held-out sets are
     capped at ``max_eval_frames`` frames each (default :data:`STREAM_EVAL_FRAMES`, whole pieces
     chosen by seed: :func:`cap_held_out`) and gathered shard by shard; ``corpus_stats`` are the
-    exact mean and variance of the latent means over ALL frames, accumulated shard by shard; the
+    exact mean and variance of the latent means over the training frames (as in memory: held-out
+    pieces never shape the model), accumulated shard by shard; the
     fingerprint is the source's ``frames_fingerprint()``. What is guaranteed: same seed -> same
     weights (same machine, same source and shards); the same training frames, split, initial
     weights and per-epoch frame count as in memory, but another shuffle order and noise draws, so
@@ -201,9 +209,9 @@ def _train_in_memory(x, spec, groups, cfg, progress, fit_options, max_eval_frame
             _, piece_of_frame = np.unique(groups, return_inverse=True)
             cfg = cfg.replace(max_piece_frames=int(np.bincount(piece_of_frame).max()))
     train_idx, val_idx, test_idx = split_pieces(len(x), cfg.validation_fraction, cfg.test_fraction,
-                                                cfg.seed, groups)
-    val_idx = cap_held_out(val_idx, groups, max_eval_frames, cfg.seed, "validation")
-    test_idx = cap_held_out(test_idx, groups, max_eval_frames, cfg.seed, "test")
+                                                cfg.effective_split_seed, groups)
+    val_idx = cap_held_out(val_idx, groups, max_eval_frames, cfg.effective_split_seed, "validation")
+    test_idx = cap_held_out(test_idx, groups, max_eval_frames, cfg.effective_split_seed, "test")
     x_tr, x_val, x_test = x[train_idx], x[val_idx], x[test_idx]
     nxt = successor_index(groups, len(x))
     next_tr, next_val, next_test = (subset_successors(nxt, idx) for idx in (train_idx, val_idx, test_idx))
@@ -213,12 +221,12 @@ def _train_in_memory(x, spec, groups, cfg, progress, fit_options, max_eval_frame
     if strategy is None:
         trainer = make_trainer(cfg, cfg.seed, fit_options)
         fit = fit_function(trainer, x_tr, cfg, x_val, callbacks, fit_options,
-                           next_tr=next_tr, next_val=next_val)
+                           next_tr=next_tr, next_val=next_val, n_pitches=spec.n_pitches)
     else:
         with strategy.scope():
             trainer = make_trainer(cfg, cfg.seed, fit_options)
         xv, eps_val = validation_inputs(x_val, cfg)
-        fit = tf_fit(trainer, cfg, {"x": x_tr, "next": next_tr}, xv, eps_val, callbacks,
+        fit = tf_fit(trainer, cfg, {"x": x_tr, "next": next_tr, "n_pitches": spec.n_pitches}, xv, eps_val, callbacks,
                      {**FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
     hist = fit(cfg.epochs)
@@ -228,12 +236,12 @@ def _train_in_memory(x, spec, groups, cfg, progress, fit_options, max_eval_frame
         extra = {"streamed": False, "devices": strategy.num_replicas_in_sync if strategy is not None else 1,
                  "max_eval_frames": max_eval_frames}
     return _finish(trainer, hist, train_seconds, spec, cfg, frames_fingerprint(x),
-                   lambda model: _latent_stats(model, x), len(x), groups, (train_idx, val_idx, test_idx),
+                   lambda model: _latent_stats(model, x_tr), len(x), groups, (train_idx, val_idx, test_idx),
                    (x_val, x_test), (next_tr, next_val, next_test), extra)
 
 
 def _latent_stats(model: StyleVAE, x: np.ndarray) -> dict:
-    """Mean and variance over the frames x of the latent means (float64)."""
+    """Mean and variance over the frames x (the training frames) of the latent means (float64)."""
     mean, _ = model.encode(x)
     return {"mean": mean.astype(np.float64).mean(axis=0), "var": mean.astype(np.float64).var(axis=0)}
 
@@ -250,9 +258,9 @@ def _train_streamed(source, spec, cfg, progress, fit_options, max_eval_frames, s
     if known and n:
         cfg = cfg.replace(max_piece_frames=int(np.unique(pid, return_counts=True)[1].max()))
     train_idx, val_idx, test_idx = split_pieces(n, cfg.validation_fraction, cfg.test_fraction,
-                                                cfg.seed, groups)
-    val_idx = cap_held_out(val_idx, groups, max_eval_frames, cfg.seed, "validation")
-    test_idx = cap_held_out(test_idx, groups, max_eval_frames, cfg.seed, "test")
+                                                cfg.effective_split_seed, groups)
+    val_idx = cap_held_out(val_idx, groups, max_eval_frames, cfg.effective_split_seed, "validation")
+    test_idx = cap_held_out(test_idx, groups, max_eval_frames, cfg.effective_split_seed, "test")
     nxt = stream_mod.source_successors(source)
     next_tr, next_val, next_test = (subset_successors(nxt, idx) for idx in (train_idx, val_idx, test_idx))
     del nxt
@@ -268,7 +276,8 @@ def _train_streamed(source, spec, cfg, progress, fit_options, max_eval_frames, s
         with strategy.scope():
             trainer = make_trainer(cfg, cfg.seed, fit_options)
     xv, eps_val = validation_inputs(x_val, cfg)
-    feed = {"source": source, "mask": mask, "n_train": len(train_idx), "shuffle_frames": shuffle_frames}
+    feed = {"source": source, "mask": mask, "n_train": len(train_idx), "shuffle_frames": shuffle_frames,
+            "n_pitches": spec.n_pitches}
     fit = tf_fit(trainer, cfg, feed, xv, eps_val, [EpochProgress(cfg.epochs, progress)],
                  {**FIT_DEFAULTS, **(fit_options or {})}, next_val, strategy)
     t0 = time.perf_counter()
@@ -277,7 +286,7 @@ def _train_streamed(source, spec, cfg, progress, fit_options, max_eval_frames, s
     extra = {"streamed": True, "devices": strategy.num_replicas_in_sync if strategy is not None else 1,
              "max_eval_frames": max_eval_frames, "shuffle_frames": shuffle_frames}
     return _finish(trainer, hist, train_seconds, spec, cfg, source.frames_fingerprint(),
-                   lambda model: _latent_stats_streamed(model, source), n, groups,
+                   lambda model: _latent_stats_streamed(model, source, train_idx), n, groups,
                    (train_idx, val_idx, test_idx), (x_val, x_test), (next_tr, next_val, next_test), extra)
 
 
@@ -307,8 +316,9 @@ def _finish(trainer, hist, train_seconds, spec, cfg, fingerprint, stats, n_frame
     curves = ("loss", "d_nats", "r_nats", "val_loss", "val_d_nats", "val_r_nats") + (
         ("p_nats", "val_p_nats") if model.has_predictor else ())
     history = {k: [float(v) for v in hist[k]] for k in curves}
+    n_run = len(history["loss"])  # fewer than cfg.epochs when early stopping ended the run
     history.update({
-        "epoch": list(range(1, cfg.epochs + 1)),
+        "epoch": list(range(1, n_run + 1)),
         "train_idx": train_idx, "validation_idx": val_idx, "test_idx": test_idx,
         "threshold_grid": THRESHOLD_GRID.tolist(), "threshold_f1": f1_grid.tolist(),
     })
@@ -328,6 +338,11 @@ def _finish(trainer, hist, train_seconds, spec, cfg, fingerprint, stats, n_frame
         **extra,
         "history": {k: history[k] for k in curves},
     }
+    if hist.get("best_epoch") is not None or cfg.patience is not None:
+        best = hist.get("best_epoch")
+        model.info["epochs_run"] = int(n_run)
+        model.info["best_epoch"] = None if best is None else int(best) + 1  # 1-based, as history["epoch"]
+        history["best_epoch"] = model.info["best_epoch"]
     if groups is not None:
         model.info["validation_groups"] = sorted(int(g) for g in np.unique(g_val))
         model.info["test_groups"] = sorted(int(g) for g in np.unique(g_test))
