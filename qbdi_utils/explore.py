@@ -812,7 +812,7 @@ class Explorer:
         if kind == "midi":
             path = Path(self._tmp.name) / "download.mid"
             pianoroll.write_midi(out.roll, path, tempo_bpm=list(out.tempo_map), spec=out.spec,
-                                 program=int(self.program.value))
+                                 program=int(self.program.value), force=True)  # the explorer's own scratch file
             return f"{stem}.mid", "audio/midi", path.read_bytes()
         if kind == "musicxml":
             return f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml", \
