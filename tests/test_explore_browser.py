@@ -111,7 +111,8 @@ def _shot(page, name: str, tmp_path: Path) -> None:
 
 
 def _selected_query(page) -> str:
-    return page.locator(".widget-dropdown select").first.evaluate("s => s.options[s.selectedIndex].text")
+    text = page.locator(".widget-dropdown select").first.evaluate("s => s.options[s.selectedIndex].text")
+    return text.replace("\xa0", " ")  # the widget draws spaces as no-break spaces
 
 
 def _wait_for_view(page) -> None:
@@ -145,7 +146,9 @@ def test_upload_reload_bar_range_and_download_in_a_browser(server, browser, tiny
     chooser.value.set_files(str(midi))
     page.wait_for_function("() => document.querySelector('.widget-upload').title === 'cadence.mid'",
                            timeout=WAIT_MS)
-    page.wait_for_function("() => document.body.innerText.includes('cadence @ 32 bits')", timeout=WAIT_MS)
+    page.wait_for_function("() => document.body.innerText.includes('cadence: 4 bars encoded once')",
+                           timeout=WAIT_MS)  # the status line: the whole view (plot, audio) is done
+    assert "cadence @ 32 bits" in page.inner_text("body")
     assert _selected_query(page) == "cadence.mid (uploaded)"
     _shot(page, "explorer_uploaded", tmp_path)
 
