@@ -410,6 +410,8 @@ class Explorer:
         self.upload = W.FileUpload(accept=".mid,.midi", multiple=False, description="upload MIDI",
                                    tooltip="upload MIDI")
         self.upload.add_class("qbdi-upload")
+        if query in self._upload_files:  # a kept upload selected again: its name on the button
+            self.upload.tooltip = self._upload_files[query][1]
         self.program = W.Dropdown(options=list(INSTRUMENTS), value=program, description="instrument")
         range_kw = dict(min=1, max=max(n_bars, 1), step=1, continuous_update=False,
                         layout=W.Layout(width="420px"), style={"description_width": "80px"})

@@ -353,7 +353,7 @@ def test_uploads_and_settings_survive_a_new_explorer_on_the_same_state_dir(tiny_
     try:
         assert second.query.value == key and ("cadence.mid (uploaded)", key) in list(second.query.options)
         assert (second.bits.value, second.seed.value, second.program.value) == (3, 5, 19)
-        assert second.overlay_bars == (2, 3)
+        assert second.overlay_bars == (2, 3) and second.upload.tooltip == "cadence.mid"
         out = improvise(tiny_model, corpus.load_query(str(kept[0]), spec=tiny_model.spec), bits=3,
                         mode="query", seed=5)
         np.testing.assert_array_equal(second.improvisation.roll, out.roll)

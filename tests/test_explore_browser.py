@@ -157,6 +157,7 @@ def test_upload_reload_bar_range_and_download_in_a_browser(server, browser, tiny
     _wait_for_view(page)
     page.wait_for_function("() => document.body.innerText.includes('cadence @ 32 bits')", timeout=WAIT_MS)
     assert _selected_query(page) == "cadence.mid (uploaded)"
+    assert page.locator(".widget-upload").get_attribute("title") == "cadence.mid"
     kept = json.loads((cache / "explorer" / "state.json").read_text())
     assert kept["query"].startswith("upload:") and kept["uploads"][0]["name"] == "cadence.mid"
 
