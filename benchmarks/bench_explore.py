@@ -24,7 +24,7 @@ qbdi_utils.explore`` (of the checkout ``--repo``, default this one) on a free po
 in headless Chromium (playwright's client, the system's ``chromium``; no browser download); prints
 seconds from the command to the port open (``port_open_s``), to the first page content
 (``page_content_s``: the progress line or the explorer), to the controls (``controls_s``) and to the
-first plot (``plot_s``), with the load average. Comparing ``--repo`` of an older checkout gives a
+first plot (``plot_s``), with the load average; ``--shot PNG`` saves the first whole view. Comparing ``--repo`` of an older checkout gives a
 before/after on the same machine.
 """
 
@@ -118,8 +118,9 @@ def main() -> None:
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
 
 
-def startup(repo: Path, model: str | None) -> None:
-    """Seconds from ``python -m qbdi_utils.explore`` to the port, the page, its controls, its plot."""
+def startup(repo: Path, model: str | None, shot: str | None = None) -> None:
+    """Seconds from ``python -m qbdi_utils.explore`` to the port, the page, its controls, its plot
+    (and a screenshot of the first whole view to ``shot``)."""
     from playwright.sync_api import sync_playwright
 
     chromium = os.environ.get("QBDI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -167,6 +168,11 @@ def startup(repo: Path, model: str | None) -> None:
             result["controls_s"] = time.perf_counter() - t0
             page.wait_for_selector(".widget-output img", timeout=1_800_000)
             result["plot_s"] = time.perf_counter() - t0
+            if shot:
+                page.set_viewport_size({"width": 1300, "height": 1000})
+                page.wait_for_function("() => document.body.innerText.includes('encoded once')",
+                                       timeout=1_800_000)
+                page.screenshot(path=str(shot), full_page=True)
             browser.close()
     finally:
         proc.terminate()
@@ -184,10 +190,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--startup", action="store_true", help="measure the web page's start-up instead")
     ap.add_argument("--model", default=None, help="with --startup: a model folder (default: the default model)")
+    ap.add_argument("--shot", default=None, help="with --startup: save a screenshot of the first view here")
     ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[1]),
                     help="with --startup: the checkout whose explorer is started")
     a = ap.parse_args()
     if a.startup:
-        startup(Path(a.repo).resolve(), a.model)
+        startup(Path(a.repo).resolve(), a.model, a.shot)
     else:
         main()
