@@ -891,7 +891,8 @@ def page(model_dir=None, *, status_file=None, state_dir=None, poll_s: float = 0.
     The arguments default to the environment :func:`serve` gives the page's kernels
     (:data:`MODEL_ENV`, :data:`STATUS_ENV`, :data:`STATE_ENV`). With a status file, the function returns
     at once (the page is sent without waiting for the model) and the kernel's event loop waits for the
-    status "ready", loads the model, puts the controls on the page, then computes the first view.
+    status "ready", loads the model (on a worker thread, so the kernel keeps answering the page), puts
+    the controls on the page, then computes the first view.
     Without one (the notebook run by nbval or ``make reproduce``), it builds the explorer before it
     returns: of ``model_dir``, or of the default model (:func:`training.default_model`).
 
@@ -918,14 +919,16 @@ def page(model_dir=None, *, status_file=None, state_dir=None, poll_s: float = 0.
     box = W.VBox([note])
     box.explorer = None
 
-    def build(d):
-        model = training.default_model(progress=True) if d is None else _load_model_dir(d)
+    def load(d):
+        return training.default_model(progress=True) if d is None else _load_model_dir(d)
+
+    def build(model):
         ex = Explorer(model, state_dir=state_dir, refresh=False, **explorer_kw)
         box.explorer = ex
         return ex
 
     if status_file is None:
-        ex = build(model_dir)
+        ex = build(load(model_dir))
         ex.refresh()
         box.children = (ex.widget,)
         return box
@@ -946,8 +949,10 @@ def page(model_dir=None, *, status_file=None, state_dir=None, poll_s: float = 0.
                               f'</code>')
                 await asyncio.sleep(poll_s)
             note.value = '<span style="color:#555">loading the model ...</span>'
-            await asyncio.sleep(0.05)
-            ex = build(st.get("model_dir") or model_dir)
+            # loaded on a worker thread: the kernel keeps answering the page, which connects meanwhile
+            # (a kernel blocked for long while the page's widget manager connects leaves it empty)
+            model = await asyncio.get_running_loop().run_in_executor(None, load, st.get("model_dir") or model_dir)
+            ex = build(model)
             box.children = (ex.widget,)
             ex.status.value = '<span style="color:#555">computing the first view ...</span>'
             await asyncio.sleep(0.05)  # the controls go out before the first view is computed
