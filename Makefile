@@ -4,7 +4,8 @@
 #   make test        unit tests + nbval over the notebooks (profile ci)
 # The profile (QBDI_PROFILE, qbdi_utils/profile.py) sizes the costly grids; checked cells hold in all.
 # and one to play:
-#   make explore     the explorer as a web page on http://127.0.0.1:$(PORT) (Voila; Ctrl-C stops it)
+#   make explore     the explorer as a web page on http://127.0.0.1:$(PORT) (Voila; Ctrl-C stops it);
+#                    MODEL=DIR explores a model of `qbdi train --out DIR` instead of the default one
 # Both create .venv and install the package into it when pyproject.toml is newer than the venv.
 
 PYTHON ?= python3.11
@@ -40,10 +41,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
-# Loads the default model first (training it, with progress, on first use), prints the URL, serves
-# notebooks/explorer.ipynb with Voila on 127.0.0.1 until Ctrl-C.
+# Serves notebooks/explorer.ipynb with Voila on 127.0.0.1 at once and prints the URL, until Ctrl-C.
+# MODEL=DIR: that model; else the default model, prepared (trained on first use) while the page shows
+# the progress.
+MODEL  ?=
 explore: $(STAMP)
-	@$(BIN)/python -m qbdi_utils.explore --port $(PORT)
+	@$(BIN)/python -m qbdi_utils.explore --port $(PORT) $(if $(MODEL),--model "$(MODEL)")
 
 clean-cache:
 	rm -rf data/cache

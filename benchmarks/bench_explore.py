@@ -18,14 +18,30 @@ The model is the default one (``models_dir()/default``) when it has been trained
 the paper's size trained for one epoch on synthetic frames (same cost per forward pass).
 
 Run: .venv/bin/python benchmarks/bench_explore.py
+
+``--startup [--model DIR] [--repo PATH]``: instead, the web page's start-up. Runs ``python -m
+qbdi_utils.explore`` (of the checkout ``--repo``, default this one) on a free port and loads the page
+in headless Chromium (playwright's client, the system's ``chromium``; no browser download); prints
+seconds from the command to the port open (``port_open_s``), to the first page content
+(``page_content_s``: the progress line or the explorer), to the controls (``controls_s``) and to the
+first plot (``plot_s``), with the load average; ``--shot PNG`` saves the first whole view. Comparing ``--repo`` of an older checkout gives a
+before/after on the same machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -102,5 +118,83 @@ def main() -> None:
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}))
 
 
+def startup(repo: Path, model: str | None, shot: str | None = None) -> None:
+    """Seconds from ``python -m qbdi_utils.explore`` to the port, the page, its controls, its plot
+    (and a screenshot of the first whole view to ``shot``)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("QBDI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        raise SystemExit("no Chromium (apt-get install chromium, or set QBDI_CHROMIUM)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    load = os.getloadavg()[0]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    cmd = [sys.executable, "-m", "qbdi_utils.explore", "--port", str(port)] + (["--model", model] if model else [])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=str(repo), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    urls: list[str] = []
+
+    def read():
+        for line in proc.stdout:
+            m = re.search(r"(http://127\.0\.0\.1:\d+/\?token=[A-Za-z0-9_-]{10,})", line)
+            if m:
+                urls.append(m.group(1))
+
+    threading.Thread(target=read, daemon=True).start()
+    result = {"benchmark": "explore_startup", "repo": str(repo), "model": model or "default"}
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - t0 > 1800:
+                    raise SystemExit("the explorer did not open its port")
+                time.sleep(0.05)
+        result["port_open_s"] = time.perf_counter() - t0
+        while not urls:
+            time.sleep(0.05)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(urls[0], timeout=1_800_000, wait_until="commit")
+            page.wait_for_selector(".widget-html, .widget-upload", timeout=1_800_000)
+            result["page_content_s"] = time.perf_counter() - t0
+            page.wait_for_selector(".widget-upload", timeout=1_800_000)
+            result["controls_s"] = time.perf_counter() - t0
+            page.wait_for_selector(".widget-output img", timeout=1_800_000)
+            result["plot_s"] = time.perf_counter() - t0
+            if shot:
+                page.set_viewport_size({"width": 1300, "height": 1000})
+                page.wait_for_function("() => document.body.innerText.includes('encoded once')",
+                                       timeout=1_800_000)
+                page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+    result["load_average_1min_at_start"] = load
+    result["load_average_1min_at_end"] = os.getloadavg()[0]
+    result["cpu_count"] = os.cpu_count()
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}))
+
+
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--startup", action="store_true", help="measure the web page's start-up instead")
+    ap.add_argument("--model", default=None, help="with --startup: a model folder (default: the default model)")
+    ap.add_argument("--shot", default=None, help="with --startup: save a screenshot of the first view here")
+    ap.add_argument("--repo", default=str(Path(__file__).resolve().parents[1]),
+                    help="with --startup: the checkout whose explorer is started")
+    a = ap.parse_args()
+    if a.startup:
+        startup(Path(a.repo).resolve(), a.model, a.shot)
+    else:
+        main()

@@ -222,7 +222,7 @@ def test_download_links_carry_the_current_improvisation(ex, tmp_path):
 
     ex.make_download("wav")
     link = _html(ex.downloads)
-    assert link.count("<a download=") == 2
+    assert link.count('<a id="qbdi-dl-') == 2 and link.count("<script>") == 2  # each saved by itself
     wav = base64.b64decode(re.search(r'href="data:audio/wav;base64,([^"]+)"', link).group(1))
     sr, pcm = wavfile.read(io.BytesIO(wav))
     seconds = out.n_steps * 60.0 / out.tempo_bpm / out.spec.steps_per_quarter
@@ -280,9 +280,133 @@ def test_explorer_notebook_only_builds_the_explorer():
 
     nb = nbformat.read(explore.EXPLORER_NOTEBOOK, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert "Explorer(" in code
+    assert "page(" in code  # the page: qbdi_utils.explore.page builds the explorer
     # committed executed: its only outputs are the explorer's widget view (no errors, no stray text)
     outs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert outs and all(o.get("output_type") == "display_data"
+    assert outs and all(o.get("output_type") in ("display_data", "execute_result")
                         and "application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outs)
     assert not explore.EXPLORER_NOTEBOOK.name[0].isdigit()  # outside the Makefile's notebooks/0*.ipynb
+
+
+def test_the_bar_ranges_redraw_the_plot_or_the_audio_only(ex):
+    from scipy.io import wavfile
+
+    ex.bits.value = 12
+    out, n, metrics, audio = ex.improvisation, ex.encode_count, ex.metrics.outputs, ex.audio.outputs
+    ex.plot_range.value = (5, 12)
+    assert ex.overlay_bars == (5, 12) and "bars 5-12" in ex.plot.outputs[0]["data"]["text/plain"]
+    assert ex.improvisation is out and ex.encode_count == n and ex.metrics.outputs is metrics
+    assert ex.audio.outputs is audio  # the plot range leaves the audio alone
+    ex.audio_range.value = (3, 6)
+    assert ex.improvisation is out and ex.encode_count == n
+    assert "bars 3-6" in _html(ex.audio)
+    wav = base64.b64decode(re.search(r'src="data:audio/wav;base64,([^"]+)"', _html(ex.audio)).group(1))
+    sr, pcm = wavfile.read(io.BytesIO(wav))
+    # 4 bars of 4 quarters at the piece's tempo (the synthesizer may add a release tail)
+    seconds = 4 * 4 * 60.0 / out.tempo_bpm
+    assert sr == 8000 and seconds - 0.05 <= len(pcm) / sr <= seconds + 1.5
+    # the ranges reach the query's last bar and no further (bars counted from 1)
+    n_bars = -(-out.n_steps // out.spec.steps_per_frame)
+    assert ex.plot_range.min == 1 and ex.plot_range.max == n_bars == ex.audio_range.max
+    ex.plot_range.value, ex.audio_range.value = (1, 16), (1, 8)
+
+
+def test_a_shorter_query_cuts_the_bar_ranges_to_its_length(tiny_model, tmp_path):
+    e = explore.Explorer(tiny_model, QUERY, bits=12, sample_rate=8000, dpi=40, overlay_bars=(9, 24))
+    try:
+        e.add_midi("cadence.mid", _midi_bytes(tmp_path, tiny_model.spec))  # 4 bars
+        assert e.plot_range.max == 4 and e.overlay_bars == (1, 4) and e.audio_bars == (1, 4)
+        assert "bars 1-4" in e.plot.outputs[0]["data"]["text/plain"]
+        e.query.value = QUERY
+        q = corpus.load_query(QUERY, spec=tiny_model.spec)  # its pickup makes 33 bars from the roll's start
+        assert e.plot_range.max == -(-q.n_steps // q.spec.steps_per_frame) == 33
+    finally:
+        e.close()
+
+
+def test_the_upload_button_shows_the_file_name(tiny_model, tmp_path):
+    e = explore.Explorer(tiny_model, QUERY, bits=12, sample_rate=8000, dpi=40)
+    try:
+        assert e.upload.tooltip == "upload MIDI" and "qbdi-upload" in e.upload._dom_classes
+        e.add_midi("my cadence.mid", _midi_bytes(tmp_path, tiny_model.spec))
+        assert e.upload.tooltip == "my cadence.mid"  # the page's CSS shows the tooltip as the label
+    finally:
+        e.close()
+
+
+def test_uploads_and_settings_survive_a_new_explorer_on_the_same_state_dir(tiny_model, tmp_path):
+    state = tmp_path / "state"
+    data = _midi_bytes(tmp_path, tiny_model.spec)
+    first = explore.Explorer(tiny_model, QUERY, bits=12, sample_rate=8000, dpi=40, state_dir=state)
+    try:
+        key = first.add_midi("cadence.mid", data)
+        first.bits.value, first.seed.value, first.program.value = 3, 5, 19
+        first.plot_range.value = (2, 3)
+        roll = first.improvisation.roll.copy()
+    finally:
+        first.close()
+    kept = list((state / "uploads").iterdir())
+    assert [p.read_bytes() for p in kept] == [data]
+    assert not [p for p in state.rglob(".*")]  # written atomically: no temporaries left
+    # a reloaded page: a new explorer (a new kernel) on the same folder
+    second = explore.Explorer(tiny_model, QUERY, sample_rate=8000, dpi=40, state_dir=state)
+    try:
+        assert second.query.value == key and ("cadence.mid (uploaded)", key) in list(second.query.options)
+        assert (second.bits.value, second.seed.value, second.program.value) == (3, 5, 19)
+        assert second.overlay_bars == (2, 3) and second.upload.tooltip == "cadence.mid"
+        out = improvise(tiny_model, corpus.load_query(str(kept[0]), spec=tiny_model.spec), bits=3,
+                        mode="query", seed=5)
+        np.testing.assert_array_equal(second.improvisation.roll, out.roll)
+        np.testing.assert_array_equal(second.improvisation.roll, roll)
+        assert second.improvisation.query_name == "cadence"
+    finally:
+        second.close()
+    # a kept file that went missing, and a broken settings file, are ignored
+    kept[0].unlink()
+    third = explore.Explorer(tiny_model, QUERY, sample_rate=8000, dpi=40, state_dir=state)
+    try:
+        assert third.query.value == QUERY and all(not str(k).startswith("upload:") for _, k in third.query.options)
+    finally:
+        third.close()
+    (state / explore.STATE_FILE).write_text("{not json")
+    fourth = explore.Explorer(tiny_model, QUERY, bits=8, sample_rate=8000, dpi=40, state_dir=state)
+    try:
+        assert fourth.query.value == QUERY and fourth.bits.value == 8
+    finally:
+        fourth.close()
+
+
+def test_the_heading_names_the_models_corpus(tiny_model):
+    import copy
+
+    assert explore.corpus_label(tiny_model) == "a corpus the model does not record"
+    m = copy.copy(tiny_model)
+    for source, words in (("chorales", "the Bach chorales"), ("essen", "Essen"),
+                          ("/home/me/pop_clips", "the MIDI files of pop_clips/")):
+        m.info = {**tiny_model.info, "corpus": {"source": source, "options": {}}}
+        assert words in explore.corpus_label(m)
+    e = explore.Explorer(m, QUERY, bits=1, sample_rate=8000, dpi=40, refresh=False)
+    try:
+        assert "pop_clips/" in e.heading.value and "/home/me" not in e.heading.value
+        assert e.improvisation is None  # refresh=False: no view computed yet
+    finally:
+        e.close()
+
+
+def test_a_download_saves_itself_once(ex):
+    ex.bits.value = 4
+    ex.make_download("midi")
+    link = _html(ex.downloads)
+    assert "sessionStorage" in link and ".click()" in link and 'download="' in link
+    data = base64.b64decode(re.search(r'href="data:audio/midi;base64,([^"]+)"', link).group(1))
+    assert data == ex.file_bytes("midi")[2]
+
+
+def test_explore_refuses_a_missing_model_folder_in_one_line(tmp_path, capsys):
+    assert explore.main(["--model", str(tmp_path / "mine")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mine" in err and "qbdi train" in err
+    (tmp_path / "empty").mkdir()
+    assert explore.main(["--model", str(tmp_path / "empty"), "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "empty" in err
