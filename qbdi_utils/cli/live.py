@@ -25,8 +25,9 @@ import threading
 from pathlib import Path
 
 from qbdi_utils import files, live, training
-from qbdi_utils.cli.options import (add_bits, add_continuity, add_force, add_model, add_seed, add_stats,
-                                    check_outputs, nonnegative_float, output_file_option, whole_number)
+from qbdi_utils.cli.checks import check_outputs, output_file_option
+from qbdi_utils.cli.options import add_bits, add_continuity, add_force, add_model, add_seed, add_stats
+from qbdi_utils.cli.values import nonnegative_float, whole_number
 from qbdi_utils.errors import MidiFileError, ModelError, OptionError
 from qbdi_utils.improvise import rate_label
 from qbdi_utils.model import StyleVAE
