@@ -46,7 +46,7 @@ def run(args) -> int:
         off = off_meter(piece, *meter)
         if off:
             st, n, d = off[0]
-            raise MeterError(f"meter {n}/{d} at step {st}; --meter {meter[0]}/{meter[1]} accepts only "
+            raise MeterError(f"meter {n}/{d} at bar {st // piece.spec.steps_per_frame + 1}; --meter {meter[0]}/{meter[1]} accepts only "
                              f"{meter[0]}/{meter[1]} (--meter any, the default, accepts any meter)", args.file)
     frames = piece_to_frames(piece)
     info = {

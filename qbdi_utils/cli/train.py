@@ -222,4 +222,4 @@ def transposition_line(pieces, transpose: str | None) -> str:
     target = "tonic C (major or minor)" if transpose == "tonic" else "C major or A minor"
     shifts = ", ".join(f"{s:+d} ({n})" if s else f"0 ({n})" for s, n in counts.items())
     return (f"moved every piece to {target}, as the model expects (keys estimated from the notes): "
-            f"{len(base)} pieces shifted by {shifts} semitones")
+            f"{len(base)} piece{'s' if len(base) != 1 else ''} shifted by {shifts} semitones")
