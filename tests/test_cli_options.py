@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from qbdi_utils.cli import main
-from qbdi_utils.cli import values
+from qbdi_utils.cli import options, values
 from qbdi_utils.errors import OptionError
 
 
@@ -35,10 +35,10 @@ def test_converters_refuse_with_the_option_named():
     with pytest.raises(OptionError, match=r"^--epochs 0 must be at least 1$"):
         values.whole_number("--epochs", 1)("0")
     with pytest.raises(OptionError, match="--bits 1000001 is more than 1000000"):
-        values.bits_option("1000001")
-    assert values.bits_option("full") is None and values.bits_option(" 12 ") == 12
+        options.bits_option("1000001")
+    assert options.bits_option("full") is None and options.bits_option(" 12 ") == 12
     with pytest.raises(OptionError, match="--stats 'nope' is not one of query, corpus, posterior, prior"):
-        values.stats_option("nope")
+        options.stats_option("nope")
     with pytest.raises(OptionError, match="--gamma -1 must be a finite number >= 0"):
         values.nonnegative_float("--gamma")("-1")
     assert values.parse_size("--memory-budget", "2K") == 2048

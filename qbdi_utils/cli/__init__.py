@@ -2,7 +2,7 @@
 
 Every sub-command module defines ``add_parser(subparsers)``, which registers its parser and sets
 ``func`` to a handler ``func(args) -> int``; options are parsed and range-checked once, by the typed
-converters of :mod:`qbdi_utils.cli.options`, and the shared ones are defined there; every sub-command
+converters of :mod:`qbdi_utils.cli.values`, and the shared options are defined once in :mod:`qbdi_utils.cli.options`; every sub-command
 takes ``--quiet`` (no warnings). Warnings and errors are worded for the command line
 (:mod:`qbdi_utils.cli.messages`). Handlers import heavy libraries (Keras, music21) inside
 themselves so ``qbdi --version`` answers at once. A :class:`~qbdi_utils.errors.QbdiError` becomes one
@@ -55,7 +55,7 @@ def _command(argv: list[str] | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qbdi`` console script; returns the exit status."""
     parser = build_parser()
-    try:  # the options' type= converters (qbdi_utils.cli.options) raise QbdiError, not ValueError
+    try:  # the options' type= converters (qbdi_utils.cli.values) raise QbdiError, not ValueError
         args = parser.parse_args(argv)
     except QbdiError as exc:
         print(f"qbdi {_command(argv)}: error: {cli_terms(str(exc))}", file=sys.stderr)

@@ -19,13 +19,14 @@ from pathlib import Path
 
 from qbdi_utils import dynamics, files, pianoroll
 from qbdi_utils.cli import options
+from qbdi_utils.cli.bar_numbers import motif_rows, span_text
 from qbdi_utils.cli.frames import off_meter
 from qbdi_utils.cli.messages import warn
 from qbdi_utils.cli.values import whole_number
 from qbdi_utils.errors import FileSystemError, MidiFileError, OptionError, OutputExistsError
 from qbdi_utils.render import plots
 
-__all__ = ["MAX_THRESHOLDS", "OUTPUT_FILES", "PRINT_MOTIFS", "add_parser", "bar_position", "run"]
+__all__ = ["MAX_THRESHOLDS", "OUTPUT_FILES", "PRINT_MOTIFS", "add_parser", "run"]
 
 OUTPUT_FILES = ("ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png")
 PRINT_MOTIFS = 12  # longest first; motifs.csv lists all
@@ -122,27 +123,6 @@ def run(args) -> int:
     return 0
 
 
-def bar_position(x: float, per_bar: float, end: bool = False) -> str:
-    """A position in bars (0-based, as ``Motif.bar_spans``) as users count it: bar 1 is the first.
-
-    Args:
-        x: position in bars from the start, 0-based (e.g. 2.25 = a quarter into the third bar).
-        per_bar: feature frames per bar (4 beats, or 1 frame).
-        end: ``x`` is the end of a half-open span: name the last frame it includes.
-
-    Returns:
-        ``"3"`` (a whole bar) or ``"3.2"`` (bar 3, frame (beat) 2).
-    """
-    frame = round(x * per_bar) - (1 if end else 0)
-    bar, within = divmod(frame, int(per_bar))
-    return f"{bar + 1}" if within == (int(per_bar) - 1 if end else 0) else f"{bar + 1}.{within + 1}"
-
-
-def _span(s: float, e: float, per_bar: float) -> str:
-    a, b = bar_position(s, per_bar), bar_position(e, per_bar, end=True)
-    return f"bar {a}" if a == b else f"bars {a}-{b}"
-
-
 def _report(a: dynamics.Analysis, midi: Path, out: Path, args) -> None:
     unit, curve, found, per_bar = a.unit, a.curve, a.motifs, a.frames_per_bar
     print(f"{midi.name}: {a.n_features} {unit} ({a.n_features / per_bar:g} bars), Tonnetz chroma, "
@@ -152,22 +132,10 @@ def _report(a: dynamics.Analysis, midi: Path, out: Path, args) -> None:
           f"{a.oracle.n_symbols} symbols")
     print(f"  motifs: {len(found)} (length >= {args.min_length} {unit}, >= {args.min_count} occurrences)")
     for k, m in enumerate(found[:PRINT_MOTIFS], 1):
-        spans = ", ".join(_span(s, e, per_bar) for s, e in m.bar_spans)
+        spans = ", ".join(span_text(s, e, per_bar) for s, e in m.bar_spans)
         print(f"    motif {k}: {m.length} {unit}, {m.count}x at {spans}")
     if len(found) > PRINT_MOTIFS:
         print(f"    ... and {len(found) - PRINT_MOTIFS} shorter ones (all in {out / 'motifs.csv'})")
-
-
-def _motif_rows(label: str, a: dynamics.Analysis) -> list[dict]:
-    """One row per occurrence: where it starts and ends (its last frame), bars counted from 1."""
-    per, u = a.frames_per_bar, a.unit[:-1]
-    rows = []
-    for k, m in enumerate(a.motifs, 1):
-        for s, e in m.spans:
-            (sb, sf), (eb, ef) = divmod(s, int(per)), divmod(e - 1, int(per))
-            rows.append({"file": label, "motif": k, f"length_{a.unit}": m.length, "start_bar": sb + 1,
-                         f"start_{u}": sf + 1, "end_bar": eb + 1, f"end_{u}": ef + 1})
-    return rows
 
 
 def _write(analyses: dict, out: Path, force: bool, title: str) -> None:
@@ -182,7 +150,7 @@ def _write(analyses: dict, out: Path, force: bool, title: str) -> None:
     ir_rows = [{"file": label, "threshold": float(t), "total_ir_bits": float(ir), "n_symbols": int(n)}
                for label, a in analyses.items()
                for t, ir, n in zip(a.curve.thresholds, a.curve.ir, a.curve.n_symbols)]
-    motif_rows = [r for label, a in analyses.items() for r in _motif_rows(label, a)]
+    motifs = [r for label, a in analyses.items() for r in motif_rows(label, a)]
     motif_cols = ["file", "motif", f"length_{first.unit}", "start_bar", f"start_{u}", "end_bar", f"end_{u}"]
     # titles carry the file name; a name in a script the plot font lacks (CJK, ...) would print a
     # "Glyph ... missing" warning per glyph and draw (the figure shows boxes there, nothing worse)
@@ -190,7 +158,7 @@ def _write(analyses: dict, out: Path, force: bool, title: str) -> None:
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
         with files.OutputSet(force=force) as outs:
             outs.add_csv(out / "ir_curve.csv", ir_rows, columns=["file", "threshold", "total_ir_bits", "n_symbols"])
-            outs.add_csv(out / "motifs.csv", motif_rows, columns=motif_cols)
+            outs.add_csv(out / "motifs.csv", motifs, columns=motif_cols)
             figs = plots.analysis_figures(analyses, title)
             try:
                 for name, fig in figs.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from qbdi_utils.cli import options
-from qbdi_utils.cli.values import parse_meter
+from qbdi_utils.cli.options import parse_meter
 from qbdi_utils.errors import MeterError, OptionError
 from qbdi_utils.pianoroll import piece_to_frames, read_midi, roll_to_notes
 

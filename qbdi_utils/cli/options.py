@@ -2,29 +2,79 @@
 
 ``--model``, ``--query``, ``--corpus``, ``--meter``, ``--force``, ``--seed``, ``--bits``, ``--stats``,
 ``--continuity`` and ``--quiet`` are added by the ``add_*`` functions below, each with its typed
-converter from :mod:`qbdi_utils.cli.values`; a sub-command's own options are defined in its module.
+converter (the generic ones from :mod:`qbdi_utils.cli.values`, the musical ones -- :func:`bits_option`,
+:func:`stats_option`, :func:`meter_option` -- here); a sub-command's own options are defined in its module.
 The "exists / --force" checks of outputs are :mod:`qbdi_utils.cli.checks`.
 
-Imports: corpus, improvise, navigate, cli.values. Used in: every ``qbdi_utils/cli/*.py``.
+Imports: corpus, errors, improvise, navigate, cli.values. Used in: every ``qbdi_utils/cli/*.py``.
 """
 
 from __future__ import annotations
 
 from qbdi_utils.corpus import NAMED_SOURCES
-from qbdi_utils.cli.values import MAX_SEED, SEED_WHY, bits_option, parse_meter, stats_option, whole_number
-from qbdi_utils.improvise import STATS_MODES
+from qbdi_utils.cli.values import MAX_SEED, SEED_WHY, whole_number
+from qbdi_utils.errors import OptionError
+from qbdi_utils.improvise import STATS_MODES, check_stats_mode, parse_bits
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, check_continuity
 
 __all__ = [
-    "ANY_METER", "add_bits", "add_continuity", "add_corpus", "add_force", "add_meter", "add_model", "add_query",
-    "add_quiet", "add_seed", "add_stats", "meter_option",
+    "ANY_METER", "MAX_BITS", "add_bits", "add_continuity", "add_corpus", "add_force", "add_meter", "add_model",
+    "add_query", "add_quiet", "add_seed", "add_stats", "bits_option", "meter_option", "parse_meter", "stats_option",
 ]
 
 ANY_METER = "any"
 """``--meter any``: keep pieces in every meter (their bars are cut into 4-quarter frames)."""
 
 CORPUS_METAVAR = "{" + "|".join(NAMED_SOURCES) + "|PATH}"
+MAX_BITS = 1_000_000
+"""Largest --bits: far above any model's full-rate information (a few thousand bits per frame)."""
 
+
+def bits_option(value: str) -> int | None:
+    """``--bits`` as None (full rate) or a whole number of bits per frame, at most :data:`MAX_BITS`.
+
+    Args:
+        value: "full" or a whole number (``improvise.parse_bits`` reads it).
+
+    Returns:
+        None or the bits per frame.
+
+    Raises:
+        OptionError: not a budget, or more than MAX_BITS.
+    """
+    bits = parse_bits(value)
+    if bits is not None and bits > MAX_BITS:
+        shown = value.strip() if len(value.strip()) <= 30 else f"({len(value.strip())} digits)"
+        raise OptionError(f"--bits {shown} is more than {MAX_BITS} bits per frame; "
+                          "for an unconstrained channel pass --bits full")
+    return bits
+
+
+def stats_option(value: str) -> str:
+    """``--stats``: one of :data:`qbdi_utils.improvise.STATS_MODES` (checked by the library).
+
+    Raises:
+        OptionError: another word (the message names the option).
+    """
+    try:
+        return check_stats_mode(value)
+    except OptionError:
+        raise OptionError(f"--stats {value!r} is not one of {', '.join(STATS_MODES)}") from None
+
+
+def parse_meter(text: str, option: str = "--meter") -> tuple[int, int]:
+    """``"4/4"`` -> ``(4, 4)``.
+
+    Raises:
+        OptionError: not two positive whole numbers separated by a slash.
+    """
+    try:
+        num, den = (int(x) for x in str(text).strip().split("/"))
+    except ValueError:
+        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4") from None
+    if num < 1 or den < 1:
+        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4")
+    return num, den
 
 def add_model(parser, *, required: bool = False, help: str | None = None) -> None:
     """``--model MODEL_DIR``: a saved StyleVAE (optional: the default model)."""
@@ -80,7 +130,7 @@ def meter_option(value: str) -> str | None:
     """``--meter``: "any" (None: every meter) or a meter like 4/4 (checked by the corpus loader).
 
     Raises:
-        OptionError: not "any" and not a meter (:func:`qbdi_utils.cli.values.parse_meter`).
+        OptionError: not "any" and not a meter (:func:`parse_meter`).
     """
     text = str(value).strip()
     if text.lower() == ANY_METER:

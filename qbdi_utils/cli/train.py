@@ -37,22 +37,18 @@ from qbdi_utils import files, training
 from qbdi_utils import shards as shards_mod
 from qbdi_utils.cli import checks, options, values
 from qbdi_utils.cli.values import MAX_SEED, whole_number
+from qbdi_utils.cli.corpus_report import SKIPPED_FILE, skipped_table, transposition_line
 from qbdi_utils.cli.messages import cli_terms
 from qbdi_utils.errors import OptionError
 from qbdi_utils.model import PRESETS
 from qbdi_utils.training import devices, stream
 
-__all__ = ["MAX_DEVICES", "MAX_EPOCHS", "MAX_UNITS", "MAX_WORKERS", "SKIPPED_FILE",
-           "SKIPPED_SHOWN", "add_parser", "run_train", "skipped_table", "transposition_line"]
+__all__ = ["MAX_DEVICES", "MAX_EPOCHS", "MAX_UNITS", "MAX_WORKERS", "add_parser", "run_train"]
 
 MAX_EPOCHS = 100_000
 """Largest --epochs (the paper's model needs 100)."""
 MAX_UNITS = 10_000
 """Largest --hidden-dim / --latent-dim (10,000 hidden units already take 200 MB of weights)."""
-SKIPPED_FILE = "skipped.csv"
-"""Table of skipped corpus files (columns file, reason) saved inside the model directory."""
-SKIPPED_SHOWN = 20
-"""Rows of the skipped-files table printed; the rest are counted ("... N more")."""
 MAX_WORKERS = 512
 """Largest --workers (parser processes)."""
 MAX_DEVICES = 64
@@ -173,53 +169,3 @@ def run_train(args) -> int:
         print(f"predictor head: test CE(x_t+1 | z_t) term = {i['test_p_nats']:.2f} nats/frame "
               f"(gamma = {args.gamma}); measure it with `qbdi evaluate --model {out}`")
     return 0
-
-
-def skipped_table(skipped, shown: int = SKIPPED_SHOWN) -> str:
-    """A short text table of skipped corpus files: one ``file  reason`` line each, at most ``shown``.
-
-    Args:
-        skipped: (file, reason) pairs (``Corpus.skipped``).
-        shown: rows printed; the rest are summed up as ``... N more (see skipped.csv)``.
-
-    Returns:
-        The table (header line included), or "" when nothing was skipped.
-
-    Used in: ``qbdi train``.
-    """
-    skipped = [(str(f), str(r)) for f, r in skipped]
-    if not skipped:
-        return ""
-    width = min(max(len(f) for f, _ in skipped[:shown]), 40)
-    lines = [f"skipped {'file':<{width}}  reason"]
-    for f, r in skipped[:shown]:
-        lines.append(f"  {f:<{width}}  {r}")
-    if len(skipped) > shown:
-        lines.append(f"  ... {len(skipped) - shown} more (all in {SKIPPED_FILE} in the model folder)")
-    return "\n".join(lines)
-
-
-def transposition_line(pieces, transpose: str | None) -> str:
-    """What the key normalisation did to the corpus, in one line (or "" when it was off).
-
-    Args:
-        pieces: ``Corpus.pieces`` (``shift``, ``augment_shift``, ``key`` of each kept piece).
-        transpose: the corpus's ``transpose`` option ("tonic", "relative" or None).
-
-    Returns:
-        e.g. ``moved every piece to tonic C (major or minor), as the model expects (keys estimated from
-        the notes): 12 pieces shifted by +2 (3), 0 (5), -3 (4) semitones`` (count of pieces in brackets).
-
-    Used in: ``qbdi train``.
-    """
-    if transpose is None:
-        return ""
-    base = [int(p.get("shift", 0)) - int(p.get("augment_shift", 0)) for p in pieces
-            if int(p.get("augment_shift", 0)) == 0]
-    if not base:
-        return ""
-    counts = {s: base.count(s) for s in sorted(set(base), reverse=True)}
-    target = "tonic C (major or minor)" if transpose == "tonic" else "C major or A minor"
-    shifts = ", ".join(f"{s:+d} ({n})" if s else f"0 ({n})" for s, n in counts.items())
-    return (f"moved every piece to {target}, as the model expects (keys estimated from the notes): "
-            f"{len(base)} piece{'s' if len(base) != 1 else ''} shifted by {shifts} semitones")

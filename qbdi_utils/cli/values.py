@@ -1,13 +1,14 @@
 """The typed values of ``qbdi`` options: argparse ``type=`` converters that parse and range-check once.
 
-Every converter calls the library's own validation where there is one (``improvise.parse_bits``,
-``improvise.check_stats_mode``), so limits and defaults live in one place. A converter raises
+These are the generic ones (whole numbers, numbers, probabilities, sizes); the converters of the
+shared musical options (``--bits``, ``--stats``, ``--meter``) sit beside them in
+:mod:`qbdi_utils.cli.options`. A converter raises
 :class:`~qbdi_utils.errors.OptionError`, not ``ValueError``: argparse lets it through, and
 :func:`qbdi_utils.cli.main` prints it as one line on stderr with exit status 2 (never argparse's
 usage dump, never a traceback). The options themselves are defined in :mod:`qbdi_utils.cli.options`;
 the checks of paths and outputs are :mod:`qbdi_utils.cli.checks`.
 
-Imports: errors, improvise. Used in: cli/options.py and the sub-commands' own options.
+Imports: errors. Used in: cli/options.py and the sub-commands' own options.
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ import math
 from collections.abc import Callable
 
 from qbdi_utils.errors import OptionError
-from qbdi_utils.improvise import STATS_MODES, check_stats_mode, parse_bits
 
 __all__ = [
-    "MAX_BITS", "MAX_SEED", "SEED_WHY", "bits_option", "int_option", "nonnegative_float", "parse_meter", "parse_size",
-    "probability", "stats_option", "whole_number",
+    "MAX_SEED", "SEED_WHY", "int_option", "nonnegative_float", "parse_size", "probability", "whole_number",
 ]
 
 MAX_SEED = 2**32 - 1
 """Largest --seed of every sub-command (numpy seeds are 32-bit words here, so larger ones would only alias)."""
 SEED_WHY = "a seed is a 32-bit number"
 """What the --seed bound protects (appended to the too-large message)."""
-MAX_BITS = 1_000_000
-"""Largest --bits: far above any model's full-rate information (a few thousand bits per frame)."""
 
 
 def int_option(name: str, value: str, minimum: int, maximum: int | None = None, why: str = "") -> int:
@@ -120,38 +117,6 @@ def probability(name: str, *, open_interval: bool = True) -> Callable[[str], flo
     return convert
 
 
-def bits_option(value: str) -> int | None:
-    """``--bits`` as None (full rate) or a whole number of bits per frame, at most :data:`MAX_BITS`.
-
-    Args:
-        value: "full" or a whole number (``improvise.parse_bits`` reads it).
-
-    Returns:
-        None or the bits per frame.
-
-    Raises:
-        OptionError: not a budget, or more than MAX_BITS.
-    """
-    bits = parse_bits(value)
-    if bits is not None and bits > MAX_BITS:
-        shown = value.strip() if len(value.strip()) <= 30 else f"({len(value.strip())} digits)"
-        raise OptionError(f"--bits {shown} is more than {MAX_BITS} bits per frame; "
-                          "for an unconstrained channel pass --bits full")
-    return bits
-
-
-def stats_option(value: str) -> str:
-    """``--stats``: one of :data:`qbdi_utils.improvise.STATS_MODES` (checked by the library).
-
-    Raises:
-        OptionError: another word (the message names the option).
-    """
-    try:
-        return check_stats_mode(value)
-    except OptionError:
-        raise OptionError(f"--stats {value!r} is not one of {', '.join(STATS_MODES)}") from None
-
-
 def parse_size(name: str, value: str) -> int:
     """Parse a byte size such as ``8G``, ``500M``, ``64k`` or ``1000000`` (powers of 1024), > 0.
 
@@ -176,18 +141,3 @@ def parse_size(name: str, value: str) -> int:
     if not (math.isfinite(v) and v * mult >= 1):
         raise OptionError(f"{name} {value} must be a positive size")
     return int(v * mult)
-
-
-def parse_meter(text: str, option: str = "--meter") -> tuple[int, int]:
-    """``"4/4"`` -> ``(4, 4)``.
-
-    Raises:
-        OptionError: not two positive whole numbers separated by a slash.
-    """
-    try:
-        num, den = (int(x) for x in str(text).strip().split("/"))
-    except ValueError:
-        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4") from None
-    if num < 1 or den < 1:
-        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4")
-    return num, den
