@@ -17,6 +17,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from qbdi_utils import __version__
 from qbdi_utils.cli import options
@@ -63,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    start_run(args.command, args.quiet)
     ignore_sigxfsz()  # past `ulimit -f` a write fails with EFBIG (one line below), not a kill
+    with warnings.catch_warnings():  # the run's warning hook (start_run) ends with the run
+        start_run(args.command, args.quiet)
+        return _run(args)
+
+
+def _run(args) -> int:
+    """Run the parsed command; its faults become one line on stderr and an exit status."""
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit
