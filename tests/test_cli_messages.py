@@ -50,5 +50,10 @@ def test_silence_is_measured_against_the_corpus_rate():
     # an unknown corpus: only an output with no notes is flagged
     assert messages.silence_warning(fid(0.5, math.nan), 64, "query") is None
     assert messages.silence_warning(fid(0.0, math.nan), None, "query") is not None
+    at_zero = messages.silence_warning(fid(0.0), 0, "query")
+    assert "sends nothing" in at_zero and "--stats query" in at_zero
+    # a --threshold the user gave is named as the cause instead
+    high = messages.silence_warning(fid(0.0), 0, "query", threshold=0.99)
+    assert "--threshold 0.99" in high and "--stats corpus" not in high
     # with the corpus statistics already in use, --stats corpus is not offered again
     assert "--stats corpus" not in messages.silence_warning(fid(0.0), 0, "corpus")

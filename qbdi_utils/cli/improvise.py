@@ -53,5 +53,5 @@ def run_improvise(args) -> int:
     given = write_piece(piece, outs, args.force)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
-    report_piece("improvise", model, query, piece, args.corpus)
+    report_piece("improvise", model, query, piece, args.corpus, args.threshold)
     return 0

@@ -80,7 +80,7 @@ def warn(command: str, lines: Iterable[str]) -> None:
         print(f"qbdi {command}: warning: {text}", file=sys.stderr)
 
 
-def silence_warning(fidelity: Mapping, bits, stats: str) -> str | None:
+def silence_warning(fidelity: Mapping, bits, stats: str, threshold: float | None = None) -> str | None:
     """The warning for an output that is silent or nearly so, else None.
 
     "Nearly silent": fewer onsets per bar than :data:`NEARLY_SILENT_SHARE` of the corpus's mean
@@ -91,6 +91,7 @@ def silence_warning(fidelity: Mapping, bits, stats: str) -> str | None:
             ``corpus_onsets_per_bar``, ``empty_bar_rate``).
         bits: the budget (None: full rate).
         stats: the ``--stats`` mode used.
+        threshold: ``--threshold`` when the user gave one (None: the model's own).
 
     Returns:
         One sentence naming what happened, why, and what to try instead; or None.
@@ -102,13 +103,17 @@ def silence_warning(fidelity: Mapping, bits, stats: str) -> str | None:
     what = ("the output has no notes" if silent else
             f"the output is nearly silent: {got:.1f} notes start per bar against the corpus's {corpus:.1f} "
             f"(below {NEARLY_SILENT_SHARE:.0%}), {float(fidelity['empty_bar_rate']):.0%} of its bars empty")
-    if bits is not None and stats != "corpus":
-        why = (f"at {bits} bits the channel sends little of each bar and the decoder, fed the --stats {stats} "
-               "statistics instead, is too unsure of any note to pass the threshold; try --stats corpus "
-               "(the channel falls back on the corpus's statistics) or more --bits")
+    if threshold is not None:
+        why = (f"few of the decoder's note probabilities reach --threshold {threshold:g}; try a lower "
+               "--threshold, or leave it out for the model's own")
+    elif bits is not None and stats != "corpus":
+        sent = "nothing" if bits == 0 else "little"
+        why = (f"at {bits} bits the channel sends {sent} of each bar, so the decoder gets the --stats {stats} "
+               "statistics in its place and is too unsure of any note to pass the threshold; try --stats "
+               "corpus (the corpus's statistics in their place) or more --bits")
     elif bits is not None:
         why = "at this budget the decoder is too unsure of any note to pass the threshold; try more --bits"
     else:
-        why = ("the model decodes this query with no note above its threshold (a query far from the corpus, "
-               "or a model trained too briefly); try a lower --threshold or a model trained longer")
+        why = ("the model decodes this query with few notes above its threshold (a query far from the corpus, "
+               "or a model trained too briefly); try a model trained longer")
     return f"{what}; {why}"

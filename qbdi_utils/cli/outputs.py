@@ -123,10 +123,12 @@ def measure(command: str, model, query, piece, corpus: str | None = None) -> dic
     return style.fidelity(query, piece, ref)
 
 
-def report_piece(command: str, model, query, piece, corpus: str | None = None) -> None:
-    """Print the fidelity line of ``piece`` and, when it is silent or nearly so, the warning saying why."""
+def report_piece(command: str, model, query, piece, corpus: str | None = None,
+                 threshold: float | None = None) -> None:
+    """Print the fidelity line of ``piece`` and, when it is silent or nearly so, the warning saying why
+    (``threshold``: ``--threshold`` when given)."""
     fid = measure(command, model, query, piece, corpus)
     print("fidelity: " + style.format_fidelity(fid))
-    note = silence_warning(fid, piece.bits, piece.mode)
+    note = silence_warning(fid, piece.bits, piece.mode, threshold)
     if note:
         warn(command, [note])
