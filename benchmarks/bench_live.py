@@ -1,7 +1,7 @@
 """Benchmark: ``qbdi live`` on the real clock, a shipped query played from a file at real speed.
 
 Plays the first ``--bars`` bars (default 16) of data/queries/haydn_op74no1_mvt1.mid at 120 bpm through
-:class:`qbdi_utils.live.LiveSession` on :class:`~qbdi_utils.live.RealClock` (as ``qbdi live --in FILE``
+:class:`qbdi_utils.live.LiveSession` on :class:`~qbdi_utils.live_time.RealClock` (as ``qbdi live --in FILE``
 does), at 64 bits per frame with corpus statistics, and prints one JSON line with
 
 * ``compute_ms_p50`` / ``_p99`` / ``_max``: per heard bar, encoding it, sending it through the channel
@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 from _common import load_model  # noqa: E402
-from qbdi_utils import live  # noqa: E402
+from qbdi_utils import live, live_controls, live_io, live_time  # noqa: E402
 from qbdi_utils.paths import REPO_ROOT  # noqa: E402
 
 QUERY = REPO_ROOT / "data" / "queries" / "haydn_op74no1_mvt1.mid"
@@ -48,10 +48,10 @@ def _pct(values, q):
 
 
 def _session(model, bars, clock, mode="improvise", continuity=1.0):
-    controls = live.Controls(live.Settings(64, "corpus", continuity), log=lambda line: None,
+    controls = live_controls.Controls(live_controls.Settings(64, "corpus", continuity), log=lambda line: None,
                              navigate=mode == "navigate")
-    source = live.FileSource(QUERY, model.spec, max_steps=bars * model.spec.steps_per_frame)
-    return live.LiveSession(model, source, controls, clock, live.TempoTimeline(BPM, model.spec),
+    source = live_io.FileSource(QUERY, model.spec, max_steps=bars * model.spec.steps_per_frame)
+    return live.LiveSession(model, source, controls, clock, live_time.TempoTimeline(BPM, model.spec),
                             mode=mode, seed=0)
 
 
@@ -61,9 +61,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     load_before = [round(x, 2) for x in os.getloadavg()]
     model, label = load_model()
-    _session(model, 2, live.SimulatedClock()).run()  # warm up Keras (first calls trace)
-    real = _session(model, args.bars, live.RealClock()).run()
-    nav = _session(model, args.bars, live.SimulatedClock(), "navigate", 0.7).run()
+    _session(model, 2, live_time.SimulatedClock()).run()  # warm up Keras (first calls trace)
+    real = _session(model, args.bars, live_time.RealClock()).run()
+    nav = _session(model, args.bars, live_time.SimulatedClock(), "navigate", 0.7).run()
     proc = [b.process_s for b in real.bars]
     err = real.timing_errors_s
     out = {

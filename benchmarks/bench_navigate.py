@@ -92,7 +92,7 @@ def main() -> None:
     co, t_co = _timed(lambda: nv.corpus_oracle(model))
 
     def guided():
-        cost = nv._cosine_to(enc.mean, co.mean)
+        cost = nv.cosine_to(enc.mean, co.mean)
         return nv.guided_path(co.oracle, cost, co.piece_index)
 
     (path, total), t_dp = _timed(guided)

@@ -20,7 +20,8 @@ One module per concept; notebook N calls mostly the modules of its stage (README
 ``zero_bit``       why 0 bits decodes to one particular bar (04)
 ``dynamics``       Variable Markov Oracle: information rate, thresholds, motifs (05)
 ``navigate``       oracle improvisation over latent states (07); ``navigate_output`` its JSON record,
-                   ``navigate_sweep`` notebook 07's measures and sweep
+                   ``navigate_sweep`` notebook 07's measures and sweep, ``navigate_measures`` the
+                   measures against random-jump baselines and the corpus path's frontier
 ``render``         notation (music21/verovio), plots (matplotlib), audio
 =================  ==========================================================================
 
@@ -36,12 +37,12 @@ from qbdi_utils import channel, channel_rate, corpus, dynamics, model  # noqa: F
 from qbdi_utils import training  # noqa: F401
 from qbdi_utils import improvise, predictive  # noqa: F401
 from qbdi_utils import claims, navigate, render, zero_bit  # noqa: F401
-from qbdi_utils import navigate_output, navigate_sweep  # noqa: F401
+from qbdi_utils import navigate_measures, navigate_output, navigate_sweep  # noqa: F401
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "errors", "paths", "files", "report", "pianoroll", "harmony", "corpus", "model",
     "training", "predictive", "channel", "channel_rate", "improvise", "claims", "zero_bit", "dynamics",
-    "navigate", "navigate_output", "navigate_sweep", "render",
+    "navigate", "navigate_measures", "navigate_output", "navigate_sweep", "render",
 ]

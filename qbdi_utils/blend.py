@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qbdi_utils import files, harmony, improvise, report, style
+from qbdi_utils import harmony, improvise, report, style, tables
 from qbdi_utils.claims import CLAIM_COLUMNS, spearman
 
 __all__ = [
@@ -346,8 +346,8 @@ def sweep_with_fidelity(query, rows: Sequence[dict], pieces: dict, corpus_ref) -
 
 def sweep_csv_text(rows: Sequence[dict]) -> str:
     """The CSV of ``qbdi sweep``: the claims columns then :data:`SWEEP_STYLE_COLUMNS` (4 decimals)."""
-    return files.csv_text(rows, list(CLAIM_COLUMNS) + list(SWEEP_STYLE_COLUMNS), float_format=".4f",
-                          extra="ignore")
+    return tables.csv_text(rows, list(CLAIM_COLUMNS) + list(SWEEP_STYLE_COLUMNS), float_format=".4f",
+                           extra="ignore")
 
 
 def sweep_table(rows: Sequence[dict]) -> str:

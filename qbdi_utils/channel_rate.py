@@ -175,8 +175,28 @@ def compare_static_dynamic(
             "own_deviation_rate": rate_lower_bound(own_deviation_transmit(surrogate, b, mu, noise_seed)),
             "static_theory": float(allocation_distortion(var, reverse_water_filling(var, b)).sum()),
         })
-    # static distortion as a function of its (exact) rate, for the equal-true-rate comparison
-    top = max([int(np.ceil(r["own_deviation_rate"])) for r in rows] + budgets + [1])
+    at_own = _static_on_query_at_rates(z, mu, var, [r["own_deviation_rate"] for r in rows], budgets)
+    for r, d in zip(rows, at_own):
+        r["static_at_own_rate"] = d
+    return rows
+
+
+def _static_on_query_at_rates(z, mu, var, rates, budgets) -> list[float]:
+    """The static channel's expected distortion on the query ``z`` at (fractional) true ``rates``.
+
+    Exact over the noise at integer budgets, ``E||z_d - z||^2 = sum a^2 dev + a (1 - a) var`` with
+    ``a = 4^-b`` per component, interpolated in log distortion between them.
+
+    Args:
+        z: (N, L) float64, the query's latent means.
+        mu, var: (L,) float64, the channel's source mean and variance.
+        rates: list of float, true bits per frame to evaluate at.
+        budgets: list of int, the experiment's budgets (the grid reaches at least the largest).
+
+    Returns:
+        list of float, one distortion per rate.
+    """
+    top = max([int(np.ceil(r)) for r in rates] + list(budgets) + [1])
     grid = np.unique(np.concatenate([np.arange(0, min(top, 64) + 1), np.geomspace(64, max(top, 64), 60).round()]))
     grid = grid.astype(np.int64)
     dev = np.mean((z - mu) ** 2, axis=0)  # the query's own squared deviation per component
@@ -188,6 +208,4 @@ def compare_static_dynamic(
     d_grid = np.array([expected_on_query(g) for g in grid])
     with np.errstate(divide="ignore"):
         log_d = np.log(np.maximum(d_grid, np.finfo(float).tiny))
-    for r in rows:
-        r["static_at_own_rate"] = float(np.exp(np.interp(r["own_deviation_rate"], grid, log_d)))
-    return rows
+    return [float(np.exp(np.interp(r, grid, log_d))) for r in rates]

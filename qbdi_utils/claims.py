@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from qbdi_utils import channel, files, harmony, pianoroll, report
+from qbdi_utils import channel, files, harmony, pianoroll, report, tables
 from qbdi_utils.improvise import CLAIM_RATES, encode_query, improvise, improvise_batch, parse_bits, rate_label
 from qbdi_utils.pianoroll import Piece
 
@@ -203,7 +203,7 @@ def claims_csv_text(rows: list[dict]) -> str:
 
     Used in: ``qbdi sweep`` (staged in one output set with the MIDI files).
     """
-    return files.csv_text(rows, list(CLAIM_COLUMNS), float_format=".4f", extra="ignore")
+    return tables.csv_text(rows, list(CLAIM_COLUMNS), float_format=".4f", extra="ignore")
 
 #: Columns of the fine-sweep CSV: the claims columns plus the allocation's bookkeeping.
 FINE_COLUMNS = tuple(CLAIM_COLUMNS) + ("excess_triad_agreement", "components_with_bits", "max_bits_per_component")
@@ -322,27 +322,53 @@ def bar_chroma(roll, spec, offset_steps: int = 0) -> np.ndarray:
 
 
 def per_bar_triads(query_chroma, output_chroma) -> tuple[np.ndarray, np.ndarray]:
-    """Bar by bar: does the output's triad equal the query's, and the output's triads.
+    """Bar by bar: the expected agreement of the output's triad with the query's, and the output's triads.
 
     Args:
         query_chroma: (N, 12) chroma of the query's bars.
         output_chroma: (N, 12) chroma of the output's bars.
 
     Returns:
-        (agree, labels): (N,) bool, (N,) int triad labels of the output (-1 for silent bars).
+        (agree, labels): (N,) float in [0, 1], the tie credit of :func:`qbdi_utils.harmony.triad_credit`
+        (1 or 0 for a bar without ties), and (N,) int triad labels of the output (-1 for silent bars;
+        for display only, ties go to the lowest index).
 
-    Used in: notebooks/04_query_generation.ipynb (through :func:`break_away`).
+    Used in: notebooks/04_query_generation.ipynb.
     """
     q = np.atleast_2d(np.asarray(query_chroma, dtype=np.float64))
     o = np.atleast_2d(np.asarray(output_chroma, dtype=np.float64))
     if q.shape != o.shape:
         raise ValueError(f"query chroma {q.shape} and output chroma {o.shape} differ in shape")
-    agree = np.asarray(harmony.frame_comparison(q, o)["triad_agreement"], dtype=bool)
+    agree = np.asarray(harmony.frame_comparison(q, o)["triad_agreement"], dtype=np.float64)
     return agree, np.asarray(harmony.triad_labels(o))
+
+
+def _sets_with_silence(chroma) -> np.ndarray:
+    """(N, 25) tie sets with silence as a 25th symbol (so two silent bars agree, as in triad_credit)."""
+    s = np.atleast_2d(harmony.triad_tie_sets(np.atleast_2d(np.asarray(chroma, dtype=np.float64))))
+    return np.concatenate([s, ~s.any(axis=1, keepdims=True)], axis=1)
+
+
+def _top_shared(*sets) -> np.ndarray:
+    """(N,) probability that one random priority order picks the same symbol from every set.
+
+    All sets pick the same symbol exactly when the highest-priority symbol of their union lies in
+    all of them: |intersection| / |union|.
+    """
+    inter = np.logical_and.reduce(sets).sum(axis=1)
+    union = np.logical_or.reduce(sets).sum(axis=1)
+    return inter / np.maximum(union, 1)
 
 
 def break_away(query_chroma, full_chroma, low_chromas) -> dict:
     """Where a low rate departs from the full-rate output, bar by bar, averaged over seeds.
+
+    Ties between triads are credited by their expectation under one random priority order of the
+    triads shared by the query, the full-rate and the low-rate bar (as
+    :func:`qbdi_utils.harmony.triad_credit` does for a pair): with tie sets Q, F, L of one bar,
+    P(F agrees with Q) = |Q & F| / |Q | F| and P(all three agree) = |Q & F & L| / |Q | F | L|, so
+    P(lost) = P(F agrees) - P(all agree), P(gained) = P(L agrees) - P(all agree) and
+    P(changed) = 1 - |F & L| / |F | L| (a silent bar counts as its own symbol).
 
     Args:
         query_chroma: (N, 12) chroma of the query's bars.
@@ -350,19 +376,31 @@ def break_away(query_chroma, full_chroma, low_chromas) -> dict:
         low_chromas: list of (N, 12) chroma, one per seed of the low-rate output.
 
     Returns:
-        dict of shares of bars (means over seeds): ``changed`` (the triad differs from the full-rate
-        output's), ``lost`` (the full-rate output had the query's triad, the low rate has not),
-        ``gained`` (the reverse), and ``n_seeds``.
+        dict of expected shares of bars (means over bars and seeds): ``changed`` (the triad differs
+        from the full-rate output's), ``lost`` (the full-rate output had the query's triad, the low
+        rate has not), ``gained`` (the reverse), and ``n_seeds``.
+
+    Raises:
+        ValueError: no low-rate output, or chroma of different shapes.
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    full_agree, full_labels = per_bar_triads(query_chroma, full_chroma)
+    q = np.atleast_2d(np.asarray(query_chroma, dtype=np.float64))
+    f = np.atleast_2d(np.asarray(full_chroma, dtype=np.float64))
+    if q.shape != f.shape:
+        raise ValueError(f"query chroma {q.shape} and full-rate chroma {f.shape} differ in shape")
+    sq, sf = _sets_with_silence(q), _sets_with_silence(f)
+    p_qf = _top_shared(sq, sf)
     lost, gained, changed = [], [], []
     for c in low_chromas:
-        agree, labels = per_bar_triads(query_chroma, c)
-        lost.append(np.mean(full_agree & ~agree))
-        gained.append(np.mean(~full_agree & agree))
-        changed.append(np.mean(labels != full_labels))
+        c = np.atleast_2d(np.asarray(c, dtype=np.float64))
+        if c.shape != q.shape:
+            raise ValueError(f"query chroma {q.shape} and low-rate chroma {c.shape} differ in shape")
+        sl = _sets_with_silence(c)
+        p_all = _top_shared(sq, sf, sl)
+        lost.append(np.mean(p_qf - p_all))
+        gained.append(np.mean(_top_shared(sq, sl) - p_all))
+        changed.append(np.mean(1.0 - _top_shared(sf, sl)))
     if not changed:
         raise ValueError("break_away needs at least one low-rate output")
     return {"changed": float(np.mean(changed)), "lost": float(np.mean(lost)),

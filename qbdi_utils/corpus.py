@@ -542,36 +542,48 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     if shard_files is None and kind in NAMED_SOURCES:
         shard_files = CHORALE_SHARD_FILES
 
+    recipe = shards.SourceRecipe(kind, store_ident, parse, _expand_piece, spec, meter, transpose, aug, options)
+    settings = shards.StoreSettings(cache_root=cache_root, cache=cache, workers=workers,
+                                    shard_files=shard_files, progress=progress)
+
     def build():
-        return shards.build(kind, store_ident, wanted, files, parse=parse, expand=_expand_piece,
-                            spec=spec, meter=meter, transpose=transpose, augment=aug, options=options,
-                            cache_root=cache_root, cache=cache, workers=workers,
-                            shard_files=shard_files, progress=progress)
+        return shards.build(recipe, wanted, files, settings)
 
     sc = build()
     sc.fingerprint = fp
     sc.skipped = list(problems) + list(sc.skipped)
     if not sc.piece_names:
-        reasons = "; ".join(f"{n}: {r}" for n, r in sc.skipped[:5])
-        raise CorpusError(f"no usable piece among {len(wanted)} files ({reasons})",
-                          source if kind == "folder" else kind)
+        _no_usable_piece(sc, len(wanted), source if kind == "folder" else kind)
     if not in_memory:
         return sc
-    try:
-        frames, piece_index = sc.to_arrays()
-    except CorpusError:  # a frame shard was damaged after it was listed: build the frames again
-        shards.forget_frames(sc)
-        ingest = sc.ingest
-        sc = build()
-        sc.fingerprint, sc.skipped = fp, list(problems) + list(sc.skipped)
-        sc.ingest["parsed"] += ingest["parsed"]
-        frames, piece_index = sc.to_arrays()
+    sc, frames, piece_index = _frames_in_memory(sc, build, problems)
     c = Corpus(frames=frames, piece_index=piece_index, piece_names=list(sc.piece_names),
                skipped=sc.skipped, fingerprint=fp, spec=spec, options=options, pieces=list(sc.pieces),
                from_cache=(sc.ingest["parsed"] == 0 and sc.ingest["frame_shards_built"] == 0),
                cache_path=sc.store, ingest=dict(sc.ingest))
     c.load_seconds = time.perf_counter() - t0
     return c
+
+
+def _frames_in_memory(sc: shards.ShardedCorpus, build, problems: list):
+    """``sc``'s frames and piece index in memory; a frame shard damaged since it was listed is
+    built again (``build()``, the same load) and the parse counts added up. Returns (sc, frames, piece_index)."""
+    try:
+        frames, piece_index = sc.to_arrays()
+    except CorpusError:  # a frame shard was damaged after it was listed: build the frames again
+        shards.forget_frames(sc)
+        ingest, fp = sc.ingest, sc.fingerprint
+        sc = build()
+        sc.fingerprint, sc.skipped = fp, list(problems) + list(sc.skipped)
+        sc.ingest["parsed"] += ingest["parsed"]
+        frames, piece_index = sc.to_arrays()
+    return sc, frames, piece_index
+
+
+def _no_usable_piece(sc: shards.ShardedCorpus, n_wanted: int, where) -> None:
+    """Raise the CorpusError of a load that kept no piece, with the first five reasons."""
+    reasons = "; ".join(f"{n}: {r}" for n, r in sc.skipped[:5])
+    raise CorpusError(f"no usable piece among {n_wanted} files ({reasons})", where)
 
 
 # ---------------------------------------------------------------------------------------------

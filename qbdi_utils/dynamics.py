@@ -262,24 +262,7 @@ def oracle_from_rows(d: np.ndarray, rows: list, t: float) -> Oracle:
             m = len(tk)
             arg = -1
             if m > _BIG:
-                b = bufs.get(k)
-                if b is None:
-                    buf = np.empty(max(2 * m, 64), dtype=np.int64)
-                    buf[:m] = tk
-                    buf[:m] -= 1
-                    b = bufs[k] = [buf, m]
-                elif b[1] < m:
-                    if len(b[0]) < m:
-                        nb = np.empty(2 * m, dtype=np.int64)
-                        nb[:b[1]] = b[0][:b[1]]
-                        b[0] = nb
-                    b[0][b[1]:m] = tk[b[1]:m]
-                    b[0][b[1]:m] -= 1
-                    b[1] = m
-                vals = d[i - 1, b[0][:m]]
-                pos = int(vals.argmin())
-                if vals[pos] < t:
-                    arg = pos
+                arg = _closest_by_buffer(bufs, k, tk, d[i - 1], t)
             else:
                 best = t
                 for pos, s in enumerate(tk):
@@ -316,6 +299,30 @@ def oracle_from_rows(d: np.ndarray, rows: list, t: float) -> Oracle:
                 break
         rsfx[sfx[i]].append(i)
     return Oracle(threshold=t, sfx=sfx, lrs=lrs, rsfx=rsfx, trn=trn, data=data, n_symbols=n_symbols)
+
+
+def _closest_by_buffer(bufs: dict, k: int, tk: list, d_row: np.ndarray, t: float) -> int:
+    """Position in ``tk`` (the transitions of state ``k``) of the first closest frame to ``d_row``'s
+    frame if strictly below ``t``, else -1; vectorised over an int64 buffer of ``tk``'s frame
+    indices kept in ``bufs[k]`` and extended as ``tk`` grows (for states with many transitions)."""
+    m = len(tk)
+    b = bufs.get(k)
+    if b is None:
+        buf = np.empty(max(2 * m, 64), dtype=np.int64)
+        buf[:m] = tk
+        buf[:m] -= 1
+        b = bufs[k] = [buf, m]
+    elif b[1] < m:
+        if len(b[0]) < m:
+            nb = np.empty(2 * m, dtype=np.int64)
+            nb[:b[1]] = b[0][:b[1]]
+            b[0] = nb
+        b[0][b[1]:m] = tk[b[1]:m]
+        b[0][b[1]:m] -= 1
+        b[1] = m
+    vals = d_row[b[0][:m]]
+    pos = int(vals.argmin())
+    return pos if vals[pos] < t else -1
 
 
 def ir_per_frame(oracle: Oracle, alpha: float = 1.0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""How the package writes anything a user keeps: atomic files, output sets, model folders, CSV.
+"""How the package writes anything a user keeps: atomic files, output sets, model folders.
 
 The discipline (issue 11):
 
@@ -45,27 +45,24 @@ machines a leftover of a live writer elsewhere is only removed after :data:`STAL
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import hashlib
-import io
 import itertools
 import os
 import re
 import shutil
 import signal
 import stat
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from qbdi_utils.errors import FileSystemError, OutputExistsError
+from qbdi_utils.tables import csv_text
 
 __all__ = [
     "STALE_AFTER_S",
     "EXISTS_HINT",
-    "NON_TTY_MININTERVAL_S",
     "hidden_name",
     "NAME_MAX",
     "LONG_NAME_PREFIX",
@@ -79,13 +76,10 @@ __all__ = [
     "write_text",
     "write_with",
     "write_csv",
-    "csv_text",
     "OutputSet",
     "replacing_dir",
     "clean_leftovers",
     "ignore_sigxfsz",
-    "progress_kwargs",
-    "progress",
 ]
 
 STALE_AFTER_S = 24 * 3600
@@ -98,9 +92,6 @@ NAME_MAX = 255
 """Longest file name in bytes (Linux, macOS); a hidden name that would be longer embeds a hash."""
 LONG_NAME_PREFIX = "qbdi-long-"
 """Hidden names of destinations longer than NAME_MAX allows start ``.qbdi-long-HASH``."""
-
-NON_TTY_MININTERVAL_S = 30.0
-"""Progress bars not on a terminal redraw at most this often (seconds)."""
 
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.qbdi-(?P<kind>tmp|new|old|claim)-(?P<pid>\d+)-(?P<n>\d+)"
                        r"(?P<ext>\.[^.]*)?$")
@@ -622,64 +613,17 @@ def write_text(path: str | Path, text: str, *, force: bool = False, mkdir: bool 
     return write_bytes(path, text.encode(encoding), force=force, mkdir=mkdir)
 
 
-def csv_text(rows: Iterable, columns: list[str] | None = None, *,
-             float_format: str | None = None, extra: str = "error") -> str:
-    """A table as CSV text: a header line, then one line per row, ``\\n`` line ends.
-
-    Args:
-        rows: dicts (keys a subset of ``columns``; missing keys are empty cells) or sequences in
-            column order.
-        columns: header; default the keys of the first row (dict rows) -- required for sequence
-            rows and for an empty table.
-        float_format: format spec for floats, e.g. ".4f"; default ``repr`` (round-trips exactly).
-        extra: what a dict row's keys outside ``columns`` do: "error" (ValueError, the default:
-            a misspelt column is caught) or "ignore" (left out: rows that carry more than the
-            table shows).
-
-    Returns:
-        The CSV text.
-
-    Raises:
-        ValueError: no columns can be determined, ``extra`` is unknown, or (with
-            ``extra="error"``) a dict row has a key not in ``columns``.
-    """
-    if extra not in ("error", "ignore"):
-        raise ValueError(f"extra must be 'error' or 'ignore', got {extra!r}")
-    rows = list(rows)
-    if columns is None:
-        if not rows or not isinstance(rows[0], dict):
-            raise ValueError("columns are needed for an empty table or for rows that are not dicts")
-        columns = list(rows[0])
-
-    def cell(v):
-        if isinstance(v, float) or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") == "f"):
-            return format(float(v), float_format) if float_format else repr(float(v))
-        return v
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        if isinstance(r, dict):
-            unknown = [k for k in r if k not in columns]
-            if unknown and extra == "error":
-                raise ValueError(f"row has keys not in the columns: {unknown}")
-            r = [r.get(c, "") for c in columns]
-        w.writerow([cell(v) for v in r])
-    return buf.getvalue()
-
-
 def write_csv(rows: Iterable, path: str | Path, *, columns: list[str] | None = None,
               force: bool = False, float_format: str | None = None, extra: str = "error") -> Path:
-    """Atomically write a table as CSV (:func:`csv_text`), the one CSV writer of the package.
+    """Atomically write a table as CSV (:func:`qbdi_utils.tables.csv_text`), the one CSV writer of the package.
 
     Args:
-        rows: dicts or sequences (see :func:`csv_text`).
+        rows: dicts or sequences (see :func:`qbdi_utils.tables.csv_text`).
         path: destination .csv file.
-        columns: header (see :func:`csv_text`).
+        columns: header (see :func:`qbdi_utils.tables.csv_text`).
         force: replace an existing file.
         float_format: e.g. ".4f"; default exact ``repr``.
-        extra: "error" or "ignore" for dict keys outside ``columns`` (see :func:`csv_text`).
+        extra: "error" or "ignore" for dict keys outside ``columns`` (see :func:`qbdi_utils.tables.csv_text`).
 
     Returns:
         ``path`` as a Path.
@@ -777,7 +721,7 @@ class OutputSet:
 
     def add_csv(self, path: str | Path, rows: Iterable, *, columns: list[str] | None = None,
                 float_format: str | None = None) -> Path:
-        """Stage a CSV table (:func:`csv_text`) as ``path``."""
+        """Stage a CSV table (:func:`qbdi_utils.tables.csv_text`) as ``path``."""
         return self.add_text(path, csv_text(rows, columns, float_format=float_format))
 
     def commit(self) -> list[Path]:
@@ -951,47 +895,3 @@ def ignore_sigxfsz() -> bool:
     except ValueError:  # not the main thread
         return False
     return True
-
-
-def _interactive(stream) -> bool:
-    """A terminal, or a Jupyter kernel's output (which draws widgets, not log lines)."""
-    if type(stream).__module__.startswith("ipykernel"):
-        return True
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-def progress_kwargs(file=None, **kw) -> dict:
-    """tqdm keyword arguments with the package's policy for logs.
-
-    On a terminal (or in Jupyter) ``kw`` is returned unchanged. Otherwise (a file, a pipe, a CI
-    log) the bar redraws at most every :data:`NON_TTY_MININTERVAL_S` seconds, so a log gets a few
-    lines, not one per step.
-
-    Args:
-        file: the stream the bar writes to (default ``sys.stderr``).
-        **kw: the caller's tqdm arguments.
-
-    Returns:
-        The arguments to pass to ``tqdm``.
-    """
-    stream = file if file is not None else sys.stderr
-    kw = dict(kw)
-    if file is not None:
-        kw["file"] = file
-    if not _interactive(stream):
-        kw["mininterval"] = max(float(kw.get("mininterval", 0.1)), NON_TTY_MININTERVAL_S)
-        kw["maxinterval"] = max(float(kw.get("maxinterval", 10.0)), kw["mininterval"])
-        kw["miniters"] = 1  # time-based only (no dynamic miniters)
-        kw.setdefault("ascii", True)
-        kw.setdefault("dynamic_ncols", False)
-    return kw
-
-
-def progress(iterable=None, **kw):
-    """A ``tqdm.auto.tqdm`` bar following :func:`progress_kwargs` (same arguments as tqdm)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, **progress_kwargs(**kw))

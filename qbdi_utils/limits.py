@@ -310,8 +310,6 @@ def read_npz(path: str | Path, expected: dict[str, tuple[int, ...]], *, fix: str
             dtype, sizes that disagree or exceed the limit, truncated data.
         FileSystemError: the file cannot be read (permission, I/O error).
     """
-    from numpy.lib import format as npy_format
-
     path = Path(path)
     where = path if where is None else Path(where)
     name_ = "QBDI_MAX_MODEL_BYTES"
@@ -352,36 +350,46 @@ def read_npz(path: str | Path, expected: dict[str, tuple[int, ...]], *, fix: str
                                           size_words(cap), name_, total), where)
             out = {}
             for n, shape in expected.items():
-                info = members[n]
-                try:
-                    with zf.open(info) as fp:
-                        version = npy_format.read_magic(fp)
-                        if version == (1, 0):
-                            got_shape, fortran, dtype = npy_format.read_array_header_1_0(fp)
-                        elif version in ((2, 0), (3, 0)):
-                            got_shape, fortran, dtype = npy_format.read_array_header_2_0(fp)
-                        else:
-                            raise ValueError(f"unknown .npy version {version}")
-                        header_len = fp.tell()
-                        if tuple(got_shape) != tuple(shape):
-                            raise ModelError(
-                                f"corrupt model directory: {path.name}'s weight shapes do not match the "
-                                f"configuration ({n} is {tuple(got_shape)}, the configuration implies "
-                                f"{tuple(shape)}); {fix}", where)
-                        if dtype.kind != "f" or dtype.itemsize > 8:
-                            raise bad(f"array {n} has dtype {dtype}, not floating point")
-                        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-                        if info.file_size != header_len + nbytes:
-                            raise bad(f"array {n} announces {info.file_size} bytes, its header "
-                                      f"{header_len + nbytes}")
-                        data = fp.read(nbytes)
-                except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as exc:
-                    if isinstance(exc, OSError) and exc.errno is not None:
-                        raise fs_error(exc, path, "read") from None
-                    raise bad(f"is unreadable ({exc})") from None
-                if len(data) != nbytes:
-                    raise bad(f"is unreadable (array {n} is truncated)")
-                a = np.frombuffer(data, dtype=dtype)
-                a = a.reshape(shape, order="F" if fortran else "C")
-                out[n] = np.ascontiguousarray(a).copy()
+                out[n] = _read_npz_member(zf, members[n], shape, bad, mismatch=lambda got: ModelError(
+                    f"corrupt model directory: {path.name}'s weight shapes do not match the "
+                    f"configuration ({n} is {got}, the configuration implies {tuple(shape)}); {fix}", where),
+                    path=path)
     return out
+
+
+def _read_npz_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple, bad, *, mismatch,
+                     path: Path) -> np.ndarray:
+    """One member of :func:`read_npz`'s file: its .npy header checked against ``shape`` (a float
+    dtype, the size the zip directory announces), then exactly its data read; a C-ordered copy.
+    ``bad(words)`` and ``mismatch(got_shape)`` make the ModelErrors; ``path`` is named in I/O errors."""
+    from numpy.lib import format as npy_format
+
+    n = info.filename[: -len(".npy")]
+    try:
+        with zf.open(info) as fp:
+            version = npy_format.read_magic(fp)
+            if version == (1, 0):
+                got_shape, fortran, dtype = npy_format.read_array_header_1_0(fp)
+            elif version in ((2, 0), (3, 0)):
+                got_shape, fortran, dtype = npy_format.read_array_header_2_0(fp)
+            else:
+                raise ValueError(f"unknown .npy version {version}")
+            header_len = fp.tell()
+            if tuple(got_shape) != tuple(shape):
+                raise mismatch(tuple(got_shape))
+            if dtype.kind != "f" or dtype.itemsize > 8:
+                raise bad(f"array {n} has dtype {dtype}, not floating point")
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if info.file_size != header_len + nbytes:
+                raise bad(f"array {n} announces {info.file_size} bytes, its header "
+                          f"{header_len + nbytes}")
+            data = fp.read(nbytes)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise fs_error(exc, path, "read") from None
+        raise bad(f"is unreadable ({exc})") from None
+    if len(data) != nbytes:
+        raise bad(f"is unreadable (array {n} is truncated)")
+    a = np.frombuffer(data, dtype=dtype)
+    a = a.reshape(shape, order="F" if fortran else "C")
+    return np.ascontiguousarray(a).copy()

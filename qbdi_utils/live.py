@@ -10,12 +10,9 @@ latency), with velocities taken from the performer's onsets in bar k (:class:`Sc
 
 A bar is processed half a step (a 32nd note) before its bar line: every onset or release later than
 that rounds to the bar line or after it, so nothing of the bar is missed and the answer is ready
-before it is due. The settings (:class:`Controls`: bit budget, channel statistics, continuity) can be
-changed while playing, through OSC (:class:`OscControl`: ``/qbdi/bits``, ``/qbdi/continuity``,
-``/qbdi/stats``) or a MIDI control change mapped onto the explorer's bit scale
-(:data:`qbdi_utils.improvise.BITS_SCALE`, :func:`cc_to_bits`); a change applies from the next bar whose
-answer is computed after it arrived (the next bar the performer hears), and is logged with that bar
-number (bars counted from 1).
+before it is due. The settings in force (bit budget, channel statistics, continuity) are those of
+:class:`qbdi_utils.live_controls.Controls` for the bar; the clocks and timelines are in
+:mod:`qbdi_utils.live_time`, the sources, ports and the recording in :mod:`qbdi_utils.live_io`.
 
 Channel statistics live: the whole query is not known in advance, so ``"query"`` means *the bars
 heard so far* (their latent means, the current bar included; after one bar the variance is zero and
@@ -31,303 +28,42 @@ information rate searched again when the number of bars heard is a power of two 
 one :func:`qbdi_utils.navigate.navigate_path` step per bar): with continuity 1 it answers bar k with
 bar k, i.e. plays like ``mode="improvise"``.
 
-Clocks: :class:`RealClock` (optionally faster or slower) and :class:`SimulatedClock` (``--speed 0``,
-tests). Timelines map the clock to roll steps: :class:`TempoTimeline` (a fixed tempo) or
-:class:`MidiClockTimeline` (follow the input's MIDI clock, 24 pulses per quarter).
-
+Imports: channel, improvise, navigate, pianoroll, live_time, live_controls, live_io.
 Used in: ``qbdi live``, benchmarks/bench_live.py, tests/test_live.py.
 """
 
 from __future__ import annotations
 
 import heapq
-import io
 import math
-import os
-import queue
-import sys
-import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
 from qbdi_utils import channel, pianoroll
-from qbdi_utils.errors import MidiPortError, OptionError
-from qbdi_utils.improvise import BITS_SCALE, STATS_MODES, EncodedQuery, parse_bits, query_warnings
-from qbdi_utils.navigate import check_continuity, check_min_context, navigate_path, query_oracle
+from qbdi_utils.errors import OptionError
+from qbdi_utils.improvise import EncodedQuery, query_warnings
+from qbdi_utils.live_controls import Controls, Settings, cc_to_bits
+from qbdi_utils.live_io import ANSWER_CHANNEL, InputEvent, Recorder, round_step
+from qbdi_utils.live_time import MidiClockTimeline, TempoTimeline
+from qbdi_utils.navigate import check_min_context, navigate_path, query_oracle
 from qbdi_utils.pianoroll import Piece, RollSpec
 
-__all__ = [
-    "MODES",
-    "OSC_ADDRESSES",
-    "DEFAULT_OSC_HOST",
-    "DEFAULT_OSC_PORT",
-    "ANSWER_CHANNEL",
-    "SimulatedClock",
-    "RealClock",
-    "TempoTimeline",
-    "MidiClockTimeline",
-    "BarSegmenter",
-    "Settings",
-    "Change",
-    "Controls",
-    "OscControl",
-    "Answerer",
-    "Scheduler",
-    "Recorder",
-    "FileSource",
-    "PortSource",
-    "PortSink",
-    "BarRecord",
-    "LiveSession",
-    "LiveResult",
-    "cc_to_bits",
-    "parse_meter",
-    "is_midi_file_name",
-    "open_input_port",
-    "open_output_port",
-    "recording_bytes",
-]
+__all__ = ["MODES", "BarSegmenter", "Answerer", "Scheduler", "BarRecord", "LiveResult", "LiveSession"]
 
 #: Answer modes: the channel on the bar just heard, or an oracle walk over the bars heard so far.
 MODES: tuple = ("improvise", "navigate")
-
-#: OSC addresses that change the settings (the value types each takes are in :meth:`Controls.submit`).
-OSC_ADDRESSES: tuple = ("/qbdi/bits", "/qbdi/continuity", "/qbdi/stats")
-
-#: OSC is bound to the loopback interface unless asked otherwise.
-DEFAULT_OSC_HOST = "127.0.0.1"
-
-#: Default UDP port of the OSC controls.
-DEFAULT_OSC_PORT = 9000
-
-#: MIDI channel (0-based) the answer is played on.
-ANSWER_CHANNEL = 0
 
 # the navigation walk's random stream: SeedSequence([seed, _WALK_STREAM]), apart from the channel's
 _WALK_STREAM = 0x6C697665
 
 
-# ----------------------------------------------------------------------------------------------
-# small parsers
-
-
-def cc_to_bits(value: int, scale=BITS_SCALE):
-    """A MIDI control-change value 0..127 as a stop of the explorer's bit scale.
-
-    The 128 values are spread evenly over the stops, left to right: 0 is the first stop (0 bits), 127
-    the last (full rate, ``None``); stop ``round(value * (len(scale) - 1) / 127)``.
-
-    Args:
-        value: control value 0..127.
-        scale: bit budgets, increasing, ``None`` last (default :data:`qbdi_utils.improvise.BITS_SCALE`).
-
-    Returns:
-        bits per frame (int) or ``None`` (full rate).
-
-    Raises:
-        OptionError: value outside 0..127.
-    """
-    v = int(value)
-    if not 0 <= v <= 127:
-        raise OptionError(f"control value {value} outside 0..127")
-    scale = list(scale)
-    return scale[int(round(v * (len(scale) - 1) / 127))]
-
-
-def parse_meter(text: str, spec: RollSpec = RollSpec()) -> tuple[int, int, int]:
-    """``"4/4"`` -> (numerator, denominator, bar length in steps); the bar must fit in one frame.
-
-    Args:
-        text: "N/D" with D a power of two.
-        spec: roll layout.
-
-    Returns:
-        (numerator, denominator, steps per bar).
-
-    Raises:
-        OptionError: malformed, a bar of a fractional number of steps, or longer than a frame.
-    """
-    try:
-        num, den = (int(x) for x in str(text).strip().split("/"))
-    except ValueError:
-        raise OptionError(f"--meter {text!r} must look like 4/4") from None
-    if num < 1 or den < 1 or den & (den - 1):
-        raise OptionError(f"--meter {text!r}: numerator >= 1 and a power-of-two denominator")
-    steps = pianoroll.bar_steps(num, den, spec)
-    if steps != int(steps) or steps < 1:
-        raise OptionError(f"--meter {text}: a bar of {steps:g} steps is not a whole number of "
-                          f"1/{spec.steps_per_quarter} quarters")
-    if steps > spec.steps_per_frame:
-        raise OptionError(f"--meter {text}: a bar of {int(steps)} steps is longer than the model's "
-                          f"{spec.steps_per_frame}-step frame; use a meter of at most "
-                          f"{spec.quarters_per_frame:g} quarters")
-    return num, den, int(steps)
-
-
-def is_midi_file_name(text: str) -> bool:
-    """Whether an --in/--out value names a MIDI file (suffix .mid/.midi) rather than a port."""
-    return str(text).lower().endswith((".mid", ".midi"))
-
-
-# ----------------------------------------------------------------------------------------------
-# clocks and timelines
-
-
-class SimulatedClock:
-    """A clock that jumps to whatever time is waited for: a run as fast as possible, deterministic."""
-
-    realtime = False
-
-    def __init__(self):
-        self._now = 0.0
-
-    def start(self) -> None:
-        """Time 0 is now."""
-        self._now = 0.0
-
-    def now(self) -> float:
-        """Seconds since the start."""
-        return self._now
-
-    def sleep_until(self, t: float) -> None:
-        """Advance to ``t`` (never backwards)."""
-        if t > self._now and math.isfinite(t):
-            self._now = float(t)
-
-
-class RealClock:
-    """Wall-clock seconds since construction (``time.perf_counter``), scaled by ``speed``.
-
-    Args:
-        speed: performance seconds per wall second (1 = real time, 2 = twice as fast).
-        spin_s: the last part of a wait is spent polling the clock instead of sleeping, for
-            sub-millisecond wake-ups.
-    """
-
-    realtime = True
-
-    def __init__(self, speed: float = 1.0, spin_s: float = 0.0015):
-        if not speed > 0:
-            raise OptionError(f"clock speed {speed} must be > 0")
-        self.speed = float(speed)
-        self.spin_s = float(spin_s)
-        self._t0 = time.perf_counter()
-
-    def start(self) -> None:
-        """Time 0 is now (a session starts its clock when it starts playing)."""
-        self._t0 = time.perf_counter()
-
-    def now(self) -> float:
-        """Performance seconds since the start."""
-        return (time.perf_counter() - self._t0) * self.speed
-
-    def wall_seconds_until(self, t: float) -> float:
-        """Wall seconds from now until performance time ``t`` (negative when past)."""
-        return (t - self.now()) / self.speed
-
-    def sleep_until(self, t: float) -> None:
-        """Wait until performance time ``t``."""
-        if not math.isfinite(t):
-            time.sleep(0.05)
-            return
-        while True:
-            left = self.wall_seconds_until(t)
-            if left <= 0:
-                return
-            if left > self.spin_s:
-                time.sleep(left - self.spin_s)
-            # else: poll until due
-
-
-class TempoTimeline:
-    """Roll steps at a fixed tempo: step 0 at time 0.
-
-    Args:
-        bpm: quarter notes per minute.
-        spec: roll layout (steps per quarter).
-    """
-
-    def __init__(self, bpm: float, spec: RollSpec = RollSpec()):
-        if not (math.isfinite(bpm) and bpm > 0):
-            raise OptionError(f"--tempo {bpm} must be a positive number of beats per minute")
-        self.bpm = float(bpm)
-        self.step_s = 60.0 / (self.bpm * spec.steps_per_quarter)
-
-    def time_at(self, step) -> float:
-        """Seconds at roll step ``step`` (any real number)."""
-        return float(step) * self.step_s
-
-    def step_at(self, t: float) -> float:
-        """Roll step (fractional) at ``t`` seconds."""
-        return t / self.step_s
-
-    def on_message(self, msg, t: float) -> None:
-        """A fixed tempo ignores MIDI clock messages."""
-
-
-class MidiClockTimeline:
-    """Roll steps following an incoming MIDI clock (24 pulses per quarter; ``start`` restarts at 0).
-
-    Step positions between pulses are extrapolated with the mean pulse interval of the last
-    quarter note; before the second pulse nothing is scheduled (times are infinite).
-
-    Args:
-        spec: roll layout.
-        pulses_per_quarter: 24 in the MIDI standard.
-    """
-
-    def __init__(self, spec: RollSpec = RollSpec(), pulses_per_quarter: int = 24):
-        self.ppq = int(pulses_per_quarter)
-        self.pulses_per_step = self.ppq / spec.steps_per_quarter
-        self.count = -1  # pulses since start (the first pulse is position 0)
-        self.times: list[float] = []
-
-    @property
-    def bpm(self) -> float:
-        """Current tempo estimate (nan before two pulses)."""
-        iv = self._interval()
-        return 60.0 / (iv * self.ppq) if iv else float("nan")
-
-    def _interval(self) -> float | None:
-        if len(self.times) < 2:
-            return None
-        return (self.times[-1] - self.times[0]) / (len(self.times) - 1)
-
-    def on_message(self, msg, t: float) -> None:
-        """Feed a ``clock``/``start`` message received at ``t``."""
-        if msg.type == "start":
-            self.count, self.times = -1, []
-        elif msg.type == "clock":
-            self.count += 1
-            self.times = (self.times + [t])[-(self.ppq + 1):]
-
-    def time_at(self, step) -> float:
-        """Predicted seconds at roll step ``step`` (inf until the tempo is known)."""
-        iv = self._interval()
-        if iv is None:
-            return math.inf
-        return self.times[-1] + (float(step) * self.pulses_per_step - self.count) * iv
-
-    def step_at(self, t: float) -> float:
-        """Roll step at ``t``: the last pulse's position plus the extrapolation (at most one pulse)."""
-        iv = self._interval()
-        if iv is None:
-            return max(self.count, 0) / self.pulses_per_step
-        ahead = min(max(t - self.times[-1], 0.0) / iv, 1.0)
-        return (self.count + ahead) / self.pulses_per_step
 
 
 # ----------------------------------------------------------------------------------------------
 # bars of the incoming stream
-
-
-def _round_step(pos) -> int:
-    """Nearest step, halves up (read_midi's rounding): ``floor(pos + 1/2)``."""
-    return math.floor(pos + Fraction(1, 2)) if isinstance(pos, Fraction) else math.floor(pos + 0.5)
 
 
 class BarSegmenter:
@@ -372,7 +108,7 @@ class BarSegmenter:
         key = (source, channel, pitch)
         if key in self.sounding:
             self.note_off(pos, channel, pitch, source)
-        self.sounding[key] = (_round_step(pos), int(velocity))
+        self.sounding[key] = (round_step(pos), int(velocity))
 
     def note_off(self, pos, channel: int, pitch: int, source: int = 0) -> None:
         """A note_off (or note_on with velocity 0) at step position ``pos``."""
@@ -382,7 +118,7 @@ class BarSegmenter:
         if start is None:
             return
         s, vel = start
-        e = max(_round_step(pos), s + 1)
+        e = max(round_step(pos), s + 1)
         if self.spec.min_pitch <= pitch <= self.spec.max_pitch:
             self.done.append((pitch, s, e, vel))
         else:
@@ -432,177 +168,6 @@ class BarSegmenter:
                 onsets.append((s - a, v))
         onsets.sort()
         return rows, onsets
-
-
-# ----------------------------------------------------------------------------------------------
-# controls
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What shapes one bar's answer: bit budget (None = full rate), channel statistics, continuity."""
-
-    bits: int | None = None
-    stats: str = "corpus"
-    continuity: float = 1.0
-
-
-@dataclass(frozen=True)
-class Change:
-    """One applied change: from which bar (1-based, the bar it is heard in), what, from where."""
-
-    bar: int
-    name: str
-    old: object
-    new: object
-    source: str
-
-    def text(self) -> str:
-        """``"bar 5: bits 64 -> 16 (osc)"``."""
-        def show(v):
-            return "full" if (self.name == "bits" and v is None) else (f"{v:g}" if isinstance(v, float) else str(v))
-        return f"bar {self.bar}: {self.name} {show(self.old)} -> {show(self.new)} ({self.source})"
-
-
-class Controls:
-    """The settings while playing; changes arrive from any thread and apply from the next bar.
-
-    :meth:`submit` checks a value at once (a bad one is logged and dropped, never raised) and queues
-    it; :meth:`settings_for` applies everything queued before it is called and logs each change with
-    the bar it is heard from.
-
-    Args:
-        settings: the initial :class:`Settings`.
-        log: callable taking one line of text (default: print to stderr).
-        navigate: whether continuity steers anything (``mode="navigate"``); otherwise a continuity
-            change is logged and ignored.
-    """
-
-    def __init__(self, settings: Settings, log=None, navigate: bool = False):
-        self._settings = settings
-        self.navigate = bool(navigate)
-        self._pending: queue.SimpleQueue = queue.SimpleQueue()
-        self.log = log or (lambda line: print(f"qbdi live: {line}", file=sys.stderr, flush=True))
-        self.changes: list[Change] = []
-        self.rejected: list[str] = []
-        self.received = 0  # messages submitted (accepted or not), for tests waiting on a sender
-        self._lock = threading.Lock()
-
-    @property
-    def current(self) -> Settings:
-        """The settings the last bar was answered with (queued changes not applied yet)."""
-        return self._settings
-
-    def _reject(self, line: str) -> None:
-        self.rejected.append(line)
-        self.log(line)
-
-    def submit(self, name: str, value, source: str = "osc") -> bool:
-        """Queue a change of ``name`` ("bits", "stats" or "continuity") to ``value``.
-
-        bits: "full" or a number >= 0 (a float is rounded to whole bits); stats: one of
-        :data:`qbdi_utils.improvise.STATS_MODES`; continuity: a number in [0, 1].
-
-        Returns:
-            whether the value was accepted (a rejected one is logged).
-        """
-        with self._lock:
-            self.received += 1
-        try:
-            if name == "bits":
-                if isinstance(value, float) and math.isfinite(value) and value >= 0:
-                    value = int(round(value))  # a fader sends floats
-                v = parse_bits(value)
-            elif name == "stats":
-                v = str(value)
-                if v not in STATS_MODES:
-                    raise OptionError(f"stats {value!r} is not one of {', '.join(STATS_MODES)}")
-            elif name == "continuity":
-                if not self.navigate:
-                    raise OptionError("continuity steers --mode navigate only")
-                if isinstance(value, (bool, np.bool_)) or (isinstance(value, str) and not value.strip()):
-                    raise OptionError("continuity is empty")
-                v = check_continuity(value)
-            else:
-                raise OptionError(f"unknown setting {name!r}")
-        except OptionError as exc:
-            self._reject(f"ignored ({source}): {exc}")
-            return False
-        self._pending.put((name, v, source))
-        return True
-
-    def unknown(self, what: str) -> None:
-        """Log a message that addresses nothing known (counted as received)."""
-        with self._lock:
-            self.received += 1
-        self._reject(what)
-
-    def settings_for(self, bar: int) -> Settings:
-        """Apply the queued changes and return the settings of the answer heard in ``bar`` (1-based)."""
-        s = self._settings
-        while True:
-            try:
-                name, v, source = self._pending.get_nowait()
-            except queue.Empty:
-                break
-            old = getattr(s, name)
-            if old == v:
-                continue
-            s = replace(s, **{name: v})
-            change = Change(bar, name, old, v, source)
-            self.changes.append(change)
-            self.log(change.text())
-        self._settings = s
-        return s
-
-
-class OscControl:
-    """An OSC server (UDP, python-osc) feeding :class:`Controls`: ``/qbdi/bits 64``, ``/qbdi/bits full``,
-    ``/qbdi/continuity 0.7``, ``/qbdi/stats corpus``. Unknown addresses and bad values are logged.
-
-    Args:
-        controls: the :class:`Controls` to feed.
-        host: interface to bind (default loopback).
-        port: UDP port (0: any free port; see :attr:`address`).
-
-    Raises:
-        OptionError: the port cannot be bound (in use, or no permission).
-    """
-
-    def __init__(self, controls: Controls, host: str = DEFAULT_OSC_HOST, port: int = DEFAULT_OSC_PORT):
-        from pythonosc.dispatcher import Dispatcher
-        from pythonosc.osc_server import BlockingOSCUDPServer
-
-        self.controls = controls
-        d = Dispatcher()
-        for address in OSC_ADDRESSES:
-            d.map(address, self._handle)
-        d.set_default_handler(self._unknown)
-        try:
-            self.server = BlockingOSCUDPServer((host, int(port)), d)
-        except OSError as exc:
-            raise OptionError(f"cannot listen for OSC on {host}:{port} ({exc.strerror or exc}); "
-                              "pick another --osc-port, or --osc-port off") from None
-        self.address = self.server.server_address[:2]
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="qbdi-osc", daemon=True)
-        self._thread.start()
-
-    def _handle(self, address: str, *args) -> None:
-        name = address.rsplit("/", 1)[-1]
-        if len(args) != 1:
-            self.controls.unknown(f"ignored (osc): {address} takes one value, got {len(args)}")
-            return
-        self.controls.submit(name, args[0], "osc")
-
-    def _unknown(self, address: str, *args) -> None:
-        self.controls.unknown(f"ignored (osc): unknown address {address} (known: {', '.join(OSC_ADDRESSES)})")
-
-    def close(self) -> None:
-        """Stop the server and free the port."""
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -731,66 +296,7 @@ class Answerer:
 
 
 # ----------------------------------------------------------------------------------------------
-# scheduling and recording
-
-
-class Recorder:
-    """Every message sent to the output, with the performance time it was sent at.
-
-    Args:
-        bpm: tempo written to the file (seconds are converted to ticks at this tempo).
-        meter: (numerator, denominator) written to the file.
-        ticks_per_beat: MIDI resolution.
-    """
-
-    def __init__(self, bpm: float, meter=(4, 4), ticks_per_beat: int = 480):
-        self.bpm = float(bpm)
-        self.meter = tuple(meter)
-        self.ticks_per_beat = int(ticks_per_beat)
-        self.events: list = []  # (seconds, mido message)
-
-    def send(self, msg, t: float) -> None:
-        """Record ``msg`` sent at ``t`` seconds."""
-        self.events.append((float(t), msg))
-
-    def midi_bytes(self, end_s: float | None = None) -> bytes:
-        """The recording as a type-0 MIDI file (see :func:`recording_bytes`)."""
-        return recording_bytes(self.events, self.bpm, self.meter, self.ticks_per_beat, end_s)
-
-
-def recording_bytes(events, bpm: float, meter=(4, 4), ticks_per_beat: int = 480,
-                    end_s: float | None = None) -> bytes:
-    """Timed messages as the bytes of a type-0 MIDI file (tempo and meter at tick 0).
-
-    Args:
-        events: [(seconds, mido message)], in sending order.
-        bpm: tempo; a second is ``bpm / 60 * ticks_per_beat`` ticks.
-        meter: (numerator, denominator).
-        ticks_per_beat: MIDI resolution.
-        end_s: where the track ends (default: the last event).
-
-    Returns:
-        The file's bytes; :func:`qbdi_utils.pianoroll.read_midi` reads them.
-    """
-    import mido
-
-    per_s = float(bpm) / 60.0 * ticks_per_beat
-    track = mido.MidiTrack()
-    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(float(bpm)), time=0))
-    track.append(mido.MetaMessage("time_signature", numerator=int(meter[0]), denominator=int(meter[1]), time=0))
-    track.append(mido.Message("program_change", channel=ANSWER_CHANNEL, program=0, time=0))
-    now = 0
-    for t, msg in events:
-        tick = max(int(round(t * per_s)), now)
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    end = now if end_s is None else max(now, int(round(end_s * per_s)))
-    track.append(mido.MetaMessage("end_of_track", time=end - now))
-    mid = mido.MidiFile(type=0, ticks_per_beat=int(ticks_per_beat))
-    mid.tracks.append(track)
-    buf = io.BytesIO()
-    mid.save(file=buf)
-    return buf.getvalue()
+# scheduling
 
 
 def _velocity_at(step: int, onsets: list, fallback: int) -> int:
@@ -923,213 +429,6 @@ class Scheduler:
 
 
 # ----------------------------------------------------------------------------------------------
-# inputs and outputs
-
-
-@dataclass
-class _Event:
-    time: float
-    pos: object  # step position (Fraction for files, float for ports)
-    msg: object
-    source: int = 0
-
-
-class FileSource:
-    """A MIDI file played as a performer's stream at a fixed tempo (its beats, at ``bpm``).
-
-    Args:
-        path: the .mid file.
-        spec: roll layout.
-        max_steps: play only the first ``max_steps`` steps (an excerpt; notes sounding there end there).
-
-    Attributes:
-        piece: :func:`qbdi_utils.pianoroll.read_midi` of the file (pickup, tempo, warnings).
-        end_step: the stream's end in steps (rounded like read_midi's roll length).
-    """
-
-    def __init__(self, path, spec: RollSpec = RollSpec(), max_steps: int | None = None):
-        import mido
-
-        self.path = Path(path)
-        self.piece = pianoroll.read_midi(self.path, spec=spec)
-        mid = mido.MidiFile(self.path, clip=True)
-        tpb = mid.ticks_per_beat
-        spq = spec.steps_per_quarter
-        evs = []
-        end_tick = 0
-        for ti, track in enumerate(mid.tracks):
-            tick = 0
-            for i, msg in enumerate(track):
-                tick += msg.time
-                if not msg.is_meta and msg.type in ("note_on", "note_off", "control_change"):
-                    evs.append((tick, ti, i, msg))
-            end_tick = max(end_tick, tick)
-        evs.sort(key=lambda e: (e[0], e[1], e[2]))
-        self.events = [(Fraction(tick * spq, tpb), msg, ti) for tick, ti, _, msg in evs]
-        self.end_step = max(self.piece.n_steps, _round_step(Fraction(end_tick * spq, tpb)))
-        if max_steps is not None:
-            self.end_step = min(self.end_step, int(max_steps))
-            self.events = [e for e in self.events if _round_step(e[0]) < self.end_step]
-        self._i = 0
-        self.timeline = None
-
-    def bind(self, timeline) -> None:
-        """Set the timeline that turns step positions into times."""
-        self.timeline = timeline
-
-    def next_time(self) -> float:
-        """Time of the next event (inf at the end)."""
-        if self._i >= len(self.events):
-            return math.inf
-        return self.timeline.time_at(self.events[self._i][0])
-
-    def wait(self, clock, deadline: float) -> None:
-        """Sleep until ``deadline`` (the session includes :meth:`next_time` in it)."""
-        clock.sleep_until(deadline)
-
-    def take_due(self, now: float) -> list:
-        """Events due at ``now``: [_Event]."""
-        out = []
-        while self._i < len(self.events):
-            pos, msg, ti = self.events[self._i]
-            t = self.timeline.time_at(pos)
-            if t > now:
-                break
-            out.append(_Event(t, pos, msg, ti))
-            self._i += 1
-        return out
-
-    @property
-    def finished(self) -> bool:
-        """All events delivered."""
-        return self._i >= len(self.events)
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def _port_backend(kind: str, name: str):
-    """mido with the python-rtmidi backend, or MidiPortError (one line) when there is no MIDI system."""
-    hint = f"pass a .mid file to --{kind} instead"
-    if sys.platform.startswith("linux") and not os.path.exists("/dev/snd/seq"):
-        # checked before rtmidi is touched: ALSA would print its own lines on stderr
-        raise MidiPortError(f"cannot open MIDI {kind}put port {name!r}: this system has no MIDI ports "
-                            f"(no ALSA sequencer, /dev/snd/seq is missing; `sudo modprobe snd-seq`); {hint}")
-    try:
-        import rtmidi  # noqa: F401  (python-rtmidi, mido's port backend)
-        import mido
-    except ImportError:
-        raise MidiPortError(f"cannot open MIDI {kind}put port {name!r}: python-rtmidi is not installed "
-                            f"(pip install python-rtmidi); {hint}") from None
-    backend = mido.Backend("mido.backends.rtmidi", load=True)
-    return mido, backend
-
-
-def _open_port(kind: str, name: str, **kw):
-    mido, backend = _port_backend(kind, name)
-    try:
-        names = backend.get_input_names() if kind == "in" else backend.get_output_names()
-    except Exception as exc:  # rtmidi raises its own SystemError subclasses when the MIDI system fails
-        raise MidiPortError(f"cannot open MIDI {kind}put port {name!r}: the MIDI system failed "
-                            f"({' '.join(str(exc).split())[:160]}); pass a .mid file to --{kind}") from None
-    match = [n for n in names if n == name] or [n for n in names if n.startswith(name)]
-    if not match:
-        listed = ", ".join(repr(n) for n in names) or "none"
-        raise MidiPortError(f"no MIDI {kind}put port named {name!r} (available: {listed}); "
-                            f"pass a port name from that list or a .mid file to --{kind}")
-    try:
-        return (backend.open_input if kind == "in" else backend.open_output)(match[0], **kw)
-    except Exception as exc:
-        raise MidiPortError(f"cannot open MIDI {kind}put port {match[0]!r}: {' '.join(str(exc).split())[:160]}") from None
-
-
-def open_input_port(name: str, callback=None):
-    """Open a MIDI input port by (the start of) its name through python-rtmidi.
-
-    Raises:
-        MidiPortError: no MIDI system, python-rtmidi missing, or no such port (one line).
-    """
-    return _open_port("in", name, callback=callback)
-
-
-def open_output_port(name: str):
-    """Open a MIDI output port by (the start of) its name through python-rtmidi.
-
-    Raises:
-        MidiPortError: no MIDI system, python-rtmidi missing, or no such port (one line).
-    """
-    return _open_port("out", name)
-
-
-class PortSource:
-    """A MIDI input port: messages timestamped on arrival (performance seconds of ``clock``).
-
-    Args:
-        name: the port's name (or its start).
-        clock: the session's :class:`RealClock`.
-    """
-
-    def __init__(self, name: str, clock):
-        self.clock = clock
-        self.queue: queue.Queue = queue.Queue()
-        self.port = open_input_port(name, callback=lambda m: self.queue.put((self.clock.now(), m)))
-        self.end_step = None
-        self.piece = None
-        self.timeline = None
-        self.finished = False
-
-    def bind(self, timeline) -> None:
-        """Set the timeline that turns times into step positions."""
-        self.timeline = timeline
-
-    def next_time(self) -> float:
-        """Unknown in advance."""
-        return math.inf
-
-    def wait(self, clock, deadline: float) -> None:
-        """Wait until ``deadline`` or until a message arrives."""
-        left = min(clock.wall_seconds_until(deadline), 0.05)
-        if left > clock.spin_s and self.queue.empty():
-            try:
-                item = self.queue.get(timeout=left - clock.spin_s)
-                self.queue.put(item)
-            except queue.Empty:
-                pass
-        elif left > 0:
-            clock.sleep_until(min(deadline, clock.now() + left * clock.speed))
-
-    def take_due(self, now: float) -> list:
-        """Messages received so far."""
-        out = []
-        while True:
-            try:
-                t, msg = self.queue.get_nowait()
-            except queue.Empty:
-                return out
-            self.timeline.on_message(msg, t)
-            out.append(_Event(t, self.timeline.step_at(t), msg, 0))
-
-    def close(self) -> None:
-        """Close the port."""
-        self.port.close()
-
-
-class PortSink:
-    """A MIDI output port (messages sent at once)."""
-
-    def __init__(self, name: str):
-        self.port = open_output_port(name)
-
-    def send(self, msg, t: float) -> None:
-        """Send ``msg`` now."""
-        self.port.send(msg)
-
-    def close(self) -> None:
-        """Close the port."""
-        self.port.close()
-
-
-# ----------------------------------------------------------------------------------------------
 # the session
 
 
@@ -1256,7 +555,7 @@ class LiveSession:
         if math.isfinite(t_sched):
             self.result.timing_errors_s.append(now - t_sched)
 
-    def _input(self, ev: _Event) -> None:
+    def _input(self, ev: InputEvent) -> None:
         msg = ev.msg
         if msg.type in ("clock", "start", "stop", "continue"):
             return

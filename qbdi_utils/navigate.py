@@ -34,7 +34,8 @@ the threshold of maximal information rate (as notebook 05 picks it; 200 threshol
 over a coarser grid (``n_thresholds``, default 20).
 
 The path's JSON record is :mod:`qbdi_utils.navigate_output`; notebook 07's measures and sweep are
-:mod:`qbdi_utils.navigate_sweep`.
+:mod:`qbdi_utils.navigate_sweep`, its measures against random-jump baselines and the corpus path's
+jump-cost frontier :mod:`qbdi_utils.navigate_measures`.
 
 Used in: notebooks/07_oracle_improvisation.ipynb, ``qbdi navigate``, benchmarks/bench_navigate.py.
 """
@@ -68,6 +69,9 @@ __all__ = [
     "guided_moves",
     "guided_path",
     "path_cost",
+    "cosine_to",
+    "jump_candidates",
+    "decode_path",
     "navigate",
     "navigate_batch",
 ]
@@ -375,14 +379,26 @@ def model_corpus(model, corpus=None, progress: bool = False):
 # navigation
 
 
-def _links(o: dynamics.Oracle, p: int) -> list[tuple[int, int]]:
-    """(linked state, shared context in frames) of state p: its suffix link, then its reverse links."""
+def jump_candidates(oracle: dynamics.Oracle, p: int, min_context: int = 1) -> list[int]:
+    """States a navigation may jump to from state ``p``: its suffix link, then its reverse suffix links.
+
+    Args:
+        oracle: :class:`qbdi_utils.dynamics.Oracle` on N frames.
+        p: oracle state (frame p - 1).
+        min_context: shortest shared context (``lrs`` of the link, in frames).
+
+    Returns:
+        linked states s (1 <= s < N, so s has a successor) sharing at least ``min_context`` frames.
+
+    Used in: :func:`navigate_path`, :mod:`qbdi_utils.navigate_measures`.
+    """
+    o, n = oracle, oracle.n_frames
     out = []
     s = o.sfx[p]
     if s:
         out.append((s, o.lrs[p]))
     out.extend((r, o.lrs[r]) for r in o.rsfx[p])
-    return out
+    return [s for s, ctx in out if ctx >= min_context and 1 <= s < n]
 
 
 def navigate_path(oracle: dynamics.Oracle, length: int, continuity: float, min_context: int = 1,
@@ -430,7 +446,7 @@ def navigate_path(oracle: dynamics.Oracle, length: int, continuity: float, min_c
         if rng.random() < continuity and p < n:
             p += 1
         else:
-            cands = [s for s, ctx in _links(oracle, p) if ctx >= min_context and 1 <= s < n]
+            cands = jump_candidates(oracle, p, min_context)
             if cands:
                 p = cands[int(rng.integers(len(cands)))] + 1
                 jumps[t] = True
@@ -487,8 +503,12 @@ def guided_moves(oracle: dynamics.Oracle, piece_index=None) -> tuple[np.ndarray,
     return src[order], dst[order]
 
 
-def _cosine_to(q: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """(T, N) cosine distances between rows of q and rows of x (0 between two zero rows, 1 to a zero row)."""
+def cosine_to(q: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(T, N) cosine distances between rows of q (T, d) and rows of x (N, d), float64.
+
+    0 between two zero rows, 1 from a zero row to any other. Used in: :func:`navigate`,
+    :mod:`qbdi_utils.navigate_measures`.
+    """
     q = np.asarray(q, np.float64)
     x = np.asarray(x, np.float64)
     nq, nx = np.linalg.norm(q, axis=1), np.linalg.norm(x, axis=1)
@@ -598,13 +618,53 @@ def _path_and_jumps(enc: EncodedQuery, source: str, qo: LatentOracle | None, co:
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), _PATH_STREAM]))
         path, jumps = navigate_path(qo.oracle, n, continuity, min_context, rng)
         return qo, path, jumps, float("nan")
-    cost = _cosine_to(enc.mean, co.mean)
+    cost = cosine_to(enc.mean, co.mean)
     path, total = guided_path(co.oracle, cost, co.piece_index, jump_cost=jump_cost)
     if not np.isfinite(total):
         raise CorpusError(f"no path of {n} bars through the corpus oracle; the corpus is too small")
     jumps = np.zeros(n, bool)
     jumps[1:] = ~((path[1:] == path[:-1] + 1) & (co.piece_index[path[1:]] == co.piece_index[path[:-1]]))
     return co, path, jumps, total
+
+
+def decode_path(model, enc: EncodedQuery, oracle: LatentOracle, path, jumps, rates=(None,), seeds=(0,),
+                mode: str = "query", threshold: float | None = None, tag: str = "path") -> dict:
+    """Send the latent states of ``oracle`` along ``path`` through the channel and decode them.
+
+    The path's latent means and log-variances replace the query's in ``enc``; the rest is
+    :func:`qbdi_utils.improvise.improvise_batch` (channel noise ``default_rng(seed)``).
+
+    Args:
+        model: a StyleVAE.
+        enc: the encoded query (its length, tempo and meter are kept).
+        oracle: the :class:`LatentOracle` whose frames ``path`` indexes.
+        path: (N,) int frames of ``oracle``, N = the query's frames.
+        jumps: (N,) bool, bar reached by a jump.
+        rates, seeds, mode, threshold: as :func:`qbdi_utils.improvise.improvise_batch`.
+        tag: what the output's name says it is.
+
+    Returns:
+        dict ``(bits, seed) -> Navigation`` (source "query" or "corpus" from the oracle; continuity,
+        min_context and path cost left for the caller).
+
+    Used in: :func:`navigate_batch`, :mod:`qbdi_utils.navigate_measures` (random-jump baselines).
+    """
+    path = np.asarray(path, np.int64)
+    if path.shape != (enc.mean.shape[0],):
+        raise ValueError(f"path must have shape ({enc.mean.shape[0]},), got {path.shape}")
+    lo = oracle
+    sent = replace(enc, mean=lo.mean[path], logvar=lo.logvar[path],
+                   frames=None if lo.frames is None else lo.frames[path])
+    pieces = improvise.improvise_batch(model, sent, rates, seeds, mode, threshold=threshold)
+    labels = [lo.label(i) for i in path]
+    out = {}
+    for (bits, s), imp in pieces.items():
+        base = {f.name: getattr(imp, f.name) for f in fields(Improvisation)}
+        base["name"] = f"{enc.query.name or 'query'} {tag} @ {improvise.rate_label(bits)}"
+        out[(bits, s)] = Navigation(**base, source=lo.source, path=path.copy(),
+                                    jumps=np.asarray(jumps, bool).copy(), labels=labels,
+                                    oracle_threshold=lo.threshold)
+    return out
 
 
 def navigate_batch(model, query, source: str = "query", continuity: float = DEFAULT_CONTINUITY,
@@ -665,20 +725,13 @@ def navigate_batch(model, query, source: str = "query", continuity: float = DEFA
                                                        jump_cost)
             if source == "corpus":
                 guided = (lo, path, jumps, total)
-        sent = replace(enc, mean=lo.mean[path], logvar=lo.logvar[path],
-                       frames=None if lo.frames is None else lo.frames[path])
-        pieces = improvise.improvise_batch(model, sent, rates, [seed], mode, threshold=threshold)
-        labels = [lo.label(i) for i in path]
-        for (bits, s), imp in pieces.items():
-            base = {f.name: getattr(imp, f.name) for f in fields(Improvisation)}
-            tag = f"navigated (p={continuity:g}, k={min_context})" if source == "query" else "corpus-guided"
-            base["name"] = f"{enc.query.name or 'query'} {tag} @ {improvise.rate_label(bits)}"
-            out[(bits, s)] = Navigation(
-                **base, source=source,
-                continuity=float(continuity) if source == "query" else None,
-                min_context=int(min_context) if source == "query" else None,
-                path=path.copy(), jumps=jumps.copy(), labels=labels,
-                oracle_threshold=lo.threshold, path_cost=total)
+        tag = f"navigated (p={continuity:g}, k={min_context})" if source == "query" else "corpus-guided"
+        for key, nav in decode_path(model, enc, lo, path, jumps, rates, [seed], mode, threshold, tag).items():
+            nav.source = source
+            nav.continuity = float(continuity) if source == "query" else None
+            nav.min_context = int(min_context) if source == "query" else None
+            nav.path_cost = total
+            out[key] = nav
     return out
 
 

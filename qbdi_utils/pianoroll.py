@@ -10,11 +10,14 @@ exactly the valid rolls survive roll -> MIDI -> roll unchanged (:func:`is_valid_
 
 A frame is ``spec.steps_per_frame`` = 16 consecutive rows flattened row-major, so
 ``frame.reshape(16, 156)`` gives the rows back.
+
+MIDI files at the byte level (the chunk parser, the merge of tracks into notes in ticks, the type-0
+writer) are :mod:`qbdi_utils.midifile`; :func:`read_midi` and :func:`midi_bytes` turn those notes
+into rolls and back.
 """
 
 from __future__ import annotations
 
-import io
 import hashlib
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -22,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from qbdi_utils import files, limits
-from qbdi_utils.errors import MeterError, MidiFileError, NoNotesError, OptionError
+from qbdi_utils import files, midifile
+from qbdi_utils.errors import MeterError, NoNotesError, OptionError
 
 __all__ = [
     "RollSpec", "Piece", "Note", "MAX_STEPS",
@@ -384,169 +387,6 @@ def notes_to_roll(notes, n_steps: int | None = None, spec: RollSpec = RollSpec()
 # MIDI reading
 # --------------------------------------------------------------------------------------------
 
-def _ticks_to_steps(ticks: int, tpb: int, spq: int) -> int:
-    """Nearest step to a tick position (halves round up), exact integer arithmetic."""
-    return (2 * ticks * spq + tpb) // (2 * tpb)
-
-
-# kinds of the events _read_track keeps (everything else is counted and skipped)
-_NOTE_OFF, _NOTE_ON, _TEMPO, _TIME_SIG = 0, 1, 2, 3
-# data bytes after a status byte of the system common / real-time range (absent: undefined)
-_SYSTEM_LENGTHS = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0}
-
-
-class _Corrupt(Exception):
-    """The bytes of a track do not parse (turned into MidiFileError by _read_smf)."""
-
-
-def _read_vlq(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    """A MIDI variable-length quantity (7 bits a byte, high bit = more follow) at ``data[pos:end]``:
-    (value, position after it). Raises EOFError when it runs past ``end``."""
-    value = 0
-    while True:
-        if pos >= end:
-            raise EOFError
-        b = data[pos]
-        pos += 1
-        value = (value << 7) | (b & 0x7F)
-        if b < 0x80:
-            return value, pos
-
-
-def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -> tuple[list, int]:
-    """Parse one MTrk chunk's events ``data[pos:end]``.
-
-    Returns (events, end tick); events are (tick, kind, a, b): note off/on (channel, note), tempo
-    (microseconds per quarter, 0), time signature (numerator, denominator exponent). ``budget`` is
-    a one-element list of the messages still allowed in the file (decremented per message; the
-    caller checks it against the limit). Data bytes above 127 are clipped to 127, as mido's
-    ``clip=True`` reading did; a meta event does not set running status, anything else does.
-    """
-    events = []
-    tick = 0
-    running = None
-    left = budget[0]
-    while pos < end:
-        delta, pos = _read_vlq(data, pos, end)
-        tick += delta
-        if tick > max_ticks:
-            raise OverflowError
-        if pos >= end:
-            raise EOFError
-        status = data[pos]
-        if status < 0x80:
-            if running is None:
-                raise _Corrupt("running status without a previous status byte")
-            status = running
-        else:
-            pos += 1
-            if status != 0xFF:
-                running = status
-        left -= 1
-        if left < 0:
-            budget[0] = left
-            return events, tick
-        if status == 0xFF or status == 0xF0 or status == 0xF7:
-            if status == 0xFF:
-                if pos >= end:
-                    raise EOFError
-                mtype = data[pos]
-                pos += 1
-            length, pos = _read_vlq(data, pos, end)
-            if pos + length > end:
-                raise EOFError
-            if status == 0xFF and mtype == 0x51:
-                if length < 3:
-                    raise _Corrupt(f"a tempo event of {length} bytes, not 3")
-                events.append((tick, _TEMPO, (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2], 0))
-            elif status == 0xFF and mtype == 0x58:
-                if length < 2:
-                    raise _Corrupt(f"a time signature of {length} bytes, not 4")
-                events.append((tick, _TIME_SIG, data[pos], data[pos + 1]))
-            pos += length
-            continue
-        hi = status & 0xF0
-        if hi < 0xF0:
-            n = 1 if hi == 0xC0 or hi == 0xD0 else 2
-        else:
-            n = _SYSTEM_LENGTHS.get(status)
-            if n is None:
-                raise _Corrupt(f"undefined status byte 0x{status:02x}")
-        if pos + n > end:
-            raise EOFError
-        if hi == 0x90 or hi == 0x80:
-            note = data[pos]
-            if note > 127:
-                note = 127
-            events.append((tick, _NOTE_ON if hi == 0x90 and data[pos + 1] else _NOTE_OFF, status & 0x0F, note))
-        pos += n
-    budget[0] = left
-    return events, tick
-
-
-def _read_smf(path: Path, max_steps: int, spq: int) -> tuple[int, int, list]:
-    """Read a Standard MIDI File's header and track chunks, within the limits of qbdi_utils.limits.
-
-    The file must be a regular file of at most ``QBDI_MAX_MIDI_BYTES``; messages are counted while
-    parsing against ``QBDI_MAX_MIDI_MESSAGES``. The header's track count is unsigned (up to 65,535);
-    chunks of other types (legal, for extensions) are skipped.
-
-    Returns:
-        (format, ticks per beat, [(events, end_tick) per MTrk chunk]) -- see :func:`_read_track`.
-    """
-    if not path.exists():
-        raise MidiFileError("file not found; check the path", path)
-    if path.is_dir():
-        raise MidiFileError("is a directory, not a MIDI file", path)
-    data = limits.read_regular(path, "QBDI_MAX_MIDI_BYTES", MidiFileError, "a .mid file")
-    if len(data) == 0:
-        raise MidiFileError("file is empty (0 bytes); it is not a MIDI file", path)
-    if not data.startswith(b"MThd"):
-        raise MidiFileError("not a Standard MIDI File (no 'MThd' header); is it really .mid?", path)
-    truncated = MidiFileError("file is truncated or corrupt (data ends in the middle of a chunk or "
-                              "message); re-export it", path)
-    if len(data) < 14:
-        raise truncated
-    head_len = int.from_bytes(data[4:8], "big")
-    if head_len < 6 or 8 + head_len > len(data):
-        raise truncated
-    fmt, n_tracks, division = (int.from_bytes(data[i:i + 2], "big") for i in (8, 10, 12))
-    if fmt == 2:
-        raise MidiFileError("MIDI type 2 (independent sequences) is not supported", path)
-    if fmt > 2:
-        raise MidiFileError(f"corrupt MIDI data (unknown format {fmt} in the header); re-export it", path)
-    if division & 0x8000 or division == 0:
-        signed = division - 0x10000 if division & 0x8000 else division
-        raise MidiFileError(f"unsupported time division {signed!r} (SMPTE timing); "
-                            "re-export with ticks per quarter note", path)
-    max_ticks = max_steps * division // spq
-    cap = int(limits.limit("QBDI_MAX_MIDI_MESSAGES"))
-    budget = [cap]
-    tracks = []
-    pos = 8 + head_len
-    while len(tracks) < n_tracks:
-        if pos + 8 > len(data):
-            raise truncated
-        kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "big")
-        body = pos + 8
-        if body + size > len(data):
-            raise truncated
-        if kind == b"MTrk":
-            try:
-                tracks.append(_read_track(data, body, body + size, max_ticks, budget))
-            except EOFError:
-                raise truncated from None
-            except OverflowError:
-                raise MidiFileError(f"too long: more than {max_steps} steps of 1/{spq} quarter note",
-                                    path) from None
-            except _Corrupt as exc:
-                raise MidiFileError(f"corrupt MIDI data ({exc}); re-export it", path) from None
-            if budget[0] < 0:
-                limits.check_count(cap + 1, "QBDI_MAX_MIDI_MESSAGES", "MIDI messages", path, MidiFileError)
-        pos = body + size
-    return fmt, division, tracks
-
-
 def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
               allow_empty: bool = False) -> Piece:
     """Read a Standard MIDI File into a :class:`Piece`.
@@ -589,60 +429,18 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
     """
     path = Path(path)
     spq = spec.steps_per_quarter
-    _, tpb, tracks = _read_smf(path, MAX_STEPS, spq)
-
-    notes = []  # (pitch, start_tick, end_tick)
+    content = midifile.read_notes(path, MAX_STEPS, spq)
+    tpb = content.ticks_per_beat
     dropped: dict[str, int] = {}
-    tempos = []  # (tick, bpm)
-    sigs = []  # (tick, num, den)
-    end_tick = 0
-    n_drum = 0
-    for events, track_end in tracks:
-        sounding: dict[tuple[int, int], int] = {}
-        for tick, kind, a, b in events:
-            if kind <= _NOTE_ON:
-                if a == 9:
-                    if kind == _NOTE_ON:
-                        n_drum += 1
-                    continue
-                key = (a, b)
-                if key in sounding:
-                    notes.append((b, sounding.pop(key), tick))
-                if kind == _NOTE_ON:
-                    sounding[key] = tick
-            elif kind == _TEMPO:
-                if a > 0:
-                    tempos.append((tick, limits.clamp_tempo(60_000_000 / a)))
-            else:
-                den = 2 ** b if b <= 16 else 0
-                if not limits.valid_time_signature(a, den):
-                    shown = f"{a}/{den}" if den else f"{a}/2**{b}"
-                    raise MidiFileError(
-                        f"time signature {shown} at tick {tick} is not a meter (the numerator must be "
-                        f"1..{limits.MAX_NUMERATOR}, the denominator a power of two 1..{limits.MAX_DENOMINATOR}); "
-                        "re-export the file", path)
-                sigs.append((tick, a, den))
-        for (ch, pitch), start in sounding.items():
-            notes.append((pitch, start, max(track_end, start)))
-        end_tick = max(end_tick, track_end)
-
-    if n_drum:
-        dropped["drum"] = n_drum
-    if not notes and not allow_empty:
-        if n_drum:
-            raise NoNotesError(f"only drum notes (channel 10, {n_drum} notes); nothing to put in a "
+    if content.n_drum:
+        dropped["drum"] = content.n_drum
+    if not content.notes and not allow_empty:
+        if content.n_drum:
+            raise NoNotesError(f"only drum notes (channel 10, {content.n_drum} notes); nothing to put in a "
                                "piano roll", path)
         raise NoNotesError("no notes in the file", path)
 
-    in_range = []
-    n_out = 0
-    for p, s, e in notes:
-        if spec.min_pitch <= p <= spec.max_pitch:
-            s_st = _ticks_to_steps(s, tpb, spq)
-            e_st = max(_ticks_to_steps(e, tpb, spq), s_st + 1)
-            in_range.append((p, s_st, e_st))
-        else:
-            n_out += 1
+    in_range, n_out = _notes_in_steps(content.notes, tpb, spec)
     if n_out:
         dropped["out_of_range"] = n_out
     n_overlap = _count_same_pitch_overlaps(in_range)
@@ -652,29 +450,11 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
         raise NoNotesError(f"all {n_out} notes lie outside the pitch range "
                            f"{spec.min_pitch}..{spec.max_pitch}", path)
 
-    n_steps = max(max((e for _, _, e in in_range), default=0), _ticks_to_steps(end_tick, tpb, spq))
+    n_steps = max(max((e for _, _, e in in_range), default=0),
+                  midifile.ticks_to_steps(content.end_tick, tpb, spq))
     roll = notes_to_roll(in_range, n_steps, spec)
-
-    tempos.sort(key=lambda x: x[0])
-    tempo_map = []
-    for tick, bpm in tempos:
-        st = _ticks_to_steps(tick, tpb, spq)
-        if tempo_map and tempo_map[-1][0] == st:
-            tempo_map[-1] = (st, bpm)
-        else:
-            tempo_map.append((st, round(bpm, 6)))
-    if not tempo_map or tempo_map[0][0] != 0:
-        tempo_map.insert(0, (0, 120.0))
-
-    sigs.sort(key=lambda x: x[0])
-    time_signatures = []
-    for tick, num, den in sigs:
-        st = _ticks_to_steps(tick, tpb, spq)
-        if time_signatures and time_signatures[-1][0] == st:
-            time_signatures[-1] = (st, num, den)
-        elif not time_signatures or time_signatures[-1][1:] != (num, den):
-            time_signatures.append((st, num, den))
-
+    tempo_map = _tempo_map(content.tempos, tpb, spq)
+    time_signatures = _signature_map(content.signatures, tpb, spq)
     bar_offset = _pickup_steps(time_signatures, spec)
     if meter is not None:
         _check_meter(time_signatures, meter, bar_offset, path)
@@ -682,6 +462,50 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
     return Piece(roll=roll, spec=spec, name=path.stem, tempo_map=tempo_map,
                  time_signatures=time_signatures, ticks_per_beat=tpb,
                  bar_offset_steps=bar_offset, dropped=dropped)
+
+
+def _notes_in_steps(notes, tpb: int, spec: RollSpec) -> tuple[list, int]:
+    """The notes (pitch, start_tick, end_tick) inside ``spec``'s pitch range as (pitch, start, end)
+    in steps (rounded to the nearest step, at least one step long), and the count left out."""
+    spq = spec.steps_per_quarter
+    in_range = []
+    n_out = 0
+    for p, s, e in notes:
+        if spec.min_pitch <= p <= spec.max_pitch:
+            s_st = midifile.ticks_to_steps(s, tpb, spq)
+            e_st = max(midifile.ticks_to_steps(e, tpb, spq), s_st + 1)
+            in_range.append((p, s_st, e_st))
+        else:
+            n_out += 1
+    return in_range, n_out
+
+
+def _tempo_map(tempos, tpb: int, spq: int) -> list:
+    """[(step, bpm)] from (tick, bpm) events: sorted, the last of a step kept, (0, 120.0) first if
+    the file sets no tempo at its start."""
+    tempo_map = []
+    for tick, bpm in sorted(tempos, key=lambda x: x[0]):
+        st = midifile.ticks_to_steps(tick, tpb, spq)
+        if tempo_map and tempo_map[-1][0] == st:
+            tempo_map[-1] = (st, bpm)
+        else:
+            tempo_map.append((st, round(bpm, 6)))
+    if not tempo_map or tempo_map[0][0] != 0:
+        tempo_map.insert(0, (0, 120.0))
+    return tempo_map
+
+
+def _signature_map(sigs, tpb: int, spq: int) -> list:
+    """[(step, numerator, denominator)] from (tick, num, den) events: sorted, the last of a step
+    kept, repeats of the current signature dropped."""
+    time_signatures = []
+    for tick, num, den in sorted(sigs, key=lambda x: x[0]):
+        st = midifile.ticks_to_steps(tick, tpb, spq)
+        if time_signatures and time_signatures[-1][0] == st:
+            time_signatures[-1] = (st, num, den)
+        elif not time_signatures or time_signatures[-1][1:] != (num, den):
+            time_signatures.append((st, num, den))
+    return time_signatures
 
 
 def _count_same_pitch_overlaps(notes) -> int:
@@ -755,8 +579,6 @@ def midi_bytes(roll: np.ndarray, tempo_bpm: float = 120.0, velocity: int = 80,
     Used in: ``qbdi improvise`` / ``qbdi sweep`` (staged in one output set), through :func:`write_midi`
     in notebooks/01_data_prep.ipynb and notebooks/04_query_generation.ipynb.
     """
-    import mido
-
     roll = np.asarray(roll)
     if ticks_per_beat % spec.steps_per_quarter:
         raise OptionError(f"ticks_per_beat {ticks_per_beat} is not a multiple of "
@@ -764,31 +586,11 @@ def midi_bytes(roll: np.ndarray, tempo_bpm: float = 120.0, velocity: int = 80,
     if not 1 <= int(velocity) <= 127:
         raise OptionError(f"velocity must be 1..127, got {velocity}")
     tps = ticks_per_beat // spec.steps_per_quarter
-    events = []  # (tick, order, message); order 0 meta, 1 note_off, 2 note_on
     tempo_map = [(0, float(tempo_bpm))] if np.isscalar(tempo_bpm) else list(tempo_bpm)
-    for st, bpm in tempo_map:
-        events.append((int(st) * tps, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))))
-    if time_signature is not None:
-        events.append((0, 0, mido.MetaMessage("time_signature", numerator=int(time_signature[0]),
-                                              denominator=int(time_signature[1]))))
-    events.append((0, 0, mido.Message("program_change", channel=0, program=int(program))))
-    for pitch, s, e in roll_to_notes(roll, spec):
-        events.append((s * tps, 2, mido.Message("note_on", channel=0, note=pitch,
-                                                 velocity=int(velocity))))
-        events.append((e * tps, 1, mido.Message("note_off", channel=0, note=pitch, velocity=0)))
-    events.sort(key=lambda ev: (ev[0], ev[1], getattr(ev[2], "note", -1)))
-    track = mido.MidiTrack()
-    now = 0
-    for tick, _, msg in events:
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    end = roll.shape[0] * tps
-    track.append(mido.MetaMessage("end_of_track", time=max(end - now, 0)))
-    mid = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
-    mid.tracks.append(track)
-    buf = io.BytesIO()
-    mid.save(file=buf)
-    return buf.getvalue()
+    return midifile.smf_bytes([(p, st * tps, end * tps) for p, st, end in roll_to_notes(roll, spec)],
+                              [(int(st) * tps, bpm) for st, bpm in tempo_map], roll.shape[0] * tps,
+                              ticks_per_beat=ticks_per_beat, velocity=int(velocity),
+                              time_signature=time_signature, program=int(program))
 
 
 def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int = 80,

@@ -65,25 +65,24 @@ script exits at once instead of waiting on the store's lock, which the parent ho
 deadlock); the parent then parses in-process. Should workers die for any reason (that mistake, a
 crash, memory) or not start at all (a process limit, no shared memory), the rest is parsed in the
 calling process, with a warning. While a batch is parsed, wherever it runs, the
-cyclic garbage collector runs less often (:data:`PARSE_GC_THRESHOLD`), then as before.
+cyclic garbage collector runs less often (:data:`qbdi_utils.shard_workers.PARSE_GC_THRESHOLD`), then as
+before. The jobs and the pool are :mod:`qbdi_utils.shard_workers`; this module holds the store's layout,
+its manifests, the build (:func:`build`, configured by :class:`SourceRecipe` and :class:`StoreSettings`)
+and the streaming view.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import gc
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import re
 import sys
 import time
 import warnings
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -92,16 +91,15 @@ import numpy as np
 
 from qbdi_utils import files as files_mod
 from qbdi_utils import paths
+from qbdi_utils import progress as progress_bars
 from qbdi_utils.errors import CorpusError, OptionError, QbdiError
-from qbdi_utils.pianoroll import Piece, RollSpec, frames_digest
+from qbdi_utils.pianoroll import RollSpec, frames_digest
+from qbdi_utils.shard_workers import STORE_VERSION, Runner, frames_job, parse_job, read_meta
 
 __all__ = [
-    "STORE_VERSION", "DEFAULT_SHARD_FILES", "MANIFEST", "PARSE_GC_THRESHOLD", "SourceFile", "ShardedCorpus",
+    "DEFAULT_SHARD_FILES", "MANIFEST", "SourceFile", "SourceRecipe", "StoreSettings", "ShardedCorpus",
     "default_workers", "store_dir", "build", "forget_frames",
 ]
-
-#: Bump when a shard's layout changes; a store of another version is ignored (a new folder is used).
-STORE_VERSION = 1
 
 #: Files per pieces shard (fewer when that gives the workers too few shards to share).
 DEFAULT_SHARD_FILES = 256
@@ -167,231 +165,6 @@ def store_dir(kind: str, identity: str, spec: RollSpec, meter: str | None,
     key = _digest({"v": STORE_VERSION, "kind": kind, "source": identity, "spec": spec.to_dict(),
                    "meter": meter})
     return root / f"shards-{kind}-{key}"
-
-
-# ---------------------------------------------------------------------------------------------
-# writing and reading shard files (workers and parent)
-
-def _savez(tmp: Path, arrays: dict) -> None:
-    """Write an .npz at ``tmp`` (the writer behind every shard; tests replace it to fill the disk)."""
-    np.savez_compressed(tmp, **arrays)
-
-
-def _write_shard(path: Path, arrays: dict) -> str | None:
-    """Write a shard atomically; None on success, else the one-line reason (nothing left behind)."""
-    try:
-        files_mod.write_with(path, lambda tmp: _savez(tmp, arrays), force=True)
-    except QbdiError as exc:
-        return str(exc)
-    except OSError as exc:  # not translated on the way (should not happen; never a traceback)
-        return str(files_mod.fs_error(exc, path))
-    return None
-
-
-def _piece_meta(p: Piece) -> dict:
-    return {"n_steps": int(p.n_steps), "bar_offset_steps": int(p.bar_offset_steps),
-            "dropped": dict(p.dropped), "tempo_map": [list(t) for t in p.tempo_map],
-            "time_signatures": [list(t) for t in p.time_signatures],
-            "ticks_per_beat": int(p.ticks_per_beat)}
-
-
-def _pieces_from(rolls: np.ndarray, meta: dict, spec: RollSpec, keys=None) -> dict:
-    """{key: Piece} of the kept files of a pieces shard (only ``keys`` when given)."""
-    out, start = {}, 0
-    for f in meta["files"]:
-        m = f.get("piece")
-        if m is None:
-            continue
-        n = int(m["n_steps"])
-        if keys is None or f["key"] in keys:
-            out[f["key"]] = Piece(roll=rolls[start:start + n], spec=spec, name=f["name"],
-                                  tempo_map=[tuple(t) for t in m["tempo_map"]],
-                                  time_signatures=[tuple(t) for t in m["time_signatures"]],
-                                  ticks_per_beat=int(m["ticks_per_beat"]),
-                                  bar_offset_steps=int(m["bar_offset_steps"]), dropped=dict(m["dropped"]))
-        start += n
-    return out
-
-
-def _read_meta(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return json.loads(str(z["meta"]))
-
-
-#: Allocations between young-generation collections while a batch is parsed (Python's default: 700).
-#: music21 builds and drops hundreds of thousands of linked objects per score; at the default the
-#: cyclic collector took about a fifth of a chorale's parse (45 of ~220 ms), at this setting ~15 ms.
-#: Output is unchanged (only when garbage is collected changes); the setting is restored afterwards.
-PARSE_GC_THRESHOLD = 25_000
-
-
-@contextlib.contextmanager
-def _sparse_gc() -> Iterator[None]:
-    """Collect cyclic garbage less often for the duration (see :data:`PARSE_GC_THRESHOLD`)."""
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], PARSE_GC_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-
-
-def _parse_job(job: dict, on_file: Callable[[], None] | None = None) -> dict:
-    """Parse one batch of files and write its pieces shard (runs in a worker or in-process).
-
-    Returns the shard's file list ``[[key, size, mtime_ns, reason or None], ...]``, the write error
-    (None when written) and, when the shard was not written, its data.
-    """
-    cpu0 = time.process_time()
-    spec = RollSpec.from_dict(job["spec"])
-    parse = job["parse"]
-    rolls, metas = [], []
-    with _sparse_gc():
-        for key, path, name, size, mtime_ns in job["files"]:
-            try:
-                out = parse(path, name, spec, job["meter"])
-            except Exception as exc:  # the parser reports its own errors; anything else is still a skip
-                out = f"unexpected {type(exc).__name__}: {exc}"
-            m = {"key": key, "size": size, "mtime_ns": mtime_ns, "name": name}
-            if isinstance(out, str):
-                m["skipped"] = out
-            else:
-                m["piece"] = _piece_meta(out)
-                rolls.append(np.asarray(out.roll, dtype=np.uint8))
-            metas.append(m)
-            if on_file is not None:
-                on_file()
-    roll = np.concatenate(rolls) if rolls else np.zeros((0, spec.n_columns), np.uint8)
-    meta = {"version": STORE_VERSION, "spec": spec.to_dict(), "meter": job["meter"], "files": metas}
-    arrays = {"rolls": np.packbits(roll, axis=1), "n_columns": np.int64(roll.shape[1]),
-              "meta": np.array(json.dumps(meta))}
-    error = None
-    if job["folder"] is not None:
-        error = _write_shard(Path(job["folder"]) / job["name"], arrays)
-    listing = [[m["key"], m["size"], m["mtime_ns"], m.get("skipped")] for m in metas]
-    return {"name": job["name"], "files": listing, "error": error, "cpu": time.process_time() - cpu0,
-            "data": (roll, meta) if (job["folder"] is None or error) else None}
-
-
-def _frames_job(job: dict) -> dict:
-    """Build one frame shard from a pieces shard (runs in a worker or in-process)."""
-    cpu0 = time.process_time()
-    spec = RollSpec.from_dict(job["spec"])
-    if job["pieces_data"] is not None:
-        rolls, meta = job["pieces_data"]
-    else:
-        try:
-            with np.load(job["pieces_path"], allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                rolls = np.unpackbits(z["rolls"], axis=1, count=int(z["n_columns"]))
-        except Exception as exc:  # damaged or vanished: the parent drops it and parses its files again
-            return {"name": job["name"], "damaged": f"{type(exc).__name__}: {exc}"}
-    include = job["include"]  # [[key, first id], ...] in id order
-    pieces = _pieces_from(rolls, meta, spec, {k for k, _ in include})
-    if len(pieces) != len(include):
-        return {"name": job["name"], "damaged": "files missing from the pieces shard"}
-    frames, ids, infos = [], [], []
-    for key, first in include:
-        for j, (fr, info) in enumerate(job["expand"](pieces[key], spec, job["transpose"],
-                                                     tuple(job["augment"]))):
-            frames.append(fr)
-            ids.append(np.full(len(fr), first + j, dtype=np.int32))
-            infos.append(dict(info, id=first + j))
-    fr = np.concatenate(frames) if frames else np.zeros((0, spec.frame_size), np.uint8)
-    piece_index = np.concatenate(ids) if ids else np.zeros(0, np.int32)
-    packed = np.packbits(fr, axis=1)
-    meta_out = {"version": STORE_VERSION, "pieces_shard": job["pieces_name"], "pieces": infos}
-    error = None
-    if job["folder"] is not None:
-        error = _write_shard(Path(job["folder"]) / job["name"], {
-            "frames": packed, "n_columns": np.int64(fr.shape[1]), "piece_index": piece_index,
-            "meta": np.array(json.dumps(meta_out))})
-    return {"name": job["name"], "pieces": infos, "n_frames": int(len(fr)), "error": error,
-            "cpu": time.process_time() - cpu0,
-            "data": (packed, int(fr.shape[1]), piece_index) if (job["folder"] is None or error) else None}
-
-
-# ---------------------------------------------------------------------------------------------
-# the pool
-
-_preload_set = False
-
-
-def _context():
-    global _preload_set
-    try:
-        ctx = multiprocessing.get_context("forkserver")
-    except ValueError:  # no forkserver on this platform
-        return multiprocessing.get_context("spawn")
-    if not _preload_set:
-        # workers start from a server that already imported numpy and the parsers
-        ctx.set_forkserver_preload(["qbdi_utils.corpus"])
-        _preload_set = True
-    return ctx
-
-
-class _Runner:
-    """Runs jobs in-process or in a lazily started process pool; yields results as they finish."""
-
-    def __init__(self, workers: int):
-        self.workers = int(workers)
-        self.pool: ProcessPoolExecutor | None = None
-        self.used_pool = False
-        self.broken = False
-        self.here_cpu = 0.0  # CPU seconds of the jobs run in this process
-
-    def run(self, fn, jobs: list, *, parallel: bool, on_file=None) -> Iterator[dict]:
-        if not jobs:
-            return
-        if not parallel or self.workers < 2 or len(jobs) < 2 or self.broken:
-            for job in jobs:
-                yield self._here(fn, job, on_file)
-            return
-        try:
-            if self.pool is None:
-                self.pool = ProcessPoolExecutor(max_workers=min(self.workers, len(jobs)),
-                                                mp_context=_context())
-            pending = {self.pool.submit(fn, job): job for job in jobs}
-        except (OSError, RuntimeError, ValueError, NotImplementedError, BrokenProcessPool) as exc:
-            # no processes here (a process limit, no /dev/shm, a sandbox): parse in this process
-            warnings.warn(f"corpus worker processes could not start ({exc}); parsing in this process",
-                          stacklevel=4)
-            self.broken = True
-            self.close()
-            for job in jobs:
-                yield self._here(fn, job, on_file)
-            return
-        self.used_pool = True
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = pending.pop(fut)
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:
-                    # a worker died (out of memory, a crash in a parser): finish here, one by one
-                    warnings.warn("a corpus worker process died (a script loading with workers > 1 "
-                                  "needs 'if __name__ == \"__main__\":'); parsing the rest in this "
-                                  "process", stacklevel=4)
-                    self.broken = True
-                    self.close()
-                    rest = [job] + list(pending.values())
-                    pending.clear()
-                    for j in rest:
-                        yield self._here(fn, j)
-                    return
-                yield result
-
-    def _here(self, fn, job: dict, on_file=None) -> dict:
-        """Run one job in this process, adding its CPU seconds to ``here_cpu``."""
-        result = fn(job, on_file) if on_file is not None else fn(job)
-        self.here_cpu += result.get("cpu", 0.0)
-        return result
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -630,23 +403,13 @@ class ShardedCorpus:
 # ---------------------------------------------------------------------------------------------
 # building
 
-def build(kind: str, identity: str, wanted: list[SourceFile], present: list[SourceFile], *,
-          parse: Callable, expand: Callable, spec: RollSpec, meter: str | None,
-          transpose, augment: tuple, options: dict, cache_root: str | Path | None = None,
-          cache: bool = True, workers: int | None = None, shard_files: int | None = None,
-          progress: bool = True) -> ShardedCorpus:
-    """Bring a source's store up to date and return its frames as a :class:`ShardedCorpus`.
+@dataclass(frozen=True)
+class SourceRecipe:
+    """What a corpus source is and how its files become frames: everything that keys the store.
 
-    Files of ``wanted`` not found in a listed pieces shard (by key, size and mtime) are parsed, in
-    batches of ``shard_files``, in ``workers`` processes; each batch becomes a pieces shard. Then one
-    frame shard per pieces shard is built (or reused) for ``transpose`` and ``augment``.
-
-    Args:
+    Attributes:
         kind: "folder" or "chorales" (part of the store's name).
         identity: the source's identity without its file list (see :func:`store_dir`).
-        wanted: the files to use, in global piece order.
-        present: every current file of the source (``wanted`` is its head when a limit applies);
-            shards holding none of them are dropped.
         parse: ``parse(path, name, spec, meter) -> Piece | str`` (a reason to skip); top-level.
         expand: ``expand(piece, spec, transpose, augment) -> [(frames, info dict), ...]``, the
             original first then one entry per augmentation shift; top-level.
@@ -655,11 +418,53 @@ def build(kind: str, identity: str, wanted: list[SourceFile], present: list[Sour
         transpose: passed to ``expand``.
         augment: shifts passed to ``expand``.
         options: recorded on the result (``ShardedCorpus.options``).
+    """
+
+    kind: str
+    identity: str
+    parse: Callable
+    expand: Callable
+    spec: RollSpec
+    meter: str | None
+    transpose: object
+    augment: tuple
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where and how a store is built (nothing here changes the frames).
+
+    Attributes:
         cache_root: parent of the store folder (default ``paths.cache_dir()``).
         cache: False keeps every shard in memory and writes nothing.
         workers: processes for parsing (default :func:`default_workers`); 1 parses in-process.
         shard_files: files per pieces shard (default :data:`DEFAULT_SHARD_FILES`).
         progress: a progress bar over the files parsed.
+    """
+
+    cache_root: str | Path | None = None
+    cache: bool = True
+    workers: int | None = None
+    shard_files: int | None = None
+    progress: bool = True
+
+
+def build(recipe: SourceRecipe, wanted: list[SourceFile], present: list[SourceFile],
+          settings: StoreSettings = StoreSettings()) -> ShardedCorpus:
+    """Bring a source's store up to date and return its frames as a :class:`ShardedCorpus`.
+
+    Files of ``wanted`` not found in a listed pieces shard (by key, size and mtime) are parsed, in
+    batches of ``settings.shard_files``, in ``settings.workers`` processes; each batch becomes a
+    pieces shard. Then one frame shard per pieces shard is built (or reused) for the recipe's
+    ``transpose`` and ``augment``.
+
+    Args:
+        recipe: the source and how its files become frames.
+        wanted: the files to use, in global piece order.
+        present: every current file of the source (``wanted`` is its head when a limit applies);
+            shards holding none of them are dropped.
+        settings: cache folder, workers, shard size, progress bar.
 
     Returns:
         ShardedCorpus; ``skipped`` lists the wanted files that were not used.
@@ -668,13 +473,14 @@ def build(kind: str, identity: str, wanted: list[SourceFile], present: list[Sour
         OptionError: workers or shard_files below 1.
     """
     t0, cpu0 = time.perf_counter(), time.process_time()
-    workers = default_workers() if workers is None else int(workers)
-    shard_files = DEFAULT_SHARD_FILES if shard_files is None else int(shard_files)
+    workers = default_workers() if settings.workers is None else int(settings.workers)
+    shard_files = DEFAULT_SHARD_FILES if settings.shard_files is None else int(settings.shard_files)
     if workers < 1:
         raise OptionError(f"workers must be at least 1, got {workers}")
     if shard_files < 1:
         raise OptionError(f"shard_files must be at least 1, got {shard_files}")
-    folder = store_dir(kind, identity, spec, meter, cache_root) if cache else None
+    folder = (store_dir(recipe.kind, recipe.identity, recipe.spec, recipe.meter, settings.cache_root)
+              if settings.cache else None)
     errors: list[str] = []
     if folder is not None:
         reason = _open_store(folder)
@@ -686,12 +492,12 @@ def build(kind: str, identity: str, wanted: list[SourceFile], present: list[Sour
         # a worker re-running an unguarded script: never wait on the lock the parent holds (that was
         # a deadlock); end this worker quietly, the parent parses in-process and says why
         raise SystemExit(1)
-    runner = _Runner(workers)
+    runner = Runner(workers)
     try:
         with (_locked(folder) if folder is not None else contextlib.nullcontext()):
             for _attempt in range(3):
-                result = _build_once(folder, kind, wanted, present, parse, expand, spec, meter,
-                                     transpose, augment, options, runner, shard_files, progress, errors)
+                state = _Build(folder, recipe, runner, shard_files, settings.progress, errors)
+                result = _build_once(state, wanted, present)
                 if result is not None:
                     break
             else:  # pragma: no cover - shards damaged while being read three times over
@@ -716,7 +522,7 @@ def _adopt_and_prune(folder: Path | None, manifest: _Manifest, present: list[Sou
     for name in sorted(os.listdir(folder)):
         if _PIECES_RE.match(name) and name not in listed:
             try:
-                meta = _read_meta(folder / name)
+                meta = read_meta(folder / name)
                 if meta.get("version") != STORE_VERSION:
                     raise ValueError("other version")
                 manifest.shards[name] = {"files": [[f["key"], f["size"], f["mtime_ns"], f.get("skipped")]
@@ -736,25 +542,57 @@ def _adopt_and_prune(folder: Path | None, manifest: _Manifest, present: list[Sou
         seen |= idents
 
 
-def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, transpose, augment,
-                options, runner, shard_files, progress, errors) -> ShardedCorpus | None:
-    head = {"version": STORE_VERSION, "spec": spec.to_dict(), "meter": meter}
-    manifest = _Manifest(folder / MANIFEST if folder is not None else None, head, errors)
+@dataclass
+class _Build:
+    """One pass of :func:`build` over the store: its fixed inputs and what the steps find out."""
+
+    folder: Path | None
+    recipe: SourceRecipe
+    runner: Runner
+    shard_files: int
+    progress: bool
+    errors: list
+    head: dict = field(default_factory=dict)
+    where: dict = field(default_factory=dict)  # (key, size, mtime_ns) -> (shard name, skip reason)
+    held_pieces: dict = field(default_factory=dict)  # shards not written: name -> (rolls, meta)
+    cpu: float = 0.0  # CPU seconds of the parse jobs, wherever they ran
+    fcpu: float = 0.0  # CPU seconds of the frame jobs
+    wanted_frames: dict = field(default_factory=dict)  # frame shard -> its pieces shard
+    infos: dict = field(default_factory=dict)  # frame shard -> its pieces' infos (with ids)
+    held_frames: dict = field(default_factory=dict)  # frame shards not written: name -> data
+
+
+def _build_once(b: _Build, wanted: list[SourceFile], present: list[SourceFile]) -> ShardedCorpus | None:
+    """One pass: the manifest, the new files parsed, the frame shards; None when a pieces shard
+    turned out damaged (it is forgotten, the next pass parses its files again)."""
+    spec = b.recipe.spec
+    b.head = {"version": STORE_VERSION, "spec": spec.to_dict(), "meter": b.recipe.meter}
+    manifest = _Manifest(b.folder / MANIFEST if b.folder is not None else None, b.head, b.errors)
     manifest.load()
     n_listed = len(manifest.shards)
-    _adopt_and_prune(folder, manifest, present)
+    _adopt_and_prune(b.folder, manifest, present)
     if len(manifest.shards) != n_listed:
         manifest.save(force=True)
-
-    # where each wanted file is: (shard name, skip reason)
-    where: dict = {}
     for name, entry in manifest.shards.items():
         for k, s, m, reason in entry["files"]:
-            where.setdefault((k, int(s), int(m)), (name, reason))
-    todo = [f for f in wanted if f.ident not in where]
-    reused = len(wanted) - len(todo)
+            b.where.setdefault((k, int(s), int(m)), (name, reason))
+    todo = [f for f in wanted if f.ident not in b.where]
+    n_jobs = _parse_new(b, manifest, todo)
+    per_shard, skipped, names, n_ids = _piece_ids(b, wanted)
+    n_built = _frame_shards(b, manifest, per_shard)
+    if n_built is None:
+        return None
+    return _assemble(b, n_ids, names, skipped, ingest={
+        "parsed": len(todo), "reused": len(wanted) - len(todo), "shards": len(per_shard),
+        "new_shards": n_jobs, "frame_shards_built": n_built,
+        "frame_shards_reused": len(b.wanted_frames) - n_built, "job_cpu_seconds": round(b.cpu + b.fcpu, 3),
+        "parse_cpu_seconds": round(b.cpu, 3), "frames_cpu_seconds": round(b.fcpu, 3)})
 
-    # parse the new files, in batches, each written as a shard as it completes
+
+def _parse_new(b: _Build, manifest: _Manifest, todo: list[SourceFile]) -> int:
+    """Parse the new files in batches, each written as a pieces shard as it completes (or held in
+    memory); fills ``b.where``, ``b.held_pieces``, ``b.cpu``. Returns the number of batches."""
+    runner, shard_files, folder, recipe = b.runner, b.shard_files, b.folder, b.recipe
     parallel = runner.workers > 1 and len(todo) >= 2 * shard_files
     size = shard_files if not parallel else max(1, min(shard_files, math.ceil(len(todo) / (4 * runner.workers))))
     jobs = []
@@ -763,37 +601,39 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
         jobs.append({"folder": None if folder is None else str(folder),
                      "name": f"pieces-{_digest([f.ident for f in batch])}.npz",
                      "files": [[f.key, f.path, f.name, f.size, f.mtime_ns] for f in batch],
-                     "parse": parse, "spec": spec.to_dict(), "meter": meter})
-    held_pieces: dict = {}  # shards not written: name -> (rolls, meta)
-    cpu = 0.0  # CPU seconds of the parse jobs, wherever they ran
-    bar = files_mod.progress(total=len(todo), desc=f"parsing {kind}", unit="file", mininterval=3.0) \
-        if (progress and todo) else None
+                     "parse": recipe.parse, "spec": recipe.spec.to_dict(), "meter": recipe.meter})
+    bar = progress_bars.progress(total=len(todo), desc=f"parsing {recipe.kind}", unit="file", mininterval=3.0) \
+        if (b.progress and todo) else None
     try:
         tick = (lambda: bar.update(1)) if (bar is not None and not parallel) else None
-        for res in runner.run(_parse_job, jobs, parallel=parallel, on_file=tick):
-            cpu += res["cpu"]
+        for res in runner.run(parse_job, jobs, parallel=parallel, on_file=tick):
+            b.cpu += res["cpu"]
             if bar is not None and parallel:
                 bar.update(len(res["files"]))
             if res["error"]:
-                errors.append(res["error"])
+                b.errors.append(res["error"])
             if res["data"] is not None:
-                held_pieces[res["name"]] = res["data"]
+                b.held_pieces[res["name"]] = res["data"]
             else:
                 manifest.shards[res["name"]] = {"files": res["files"]}
                 manifest.save()
             for k, s, m, reason in res["files"]:
-                where[(k, int(s), int(m))] = (res["name"], reason)
+                b.where[(k, int(s), int(m))] = (res["name"], reason)
     finally:
         if bar is not None:
             bar.close()
     manifest.flush()
+    return len(jobs)
 
-    # global ids, skipped list and the frame-shard jobs
-    aug = tuple(augment)
+
+def _piece_ids(b: _Build, wanted: list[SourceFile]) -> tuple[dict, list, list, int]:
+    """Global piece ids in ``wanted``'s order: ({pieces shard: [[key, first id], ...]}, skipped
+    [(name, reason)], piece names (augmented copies right after their piece), number of ids)."""
+    aug = tuple(b.recipe.augment)
     per_shard: dict = {}
     skipped, next_id, names = [], 0, []
     for f in wanted:
-        shard, reason = where[f.ident]
+        shard, reason = b.where[f.ident]
         if reason is not None:
             skipped.append((f.name, reason))
             continue
@@ -801,12 +641,21 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
         names.append(f.name)
         names += [f"{f.name}@{a:+d}" for a in aug]
         next_id += 1 + len(aug)
-    opt_key = _digest({"v": STORE_VERSION, "transpose": transpose, "augment": list(aug)})
+    return per_shard, skipped, names, next_id
+
+
+def _frame_shards(b: _Build, manifest: _Manifest, per_shard: dict) -> int | None:
+    """Build (or reuse) one frame shard per pieces shard for the recipe's options; delete the frame
+    shards no longer wanted. Fills ``b.wanted_frames``, ``b.infos``, ``b.held_frames``; returns the
+    number of frame shards built, or None after forgetting damaged pieces shards."""
+    folder, recipe = b.folder, b.recipe
+    aug = tuple(recipe.augment)
+    opt_key = _digest({"v": STORE_VERSION, "transpose": recipe.transpose, "augment": list(aug)})
     fman = _Manifest(folder / f"frames-{opt_key}.json" if folder is not None else None,
-                     dict(head, transpose=transpose, augment=list(aug)), errors)
+                     dict(b.head, transpose=recipe.transpose, augment=list(aug)), b.errors)
     fman.load()
     n_fman = len(fman.shards)
-    wanted_frames, fjobs = {}, []
+    wanted_frames, fjobs = b.wanted_frames, []
     for shard, include in per_shard.items():
         fname = f"frames-{opt_key}-{_digest([shard, include])}.npz"
         wanted_frames[fname] = shard
@@ -815,8 +664,8 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
         fjobs.append({"folder": None if folder is None else str(folder), "name": fname,
                       "pieces_name": shard,
                       "pieces_path": None if folder is None else str(folder / shard),
-                      "pieces_data": held_pieces.get(shard), "include": include, "expand": expand,
-                      "spec": spec.to_dict(), "transpose": transpose, "augment": list(aug)})
+                      "pieces_data": b.held_pieces.get(shard), "include": include, "expand": recipe.expand,
+                      "spec": recipe.spec.to_dict(), "transpose": recipe.transpose, "augment": list(aug)})
     # frame shards no longer wanted for these options
     for fname in list(fman.shards):
         if fname not in wanted_frames:
@@ -827,20 +676,20 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
             if name.startswith(prefix) and name.endswith(".npz") and name not in wanted_frames:
                 with contextlib.suppress(OSError):
                     os.unlink(folder / name)
-    held_frames: dict = {}  # frame shards not written: name -> (packed, n_columns, piece_index)
-    infos = {name: entry["pieces"] for name, entry in fman.shards.items()}
+    held_frames = b.held_frames  # frame shards not written: name -> (packed, n_columns, piece_index)
+    infos = b.infos
+    infos.update({name: entry["pieces"] for name, entry in fman.shards.items()})
     damaged = []
     n_files = sum(len(j["include"]) for j in fjobs)
-    fparallel = runner.pool is not None or (runner.workers > 1 and n_files >= 2 * shard_files)
-    fcpu = 0.0  # CPU seconds of the frame jobs
-    for res in runner.run(_frames_job, fjobs, parallel=fparallel):
+    fparallel = b.runner.pool is not None or (b.runner.workers > 1 and n_files >= 2 * b.shard_files)
+    for res in b.runner.run(frames_job, fjobs, parallel=fparallel):
         if "damaged" in res:
             damaged.append(wanted_frames[res["name"]])
             continue
-        fcpu += res["cpu"]
+        b.fcpu += res["cpu"]
         infos[res["name"]] = res["pieces"]
         if res["error"]:
-            errors.append(res["error"])
+            b.errors.append(res["error"])
         if res["data"] is not None:
             held_frames[res["name"]] = res["data"]
         else:
@@ -857,10 +706,14 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
         return None
     if fjobs or len(fman.shards) != n_fman:
         fman.save(force=True)
+    return len(fjobs)
 
-    # assemble, shards ordered by their first piece id
+
+def _assemble(b: _Build, n_ids: int, names: list, skipped: list, ingest: dict) -> ShardedCorpus:
+    """The :class:`ShardedCorpus` over the frame shards, ordered by their first piece id."""
+    folder, wanted_frames, infos, held_frames = b.folder, b.wanted_frames, b.infos, b.held_frames
     entries = sorted(wanted_frames, key=lambda name: min(p["id"] for p in infos[name]))
-    all_pieces: list = [None] * next_id
+    all_pieces: list = [None] * n_ids
     shard_paths, shard_sizes, index_parts, held = [], [], [], {}
     for i, fname in enumerate(entries):
         pinfo = infos[fname]
@@ -877,12 +730,8 @@ def _build_once(folder, kind, wanted, present, parse, expand, spec, meter, trans
     piece_index = np.concatenate(index_parts) if index_parts else np.zeros(0, np.int32)
     return ShardedCorpus(
         shard_paths=shard_paths, shard_sizes=shard_sizes, piece_index=piece_index.astype(np.int32),
-        piece_names=names, pieces=all_pieces, skipped=skipped, spec=spec, options=dict(options),
-        ingest={"parsed": len(todo), "reused": reused, "shards": len(per_shard),
-                "new_shards": len(jobs), "frame_shards_built": len(fjobs),
-                "frame_shards_reused": len(wanted_frames) - len(fjobs), "job_cpu_seconds": round(cpu + fcpu, 3),
-                "parse_cpu_seconds": round(cpu, 3), "frames_cpu_seconds": round(fcpu, 3)},
-        store=folder, _held=held)
+        piece_names=names, pieces=all_pieces, skipped=skipped, spec=b.recipe.spec,
+        options=dict(b.recipe.options), ingest=ingest, store=folder, _held=held)
 
 
 def forget_frames(sc: ShardedCorpus) -> int:

@@ -116,6 +116,82 @@ def test_per_bar_triads_and_break_away_hand_counted():
         claims.per_bar_triads(q, full[:3])
 
 
+def _brute_break_away(q, full, lows):
+    """break_away by enumerating every priority order of the symbols a bar's three tie sets use."""
+    def tie_set(c):
+        if not np.any(c):
+            return frozenset({"silence"})
+        scores = [float(np.dot(c, triad_chroma([n])[0])) for n in harmony.TRIAD_NAMES]
+        best = max(scores)
+        return frozenset(n for n, v in zip(harmony.TRIAD_NAMES, scores) if v >= best - 1e-9)
+
+    out = {"changed": [], "lost": [], "gained": []}
+    for low in lows:
+        acc = {"changed": 0.0, "lost": 0.0, "gained": 0.0}
+        for cq, cf, cl in zip(q, full, low):
+            sq, sf, sl = tie_set(cq), tie_set(cf), tie_set(cl)
+            symbols = sorted(sq | sf | sl)
+            assert len(symbols) <= 6
+            orders = list(itertools.permutations(symbols))
+            for order in orders:
+                rank = {s: i for i, s in enumerate(order)}
+                tq, tf, tl = (min(s, key=rank.get) for s in (sq, sf, sl))
+                acc["lost"] += (tf == tq and tl != tq) / len(orders)
+                acc["gained"] += (tf != tq and tl == tq) / len(orders)
+                acc["changed"] += (tl != tf) / len(orders)
+        for k in acc:
+            out[k].append(acc[k] / len(q))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def test_break_away_credits_ties_by_their_expectation_brute_force():
+    rng = np.random.default_rng(3)
+    # silence, a triad, or a dyad tied between two triads (a fifth, a major or a minor third), so that
+    # a bar's three tie sets use at most 6 symbols and all their orders can be enumerated
+    names = list(harmony.TRIAD_NAMES)
+
+    def bar():
+        kind = int(rng.integers(0, 3))
+        if kind == 0:
+            return np.zeros(12)
+        if kind == 1:
+            return triad_chroma([names[int(rng.integers(24))]])[0]
+        root = int(rng.integers(12))
+        c = np.zeros(12)
+        c[[root, (root + (7, 4, 3)[int(rng.integers(3))]) % 12]] = 1.0
+        return c
+
+    for _ in range(4):
+        q = np.array([bar() for _ in range(5)])
+        full = np.array([bar() for _ in range(5)])
+        lows = [np.array([bar() for _ in range(5)]) for _ in range(2)]
+        got = claims.break_away(q, full, lows)
+        want = _brute_break_away(q, full, lows)
+        for k in ("changed", "lost", "gained"):
+            assert got[k] == pytest.approx(want[k], abs=1e-12), k
+
+
+def test_break_away_lost_minus_gained_is_the_fall_in_mean_agreement():
+    # an identity of expectations: E[lost] - E[gained] = E[agree(full)] - E[agree(low)], ties included
+    rng = np.random.default_rng(11)
+    q, full, low = (rng.integers(0, 2, size=(40, 12)).astype(float) for _ in range(3))
+    b = claims.break_away(q, full, [low])
+    fall = harmony.frame_agreement(q, full)["triad_agreement"] - harmony.frame_agreement(q, low)["triad_agreement"]
+    assert b["lost"] - b["gained"] == pytest.approx(fall, abs=1e-12)
+
+
+def test_break_away_half_credit_for_a_two_way_tie():
+    # query C major; full rate C major; the low rate plays only C and G, tied between C and Cm
+    q = triad_chroma(["C"])
+    c_g = np.zeros((1, 12))
+    c_g[0, [0, 7]] = 1.0
+    b = claims.break_away(q, q, [c_g])
+    assert b["lost"] == pytest.approx(0.5) and b["gained"] == pytest.approx(0.0)
+    assert b["changed"] == pytest.approx(0.5)
+    b = claims.break_away(q, c_g, [q])  # the reverse: full rate tied, low rate on C
+    assert b["gained"] == pytest.approx(0.5) and b["lost"] == pytest.approx(0.0)
+
+
 def test_full_bar_triads_leaves_out_a_pickup_and_a_partial_last_bar():
     spec = RollSpec()
 

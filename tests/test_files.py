@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qbdi_utils import files, paths
+from qbdi_utils import files, paths, progress, tables
 from qbdi_utils.errors import FileSystemError, OutputExistsError, QbdiError
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -299,10 +299,10 @@ def test_write_csv_round_trips_through_the_csv_module(tmp_path):
 
 def test_csv_text_needs_columns_and_refuses_unknown_keys():
     with pytest.raises(ValueError):
-        files.csv_text([])
-    assert files.csv_text([], ["a", "b"]) == "a,b\n"
+        tables.csv_text([])
+    assert tables.csv_text([], ["a", "b"]) == "a,b\n"
     with pytest.raises(ValueError):
-        files.csv_text([{"a": 1, "c": 2}], ["a", "b"])
+        tables.csv_text([{"a": 1, "c": 2}], ["a", "b"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,10 +504,10 @@ class _Tty(io.StringIO):
 
 
 def test_progress_kwargs_policy():
-    assert files.progress_kwargs(_Tty(), desc="x")["desc"] == "x"
-    assert "mininterval" not in files.progress_kwargs(_Tty())
-    kw = files.progress_kwargs(io.StringIO(), mininterval=1.0)
-    assert kw["mininterval"] >= files.NON_TTY_MININTERVAL_S and kw["maxinterval"] >= kw["mininterval"]
+    assert progress.progress_kwargs(_Tty(), desc="x")["desc"] == "x"
+    assert "mininterval" not in progress.progress_kwargs(_Tty())
+    kw = progress.progress_kwargs(io.StringIO(), mininterval=1.0)
+    assert kw["mininterval"] >= progress.NON_TTY_MININTERVAL_S and kw["maxinterval"] >= kw["mininterval"]
 
 
 def test_progress_to_a_log_writes_a_few_states_not_one_per_step():
@@ -520,7 +520,7 @@ def test_progress_to_a_log_writes_a_few_states_not_one_per_step():
         return buf.getvalue().count("\r") + buf.getvalue().count("\n")
 
     plain = states(lambda it, buf: tqdm(it, file=buf, mininterval=0.02))
-    ours = states(lambda it, buf: files.progress(it, file=buf, mininterval=0.02))
+    ours = states(lambda it, buf: progress.progress(it, file=buf, mininterval=0.02))
     assert plain > 10, plain  # the problem: a redraw every few steps
     assert ours <= 3, ours    # start, end (and the closing newline)
 
@@ -595,8 +595,8 @@ def test_check_dir_output(tmp_path):
 
 def test_csv_text_can_leave_out_keys_outside_the_columns():
     rows = [{"a": 1, "b": 2.5, "note": "not shown"}, {"b": 0.125, "a": 3}]
-    assert files.csv_text(rows, ["a", "b"], extra="ignore") == "a,b\n1,2.5\n3,0.125\n"
+    assert tables.csv_text(rows, ["a", "b"], extra="ignore") == "a,b\n1,2.5\n3,0.125\n"
     with pytest.raises(ValueError, match="note"):
-        files.csv_text(rows, ["a", "b"])
+        tables.csv_text(rows, ["a", "b"])
     with pytest.raises(ValueError, match="extra"):
-        files.csv_text(rows, ["a", "b"], extra="drop")
+        tables.csv_text(rows, ["a", "b"], extra="drop")

@@ -261,7 +261,7 @@ def test_a_script_loading_with_workers_finishes_with_or_without_a_main_guard(tmp
 
 
 def test_workers_that_cannot_start_fall_back_to_this_process(tmp_path, monkeypatch):
-    from qbdi_utils import corpus, shards
+    from qbdi_utils import corpus, shard_workers
 
     midis = tmp_path / "midis"
     midis.mkdir()
@@ -271,7 +271,7 @@ def test_workers_that_cannot_start_fall_back_to_this_process(tmp_path, monkeypat
     def no_pool(*args, **kwargs):
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(shards, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(shard_workers, "ProcessPoolExecutor", no_pool)
     with pytest.warns(UserWarning, match="could not start"):
         c = corpus.load_corpus(midis, workers=2, shard_files=1, progress=False,
                                cache_root=tmp_path / "cache")

@@ -14,7 +14,7 @@ import mido
 import numpy as np
 import pytest
 
-from qbdi_utils import improvise, live, pianoroll
+from qbdi_utils import improvise, live, live_controls, live_io, live_time, pianoroll
 from qbdi_utils.errors import OptionError
 from qbdi_utils.improvise import BITS_SCALE
 
@@ -42,12 +42,12 @@ def _cli(*argv, timeout=240):
 def _session(model, path, bits=None, stats="corpus", *, on_bar=None, cc_bits=None, mode="improvise",
              continuity=1.0, osc=False, seed=0, guess=None):
     lines = []
-    controls = live.Controls(live.Settings(bits, stats, continuity), log=lines.append,
+    controls = live_controls.Controls(live_controls.Settings(bits, stats, continuity), log=lines.append,
                              navigate=mode == "navigate")
-    server = live.OscControl(controls, "127.0.0.1", 0) if osc else None
-    source = live.FileSource(path, model.spec)
-    session = live.LiveSession(model, source, controls, live.SimulatedClock(),
-                               live.TempoTimeline(source.piece.tempo_bpm, model.spec), seed=seed, mode=mode,
+    server = live_controls.OscControl(controls, "127.0.0.1", 0) if osc else None
+    source = live_io.FileSource(path, model.spec)
+    session = live.LiveSession(model, source, controls, live_time.SimulatedClock(),
+                               live_time.TempoTimeline(source.piece.tempo_bpm, model.spec), seed=seed, mode=mode,
                                cc_bits=cc_bits, on_bar=on_bar, guess=guess)
     return session, controls, server, lines
 
@@ -175,11 +175,11 @@ def test_cc_change_mid_stream_changes_the_budget_from_the_next_bar_on(tiny_model
 
 def test_cc_values_spread_evenly_over_the_explorer_scale():
     stops = len(BITS_SCALE)  # 22 stops: 0 .. 1024 bits, then full rate
-    assert live.cc_to_bits(0) == 0 and live.cc_to_bits(127) is None
+    assert live_controls.cc_to_bits(0) == 0 and live_controls.cc_to_bits(127) is None
     for v in range(128):
         idx = int(np.floor(v * (stops - 1) / 127 + 0.5))
-        assert live.cc_to_bits(v) == BITS_SCALE[idx]
-    assert sorted({BITS_SCALE.index(live.cc_to_bits(v)) for v in range(128)}) == list(range(stops))
+        assert live_controls.cc_to_bits(v) == BITS_SCALE[idx]
+    assert sorted({BITS_SCALE.index(live_controls.cc_to_bits(v)) for v in range(128)}) == list(range(stops))
 
 
 def test_unknown_osc_addresses_and_bad_values_are_logged_never_fatal(tiny_model, query_mid):
@@ -217,11 +217,11 @@ def test_unknown_osc_addresses_and_bad_values_are_logged_never_fatal(tiny_model,
 
 def test_controls_stats_and_continuity_changes_are_logged_with_their_bar():
     lines = []
-    c = live.Controls(live.Settings(None, "corpus", 0.8), log=lines.append, navigate=True)
+    c = live_controls.Controls(live_controls.Settings(None, "corpus", 0.8), log=lines.append, navigate=True)
     assert c.submit("stats", "query") and c.submit("continuity", "0.25") and c.submit("bits", "64")
     assert c.submit("bits", "64")  # the same again: applied once, logged once
     s = c.settings_for(7)
-    assert s == live.Settings(64, "query", 0.25)
+    assert s == live_controls.Settings(64, "query", 0.25)
     assert lines == ["bar 7: stats corpus -> query (osc)", "bar 7: continuity 0.8 -> 0.25 (osc)",
                      "bar 7: bits full -> 64 (osc)"]
     assert not c.submit("continuity", 1.5) and c.settings_for(8) == s
@@ -329,7 +329,7 @@ def test_segmenter_bars_taken_early_equal_read_midi_frames(tmp_path, seed, spec)
     piece = pianoroll.read_midi(path)
     assert piece.bar_offset_steps == 4
     want = pianoroll.to_frames(piece.roll, spec, piece.bar_offset_steps)
-    src = live.FileSource(path, spec)
+    src = live_io.FileSource(path, spec)
     seg = live.BarSegmenter(spec, 16, piece.bar_offset_steps)
     bars, k = [], 0
     for pos, msg, ti in src.events:
@@ -369,7 +369,7 @@ def test_scheduler_holds_a_note_over_the_bar_line_and_splits_a_repeated_one(spec
 
 
 def test_midi_clock_timeline_follows_the_pulses(spec):
-    tl = live.MidiClockTimeline(spec)
+    tl = live_time.MidiClockTimeline(spec)
     assert tl.time_at(16) == float("inf")
     iv = 60 / (90 * 24)  # 90 bpm
     tl.on_message(mido.Message("start"), 0.0)
@@ -394,11 +394,11 @@ def test_navigate_continuity_one_plays_like_improvise_and_lower_continuity_jumps
 
 
 def test_meter_options(spec):
-    assert live.parse_meter("4/4") == (4, 4, 16)
-    assert live.parse_meter("3/4") == (3, 4, 12)
+    assert live_time.parse_meter("4/4") == (4, 4, 16)
+    assert live_time.parse_meter("3/4") == (3, 4, 12)
     for bad in ("6/4", "3/5", "x", "0/4"):
         with pytest.raises(OptionError):
-            live.parse_meter(bad)
+            live_time.parse_meter(bad)
 
 
 @pytest.mark.parametrize("at_quarters", [6.5, 7.8])
@@ -410,7 +410,7 @@ def test_early_guess_changes_nothing_heard(tiny_model, chord_query_mid, tmp_path
     plain = _session(tiny_model, path, None, cc_bits=20, guess=False)[0].run()
     early = _session(tiny_model, path, None, cc_bits=20, guess=True)[0].run()
     assert early.recording == plain.recording
-    assert [b.settings.bits for b in early.bars] == [None] + [live.cc_to_bits(40)] * 5
+    assert [b.settings.bits for b in early.bars] == [None] + [live_controls.cc_to_bits(40)] * 5
     assert early.n_guessed == (6 if at_quarters < 7.75 else 5)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from qbdi_utils import files as files_mod
-from qbdi_utils import shards
+from qbdi_utils import shard_workers, shards
 from qbdi_utils.corpus import load_corpus
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec, midi_bytes, notes_to_roll, to_frames
@@ -160,7 +160,7 @@ def test_unreadable_files_across_shards(tmp_path):
 def test_disk_full_while_sharding(tmp_path, monkeypatch):
     d, rolls = _folder(tmp_path, 10)
     root = tmp_path / "cache"
-    real = shards._savez
+    real = shard_workers.savez
     calls = []
 
     def full_on_second_pieces_shard(tmp, arrays):
@@ -171,7 +171,7 @@ def test_disk_full_while_sharding(tmp_path, monkeypatch):
                 raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
         real(tmp, arrays)
 
-    monkeypatch.setattr(shards, "_savez", full_on_second_pieces_shard)
+    monkeypatch.setattr(shard_workers, "savez", full_on_second_pieces_shard)
     with pytest.warns(UserWarning, match="disk full"):
         c = _load(d, root, shard_files=4)
     _same(c, _load(d, None, cache=False))
@@ -182,7 +182,7 @@ def test_disk_full_while_sharding(tmp_path, monkeypatch):
     assert keys == [f"f{i:03d}.mid" for i in (0, 1, 2, 3, 8, 9)]  # the 2nd shard (f004-f007) is not
     assert sorted(p.name for p in store.glob("pieces-*")) == sorted(listed)
     assert not [p for p in store.iterdir() if files_mod.is_leftover(p) or "partial" in p.name]
-    monkeypatch.setattr(shards, "_savez", real)
+    monkeypatch.setattr(shard_workers, "savez", real)
     again = _load(d, root, shard_files=4)
     assert (again.ingest["parsed"], again.ingest["reused"]) == (4, 6)
     _same(again, c)
@@ -289,11 +289,10 @@ def test_parse_jobs_collect_garbage_less_often_then_restore(tmp_path):
     _, files, _, _, ident = _source_id(d)
     before = gc.get_threshold()
     _SEEN_GC.clear()
-    sc = shards.build("folder", ident, files, files, parse=_parse_noting_gc, expand=_expand_piece,
-                      spec=SPEC, meter="4/4", transpose=None, augment=(), options={},
-                      cache_root=tmp_path / "c", workers=1, progress=False)
+    sc = shards.build(shards.SourceRecipe("folder", ident, _parse_noting_gc, _expand_piece, SPEC, "4/4", None, ()),
+                      files, files, shards.StoreSettings(cache_root=tmp_path / "c", workers=1, progress=False))
     assert gc.get_threshold() == before
-    assert len(_SEEN_GC) == 4 and all(t[0] >= shards.PARSE_GC_THRESHOLD and t[1:] == before[1:] for t in _SEEN_GC)
+    assert len(_SEEN_GC) == 4 and all(t[0] >= shard_workers.PARSE_GC_THRESHOLD and t[1:] == before[1:] for t in _SEEN_GC)
     assert sc.piece_names == sorted(rolls)
     # the CPU split: jobs = parse + frames; the caller's own share is reported apart
     i = sc.ingest

@@ -9,7 +9,7 @@ A MIDI file given to ``--in`` is played as a performer would (at ``--tempo``, de
 ``--speed 0`` runs it on a simulated clock as fast as possible); a port name opens a MIDI input
 through python-rtmidi. The answers go to an output port or are recorded into a MIDI file (and into
 ``--record`` when ``--out`` is a port). Settings change while playing through OSC and a MIDI control
-change (:mod:`qbdi_utils.live`); each change applies from the next bar and is logged on stderr with its
+change (:mod:`qbdi_utils.live_controls`); each change applies from the next bar and is logged on stderr with its
 bar number. Ctrl-C ends the run: all notes off, the recording written atomically, exit 0.
 
 Options, outputs and ports are checked before the model is loaded.
@@ -18,20 +18,16 @@ Options, outputs and ports are checked before the model is loaded.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
-from qbdi_utils import files, live, training
+from qbdi_utils import files, live_controls, live_io, live_run, live_time, training
 from qbdi_utils.cli.checks import check_outputs, output_file_option
 from qbdi_utils.cli.options import add_bits, add_continuity, add_force, add_model, add_seed, add_stats
 from qbdi_utils.cli.values import nonnegative_float, whole_number
 from qbdi_utils.errors import MidiFileError, ModelError, OptionError
-from qbdi_utils.improvise import rate_label
 from qbdi_utils.model import StyleVAE
-from qbdi_utils.navigate import DEFAULT_CONTINUITY, check_min_context
+from qbdi_utils.navigate import check_min_context
 
 __all__ = ["add_parser", "run_live"]
 
@@ -62,7 +58,7 @@ def add_parser(subparsers) -> None:
                    help="tempo in quarter notes per minute (default: a file's own tempo, else 120)")
     p.add_argument("--clock", default="tempo", metavar="{tempo|midi}",
                    help="'midi': follow the input port's MIDI clock instead of --tempo")
-    p.add_argument("--meter", type=live.parse_meter, default=live.parse_meter("4/4"), metavar="N/D",
+    p.add_argument("--meter", type=live_time.parse_meter, default=live_time.parse_meter("4/4"), metavar="N/D",
                    help="meter of the bars (default 4/4; a bar must fit in the model's 4-quarter frame)")
     p.add_argument("--speed", type=nonnegative_float("--speed"), default=1.0, metavar="X",
                    help="file input: 1 plays in real time (default), 2 twice as fast, 0 as fast as possible "
@@ -72,9 +68,9 @@ def add_parser(subparsers) -> None:
     add_continuity(p, "navigate: probability in [0, 1] of continuing to the next heard bar")
     p.add_argument("--min-context", type=check_min_context, default=1, metavar="K",
                    help="navigate: shortest context (bars) a jump's target must share (default 1)")
-    p.add_argument("--osc-port", type=_osc_port, default=live.DEFAULT_OSC_PORT, metavar="N|off",
-                   help=f"UDP port of the OSC controls (default {live.DEFAULT_OSC_PORT}; 0 any free port; off)")
-    p.add_argument("--osc-host", default=live.DEFAULT_OSC_HOST, metavar="HOST",
+    p.add_argument("--osc-port", type=_osc_port, default=live_controls.DEFAULT_OSC_PORT, metavar="N|off",
+                   help=f"UDP port of the OSC controls (default {live_controls.DEFAULT_OSC_PORT}; 0 any free port; off)")
+    p.add_argument("--osc-host", default=live_controls.DEFAULT_OSC_HOST, metavar="HOST",
                    help="interface the OSC port listens on (default 127.0.0.1, this machine only)")
     p.add_argument("--cc-bits", type=whole_number("--cc-bits", 0, 127, "controller numbers are 0..127"),
                    default=None, metavar="N",
@@ -108,44 +104,22 @@ def _osc_port(text: str) -> int | None:
 
 def _midi_output(name: str, value: str) -> Path:
     path = output_file_option(name, value)
-    if not live.is_midi_file_name(path.name):
+    if not live_io.is_midi_file_name(path.name):
         raise OptionError(f"{name} {value}: a recording is a .mid or .midi file")
     return path
 
 
-def _first_interrupt(_signum, _frame):
-    """Ctrl-C once stops the session; more Ctrl-C are ignored until the recording is written."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def run_live(args) -> int:
-    """Handler of ``qbdi live``."""
-
-    bits, seed, meter, speed, tempo = args.bits, args.seed, args.meter, args.speed, args.tempo
-    cc_bits, osc_port, min_context = args.cc_bits, args.osc_port, args.min_context
-    if args.mode not in live.MODES:
-        raise OptionError(f"--mode {args.mode!r} is not one of {', '.join(live.MODES)}")
-    navigate = args.mode == "navigate"
-    if not navigate and args.continuity is not None:
-        raise OptionError("--continuity steers --mode navigate only")
-    continuity = (DEFAULT_CONTINUITY if args.continuity is None else args.continuity) if navigate else 1.0
-    if args.clock not in ("tempo", "midi"):
-        raise OptionError(f"--clock {args.clock!r} is not 'tempo' or 'midi'")
-    file_in = live.is_midi_file_name(args.inp) or os.path.isfile(args.inp)
-    if not file_in and speed != 1:
-        raise OptionError("--speed applies to a file given to --in; a port plays in real time")
-    if args.clock == "midi":
-        if file_in:
-            raise OptionError("--clock midi follows an input port's MIDI clock; a MIDI file carries "
-                              "none, give --tempo instead")
-        if args.tempo is not None:
-            raise OptionError("--tempo and --clock midi exclude each other")
+    """Handler of ``qbdi live``: options checked, outputs checked, then :func:`qbdi_utils.live_run.run_session`."""
+    opts = live_run.LiveOptions(
+        inp=args.inp, out=args.out, bits=args.bits, stats=args.stats, seed=args.seed, tempo=args.tempo,
+        clock=args.clock, meter=args.meter, speed=args.speed, mode=args.mode, continuity=args.continuity,
+        min_context=args.min_context, osc_port=args.osc_port, osc_host=args.osc_host, cc_bits=args.cc_bits)
+    opts.check()
 
     # outputs: files checked, ports opened, before the model is loaded
-    file_out = live.is_midi_file_name(args.out)
     outs = []
-    if file_out:
+    if opts.file_out:
         outs.append(_midi_output("--out", args.out))
     if args.record is not None:
         outs.append(_midi_output("--record", args.record))
@@ -157,64 +131,21 @@ def run_live(args) -> int:
     model_dir = None if args.model is None else Path(args.model)
     if model_dir is not None and not model_dir.is_dir():
         raise ModelError("no such model directory; train one with `qbdi train` or pass --model DIR", model_dir)
-    if file_in and not Path(args.inp).is_file():
+    if opts.file_in and not Path(args.inp).is_file():
         raise MidiFileError("no such MIDI file; pass an existing .mid file or a port name to --in", Path(args.inp))
 
-    simulated = file_in and speed == 0
-    clock = live.SimulatedClock() if simulated else live.RealClock(speed if file_in else 1.0)
-    sinks, source, osc = [], None, None
-    try:
-        if not file_out:
-            sinks.append(live.PortSink(args.out))
-        if not file_in:
-            source = live.PortSource(args.inp, clock)
-        model = training.default_model(progress=True) if model_dir is None else StyleVAE.load(model_dir)
-        if file_in:
-            source = live.FileSource(args.inp, spec=model.spec)
-            bpm = tempo if tempo is not None else source.piece.tempo_bpm
-        else:
-            bpm = tempo if tempo is not None else 120.0
-        timeline = live.MidiClockTimeline(model.spec) if args.clock == "midi" else live.TempoTimeline(bpm, model.spec)
-        controls = live.Controls(live.Settings(bits, args.stats, continuity), navigate=navigate)
-        if osc_port is not None:
-            osc = live.OscControl(controls, args.osc_host, osc_port)
-        session = live.LiveSession(model, source, controls, clock, timeline, sinks=sinks, meter=meter,
-                                   seed=seed, mode=args.mode, min_context=min_context, cc_bits=cc_bits)
-        for w in session.result.warnings:
-            print(f"qbdi live: warning: {w}", file=sys.stderr)
-        where = f"; OSC on {osc.address[0]}:{osc.address[1]}" if osc else ""
-        cc = f"; CC {cc_bits} sets the bits" if cc_bits is not None else ""
-        pace = "as fast as possible" if simulated else (
-            "following the MIDI clock" if args.clock == "midi" else f"at {bpm:g} bpm")
-        print(f"qbdi live: {args.mode} {args.inp} {pace}, {rate_label(bits)}, {args.stats} statistics{where}{cc}; "
-              "each bar is answered during the next (one bar of latency); Ctrl-C stops", file=sys.stderr, flush=True)
-        previous = signal.signal(signal.SIGINT, _first_interrupt) if _in_main_thread() else None
-        try:
-            result = session.run()
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # the recording is written whole
-    finally:
-        if osc is not None:
-            osc.close()
-        for s in sinks:
-            s.close()
-        if source is not None:
-            source.close()
-    with files.OutputSet(force=args.force) as out_set:
-        for path in outs:
-            if path == log_path:
-                out_set.add_text(path, json.dumps(result.log_dict(), indent=1) + "\n")
-            else:
-                out_set.add_bytes(path, result.recording)
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+    def write(result) -> None:
+        with files.OutputSet(force=args.force) as out_set:
+            for path in outs:
+                if path == log_path:
+                    out_set.add_text(path, json.dumps(result.log_dict(), indent=1) + "\n")
+                else:
+                    out_set.add_bytes(path, result.recording)
+
+    result = live_run.run_session(
+        opts, lambda: training.default_model(progress=True) if model_dir is None else StyleVAE.load(model_dir),
+        lambda line: print(f"qbdi live: {line}", file=sys.stderr, flush=True), write)
     how = "stopped (Ctrl-C)" if result.interrupted else "done"
     print(f"qbdi live: {how} after {len(result.bars)} bars, {len(result.changes)} changes"
           + (" -> " + ", ".join(str(p) for p in outs) if outs else ""), file=sys.stderr)
     return 0
-
-
-def _in_main_thread() -> bool:
-    """Whether this runs in the main thread (only there can a SIGINT handler be installed)."""
-    return threading.current_thread() is threading.main_thread()

@@ -108,7 +108,7 @@ def run_sweep(args) -> int:
     with files.OutputSet(force=args.force) as out_set:
         for path, data in midis.items():
             out_set.add_bytes(path, data)
-        out_set.add_text(out / "claims.csv", files.csv_text(table, list(CSV_COLUMNS), float_format=".4f"))
+        out_set.add_csv(out / "claims.csv", table, columns=list(CSV_COLUMNS), float_format=".4f")
     print(f"{len(midis)} distinct improvisations of {stem} ({len(CLAIM_RATES)} rates x {k} seeds) and "
           f"claims.csv written to {out}")
     print(report.table([{h: r[c] for h, c in _SHOWN.items()} for r in table]))

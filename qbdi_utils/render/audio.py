@@ -110,7 +110,7 @@ def _builtin_synth(notes, n_samples, sr, sec_per_step):
     return out
 
 
-def _fluidsynth_synth(notes, n_samples, sr, sec_per_step, soundfont, program=0, velocity=80):
+def _fluidsynth_synth(notes, n_samples, sr, sec_per_step, soundfont, *, program=0, velocity=80):
     import fluidsynth
 
     synth = fluidsynth.Synth(samplerate=float(sr))
@@ -271,7 +271,7 @@ def wav_bytes(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None
     return buf.getvalue()
 
 
-def write_wav(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+def write_wav(roll, path, spec: RollSpec | None = None, *, tempo_bpm: float | None = None,
               sample_rate: int = DEFAULT_SAMPLE_RATE, force: bool = False, engine: str = "auto") -> Path:
     """Synthesize a roll (:func:`synthesize`) and write it as a 16-bit mono WAV file, atomically.
 

@@ -140,7 +140,7 @@ def _voices(groups):
     return voices
 
 
-def _voice_elements_in_bar(voice, bar_start, spf, spb, sq, hide_rests=False, sharps=0):
+def _voice_elements_in_bar(voice, bar_start, spf, spb, sq, *, hide_rests=False, sharps=0):
     """Elements (offset_quarters, music21 element) of one voice in one bar, rests filling gaps.
 
     With ``hide_rests`` the gap-filling rests are invisible (print-object="no"), as engravers do for
@@ -249,7 +249,7 @@ def _resolve_key(key_sharps, roll, spec):
     return int(key_sharps)
 
 
-def _add_roll_parts(score, roll, spec, tempo_bpm, bars, label, with_tempo=True, sharps=None):
+def _add_roll_parts(score, roll, spec, tempo_bpm, bars, *, label, with_tempo=True, sharps=None):
     """Append the staves of one roll to ``score``; returns the list of parts added."""
     from music21 import layout, stream
 
@@ -395,7 +395,7 @@ def musicxml_bytes(roll, spec: RollSpec | None = None, tempo_bpm: float | None =
     return to_musicxml(score)
 
 
-def write_musicxml(roll, path, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+def write_musicxml(roll, path, spec: RollSpec | None = None, *, tempo_bpm: float | None = None,
                    force: bool = False, bars=None, name: str = "", key_sharps="auto") -> Path:
     """Write a roll as a MusicXML file that opens in MuseScore or any notation editor, atomically.
 
@@ -493,7 +493,7 @@ def stream_to_svg(score, page_width: int = 2100, scale: int = 40) -> str:
     return _verovio_svg(to_musicxml(score), page_width=page_width, scale=scale)
 
 
-def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, bars=(4, 8),
+def comparison_svg(upper_roll, lower_roll, spec: RollSpec | None = None, *, bars=(4, 8),
                    labels=("Improvisation (full rate)", "Query"), tempo_bpm: float | None = None,
                    page_width: int | None = None, scale: int = 40, key_sharps="auto") -> str:
     """The paper's Figs. 2 and 3: the same bars of two rolls as notation, one printed above the other.

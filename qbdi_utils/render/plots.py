@@ -148,7 +148,7 @@ def plot_roll(roll, spec: RollSpec | None = None, ax=None, title: str = "", bar_
 OVERLAY_COLORS = {"query only": "#4c78a8", "output only": "#e45756", "both": "#2ca02c"}
 
 
-def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, ax=None, title: str = "",
+def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=None, title: str = "",
                  bar_lines: bool = True, labels=("query", "output")):
     """Overlay two piano rolls, colour-coded: sounding in the query only, in the output only, in both.
 
@@ -338,11 +338,12 @@ DIAGRAM_VARIANCES = (3.0, 2.2, 1.5, 1.1, 0.7, 0.45, 0.3, 0.18, 0.1, 0.05)
 DIAGRAM_BITS = 4
 
 
-def _diagram_box(ax, xy, w, h, title, body, color):
-    """A rounded box with a bold title near its top and a body text in its middle."""
+def _diagram_box(ax, box, title, body, color):
+    """A rounded box ``box`` = (x, y, width, height) with a bold title near its top and a body text
+    in its middle."""
     from matplotlib.patches import FancyBboxPatch
 
-    x, y = xy
+    x, y, w, h = box
     ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
                                 fc=color, ec="0.25", lw=1.2))
     ax.text(x + w / 2, y + h - 0.13, title, ha="center", va="top", fontsize=11, weight="bold")
@@ -393,16 +394,16 @@ def plot_system_diagram(ax=None, variances=DIAGRAM_VARIANCES, total_bits: float 
     ax.set_ylim(0, 4.6)
     ax.axis("off")
     h, y = 1.45, 0.55
-    _diagram_box(ax, (0.1, y), 1.75, h, "query bar", "$x_n$: 16 steps × 156\n(play + articulate)\nanother style",
+    _diagram_box(ax, (0.1, y, 1.75, h), "query bar", "$x_n$: 16 steps × 156\n(play + articulate)\nanother style",
                  "#f2f2f2")
-    _diagram_box(ax, (2.45, y), 2.0, h, "Encoder", "$q(z\\,|\\,x)$\n2496 → 500 ReLU\n→ $\\mu$, $\\log\\sigma^2$ (500)",
+    _diagram_box(ax, (2.45, y, 2.0, h), "Encoder", "$q(z\\,|\\,x)$\n2496 → 500 ReLU\n→ $\\mu$, $\\log\\sigma^2$ (500)",
                  "#cfe2f3")
-    _diagram_box(ax, (5.15, y), 2.55, h, "Noisy channel",
+    _diagram_box(ax, (5.15, y, 2.55, h), "Noisy channel",
                  "Berger test channel $Q(z_d\\,|\\,z_e)$\n$\\mu_d = z_e + 2^{-2R_j}(\\mu_e - z_e)$\n"
                  "$\\sigma_d^2 = 2^{-4R_j}(2^{2R_j}-1)\\,\\sigma_e^2$", "#fde9c9")
-    _diagram_box(ax, (8.4, y), 2.0, h, "Decoder", "$p(x\\,|\\,z)$\n500 → 500 ReLU\n→ 2496 sigmoid", "#d9ead3")
-    _diagram_box(ax, (11.0, y), 1.4, h, "output bar", "corpus style,\nquery's form", "#f2f2f2")
-    _diagram_box(ax, (5.15, 2.55), 2.55, 1.85, "Bit allocation", "\n\n\n\nreverse water-filling: $B$ bits/frame",
+    _diagram_box(ax, (8.4, y, 2.0, h), "Decoder", "$p(x\\,|\\,z)$\n500 → 500 ReLU\n→ 2496 sigmoid", "#d9ead3")
+    _diagram_box(ax, (11.0, y, 1.4, h), "output bar", "corpus style,\nquery's form", "#f2f2f2")
+    _diagram_box(ax, (5.15, 2.55, 2.55, 1.85), "Bit allocation", "\n\n\n\nreverse water-filling: $B$ bits/frame",
                  "#ead1dc")
     ym = y + h / 2
     _diagram_arrow(ax, (1.85, ym), (2.45, ym))

@@ -11,7 +11,7 @@ read shard by shard through tf.data) and data-parallel (a distribution strategy 
 :mod:`qbdi_utils.training.devices`); other backends use ``Model.fit`` (:func:`fit_function`).
 Every loop checks the loss after each epoch (:func:`check_finite`).
 
-Imports: errors, files, model, training.split, training.stream.
+Imports: errors, progress, model, training.split, training.stream.
 Used in: :func:`qbdi_utils.training.train`, benchmarks/bench_train.py, tests.
 """
 
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from qbdi_utils import files
+from qbdi_utils import progress
 from qbdi_utils.errors import TrainingDivergedError
 from qbdi_utils.model import (
     VAEConfig, build_networks, build_predictor, import_keras, loss_terms, objective, predictive_terms,
@@ -502,9 +502,9 @@ class EpochProgress:
             bar = None
 
             def on_train_begin(self, logs=None):
-                # files.progress: a few lines, not one per epoch, when stderr is a log file or pipe
-                self.bar = files.progress(total=epochs, desc="training VAE", unit="epoch",
-                                          disable=not enabled)
+                # progress.progress: a few lines, not one per epoch, when stderr is a log file or pipe
+                self.bar = progress.progress(total=epochs, desc="training VAE", unit="epoch",
+                                             disable=not enabled)
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}

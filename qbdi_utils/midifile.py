@@ -1,0 +1,323 @@
+"""Standard MIDI Files at the byte level: the chunk parser, the merge of tracks into notes, the writer.
+
+:func:`read_smf` parses the header and the MTrk chunks (variable-length quantities, running status,
+meta and system events) within the limits of :mod:`qbdi_utils.limits`, keeping only what a piano
+roll needs: note on/off, tempo and time signature events. :func:`read_notes` merges the tracks into
+notes, tempos and time signatures, all in ticks. Turning those into a roll (steps, the pitch range,
+meters) is :func:`qbdi_utils.pianoroll.read_midi`'s part; this module knows nothing of rolls.
+:func:`smf_bytes` writes notes in ticks as a type-0 file (through mido), for
+:func:`qbdi_utils.pianoroll.midi_bytes`.
+
+Imports: errors, limits. Used by: pianoroll.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from qbdi_utils import limits
+from qbdi_utils.errors import MidiFileError
+
+__all__ = ["NOTE_OFF", "NOTE_ON", "TEMPO", "TIME_SIG", "MidiNotes", "ticks_to_steps", "read_smf", "read_notes", "smf_bytes"]
+
+
+def ticks_to_steps(ticks: int, tpb: int, spq: int) -> int:
+    """Nearest step to a tick position (halves round up), exact integer arithmetic."""
+    return (2 * ticks * spq + tpb) // (2 * tpb)
+
+
+# kinds of the events read_smf keeps (everything else is counted and skipped)
+NOTE_OFF, NOTE_ON, TEMPO, TIME_SIG = 0, 1, 2, 3
+# data bytes after a status byte of the system common / real-time range (absent: undefined)
+_SYSTEM_LENGTHS = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0}
+
+
+class _Corrupt(Exception):
+    """The bytes of a track do not parse (turned into MidiFileError by read_smf)."""
+
+
+def _read_vlq(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """A MIDI variable-length quantity (7 bits a byte, high bit = more follow) at ``data[pos:end]``:
+    (value, position after it). Raises EOFError when it runs past ``end``."""
+    value = 0
+    while True:
+        if pos >= end:
+            raise EOFError
+        b = data[pos]
+        pos += 1
+        value = (value << 7) | (b & 0x7F)
+        if b < 0x80:
+            return value, pos
+
+
+def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -> tuple[list, int]:
+    """Parse one MTrk chunk's events ``data[pos:end]``.
+
+    Returns (events, end tick); events are (tick, kind, a, b): note off/on (channel, note), tempo
+    (microseconds per quarter, 0), time signature (numerator, denominator exponent). ``budget`` is
+    a one-element list of the messages still allowed in the file (decremented per message; the
+    caller checks it against the limit). Data bytes above 127 are clipped to 127, as mido's
+    ``clip=True`` reading did; a meta event does not set running status, anything else does.
+    """
+    events = []
+    tick = 0
+    running = None
+    left = budget[0]
+    while pos < end:
+        delta, pos = _read_vlq(data, pos, end)
+        tick += delta
+        if tick > max_ticks:
+            raise OverflowError
+        if pos >= end:
+            raise EOFError
+        status = data[pos]
+        if status < 0x80:
+            if running is None:
+                raise _Corrupt("running status without a previous status byte")
+            status = running
+        else:
+            pos += 1
+            if status != 0xFF:
+                running = status
+        left -= 1
+        if left < 0:
+            budget[0] = left
+            return events, tick
+        if status == 0xFF or status == 0xF0 or status == 0xF7:
+            if status == 0xFF:
+                if pos >= end:
+                    raise EOFError
+                mtype = data[pos]
+                pos += 1
+            length, pos = _read_vlq(data, pos, end)
+            if pos + length > end:
+                raise EOFError
+            if status == 0xFF and mtype == 0x51:
+                if length < 3:
+                    raise _Corrupt(f"a tempo event of {length} bytes, not 3")
+                events.append((tick, TEMPO, (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2], 0))
+            elif status == 0xFF and mtype == 0x58:
+                if length < 2:
+                    raise _Corrupt(f"a time signature of {length} bytes, not 4")
+                events.append((tick, TIME_SIG, data[pos], data[pos + 1]))
+            pos += length
+            continue
+        hi = status & 0xF0
+        if hi < 0xF0:
+            n = 1 if hi == 0xC0 or hi == 0xD0 else 2
+        else:
+            n = _SYSTEM_LENGTHS.get(status)
+            if n is None:
+                raise _Corrupt(f"undefined status byte 0x{status:02x}")
+        if pos + n > end:
+            raise EOFError
+        if hi == 0x90 or hi == 0x80:
+            note = data[pos]
+            if note > 127:
+                note = 127
+            events.append((tick, NOTE_ON if hi == 0x90 and data[pos + 1] else NOTE_OFF, status & 0x0F, note))
+        pos += n
+    budget[0] = left
+    return events, tick
+
+
+def read_smf(path: Path, max_steps: int, spq: int) -> tuple[int, int, list]:
+    """Read a Standard MIDI File's header and track chunks, within the limits of qbdi_utils.limits.
+
+    The file must be a regular file of at most ``QBDI_MAX_MIDI_BYTES``; messages are counted while
+    parsing against ``QBDI_MAX_MIDI_MESSAGES``. The header's track count is unsigned (up to 65,535);
+    chunks of other types (legal, for extensions) are skipped.
+
+    Args:
+        path: the .mid file.
+        max_steps: longest piece accepted, in steps of 1/``spq`` quarter note.
+        spq: steps per quarter note.
+
+    Returns:
+        (format, ticks per beat, [(events, end_tick) per MTrk chunk]) -- see :func:`_read_track`.
+
+    Raises:
+        MidiFileError: missing, empty, not MIDI, truncated, corrupt, too long, type 2 or SMPTE
+            timing, or over a limit of :mod:`qbdi_utils.limits`.
+        FileSystemError: the file cannot be opened.
+    """
+    if not path.exists():
+        raise MidiFileError("file not found; check the path", path)
+    if path.is_dir():
+        raise MidiFileError("is a directory, not a MIDI file", path)
+    data = limits.read_regular(path, "QBDI_MAX_MIDI_BYTES", MidiFileError, "a .mid file")
+    if len(data) == 0:
+        raise MidiFileError("file is empty (0 bytes); it is not a MIDI file", path)
+    if not data.startswith(b"MThd"):
+        raise MidiFileError("not a Standard MIDI File (no 'MThd' header); is it really .mid?", path)
+    truncated = MidiFileError("file is truncated or corrupt (data ends in the middle of a chunk or "
+                              "message); re-export it", path)
+    if len(data) < 14:
+        raise truncated
+    head_len = int.from_bytes(data[4:8], "big")
+    if head_len < 6 or 8 + head_len > len(data):
+        raise truncated
+    fmt, n_tracks, division = (int.from_bytes(data[i:i + 2], "big") for i in (8, 10, 12))
+    if fmt == 2:
+        raise MidiFileError("MIDI type 2 (independent sequences) is not supported", path)
+    if fmt > 2:
+        raise MidiFileError(f"corrupt MIDI data (unknown format {fmt} in the header); re-export it", path)
+    if division & 0x8000 or division == 0:
+        signed = division - 0x10000 if division & 0x8000 else division
+        raise MidiFileError(f"unsupported time division {signed!r} (SMPTE timing); "
+                            "re-export with ticks per quarter note", path)
+    max_ticks = max_steps * division // spq
+    cap = int(limits.limit("QBDI_MAX_MIDI_MESSAGES"))
+    budget = [cap]
+    tracks = []
+    pos = 8 + head_len
+    while len(tracks) < n_tracks:
+        if pos + 8 > len(data):
+            raise truncated
+        kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "big")
+        body = pos + 8
+        if body + size > len(data):
+            raise truncated
+        if kind == b"MTrk":
+            try:
+                tracks.append(_read_track(data, body, body + size, max_ticks, budget))
+            except EOFError:
+                raise truncated from None
+            except OverflowError:
+                raise MidiFileError(f"too long: more than {max_steps} steps of 1/{spq} quarter note",
+                                    path) from None
+            except _Corrupt as exc:
+                raise MidiFileError(f"corrupt MIDI data ({exc}); re-export it", path) from None
+            if budget[0] < 0:
+                limits.check_count(cap + 1, "QBDI_MAX_MIDI_MESSAGES", "MIDI messages", path, MidiFileError)
+        pos = body + size
+    return fmt, division, tracks
+
+
+@dataclass(frozen=True)
+class MidiNotes:
+    """What :func:`read_notes` keeps of a MIDI file, positions in ticks.
+
+    Attributes:
+        ticks_per_beat: the header's division (ticks per quarter note).
+        notes: (pitch, start_tick, end_tick) per note, all tracks and channels but the drum channel.
+        tempos: (tick, bpm) per tempo event (bpm clamped to the limits), in file order.
+        signatures: (tick, numerator, denominator) per time signature event, in file order.
+        end_tick: the end of the longest track.
+        n_drum: note_ons on the drum channel (channel 10, index 9), left out of ``notes``.
+    """
+
+    ticks_per_beat: int
+    notes: list
+    tempos: list
+    signatures: list
+    end_tick: int
+    n_drum: int
+
+
+def read_notes(path: Path, max_steps: int, spq: int) -> MidiNotes:
+    """Read a MIDI file (:func:`read_smf`) and merge its tracks into notes, tempos and signatures.
+
+    A note_on with velocity 0 ends a note; a repeated note_on of a pitch already sounding (same
+    track and channel) ends the sounding note and starts a new one; a note never ended is ended at
+    the end of its track.
+
+    Args:
+        path: the .mid file.
+        max_steps: longest piece accepted, in steps of 1/``spq`` quarter note.
+        spq: steps per quarter note (to convert ``max_steps`` into ticks).
+
+    Returns:
+        :class:`MidiNotes`.
+
+    Raises:
+        MidiFileError: as :func:`read_smf`, or a time signature that is no meter.
+        FileSystemError: the file cannot be opened.
+    """
+    _, tpb, tracks = read_smf(path, max_steps, spq)
+    notes = []  # (pitch, start_tick, end_tick)
+    tempos = []  # (tick, bpm)
+    sigs = []  # (tick, num, den)
+    end_tick = 0
+    n_drum = 0
+    for events, track_end in tracks:
+        sounding: dict[tuple[int, int], int] = {}
+        for tick, kind, a, b in events:
+            if kind <= NOTE_ON:
+                if a == 9:
+                    if kind == NOTE_ON:
+                        n_drum += 1
+                    continue
+                key = (a, b)
+                if key in sounding:
+                    notes.append((b, sounding.pop(key), tick))
+                if kind == NOTE_ON:
+                    sounding[key] = tick
+            elif kind == TEMPO:
+                if a > 0:
+                    tempos.append((tick, limits.clamp_tempo(60_000_000 / a)))
+            else:
+                sigs.append((tick, a, _signature_denominator(a, b, tick, path)))
+        for (ch, pitch), start in sounding.items():
+            notes.append((pitch, start, max(track_end, start)))
+        end_tick = max(end_tick, track_end)
+    return MidiNotes(tpb, notes, tempos, sigs, end_tick, n_drum)
+
+
+def _signature_denominator(numerator: int, exponent: int, tick: int, path: Path) -> int:
+    """The denominator 2**exponent of a time signature event, checked to be a meter."""
+    den = 2 ** exponent if exponent <= 16 else 0
+    if not limits.valid_time_signature(numerator, den):
+        shown = f"{numerator}/{den}" if den else f"{numerator}/2**{exponent}"
+        raise MidiFileError(
+            f"time signature {shown} at tick {tick} is not a meter (the numerator must be "
+            f"1..{limits.MAX_NUMERATOR}, the denominator a power of two 1..{limits.MAX_DENOMINATOR}); "
+            "re-export the file", path)
+    return den
+
+
+def smf_bytes(notes, tempos, end_tick: int, *, ticks_per_beat: int, velocity: int,
+              time_signature: tuple[int, int] | None, program: int) -> bytes:
+    """Notes in ticks as the bytes of a type-0 MIDI file (one track, channel 0); deterministic.
+
+    At equal ticks meta events come first, then note_offs, then note_ons (so a repeated note stays
+    two notes); the end_of_track event sits at ``end_tick``, so trailing silence survives.
+
+    Args:
+        notes: (pitch, start_tick, end_tick) per note.
+        tempos: (tick, bpm) per tempo change.
+        end_tick: where the track ends (>= the last event to keep trailing silence).
+        ticks_per_beat: the file's division.
+        velocity: note_on velocity 1..127 (checked by the caller).
+        time_signature: (numerator, denominator) written at tick 0, or None.
+        program: General MIDI program at tick 0.
+
+    Returns:
+        The file's bytes.
+    """
+    import mido
+
+    events = []  # (tick, order, message); order 0 meta, 1 note_off, 2 note_on
+    for tick, bpm in tempos:
+        events.append((tick, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))))
+    if time_signature is not None:
+        events.append((0, 0, mido.MetaMessage("time_signature", numerator=int(time_signature[0]),
+                                              denominator=int(time_signature[1]))))
+    events.append((0, 0, mido.Message("program_change", channel=0, program=program)))
+    for pitch, s, e in notes:
+        events.append((s, 2, mido.Message("note_on", channel=0, note=pitch, velocity=velocity)))
+        events.append((e, 1, mido.Message("note_off", channel=0, note=pitch, velocity=0)))
+    events.sort(key=lambda ev: (ev[0], ev[1], getattr(ev[2], "note", -1)))
+    track = mido.MidiTrack()
+    now = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(end_tick - now, 0)))
+    mid = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
+    mid.tracks.append(track)
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
