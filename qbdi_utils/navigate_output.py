@@ -26,12 +26,12 @@ def path_record(nav: Navigation) -> dict:
     Returns:
         {"query", "source", "continuity", "min_context", "bits", "stats", "seed", "oracle_threshold",
         "n_bars", "n_jumps", "bars": [{"bar", "piece", "piece_bar", "jump"} per output bar]}; bars
-        are 0-based frames (frame 0 holds a pickup, if any); for the query source ``piece`` is the
-        query and ``piece_bar`` the query bar.
+        count from 1, as MusicXML and the explorer do (bar 1 is the first frame, which holds a
+        pickup, if any); for the query source ``piece`` is the query and ``piece_bar`` the query bar.
 
     Used in: ``qbdi navigate``.
     """
-    bars = [{"bar": t, "piece": name, "piece_bar": int(b), "jump": bool(j)}
+    bars = [{"bar": t + 1, "piece": name, "piece_bar": int(b) + 1, "jump": bool(j)}
             for t, ((name, b), j) in enumerate(zip(nav.labels, nav.jumps))]
     return {
         "query": nav.query_name, "source": nav.source, "continuity": nav.continuity,

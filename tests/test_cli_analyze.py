@@ -58,8 +58,8 @@ def test_analyze_prints_and_writes_matching_dynamics(capsys, tmp_path, song):
     curve = dynamics.ir_curve(feats, dynamics.default_thresholds(d, 200))
     assert f"best threshold: {curve.best_threshold:.6g}" in stdout
     assert f"total IR: {curve.best_ir:.6g} bits" in stdout
-    # the planted phrase: one bar, three times, at bars 0, 1 and 3 (frames are bar-aligned)
-    assert "4 beats, 3x at bars [0, 1), [1, 2), [3, 4)" in stdout
+    # the planted phrase: one bar, three times, in the 1st, 2nd and 4th bar (bars count from 1)
+    assert "4 beats, 3x at bar 1, bar 2, bar 4" in stdout
     for f in ("ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png"):
         assert (out / f).stat().st_size > 0
     with open(out / "ir_curve.csv") as f:
@@ -67,8 +67,9 @@ def test_analyze_prints_and_writes_matching_dynamics(capsys, tmp_path, song):
     assert len(rows) == 200
     np.testing.assert_allclose([float(r["total_ir_bits"]) for r in rows], curve.ir, rtol=0, atol=0)
     with open(out / "motifs.csv") as f:
-        spans = [(int(r["start_beat"]), int(r["end_beat"])) for r in csv.DictReader(f) if r["motif"] == "1"]
-    assert spans == [(0, 4), (4, 8), (12, 16)]
+        spans = [tuple(int(r[k]) for k in ("start_bar", "start_beat", "end_bar", "end_beat"))
+                 for r in csv.DictReader(f) if r["motif"] == "1"]
+    assert spans == [(1, 1, 1, 4), (2, 1, 2, 4), (4, 1, 4, 4)]  # the whole bar, its 1st to 4th beat
 
 
 def test_analyze_refuses_to_overwrite_then_force(capsys, tmp_path, song):

@@ -73,7 +73,7 @@ def test_frames_meter_error_speaks_cli_not_python(tmp_path, capsys):
     p = write_midi(notes_to_roll([(60, 0, 4)], 12), tmp_path / "w.mid", time_signature=(3, 4))
     assert main(["frames", "--meter", "4/4", str(p)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "omit --meter" in err and "meter=None" not in err
+    assert err.count("\n") == 1 and "--meter any" in err and "meter=None" not in err and "at bar 1" in err
     assert main(["frames", "--meter", "four", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--meter 'four'" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def only_our_commands(monkeypatch):
     """Register just this module's sub-commands, so these tests do not depend on the others'."""
     from qbdi_utils import cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["improvise"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["improvise", "sweep"])
 
 
 def run(capsys, *argv):
@@ -144,19 +145,38 @@ def test_musicxml_and_wav(capsys, tmp_path, model_dir, query_mid):
     assert not (tmp_path / "new.mid").exists()
 
 
-def test_sweep_writes_every_rate_and_seed_and_the_table(capsys, tmp_path, model_dir, query_mid):
+def test_sweep_writes_each_distinct_output_once_and_prints_table_and_verdicts(capsys, tmp_path, model_dir,
+                                                                              query_mid):
     out = tmp_path / "sweep"
     code, stdout, err = run(capsys, "sweep", "--model", model_dir, "--query", query_mid, "--out", out,
                             "--seeds", "2")
     assert code == 0, err
-    mids = sorted(p.name for p in out.glob("*.mid"))
-    assert len(mids) == len(CLAIM_RATES) * 2
-    assert "chords_full_seed0.mid" in mids and "chords_0bits_seed1.mid" in mids
+    mids = {p.name: p.read_bytes() for p in out.glob("*.mid")}
+    for bits in CLAIM_RATES:
+        tag = "full" if bits is None else f"{bits}bits"
+        one, per_seed = f"chords_{tag}.mid", [f"chords_{tag}_seed{s}.mid" for s in range(2)]
+        # either one file (the seeds agree) or one per seed, and then they differ
+        assert (one in mids) != all(n in mids for n in per_seed), (tag, sorted(mids))
+        if one not in mids:
+            assert mids[per_seed[0]] != mids[per_seed[1]]
+    assert "chords_full.mid" in mids  # full rate has no channel noise: one file, not one per seed
+    # ... holding what `qbdi improvise --bits full` writes with any seed
+    code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid, "--bits", "full",
+                       "--seed", "9", "--out", tmp_path / "full.mid")
+    assert code == 0, err
+    assert (tmp_path / "full.mid").read_bytes() == mids["chords_full.mid"]
     with open(out / "claims.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["rate"] for r in rows][:3] == ["query", "chance", "full rate"]
-    assert len(rows) == 2 + len(CLAIM_RATES)
-    assert float(rows[0]["chroma_cosine_mean"]) == pytest.approx(1.0)
+        reader = csv.DictReader(fh)
+        rows, header = list(reader), reader.fieldnames
+    assert [r["rate"] for r in rows][:2] == ["query", "full rate"] and len(rows) == 1 + len(CLAIM_RATES)
+    assert len(set(header)) == len(header)
+    # one meaning of "chance": each row's output against the query's bars shuffled
+    assert [h for h in header if "chance" in h] == [h for h in header if h.endswith("_vs_shuffled_query")] != []
+    assert float(rows[0]["chroma_cosine_with_query"]) == pytest.approx(1.0)
+    assert "full rate" in stdout and "fit corpus" in stdout
+    verdicts = [line for line in stdout.splitlines() if line.startswith("claim: ")]
+    assert len(verdicts) == 5
+    assert all(re.match(r"claim: .+: (yes|partly|NO) \(.+\)$", line) for line in verdicts), verdicts
     # refuses a non-empty directory without --force
     code, _, err = run(capsys, "sweep", "--model", model_dir, "--query", query_mid, "--out", out)
     assert code == 2 and "--force" in one_error_line(err, "sweep")
@@ -245,8 +265,8 @@ def test_sweep_csv_has_the_style_columns_as_numbers(capsys, tmp_path, model_dir,
     assert code == 0, err
     with open(out / "claims.csv") as fh:
         rows = list(csv.DictReader(fh))
-    for r in rows[2:]:
+    for r in rows[1:]:
         for k in ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate"):
             assert np.isfinite(float(r[k])), (r["rate"], k)
     assert float(rows[0]["style_fit_query"]) == pytest.approx(1.0)
-    assert "style_fit_corpus" in stdout and "full rate" in stdout
+    assert "fit corpus" in stdout and "full rate" in stdout

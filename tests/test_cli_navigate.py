@@ -54,7 +54,8 @@ def test_continuity_one_writes_the_same_midi_as_improvise(capsys, tmp_path, mode
         assert code == 0, err
         assert a.read_bytes() == b.read_bytes()
         rec = json.loads(a.with_suffix(".json").read_text())
-        assert [r["piece_bar"] for r in rec["bars"]] == list(range(8))
+        assert [r["piece_bar"] for r in rec["bars"]] == list(range(1, 9))  # bars count from 1
+        assert [r["bar"] for r in rec["bars"]] == list(range(1, 9))
         assert not any(r["jump"] for r in rec["bars"]) and rec["n_jumps"] == 0
 
 
@@ -131,7 +132,7 @@ def test_corpus_source_with_a_trained_model_and_when_its_corpus_is_gone(capsys, 
     rec = json.loads(out.with_suffix(".json").read_text())
     assert rec["source"] == "corpus" and rec["continuity"] is None and len(rec["bars"]) == 8
     assert {r["piece"] for r in rec["bars"]} <= {"piece0.mid", "piece1.mid", "piece2.mid"}
-    assert all(0 <= r["piece_bar"] < 6 for r in rec["bars"])
+    assert all(1 <= r["piece_bar"] <= 6 for r in rec["bars"])
     for prev, now in zip(rec["bars"], rec["bars"][1:]):
         follows = now["piece"] == prev["piece"] and now["piece_bar"] == prev["piece_bar"] + 1
         assert now["jump"] == (not follows)
@@ -142,7 +143,8 @@ def test_corpus_source_with_a_trained_model_and_when_its_corpus_is_gone(capsys, 
     out2 = tmp_path / "c2.mid"
     code, _, err = run(capsys, "navigate", "--model", model, "--query", query_mid, "--source", "corpus",
                        "--out", out2)
-    assert code == 2 and "no longer exists" in one_error_line(err)
+    line = one_error_line(err)
+    assert code == 2 and "is gone" in line and str(folder.resolve()) in line and "--corpus" in line
     assert not out2.exists()
     # the query source needs no corpus
     code, _, err = run(capsys, "navigate", "--model", model, "--query", query_mid, "--source", "query",

@@ -6,7 +6,8 @@ import inspect
 
 import pytest
 
-from qbdi_utils.cli import main, options
+from qbdi_utils.cli import main
+from qbdi_utils.cli import options, values
 from qbdi_utils.errors import OptionError
 
 
@@ -18,7 +19,7 @@ def _run(capsys, *argv):
 
 def test_seed_is_bounded_in_every_subcommand_that_takes_one(capsys, tmp_path):
     # evaluate --seed had no upper bound; every --seed now has the one MAX_SEED, checked while parsing
-    too_big = options.MAX_SEED + 1
+    too_big = values.MAX_SEED + 1
     for argv in (["evaluate", "--model", tmp_path, "--seed", too_big],
                  ["improvise", "--query", tmp_path / "q.mid", "--bits", "8", "--out", tmp_path / "o.mid",
                   "--seed", too_big],
@@ -32,15 +33,15 @@ def test_seed_is_bounded_in_every_subcommand_that_takes_one(capsys, tmp_path):
 
 def test_converters_refuse_with_the_option_named():
     with pytest.raises(OptionError, match=r"^--epochs 0 must be at least 1$"):
-        options.whole_number("--epochs", 1)("0")
+        values.whole_number("--epochs", 1)("0")
     with pytest.raises(OptionError, match="--bits 1000001 is more than 1000000"):
         options.bits_option("1000001")
     assert options.bits_option("full") is None and options.bits_option(" 12 ") == 12
     with pytest.raises(OptionError, match="--stats 'nope' is not one of query, corpus, posterior, prior"):
         options.stats_option("nope")
     with pytest.raises(OptionError, match="--gamma -1 must be a finite number >= 0"):
-        options.nonnegative_float("--gamma")("-1")
-    assert options.parse_size("--memory-budget", "2K") == 2048
+        values.nonnegative_float("--gamma")("-1")
+    assert values.parse_size("--memory-budget", "2K") == 2048
 
 
 def test_continuity_has_one_default():

@@ -15,7 +15,7 @@ import pytest
 from qbdi_utils import corpus, pianoroll
 from qbdi_utils.model import StyleVAE, frames_fingerprint, synthetic_frames
 from qbdi_utils.cli import main
-from qbdi_utils.cli.options import parse_size
+from qbdi_utils.cli.values import parse_size
 
 _SMALL = ["--epochs", "1", "--hidden-dim", "16", "--latent-dim", "4"]
 

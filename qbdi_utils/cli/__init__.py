@@ -2,7 +2,9 @@
 
 Every sub-command module defines ``add_parser(subparsers)``, which registers its parser and sets
 ``func`` to a handler ``func(args) -> int``; options are parsed and range-checked once, by the typed
-converters of :mod:`qbdi_utils.cli.options`, and the shared ones are defined there. Handlers import heavy libraries (Keras, music21) inside
+converters of :mod:`qbdi_utils.cli.values`, and the shared options are defined once in :mod:`qbdi_utils.cli.options`; every sub-command
+takes ``--quiet`` (no warnings). Warnings and errors are worded for the command line
+(:mod:`qbdi_utils.cli.messages`). Handlers import heavy libraries (Keras, music21) inside
 themselves so ``qbdi --version`` answers at once. A :class:`~qbdi_utils.errors.QbdiError` becomes one
 line on stderr and exit status 2, never a traceback; so does an ``OSError`` that escapes a command (a
 safety net: writers translate their own, see :mod:`qbdi_utils.files`). Ctrl-C is one line, exit 130.
@@ -15,15 +17,18 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from qbdi_utils import __version__
+from qbdi_utils.cli import options
+from qbdi_utils.cli.messages import cli_terms, start_run
 from qbdi_utils.errors import QbdiError
 from qbdi_utils.files import fs_error, ignore_sigxfsz
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 # Sub-command modules, in the order `qbdi --help` lists them.
-COMMAND_MODULES = ["frames", "improvise", "navigate", "live", "train", "evaluate", "analyze", "info"]
+COMMAND_MODULES = ["frames", "improvise", "sweep", "navigate", "live", "train", "evaluate", "analyze", "info"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"qbdi_utils.cli.{name}").add_parser(sub)
+    for command in sub.choices.values():
+        options.add_quiet(command)
     return parser
 
 
@@ -49,15 +56,22 @@ def _command(argv: list[str] | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qbdi`` console script; returns the exit status."""
     parser = build_parser()
-    try:  # the options' type= converters (qbdi_utils.cli.options) raise QbdiError, not ValueError
+    try:  # the options' type= converters (qbdi_utils.cli.values) raise QbdiError, not ValueError
         args = parser.parse_args(argv)
     except QbdiError as exc:
-        print(f"qbdi {_command(argv)}: error: {exc}", file=sys.stderr)
+        print(f"qbdi {_command(argv)}: error: {cli_terms(str(exc))}", file=sys.stderr)
         return 2
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
     ignore_sigxfsz()  # past `ulimit -f` a write fails with EFBIG (one line below), not a kill
+    with warnings.catch_warnings():  # the run's warning hook (start_run) ends with the run
+        start_run(args.command, args.quiet)
+        return _run(args)
+
+
+def _run(args) -> int:
+    """Run the parsed command; its faults become one line on stderr and an exit status."""
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so that a closed pipe is seen below and not at exit
@@ -68,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as if killed by SIGPIPE, like other filters
     except QbdiError as exc:
-        print(f"qbdi {args.command}: error: {exc}", file=sys.stderr)
+        print(f"qbdi {args.command}: error: {cli_terms(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         action = "read" if isinstance(exc, (FileNotFoundError, IsADirectoryError)) else "access"

@@ -2,8 +2,10 @@
 
     qbdi evaluate --model MODEL_DIR [--corpus {chorales|essen|PATH}] [--seed S] [--json]
 
-Splits the corpus as the model's training did (its split seed and fractions), so on the training
-corpus the test pieces are unseen. Prints R, D (nats per frame), note F1 at the model's threshold,
+Measures on the corpus the model records (``qbdi train`` saves it), or on ``--corpus``; a recorded
+corpus that is gone is one line naming it and ``--corpus``, before anything is parsed. Splits the
+corpus as the model's training did (its split seed and fractions), so on the training corpus the test
+pieces are unseen. Prints R, D (nats per frame), note F1 at the model's threshold,
 and at lag 1 (next bar), mean and sd over 3 probe seeds: I_probe, a fresh probe of the predictor
 head's family fitted on posterior samples of training pieces and scored on posterior samples of
 test pieces, minus the cell-wise marginal; I_NCE, the contrastive lower bound of I(Z;Y) with that
@@ -16,9 +18,8 @@ from __future__ import annotations
 import json
 import sys
 
-from qbdi_utils import corpus as corpus_mod
 from qbdi_utils import predictive
-from qbdi_utils.cli import options
+from qbdi_utils.cli import model_corpus, options
 from qbdi_utils.model import StyleVAE
 
 __all__ = ["add_parser", "run_evaluate"]
@@ -36,8 +37,8 @@ def add_parser(subparsers) -> None:
         "family) is fitted afresh on posterior samples of the training pieces and scored on posterior samples.",
     )
     options.add_model(p, required=True, help="a directory written by `qbdi train`")
-    p.add_argument("--corpus", default="chorales", metavar="{chorales|essen|PATH}",
-                   help="'chorales' (default), 'essen' or a folder of .mid files / one .mid file")
+    options.add_corpus(p, help="measure on this corpus: 'chorales', 'essen' or a folder of .mid files / "
+                       "one .mid file (default: the corpus the model was trained on)")
     options.add_seed(p, help="first of the 3 probe seeds (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run_evaluate)
@@ -48,18 +49,19 @@ def run_evaluate(args) -> int:
 
     Raises:
         ModelError: --model is not a readable model directory.
-        CorpusError: the corpus cannot be read.
+        CorpusError: the corpus is gone or cannot be read.
         OptionError: the corpus is too small to split (--seed is checked by the parser).
     """
-    seed = args.seed
     model = StyleVAE.load(args.model)
-    corpus = corpus_mod.load_corpus(args.corpus, spec=model.spec, progress=not args.json)
+    seed = args.seed
+    source, _ = model_corpus.corpus_source(model, args.corpus)
+    corpus = model_corpus.load(model, args.corpus, progress=not args.json)
     r = predictive.evaluate(model, corpus.frames, corpus.piece_index, seeds=(seed, seed + 1, seed + 2))
     if args.json:
-        print(json.dumps({"model": str(args.model), "corpus": str(args.corpus), **r}))
+        print(json.dumps({"model": str(args.model), "corpus": source, **r}))
         return 0
     print(f"{args.model}: gamma = {r['gamma']}, beta = {r['beta']}; {r['n_test_frames']} {r['held_out_set']} "
-          f"frames{'' if r['same_corpus'] else ' (not the corpus the model was trained on)'}, "
+          f"frames of {source}{'' if r['same_corpus'] else ' (not the corpus the model was trained on)'}, "
           f"probes fitted on {r['n_train_frames']} training frames", file=sys.stderr)
     print(f"R = {r['r_nats']:.2f} nats/frame, D = {r['d_nats']:.2f} nats/frame, note F1 = {r['f1']:.3f} "
           f"at threshold {r['threshold']:.2f}")

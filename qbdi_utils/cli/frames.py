@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+from qbdi_utils.cli import options
+from qbdi_utils.cli.options import parse_meter
 from qbdi_utils.errors import MeterError, OptionError
 from qbdi_utils.pianoroll import piece_to_frames, read_midi, roll_to_notes
 
-__all__ = ["add_parser", "run", "parse_meter", "off_meter"]
+__all__ = ["add_parser", "run", "off_meter"]
 
 
 def add_parser(subparsers) -> None:
@@ -20,24 +22,9 @@ def add_parser(subparsers) -> None:
         "represented (drums, pitches outside 24..101).",
     )
     p.add_argument("file", metavar="FILE", help="a .mid/.midi file")
-    p.add_argument("--meter", default=None, help="require this meter, e.g. 4/4 (default: any)")
+    options.add_meter(p, default=None, help="require this meter, e.g. 4/4 (default: any)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
-
-
-def parse_meter(text: str, option: str = "--meter") -> tuple[int, int]:
-    """``"4/4"`` -> ``(4, 4)``.
-
-    Raises:
-        OptionError: not two positive whole numbers separated by a slash.
-    """
-    try:
-        num, den = (int(x) for x in str(text).strip().split("/"))
-    except ValueError:
-        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4") from None
-    if num < 1 or den < 1:
-        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4")
-    return num, den
 
 
 def off_meter(piece, numerator: int, denominator: int) -> list[tuple[int, int, int]]:
@@ -59,8 +46,8 @@ def run(args) -> int:
         off = off_meter(piece, *meter)
         if off:
             st, n, d = off[0]
-            raise MeterError(f"meter {n}/{d} at step {st}; --meter {meter[0]}/{meter[1]} accepts only "
-                             f"{meter[0]}/{meter[1]} (omit --meter to accept any meter)", args.file)
+            raise MeterError(f"meter {n}/{d} at bar {st // piece.spec.steps_per_frame + 1}; --meter {meter[0]}/{meter[1]} accepts only "
+                             f"{meter[0]}/{meter[1]} (--meter any, the default, accepts any meter)", args.file)
     frames = piece_to_frames(piece)
     info = {
         "file": str(args.file),

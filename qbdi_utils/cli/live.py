@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 
 from qbdi_utils import files, live_controls, live_io, live_run, live_time, training
-from qbdi_utils.cli.options import (add_bits, add_continuity, add_force, add_model, add_seed, add_stats,
-                                    check_outputs, nonnegative_float, output_file_option, whole_number)
+from qbdi_utils.cli.checks import check_outputs, output_file_option
+from qbdi_utils.cli.options import add_bits, add_continuity, add_force, add_model, add_seed, add_stats
+from qbdi_utils.cli.values import nonnegative_float, whole_number
 from qbdi_utils.errors import MidiFileError, ModelError, OptionError
 from qbdi_utils.model import StyleVAE
 from qbdi_utils.navigate import check_min_context

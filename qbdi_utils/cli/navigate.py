@@ -2,23 +2,27 @@
 
     qbdi navigate [--model MODEL_DIR] --query FILE.mid --source {query|corpus} [--continuity P]
                   [--min-context K] [--bits full|N] [--stats MODE] [--seed S] --out OUT.mid
-                  [--musicxml F] [--wav F] [--force]
+                  [--musicxml F] [--wav F] [--corpus C] [--force] [--quiet]
 
 ``--source query`` walks the VMO built on the query's own latent states (continue with probability P,
 otherwise jump to a state sharing at least K bars of context); ``--source corpus`` takes the path
-through the oracle of the model's training corpus closest to the query. Beside OUT.mid it writes
-OUT.json: for every output bar, the oracle state it came from (query bar, or corpus piece and bar) and
-whether it was a jump. Options and outputs are checked before the model is loaded.
+through the oracle of the model's training corpus closest to the query (the corpus the model records,
+or ``--corpus`` if it moved; a corpus that is gone is one line before anything is parsed). Beside
+OUT.mid it writes OUT.json: for every output bar (counted from 1), the oracle state it came from (query
+bar, or corpus piece and bar, from 1) and whether it was a jump. Options and outputs are checked
+before the model is loaded; the fidelity line and a warning for a (nearly) silent output follow.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from qbdi_utils.cli import options
-from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, fidelity_line, load, warn, write_piece
+from qbdi_utils import navigate as nav_mod
+from qbdi_utils.cli import checks, model_corpus, options
+from qbdi_utils.cli.messages import warn
+from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, report_piece, write_piece
 from qbdi_utils.errors import OptionError
-from qbdi_utils.navigate import DEFAULT_CONTINUITY, SOURCES, check_min_context, navigate
+from qbdi_utils.navigate import DEFAULT_CONTINUITY, SOURCES, check_min_context
 from qbdi_utils.navigate_output import path_json_text
 
 __all__ = ["add_parser", "run_navigate"]
@@ -62,16 +66,19 @@ def run_navigate(args) -> int:
                                   "one closest to the query")
     continuity = DEFAULT_CONTINUITY if args.continuity is None else args.continuity
     min_context = 1 if args.min_context is None else args.min_context
-    model_dir, query_path = options.check_inputs(args.model, args.query)
+    model_dir, query_path = checks.check_inputs(args.model, args.query)
     json_path = Path(args.out).with_suffix(".json")
     outs = check_piece_outputs(args, extra=(json_path,))
 
     model, query = load(model_dir, query_path, audio=args.wav is not None)
-    nav = navigate(model, query, args.source, continuity, min_context, args.bits, args.stats, args.seed)
+    oracle = None
+    if args.source == "corpus":
+        oracle = nav_mod.corpus_oracle(model, model_corpus.training_corpus(model, args.corpus, progress=True))
+    nav = nav_mod.navigate(model, query, args.source, continuity, min_context, args.bits, args.stats, args.seed,
+                           oracle=oracle)
     warn("navigate", nav.warnings)
     written = write_piece(nav, outs, args.force, {json_path: path_json_text(nav)})
-    n_jumps = int(nav.jumps.sum())
-    print(f"{nav.name}: {len(nav.path)} bars, {n_jumps} jumps, oracle threshold "
+    print(f"{nav.name}: {len(nav.path)} bars, {int(nav.jumps.sum())} jumps, oracle threshold "
           f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
-    print(fidelity_line("navigate", model, query, nav))
+    report_piece("navigate", model, query, nav, args.corpus)
     return 0

@@ -1,136 +1,33 @@
-"""One definition per option of the ``qbdi`` command: typed converters and the options the sub-commands share.
+"""One definition per shared option of the ``qbdi`` command (the options layer).
 
-Every option is parsed and range-checked once, by an argparse ``type=`` converter that calls the
-library's own validation (``improvise.parse_bits``, ``improvise.check_stats_mode``,
-``navigate.check_continuity``, ...), so limits and defaults live in one place. A converter raises
-:class:`~qbdi_utils.errors.OptionError`, not ``ValueError``: argparse lets it through, and
-:func:`qbdi_utils.cli.main` prints it as one line on stderr with exit status 2 (never argparse's
-usage dump, never a traceback).
+``--model``, ``--query``, ``--corpus``, ``--meter``, ``--force``, ``--seed``, ``--bits``, ``--stats``,
+``--continuity`` and ``--quiet`` are added by the ``add_*`` functions below, each with its typed
+converter (the generic ones from :mod:`qbdi_utils.cli.values`, the musical ones -- :func:`bits_option`,
+:func:`stats_option`, :func:`meter_option` -- here); a sub-command's own options are defined in its module.
+The "exists / --force" checks of outputs are :mod:`qbdi_utils.cli.checks`.
 
-The shared options (``--model``, ``--query``, ``--out``, ``--force``, ``--seed``, ``--bits``,
-``--stats``, ``--continuity``) are added by the ``add_*`` functions below, and the
-"exists / --force" check of every output is :func:`check_outputs` / :func:`check_out_dir`.
-
-Imports: errors, files, improvise, navigate. Used in: every ``qbdi_utils/cli/*.py``.
+Imports: corpus, errors, improvise, navigate, cli.values. Used in: every ``qbdi_utils/cli/*.py``.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable
-from pathlib import Path
-
-from qbdi_utils import files, limits
-from qbdi_utils.errors import FileSystemError, MidiFileError, ModelError, OptionError, OutputExistsError
+from qbdi_utils.corpus import NAMED_SOURCES
+from qbdi_utils.cli.values import MAX_SEED, SEED_WHY, whole_number
+from qbdi_utils.errors import OptionError
 from qbdi_utils.improvise import STATS_MODES, check_stats_mode, parse_bits
-from qbdi_utils.model import WEIGHTS_FILE
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, check_continuity
 
 __all__ = [
-    "MAX_BITS", "MAX_SEED", "SEED_WHY", "add_bits", "add_continuity", "add_force", "add_model", "add_query",
-    "add_seed", "add_stats", "bits_option", "check_inputs", "check_out_dir", "check_outputs", "int_option",
-    "nonnegative_float", "output_file_option", "parse_size", "probability", "stats_option", "whole_number",
+    "ANY_METER", "MAX_BITS", "add_bits", "add_continuity", "add_corpus", "add_force", "add_meter", "add_model",
+    "add_query", "add_quiet", "add_seed", "add_stats", "bits_option", "meter_option", "parse_meter", "stats_option",
 ]
 
-MAX_SEED = 2**32 - 1
-"""Largest --seed of every sub-command (numpy seeds are 32-bit words here, so larger ones would only alias)."""
-SEED_WHY = "a seed is a 32-bit number"
-"""What the --seed bound protects (appended to the too-large message)."""
+ANY_METER = "any"
+"""``--meter any``: keep pieces in every meter (their bars are cut into 4-quarter frames)."""
+
+CORPUS_METAVAR = "{" + "|".join(NAMED_SOURCES) + "|PATH}"
 MAX_BITS = 1_000_000
 """Largest --bits: far above any model's full-rate information (a few thousand bits per frame)."""
-
-
-# ---------------------------------------------------------------------------------- converters
-
-
-def int_option(name: str, value: str, minimum: int, maximum: int | None = None, why: str = "") -> int:
-    """Parse a whole-number option in ``[minimum, maximum]``, raising OptionError (one stderr line).
-
-    Args:
-        name: the option as typed ("--seed").
-        value: its text.
-        minimum: smallest allowed value.
-        maximum: largest allowed value (None: no bound).
-        why: appended to the too-large message (what the bound protects, what to do instead).
-
-    Returns:
-        The value.
-
-    Raises:
-        OptionError: not a whole number, or out of range (instead of argparse's usage dump or a
-            traceback further down).
-    """
-    text = str(value).strip()
-    try:
-        v = int(text)
-    except ValueError:
-        raise OptionError(f"{name} {value!r} is not a whole number") from None
-    if v < minimum:
-        raise OptionError(f"{name} {v} must be at least {minimum}")
-    if maximum is not None and v > maximum:
-        shown = text if len(text) <= 30 else text[:12] + "..." + f" ({len(text)} digits)"
-        raise OptionError(f"{name} {shown} is more than {maximum}" + (f"; {why}" if why else ""))
-    return v
-
-
-def whole_number(name: str, minimum: int, maximum: int | None = None, why: str = "") -> Callable[[str], int]:
-    """An argparse ``type=`` converter: :func:`int_option` for the option ``name``.
-
-    Args:
-        name: the option as typed ("--epochs").
-        minimum, maximum, why: as :func:`int_option`.
-
-    Returns:
-        ``convert(text) -> int``, raising OptionError.
-    """
-    def convert(text: str) -> int:
-        return int_option(name, text, minimum, maximum, why)
-
-    return convert
-
-
-def nonnegative_float(name: str) -> Callable[[str], float]:
-    """An argparse ``type=`` converter of a finite number >= 0 (``--beta``, ``--gamma``).
-
-    Args:
-        name: the option as typed.
-
-    Returns:
-        ``convert(text) -> float``, raising OptionError (not a number, negative, not finite).
-    """
-    def convert(text: str) -> float:
-        try:
-            v = float(str(text).strip())
-        except ValueError:
-            raise OptionError(f"{name} {text!r} is not a number") from None
-        if not (math.isfinite(v) and v >= 0):
-            raise OptionError(f"{name} {text} must be a finite number >= 0")
-        return v
-
-    return convert
-
-
-def probability(name: str, *, open_interval: bool = True) -> Callable[[str], float]:
-    """An argparse ``type=`` converter of a number strictly between 0 and 1 (``--threshold``).
-
-    Args:
-        name: the option as typed.
-        open_interval: only (0, 1) is accepted (the one use so far).
-
-    Returns:
-        ``convert(text) -> float``, raising OptionError.
-    """
-    def convert(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise OptionError(f"{name} {text!r} is not a number") from None
-        if not 0.0 < v < 1.0:
-            raise OptionError(f"{name} {v} must lie strictly between 0 and 1")
-        return v
-
-    return convert
 
 
 def bits_option(value: str) -> int | None:
@@ -165,58 +62,19 @@ def stats_option(value: str) -> str:
         raise OptionError(f"--stats {value!r} is not one of {', '.join(STATS_MODES)}") from None
 
 
-def parse_size(name: str, value: str) -> int:
-    """Parse a byte size such as ``8G``, ``500M``, ``64k`` or ``1000000`` (powers of 1024), > 0.
-
-    Args:
-        name: the option as typed.
-        value: its text.
-
-    Returns:
-        The size in bytes.
+def parse_meter(text: str, option: str = "--meter") -> tuple[int, int]:
+    """``"4/4"`` -> ``(4, 4)``.
 
     Raises:
-        OptionError: not a size, or not positive (one stderr line).
+        OptionError: not two positive whole numbers separated by a slash.
     """
-    text = str(value).strip().upper().removesuffix("B")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    mult = scale.get(text[-1:], 1)
-    number = text[:-1] if text[-1:] in scale else text
     try:
-        v = float(number)
+        num, den = (int(x) for x in str(text).strip().split("/"))
     except ValueError:
-        raise OptionError(f"{name} {value!r} is not a size (e.g. 8G, 500M, 64K)") from None
-    if not (math.isfinite(v) and v * mult >= 1):
-        raise OptionError(f"{name} {value} must be a positive size")
-    return int(v * mult)
-
-
-def output_file_option(name: str, value: str) -> Path:
-    """An output file option as a Path, refusing what would not be a file name.
-
-    ``''`` (which would become the current folder) and names ending in a path separator (a folder,
-    which would otherwise become a file of that name) are refused.
-
-    Args:
-        name: the option as typed ("--out").
-        value: its text.
-
-    Returns:
-        The path.
-
-    Raises:
-        OptionError: empty, or ends in a separator.
-    """
-    text = str(value)
-    if not text.strip():
-        raise OptionError(f"{name} is empty; give a file name")
-    if text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
-        raise OptionError(f"{name} {text} names a folder; give a file name")
-    return Path(text)
-
-
-# ------------------------------------------------------------------------------ shared options
-
+        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4") from None
+    if num < 1 or den < 1:
+        raise OptionError(f"{option} {text!r} is not a meter like 4/4 or 3/4")
+    return num, den
 
 def add_model(parser, *, required: bool = False, help: str | None = None) -> None:
     """``--model MODEL_DIR``: a saved StyleVAE (optional: the default model)."""
@@ -260,82 +118,33 @@ def add_continuity(parser, help: str) -> None:
                         help=f"{help} (default {DEFAULT_CONTINUITY:g})")
 
 
-# ------------------------------------------------------------------------------ input / output checks
+def add_corpus(parser, *, required: bool = False, help: str | None = None) -> None:
+    """``--corpus {chorales|essen|PATH}``: a named corpus or a folder of .mid files / one .mid file;
+    None when not given (the commands that use a model then take the corpus the model records)."""
+    parser.add_argument("--corpus", required=required, default=None, metavar=CORPUS_METAVAR,
+                        help=help or "the model's training corpus, if it moved (default: the corpus the "
+                        "model records, as `qbdi train` saved it)")
 
 
-def check_inputs(model_dir: str | None, query: str) -> tuple[Path | None, Path]:
-    """``--model`` (None: the default model) and ``--query`` as Paths, checked before any work.
-
-    Raises:
-        ModelError: --model is missing or a file.
-        MidiFileError: --query is missing or a folder.
-    """
-    m, q = (None if model_dir is None else Path(model_dir)), Path(query)
-    if m is None:
-        pass  # the default model; training.default_model() loads or trains it
-    elif not m.exists():
-        raise ModelError("no such model directory; train one with `qbdi train` or pass --model DIR", m)
-    elif not m.is_dir():
-        raise ModelError("is a file, not a model directory; pass the directory a model was saved to", m)
-    if not q.exists():
-        raise MidiFileError("no such query file; pass an existing .mid file to --query", q)
-    if q.is_dir():
-        raise MidiFileError("is a directory; pass a .mid file to --query", q)
-    limits.check_regular(q, MidiFileError, "a .mid file to --query", "QBDI_MAX_MIDI_BYTES")
-    if m is not None and os.path.lexists(m / WEIGHTS_FILE):
-        limits.check_regular(m / WEIGHTS_FILE, ModelError, "the weights written by `qbdi train`",
-                             "QBDI_MAX_MODEL_BYTES")
-    return m, q
-
-
-def check_outputs(paths, *, force: bool, names: str = "--out, --musicxml and --wav") -> list:
-    """The "exists / --force" check of a set of output files: distinct names, nothing in the way
-    unless ``force`` (:func:`qbdi_utils.files.check_outputs`; the commit is exclusive again).
-
-    Args:
-        paths: output Paths (None entries are skipped).
-        force: --force was given.
-        names: the options named when two paths coincide.
-
-    Returns:
-        The given paths (None entries dropped).
+def meter_option(value: str) -> str | None:
+    """``--meter``: "any" (None: every meter) or a meter like 4/4 (checked by the corpus loader).
 
     Raises:
-        OptionError: two outputs name the same file.
-        OutputExistsError / FileSystemError: as ``files.check_outputs``.
+        OptionError: not "any" and not a meter (:func:`parse_meter`).
     """
-    given = [p for p in paths if p is not None]
-    absolute = [os.path.abspath(p) for p in given]
-    if len(set(absolute)) != len(absolute):
-        raise OptionError(f"{names} (and files written beside --out) must name different files")
-    files.check_outputs(given, force=force)
-    return given
+    text = str(value).strip()
+    if text.lower() == ANY_METER:
+        return None
+    num, den = parse_meter(text)
+    return f"{num}/{den}"
 
 
-def check_out_dir(value: str, *, force: bool, fill: bool = False) -> Path:
-    """The "exists / --force" check of an output folder.
+def add_meter(parser, *, default: str | None, help: str) -> None:
+    """``--meter {N/D|any}`` (:func:`meter_option`; the parsed default is ``meter_option(default)``)."""
+    parser.add_argument("--meter", type=meter_option, default=default, metavar="{N/D|any}", help=help)
 
-    Args:
-        value: --out as typed.
-        force: --force was given.
-        fill: the command writes files INTO the folder, which may exist (``qbdi sweep``); otherwise
-            the folder is replaced whole (``qbdi train``: :func:`qbdi_utils.files.check_dir_output`).
 
-    Returns:
-        The folder as a Path.
-
-    Raises:
-        OptionError: --out is empty.
-        FileSystemError: --out is a file.
-        OutputExistsError: --out is a non-empty folder and ``force`` is false.
-    """
-    if not fill:
-        return files.check_dir_output(value, force=force)
-    if not str(value).strip():
-        raise OptionError("--out is empty; give a folder name")
-    out = Path(value)
-    if os.path.lexists(out) and not out.is_dir():
-        raise FileSystemError("cannot write: is a file, not a folder; give a folder for --out", out)
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputExistsError("exists and is not empty; pass --force to write into it", out)
-    return out
+def add_quiet(parser) -> None:
+    """``--quiet``: print no warnings (errors and results are still printed)."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="print no warnings (each warning is otherwise printed once per run)")

@@ -4,24 +4,28 @@ A piece's outputs (``--out`` MIDI, ``--musicxml``, ``--wav``, and any file writt
 checked before any work (suffixes, distinct names, nothing in the way unless --force) and written as
 one :class:`qbdi_utils.files.OutputSet`: all of them appear, or none.
 
-Imports: files, limits, navigate, pianoroll, style, training, model, render, cli.options. Used in: cli/improvise.py, cli/navigate.py.
+After a piece is written, :func:`report_piece` prints the fidelity line (query and style side, against the
+corpus the model records or ``--corpus``) and warns when the output is silent or nearly so.
+
+Imports: files, limits, pianoroll, style, training, model, render, cli.checks, cli.messages, cli.model_corpus.
+Used in: cli/improvise.py, cli/navigate.py, cli/sweep.py.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from qbdi_utils import files, limits, navigate, pianoroll, style, training
-from qbdi_utils.cli import options
+from qbdi_utils import files, limits, pianoroll, style, training
+from qbdi_utils.cli import checks, model_corpus, options
+from qbdi_utils.cli.messages import silence_warning, warn
 from qbdi_utils.errors import CorpusError, ModelError
 from qbdi_utils.model import StyleVAE
 from qbdi_utils.render._common import check_suffix
 from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
 from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
 
-__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "corpus_reference", "fidelity_line", "load",
-           "midi_bytes", "warn", "write_piece"]
+__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "corpus_reference", "load", "measure",
+           "midi_bytes", "report_piece", "write_piece"]
 
 MIDI_SUFFIXES = (".mid", ".midi")
 """Names accepted for MIDI outputs."""
@@ -33,13 +37,15 @@ def add_piece_outputs(parser, out_help: str) -> None:
     parser.add_argument("--musicxml", default=None, metavar="F", help="also write MusicXML here")
     parser.add_argument("--wav", default=None, metavar="F", help="also write a WAV rendering here")
     options.add_force(parser)
+    options.add_corpus(parser, help="the model's training corpus, if it moved, for the fidelity line's style "
+                       "side (default: the corpus the model records)")
 
 
 def _output(option: str, value: str | None, suffixes: tuple[str, ...], what: str) -> Path | None:
     """An output file option as a Path: a file name with the suffix of what is written there."""
     if value is None:
         return None
-    return check_suffix(options.output_file_option(option, value), suffixes, what, option)
+    return check_suffix(checks.output_file_option(option, value), suffixes, what, option)
 
 
 def check_piece_outputs(args, extra: tuple = ()) -> list:
@@ -49,12 +55,12 @@ def check_piece_outputs(args, extra: tuple = ()) -> list:
         [out, musicxml or None, wav or None] as Paths.
 
     Raises:
-        OptionError, OutputExistsError, FileSystemError: see :func:`options.check_outputs`.
+        OptionError, OutputExistsError, FileSystemError: see :func:`checks.check_outputs`.
     """
     outs = [_output("--out", args.out, MIDI_SUFFIXES, "MIDI"),
             _output("--musicxml", args.musicxml, MUSICXML_SUFFIXES, "uncompressed MusicXML"),
             _output("--wav", args.wav, WAV_SUFFIXES, "WAV audio")]
-    options.check_outputs(outs + list(extra), force=args.force)
+    checks.check_outputs(outs + list(extra), force=args.force)
     return outs
 
 
@@ -71,12 +77,6 @@ def load(model_dir: Path | None, query_path: Path, audio: bool = False):
         limits.check_audio_seconds(query.n_steps * 60.0 / query.tempo_bpm / query.spec.steps_per_quarter,
                                    f"{query_path}: the --wav of this query")
     return model, query
-
-
-def warn(command: str, warnings) -> None:
-    """Print ``qbdi COMMAND: warning: ...`` lines on stderr."""
-    for w in warnings:
-        print(f"qbdi {command}: warning: {w}", file=sys.stderr)
 
 
 def midi_bytes(piece) -> bytes:
@@ -100,20 +100,35 @@ def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None)
     return list(out_set.paths)
 
 
-def corpus_reference(model):
+def corpus_reference(model, corpus: str | None = None):
     """The model's corpus side of the fidelity line (:func:`qbdi_utils.style.corpus_reference`, cached per
-    model) and ``None``; or ``None`` and the warning to print when the model records no corpus it can be
-    read from (the caller prints it after its outputs are written, so a fault stays one line)."""
+    model, so the corpus is read only the first time) and ``None``; or ``None`` and the warning to print
+    when that corpus cannot be read (the caller prints it after its outputs are written).
+
+    Args:
+        model: a StyleVAE.
+        corpus: ``--corpus`` (None: the corpus the model records).
+    """
     try:
-        return style.corpus_reference(model, lambda: navigate.model_corpus(model)), None
+        return style.corpus_reference(model, lambda: model_corpus.training_corpus(model, corpus)), None
     except (CorpusError, ModelError) as exc:
         return None, f"no corpus to compare the style with ({exc}); style_fit_corpus is nan"
 
 
-def fidelity_line(command: str, model, query, piece) -> str:
-    """``fidelity: query: chroma cosine ... | style: fit corpus ...`` for one generation (``qbdi improvise``,
-    ``qbdi navigate``); a missing corpus is a warning on stderr."""
-    ref, note = corpus_reference(model)
+def measure(command: str, model, query, piece, corpus: str | None = None) -> dict:
+    """:func:`qbdi_utils.style.fidelity` of one generation against the model's corpus (warning when unknown)."""
+    ref, note = corpus_reference(model, corpus)
     if note:
         warn(command, [note])
-    return "fidelity: " + style.format_fidelity(style.fidelity(query, piece, ref))
+    return style.fidelity(query, piece, ref)
+
+
+def report_piece(command: str, model, query, piece, corpus: str | None = None,
+                 threshold: float | None = None) -> None:
+    """Print the fidelity line of ``piece`` and, when it is silent or nearly so, the warning saying why
+    (``threshold``: ``--threshold`` when given)."""
+    fid = measure(command, model, query, piece, corpus)
+    print("fidelity: " + style.format_fidelity(fid))
+    note = silence_warning(fid, piece.bits, piece.mode, threshold)
+    if note:
+        warn(command, [note])

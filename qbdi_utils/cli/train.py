@@ -1,7 +1,7 @@
 """``qbdi train``: train a style VAE on a corpus and save it to a model directory.
 
-    qbdi train --corpus {chorales|essen|PATH} --out MODEL_DIR [--epochs N] [--beta B] [--seed S]
-               [--hidden-dim H] [--latent-dim L] [--gamma G] [--force]
+    qbdi train --corpus {chorales|essen|PATH} --out MODEL_DIR [--meter {4/4|any}] [--epochs N] [--beta B]
+               [--seed S] [--hidden-dim H] [--latent-dim L] [--gamma G] [--force] [--quiet]
                [--workers N] [--stream | --memory-budget SIZE] [--devices N] [--max-eval-frames N]
 
 Large corpora (README, "Training on a large corpus"): the corpus is parsed by ``--workers``
@@ -15,7 +15,8 @@ or N logical CPU devices when there is no GPU (MirroredStrategy, :mod:`qbdi_util
 chief saves.
 
 Prints progress (corpus parsing, epochs) on stderr, a short table of the corpus files it skipped
-(file, reason), and, at the end, the validation numbers (on which the decoding threshold was
+(file, reason), the transposition it applied (every piece moved to tonic C: how many by how many
+semitones), and, at the end, the validation numbers (on which the decoding threshold was
 chosen) and the held-out test numbers: rate R, distortion D (nats per frame) and note F1.
 
 MODEL_DIR is written as a whole (:meth:`~qbdi_utils.model.StyleVAE.save` stages it beside the
@@ -34,23 +35,20 @@ import sys
 from qbdi_utils import corpus as corpus_mod
 from qbdi_utils import files, training
 from qbdi_utils import shards as shards_mod
-from qbdi_utils.cli import options
-from qbdi_utils.cli.options import MAX_SEED, whole_number
+from qbdi_utils.cli import checks, options, values
+from qbdi_utils.cli.values import MAX_SEED, whole_number
+from qbdi_utils.cli.corpus_report import SKIPPED_FILE, skipped_table, transposition_line
+from qbdi_utils.cli.messages import cli_terms
 from qbdi_utils.errors import OptionError
 from qbdi_utils.model import PRESETS
 from qbdi_utils.training import devices, stream
 
-__all__ = ["MAX_DEVICES", "MAX_EPOCHS", "MAX_UNITS", "MAX_WORKERS", "SKIPPED_FILE",
-           "SKIPPED_SHOWN", "add_parser", "run_train", "skipped_table"]
+__all__ = ["MAX_DEVICES", "MAX_EPOCHS", "MAX_UNITS", "MAX_WORKERS", "add_parser", "run_train"]
 
 MAX_EPOCHS = 100_000
 """Largest --epochs (the paper's model needs 100)."""
 MAX_UNITS = 10_000
 """Largest --hidden-dim / --latent-dim (10,000 hidden units already take 200 MB of weights)."""
-SKIPPED_FILE = "skipped.csv"
-"""Table of skipped corpus files (columns file, reason) saved inside the model directory."""
-SKIPPED_SHOWN = 20
-"""Rows of the skipped-files table printed; the rest are counted ("... N more")."""
 MAX_WORKERS = 512
 """Largest --workers (parser processes)."""
 MAX_DEVICES = 64
@@ -72,20 +70,21 @@ def add_parser(subparsers) -> None:
         "pieces: the decoding threshold is chosen on validation, the reported held-out numbers come "
         "from test. Saves the model to MODEL_DIR.",
     )
-    p.add_argument("--corpus", required=True, metavar="{chorales|essen|PATH}",
-                   help="'chorales' (music21's Bach chorales), 'essen' (German folk songs from music21's "
-                   "Essen collection) or a folder of .mid files / one .mid file")
+    options.add_corpus(p, required=True, help="'chorales' (music21's Bach chorales), 'essen' (German folk songs "
+                       "from music21's Essen collection) or a folder of .mid files / one .mid file")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
+    options.add_meter(p, default="4/4", help="keep only pieces in this meter (default 4/4); 'any' keeps every "
+                      "meter, its bars cut into 4-quarter frames")
     p.add_argument("--epochs", type=whole_number("--epochs", 1, MAX_EPOCHS), default=paper.epochs, metavar="N",
                    help=f"passes over the training frames (default {paper.epochs})")
-    p.add_argument("--beta", type=options.nonnegative_float("--beta"), default=paper.beta, help=BETA_HELP)
+    p.add_argument("--beta", type=values.nonnegative_float("--beta"), default=paper.beta, help=BETA_HELP)
     options.add_seed(p, help=f"seed of weights, noise, shuffling, split, 0..{MAX_SEED} (default 0)",
                      default=paper.seed)
     p.add_argument("--hidden-dim", type=whole_number("--hidden-dim", 1, MAX_UNITS), default=paper.hidden_dim,
                    metavar="H", help=f"hidden layer size (default {paper.hidden_dim})")
     p.add_argument("--latent-dim", type=whole_number("--latent-dim", 1, MAX_UNITS), default=paper.latent_dim,
                    metavar="L", help=f"latent components (default {paper.latent_dim})")
-    p.add_argument("--gamma", type=options.nonnegative_float("--gamma"), default=paper.gamma, metavar="G",
+    p.add_argument("--gamma", type=values.nonnegative_float("--gamma"), default=paper.gamma, metavar="G",
                    help="weight of the predictive term G*CE(x_{t+1} | z_t) in nats per frame (default 0 "
                    "= the paper's VAE, no head); G > 0 adds a predictor head latent -> hidden -> "
                    "next bar (PAPER.md section 8)")
@@ -98,7 +97,7 @@ def add_parser(subparsers) -> None:
     mode.add_argument("--stream", action="store_true",
                       help="stream the frames from the on-disk shards (tf.data) instead of holding them "
                       "in memory, whatever their size")
-    mode.add_argument("--memory-budget", type=lambda v: options.parse_size("--memory-budget", v), default=None,
+    mode.add_argument("--memory-budget", type=lambda v: values.parse_size("--memory-budget", v), default=None,
                       metavar="SIZE",
                       help="stream when in-memory training would need more than SIZE (e.g. 8G, 500M; "
                       "about 32 KB per bar; default: half of this machine's memory)")
@@ -122,15 +121,19 @@ def run_train(args) -> int:
             being finite (TrainingDivergedError; nothing is saved).
         CorpusError: the corpus cannot be read.
     """
-    out = options.check_out_dir(args.out, force=args.force)
-    corpus = corpus_mod.load_corpus(args.corpus, progress=True, workers=args.workers, in_memory=False)
+    out = checks.check_out_dir(args.out, force=args.force)
+    corpus = corpus_mod.load_corpus(args.corpus, progress=True, workers=args.workers, in_memory=False,
+                                    meter=args.meter)
     ing = corpus.ingest
     print(f"corpus: {corpus.n_frames} frames from {len(corpus.piece_names)} pieces "
           f"({len(corpus.skipped)} skipped; {ing.get('parsed', 0)} files parsed, "
           f"{ing.get('reused', 0)} from the cache)", file=sys.stderr)
     table = skipped_table(corpus.skipped)
     if table:
-        print(table, file=sys.stderr)
+        print(cli_terms(table), file=sys.stderr)
+    moved = transposition_line(corpus.pieces, corpus.options.get("transpose"))
+    if moved:
+        print(moved, file=sys.stderr)
     if corpus.n_frames < 3:
         raise OptionError(f"corpus {args.corpus} has {corpus.n_frames} frame(s); need at least 3 "
                           "(training, validation and test)")
@@ -166,27 +169,3 @@ def run_train(args) -> int:
         print(f"predictor head: test CE(x_t+1 | z_t) term = {i['test_p_nats']:.2f} nats/frame "
               f"(gamma = {args.gamma}); measure it with `qbdi evaluate --model {out}`")
     return 0
-
-
-def skipped_table(skipped, shown: int = SKIPPED_SHOWN) -> str:
-    """A short text table of skipped corpus files: one ``file  reason`` line each, at most ``shown``.
-
-    Args:
-        skipped: (file, reason) pairs (``Corpus.skipped``).
-        shown: rows printed; the rest are summed up as ``... N more (see skipped.csv)``.
-
-    Returns:
-        The table (header line included), or "" when nothing was skipped.
-
-    Used in: ``qbdi train``.
-    """
-    skipped = [(str(f), str(r)) for f, r in skipped]
-    if not skipped:
-        return ""
-    width = min(max(len(f) for f, _ in skipped[:shown]), 40)
-    lines = [f"skipped {'file':<{width}}  reason"]
-    for f, r in skipped[:shown]:
-        lines.append(f"  {f:<{width}}  {r}")
-    if len(skipped) > shown:
-        lines.append(f"  ... {len(skipped) - shown} more (all in {SKIPPED_FILE} in the model folder)")
-    return "\n".join(lines)

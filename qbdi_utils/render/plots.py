@@ -11,7 +11,6 @@ Used in: notebooks/01_data_prep.ipynb, 02_vae_training.ipynb, 03_bit_allocation_
 
 from __future__ import annotations
 
-from pathlib import PurePath
 
 import numpy as np
 
@@ -209,7 +208,8 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=No
 # Information dynamics (Figs. 4-6)
 
 
-def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4.0, max_per_signal: int = 6):
+def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4.0, max_per_signal: int = 6,
+                first_bar: int = 0):
     """Fig. 4: motif occurrences as bars on one timeline per signal (in bars).
 
     Args:
@@ -218,6 +218,7 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
         n_frames: {signal name: number of frames}, for the timeline length.
         frames_per_bar: feature rows per bar.
         max_per_signal: draw at most this many motifs per signal (longest first).
+        first_bar: the number of the first bar on the axis (``qbdi analyze``: 1, as scores count).
 
     Returns:
         the Axes.
@@ -235,9 +236,9 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
         for r, m in enumerate(shown):
             yy = y + r
             for s, e in m.spans:
-                ax.broken_barh([(s / frames_per_bar, (e - s) / frames_per_bar)], (yy + 0.1, 0.8),
+                ax.broken_barh([(first_bar + s / frames_per_bar, (e - s) / frames_per_bar)], (yy + 0.1, 0.8),
                                facecolor=cmap(r % 10), edgecolor="black", linewidth=0.5)
-        ax.hlines(y - 0.25, 0, n_frames[name] / frames_per_bar, color="gray", linewidth=0.8)
+        ax.hlines(y - 0.25, first_bar, first_bar + n_frames[name] / frames_per_bar, color="gray", linewidth=0.8)
         yticks.append(y + rows / 2)
         ylabels.append(f"{name}\n({len(mlist)} motifs)")
         y += rows + 1
@@ -245,7 +246,7 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
     ax.set_yticklabels(ylabels)
     ax.invert_yaxis()
     ax.set_xlabel("bar")
-    ax.set_xlim(0, max(n_frames.values()) / frames_per_bar if n_frames else 1)
+    ax.set_xlim(first_bar, first_bar + (max(n_frames.values()) / frames_per_bar if n_frames else 1))
     return ax
 
 
@@ -270,32 +271,38 @@ def plot_ir_curves(ax, curves: dict):
     return ax
 
 
-def analysis_figures(analysis, name: str) -> dict:
-    """The two figures of ``qbdi analyze``: the IR curve and the motifs of one file.
+def analysis_figures(analyses: dict, title: str) -> dict:
+    """The two figures of ``qbdi analyze``: the IR curves and the motifs of one or more files, overlaid
+    (as Fig. 4 and Fig. 5 compare a query with its improvisations).
 
     Args:
-        analysis: a :class:`qbdi_utils.dynamics.Analysis`.
-        name: the file name shown in the titles.
+        analyses: {label (e.g. the file's stem): :class:`qbdi_utils.dynamics.Analysis`}, one resolution;
+            drawn in this order (IR curves on one axes, motif timelines top to bottom).
+        title: what the titles name (a file name, or "3 files").
 
     Returns:
-        {"ir_curve.png": Figure, "motifs.png": Figure}; the caller saves and closes them.
+        {"ir_curve.png": Figure, "motifs.png": Figure}; the caller saves and closes them. Bars on the
+        motif axis count from 1.
 
     Used in: ``qbdi analyze``.
     """
     import matplotlib.pyplot as plt
 
-    stem = PurePath(name).stem  # the legend label, as the file's stem
     figs = {}
     fig, ax = plt.subplots(figsize=(7, 4))
     figs["ir_curve.png"] = fig
-    plot_ir_curves(ax, {stem: analysis.curve})
-    ax.set_title(f"IR vs threshold: {name}")
+    plot_ir_curves(ax, {k: a.curve for k, a in analyses.items()})
+    ax.set_title(f"IR vs threshold: {title}")
     fig.tight_layout()
-    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.4 * min(len(analysis.motifs), 8)))
+    per_file = 8 if len(analyses) == 1 else 4
+    rows = sum(max(min(len(a.motifs), per_file), 1) + 1 for a in analyses.values())
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.4 * rows))
     figs["motifs.png"] = fig
-    plot_motifs(ax, {stem: analysis.motifs}, {stem: analysis.n_features},
-                frames_per_bar=analysis.frames_per_bar, max_per_signal=8)
-    ax.set_title(f"Motifs at threshold {analysis.curve.best_threshold:.3g}: {name}")
+    first = next(iter(analyses.values()))
+    plot_motifs(ax, {k: a.motifs for k, a in analyses.items()}, {k: a.n_features for k, a in analyses.items()},
+                frames_per_bar=first.frames_per_bar, max_per_signal=per_file, first_bar=1)
+    shown = ", ".join(f"{a.curve.best_threshold:.3g}" for a in analyses.values())
+    ax.set_title(f"Motifs at threshold{'s' if len(analyses) > 1 else ''} {shown}: {title}")
     fig.tight_layout()
     return figs
 
