@@ -9,10 +9,12 @@ with :func:`qbdi_utils.style.fidelity` as the one measurement:
 - :func:`interpolation_curve`: latent interpolation z = a mu_query + (1 - a) mean_corpus, no channel;
 - :func:`retrieval`: each query bar replaced by its nearest corpus training bar (by chroma, by latent);
 - :func:`query_end`, :func:`corpus_end`: the two ends (the query itself; corpus test bars drawn at random);
+- :func:`decoding`: the keyword arguments of a decoding of :data:`qbdi_utils.improvise.DECODE_MODES`
+  for a model, its training bars found through its recorded corpus;
 - :func:`matched`: a baseline against the channel's curve at the same query fidelity;
 - :func:`thesis`, :func:`findings`: does style fidelity rise as bits fall; sentences with the numbers.
 
-Imports improvise, style, harmony, pianoroll and claims (never the other way round).
+Imports improvise, navigate, style, harmony, pianoroll and claims (never the other way round).
 
 Used in: notebooks/08_blend.ipynb.
 """
@@ -23,11 +25,11 @@ from typing import Sequence
 
 import numpy as np
 
-from qbdi_utils import files, harmony, improvise, report, style
+from qbdi_utils import files, harmony, improvise, navigate, report, style
 from qbdi_utils.claims import CLAIM_COLUMNS, spearman
 
 __all__ = [
-    "BLEND_RATES", "ALPHAS", "POINT_KEYS", "measure", "channel_curve", "interpolation_curve",
+    "BLEND_RATES", "ALPHAS", "POINT_KEYS", "decoding", "measure", "channel_curve", "interpolation_curve",
     "retrieval", "retrieval_rows", "query_end", "corpus_end", "matched", "thesis", "findings",
     "SWEEP_STYLE_COLUMNS", "sweep_with_fidelity", "sweep_csv_text", "sweep_table",
 ]
@@ -64,9 +66,39 @@ def _mean_rows(label: str, method: str, knob, measured: Sequence[dict]) -> dict:
     return row
 
 
+def decoding(model, mode: str, corpus=None) -> dict:
+    """Keyword arguments of ``improvise.improvise`` / ``improvise_batch`` for one decoding of a model.
+
+    The one entry point of ``qbdi improvise --decode MODE``: "paper" needs nothing; "floor" and
+    "typical" need the model's training bars, taken from its corpus
+    (:func:`qbdi_utils.navigate.model_corpus`, fingerprint checked) and its split
+    (:func:`qbdi_utils.style.split_masks`), then :func:`qbdi_utils.improvise.decode_options`.
+
+    Args:
+        model: a StyleVAE.
+        mode: one of :data:`qbdi_utils.improvise.DECODE_MODES`.
+        corpus: the model's Corpus (or source) when known; else found from ``model.info``.
+
+    Returns:
+        dict, e.g. ``{"min_onsets": 3, "zero_bit_library": frames}``.
+
+    Raises:
+        OptionError: an unknown mode.
+        CorpusError: "floor" / "typical" for a model whose corpus is unknown or gone.
+        ModelError: the model records no held-out pieces.
+
+    Used in: notebooks/08_blend.ipynb; ``qbdi improvise --decode`` (wired by the CLI).
+    """
+    if mode not in improvise.DECODE_MODES or mode == "paper":
+        return improvise.decode_options(mode)
+    corp = navigate.model_corpus(model, corpus)
+    train = np.asarray(corp.frames)[style.split_masks(model, corp)["train"]]
+    return improvise.decode_options(mode, train, model.spec)
+
+
 def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds: int | Sequence[int] = 3,
                   mode: str = "query", classifier=None, sample: bool = False,
-                  min_onsets: int | None = None) -> list[dict]:
+                  min_onsets: int | None = None, zero_bit_library=None) -> list[dict]:
     """The channel's points over bit budgets, means (and sd) over channel seeds.
 
     Args:
@@ -81,6 +113,9 @@ def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds
             seed) instead of thresholding at ``model.threshold``.
         min_onsets: None decodes as the paper; k keeps at least k onsets a bar
             (:func:`qbdi_utils.improvise.floor_decode`; method "channel, floored").
+        zero_bit_library: training bars: at 0 bits each bar becomes the most similar of them
+            (:func:`qbdi_utils.improvise.typical_bars`; with ``min_onsets``, the "typical" decoding,
+            method "channel, typical"). ``**decoding(model, mode)`` fills both.
 
     Returns:
         one row per budget: ``method`` ("channel" or "channel, sampled"), ``label`` ("full rate",
@@ -88,9 +123,11 @@ def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds
     """
     enc = improvise.encode_query(model, query)
     pieces = improvise.improvise_batch(model, enc, rates, seeds, mode=mode,
-                                       min_onsets=None if sample else min_onsets)
+                                       min_onsets=None if sample else min_onsets,
+                                       zero_bit_library=None if sample else zero_bit_library)
     q_ref = style.bar_descriptors(query, query.spec)
-    method = "channel, sampled" if sample else "channel" if min_onsets is None else "channel, floored"
+    method = ("channel, sampled" if sample else "channel, typical" if zero_bit_library is not None
+              else "channel" if min_onsets is None else "channel, floored")
     rows = []
     for bits in dict.fromkeys(improvise.parse_bits(b) for b in rates):
         measured = []
