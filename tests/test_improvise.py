@@ -366,7 +366,7 @@ def test_typical_bars_picks_the_most_similar_non_empty_library_bar():
 def test_decode_options_and_the_typical_decoding_at_zero_bits(tiny_model):
     """'paper' is the paper; 'floor' floors every budget; 'typical' is 'floor' except at 0 bits,
     where every bar is a training bar (the most similar one to the decoded channel mean)."""
-    from qbdi_utils.improvise import DECODE_MODES, corpus_onset_floor, decode_options, typical_bars
+    from qbdi_utils.improvise import DECODE_MODES, corpus_onset_floor, decode_options, typical_bars, typical_library
     from qbdi_utils.model import synthetic_frames
 
     assert DECODE_MODES == ("paper", "floor", "typical")
@@ -375,7 +375,7 @@ def test_decode_options_and_the_typical_decoding_at_zero_bits(tiny_model):
     k = corpus_onset_floor(train, tiny_model.spec)
     assert decode_options("floor", train, tiny_model.spec) == {"min_onsets": k}
     typ = decode_options("typical", train, tiny_model.spec)
-    assert typ["min_onsets"] == k and typ["zero_bit_library"] is train
+    assert typ["min_onsets"] == k and np.array_equal(typ["zero_bit_library"], typical_library(train, tiny_model.spec))
     with pytest.raises(OptionError, match="decoding must be one of"):
         decode_options("blur")
     with pytest.raises(OptionError, match="training bars"):
@@ -387,9 +387,24 @@ def test_decode_options_and_the_typical_decoding_at_zero_bits(tiny_model):
         np.testing.assert_array_equal(out[(bits, 0)].roll, floor[(bits, 0)].roll)
     zero = out[(0, 0)]
     enc = encode_query(tiny_model, q)
-    expect = typical_bars(np.asarray(tiny_model.decode(zero.latents)), train)
+    expect = typical_bars(np.asarray(tiny_model.decode(zero.latents)), typ["zero_bit_library"])
     got = pianoroll.to_frames(zero.roll, zero.spec, q.bar_offset_steps)
     # every bar of the 0-bit output is that training bar (the query's last bar may be cut short)
     np.testing.assert_array_equal(got[:-1], expect[:len(got) - 1])
     assert any(np.array_equal(expect[0], t) for t in train)
     assert len(enc.frames) == len(expect)
+
+
+def test_typical_library_keeps_the_interquartile_onset_counts():
+    from qbdi_utils.improvise import typical_library
+
+    spec = RollSpec()
+    S, P = spec.steps_per_frame, spec.n_pitches
+    counts = [0, 1, 2, 3, 4, 5, 6, 7, 8]  # quartiles 2 and 6
+    fr = np.zeros((len(counts), S, 2 * P), np.uint8)
+    for i, c in enumerate(counts):
+        fr[i, np.arange(c), P + 40] = 1
+        fr[i, np.arange(c), 40] = 1
+    got = typical_library(fr.reshape(len(counts), -1), spec)
+    onsets = got.reshape(len(got), S, 2 * P)[:, :, P:].sum(axis=(1, 2))
+    assert onsets.tolist() == [2, 3, 4, 5, 6]
