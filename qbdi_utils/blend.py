@@ -9,10 +9,12 @@ with :func:`qbdi_utils.style.fidelity` as the one measurement:
 - :func:`interpolation_curve`: latent interpolation z = a mu_query + (1 - a) mean_corpus, no channel;
 - :func:`retrieval`: each query bar replaced by its nearest corpus training bar (by chroma, by latent);
 - :func:`query_end`, :func:`corpus_end`: the two ends (the query itself; corpus test bars drawn at random);
+- :func:`decoding`: the keyword arguments of a decoding of :data:`qbdi_utils.improvise.DECODE_MODES`
+  for a model, its training bars found through its recorded corpus;
 - :func:`matched`: a baseline against the channel's curve at the same query fidelity;
 - :func:`thesis`, :func:`findings`: does style fidelity rise as bits fall; sentences with the numbers.
 
-Imports improvise, style, harmony, pianoroll and claims (never the other way round).
+Imports improvise, navigate, style, harmony, pianoroll and claims (never the other way round).
 
 Used in: notebooks/08_blend.ipynb.
 """
@@ -23,11 +25,11 @@ from typing import Sequence
 
 import numpy as np
 
-from qbdi_utils import harmony, improvise, report, style, tables
+from qbdi_utils import harmony, improvise, navigate, report, style, tables
 from qbdi_utils.claims import CLAIM_COLUMNS, spearman
 
 __all__ = [
-    "BLEND_RATES", "ALPHAS", "POINT_KEYS", "measure", "channel_curve", "interpolation_curve",
+    "BLEND_RATES", "ALPHAS", "POINT_KEYS", "TARGET_KEYS", "decoding", "targets", "thinning", "measure", "channel_curve", "interpolation_curve",
     "retrieval", "retrieval_rows", "query_end", "corpus_end", "matched", "thesis", "findings",
     "SWEEP_STYLE_COLUMNS", "sweep_with_fidelity", "sweep_csv_text", "sweep_table",
 ]
@@ -38,6 +40,9 @@ BLEND_RATES: tuple = (None, 1024, 256, 128, 64, 32, 16, 8, 0)
 ALPHAS: tuple = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
 #: Numeric columns of every point: the fidelity line plus the classifier's mean P(corpus style).
 POINT_KEYS = style.FIDELITY_KEYS + ("p_corpus",)
+#: The targets of issue 23, in the order :func:`targets` returns them.
+TARGET_KEYS = ("onsets_within_25pct", "empty_at_most_corpus_plus_002", "full_rate_fit_query_plus_01",
+               "fit_holds_to_16_bits", "full_rate_triads_kept")
 
 
 def measure(query, output, corpus_ref, query_ref=None, classifier=None) -> dict:
@@ -64,9 +69,130 @@ def _mean_rows(label: str, method: str, knob, measured: Sequence[dict]) -> dict:
     return row
 
 
+def decoding(model, mode: str, corpus=None) -> dict:
+    """Keyword arguments of ``improvise.improvise`` / ``improvise_batch`` for one decoding of a model.
+
+    The one entry point of ``qbdi improvise --decode MODE``: "paper" needs nothing; "floor" and
+    "typical" need the model's training bars, taken from its corpus
+    (:func:`qbdi_utils.navigate.model_corpus`, fingerprint checked) and its split
+    (:func:`qbdi_utils.style.split_masks`), then :func:`qbdi_utils.improvise.decode_options`.
+
+    Args:
+        model: a StyleVAE.
+        mode: one of :data:`qbdi_utils.improvise.DECODE_MODES`.
+        corpus: the model's Corpus (or source) when known; else found from ``model.info``.
+
+    Returns:
+        dict, e.g. ``{"min_onsets": 3, "zero_bit_library": frames}``.
+
+    Raises:
+        OptionError: an unknown mode.
+        CorpusError: "floor" / "typical" for a model whose corpus is unknown or gone.
+        ModelError: the model records no held-out pieces.
+
+    Used in: notebooks/08_blend.ipynb; ``qbdi improvise --decode`` (wired by the CLI).
+    """
+    if mode not in improvise.DECODE_MODES or mode == "paper":
+        return improvise.decode_options(mode)
+    corp = navigate.model_corpus(model, corpus)
+    train = np.asarray(corp.frames)[style.split_masks(model, corp)["train"]]
+    return improvise.decode_options(mode, train, model.spec)
+
+
+def targets(curve: Sequence[dict], query_row: dict, corpus_ref, baseline_triad: float | None = None) -> dict:
+    """The targets of issue 23 for one decoding's channel curve (budgets from full rate down to 16 bits).
+
+    * ``onsets_within_25pct``: onsets per bar within 25% of the corpus's (its test bars) at every budget;
+    * ``empty_at_most_corpus_plus_002``: empty-bar rate at most the corpus's + 0.02 at every budget;
+    * ``full_rate_fit_query_plus_01``: style_fit_corpus at full rate at least the query's own + 0.1;
+    * ``fit_holds_to_16_bits``: style_fit_corpus never more than 0.05 below full rate's;
+    * ``full_rate_triads_kept``: full-rate triad agreement at least ``baseline_triad`` - 0.02
+      (the paper's decoding's, for the same model and query; None = not judged, nan).
+
+    Rows of budgets below 16 bits (8, 0) are not judged; the budgets judged must include full rate.
+
+    Args:
+        curve: :func:`channel_curve` rows (``knob`` = bits, None = full rate).
+        query_row: :func:`query_end` of the query (its own ``style_fit_corpus``).
+        corpus_ref: the corpus's :class:`~qbdi_utils.style.BarDescriptors` (onsets, empty).
+        baseline_triad: full-rate triad agreement to keep.
+
+    Returns:
+        {target: True / False (nan when not judged)} for :data:`TARGET_KEYS`, plus the numbers they
+        were judged on: ``corpus_onsets``, ``onsets_range`` (min, max), ``corpus_empty``,
+        ``max_empty``, ``full_fit``, ``query_fit``, ``min_fit``, ``full_triad``.
+
+    Raises:
+        ValueError: no full-rate row.
+
+    Used in: notebooks/08_blend.ipynb (the targets table), tests/test_blend.py.
+    """
+    judged = [r for r in curve if r["knob"] is None or r["knob"] >= 16]
+    full = [r for r in judged if r["knob"] is None]
+    if not full:
+        raise ValueError("targets need the curve's full-rate row")
+    full = full[0]
+    c_on, c_empty = float(np.mean(corpus_ref.onsets)), float(np.mean(corpus_ref.empty))
+    ons = [float(r["onsets_per_bar"]) for r in judged]
+    fits = [float(r["style_fit_corpus"]) for r in judged]
+    empties = [float(r["empty_bar_rate"]) for r in judged]
+    out = {
+        "onsets_within_25pct": all(abs(o - c_on) <= 0.25 * c_on for o in ons),
+        "empty_at_most_corpus_plus_002": max(empties) <= c_empty + 0.02,
+        "full_rate_fit_query_plus_01": float(full["style_fit_corpus"]) >= float(query_row["style_fit_corpus"]) + 0.1,
+        "fit_holds_to_16_bits": min(fits) >= float(full["style_fit_corpus"]) - 0.05,
+        "full_rate_triads_kept": (float("nan") if baseline_triad is None
+                                  else float(full["triad_agreement"]) >= float(baseline_triad) - 0.02),
+    }
+    out.update({"corpus_onsets": c_on, "onsets_range": (min(ons), max(ons)), "corpus_empty": c_empty,
+                "max_empty": max(empties), "full_fit": float(full["style_fit_corpus"]),
+                "query_fit": float(query_row["style_fit_corpus"]), "min_fit": min(fits),
+                "full_triad": float(full["triad_agreement"])})
+    return out
+
+
+def thinning(model, query, rates: Sequence = (None, 256, 64, 16, 0), seeds: int | Sequence[int] = 3,
+             mode: str = "query") -> list[dict]:
+    """Why the paper's decoding thins: per budget, how far the decoder's probabilities sit below its threshold.
+
+    For every bar of the channel's output: its largest sounding ("play") probability; when that lies
+    below ``model.threshold`` the paper's decoding leaves the bar empty.
+
+    Args:
+        model: a StyleVAE.
+        query: the query Piece.
+        rates: bit budgets (None = full rate).
+        seeds: channel seeds (an int K: 0..K-1).
+        mode: channel statistics mode.
+
+    Returns:
+        one dict per budget: ``label``, ``knob``, ``threshold``, ``max_p`` (mean over bars and seeds
+        of the bar's largest play probability), ``silent_share`` (share of bars whose largest play
+        probability is below the threshold: the bars the paper's decoding leaves empty).
+
+    Used in: notebooks/08_blend.ipynb.
+    """
+    spec = model.spec
+    enc = improvise.encode_query(model, query)
+    pieces = improvise.improvise_batch(model, enc, rates, seeds, mode=mode)
+    out = []
+    for bits in dict.fromkeys(improvise.parse_bits(b) for b in rates):
+        mx = []
+        for (b, _), p in pieces.items():
+            if b != bits:
+                continue
+            prob = np.asarray(model.decode(p.latents), np.float64)
+            play = prob.reshape(len(prob), spec.steps_per_frame, spec.n_columns)[:, :, :spec.n_pitches]
+            mx.append(play.reshape(len(prob), -1).max(axis=1))
+        mx = np.concatenate(mx)
+        out.append({"label": improvise.rate_label(bits), "knob": bits, "threshold": float(model.threshold),
+                    "max_p": float(mx.mean()), "silent_share": float(np.mean(mx < model.threshold))})
+    return out
+
+
 def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds: int | Sequence[int] = 3,
                   mode: str = "query", classifier=None, sample: bool = False,
-                  min_onsets: int | None = None) -> list[dict]:
+                  min_onsets: int | None = None, zero_bit_library=None) -> list[dict]:
     """The channel's points over bit budgets, means (and sd) over channel seeds.
 
     Args:
@@ -81,6 +207,9 @@ def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds
             seed) instead of thresholding at ``model.threshold``.
         min_onsets: None decodes as the paper; k keeps at least k onsets a bar
             (:func:`qbdi_utils.improvise.floor_decode`; method "channel, floored").
+        zero_bit_library: training bars: at 0 bits each bar becomes the most similar of them
+            (:func:`qbdi_utils.improvise.typical_bars`; with ``min_onsets``, the "typical" decoding,
+            method "channel, typical"). ``**decoding(model, mode)`` fills both.
 
     Returns:
         one row per budget: ``method`` ("channel" or "channel, sampled"), ``label`` ("full rate",
@@ -88,9 +217,11 @@ def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds
     """
     enc = improvise.encode_query(model, query)
     pieces = improvise.improvise_batch(model, enc, rates, seeds, mode=mode,
-                                       min_onsets=None if sample else min_onsets)
+                                       min_onsets=None if sample else min_onsets,
+                                       zero_bit_library=None if sample else zero_bit_library)
     q_ref = style.bar_descriptors(query, query.spec)
-    method = "channel, sampled" if sample else "channel" if min_onsets is None else "channel, floored"
+    method = ("channel, sampled" if sample else "channel, typical" if zero_bit_library is not None
+              else "channel" if min_onsets is None else "channel, floored")
     rows = []
     for bits in dict.fromkeys(improvise.parse_bits(b) for b in rates):
         measured = []

@@ -31,6 +31,7 @@ from qbdi_utils.pianoroll import Piece, RollSpec
 __all__ = [
     "BITS_SCALE",
     "CLAIM_RATES",
+    "DECODE_MODES",
     "ONSET_FLOOR_SHARE",
     "STATS_MODES",
     "EncodedQuery",
@@ -40,6 +41,7 @@ __all__ = [
     "corpus_onset_floor",
     "floor_decode",
     "decode_latents",
+    "decode_options",
     "encode_query",
     "excerpt",
     "improvise",
@@ -47,6 +49,8 @@ __all__ = [
     "parse_bits",
     "query_warnings",
     "rate_label",
+    "typical_bars",
+    "typical_library",
 ]
 
 
@@ -63,6 +67,20 @@ CLAIM_RATES: tuple = (None, 1024, 512, 256, 128, 64, 32, 0)
 #: 0.75 (k = 13) gave 18.2-19.4 onsets against 17.4 down to 16 bits (the paper's threshold: 12.0-12.3)
 #: and style_fit_corpus 0.76 (the paper's: 0.66-0.68).
 ONSET_FLOOR_SHARE = 0.75
+
+#: The decodings of the decoder's probabilities (``qbdi improvise --decode``; :func:`decode_options`):
+#: "paper" thresholds every cell at ``model.threshold`` (the paper's decoding, the default);
+#: "floor" is :func:`floor_decode` with k = :func:`corpus_onset_floor` of the training bars;
+#: "typical" is "floor" at every budget but 0 bits, where the channel's output is its mean and every
+#: bar becomes the training bar of typical density (:func:`typical_library`) most like the decoder's
+#: output there (:func:`typical_bars`) instead of a cut through the decoder's blur. Chosen on
+#: validation queries (issue 23; the corpus's validation pieces and two pieces of each group of
+#: style.OTHER_STYLE_SOURCES), at 0 bits, style fit to the validation pieces / onsets per bar:
+#: Essen model 0.602 / 4.1 (validation pieces 3.9; any training bar: 0.574 / 4.5; the floor 0.548 /
+#: 4.1; the paper's threshold 0.353 / 1.3 with 29% empty bars); chorale model 0.544 / 17.3
+#: (validation pieces 16.3; any training bar 0.506 / 16.5, whose densest picks reach 51 onsets on a
+#: shipped query; the floor 0.497 / 19.8; the paper 0.477 / 17.2).
+DECODE_MODES: tuple = ("paper", "floor", "typical")
 
 #: Statistics modes of the channel (see :func:`qbdi_utils.channel.source_stats`).
 STATS_MODES: tuple = channel.MODES
@@ -389,14 +407,102 @@ def floor_decode(probabilities, threshold: float, min_onsets: int, spec: RollSpe
     return pianoroll.binarize(on.reshape(p.shape).astype(np.float32), 0.5, spec=spec)
 
 
+def typical_bars(probabilities, library) -> np.ndarray:
+    """Each bar decoded as the library bar most like the decoder's output: largest cosine between
+    the bar's probabilities and the library bar's cells (the decoding of "typical" at 0 bits).
+
+    A decoded mean latent is a blur (many cells of middling probability, none of them a bar of the
+    corpus); the cosine picks the real bar whose notes lie where that blur's mass is, without the
+    likelihood's preference for the sparsest bar. Empty library bars are never chosen; ties go to
+    the first library bar.
+
+    Args:
+        probabilities: (N, D) decoder probabilities, one bar each.
+        library: (M, D) 0/1 bars to choose from (the model's training bars), at least one not empty.
+
+    Returns:
+        (N, D) uint8 frames, each a library bar.
+
+    Raises:
+        OptionError: no library bar has a note.
+
+    Used in: :func:`improvise_batch` (``zero_bit_library``), notebooks/08_blend.ipynb.
+    """
+    lib = np.asarray(library)
+    lib = lib[lib.reshape(len(lib), -1).any(axis=1)]
+    if not len(lib):
+        raise OptionError("typical decoding needs a library of bars with notes; the one given has none")
+    p = np.asarray(probabilities, np.float64)
+    pn = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+    ln = lib.astype(np.float64)
+    ln /= np.linalg.norm(ln, axis=1, keepdims=True)
+    return (lib[np.argmax(pn @ ln.T, axis=1)] != 0).astype(np.uint8)
+
+
+def typical_library(frames, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """The bars of typical density: those whose onset count lies in the interquartile range of all.
+
+    Args:
+        frames: (M, spec.frame_size) 0/1 bars (the model's training bars).
+        spec: roll layout.
+
+    Returns:
+        (M', spec.frame_size) the bars with 25th percentile <= onsets <= 75th percentile (onsets =
+        articulated cells), in their order.
+
+    Used in: :func:`decode_options` ("typical").
+    """
+    fr = np.asarray(frames)
+    ons = fr.reshape(len(fr), spec.steps_per_frame, spec.n_columns)[:, :, spec.n_pitches:].sum(axis=(1, 2))
+    lo, hi = np.percentile(ons, [25, 75])
+    return fr[(ons >= lo) & (ons <= hi)]
+
+
+def decode_options(mode: str, train_frames=None, spec: RollSpec = RollSpec()) -> dict:
+    """Keyword arguments of :func:`improvise` / :func:`improvise_batch` for a decoding of :data:`DECODE_MODES`.
+
+    Args:
+        mode: "paper", "floor" or "typical".
+        train_frames: (M, spec.frame_size) 0/1 training bars of the model (not needed for "paper").
+        spec: roll layout.
+
+    Returns:
+        {} for "paper"; {"min_onsets": k} for "floor"; {"min_onsets": k, "zero_bit_library":
+        typical_library(train_frames)} for "typical" (k = :func:`corpus_onset_floor` of the
+        training bars).
+
+    Raises:
+        OptionError: an unknown mode, or no training bars for "floor" / "typical".
+
+    Used in: :func:`qbdi_utils.blend.decoding` (which finds the model's training bars), notebooks/08_blend.ipynb.
+    """
+    if mode not in DECODE_MODES:
+        raise OptionError(f"decoding must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
+    if mode == "paper":
+        return {}
+    if train_frames is None or not len(train_frames):
+        raise OptionError(f"the {mode!r} decoding needs the model's training bars (its corpus); "
+                          "use --decode paper for a model without a recorded corpus")
+    fr = np.asarray(train_frames)
+    out = {"min_onsets": corpus_onset_floor(fr, spec)}
+    if mode == "typical":
+        out["zero_bit_library"] = typical_library(fr, spec)
+    return out
+
+
 def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: float,
-              min_onsets: int | None = None, **info) -> Improvisation:
+              min_onsets: int | None = None, library=None, **info) -> Improvisation:
     """Threshold decoder output (N, 2496) into an :class:`Improvisation` with the query's steps
-    (with a per-bar floor of ``min_onsets`` onsets when given, :func:`floor_decode`)."""
+    (with a per-bar floor of ``min_onsets`` onsets when given, :func:`floor_decode`; every bar the
+    most similar ``library`` bar when a library is given, :func:`typical_bars`)."""
     spec = model.spec
     q = enc.query
-    frames = (pianoroll.binarize(probabilities, threshold, spec=spec) if min_onsets is None
-              else floor_decode(probabilities, threshold, min_onsets, spec))
+    if library is not None:
+        frames = typical_bars(probabilities, library)
+    elif min_onsets is None:
+        frames = pianoroll.binarize(probabilities, threshold, spec=spec)
+    else:
+        frames = floor_decode(probabilities, threshold, min_onsets, spec)
     roll = pianoroll.from_frames(frames, spec=spec)[enc.pad_steps: enc.pad_steps + q.n_steps]
     # A note held over from the cut-off padding starts (is articulated) at step 0 of the output.
     roll = pianoroll.make_valid(roll, spec)
@@ -483,6 +589,7 @@ def improvise_batch(
     sample_latents: bool = False,
     threshold: float | None = None,
     min_onsets: int | None = None,
+    zero_bit_library=None,
 ) -> dict:
     """Improvise on ``query`` at many bit budgets and seeds with one encode and one decode call.
 
@@ -496,6 +603,9 @@ def improvise_batch(
         threshold: binarization threshold; ``None`` uses ``model.threshold``.
         min_onsets: None (default) decodes as the paper (one global threshold); k >= 1 keeps at
             least k onsets in every bar (:func:`floor_decode`; k e.g. :func:`corpus_onset_floor`).
+        zero_bit_library: None (default), or (M, frame_size) training bars: at 0 bits every bar is
+            decoded as the most similar of them (:func:`typical_bars`). :func:`decode_options`
+            gives these two arguments for each of :data:`DECODE_MODES`.
 
     Returns:
         dict mapping ``(bits, seed)`` -> :class:`Improvisation` (bits ``None`` for full rate), in the
@@ -528,6 +638,7 @@ def improvise_batch(
     for i, (bits, seed) in enumerate(keys):
         out[(bits, seed)] = _to_piece(
             model, enc, probs[i * n:(i + 1) * n], threshold, min_onsets=min_onsets,
+            library=zero_bit_library if bits == 0 else None,
             bits=bits, mode=mode, seed=seed, latents=zs[i],
         )
     return out
@@ -542,6 +653,7 @@ def improvise(
     sample_latents: bool = False,
     threshold: float | None = None,
     min_onsets: int | None = None,
+    zero_bit_library=None,
 ) -> Improvisation:
     """Improvise on ``query`` in the model's style through a channel of ``bits`` bits per frame.
 
@@ -559,6 +671,8 @@ def improvise(
         sample_latents: use a posterior sample instead of the encoder mean.
         threshold: binarization threshold; ``None`` uses ``model.threshold``.
         min_onsets: None decodes as the paper; k keeps at least k onsets a bar (:func:`floor_decode`).
+        zero_bit_library: training bars for the typical decoding at 0 bits (:func:`typical_bars`),
+            or None. ``**decode_options(mode, train_frames, spec)`` fills both.
 
     Returns:
         :class:`Improvisation` (a :class:`Piece`): roll (query.n_steps, 156) uint8, the query's
@@ -568,4 +682,4 @@ def improvise(
     """
     bits = parse_bits(bits)
     return improvise_batch(model, query, [bits], [seed], mode, sample_latents, threshold,
-                           min_onsets)[(bits, int(seed))]
+                           min_onsets, zero_bit_library)[(bits, int(seed))]

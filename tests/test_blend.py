@@ -133,3 +133,46 @@ def test_findings_state_the_verdict_and_dominance():
     assert "than the channel at full rate** (chroma cosine 0.900, style fit 0.500): retrieval by chroma (0.950, 0.900)." in text
     assert "0 of 1 baseline points lie above" in text  # a=0.5: 0.35 against the curve's 0.4
     assert "rises as bits fall: yes" in text            # the classifier: 0.5 -> 0.8
+
+
+def test_targets_against_hand_checked_rows():
+    from types import SimpleNamespace
+
+    ref = SimpleNamespace(onsets=np.array([4.0, 4.0]), empty=np.array([0.0, 0.0]))
+    q = {"style_fit_corpus": 0.6}
+
+    def r(knob, ons, empty, fit, triad=0.5):
+        return {"knob": knob, "onsets_per_bar": ons, "empty_bar_rate": empty, "style_fit_corpus": fit,
+                "triad_agreement": triad}
+
+    good = [r(None, 4.5, 0.0, 0.72, 0.59), r(64, 3.2, 0.02, 0.68), r(16, 5.0, 0.0, 0.671),
+            r(8, 0.1, 0.9, 0.1), r(0, 0.0, 1.0, 0.1)]  # 8 and 0 bits are not judged
+    t = blend.targets(good, q, ref, baseline_triad=0.60)
+    assert [t[k] for k in blend.TARGET_KEYS] == [True, True, True, True, True]
+    assert t["onsets_range"] == (3.2, 5.0) and t["min_fit"] == pytest.approx(0.671)
+    # each target failed by the smallest step over its limit
+    bad = blend.targets([r(None, 4.5, 0.0, 0.69, 0.579), r(64, 2.9, 0.03, 0.639)], q, ref, baseline_triad=0.60)
+    assert [bad[k] for k in blend.TARGET_KEYS] == [False, False, False, False, False]
+    assert math.isnan(blend.targets(good, q, ref)["full_rate_triads_kept"])
+    with pytest.raises(ValueError, match="full-rate"):
+        blend.targets([r(64, 4, 0, 0.7)], q, ref)
+
+
+def test_decoding_paper_needs_no_corpus(tiny_model):
+    assert blend.decoding(tiny_model, "paper") == {}
+    with pytest.raises(Exception, match="decoding must be one of"):
+        blend.decoding(tiny_model, "blur")
+
+
+def test_thinning_counts_the_bars_the_paper_leaves_empty(tiny_model, query):
+    rows = blend.thinning(tiny_model, query, rates=(None, 0), seeds=1)
+    assert [r["label"] for r in rows] == ["full rate", "0 bits"]
+    spec = tiny_model.spec
+    for r, bits in zip(rows, (None, 0)):
+        out = improvise.improvise(tiny_model, query, bits=bits)
+        p = np.asarray(tiny_model.decode(out.latents), np.float64)
+        mx = p.reshape(-1, spec.steps_per_frame, spec.n_columns)[:, :, :spec.n_pitches].max(axis=(1, 2))
+        assert r["max_p"] == pytest.approx(mx.mean())
+        # independently: the bars the paper's binarisation leaves without a note
+        written = pianoroll.binarize(p.astype(np.float32), tiny_model.threshold, spec)
+        assert r["silent_share"] == pytest.approx(np.mean(written.sum(axis=1) == 0))

@@ -337,3 +337,74 @@ def test_floor_decode_keeps_confident_bars_and_floors_thin_ones():
     fr[1, [0, 2, 4, 6, 8, 10], P + 31] = 1
     fr[:, :, :P] = fr[:, :, P:]
     assert corpus_onset_floor(fr.reshape(2, -1), spec) == 3 and corpus_onset_floor(fr.reshape(2, -1), spec, 0.1) == 1
+
+
+def test_typical_bars_picks_the_most_similar_non_empty_library_bar():
+    """Against a brute-force loop over the library: largest cosine of probabilities and cells."""
+    from qbdi_utils.improvise import typical_bars
+
+    rng = np.random.default_rng(7)
+    lib = (rng.random((12, 40)) < 0.2).astype(np.uint8)
+    lib[3] = 0  # an empty bar is never chosen, even for a silent-looking blur
+    probs = rng.random((5, 40)) * 0.3
+    probs[0] = 0.01  # a flat blur
+    got = typical_bars(probs, lib)
+    for p, g in zip(probs, got):
+        best, best_cos = None, -1.0
+        for bar in lib:
+            if bar.sum() == 0:
+                continue
+            c = float(p @ bar) / (np.linalg.norm(p) * np.linalg.norm(bar))
+            if c > best_cos + 1e-12:
+                best, best_cos = bar, c
+        np.testing.assert_array_equal(g, best)
+    assert got.dtype == np.uint8 and got.sum(axis=1).min() > 0
+    with pytest.raises(OptionError, match="library"):
+        typical_bars(probs, np.zeros((3, 40), np.uint8))
+
+
+def test_decode_options_and_the_typical_decoding_at_zero_bits(tiny_model):
+    """'paper' is the paper; 'floor' floors every budget; 'typical' is 'floor' except at 0 bits,
+    where every bar is a training bar (the most similar one to the decoded channel mean)."""
+    from qbdi_utils.improvise import DECODE_MODES, corpus_onset_floor, decode_options, typical_bars, typical_library
+    from qbdi_utils.model import synthetic_frames
+
+    assert DECODE_MODES == ("paper", "floor", "typical")
+    train = synthetic_frames(60, seed=3)
+    assert decode_options("paper") == {}
+    k = corpus_onset_floor(train, tiny_model.spec)
+    assert decode_options("floor", train, tiny_model.spec) == {"min_onsets": k}
+    typ = decode_options("typical", train, tiny_model.spec)
+    assert typ["min_onsets"] == k and np.array_equal(typ["zero_bit_library"], typical_library(train, tiny_model.spec))
+    with pytest.raises(OptionError, match="decoding must be one of"):
+        decode_options("blur")
+    with pytest.raises(OptionError, match="training bars"):
+        decode_options("floor", None)
+    q = _query(5)
+    out = improvise_batch(tiny_model, q, [None, 16, 0], [0], **typ)
+    floor = improvise_batch(tiny_model, q, [None, 16, 0], [0], min_onsets=k)
+    for bits in (None, 16):
+        np.testing.assert_array_equal(out[(bits, 0)].roll, floor[(bits, 0)].roll)
+    zero = out[(0, 0)]
+    enc = encode_query(tiny_model, q)
+    expect = typical_bars(np.asarray(tiny_model.decode(zero.latents)), typ["zero_bit_library"])
+    got = pianoroll.to_frames(zero.roll, zero.spec, q.bar_offset_steps)
+    # every bar of the 0-bit output is that training bar (the query's last bar may be cut short)
+    np.testing.assert_array_equal(got[:-1], expect[:len(got) - 1])
+    assert any(np.array_equal(expect[0], t) for t in train)
+    assert len(enc.frames) == len(expect)
+
+
+def test_typical_library_keeps_the_interquartile_onset_counts():
+    from qbdi_utils.improvise import typical_library
+
+    spec = RollSpec()
+    S, P = spec.steps_per_frame, spec.n_pitches
+    counts = [0, 1, 2, 3, 4, 5, 6, 7, 8]  # quartiles 2 and 6
+    fr = np.zeros((len(counts), S, 2 * P), np.uint8)
+    for i, c in enumerate(counts):
+        fr[i, np.arange(c), P + 40] = 1
+        fr[i, np.arange(c), 40] = 1
+    got = typical_library(fr.reshape(len(counts), -1), spec)
+    onsets = got.reshape(len(got), S, 2 * P)[:, :, P:].sum(axis=(1, 2))
+    assert onsets.tolist() == [2, 3, 4, 5, 6]

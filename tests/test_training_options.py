@@ -216,3 +216,10 @@ def test_transposition_training_keeps_held_out_sets_in_key(corpus, plain):
     mean, _ = aug.encode(frames)
     np.testing.assert_allclose(aug.corpus_stats["mean"], mean.astype(np.float64).mean(axis=0), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_small_corpus_preset_is_the_paper_with_early_stopping():
+    paper, small = PRESETS["paper"].to_dict(), PRESETS["small_corpus"].to_dict()
+    assert {k: v for k, v in paper.items() if k != "epochs"} == {k: v for k, v in small.items()
+                                                               if k not in ("patience", "epochs")}
+    assert (small["patience"], small["epochs"]) == (10, 200)
