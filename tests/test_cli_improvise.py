@@ -270,3 +270,21 @@ def test_sweep_csv_has_the_style_columns_as_numbers(capsys, tmp_path, model_dir,
             assert np.isfinite(float(r[k])), (r["rate"], k)
     assert float(rows[0]["style_fit_query"]) == pytest.approx(1.0)
     assert "fit corpus" in stdout and "full rate" in stdout
+
+
+def test_decode_paper_is_the_default_and_floor_needs_the_models_corpus(capsys, tmp_path, model_dir, query_mid):
+    base = ["improvise", "--model", model_dir, "--query", query_mid, "--bits", "64"]
+    code, _, err = run(capsys, *base, "--out", tmp_path / "default.mid")
+    assert code == 0, err
+    code, _, err = run(capsys, *base, "--decode", "paper", "--out", tmp_path / "paper.mid")
+    assert code == 0, err
+    assert (tmp_path / "paper.mid").read_bytes() == (tmp_path / "default.mid").read_bytes()
+    # the tiny model was trained on synthetic frames: it records no corpus to take typical bars from
+    code, _, err = run(capsys, *base, "--decode", "floor", "--out", tmp_path / "floor.mid")
+    assert code == 2
+    assert "corpus" in one_error_line(err, "improvise")
+    assert not (tmp_path / "floor.mid").exists()
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in base] + ["--decode", "blur", "--out", str(tmp_path / "x.mid")])
+    assert exc.value.code == 2
+    capsys.readouterr()

@@ -1,20 +1,22 @@
 """``qbdi improvise``: a query MIDI file in, an improvisation in the corpus's style out.
 
     qbdi improvise [--model MODEL_DIR] --query FILE.mid --bits {full|N} [--stats MODE] [--seed S]
-                   [--threshold P] --out OUT.mid [--musicxml F.musicxml] [--wav F.wav] [--corpus C]
+                   [--threshold P] [--decode {paper|floor|typical}] --out OUT.mid [--musicxml F.musicxml] [--wav F.wav] [--corpus C]
                    [--force] [--quiet]
 
 Every option and output is checked before the model is loaded, so a refusal costs nothing. The
 outputs (the MIDI, MusicXML and WAV) are one :class:`qbdi_utils.files.OutputSet`: they appear all
 together or not at all, and without ``--force`` their creation is exclusive. What about the query the
 model cannot take as it is (another meter, notes out of range, longer than any training piece) is
-printed as ``warning:`` lines on stderr, once each; then the fidelity line (query and style side) and,
+printed as ``warning:`` lines on stderr, once each; ``--decode`` chooses the decoding (notebook 08:
+the paper's threshold, a per-bar onset floor, or a typical corpus bar at 0 bits); then the fidelity line (query and style side) and,
 when the output is silent or nearly so, a warning with the cause and what to try instead.
 ``qbdi sweep`` (every budget of the paper's claims) is :mod:`qbdi_utils.cli.sweep`.
 """
 
 from __future__ import annotations
 
+from qbdi_utils import blend
 from qbdi_utils.cli import checks, options
 from qbdi_utils.cli.messages import warn
 from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, report_piece, write_piece
@@ -39,6 +41,7 @@ def add_parser(subparsers) -> None:
     options.add_seed(p)
     p.add_argument("--threshold", type=probability("--threshold"), default=None, metavar="P",
                    help="binarization threshold in (0, 1) (default: the model's)")
+    options.add_decode(p)
     add_piece_outputs(p, out_help="output MIDI file")
     p.set_defaults(func=run_improvise)
 
@@ -48,7 +51,8 @@ def run_improvise(args) -> int:
     model_dir, query_path = checks.check_inputs(args.model, args.query)
     outs = check_piece_outputs(args)
     model, query = load(model_dir, query_path, audio=args.wav is not None)
-    piece = improvise(model, query, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold)
+    decode = blend.decoding(model, args.decode, args.corpus)
+    piece = improvise(model, query, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold, **decode)
     warn("improvise", piece.warnings)
     given = write_piece(piece, outs, args.force)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "

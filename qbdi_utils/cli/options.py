@@ -14,11 +14,11 @@ from __future__ import annotations
 from qbdi_utils.corpus import NAMED_SOURCES
 from qbdi_utils.cli.values import MAX_SEED, SEED_WHY, whole_number
 from qbdi_utils.errors import OptionError
-from qbdi_utils.improvise import STATS_MODES, check_stats_mode, parse_bits
+from qbdi_utils.improvise import DECODE_MODES, STATS_MODES, check_stats_mode, parse_bits
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, check_continuity
 
 __all__ = [
-    "ANY_METER", "MAX_BITS", "add_bits", "add_continuity", "add_corpus", "add_force", "add_meter", "add_model",
+    "ANY_METER", "MAX_BITS", "add_bits", "add_continuity", "add_corpus", "add_decode", "add_force", "add_meter", "add_model",
     "add_query", "add_quiet", "add_seed", "add_stats", "bits_option", "meter_option", "parse_meter", "stats_option",
 ]
 
@@ -142,6 +142,14 @@ def meter_option(value: str) -> str | None:
 def add_meter(parser, *, default: str | None, help: str) -> None:
     """``--meter {N/D|any}`` (:func:`meter_option`; the parsed default is ``meter_option(default)``)."""
     parser.add_argument("--meter", type=meter_option, default=default, metavar="{N/D|any}", help=help)
+
+
+def add_decode(parser) -> None:
+    """``--decode MODE``: how decoder probabilities become notes (:data:`qbdi_utils.improvise.DECODE_MODES`)."""
+    parser.add_argument("--decode", choices=DECODE_MODES, default="paper",
+                        help="'paper': one threshold (default; the paper's decoding); 'floor': every bar keeps "
+                        "at least the corpus's typical onsets; 'typical': floor, and at 0 bits a typical bar "
+                        "of the corpus instead of the decoder's blur (floor and typical need the model's corpus)")
 
 
 def add_quiet(parser) -> None:
