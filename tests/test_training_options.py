@@ -211,9 +211,11 @@ def test_transposition_training_keeps_held_out_sets_in_key(corpus, plain):
     _, hp = plain
     aug, ha = training.train(frames, groups=groups, epochs=2, transpose_range=3, **_TINY)
     assert ha["loss"][0] != pytest.approx(hp["loss"][0], rel=1e-4)  # the batches did move
-    # validation and corpus statistics are computed on the corpus's own frames
+    # validation and corpus statistics are computed on the corpus's own (untransposed) frames; the
+    # statistics over its training pieces, as for every model
     np.testing.assert_array_equal(ha["validation_idx"], hp["validation_idx"])
-    mean, _ = aug.encode(frames)
+    np.testing.assert_array_equal(ha["train_idx"], hp["train_idx"])
+    mean, _ = aug.encode(frames[ha["train_idx"]])
     np.testing.assert_allclose(aug.corpus_stats["mean"], mean.astype(np.float64).mean(axis=0), rtol=1e-5,
                                atol=1e-6)
 
