@@ -25,13 +25,13 @@ from typing import Sequence
 
 import numpy as np
 
-from qbdi_utils import harmony, improvise, navigate, report, style, tables
-from qbdi_utils.claims import CLAIM_COLUMNS, spearman
+from qbdi_utils import harmony, improvise, navigate, style
+from qbdi_utils.claims import spearman
 
 __all__ = [
     "BLEND_RATES", "ALPHAS", "POINT_KEYS", "TARGET_KEYS", "decoding", "targets", "thinning", "measure", "channel_curve", "interpolation_curve",
     "retrieval", "retrieval_rows", "query_end", "corpus_end", "matched", "thesis", "findings",
-    "SWEEP_STYLE_COLUMNS", "sweep_with_fidelity", "sweep_csv_text", "sweep_table",
+    "SWEEP_STYLE_COLUMNS", "sweep_with_fidelity",
 ]
 
 #: Bit budgets of the blend curve (bits per frame; None = full rate).
@@ -473,17 +473,3 @@ def sweep_with_fidelity(query, rows: Sequence[dict], pieces: dict, corpus_ref) -
             r[k] = float(np.nanmean(v)) if np.isfinite(v).any() else ("" if not measured else float("nan"))
         out.append(r)
     return out
-
-
-def sweep_csv_text(rows: Sequence[dict]) -> str:
-    """The CSV of ``qbdi sweep``: the claims columns then :data:`SWEEP_STYLE_COLUMNS` (4 decimals)."""
-    return tables.csv_text(rows, list(CLAIM_COLUMNS) + list(SWEEP_STYLE_COLUMNS), float_format=".4f",
-                           extra="ignore")
-
-
-def sweep_table(rows: Sequence[dict]) -> str:
-    """The printed table of ``qbdi sweep``: per rate, both sides of the blend (3 significant digits)."""
-    shown = [{"rate": r["rate"], "chroma cosine": r.get("chroma_cosine_mean", ""),
-              "triad agreement": r.get("triad_agreement_mean", ""),
-              **{k: r.get(k, "") for k in SWEEP_STYLE_COLUMNS}} for r in rows if r["rate"] != "chance"]
-    return report.table(shown)
