@@ -51,7 +51,7 @@ import numpy as np
 from qbdi_utils import corpus as corpus_mod
 from qbdi_utils import dynamics, improvise
 from qbdi_utils.model import DEFAULT_CONFIG, frames_fingerprint
-from qbdi_utils.training import same_config
+from qbdi_utils.training import recorded_corpus, same_config
 from qbdi_utils.errors import CorpusError, OptionError
 from qbdi_utils.improvise import EncodedQuery, Improvisation
 
@@ -349,20 +349,17 @@ def model_corpus(model, corpus=None, progress: bool = False):
     Used in: :func:`corpus_oracle`.
     """
     if corpus is None:
-        rec = (getattr(model, "info", None) or {}).get("corpus")
-        if isinstance(rec, dict) and rec.get("source"):
-            source, opts = rec["source"], dict(rec.get("options") or {})
+        rec = recorded_corpus(model)
+        if rec is not None:
+            source, kw = rec
         elif same_config(model.config, DEFAULT_CONFIG):
-            source, opts = "chorales", {}
+            source, kw = "chorales", {}
         else:
             raise CorpusError("the model does not record the corpus it was trained on (models from "
                               "`qbdi train` do); use --source query, or retrain the model with `qbdi train`")
         if source not in corpus_mod.NAMED_SOURCES and not Path(source).exists():
             raise CorpusError("the model's training corpus no longer exists; restore it or retrain the "
                               "model (--source query needs no corpus)", source)
-        kw = {k: opts[k] for k in ("transpose", "meter", "limit") if k in opts}
-        if "augment" in opts:
-            kw["augment"] = tuple(opts["augment"] or ())
         c = corpus_mod.load_corpus(source, spec=model.spec, progress=progress, **kw)
     elif isinstance(corpus, corpus_mod.Corpus):
         c = corpus

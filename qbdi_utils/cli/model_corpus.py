@@ -6,7 +6,7 @@ style with it, ``navigate --source corpus`` walks it. :func:`corpus_source` deci
 is and refuses a corpus that is gone in one line naming it and ``--corpus`` *before* anything is
 parsed; :func:`load` reads it with the options the model was trained with.
 
-Imports: corpus, navigate, errors. Used in: cli/evaluate.py, cli/outputs.py, cli/navigate.py.
+Imports: corpus, navigate, training, errors. Used in: cli/evaluate.py, cli/outputs.py, cli/navigate.py.
 """
 
 from __future__ import annotations
@@ -14,32 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from qbdi_utils import corpus as corpus_mod
-from qbdi_utils import navigate
+from qbdi_utils import navigate, training
 from qbdi_utils.errors import CorpusError
 
-__all__ = ["corpus_source", "load", "recorded", "training_corpus"]
+__all__ = ["corpus_source", "load", "training_corpus"]
 
 _GIVE = "give it (or where it is now) with --corpus {chorales|essen|PATH}"
-
-
-def recorded(model) -> tuple[str, dict] | None:
-    """(source, load_corpus options) the model records (``model.info["corpus"]``), or None.
-
-    Args:
-        model: a StyleVAE.
-
-    Returns:
-        The source ("chorales", "essen" or an absolute path) and the options among transpose, meter,
-        limit, augment it was loaded with; None for a model that records none.
-    """
-    rec = (getattr(model, "info", None) or {}).get("corpus")
-    if not (isinstance(rec, dict) and rec.get("source")):
-        return None
-    opts = dict(rec.get("options") or {})
-    kw = {k: opts[k] for k in ("transpose", "meter", "limit") if k in opts}
-    if "augment" in opts:
-        kw["augment"] = tuple(opts["augment"] or ())
-    return str(rec["source"]), kw
 
 
 def corpus_source(model, given: str | None) -> tuple[str, dict]:
@@ -55,7 +35,7 @@ def corpus_source(model, given: str | None) -> tuple[str, dict]:
     Raises:
         CorpusError: no ``--corpus`` and the model records none, or the recorded / given folder is gone.
     """
-    rec = recorded(model)
+    rec = training.recorded_corpus(model)
     kw = rec[1] if rec else {}
     if given is not None:
         source = str(given)

@@ -19,7 +19,9 @@ Used in: notebooks/02_vae_training.ipynb, 06, ``qbdi train``, notebooks 03-07 vi
 """
 
 from qbdi_utils.training import devices, stream  # noqa: F401  (modules, for stream.ArraySource etc.)
-from qbdi_utils.training.cache import cached_model, default_model, default_model_dir, record_corpus, same_config
+from qbdi_utils.training.cache import (
+    cached_model, default_model, default_model_dir, record_corpus, recorded_corpus, same_config,
+)
 from qbdi_utils.training.run import STREAM_EVAL_FRAMES, train
 from qbdi_utils.training.scores import held_out_scores
 from qbdi_utils.training.split import (
@@ -29,6 +31,6 @@ from qbdi_utils.training.threshold import THRESHOLD_GRID, binarize_by_piece, cho
 
 __all__ = [
     "STREAM_EVAL_FRAMES", "THRESHOLD_GRID", "binarize_by_piece", "cached_model", "cap_held_out",
-    "choose_threshold", "default_model", "default_model_dir", "devices", "held_out_scores", "record_corpus",
+    "choose_threshold", "default_model", "default_model_dir", "devices", "held_out_scores", "record_corpus", "recorded_corpus",
     "same_config", "split_held_out", "split_pieces", "stream", "subset_successors", "successor_index", "train",
 ]

@@ -20,7 +20,7 @@ from qbdi_utils.model import DEFAULT_CONFIG, MODEL_FILE, PRESETS, StyleVAE, VAEC
 from qbdi_utils.pianoroll import RollSpec
 from qbdi_utils.training.run import train
 
-__all__ = ["cached_model", "default_model", "default_model_dir", "record_corpus", "same_config"]
+__all__ = ["cached_model", "default_model", "default_model_dir", "record_corpus", "recorded_corpus", "same_config"]
 
 
 def default_model_dir() -> Path:
@@ -46,6 +46,26 @@ def record_corpus(model: StyleVAE, source, corpus) -> None:
     src = str(source) if str(source) in corpus_mod.NAMED_SOURCES else str(Path(source).resolve())
     model.info["corpus"] = {"source": src, "options": dict(getattr(corpus, "options", None) or {}),
                             "fingerprint": getattr(corpus, "fingerprint", "")}
+
+
+def recorded_corpus(model) -> tuple[str, dict] | None:
+    """What :func:`record_corpus` noted: (source, ``corpus.load_corpus`` options), or None.
+
+    Args:
+        model: a StyleVAE.
+
+    Returns:
+        The source ("chorales", "essen" or an absolute path) and the options among transpose, meter,
+        limit, augment it was loaded with; None for a model that records none.
+    """
+    rec = (getattr(model, "info", None) or {}).get("corpus")
+    if not (isinstance(rec, dict) and rec.get("source")):
+        return None
+    opts = dict(rec.get("options") or {})
+    kw = {k: opts[k] for k in ("transpose", "meter", "limit") if k in opts}
+    if "augment" in opts:
+        kw["augment"] = tuple(opts["augment"] or ())
+    return str(rec["source"]), kw
 
 
 def same_config(a: VAEConfig, b: VAEConfig) -> bool:
