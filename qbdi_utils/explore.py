@@ -670,16 +670,19 @@ class Explorer:
         self.upload.value = ()  # keep no copy in the widget; the same file can be uploaded again
         self._guarded(self.add_midi, name, data)
 
+    def _republish(self, publish, part: str) -> None:
+        """Redo one output (``publish``: the plot or the audio) of the current view and keep the settings."""
+        def run():
+            t0 = time.perf_counter()
+            publish()
+            self._save_state()
+            self.timings = {part: time.perf_counter() - t0, "total": time.perf_counter() - t0}
+        self._guarded(run)
+
     def _on_plot_range(self, _change=None):
         if self._quiet or self._view is None:
             return
-
-        def run():
-            t0 = time.perf_counter()
-            self._publish_plot()
-            self._save_state()
-            self.timings = {"plot": time.perf_counter() - t0, "total": time.perf_counter() - t0}
-        self._guarded(run)
+        self._republish(self._publish_plot, "plot")
 
     def _on_audio_range(self, _change=None):
         if self._quiet or self._view is None:
@@ -766,13 +769,7 @@ class Explorer:
     def _on_program(self, _change=None):
         if self._view is None:
             return
-
-        def run():
-            t0 = time.perf_counter()
-            self._publish_audio()
-            self._save_state()
-            self.timings = {"audio": time.perf_counter() - t0, "total": time.perf_counter() - t0}
-        self._guarded(run)
+        self._republish(self._publish_audio, "audio")
 
     def _overlay_png(self, query, out, mode, seed) -> bytes:
         from matplotlib.figure import Figure
