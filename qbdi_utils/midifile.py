@@ -2,24 +2,27 @@
 
 :func:`read_smf` parses the header and the MTrk chunks (variable-length quantities, running status,
 meta and system events) within the limits of :mod:`qbdi_utils.limits`, keeping only what a piano
-roll needs: note on/off, tempo and time signature events. :func:`read_notes` merges the tracks into
-notes, tempos and time signatures, all in ticks. Turning those into a roll (steps, the pitch range,
-meters) is :func:`qbdi_utils.pianoroll.read_midi`'s part; this module knows nothing of rolls.
-:func:`smf_bytes` writes notes in ticks as a type-0 file, byte for byte what mido writes, for
-:func:`qbdi_utils.pianoroll.midi_bytes`.
+roll needs: note on/off (with their velocities), tempo and time signature events. :func:`read_notes`
+merges the tracks into notes, velocities, tempos and time signatures, all in ticks;
+:func:`onset_velocities` gives the notes' velocities at their onset steps. Turning notes into a roll
+(steps, the pitch range, meters) is :func:`qbdi_utils.pianoroll.read_midi`'s part; this module knows
+nothing of rolls. :func:`smf_bytes` writes notes in ticks, each with its velocity: one part as a
+type-0 file (byte for byte what mido writes), several parts as a type-1 file with a conductor track,
+for :func:`qbdi_utils.pianoroll.midi_bytes`.
 
 Imports: errors, limits. Used by: pianoroll.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qbdi_utils import limits
 from qbdi_utils.errors import MidiFileError
 
-__all__ = ["NOTE_OFF", "NOTE_ON", "TEMPO", "TIME_SIG", "MidiNotes", "ticks_to_steps", "read_smf", "read_notes", "smf_bytes"]
+__all__ = ["NOTE_OFF", "NOTE_ON", "TEMPO", "TIME_SIG", "MidiNotes", "MidiPart", "ticks_to_steps", "read_smf",
+           "read_notes", "onset_velocities", "smf_bytes"]
 
 
 def ticks_to_steps(ticks: int, tpb: int, spq: int) -> int:
@@ -54,8 +57,9 @@ def _read_vlq(data: bytes, pos: int, end: int) -> tuple[int, int]:
 def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -> tuple[list, int]:
     """Parse one MTrk chunk's events ``data[pos:end]``.
 
-    Returns (events, end tick); events are (tick, kind, a, b): note off/on (channel, note), tempo
-    (microseconds per quarter, 0), time signature (numerator, denominator exponent). ``budget`` is
+    Returns (events, end tick); events are (tick, kind, a, b, c): note off/on (channel, note,
+    velocity), tempo (microseconds per quarter, 0, 0), time signature (numerator, denominator
+    exponent, 0). ``budget`` is
     a one-element list of the messages still allowed in the file (decremented per message; the
     caller checks it against the limit). Data bytes above 127 are clipped to 127, as mido's
     ``clip=True`` reading did; a meta event does not set running status, anything else does.
@@ -96,11 +100,11 @@ def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -
             if status == 0xFF and mtype == 0x51:
                 if length < 3:
                     raise _Corrupt(f"a tempo event of {length} bytes, not 3")
-                events.append((tick, TEMPO, (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2], 0))
+                events.append((tick, TEMPO, (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2], 0, 0))
             elif status == 0xFF and mtype == 0x58:
                 if length < 2:
                     raise _Corrupt(f"a time signature of {length} bytes, not 4")
-                events.append((tick, TIME_SIG, data[pos], data[pos + 1]))
+                events.append((tick, TIME_SIG, data[pos], data[pos + 1], 0))
             pos += length
             continue
         hi = status & 0xF0
@@ -113,10 +117,8 @@ def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -
         if pos + n > end:
             raise EOFError
         if hi == 0x90 or hi == 0x80:
-            note = data[pos]
-            if note > 127:
-                note = 127
-            events.append((tick, NOTE_ON if hi == 0x90 and data[pos + 1] else NOTE_OFF, status & 0x0F, note))
+            note, vel = min(data[pos], 127), min(data[pos + 1], 127)
+            events.append((tick, NOTE_ON if hi == 0x90 and vel else NOTE_OFF, status & 0x0F, note, vel))
         pos += n
     budget[0] = left
     return events, tick
@@ -135,7 +137,9 @@ def read_smf(path: Path, max_steps: int, spq: int) -> tuple[int, int, list]:
         spq: steps per quarter note.
 
     Returns:
-        (format, ticks per beat, [(events, end_tick) per MTrk chunk]) -- see :func:`_read_track`.
+        (format, ticks per beat, [(events, end_tick) per MTrk chunk]); events are (tick, kind, a, b, c):
+        note off/on (channel, note, velocity), tempo (microseconds per quarter, 0, 0), time signature
+        (numerator, denominator exponent, 0).
 
     Raises:
         MidiFileError: missing, empty, not MIDI, truncated, corrupt, too long, type 2 or SMPTE
@@ -206,6 +210,7 @@ class MidiNotes:
         signatures: (tick, numerator, denominator) per time signature event, in file order.
         end_tick: the end of the longest track.
         n_drum: note_ons on the drum channel (channel 10, index 9), left out of ``notes``.
+        velocities: the note_on velocity (1..127) of each entry of ``notes``, in the same order.
     """
 
     ticks_per_beat: int
@@ -214,6 +219,7 @@ class MidiNotes:
     signatures: list
     end_tick: int
     n_drum: int
+    velocities: list = field(default_factory=list)
 
 
 def read_notes(path: Path, max_steps: int, spq: int) -> MidiNotes:
@@ -237,13 +243,14 @@ def read_notes(path: Path, max_steps: int, spq: int) -> MidiNotes:
     """
     _, tpb, tracks = read_smf(path, max_steps, spq)
     notes = []  # (pitch, start_tick, end_tick)
+    velocities = []  # note_on velocity of each entry of notes
     tempos = []  # (tick, bpm)
     sigs = []  # (tick, num, den)
     end_tick = 0
     n_drum = 0
     for events, track_end in tracks:
-        sounding: dict[tuple[int, int], int] = {}
-        for tick, kind, a, b in events:
+        sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (channel, pitch) -> (start, velocity)
+        for tick, kind, a, b, c in events:
             if kind <= NOTE_ON:
                 if a == 9:
                     if kind == NOTE_ON:
@@ -251,18 +258,42 @@ def read_notes(path: Path, max_steps: int, spq: int) -> MidiNotes:
                     continue
                 key = (a, b)
                 if key in sounding:
-                    notes.append((b, sounding.pop(key), tick))
+                    start, vel = sounding.pop(key)
+                    notes.append((b, start, tick))
+                    velocities.append(vel)
                 if kind == NOTE_ON:
-                    sounding[key] = tick
+                    sounding[key] = (tick, c)
             elif kind == TEMPO:
                 if a > 0:
                     tempos.append((tick, limits.clamp_tempo(60_000_000 / a)))
             else:
                 sigs.append((tick, a, _signature_denominator(a, b, tick, path)))
-        for (ch, pitch), start in sounding.items():
+        for (ch, pitch), (start, vel) in sounding.items():
             notes.append((pitch, start, max(track_end, start)))
+            velocities.append(vel)
         end_tick = max(end_tick, track_end)
-    return MidiNotes(tpb, notes, tempos, sigs, end_tick, n_drum)
+    return MidiNotes(tpb, notes, tempos, sigs, end_tick, n_drum, velocities=velocities)
+
+
+def onset_velocities(content: MidiNotes, spq: int, min_pitch: int = 0, max_pitch: int = 127) -> list:
+    """The velocity of every note of ``content`` at its onset step, for the notes of a pitch range.
+
+    Onsets are rounded to the nearest step as the roll's notes are (:func:`ticks_to_steps`).
+
+    Args:
+        content: what :func:`read_notes` read.
+        spq: steps per quarter note.
+        min_pitch: lowest pitch kept.
+        max_pitch: highest pitch kept (inclusive).
+
+    Returns:
+        sorted list of (step, pitch, velocity) per note.
+
+    Used in: :func:`qbdi_utils.pianoroll.read_midi` (``Piece.velocities``).
+    """
+    tpb = content.ticks_per_beat
+    return sorted((ticks_to_steps(s, tpb, spq), p, v) for (p, s, _), v in zip(content.notes, content.velocities)
+                  if min_pitch <= p <= max_pitch)
 
 
 def _signature_denominator(numerator: int, exponent: int, tick: int, path: Path) -> int:
@@ -295,54 +326,42 @@ def _tempo_us(bpm: float) -> int:
     return us
 
 
-def _meta_events(tempos, time_signature) -> list[tuple[int, int, int, bytes]]:
-    """The set_tempo, time_signature and program events at their ticks, each as its event bytes."""
+def _meta_events(tempos, time_signatures) -> list[tuple[int, int, int, bytes]]:
+    """The set_tempo and time_signature events at their ticks, each as its event bytes."""
     events = []
     for tick, bpm in tempos:
         us = _tempo_us(bpm)
         events.append((int(tick), 0, -1, bytes([0xFF, 0x51, 3, us >> 16, (us >> 8) & 0xFF, us & 0xFF])))
-    if time_signature is not None:
-        num, den = int(time_signature[0]), int(time_signature[1])
+    for tick, num, den in time_signatures:
+        num, den = int(num), int(den)
         if not 0 <= num <= 255 or den < 1 or den & (den - 1) or den > 2**255:
             raise ValueError(f"time signature {num}/{den}: the numerator must be 0..255 and the "
                              f"denominator a power of two")
-        events.append((0, 0, -1, bytes([0xFF, 0x58, 4, num, den.bit_length() - 1, 24, 8])))
+        events.append((int(tick), 0, -1, bytes([0xFF, 0x58, 4, num, den.bit_length() - 1, 24, 8])))
     return events
 
 
-def smf_bytes(notes, tempos, end_tick: int, *, ticks_per_beat: int, velocity: int,
-              time_signature: tuple[int, int] | None, program: int) -> bytes:
-    """Notes in ticks as the bytes of a type-0 MIDI file (one track, channel 0); deterministic.
+@dataclass(frozen=True)
+class MidiPart:
+    """One instrument of a file :func:`smf_bytes` writes.
 
-    At equal ticks meta events come first, then note_offs, then note_ons (so a repeated note stays
-    two notes; among equals, by pitch); the end_of_track event sits at ``end_tick``, so trailing
-    silence survives. Channel events use running status and a meta event resets it, so the bytes
-    are the ones mido writes for the same messages (tests/test_pianoroll.py holds mido as the
-    reference); written here because building ~10,000 validated mido messages took half a second
-    of every ``qbdi improvise``.
-
-    Args:
-        notes: (pitch, start_tick, end_tick) per note.
-        tempos: (tick, bpm) per tempo change.
-        end_tick: where the track ends (>= the last event to keep trailing silence).
-        ticks_per_beat: the file's division.
-        velocity: note_on velocity 1..127 (checked by the caller).
-        time_signature: (numerator, denominator) written at tick 0, or None.
-        program: General MIDI program at tick 0.
-
-    Returns:
-        The file's bytes.
-
-    Raises:
-        ValueError: a tempo outside MIDI's range, or a time signature MIDI cannot write.
+    Attributes:
+        notes: (pitch, start_tick, end_tick, velocity 1..127) per note.
+        program: General MIDI program 0..127 at tick 0.
+        channel: MIDI channel index 0..15 (9 is the drum channel).
+        name: the track's name (a track_name event; not written in a type-0 file).
     """
-    events = _meta_events(tempos, time_signature)  # (tick, order, pitch, bytes); order 0 meta, 1 off, 2 on
-    events.append((0, 0, -1, bytes([0xC0, int(program)])))
-    vel = int(velocity)
-    for pitch, s, e in notes:
-        events.append((int(s), 2, int(pitch), bytes([0x90, int(pitch), vel])))
-        events.append((int(e), 1, int(pitch), bytes([0x80, int(pitch), 0])))
-    events.sort(key=lambda ev: ev[:3])
+
+    notes: list
+    program: int = 0
+    channel: int = 0
+    name: str = ""
+
+
+def _track_chunk(events, end_tick: int) -> bytes:
+    """Sorted (tick, order, pitch, bytes) events as an MTrk chunk ending at ``end_tick``; channel
+    events use running status and a meta event resets it, as mido writes."""
+    events = sorted(events, key=lambda ev: ev[:3])
     data = bytearray()
     now, running = 0, None
     for tick, _, _, ev in events:
@@ -355,6 +374,64 @@ def smf_bytes(notes, tempos, end_tick: int, *, ticks_per_beat: int, velocity: in
             data += ev[1:] if ev[0] == running else ev
             running = ev[0]
     data += _vlq(max(int(end_tick) - now, 0)) + bytes([0xFF, 0x2F, 0])
-    header = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
+    return b"MTrk" + len(data).to_bytes(4, "big") + bytes(data)
+
+
+def _part_events(part: MidiPart, with_name: bool) -> list:
+    """A part's track name, program change, note_ons and note_offs as (tick, order, pitch, bytes)."""
+    ch = int(part.channel)
+    if not 0 <= ch <= 15 or not 0 <= int(part.program) <= 127:
+        raise ValueError(f"channel {ch} / program {part.program}: a channel is 0..15, a program 0..127")
+    events = []
+    if with_name and part.name:
+        name = part.name.encode("latin-1", "replace")
+        events.append((0, 0, -1, bytes([0xFF, 0x03]) + _vlq(len(name)) + name))
+    events.append((0, 0, -1, bytes([0xC0 | ch, int(part.program)])))
+    for pitch, s, e, vel in part.notes:
+        vel = int(vel)
+        if not 1 <= vel <= 127:
+            raise ValueError(f"velocity {vel} of pitch {pitch} at tick {s} is not 1..127")
+        events.append((int(s), 2, int(pitch), bytes([0x90 | ch, int(pitch), vel])))
+        events.append((int(e), 1, int(pitch), bytes([0x80 | ch, int(pitch), 0])))
+    return events
+
+
+def smf_bytes(parts, tempos, end_tick: int, *, ticks_per_beat: int, time_signatures=()) -> bytes:
+    """Notes in ticks as the bytes of a MIDI file: one part as type 0, several as type 1; deterministic.
+
+    One part: a single track (tempo and time signature events, the program change, the notes),
+    byte for byte what mido writes for the same messages (tests/test_pianoroll.py holds mido as the
+    reference). Several parts: a type-1 file whose first track (the conductor) holds the tempo and
+    time signature events, then one track per part (its name, program change and notes on its
+    channel). At equal ticks meta events come first, then note_offs, then note_ons (so a repeated
+    note stays two notes; among equals, by pitch); every track ends at ``end_tick``, so trailing
+    silence survives. Written here because building ~10,000 validated mido messages took half a
+    second of every ``qbdi improvise``.
+
+    Args:
+        parts: :class:`MidiPart` per instrument (at least one).
+        tempos: (tick, bpm) per tempo change.
+        end_tick: where the tracks end (>= the last event to keep trailing silence).
+        ticks_per_beat: the file's division.
+        time_signatures: (tick, numerator, denominator) per time signature event.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        ValueError: no part, a tempo outside MIDI's range, a time signature MIDI cannot write, or a
+            velocity, program or channel out of range.
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("a MIDI file needs at least one part")
+    meta = _meta_events(tempos, time_signatures)
+    if len(parts) == 1:
+        chunks = [_track_chunk(meta + _part_events(parts[0], with_name=False), end_tick)]
+    else:
+        chunks = [_track_chunk(meta, end_tick)]
+        chunks += [_track_chunk(_part_events(p, with_name=True), end_tick) for p in parts]
+    fmt = 0 if len(chunks) == 1 else 1
+    header = b"MThd" + (6).to_bytes(4, "big") + fmt.to_bytes(2, "big") + len(chunks).to_bytes(2, "big")
     header += int(ticks_per_beat).to_bytes(2, "big")
-    return header + b"MTrk" + len(data).to_bytes(4, "big") + bytes(data)
+    return header + b"".join(chunks)

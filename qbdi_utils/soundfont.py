@@ -174,7 +174,21 @@ def _check_notes(notes) -> np.ndarray:
     return arr
 
 
-def notes_to_midi(notes, program: int = 0, velocity: int = 80, end_s: float | None = None) -> bytes:
+def _velocities(velocity, n: int) -> np.ndarray:
+    """One velocity 1..127 per note from a number or a sequence of n; OptionError otherwise."""
+    v = np.asarray(velocity, dtype=np.int64)
+    if v.ndim == 0:
+        if not 1 <= int(v) <= 127:
+            raise OptionError(f"velocity must be 1..127, got {int(v)}")
+        return np.full(n, int(v))
+    if v.shape != (n,):
+        raise OptionError(f"need one velocity per note ({n}), got shape {v.shape}")
+    if n and not ((v >= 1) & (v <= 127)).all():
+        raise OptionError(f"velocity must be 1..127, got {int(v.min())}..{int(v.max())}")
+    return v
+
+
+def notes_to_midi(notes, program: int = 0, velocity=80, end_s: float | None = None) -> bytes:
     """A type-0 MIDI file (bytes) playing ``notes`` on channel 1 with one GM instrument.
 
     Times are rounded to whole milliseconds (:data:`TICKS_PER_SECOND`). At equal times note_offs come
@@ -183,7 +197,7 @@ def notes_to_midi(notes, program: int = 0, velocity: int = 80, end_s: float | No
     Args:
         notes: (n, 3) array of (MIDI pitch 0-127, start seconds, end seconds), end > start.
         program: General MIDI program 0-127 (0 = acoustic grand piano, 19 = church organ).
-        velocity: note_on velocity 1-127.
+        velocity: note_on velocity 1-127 of every note, or (n,) one per note.
         end_s: time of the end_of_track event, seconds (default: the last note end); a synthesizer
             renders up to it, so a later end leaves room for the release.
 
@@ -199,19 +213,18 @@ def notes_to_midi(notes, program: int = 0, velocity: int = 80, end_s: float | No
 
     if not 0 <= int(program) <= 127:
         raise OptionError(f"General MIDI program must be 0..127, got {program}")
-    if not 1 <= int(velocity) <= 127:
-        raise OptionError(f"velocity must be 1..127, got {velocity}")
     arr = _check_notes(notes)
+    vels = _velocities(velocity, len(arr))
     tick = lambda s: max(0, int(round(float(s) * TICKS_PER_SECOND)))  # noqa: E731
     events = [(0, 0, 0, mido.Message("program_change", channel=0, program=int(program)))]
-    for p, s, e in arr:
+    for (p, s, e), vel in zip(arr, vels):
         p = int(p)
         if not 0 <= p <= 127:
             raise ValueError(f"MIDI pitch {p} is outside 0..127")
         a, b = tick(s), tick(e)
         if b <= a:
             b = a + 1
-        events.append((a, 2, p, mido.Message("note_on", channel=0, note=p, velocity=int(velocity))))
+        events.append((a, 2, p, mido.Message("note_on", channel=0, note=p, velocity=int(vel))))
         events.append((b, 1, p, mido.Message("note_off", channel=0, note=p, velocity=0)))
     events.sort(key=lambda ev: ev[:3])
     track = mido.MidiTrack()
@@ -243,7 +256,7 @@ def _wav_to_mono(data: bytes) -> tuple[np.ndarray, int]:
     return x.reshape(-1, ch).mean(axis=1), sr
 
 
-def render_notes(notes, sample_rate: int = 22050, program: int = 0, velocity: int = 80,
+def render_notes(notes, sample_rate: int = 22050, program: int = 0, velocity=80,
                  soundfont=None, tail_s: float = 1.0, n_samples: int | None = None) -> np.ndarray:
     """Render notes with a General MIDI SoundFont as a mono waveform.
 
@@ -251,7 +264,7 @@ def render_notes(notes, sample_rate: int = 22050, program: int = 0, velocity: in
         notes: (n, 3) array of (MIDI pitch, start seconds, end seconds).
         sample_rate: output samples per second.
         program: General MIDI program 0-127 (0 = acoustic grand piano).
-        velocity: note_on velocity 1-127, the same for every note.
+        velocity: note_on velocity 1-127 of every note, or (n,) one per note.
         soundfont: a ``.sf2`` file (default :func:`find_soundfont`).
         tail_s: seconds rendered after the last note end, for the release.
         n_samples: output length; default ``round((last end + tail_s) * sample_rate)``. Longer is

@@ -1,8 +1,9 @@
 """``qbdi improvise``: a query MIDI file in, an improvisation in the corpus's style out.
 
     qbdi improvise [--model MODEL_DIR] --query FILE.mid --bits {full|N} [--stats MODE] [--seed S]
-                   [--threshold P] [--decode {paper|floor|typical}] --out OUT.mid [--musicxml F.musicxml] [--wav F.wav] [--corpus C]
-                   [--force] [--quiet]
+                   [--threshold P] [--decode {paper|floor|typical}] [--velocity {query|corpus|N}]
+                   [--tracks {one|melody+accompaniment}] [--programs P[,P]] [--wav-format {mono22|stereo44}]
+                   --out OUT.mid [--musicxml F.musicxml] [--wav F.wav] [--corpus C] [--force] [--quiet]
 
 Every option and output is checked before the model is loaded, so a refusal costs nothing. The
 outputs (the MIDI, MusicXML and WAV) are one :class:`qbdi_utils.files.OutputSet`: they appear all
@@ -42,6 +43,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threshold", type=probability("--threshold"), default=None, metavar="P",
                    help="binarization threshold in (0, 1) (default: the model's)")
     options.add_decode(p)
+    options.add_performance(p)
     add_piece_outputs(p, out_help="output MIDI file")
     p.set_defaults(func=run_improvise)
 
@@ -50,11 +52,13 @@ def run_improvise(args) -> int:
     """Handler of ``qbdi improvise``."""
     model_dir, query_path = checks.check_inputs(args.model, args.query)
     outs = check_piece_outputs(args)
+    layout = options.layout(args)
     model, query = load(model_dir, query_path, audio=args.wav is not None)
     decode = blend.decoding(model, args.decode, args.corpus)
     piece = improvise(model, query, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold, **decode)
+    piece.warnings += options.perform(args, model, query, piece)
     warn("improvise", piece.warnings)
-    given = write_piece(piece, outs, args.force)
+    given = write_piece(piece, outs, args.force, layout=layout)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
     report_piece("improvise", model, query, piece, args.corpus, args.threshold)

@@ -1,7 +1,8 @@
 """``qbdi navigate``: oracle improvisation in latent space (a new bar order, then the channel, then the VAE).
 
     qbdi navigate [--model MODEL_DIR] --query FILE.mid --source {query|corpus} [--continuity P]
-                  [--min-context K] [--bits full|N] [--stats MODE] [--seed S] --out OUT.mid
+                  [--min-context K] [--bits full|N] [--stats MODE] [--seed S] [--velocity {query|corpus|N}]
+                  [--tracks {one|melody+accompaniment}] [--programs P[,P]] [--wav-format {mono22|stereo44}] --out OUT.mid
                   [--musicxml F] [--wav F] [--corpus C] [--force] [--quiet]
 
 ``--source query`` walks the VMO built on the query's own latent states (continue with probability P,
@@ -51,6 +52,7 @@ def add_parser(subparsers) -> None:
                      help="bits per frame: 'full' (no channel, the default) or a whole number >= 0")
     options.add_stats(p)
     options.add_seed(p, help="seed of the path and the channel noise (default 0)")
+    options.add_performance(p)
     add_piece_outputs(p, out_help="output MIDI file (OUT.json is written beside it)")
     p.set_defaults(func=run_navigate)
 
@@ -69,6 +71,7 @@ def run_navigate(args) -> int:
     model_dir, query_path = checks.check_inputs(args.model, args.query)
     json_path = Path(args.out).with_suffix(".json")
     outs = check_piece_outputs(args, extra=(json_path,))
+    layout = options.layout(args)
 
     model, query = load(model_dir, query_path, audio=args.wav is not None)
     oracle = None
@@ -76,8 +79,9 @@ def run_navigate(args) -> int:
         oracle = nav_mod.corpus_oracle(model, model_corpus.training_corpus(model, args.corpus, progress=True))
     nav = nav_mod.navigate(model, query, args.source, continuity, min_context, args.bits, args.stats, args.seed,
                            oracle=oracle)
+    nav.warnings += options.perform(args, model, query, nav)
     warn("navigate", nav.warnings)
-    written = write_piece(nav, outs, args.force, {json_path: path_json_text(nav)})
+    written = write_piece(nav, outs, args.force, {json_path: path_json_text(nav)}, layout=layout)
     print(f"{nav.name}: {len(nav.path)} bars, {int(nav.jumps.sum())} jumps, oracle threshold "
           f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
     report_piece("navigate", model, query, nav, args.corpus)

@@ -79,24 +79,30 @@ def load(model_dir: Path | None, query_path: Path, audio: bool = False):
     return model, query
 
 
-def midi_bytes(piece) -> bytes:
-    """The MIDI file of a piece (its tempo map and first time signature)."""
+def midi_bytes(piece, tracks: str = "one", programs=None) -> bytes:
+    """The MIDI file of a piece (its tempo map, time signatures and velocities; ``tracks`` and
+    ``programs`` as :func:`qbdi_utils.pianoroll.midi_bytes`)."""
     sigs = piece.time_signatures or [(0, 4, 4)]
-    return pianoroll.midi_bytes(piece.roll, tempo_bpm=[tuple(t) for t in piece.tempo_map],
-                                spec=piece.spec, time_signature=tuple(sigs[0][1:]))
+    velocity = pianoroll.DEFAULT_VELOCITY if piece.velocities is None else piece.velocities
+    return pianoroll.midi_bytes(piece.roll, tempo_bpm=[tuple(t) for t in piece.tempo_map], velocity=velocity,
+                                spec=piece.spec, time_signatures=[tuple(t) for t in sigs],
+                                tracks=tracks, programs=programs)
 
 
-def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None) -> list:
+def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None, layout: dict | None = None) -> list:
     """MIDI, MusicXML and WAV of ``piece`` (and ``extra_texts``: {path: text}) as one output set:
-    all of them appear, or none. Returns the paths written."""
+    all of them appear, or none; ``layout``: the writers' tracks, programs and WAV format
+    (:func:`qbdi_utils.cli.options.layout`). Returns the paths written."""
+    layout = layout or {}
+    tracks = {k: layout[k] for k in ("tracks", "programs") if k in layout}
     with files.OutputSet(force=force) as out_set:
-        out_set.add_bytes(outs[0], midi_bytes(piece))
+        out_set.add_bytes(outs[0], midi_bytes(piece, **tracks))
         for path, text in (extra_texts or {}).items():
             out_set.add_text(path, text)
         if outs[1] is not None:
             out_set.add_bytes(outs[1], musicxml_bytes(piece, name=piece.name))
         if outs[2] is not None:
-            out_set.add_bytes(outs[2], wav_bytes(piece))
+            out_set.add_bytes(outs[2], wav_bytes(piece, wav_format=layout.get("wav_format"), **tracks))
     return list(out_set.paths)
 
 

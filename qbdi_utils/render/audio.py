@@ -18,18 +18,21 @@ import numpy as np
 
 from qbdi_utils import files, limits, soundfont
 from qbdi_utils.errors import OptionError
-from qbdi_utils.pianoroll import RollSpec
+from qbdi_utils.pianoroll import DEFAULT_VELOCITY, TRACK_LAYOUTS, Piece, RollSpec, note_velocities, top_voice
 from qbdi_utils.render._common import unpack_roll, check_suffix, roll_notes
 
 __all__ = [
     "find_soundfont",
     "synthesize",
+    "synthesize_stereo",
     "write_wav",
     "wav_bytes",
     "WAV_SUFFIXES",
     "audio",
     "synthesis_engine",
     "DEFAULT_SAMPLE_RATE",
+    "WAV_FORMATS",
+    "TRACK_PANS",
     "SOUNDFONT_PATHS",
     "BUILTIN_HARMONICS",
     "BUILTIN_ATTACK_S",
@@ -65,7 +68,7 @@ BUILTIN_ATTACK_S, BUILTIN_DECAY_S, BUILTIN_SUSTAIN, BUILTIN_RELEASE_S = 0.006, 0
 BUILTIN_GAP_S = 0.02
 
 
-def _builtin_synth(notes, n_samples, sr, sec_per_step):
+def _builtin_synth(notes, n_samples, sr, sec_per_step, gains=None):
     out = np.zeros(n_samples, dtype=np.float64)
     a_n = max(1, int(round(BUILTIN_ATTACK_S * sr)))
     d_n = max(1, int(round(BUILTIN_DECAY_S * sr)))
@@ -104,6 +107,8 @@ def _builtin_synth(notes, n_samples, sr, sec_per_step):
                 wave += amp * np.sin(2 * np.pi * h * f0 * t)
         # quieter high notes, a little louder low ones (rough equal loudness)
         wave *= env * (440.0 / f0) ** 0.15
+        if gains is not None and gains[i] != 1.0:
+            wave *= gains[i]
         stop = min(n_samples, start + length)
         if stop > start:
             out[start:stop] += wave[: stop - start]
@@ -111,6 +116,7 @@ def _builtin_synth(notes, n_samples, sr, sec_per_step):
 
 
 def _fluidsynth_synth(notes, n_samples, sr, sec_per_step, soundfont, *, program=0, velocity=80):
+    vels = np.broadcast_to(np.asarray(velocity, dtype=np.int64), (len(notes),))
     import fluidsynth
 
     synth = fluidsynth.Synth(samplerate=float(sr))
@@ -120,18 +126,18 @@ def _fluidsynth_synth(notes, n_samples, sr, sec_per_step, soundfont, *, program=
             raise RuntimeError(f"fluidsynth could not load the soundfont {soundfont}")
         synth.program_select(0, sfid, 0, int(program))
         events = []
-        for p, s, e in notes:
-            events.append((int(round(s * sec_per_step * sr)), 1, int(p)))
-            events.append((int(round(e * sec_per_step * sr)), 0, int(p)))
+        for (p, s, e), vel in zip(notes, vels):
+            events.append((int(round(s * sec_per_step * sr)), 1, int(p), int(vel)))
+            events.append((int(round(e * sec_per_step * sr)), 0, int(p), 0))
         events.sort(key=lambda ev: (ev[0], ev[1]))  # note-offs before note-ons at the same sample
         chunks, pos = [], 0
-        for when, on, p in events + [(n_samples, -1, 0)]:
+        for when, on, p, vel in events + [(n_samples, -1, 0, 0)]:
             when = min(when, n_samples)
             if when > pos:
                 chunks.append(np.asarray(synth.get_samples(when - pos), dtype=np.float64))
                 pos = when
             if on == 1:
-                synth.noteon(0, p, int(velocity))
+                synth.noteon(0, p, vel)
             elif on == 0:
                 synth.noteoff(0, p)
         stereo = np.concatenate(chunks) if chunks else np.zeros(0)
@@ -146,40 +152,22 @@ def _fluidsynth_synth(notes, n_samples, sr, sec_per_step, soundfont, *, program=
 
 ENGINES = ("auto", "soundfont", "fluidsynth", "builtin")
 
+#: ``wav_format`` choices: name -> (samples per second, channels). "mono22" is the default.
+WAV_FORMATS = {"mono22": (22050, 1), "stereo44": (44100, 2)}
 
-def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
-               sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto", program: int = 0) -> np.ndarray:
-    """Render a roll as a mono waveform: a General MIDI instrument from a SoundFont, else built in.
+#: Pan of the melody and the accompaniment track in a stereo WAV (-1 left .. +1 right; equal power).
+TRACK_PANS = (-0.35, 0.35)
 
-    ``engine="auto"`` uses, in order: the SoundFont engine (:mod:`qbdi_utils.soundfont`: pip-installed
-    ``midirenderer`` playing pretty_midi's bundled General MIDI SoundFont TimGM6mb, or
-    ``$QBDI_SOUNDFONT``), fluidsynth when ``pyfluidsynth`` and libfluidsynth are present, and the
-    built-in additive synthesizer (a few harmonics :data:`BUILTIN_HARMONICS` under an ADSR envelope,
-    every articulation a new attack, the key released :data:`BUILTIN_GAP_S` early). Falling back to
-    the built-in synthesizer is reported as a warning. The result is peak-normalised to 0.9.
 
-    Args:
-        roll: (T, spec.n_columns) uint8 roll, or a Piece.
-        spec: roll layout (default RollSpec()).
-        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
-        sample_rate: samples per second.
-        engine: one of :data:`ENGINES`; a named engine that is unavailable raises OptionError.
-        program: General MIDI program (0 = acoustic grand piano) for the SoundFont engines.
+def _velocities(roll, notes, velocity) -> np.ndarray:
+    """One velocity per note: ``velocity`` (a number or (n, 3) onsets), else a Piece's own, else 80."""
+    if velocity is None:
+        velocity = roll.velocities if isinstance(roll, Piece) and roll.velocities is not None else DEFAULT_VELOCITY
+    return np.asarray(note_velocities([tuple(n) for n in notes], velocity), dtype=np.int64)
 
-    Returns:
-        (n_samples,) float32 in [-1, 1], n_samples = round(T * seconds_per_step * sample_rate) +
-        round(tail_seconds * sample_rate), where seconds_per_step = 60 / tempo_bpm /
-        spec.steps_per_quarter and the tail is :data:`BUILTIN_RELEASE_S` (builtin) or 1 s
-        (SoundFont engines). All zeros for a silent roll.
 
-    Raises:
-        OptionError: a non-positive tempo or sample rate, an unknown engine, a named engine that
-            is not available here, or audio longer than ``QBDI_MAX_AUDIO_SECONDS``
-            (:func:`qbdi_utils.limits.check_audio_seconds`, checked before synthesis).
-        ValueError: ``roll`` is neither a roll, frames nor a Piece of this layout.
-
-    Used in: notebooks 02, 04 and 07, the explorer, ``qbdi improvise --wav``.
-    """
+def _prepare(roll, spec, tempo_bpm, sample_rate, engine):
+    """Checks shared by the synthesizers: (roll, spec, sr, sec_per_step, chosen engine, body samples)."""
     import warnings
 
     roll, spec, tempo_bpm = unpack_roll(roll, spec, tempo_bpm)
@@ -197,34 +185,153 @@ def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = Non
     chosen = synthesis_engine() if engine == "auto" else engine
     if engine == "auto" and chosen == "builtin":
         warnings.warn(f"SoundFont synthesis unavailable ({soundfont.unavailable_reason()}); "
-                      "using the built-in synthesizer", stacklevel=2)
+                      "using the built-in synthesizer", stacklevel=3)
     sec_per_step = 60.0 / tempo_bpm / spec.steps_per_quarter
     limits.check_audio_seconds(roll.shape[0] * sec_per_step)  # before anything is allocated
     body = int(round(roll.shape[0] * sec_per_step * sr))
-    n_samples = body + int(round((BUILTIN_RELEASE_S if chosen == "builtin" else 1.0) * sr))
-    notes = roll_notes(roll, spec)
+    return roll, spec, sr, sec_per_step, chosen, body
+
+
+def _tail(chosen: str, sr: int) -> int:
+    return int(round((BUILTIN_RELEASE_S if chosen == "builtin" else 1.0) * sr))
+
+
+def _render(notes, vels, gains, sr, sec_per_step, chosen, engine, program, body) -> np.ndarray:
+    """Notes through the chosen engine (falling back to the built-in one when ``engine`` is auto),
+    not normalised: (n_samples,) float64, n_samples = body + the engine's tail."""
+    import warnings
+
+    n_samples = body + _tail(chosen, sr)
     if len(notes) == 0:
-        return np.zeros(n_samples, dtype=np.float32)
+        return np.zeros(n_samples)
     wave = None
     try:
         if chosen == "soundfont":
             timed = np.column_stack([notes[:, 0], notes[:, 1] * sec_per_step, notes[:, 2] * sec_per_step])
-            wave = soundfont.render_notes(timed, sample_rate=sr, program=program, n_samples=n_samples)
+            wave = soundfont.render_notes(timed, sample_rate=sr, program=program, velocity=vels,
+                                          n_samples=n_samples)
         elif chosen == "fluidsynth":
-            wave = _fluidsynth_synth(notes, n_samples, sr, sec_per_step, find_soundfont(), program=program)
+            wave = _fluidsynth_synth(notes, n_samples, sr, sec_per_step, find_soundfont(), program=program,
+                                     velocity=vels)
     except Exception as exc:  # a broken synthesizer or SoundFont must not take audio away
         if engine != "auto":
             raise
-        warnings.warn(f"{chosen} synthesis failed ({exc}); using the built-in synthesizer", stacklevel=2)
-        n_samples = body + int(round(BUILTIN_RELEASE_S * sr))
+        warnings.warn(f"{chosen} synthesis failed ({exc}); using the built-in synthesizer", stacklevel=3)
+        n_samples = body + _tail("builtin", sr)
         wave = None
     if wave is None:
-        wave = _builtin_synth(notes, n_samples, sr, sec_per_step)
-    wave = np.asarray(wave, dtype=np.float64)
-    peak = float(np.max(np.abs(wave)))
+        wave = _builtin_synth(notes, n_samples, sr, sec_per_step, gains)
+    return np.asarray(wave, dtype=np.float64)
+
+
+def _gains(vels: np.ndarray) -> np.ndarray:
+    """Built-in synthesizer amplitude per note: (velocity / loudest velocity) ** 2 (the square law
+    of General MIDI synthesizers, about 8 dB from velocity 80 to 127); exactly 1 for equal velocities."""
+    if not len(vels):
+        return np.ones(0)
+    return (vels / float(vels.max())) ** 2
+
+
+def _normalise(wave: np.ndarray) -> np.ndarray:
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     if peak > 0:
         wave = wave * (0.9 / peak)
     return wave.astype(np.float32)
+
+
+def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+               sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto", program: int = 0,
+               velocity=None) -> np.ndarray:
+    """Render a roll as a mono waveform: a General MIDI instrument from a SoundFont, else built in.
+
+    ``engine="auto"`` uses, in order: the SoundFont engine (:mod:`qbdi_utils.soundfont`: pip-installed
+    ``midirenderer`` playing pretty_midi's bundled General MIDI SoundFont TimGM6mb, or
+    ``$QBDI_SOUNDFONT``), fluidsynth when ``pyfluidsynth`` and libfluidsynth are present, and the
+    built-in additive synthesizer (a few harmonics :data:`BUILTIN_HARMONICS` under an ADSR envelope,
+    every articulation a new attack, the key released :data:`BUILTIN_GAP_S` early, the amplitude
+    growing with the square of the velocity). Falling back to the built-in synthesizer is reported
+    as a warning. The result is peak-normalised to 0.9 (so only the velocities' ratios are heard).
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
+        sample_rate: samples per second.
+        engine: one of :data:`ENGINES`; a named engine that is unavailable raises OptionError.
+        program: General MIDI program (0 = acoustic grand piano) for the SoundFont engines.
+        velocity: 1..127 for every note, or (n, 3) (step, pitch, velocity) per onset; None: a
+            Piece's ``velocities``, else :data:`qbdi_utils.pianoroll.DEFAULT_VELOCITY`.
+
+    Returns:
+        (n_samples,) float32 in [-1, 1], n_samples = round(T * seconds_per_step * sample_rate) +
+        round(tail_seconds * sample_rate), where seconds_per_step = 60 / tempo_bpm /
+        spec.steps_per_quarter and the tail is :data:`BUILTIN_RELEASE_S` (builtin) or 1 s
+        (SoundFont engines). All zeros for a silent roll.
+
+    Raises:
+        OptionError: a non-positive tempo or sample rate, an unknown engine, a named engine that
+            is not available here, a velocity outside 1..127, or audio longer than
+            ``QBDI_MAX_AUDIO_SECONDS`` (:func:`qbdi_utils.limits.check_audio_seconds`, checked
+            before synthesis).
+        ValueError: ``roll`` is neither a roll, frames nor a Piece of this layout.
+
+    Used in: notebooks 02, 04 and 07, the explorer, ``qbdi improvise --wav``.
+    """
+    r, spec, sr, sec_per_step, chosen, body = _prepare(roll, spec, tempo_bpm, sample_rate, engine)
+    notes = roll_notes(r, spec)
+    vels = _velocities(roll, notes, velocity)
+    return _normalise(_render(notes, vels, _gains(vels), sr, sec_per_step, chosen, engine, program, body))
+
+
+def synthesize_stereo(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
+                      sample_rate: int = 44100, engine: str = "auto", *, tracks: str = "one",
+                      programs=None, velocity=None) -> np.ndarray:
+    """Render a roll as a stereo waveform; with two tracks, the melody and the accompaniment panned apart.
+
+    ``tracks="one"``: the mono rendering (:func:`synthesize`, program ``programs[0]``) in both
+    channels. ``"melody+accompaniment"``: the top voice (:func:`qbdi_utils.pianoroll.top_voice`) and
+    the other notes rendered separately with their programs and panned to :data:`TRACK_PANS` with
+    equal-power gains (cos, sin of (pan + 1) * pi / 4). Peak-normalised to 0.9 over both channels.
+
+    Args:
+        roll: (T, spec.n_columns) uint8 roll, or a Piece.
+        spec: roll layout (default RollSpec()).
+        tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
+        sample_rate: samples per second.
+        engine: see :func:`synthesize`.
+        tracks: one of :data:`qbdi_utils.pianoroll.TRACK_LAYOUTS`.
+        programs: a General MIDI program per track (default all 0).
+        velocity: see :func:`synthesize`.
+
+    Returns:
+        (n_samples, 2) float32 in [-1, 1] (n_samples as :func:`synthesize`).
+
+    Raises:
+        OptionError: as :func:`synthesize`, an unknown track layout, or programs of the wrong number.
+    """
+    if tracks not in TRACK_LAYOUTS:
+        raise OptionError(f"tracks must be one of {', '.join(TRACK_LAYOUTS)}, got {tracks!r}")
+    n_tracks = 1 if tracks == "one" else 2
+    progs = [0] * n_tracks if programs is None else [int(p) for p in programs]
+    if len(progs) != n_tracks:
+        raise OptionError(f"{n_tracks} track(s) need {n_tracks} General MIDI program(s), got {len(progs)}")
+    r, spec, sr, sec_per_step, chosen, body = _prepare(roll, spec, tempo_bpm, sample_rate, engine)
+    notes = roll_notes(r, spec)
+    vels = _velocities(roll, notes, velocity)
+    gains = _gains(vels)
+    if n_tracks == 1:
+        mono = _render(notes, vels, gains, sr, sec_per_step, chosen, engine, progs[0], body)
+        return _normalise(np.column_stack([mono, mono]))
+    top = top_voice(notes)
+    waves = [_render(notes[m], vels[m], gains[m], sr, sec_per_step, chosen, engine, prog, body)
+             for m, prog in ((top, progs[0]), (~top, progs[1]))]
+    n = max(w.size for w in waves)
+    out = np.zeros((n, 2))
+    for w, pan in zip(waves, TRACK_PANS):
+        angle = (pan + 1.0) * np.pi / 4.0
+        out[:w.size, 0] += np.cos(angle) * w
+        out[:w.size, 1] += np.sin(angle) * w
+    return _normalise(out)
 
 
 def synthesis_engine() -> str:
@@ -242,21 +349,29 @@ WAV_SUFFIXES = (".wav",)
 
 
 def wav_bytes(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
-              sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto") -> bytes:
-    """Synthesize a roll (:func:`synthesize`) as the bytes of a 16-bit mono WAV file.
+              sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto", *, wav_format: str | None = None,
+              tracks: str = "one", programs=None, velocity=None) -> bytes:
+    """Synthesize a roll as the bytes of a 16-bit WAV file: mono (:func:`synthesize`) or stereo
+    (:func:`synthesize_stereo`).
 
     Args:
         roll: (T, spec.n_columns) uint8 roll, or a Piece.
         spec: roll layout (default RollSpec()).
         tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
-        sample_rate: samples per second.
+        sample_rate: samples per second of a mono file (when ``wav_format`` is None).
         engine: see :func:`synthesize`.
+        wav_format: None (mono at ``sample_rate``) or a key of :data:`WAV_FORMATS`: "mono22"
+            (22,050 Hz mono, the default of ``qbdi improvise --wav``) or "stereo44" (44,100 Hz stereo).
+        tracks: track layout (:data:`qbdi_utils.pianoroll.TRACK_LAYOUTS`); two tracks are panned
+            apart in stereo and mixed in mono.
+        programs: a General MIDI program per track (default 0).
+        velocity: see :func:`synthesize`.
 
     Returns:
         The WAV file's bytes (what :func:`write_wav` writes).
 
     Raises:
-        OptionError: see :func:`synthesize`.
+        OptionError: an unknown ``wav_format``; or see :func:`synthesize_stereo`.
 
     Used in: ``qbdi improvise --wav`` (staged in one output set with the MIDI).
     """
@@ -264,7 +379,19 @@ def wav_bytes(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None
 
     from scipy.io import wavfile
 
-    wave = synthesize(roll, spec, tempo_bpm, sample_rate=sample_rate, engine=engine)
+    channels = 1
+    if wav_format is not None:
+        if wav_format not in WAV_FORMATS:
+            raise OptionError(f"WAV format must be one of {', '.join(WAV_FORMATS)}, got {wav_format!r}")
+        sample_rate, channels = WAV_FORMATS[wav_format]
+    if channels == 1 and tracks == "one":
+        wave = synthesize(roll, spec, tempo_bpm, sample_rate=sample_rate, engine=engine,
+                          program=0 if programs is None else int(list(programs)[0]), velocity=velocity)
+    else:
+        wave = synthesize_stereo(roll, spec, tempo_bpm, sample_rate=sample_rate, engine=engine, tracks=tracks,
+                                 programs=programs, velocity=velocity)
+        if channels == 1:
+            wave = _normalise(wave.astype(np.float64).sum(axis=1))
     pcm = np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)
     buf = io.BytesIO()
     wavfile.write(buf, int(sample_rate), pcm)
@@ -272,8 +399,9 @@ def wav_bytes(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None
 
 
 def write_wav(roll, path, spec: RollSpec | None = None, *, tempo_bpm: float | None = None,
-              sample_rate: int = DEFAULT_SAMPLE_RATE, force: bool = False, engine: str = "auto") -> Path:
-    """Synthesize a roll (:func:`synthesize`) and write it as a 16-bit mono WAV file, atomically.
+              sample_rate: int = DEFAULT_SAMPLE_RATE, force: bool = False, engine: str = "auto",
+              wav_format: str | None = None, tracks: str = "one", programs=None, velocity=None) -> Path:
+    """Synthesize a roll (:func:`wav_bytes`) and write it as a 16-bit WAV file, atomically.
 
     The file appears whole or not at all (:func:`qbdi_utils.files.write_bytes`); without ``force``
     the creation is exclusive. Checked before synthesis: the name ends in ``.wav``, the file does
@@ -284,9 +412,10 @@ def write_wav(roll, path, spec: RollSpec | None = None, *, tempo_bpm: float | No
         path: output ``.wav`` file (parent folders are created).
         spec: roll layout (default RollSpec()).
         tempo_bpm: quarter notes per minute (default: the Piece's, else 120).
-        sample_rate: samples per second.
+        sample_rate: samples per second (mono, when ``wav_format`` is None).
         force: overwrite an existing file.
         engine: see :func:`synthesize`.
+        wav_format, tracks, programs, velocity: see :func:`wav_bytes`.
 
     Returns:
         The path written.
@@ -294,13 +423,15 @@ def write_wav(roll, path, spec: RollSpec | None = None, *, tempo_bpm: float | No
     Raises:
         OutputExistsError: ``path`` exists and ``force`` is False.
         FileSystemError: the file cannot be written (one line naming the path and the cause).
-        OptionError: ``path`` does not end in .wav; or see :func:`synthesize`.
+        OptionError: ``path`` does not end in .wav; or see :func:`wav_bytes`.
 
     Used in: notebooks/04_query_generation.ipynb.
     """
     path = check_suffix(path, WAV_SUFFIXES, "WAV audio")
     files.check_outputs([path], force=force)
-    return files.write_bytes(path, wav_bytes(roll, spec, tempo_bpm, sample_rate, engine), force=force)
+    data = wav_bytes(roll, spec, tempo_bpm, sample_rate, engine, wav_format=wav_format, tracks=tracks,
+                     programs=programs, velocity=velocity)
+    return files.write_bytes(path, data, force=force)
 
 
 def audio(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,

@@ -1,0 +1,242 @@
+"""Dynamics, tracks and WAV formats of outputs (qbdi_utils.performance, the MIDI and WAV writers, the CLI).
+
+Queries are written with mido (velocities chosen here), expected velocities are computed by hand from
+the module's rule (bar mean + accent), and written files are parsed back with mido / the wave module.
+"""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import mido
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from qbdi_utils import performance, pianoroll
+from qbdi_utils.cli import main
+from qbdi_utils.pianoroll import Piece, RollSpec, notes_to_roll, read_midi
+from qbdi_utils import render
+
+SPEC = RollSpec()
+N_BARS = 8
+BASE = [30 + 10 * b for b in range(N_BARS)]  # a crescendo: 30, 40, ..., 100
+ACCENT = 20  # extra velocity of every downbeat
+
+
+def _write_mido(path, notes, tpb=480, signature=(4, 4)):
+    """notes: (pitch, start_step, end_step, velocity) -> a type-0 file written by mido."""
+    tps = tpb // SPEC.steps_per_quarter
+    events = []
+    for p, s, e, v in notes:
+        events.append((s * tps, 1, mido.Message("note_on", note=p, velocity=v)))
+        events.append((e * tps, 0, mido.Message("note_off", note=p, velocity=0)))
+    events.sort(key=lambda ev: (ev[0], ev[1]))
+    track = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=signature[0], denominator=signature[1])])
+    now = 0
+    for t, _, m in events:
+        track.append(m.copy(time=t - now))
+        now = t
+    mid = mido.MidiFile(type=0, ticks_per_beat=tpb)
+    mid.tracks.append(track)
+    mid.save(str(path))
+    return path
+
+
+def _crescendo_query(tmp_path, accent=ACCENT):
+    """8 bars of quarter-note C major triads; bar b at BASE[b], its downbeat ``accent`` louder."""
+    notes = []
+    for b in range(N_BARS):
+        for q in range(4):
+            s = 16 * b + 4 * q
+            v = BASE[b] + (accent if q == 0 else 0)
+            notes += [(p, s, s + 4, v) for p in (60, 64, 67)]
+    return read_midi(_write_mido(tmp_path / "crescendo.mid", notes))
+
+
+def _eighths_output():
+    """An output on the same 8 bars: one pitch on every eighth note (on and off the beats)."""
+    roll = notes_to_roll([(72, s, s + 2) for s in range(0, 16 * N_BARS, 2)], 16 * N_BARS)
+    return Piece(roll=roll, time_signatures=[(0, 4, 4)])
+
+
+def _note_ons(mid: mido.MidiFile, tpb_step: int):
+    """(step, pitch, velocity, track index) of every note_on of a parsed file."""
+    out = []
+    for k, track in enumerate(mid.tracks):
+        now = 0
+        for m in track:
+            now += m.time
+            if m.type == "note_on" and m.velocity > 0:
+                out.append((now // tpb_step, m.note, m.velocity, k))
+    return out
+
+
+def test_read_midi_keeps_each_onsets_velocity(tmp_path):
+    query = _crescendo_query(tmp_path)
+    v = query.velocities
+    assert v.shape == (N_BARS * 4 * 3, 3)
+    assert set(v[v[:, 0] == 0, 2]) == {BASE[0] + ACCENT}
+    assert set(v[v[:, 0] == 16 * 5 + 8, 2]) == {BASE[5]}
+    assert Piece(roll=query.roll).velocities is None  # other constructors: unknown
+
+
+def test_output_follows_the_crescendo_and_the_downbeat_accents(tmp_path):
+    query = _crescendo_query(tmp_path)
+    vel = performance.output_velocities(_eighths_output(), query, "query")
+    step, v = vel[:, 0], vel[:, 2]
+    bar, pos = step // 16, step % 16
+    # by hand: the query's bar mean is BASE + ACCENT/4 (one loud onset of four); where the query
+    # plays (every quarter) its own velocity comes back, off the beat (never played) the bar mean
+    for b in range(N_BARS):
+        mean = BASE[b] + ACCENT / 4
+        assert v[(bar == b) & (pos == 0)] == pytest.approx([BASE[b] + ACCENT])
+        assert set(v[(bar == b) & (pos % 4 == 0) & (pos > 0)]) == {BASE[b]}
+        assert set(v[(bar == b) & (pos % 4 == 2)]) == {round(mean)}
+    means = [v[bar == b].mean() for b in range(N_BARS)]
+    assert spearmanr(range(N_BARS), means).statistic > 0.9
+    assert (v[pos == 0] - np.array(BASE)).min() == ACCENT  # every downbeat accented
+
+
+def test_a_query_bar_without_notes_takes_its_neighbours_mean(tmp_path):
+    query = _crescendo_query(tmp_path, accent=0)
+    query.velocities = query.velocities[query.velocities[:, 0] // 16 != 3]  # bar 4 silent
+    v = performance.output_velocities(_eighths_output(), query, "query")
+    assert set(v[v[:, 0] // 16 == 3, 2]) == {(BASE[2] + BASE[4]) // 2}
+
+
+def test_fixed_and_flat_queries(tmp_path):
+    out = _eighths_output()
+    query = _crescendo_query(tmp_path)
+    assert set(performance.output_velocities(out, query, 80)[:, 2]) == {80}
+    flat = read_midi(_write_mido(tmp_path / "flat.mid", [(60, 4 * k, 4 * k + 4, 64) for k in range(32)]))
+    assert performance.perform(out, flat, "query", corpus=performance.corpus_profile("chorales")) == []
+    assert set(out.velocities[:, 2]) == {64}  # its level; the chorales add no accents
+    notes = performance.perform(out, flat, "corpus", corpus=performance.corpus_profile("chorales"), corpus_name="chorales")
+    assert set(out.velocities[:, 2]) == {performance.MUSIC21_VELOCITY}
+    assert notes == ["--velocity corpus: the corpus chorales has no dynamics (every note at 90), so every note "
+                     "is at velocity 90"]
+
+
+def test_a_folder_corpus_lends_its_accents_to_a_flat_query(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for i in range(3):  # downbeats at 100, other quarters at 60: bar mean 70, accent +30 / -10
+        _write_mido(folder / f"c{i}.mid", [(60 + i, 4 * k, 4 * k + 4, 100 if k % 4 == 0 else 60) for k in range(16)])
+    prof = performance.corpus_profile(folder)
+    assert prof.mean == pytest.approx(70.0)
+    assert prof.accents == pytest.approx((30.0, -10.0, 0.0))
+    assert not prof.flat
+    flat = read_midi(_write_mido(tmp_path / "flat.mid", [(60, 4 * k, 4 * k + 4, 64) for k in range(32)]))
+    v = performance.output_velocities(_eighths_output(), flat, "query", prof)
+    pos = v[:, 0] % 16
+    assert set(v[pos == 0, 2]) == {94} and set(v[pos == 4, 2]) == {54} and set(v[pos == 2, 2]) == {64}
+
+
+def test_bar_grid_meters_pickups_and_changes():
+    starts, beats = performance.bar_grid(36, [(0, 3, 4), (24, 6, 8)], 0, SPEC)
+    assert starts.tolist() == [0, 12, 24] and beats.tolist() == [4, 4, 6]
+    starts, _ = performance.bar_grid(36, [(0, 4, 4)], 4, SPEC)  # a one-beat pickup
+    assert starts.tolist() == [0, 4, 20]
+    _, _, level = performance.metrical_positions([0, 4, 6, 16, 30], *performance.bar_grid(32, [], 0, SPEC))
+    assert level.tolist() == [0, 1, 2, 0, 2]
+
+
+def test_midi_carries_the_velocities(tmp_path):
+    query = _crescendo_query(tmp_path)
+    out = _eighths_output()
+    performance.perform(out, query, "query")
+    mid = mido.MidiFile(file=io.BytesIO(pianoroll.midi_bytes(out.roll, velocity=out.velocities)))
+    got = sorted((s, p, v) for s, p, v, _ in _note_ons(mid, 480 // 4))
+    assert got == sorted(map(tuple, out.velocities.tolist()))
+    assert (read_midi(_save(tmp_path / "o.mid", mid)).roll == out.roll).all()
+    with pytest.raises(Exception, match="1..127"):
+        pianoroll.midi_bytes(out.roll, velocity=np.array([[0, 72, 0]]))
+
+
+def _save(path, mid):
+    mid.save(str(path))
+    return path
+
+
+def _bar_rms(wave_: np.ndarray, sr: int, bpm: float = 120.0) -> np.ndarray:
+    n = int(round(4 * 60.0 / bpm * sr))
+    return np.array([np.sqrt(np.mean(wave_[b * n:(b + 1) * n] ** 2)) for b in range(N_BARS)])
+
+
+@pytest.mark.parametrize("engine", ["builtin", "soundfont"])
+def test_wav_rms_rises_with_velocity(tmp_path, engine):
+    if engine == "soundfont" and render.synthesis_engine() != "soundfont":
+        pytest.skip("no SoundFont synthesizer here")
+    query = _crescendo_query(tmp_path, accent=0)
+    out = Piece(roll=query.roll.copy(), time_signatures=[(0, 4, 4)])
+    performance.perform(out, query, "query")
+    loud = _bar_rms(render.synthesize(out, engine=engine, sample_rate=8000), 8000)
+    assert spearmanr(range(N_BARS), loud).statistic == pytest.approx(1.0)
+    assert loud[-1] / loud[0] > 2.0  # velocity 100 vs 30
+    fixed = _bar_rms(render.synthesize(out, engine=engine, sample_rate=8000, velocity=80), 8000)
+    assert fixed.max() / fixed.min() < 1.05
+
+
+# ----------------------------------------------------------------------------------------------
+# the command line (a tiny model from conftest)
+
+@pytest.fixture(autouse=True)
+def only_our_commands(monkeypatch):
+    from qbdi_utils import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["improvise", "navigate"])
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def crescendo_chords(tmp_path_factory):
+    """The tiny model's kind of query (synthetic chord bars), bar b at velocity 20 + 12 b, no accents."""
+    from qbdi_utils.model import synthetic_frames
+
+    roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(N_BARS, seed=4), SPEC), SPEC)
+    notes = [(p, s, e, 20 + 12 * (s // 16)) for p, s, e in pianoroll.roll_to_notes(roll, SPEC)]
+    return _write_mido(tmp_path_factory.mktemp("q") / "cresc.mid", notes)
+
+
+def test_cli_velocities_follow_a_crescendo_and_fixed_gives_80(capsys, tmp_path, tiny_model, crescendo_chords):
+    model = tiny_model.info["model_dir"]
+    out = tmp_path / "o.mid"
+    code, _, err = _run(capsys, "improvise", "--model", model, "--query", crescendo_chords, "--bits", "full",
+                        "--out", out, "--wav", tmp_path / "o.wav")
+    assert code == 0, err
+    ons = _note_ons(mido.MidiFile(out), 480 // 4)
+    bars = np.array([s // 16 for s, _, _, _ in ons])
+    vel = np.array([v for _, _, v, _ in ons])
+    have = sorted(set(bars.tolist()))
+    assert len(have) >= 5
+    assert spearmanr(have, [vel[bars == b].mean() for b in have]).statistic > 0.9
+    code, _, err = _run(capsys, "improvise", "--model", model, "--query", crescendo_chords, "--bits", "full",
+                        "--out", tmp_path / "f.mid", "--velocity", "80")
+    assert code == 0, err
+    assert {v for _, _, v, _ in _note_ons(mido.MidiFile(tmp_path / "f.mid"), 120)} == {80}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--tracks", "foo"], "--tracks 'foo'"),
+    (["--programs", "200"], "--programs '200'"),
+    (["--tracks", "one", "--programs", "0,48"], "--tracks one writes 1 track"),
+    (["--velocity", "loud"], "--velocity 'loud'"),
+    (["--velocity", "128"], "--velocity '128'"),
+    (["--wav-format", "mp3"], "--wav-format 'mp3'"),
+])
+def test_cli_bad_performance_options_are_one_line_exit_2(capsys, tmp_path, tiny_model, crescendo_chords, argv, words):
+    for command in ("improvise", "navigate"):
+        extra = ["--bits", "full"] if command == "improvise" else ["--source", "query"]
+        code, _, err = _run(capsys, command, "--model", tiny_model.info["model_dir"], "--query", crescendo_chords,
+                            *extra, "--out", tmp_path / "x.mid", *argv)
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"qbdi {command}: error: ") and words in lines[0], err
+        assert not (tmp_path / "x.mid").exists()
