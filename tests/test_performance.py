@@ -240,3 +240,99 @@ def test_cli_bad_performance_options_are_one_line_exit_2(capsys, tmp_path, tiny_
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"qbdi {command}: error: ") and words in lines[0], err
         assert not (tmp_path / "x.mid").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# tracks, programs, time signatures, WAV formats
+
+def _melody_over_chords():
+    """A melody (72, 74, 76, 77 on the beats, 79 held over two) above held and repeated chords,
+    plus a low note starting under the held 79 (accompaniment: a higher pitch sounds)."""
+    melody = [(72, 0, 4), (74, 4, 8), (76, 8, 12), (77, 12, 16), (79, 16, 24)]
+    chords = [(p, s, s + 8) for s in (0, 8, 16) for p in (60, 64, 67)] + [(48, 20, 24)]
+    return melody, chords, notes_to_roll(melody + chords, 24)
+
+
+def test_melody_and_accompaniment_tracks(tmp_path):
+    melody, chords, roll = _melody_over_chords()
+    data = pianoroll.midi_bytes(roll, 100.0, 70, tracks="melody+accompaniment", programs=(0, 48),
+                                time_signatures=[(0, 4, 4), (16, 2, 4)])
+    mid = mido.MidiFile(file=io.BytesIO(data))
+    assert mid.type == 1 and len(mid.tracks) == 3
+    conductor = [m for m in mid.tracks[0] if m.is_meta and m.type != "end_of_track"]
+    assert [m.type for m in conductor] == ["set_tempo", "time_signature", "time_signature"]
+    assert not [m for m in mid.tracks[0] if not m.is_meta]
+
+    def notes_of(track):
+        now, on, out = 0, {}, []
+        for m in track:
+            now += m.time
+            if m.type == "note_on" and m.velocity:
+                on[m.note] = now
+            elif m.type in ("note_off", "note_on"):
+                out.append((m.note, on.pop(m.note) // 120, now // 120))
+        return sorted(out)
+
+    assert notes_of(mid.tracks[1]) == sorted(melody)
+    assert notes_of(mid.tracks[2]) == sorted(chords)
+    assert [m.program for m in mid.tracks[1] if m.type == "program_change"] == [0]
+    assert [m.program for m in mid.tracks[2] if m.type == "program_change"] == [48]
+    assert {m.channel for m in mid.tracks[1] if not m.is_meta} == {0}
+    assert {m.channel for m in mid.tracks[2] if not m.is_meta} == {1}
+    assert [t.name for t in mid.tracks[1:]] == ["melody", "accompaniment"]
+    path = tmp_path / "two.mid"
+    path.write_bytes(data)
+    back = read_midi(path)
+    assert (back.roll == roll).all()  # the reader merges the tracks back
+    assert back.time_signatures == [(0, 4, 4), (16, 2, 4)]
+    # one track stays the type-0 file of before
+    assert mido.MidiFile(file=io.BytesIO(pianoroll.midi_bytes(roll))).type == 0
+
+
+def test_top_voice_against_brute_force():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        roll = pianoroll.make_valid(rng.random((32, SPEC.n_columns)) < 0.03, SPEC)
+        notes = pianoroll.roll_to_notes(roll, SPEC)
+        play = roll[:, :SPEC.n_pitches].astype(bool)
+        want = [bool(p - SPEC.min_pitch >= np.flatnonzero(play[s]).max()) for p, s, _ in notes]
+        assert pianoroll.top_voice(notes).tolist() == want
+
+
+def test_wav_formats_headers_and_panning():
+    melody, chords, roll = _melody_over_chords()
+
+    def header(data):
+        with wave.open(io.BytesIO(data)) as w:
+            return w.getnchannels(), w.getframerate(), w.getsampwidth(), w.readframes(w.getnframes())
+
+    mono = render.wav_bytes(roll, SPEC, 120, engine="builtin")
+    assert header(mono)[:3] == (1, 22050, 2)
+    assert render.wav_bytes(roll, SPEC, 120, engine="builtin", wav_format="mono22") == mono
+    ch, sr, width, raw = header(render.wav_bytes(roll, SPEC, 120, engine="builtin", wav_format="stereo44",
+                                                 tracks="melody+accompaniment"))
+    assert (ch, sr, width) == (2, 44100, 2)
+    x = np.frombuffer(raw, "<i2").reshape(-1, 2).astype(np.float64)
+    only_melody = pianoroll.notes_to_roll(melody, 24)
+    ch, _, _, raw = header(render.wav_bytes(only_melody, SPEC, 120, engine="builtin", wav_format="stereo44",
+                                            tracks="melody+accompaniment"))
+    m = np.frombuffer(raw, "<i2").reshape(-1, 2).astype(np.float64)
+    pan = (render.TRACK_PANS[0] + 1) * np.pi / 4
+    assert np.sqrt((m[:, 1] ** 2).sum() / (m[:, 0] ** 2).sum()) == pytest.approx(np.tan(pan), rel=1e-3)
+    assert np.abs(x[:, 0] - x[:, 1]).max() > 0  # two tracks: the channels differ
+    ch, _, _, raw = header(render.wav_bytes(roll, SPEC, 120, engine="builtin", wav_format="stereo44"))
+    one = np.frombuffer(raw, "<i2").reshape(-1, 2)
+    assert (one[:, 0] == one[:, 1]).all()  # one track: centred
+
+
+def test_cli_two_tracks_and_stereo(capsys, tmp_path, tiny_model, crescendo_chords):
+    out, wav = tmp_path / "t.mid", tmp_path / "t.wav"
+    code, _, err = _run(capsys, "navigate", "--model", tiny_model.info["model_dir"], "--query", crescendo_chords,
+                        "--source", "query", "--tracks", "melody+accompaniment", "--programs", "0,48",
+                        "--wav-format", "stereo44", "--out", out, "--wav", wav)
+    assert code == 0, err
+    mid = mido.MidiFile(out)
+    assert mid.type == 1 and [t.name for t in mid.tracks[1:]] == ["melody", "accompaniment"]
+    assert [m.program for t in mid.tracks for m in t if m.type == "program_change"] == [0, 48]
+    with wave.open(str(wav)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, 44100)
