@@ -143,7 +143,8 @@ def read_smf(path: Path, max_steps: int, spq: int) -> tuple[int, int, list]:
 
     Raises:
         MidiFileError: missing, empty, not MIDI, truncated, corrupt, too long, type 2 or SMPTE
-            timing, or over a limit of :mod:`qbdi_utils.limits`.
+            timing, a resolution (ticks per quarter) that ``spq`` does not divide, or over a limit
+            of :mod:`qbdi_utils.limits`.
         FileSystemError: the file cannot be opened.
     """
     if not path.exists():
@@ -171,6 +172,10 @@ def read_smf(path: Path, max_steps: int, spq: int) -> tuple[int, int, list]:
         signed = division - 0x10000 if division & 0x8000 else division
         raise MidiFileError(f"unsupported time division {signed!r} (SMPTE timing); "
                             "re-export with ticks per quarter note", path)
+    if division % spq:
+        raise MidiFileError(f"its resolution of {division} ticks per quarter note is not a multiple of the grid's "
+                            f"{spq} steps per quarter note (notes would fall between steps); use a grid that divides "
+                            f"{division}, or re-export the file at 480 or 960 ticks per quarter note", path)
     max_ticks = max_steps * division // spq
     cap = int(limits.limit("QBDI_MAX_MIDI_MESSAGES"))
     budget = [cap]

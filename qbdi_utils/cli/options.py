@@ -24,13 +24,13 @@ from qbdi_utils.cli.values import MAX_SEED, SEED_WHY, whole_number
 from qbdi_utils.errors import OptionError
 from qbdi_utils.improvise import DECODE_MODES, STATS_MODES, check_stats_mode, parse_bits
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, check_continuity
-from qbdi_utils.pianoroll import TRACK_LAYOUTS
+from qbdi_utils.pianoroll import TRACK_LAYOUTS, RollSpec
 from qbdi_utils.render.audio import WAV_FORMATS
 
 __all__ = [
     "ANY_METER", "MAX_BITS", "add_bits", "add_continuity", "add_corpus", "add_decode", "add_force", "add_meter", "add_model",
     "add_query", "add_quiet", "add_seed", "add_stats", "bits_option", "meter_option", "parse_meter", "stats_option",
-    "add_performance", "velocity_option", "tracks_option", "programs_option", "wav_format_option", "layout",
+    "add_grid", "grid_spec", "GRID_STEPS", "add_performance", "velocity_option", "tracks_option", "programs_option", "wav_format_option", "layout",
     "perform",
 ]
 
@@ -262,3 +262,27 @@ def perform(args, model, query, piece) -> list:
     name = "" if source is None else (source if source in NAMED_SOURCES else Path(source).name)
     return performance.perform(piece, query, args.velocity, corpus_name=name,
                                corpus=lambda: performance.corpus_profile(source, model.spec))
+
+
+GRID_STEPS = (4, 12)
+"""``qbdi train --steps-per-quarter``: 4 (16th notes, the paper's grid) or 12 (16ths and 8th/16th triplets)."""
+
+
+def add_grid(parser) -> None:
+    """``--steps-per-quarter {4|12}``: the time grid of a model to train (its frames span 4 quarters)."""
+    def grid(value: str) -> int:
+        text = str(value).strip()
+        if text not in {str(g) for g in GRID_STEPS}:
+            raise OptionError(f"--steps-per-quarter {value!r} is not one of {', '.join(map(str, GRID_STEPS))}")
+        return int(text)
+
+    parser.add_argument("--steps-per-quarter", type=grid, default=GRID_STEPS[0], metavar="{4|12}",
+                        help="time steps per quarter note: 4 (16th notes, the paper's; default) or 12 (16ths and "
+                        "triplets; frames of 48 steps). The model saves its grid; a MIDI file whose ticks per "
+                        "quarter the grid does not divide is skipped (a query: refused)")
+
+
+def grid_spec(args) -> RollSpec:
+    """The roll layout of ``--steps-per-quarter``: the paper's pitches, frames of 4 quarter notes."""
+    spq = int(getattr(args, "steps_per_quarter", GRID_STEPS[0]))
+    return RollSpec(steps_per_quarter=spq, steps_per_frame=4 * spq)

@@ -20,6 +20,7 @@ from qbdi_utils.cli import checks, model_corpus, options
 from qbdi_utils.cli.messages import silence_warning, warn
 from qbdi_utils.errors import CorpusError, ModelError
 from qbdi_utils.model import StyleVAE
+from qbdi_utils.model.persist import saved_spec
 from qbdi_utils.render._common import check_suffix
 from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
 from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
@@ -71,7 +72,7 @@ def load(model_dir: Path | None, query_path: Path, audio: bool = False):
     if model_dir is None:
         model = training.default_model(progress=True)
     else:
-        model = StyleVAE.load(model_dir)
+        model = StyleVAE.load(model_dir, spec=saved_spec(model_dir))  # the model's own grid
     query = pianoroll.read_midi(query_path, spec=model.spec)
     if audio:
         limits.check_audio_seconds(query.n_steps * 60.0 / query.tempo_bpm / query.spec.steps_per_quarter,

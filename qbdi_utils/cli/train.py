@@ -1,7 +1,7 @@
 """``qbdi train``: train a style VAE on a corpus and save it to a model directory.
 
     qbdi train --corpus {chorales|essen|PATH} --out MODEL_DIR [--meter {4/4|any}] [--epochs N] [--beta B]
-               [--seed S] [--hidden-dim H] [--latent-dim L] [--gamma G] [--force] [--quiet]
+               [--steps-per-quarter {4|12}] [--seed S] [--hidden-dim H] [--latent-dim L] [--gamma G] [--force] [--quiet]
                [--workers N] [--stream | --memory-budget SIZE] [--devices N] [--max-eval-frames N]
 
 Large corpora (README, "Training on a large corpus"): the corpus is parsed by ``--workers``
@@ -73,6 +73,7 @@ def add_parser(subparsers) -> None:
     options.add_corpus(p, required=True, help="'chorales' (music21's Bach chorales), 'essen' (German folk songs "
                        "from music21's Essen collection) or a folder of .mid files / one .mid file")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
+    options.add_grid(p)
     options.add_meter(p, default="4/4", help="keep only pieces in this meter (default 4/4); 'any' keeps every "
                       "meter, its bars cut into 4-quarter frames")
     p.add_argument("--epochs", type=whole_number("--epochs", 1, MAX_EPOCHS), default=paper.epochs, metavar="N",
@@ -123,7 +124,7 @@ def run_train(args) -> int:
     """
     out = checks.check_out_dir(args.out, force=args.force)
     corpus = corpus_mod.load_corpus(args.corpus, progress=True, workers=args.workers, in_memory=False,
-                                    meter=args.meter)
+                                    meter=args.meter, spec=options.grid_spec(args))
     ing = corpus.ingest
     print(f"corpus: {corpus.n_frames} frames from {len(corpus.piece_names)} pieces "
           f"({len(corpus.skipped)} skipped; {ing.get('parsed', 0)} files parsed, "

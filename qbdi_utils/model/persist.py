@@ -30,7 +30,8 @@ from qbdi_utils.model.config import VAEConfig, config_from_v1
 from qbdi_utils.model.networks import weight_shapes
 from qbdi_utils.pianoroll import RollSpec
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_FILE", "SavedModel", "WEIGHTS_FILE", "read_model", "write_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_FILE", "SavedModel", "WEIGHTS_FILE", "read_model", "saved_spec",
+           "write_model"]
 
 FORMAT = "qbdi-style-vae"
 FORMAT_VERSION = 2
@@ -155,6 +156,20 @@ def read_model(directory: str | Path, spec: RollSpec | None = None) -> SavedMode
     # latent_dim in a damaged file must not allocate gigabytes)
     saved.weights = _read_weights(d, weight_shapes(saved.config))
     return saved
+
+
+def saved_spec(directory: str | Path) -> RollSpec:
+    """The roll layout a model directory was trained for (model.json checked, weights not read).
+
+    For callers that work in the model's own layout (``qbdi improvise`` with a model of 12 steps per
+    quarter): ``read_model(d, saved_spec(d))``.
+
+    Raises:
+        ModelError, FileSystemError: as :func:`read_model`.
+    """
+    d = Path(directory)
+    meta, version = _read_meta(d)
+    return _check_meta(d, meta, version).spec
 
 
 def _read_meta(d: Path) -> tuple[dict, int]:
