@@ -168,16 +168,16 @@ def _deviations(piece: Piece, starts, beats):
     return bar, pos, level, vel, vel - means[bar], means
 
 
-def _group_mean(keys: np.ndarray, values: np.ndarray) -> dict:
-    """{key: mean of the values with that key}."""
-    out = {}
-    if len(keys):
-        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        sums = np.bincount(inv, weights=values)
-        counts = np.bincount(inv)
-        for i, k in enumerate(uniq):
-            out[tuple(int(x) for x in np.atleast_1d(k))] = float(sums[i] / counts[i])
+def _mean_at(keys: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` per integer key, looked up at the keys ``at`` (NaN for a key never seen)."""
+    out = np.full(len(at), np.nan)
+    if not len(keys):
+        return out
+    uniq, inv = np.unique(keys, return_inverse=True)
+    means = np.bincount(inv, weights=values) / np.bincount(inv)
+    idx = np.clip(np.searchsorted(uniq, at), 0, len(uniq) - 1)
+    found = uniq[idx] == at
+    out[found] = means[idx[found]]
     return out
 
 
@@ -287,12 +287,12 @@ def _follow(query: Piece, starts, beats, bar, pos, level) -> np.ndarray:
     qbar, qpos, qlevel, _, qdev, means = _deviations(query, starts, beats)
     have = np.flatnonzero(~np.isnan(means))
     bar_mean = np.interp(np.arange(len(means)), have, means[have])
-    at_bar_pos = _group_mean(np.column_stack([qbar, qpos]), qdev)
-    at_pos = _group_mean(qpos[:, None], qdev)
-    at_level = _group_mean(qlevel[:, None], qdev)
-    acc = np.array([at_bar_pos.get((b, p), at_pos.get((p,), at_level.get((lv,), 0.0)))
-                    for b, p, lv in zip(bar.tolist(), pos.tolist(), level.tolist())], dtype=np.float64)
-    return bar_mean[bar] + acc.reshape(-1)
+    width = int(max(qpos.max(initial=0), pos.max(initial=0))) + 1
+    acc = _mean_at(qbar * width + qpos, qdev, bar * width + pos)  # this bar, this position
+    for keys, at in ((qpos, pos), (qlevel, level)):  # else this position in any bar, else this level
+        gap = np.isnan(acc)
+        acc[gap] = _mean_at(keys, qdev, at[gap])
+    return bar_mean[bar] + np.nan_to_num(acc, nan=0.0)
 
 
 def perform(piece: Piece, query: Piece | None, mode="query", corpus=None, corpus_name: str = "") -> list:
