@@ -216,7 +216,7 @@ def test_output_set_is_all_or_nothing_when_the_commit_fails(capsys, tmp_path, mo
             raise OSError(errno.ENOSPC, "No space left on device")
 
     out, wav = tmp_path / "o.mid", tmp_path / "o.wav"
-    monkeypatch.setattr(files, "_hook", fail_after_first)
+    monkeypatch.setattr(files.atomic, "stage_hook", fail_after_first)
     code, _, err = run(capsys, "improvise", "--model", model_dir, "--query", query_mid, "--bits", "8",
                        "--threshold", "0.9", "--out", out, "--wav", wav)
     line = one_error_line(err, "improvise")

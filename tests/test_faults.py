@@ -114,7 +114,7 @@ def test_two_racing_analyze_runs_exactly_one_wins(tmp_path, song):
                 while not os.path.exists({str(go)!r}):
                     time.sleep(0.01)
 
-        files._hook = wait_for_go
+        files.atomic.stage_hook = wait_for_go
         sys.exit(main(["analyze", "--midi", {str(song)!r}, "--out", {str(out)!r}]))
     """)
     procs = [subprocess.Popen([sys.executable, "-B", "-c", code], env=CHILD_ENV, stdout=subprocess.PIPE,
@@ -139,7 +139,7 @@ def test_sigkill_while_staging_leaves_no_visible_output_and_rerun_cleans(tmp_pat
                 print("PAUSED", flush=True)
                 time.sleep(300)
 
-        files._hook = pause
+        files.atomic.stage_hook = pause
         sys.exit(main(["analyze", "--midi", {str(song)!r}, "--out", {str(out)!r}]))
     """)
     proc = subprocess.Popen([sys.executable, "-B", "-c", code], stdout=subprocess.PIPE, text=True,
@@ -244,7 +244,7 @@ def test_two_racing_improvise_runs_exactly_one_wins(tmp_path, model_dir, song):
                 while not os.path.exists({str(go)!r}):
                     time.sleep(0.01)
 
-        files._hook = wait_for_go
+        files.atomic.stage_hook = wait_for_go
         seed = sys.argv[1]
         sys.exit(main(["improvise", "--model", {str(model_dir)!r}, "--query", {str(song)!r},
                        "--bits", "16", "--seed", seed, "--out", {str(out)!r}]))
@@ -392,7 +392,7 @@ def test_train_killed_then_file_size_limit_keep_old_model(tmp_path, tiny_model, 
                 print("PAUSED", flush=True)
                 time.sleep(300)
 
-        files._hook = pause
+        files.atomic.stage_hook = pause
         sys.exit(main(["train", "--corpus", {str(midi_corpus)!r}, "--out", {str(m)!r}, "--force",
                        *{TRAIN_TINY!r}]))
     """)

@@ -154,7 +154,7 @@ def test_fallback_killed_between_claim_and_rename_is_cleaned(tmp_path):
         def no_link(*a, **k):
             raise OSError(errno.EPERM, "no hard links here")
         os.link = no_link
-        files._hook = lambda stage: os._exit(9) if stage == "claimed" else None
+        files.atomic.stage_hook = lambda stage: os._exit(9) if stage == "claimed" else None
         files.write_bytes({str(dest)!r}, b"content")
     """)
     assert r.returncode == 9, r.stderr
@@ -446,7 +446,7 @@ def test_sigkill_during_folder_replace_then_next_run_repairs(tmp_path, stage, ex
                 print("PAUSED", flush=True)
                 time.sleep(120)
 
-        files._hook = pause
+        files.atomic.stage_hook = pause
         with files.replacing_dir({str(m)!r}, force=True) as st:
             (Path(st) / "weights.npz").write_bytes(b"2" * 1000)
             (Path(st) / "model.json").write_bytes(b'{{"tag": "2"}}')

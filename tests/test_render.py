@@ -475,7 +475,7 @@ def test_every_public_name_is_reexported():
 
 
 # ---------------------------------------------------------------------------------------------
-# writers: names say what they hold; atomic (files.py), no temporaries left behind
+# writers: names say what they hold; atomic (qbdi_utils.files), no temporaries left behind
 
 
 @pytest.mark.parametrize("name, writer", [
