@@ -6,18 +6,21 @@ opens the output ports and the input, loads the model, plays the session (:class
 always closes what it opened, and hands the result to a writer while Ctrl-C is still ignored, so the
 recording is written whole.
 
-Imports: errors, improvise, navigate, live, live_controls, live_io, live_time.
+Imports: errors, files, improvise, navigate, live, live_controls, live_io, live_time.
 Used in: ``qbdi live`` (qbdi_utils/cli/live.py), tests/test_live.py through the command.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
+from qbdi_utils import files
 from qbdi_utils.errors import OptionError
 from qbdi_utils.improvise import rate_label
 from qbdi_utils.live import MODES, LiveResult, LiveSession
@@ -26,7 +29,7 @@ from qbdi_utils.live_io import FileSource, PortSink, PortSource, is_midi_file_na
 from qbdi_utils.live_time import MidiClockTimeline, RealClock, SimulatedClock, TempoTimeline
 from qbdi_utils.navigate import DEFAULT_CONTINUITY
 
-__all__ = ["LiveOptions", "run_session"]
+__all__ = ["LiveOptions", "run_session", "write_results"]
 
 
 @dataclass(frozen=True)
@@ -199,3 +202,26 @@ def run_session(opts: LiveOptions, load_model: Callable[[], object], announce: C
     if previous is not None:
         signal.signal(signal.SIGINT, previous)
     return result
+
+
+def write_results(result: LiveResult, paths: list[Path], log_path: Path | None, *, force: bool) -> None:
+    """Write a run's recording (to every path of ``paths`` but ``log_path``) and its log (JSON, to
+    ``log_path``) as one output set: all appear or none does.
+
+    Args:
+        result: the run's LiveResult (``recording`` bytes, ``log_dict()``).
+        paths: the output files, the log's among them.
+        log_path: the log file, or None.
+        force: overwrite existing files.
+
+    Raises:
+        OutputExistsError, FileSystemError: as :class:`qbdi_utils.files.OutputSet`.
+
+    Used in: ``qbdi live`` (the writer given to :func:`run_session`).
+    """
+    with files.OutputSet(force=force) as out_set:
+        for path in paths:
+            if path == log_path:
+                out_set.add_text(path, json.dumps(result.log_dict(), indent=1) + "\n")
+            else:
+                out_set.add_bytes(path, result.recording)

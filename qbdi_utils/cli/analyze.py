@@ -14,21 +14,19 @@ Harte's Tonnetz embedding of the chroma, compared by Euclidean (= Tonnetz) dista
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-from qbdi_utils import dynamics, files, pianoroll
+from qbdi_utils import dynamics, pianoroll
 from qbdi_utils.cli import options
-from qbdi_utils.cli.bar_numbers import motif_rows, span_text
+from qbdi_utils.cli.analyze_outputs import OUTPUT_FILES, check_out, write_outputs
+from qbdi_utils.cli.bar_numbers import span_text
 from qbdi_utils.cli.frames import off_meter
 from qbdi_utils.cli.messages import warn
 from qbdi_utils.cli.values import whole_number
-from qbdi_utils.errors import FileSystemError, MidiFileError, OptionError, OutputExistsError
-from qbdi_utils.render import plots
+from qbdi_utils.errors import MidiFileError, OptionError
 
-__all__ = ["MAX_THRESHOLDS", "OUTPUT_FILES", "PRINT_MOTIFS", "add_parser", "run"]
+__all__ = ["MAX_THRESHOLDS", "PRINT_MOTIFS", "add_parser", "run"]
 
-OUTPUT_FILES = ("ir_curve.csv", "ir_curve.png", "motifs.csv", "motifs.png")
 PRINT_MOTIFS = 12  # longest first; motifs.csv lists all
 # Each threshold builds one oracle; the IR curve only changes at the distinct pairwise distances, and
 # 50x the default resolution already shows every step a plot can show, so more only burns time.
@@ -68,24 +66,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _check_out(args, midi: Path) -> Path:
-    """--out (a folder; default ``<stem>_analysis``) with nothing of ours in the way unless --force."""
-    if args.out is not None and not str(args.out).strip():
-        raise OptionError(f"--out is empty; give a folder name, or omit --out to write into "
-                          f"{midi.stem}_analysis")
-    # --out is always a folder: "dir", "dir/" and "dir/." all name the folder dir
-    out = Path(args.out) if args.out is not None else Path(f"{midi.stem}_analysis")
-    if out.exists() and not out.is_dir():
-        raise FileSystemError("is a file, not a folder; choose another --out", out)
-    targets = [out / f for f in OUTPUT_FILES]
-    existing = [t for t in targets if t.exists()]
-    if existing and not args.force:
-        raise OutputExistsError(f"{len(existing)} output(s) already exist there (e.g. {existing[0].name}); "
-                                "pass --force to overwrite or choose another --out", out)
-    files.check_outputs(targets, force=args.force)  # folders in the way, unwritable places: before the work
-    return out
-
-
 def _labels(paths: list[Path]) -> list[str]:
     """A label per file: its stem, or its name, or its path where stems coincide."""
     for key in (lambda p: p.stem, lambda p: p.name, str):
@@ -104,7 +84,7 @@ def run(args) -> int:
         if not midi.is_file():
             raise MidiFileError("no such file; pass an existing .mid file with --midi", midi)
     labels = _labels(paths)
-    out = _check_out(args, paths[0])
+    out = check_out(args, paths[0])
     analyses = {}
     for label, midi in zip(labels, paths):
         piece = pianoroll.read_midi(midi)
@@ -118,7 +98,7 @@ def run(args) -> int:
         analyses[label] = dynamics.analyze_roll(roll, piece.spec, args.resolution, args.thresholds,
                                                 args.min_length, args.min_count)
         _report(analyses[label], midi, out, args)
-    _write(analyses, out, args.force, paths[0].name if len(paths) == 1 else f"{len(paths)} files")
+    write_outputs(analyses, out, args.force, paths[0].name if len(paths) == 1 else f"{len(paths)} files")
     print(f"wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}")
     return 0
 
@@ -136,33 +116,3 @@ def _report(a: dynamics.Analysis, midi: Path, out: Path, args) -> None:
         print(f"    motif {k}: {m.length} {unit}, {m.count}x at {spans}")
     if len(found) > PRINT_MOTIFS:
         print(f"    ... and {len(found) - PRINT_MOTIFS} shorter ones (all in {out / 'motifs.csv'})")
-
-
-def _write(analyses: dict, out: Path, force: bool, title: str) -> None:
-    """The two tables and two figures as one output set."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    first = next(iter(analyses.values()))
-    u = first.unit[:-1]
-    ir_rows = [{"file": label, "threshold": float(t), "total_ir_bits": float(ir), "n_symbols": int(n)}
-               for label, a in analyses.items()
-               for t, ir, n in zip(a.curve.thresholds, a.curve.ir, a.curve.n_symbols)]
-    motifs = [r for label, a in analyses.items() for r in motif_rows(label, a)]
-    motif_cols = ["file", "motif", f"length_{first.unit}", "start_bar", f"start_{u}", "end_bar", f"end_{u}"]
-    # titles carry the file name; a name in a script the plot font lacks (CJK, ...) would print a
-    # "Glyph ... missing" warning per glyph and draw (the figure shows boxes there, nothing worse)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
-        with files.OutputSet(force=force) as outs:
-            outs.add_csv(out / "ir_curve.csv", ir_rows, columns=["file", "threshold", "total_ir_bits", "n_symbols"])
-            outs.add_csv(out / "motifs.csv", motifs, columns=motif_cols)
-            figs = plots.analysis_figures(analyses, title)
-            try:
-                for name, fig in figs.items():
-                    outs.add_with(out / name, lambda tmp, fig=fig: fig.savefig(tmp, dpi=120))
-            finally:
-                for fig in figs.values():
-                    plt.close(fig)

@@ -17,11 +17,10 @@ Options, outputs and ports are checked before the model is loaded.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from qbdi_utils import files, live_controls, live_io, live_run, live_time, training
+from qbdi_utils import live_controls, live_io, live_run, live_time, training
 from qbdi_utils.cli.checks import check_outputs, output_file_option
 from qbdi_utils.cli.options import add_bits, add_continuity, add_force, add_model, add_seed, add_stats
 from qbdi_utils.cli.values import nonnegative_float, whole_number
@@ -134,17 +133,10 @@ def run_live(args) -> int:
     if opts.file_in and not Path(args.inp).is_file():
         raise MidiFileError("no such MIDI file; pass an existing .mid file or a port name to --in", Path(args.inp))
 
-    def write(result) -> None:
-        with files.OutputSet(force=args.force) as out_set:
-            for path in outs:
-                if path == log_path:
-                    out_set.add_text(path, json.dumps(result.log_dict(), indent=1) + "\n")
-                else:
-                    out_set.add_bytes(path, result.recording)
-
     result = live_run.run_session(
         opts, lambda: training.default_model(progress=True) if model_dir is None else StyleVAE.load(model_dir),
-        lambda line: print(f"qbdi live: {line}", file=sys.stderr, flush=True), write)
+        lambda line: print(f"qbdi live: {line}", file=sys.stderr, flush=True),
+        lambda res: live_run.write_results(res, outs, log_path, force=args.force))
     how = "stopped (Ctrl-C)" if result.interrupted else "done"
     print(f"qbdi live: {how} after {len(result.bars)} bars, {len(result.changes)} changes"
           + (" -> " + ", ".join(str(p) for p in outs) if outs else ""), file=sys.stderr)

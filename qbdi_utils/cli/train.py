@@ -37,8 +37,7 @@ from qbdi_utils import files, training
 from qbdi_utils import shards as shards_mod
 from qbdi_utils.cli import checks, options, values
 from qbdi_utils.cli.values import MAX_SEED, whole_number
-from qbdi_utils.cli.corpus_report import SKIPPED_FILE, skipped_table, transposition_line
-from qbdi_utils.cli.messages import cli_terms
+from qbdi_utils.cli.train_report import SKIPPED_FILE, corpus_lines, model_lines
 from qbdi_utils.errors import OptionError
 from qbdi_utils.model import PRESETS
 from qbdi_utils.training import devices, stream
@@ -125,16 +124,7 @@ def run_train(args) -> int:
     out = checks.check_out_dir(args.out, force=args.force)
     corpus = corpus_mod.load_corpus(args.corpus, progress=True, workers=args.workers, in_memory=False,
                                     meter=args.meter, spec=options.grid_spec(args))
-    ing = corpus.ingest
-    print(f"corpus: {corpus.n_frames} frames from {len(corpus.piece_names)} pieces "
-          f"({len(corpus.skipped)} skipped; {ing.get('parsed', 0)} files parsed, "
-          f"{ing.get('reused', 0)} from the cache)", file=sys.stderr)
-    table = skipped_table(corpus.skipped)
-    if table:
-        print(cli_terms(table), file=sys.stderr)
-    moved = transposition_line(corpus.pieces, corpus.options.get("transpose"))
-    if moved:
-        print(moved, file=sys.stderr)
+    print(*corpus_lines(corpus), sep="\n", file=sys.stderr)
     if corpus.n_frames < 3:
         raise OptionError(f"corpus {args.corpus} has {corpus.n_frames} frame(s); need at least 3 "
                           "(training, validation and test)")
@@ -144,13 +134,11 @@ def run_train(args) -> int:
         data, groups = corpus, None
     else:
         data, groups = corpus.to_arrays()
-    n_devices = args.devices
+    devs = args.devices if args.devices > 1 or os.environ.get("TF_CONFIG") else None
     model, _ = training.train(data, spec=corpus.spec, groups=groups, stream=streaming or None,
-                              max_eval_frames=args.max_eval_frames,
-                              devices=n_devices if n_devices > 1 or os.environ.get("TF_CONFIG") else None,
-                              hidden_dim=args.hidden_dim, latent_dim=args.latent_dim,
-                              epochs=args.epochs, beta=args.beta, seed=args.seed, gamma=args.gamma,
-                              progress=True)
+                              max_eval_frames=args.max_eval_frames, devices=devs, hidden_dim=args.hidden_dim,
+                              latent_dim=args.latent_dim, epochs=args.epochs, beta=args.beta, seed=args.seed,
+                              gamma=args.gamma, progress=True)
     if not devices.is_chief():
         print("trained as a non-chief worker: the chief saves the model", file=sys.stderr)
         return 0
@@ -158,15 +146,5 @@ def run_train(args) -> int:
     rows = [{"file": str(name), "reason": str(reason)} for name, reason in corpus.skipped]
     model.save(out, force=args.force,
                extra=lambda stage: files.write_csv(rows, stage / SKIPPED_FILE, columns=["file", "reason"]))
-    i = model.info
-    print(f"saved {out} ({i['n_train']} training / {i['n_validation']} validation / "
-          f"{i['n_test']} test frames, {i['train_seconds']:.1f} s)")
-    print(f"validation: R = {i['validation_r_nats']:.2f}, D = {i['validation_d_nats']:.2f} nats/frame, "
-          f"note F1 = {i['validation_f1']:.3f}; threshold {model.threshold:.2f} chosen here")
-    print(f"held-out test: R = {i['test_r_nats']:.2f} nats/frame, D = {i['test_d_nats']:.2f} "
-          f"nats/frame, note F1 = {i['test_f1']:.3f} (precision {i['test_precision']:.3f}, "
-          f"recall {i['test_recall']:.3f}) at threshold {model.threshold:.2f}")
-    if model.has_predictor:
-        print(f"predictor head: test CE(x_t+1 | z_t) term = {i['test_p_nats']:.2f} nats/frame "
-              f"(gamma = {args.gamma}); measure it with `qbdi evaluate --model {out}`")
+    print(*model_lines(model, out, args.gamma), sep="\n")
     return 0
