@@ -145,40 +145,41 @@ def compare_static_dynamic(
     if seeds < 1:
         raise OptionError(f"seeds must be >= 1, got {seeds}")
 
-    def dist(z_d):
-        return float(np.mean(np.sum((z_d - z) ** 2, axis=1)))
-
-    def measured(fn):
-        return float(np.mean([dist(fn(s)) for s in range(seeds)]))
-
     gen = np.random.default_rng(seed)
     surrogate = mu + np.sqrt(var) * gen.standard_normal((int(rate_samples), mu.size))
     noise_seed = int(gen.integers(2**31))
-
-    def rate_lower_bound(z_d):  # per component the larger of two lower bounds
-        return float(np.maximum(gaussian_mi_bits(surrogate, z_d), binned_mi_bits(surrogate, z_d)).sum())
-
     rows = []
     for b in budgets:
-        _, st = transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, rng=0, return_allocation=True)
-        _, dy = transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, dynamic=True, rng=0,
-                         return_allocation=True)
+        def send(rng, dynamic=False, b=b, **kw):
+            return transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, dynamic=dynamic, rng=rng, **kw)
+
+        _, st = send(0, return_allocation=True)
+        _, dy = send(0, dynamic=True, return_allocation=True)
         rows.append({
             "bits": float(b),
-            "static": measured(lambda s: transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, rng=s)),
-            "dynamic": measured(
-                lambda s: transmit(z, None, b, mode=mode, corpus_stats=corpus_stats, dynamic=True, rng=s)
-            ),
-            "own_deviation": measured(lambda s: own_deviation_transmit(z, b, mu, s)),
+            "static": _measured_distortion(z, send, seeds),
+            "dynamic": _measured_distortion(z, lambda s: send(s, dynamic=True), seeds),
+            "own_deviation": _measured_distortion(z, lambda s, b=b: own_deviation_transmit(z, b, mu, s), seeds),
             "static_rate": st.true_rate_bits,
             "dynamic_rate": dy.true_rate_bits,
-            "own_deviation_rate": rate_lower_bound(own_deviation_transmit(surrogate, b, mu, noise_seed)),
+            "own_deviation_rate": _rate_lower_bound(surrogate, own_deviation_transmit(surrogate, b, mu, noise_seed)),
             "static_theory": float(allocation_distortion(var, reverse_water_filling(var, b)).sum()),
         })
     at_own = _static_on_query_at_rates(z, mu, var, [r["own_deviation_rate"] for r in rows], budgets)
     for r, d in zip(rows, at_own):
         r["static_at_own_rate"] = d
     return rows
+
+
+def _measured_distortion(z: np.ndarray, send, seeds: int) -> float:
+    """Mean over channel seeds 0..seeds-1 of the distortion per frame ``mean_n ||send(seed)_n - z_n||^2``."""
+    return float(np.mean([float(np.mean(np.sum((send(s) - z) ** 2, axis=1))) for s in range(seeds)]))
+
+
+def _rate_lower_bound(surrogate: np.ndarray, z_d: np.ndarray) -> float:
+    """A lower bound on the bits per frame ``z_d`` carries about the surrogate source: per component the
+    larger of :func:`gaussian_mi_bits` and :func:`binned_mi_bits`, summed."""
+    return float(np.maximum(gaussian_mi_bits(surrogate, z_d), binned_mi_bits(surrogate, z_d)).sum())
 
 
 def _static_on_query_at_rates(z, mu, var, rates, budgets) -> list[float]:

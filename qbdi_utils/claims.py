@@ -142,34 +142,41 @@ def claims_sweep(
         return harmony.output_stats(pianoroll.to_frames(roll, spec=spec, offset_steps=offset),
                                     tonic=tonic, spec=spec)
 
-    def row(label, bits, agreements, chances, descriptions):
-        r = {"rate": label, "bits": "" if bits is None else int(bits), "mode": mode,
-             "n_seeds": len(agreements)}
-        for key in _AGREEMENT:
-            r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([a[key] for a in agreements])
-            r[f"chance_{key}"] = _mean_sd([c[key] for c in chances])[0]
-        for key in _STATS:
-            r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([d[key] for d in descriptions])
-        return r
-
     keys = [(bits, s) for bits in rates for s in seeds]
     o_chromas = {key: bar_chroma(pieces[key].roll) for key in keys}
     chances = harmony.chance_levels(q_chroma, [q_chroma] + [o_chromas[key] for key in keys], n_shuffles, shuffle_seed)
     q_chance, chance_of = chances[0], dict(zip(keys, chances[1:]))
-    q_stats = stats(query.roll)
-    q_self = harmony.frame_agreement(q_chroma, q_chroma)
-    rows = [row("query", None, [q_self], [q_chance], [q_stats])]
-    chance_row = row("chance", None, [q_chance], [q_chance], [q_stats])
-    chance_row.update({f"{k}_sd": float("nan") for k in _STATS})
-    rows.append(chance_row)
+    rows = _reference_rows(q_chroma, stats(query.roll), q_chance, mode)
     for bits in rates:
         agreements, chance, descriptions = [], [], []
         for s in seeds:
             agreements.append(harmony.frame_agreement(q_chroma, o_chromas[(bits, s)]))
             chance.append(chance_of[(bits, s)])
             descriptions.append(stats(pieces[(bits, s)].roll))
-        rows.append(row(rate_label(bits), bits, agreements, chance, descriptions))
+        rows.append(_claim_row(rate_label(bits), bits, mode, agreements, chance, descriptions))
     return (rows, pieces) if return_pieces else rows
+
+
+def _claim_row(label: str, bits, mode: str, agreements: list, chances: list, descriptions: list) -> dict:
+    """One row of :func:`claims_sweep`: mean and sd over the seeds of the agreements with the query
+    and of the output's own statistics, the mean chance level of each agreement."""
+    r = {"rate": label, "bits": "" if bits is None else int(bits), "mode": mode,
+         "n_seeds": len(agreements)}
+    for key in _AGREEMENT:
+        r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([a[key] for a in agreements])
+        r[f"chance_{key}"] = _mean_sd([c[key] for c in chances])[0]
+    for key in _STATS:
+        r[f"{key}_mean"], r[f"{key}_sd"] = _mean_sd([d[key] for d in descriptions])
+    return r
+
+
+def _reference_rows(q_chroma: np.ndarray, q_stats: dict, q_chance: dict, mode: str) -> list[dict]:
+    """The two reference rows of :func:`claims_sweep`: "query" (the query against itself) and
+    "chance" (the query against its own bars shuffled; its statistics' sds are nan)."""
+    q_self = harmony.frame_agreement(q_chroma, q_chroma)
+    chance_row = _claim_row("chance", None, mode, [q_chance], [q_chance], [q_stats])
+    chance_row.update({f"{k}_sd": float("nan") for k in _STATS})
+    return [_claim_row("query", None, mode, [q_self], [q_chance], [q_stats]), chance_row]
 
 
 def write_claims_csv(rows: list[dict], path, force: bool = False) -> Path:

@@ -8,10 +8,13 @@ Used in: notebooks/07_oracle_improvisation.ipynb, tests/test_navigate.py, benchm
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from qbdi_utils import dynamics, harmony, improvise, pianoroll
 from qbdi_utils.navigate import LatentOracle, Navigation, navigate_batch, query_oracle
+from qbdi_utils.pianoroll import RollSpec
 
 __all__ = ["SWEEP_COLUMNS", "jump_measures", "jump_steps", "navigation_sweep", "novelty", "run_lengths"]
 
@@ -134,28 +137,13 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
 
     Used in: notebooks/07_oracle_improvisation.ipynb.
     """
-    spec = model.spec
     seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     rates = [improvise.parse_bits(b) for b in rates]
     enc, qo = query_oracle(model, query)
-    offset = int(query.bar_offset_steps)
+    view = _BarView(model.spec, int(query.bar_offset_steps), n_thresholds)
     ref = improvise.improvise_batch(model, enc, [None], [0], mode)[(None, 0)]
-
-    def frames_of(roll):
-        return pianoroll.to_frames(roll, spec=spec, offset_steps=offset)
-
-    def bar_chroma(roll):
-        return harmony.chroma(frames_of(roll), spec, "frame")
-
-    def ir_of(roll):
-        f = dynamics.chroma_features(roll[offset:], spec, "beat")
-        d = dynamics.pairwise_distances(f)
-        c = dynamics.ir_curve(None, dynamics.default_thresholds(d, n_thresholds), distances=d)
-        return c.best_ir, c.best_threshold
-
-    q_chroma = bar_chroma(query.roll)
+    q_chroma = view.chroma(query.roll)
     tonic = harmony.tonic_triad(q_chroma)
-    ref_frames = frames_of(ref.roll)
     jobs = [("query", float(p)) for p in continuities]
     jobs += [("corpus", float(j)) for j in jump_costs] if corpus is not None else []
     pieces = {}
@@ -165,51 +153,88 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
         for (bits, s), nav in outs.items():
             pieces[(src, p, bits, s)] = nav
     keys = list(pieces)
-    chromas = [bar_chroma(pieces[k].roll) for k in keys]
+    chromas = [view.chroma(pieces[k].roll) for k in keys]
     chances = dict(zip(keys, harmony.chance_levels(q_chroma, chromas, n_shuffles, shuffle_seed)))
-    per = {}
-    for k, ch in zip(keys, chromas):
-        nav = pieces[k]
-        ag = harmony.frame_agreement(q_chroma, ch)
-        ir, irt = ir_of(nav.roll)
-        st = harmony.output_stats(frames_of(nav.roll), tonic=tonic, spec=spec)
-        per[k] = {"triad": ag["triad_agreement"], "cos": ag["chroma_cosine"],
-                  "novelty": novelty(frames_of(nav.roll), ref_frames),
-                  "jumps": float(np.mean(nav.jumps[1:])) if len(nav.jumps) > 1 else 0.0,
-                  "runs": run_lengths(nav.jumps), "ir": ir, "irt": irt,
-                  "triads": st["distinct_triads"], "chance": chances[k]}
-
-    def ms(v):
-        v = np.asarray(v, np.float64)
-        return float(v.mean()), float(v.std())
-
-    q_ag = harmony.frame_agreement(q_chroma, q_chroma)
+    ref_frames = view.frames(ref.roll)
+    per = {k: _measures(view, pieces[k], harmony.frame_agreement(q_chroma, ch), tonic, ref_frames, chances[k])
+           for k, ch in zip(keys, chromas)}
     q_ch = harmony.chance_levels(q_chroma, [q_chroma], n_shuffles, shuffle_seed)[0]
-    q_ir, q_irt = ir_of(query.roll)
-    q_st = harmony.output_stats(frames_of(query.roll), tonic=tonic, spec=spec)
-    rows = [{"source": "query", "continuity": "", "jump_cost": "", "rate": "reference", "bits": "", "n_seeds": 1,
-             "triad_agreement_mean": q_ag["triad_agreement"], "triad_agreement_sd": 0.0,
-             "chance_triad_agreement": q_ch["triad_agreement"], "chroma_cosine_mean": q_ag["chroma_cosine"],
-             "chance_chroma_cosine": q_ch["chroma_cosine"], "novelty_mean": float("nan"),
-             "novelty_sd": float("nan"), "jump_share_mean": 0.0, "mean_run_bars": float(len(q_chroma)),
-             "ir_bits_mean": q_ir, "ir_bits_sd": 0.0, "ir_threshold_mean": q_irt,
-             "distinct_triads_mean": float(q_st["distinct_triads"]), "distinct_triads_sd": 0.0}]
+    rows = [_query_row(view, query, q_chroma, tonic, q_ch)]
     for src, p in jobs:
         for bits in rates:
-            vals = [per[(src, p, bits, s)] for s in seeds]
-            r = {"source": src, "continuity": p if src == "query" else "",
-                 "jump_cost": p if src == "corpus" else "",
-                 "rate": improvise.rate_label(bits), "bits": "" if bits is None else int(bits),
-                 "n_seeds": len(seeds)}
-            r["triad_agreement_mean"], r["triad_agreement_sd"] = ms([v["triad"] for v in vals])
-            r["chance_triad_agreement"] = ms([v["chance"]["triad_agreement"] for v in vals])[0]
-            r["chroma_cosine_mean"] = ms([v["cos"] for v in vals])[0]
-            r["chance_chroma_cosine"] = ms([v["chance"]["chroma_cosine"] for v in vals])[0]
-            r["novelty_mean"], r["novelty_sd"] = ms([v["novelty"] for v in vals])
-            r["jump_share_mean"] = ms([v["jumps"] for v in vals])[0]
-            r["mean_run_bars"] = float(np.mean(np.concatenate([v["runs"] for v in vals])))
-            r["ir_bits_mean"], r["ir_bits_sd"] = ms([v["ir"] for v in vals])
-            r["ir_threshold_mean"] = ms([v["irt"] for v in vals])[0]
-            r["distinct_triads_mean"], r["distinct_triads_sd"] = ms([v["triads"] for v in vals])
-            rows.append(r)
+            rows.append(_group_row(src, p, bits, [per[(src, p, bits, s)] for s in seeds]))
     return (rows, pieces) if return_pieces else rows
+
+
+@dataclass(frozen=True)
+class _BarView:
+    """How the sweep reads a roll: bar frames and bar chroma on the query's bar lines (``offset`` steps
+    in), and the VMO information rate of its Tonnetz chroma per beat (``n_thresholds`` thresholds)."""
+
+    spec: RollSpec
+    offset: int
+    n_thresholds: int
+
+    def frames(self, roll) -> np.ndarray:
+        return pianoroll.to_frames(roll, spec=self.spec, offset_steps=self.offset)
+
+    def chroma(self, roll) -> np.ndarray:
+        return harmony.chroma(self.frames(roll), self.spec, "frame")
+
+    def ir(self, roll) -> tuple[float, float]:
+        f = dynamics.chroma_features(roll[self.offset:], self.spec, "beat")
+        d = dynamics.pairwise_distances(f)
+        c = dynamics.ir_curve(None, dynamics.default_thresholds(d, self.n_thresholds), distances=d)
+        return c.best_ir, c.best_threshold
+
+
+def _measures(view: _BarView, nav: Navigation, ag: dict, tonic: int, ref_frames: np.ndarray, chance: dict) -> dict:
+    """The measures of one navigation (``ag``: its agreement with the query; ``chance``: its chance levels)."""
+    ir, irt = view.ir(nav.roll)
+    st = harmony.output_stats(view.frames(nav.roll), tonic=tonic, spec=view.spec)
+    return {"triad": ag["triad_agreement"], "cos": ag["chroma_cosine"],
+            "novelty": novelty(view.frames(nav.roll), ref_frames),
+            "jumps": float(np.mean(nav.jumps[1:])) if len(nav.jumps) > 1 else 0.0,
+            "runs": run_lengths(nav.jumps), "ir": ir, "irt": irt,
+            "triads": st["distinct_triads"], "chance": chance}
+
+
+def _query_row(view: _BarView, query, q_chroma: np.ndarray, tonic: int, q_ch: dict) -> dict:
+    """The sweep's first row: the query against itself (source "query", rate "reference")."""
+    q_ag = harmony.frame_agreement(q_chroma, q_chroma)
+    q_ir, q_irt = view.ir(query.roll)
+    q_st = harmony.output_stats(view.frames(query.roll), tonic=tonic, spec=view.spec)
+    return {"source": "query", "continuity": "", "jump_cost": "", "rate": "reference", "bits": "", "n_seeds": 1,
+            "triad_agreement_mean": q_ag["triad_agreement"], "triad_agreement_sd": 0.0,
+            "chance_triad_agreement": q_ch["triad_agreement"], "chroma_cosine_mean": q_ag["chroma_cosine"],
+            "chance_chroma_cosine": q_ch["chroma_cosine"], "novelty_mean": float("nan"),
+            "novelty_sd": float("nan"), "jump_share_mean": 0.0, "mean_run_bars": float(len(q_chroma)),
+            "ir_bits_mean": q_ir, "ir_bits_sd": 0.0, "ir_threshold_mean": q_irt,
+            "distinct_triads_mean": float(q_st["distinct_triads"]), "distinct_triads_sd": 0.0}
+
+
+def _mean_sd(v) -> tuple[float, float]:
+    """Mean and (population) sd of the values."""
+    v = np.asarray(v, np.float64)
+    return float(v.mean()), float(v.std())
+
+
+def _group_row(src: str, p: float, bits, vals: list[dict]) -> dict:
+    """One row of the sweep: a source and its continuity or jump cost at one bit budget, means and sds
+    over the seeds' :func:`_measures` ``vals``."""
+    ms = _mean_sd
+    r = {"source": src, "continuity": p if src == "query" else "",
+         "jump_cost": p if src == "corpus" else "",
+         "rate": improvise.rate_label(bits), "bits": "" if bits is None else int(bits),
+         "n_seeds": len(vals)}
+    r["triad_agreement_mean"], r["triad_agreement_sd"] = ms([v["triad"] for v in vals])
+    r["chance_triad_agreement"] = ms([v["chance"]["triad_agreement"] for v in vals])[0]
+    r["chroma_cosine_mean"] = ms([v["cos"] for v in vals])[0]
+    r["chance_chroma_cosine"] = ms([v["chance"]["chroma_cosine"] for v in vals])[0]
+    r["novelty_mean"], r["novelty_sd"] = ms([v["novelty"] for v in vals])
+    r["jump_share_mean"] = ms([v["jumps"] for v in vals])[0]
+    r["mean_run_bars"] = float(np.mean(np.concatenate([v["runs"] for v in vals])))
+    r["ir_bits_mean"], r["ir_bits_sd"] = ms([v["ir"] for v in vals])
+    r["ir_threshold_mean"] = ms([v["irt"] for v in vals])[0]
+    r["distinct_triads_mean"], r["distinct_triads_sd"] = ms([v["triads"] for v in vals])
+    return r

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -181,10 +182,7 @@ def fit_probe(z: np.ndarray, y: np.ndarray, *, hidden_dim: int, seed: int = 0,
         (rng.standard_normal((hidden_dim, D)) * 1e-3).astype(np.float32),
         np.log(rates / (1 - rates)).astype(np.float32),
     ]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    b1_, b2_, tiny = 0.9, 0.999, 1e-7
-    t = 0
+    adam = _Adam(params, learning_rate)
     best = ([p.copy() for p in params], 0)
     stop_ce = [_ce_mean(params, zs, ys)]
     since_best = 0
@@ -193,20 +191,7 @@ def fit_probe(z: np.ndarray, y: np.ndarray, *, hidden_dim: int, seed: int = 0,
         z_epoch = zf if sf is None else zf + sf * rng.standard_normal(zf.shape, dtype=np.float32)
         for i in range(0, len(order), batch_size):
             b = order[i:i + batch_size]
-            zb, yb = z_epoch[b], yf[b]
-            h, logits = _forward(params, zb)
-            with np.errstate(over="ignore"):  # exp(-logit) -> inf gives sigmoid 0, as it should
-                dl = (1.0 / (1.0 + np.exp(-logits)) - yb) / len(b)  # d mean CE / d logits
-            dh = (dl @ params[2].T) * (h > 0)
-            grads = [zb.T @ dh, dh.sum(axis=0), h.T @ dl, dl.sum(axis=0)]
-            t += 1
-            lr_t = learning_rate * np.sqrt(1 - b2_ ** t) / (1 - b1_ ** t)
-            for k, g in enumerate(grads):
-                m[k] *= b1_
-                m[k] += (1 - b1_) * g
-                v[k] *= b2_
-                v[k] += (1 - b2_) * (g * g)
-                params[k] -= (lr_t * m[k] / (np.sqrt(v[k]) + tiny)).astype(np.float32)
+            adam.step(params, _probe_grads(params, z_epoch[b], yf[b]))
         stop_ce.append(_ce_mean(params, zs, ys))
         if stop_ce[-1] < min(stop_ce[:-1]):
             best, since_best = ([p.copy() for p in params], epoch), 0
@@ -215,6 +200,38 @@ def fit_probe(z: np.ndarray, y: np.ndarray, *, hidden_dim: int, seed: int = 0,
             if since_best >= patience:
                 break
     return {"params": best[0], "epochs": best[1], "stop_ce_nats": stop_ce}
+
+
+def _probe_grads(params: list, zb: np.ndarray, yb: np.ndarray) -> list:
+    """Gradients of the probe's mean CE on a batch (zb (B, L), yb (B, D)) by W1, b1, W2, b2."""
+    h, logits = _forward(params, zb)
+    with np.errstate(over="ignore"):  # exp(-logit) -> inf gives sigmoid 0, as it should
+        dl = (1.0 / (1.0 + np.exp(-logits)) - yb) / len(zb)  # d mean CE / d logits
+    dh = (dl @ params[2].T) * (h > 0)
+    return [zb.T @ dh, dh.sum(axis=0), h.T @ dl, dl.sum(axis=0)]
+
+
+class _Adam:
+    """Adam (beta1 0.9, beta2 0.999, eps 1e-7) on a list of float32 arrays, updated in place."""
+
+    def __init__(self, params: list, learning_rate: float):
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.t = 0
+        self.learning_rate = learning_rate
+
+    def step(self, params: list, grads: list) -> None:
+        """One update of every array of ``params`` by its gradient."""
+        b1_, b2_, tiny = 0.9, 0.999, 1e-7
+        self.t += 1
+        lr_t = self.learning_rate * np.sqrt(1 - b2_ ** self.t) / (1 - b1_ ** self.t)
+        m, v = self.m, self.v
+        for k, g in enumerate(grads):
+            m[k] *= b1_
+            m[k] += (1 - b1_) * g
+            v[k] *= b2_
+            v[k] += (1 - b2_) * (g * g)
+            params[k] -= (lr_t * m[k] / (np.sqrt(v[k]) + tiny)).astype(np.float32)
 
 
 def info_nce(scores: np.ndarray) -> np.ndarray:
@@ -290,17 +307,38 @@ def _nce_rows(logits: np.ndarray, y: np.ndarray, cand: np.ndarray) -> np.ndarray
     return out
 
 
-def _score(fn, mean, std, y, pieces, marg_ce, k, n_draws, rng) -> dict:
+@dataclass(frozen=True)
+class _Rows:
+    """Rows scored by :func:`_score`: posterior means and stds (M, L) float32, binary targets (M, D)
+    float64, the piece of each row (M,), the marginal's CE per row (M,) and the InfoNCE candidates K."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    y: np.ndarray
+    pieces: np.ndarray
+    marg_ce: np.ndarray
+    k: int
+
+
+def _rows(mean, std, y, pieces, marg_logit: np.ndarray, n_candidates: int) -> _Rows:
+    """:class:`_Rows` of a set, K = min(n_candidates, the set's pieces)."""
+    y = (np.asarray(y) != 0).astype(np.float64)
+    return _Rows(np.asarray(mean, np.float32), np.asarray(std, np.float32), y, pieces,
+                 bernoulli_ce(marg_logit, y), min(int(n_candidates), len(np.unique(pieces))))
+
+
+def _score(fn, rows: _Rows, n_draws: int, rng) -> dict:
     """CE(marginal) - E_z CE(fn | z) and InfoNCE at every critic temperature over ``n_draws`` posterior
-    samples (fn: z -> logits)."""
+    samples of ``rows`` (fn: z -> logits)."""
+    mean, std, y = rows.mean, rows.std, rows.y
     ce = np.zeros(len(y))
     nce = np.zeros(len(CRITIC_TEMPERATURES))
     for _ in range(int(n_draws)):
         z = (mean + std * rng.standard_normal(mean.shape, dtype=np.float32)).astype(np.float32)
         lg = _logits_of(fn, z)
         ce += bernoulli_ce(lg, y) / n_draws
-        nce += _nce_rows(lg, y, candidate_rows(pieces, k, rng)).mean(axis=0) / n_draws
-    diff = marg_ce - ce
+        nce += _nce_rows(lg, y, candidate_rows(rows.pieces, rows.k, rng)).mean(axis=0) / n_draws
+    diff = rows.marg_ce - ce
     return {"i": float(diff.mean()), "se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else np.nan,
             "ce": float(ce.mean()), "nce": nce}
 
@@ -346,6 +384,7 @@ def probe_bounds(z_train: np.ndarray, y_train: np.ndarray, held: dict, *, hidden
         raise ValueError("need at least one probe seed and one draw")
     rates = marginal_rates(y_train)
     marg_logit = np.log(rates / (1 - rates))[None, :]
+    sets = {role: _rows(*h, marg_logit, n_candidates) for role, h in held.items()}
     per = {role: {"i": [], "nce": [], "se": [], "ce": [], "means": [], "h": [], "hnce": [], "hce": []}
            for role in held}
     epochs, taus, head_taus = [], [], []
@@ -360,51 +399,53 @@ def probe_bounds(z_train: np.ndarray, y_train: np.ndarray, held: dict, *, hidden
         probe = lambda z, p=fit["params"]: _forward(p, np.asarray(z, np.float32))[1]  # noqa: E731
         # the critic's temperature, on the probe's own stop set (the same split as fit_probe's)
         stop = split_held_out(len(z_train), _STOP_FRACTION, seed, groups_train)[1]
-        k_stop = min(int(n_candidates), len(np.unique(pieces_train[stop])))
-        stop_args = (z_train[stop], std_train[stop], y_bin[stop], pieces_train[stop],
-                     bernoulli_ce(marg_logit, y_bin[stop]), k_stop, n_draws)
-        t_probe = int(np.argmax(_score(probe, *stop_args, np.random.default_rng([seed, _DRAW_STREAM + 1]))["nce"]))
+        stop_rows = _rows(z_train[stop], std_train[stop], y_bin[stop], pieces_train[stop], marg_logit, n_candidates)
+        t_probe = _critic_index(probe, stop_rows, n_draws, seed)
         taus.append(CRITIC_TEMPERATURES[t_probe])
         if head is not None:
-            t_head = int(np.argmax(_score(head, *stop_args, np.random.default_rng([seed, _DRAW_STREAM + 1]))["nce"]))
+            t_head = _critic_index(head, stop_rows, n_draws, seed)
             head_taus.append(CRITIC_TEMPERATURES[t_head])
-        for role, (mean, std, y, pieces) in held.items():
-            mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-            y = (np.asarray(y) != 0).astype(np.float64)
-            k = min(int(n_candidates), len(np.unique(pieces)))
-            marg_ce = bernoulli_ce(marg_logit, y)
+        for role, rows in sets.items():
             rec = per[role]
-            sc = _score(probe, mean, std, y, pieces, marg_ce, k, n_draws,
-                        np.random.default_rng([seed, _DRAW_STREAM]))
+            sc = _score(probe, rows, n_draws, np.random.default_rng([seed, _DRAW_STREAM]))
             rec["i"].append(sc["i"]), rec["nce"].append(float(sc["nce"][t_probe])), rec["se"].append(sc["se"])
             rec["ce"].append(sc["ce"])
-            rec["means"].append(float((marg_ce - bernoulli_ce(_logits_of(probe, mean), y)).mean()))
-            rec["k"], rec["n"], rec["marg"] = k, len(y), float(marg_ce.mean())
+            rec["means"].append(float((rows.marg_ce - bernoulli_ce(_logits_of(probe, rows.mean), rows.y)).mean()))
+            rec["k"], rec["n"], rec["marg"] = rows.k, len(rows.y), float(rows.marg_ce.mean())
             if head is not None:
-                hs = _score(head, mean, std, y, pieces, marg_ce, k, n_draws,
-                            np.random.default_rng([seed, _DRAW_STREAM]))
+                hs = _score(head, rows, n_draws, np.random.default_rng([seed, _DRAW_STREAM]))
                 rec["h"].append(hs["i"]), rec["hnce"].append(float(hs["nce"][t_head])), rec["hce"].append(hs["ce"])
-
-    def msd(v):
-        v = np.asarray(v, np.float64)
-        return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else float("nan"))
-
     out = {"n_train": int(len(z_train)), "probe_epochs": epochs, "critic_temperatures": taus,
            "head_critic_temperatures": head_taus}
-    for role, rec in per.items():
-        r = {"n": rec["n"], "n_candidates": rec["k"], "log_k": float(np.log(rec["k"])),
-             "ce_marginal_nats": rec["marg"], "ce_probe_nats": float(np.mean(rec["ce"])),
-             "i_probe_se_nats": float(np.mean(rec["se"])),
-             "i_probe_on_means_nats": float(np.mean(rec["means"])),
-             "i_probe_by_seed": rec["i"], "i_nce_by_seed": rec["nce"]}
-        r["i_probe_nats"], r["i_probe_sd"] = msd(rec["i"])
-        r["i_nce_nats"], r["i_nce_sd"] = msd(rec["nce"])
-        if head is not None:
-            r["head_nats"], r["head_sd"] = msd(rec["h"])
-            r["head_nce_nats"], r["head_nce_sd"] = msd(rec["hnce"])
-            r["head_ce_nats"] = float(np.mean(rec["hce"]))
-        out[role] = r
+    out.update({role: _role_summary(rec, head is not None) for role, rec in per.items()})
     return out
+
+
+def _critic_index(fn, stop_rows: _Rows, n_draws: int, seed: int) -> int:
+    """Index in :data:`CRITIC_TEMPERATURES` of the InfoNCE critic's temperature, chosen on the stop set."""
+    return int(np.argmax(_score(fn, stop_rows, n_draws, np.random.default_rng([seed, _DRAW_STREAM + 1]))["nce"]))
+
+
+def _mean_sd(v) -> tuple[float, float]:
+    """Mean and sample sd of the values (sd nan for one value)."""
+    v = np.asarray(v, np.float64)
+    return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else float("nan"))
+
+
+def _role_summary(rec: dict, with_head: bool) -> dict:
+    """One held-out set's numbers of :func:`probe_bounds` from its per-seed records."""
+    r = {"n": rec["n"], "n_candidates": rec["k"], "log_k": float(np.log(rec["k"])),
+         "ce_marginal_nats": rec["marg"], "ce_probe_nats": float(np.mean(rec["ce"])),
+         "i_probe_se_nats": float(np.mean(rec["se"])),
+         "i_probe_on_means_nats": float(np.mean(rec["means"])),
+         "i_probe_by_seed": rec["i"], "i_nce_by_seed": rec["nce"]}
+    r["i_probe_nats"], r["i_probe_sd"] = _mean_sd(rec["i"])
+    r["i_nce_nats"], r["i_nce_sd"] = _mean_sd(rec["nce"])
+    if with_head:
+        r["head_nats"], r["head_sd"] = _mean_sd(rec["h"])
+        r["head_nce_nats"], r["head_nce_sd"] = _mean_sd(rec["hnce"])
+        r["head_ce_nats"] = float(np.mean(rec["hce"]))
+    return r
 
 
 def successor_pairs(nxt: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -462,13 +503,7 @@ def evaluate(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | None = No
     Used in: ``qbdi evaluate``; notebook 06.
     """
     cfg = model.config
-    x = (np.asarray(frames) != 0).astype(np.uint8)
-    if x.ndim != 2 or x.shape[1] != cfg.input_dim:
-        raise ValueError(f"frames must have shape (N, {cfg.input_dim}), got {x.shape}")
-    if groups is not None:
-        groups = np.asarray(groups)
-        if len(groups) != len(x):
-            raise ValueError(f"groups must have {len(x)} entries, got {len(groups)}")
+    x, groups = _checked_frames(frames, groups, cfg.input_dim)
     train_idx, val_idx, test_idx = split_pieces(len(x), cfg.validation_fraction, cfg.test_fraction,
                                                 cfg.effective_split_seed, groups)
     role = "test" if len(test_idx) else "validation"
@@ -505,19 +540,35 @@ def evaluate(model: StyleVAE, frames: np.ndarray, groups: np.ndarray | None = No
     out["head_critic_temperatures"] = res["head_critic_temperatures"]
     out["n_pairs_lag1_train"] = res["n_train"]
     for name in sets:
-        r, pre = res[name], ("" if name == "test" else "val_")
-        out.update({
-            f"{pre}i_probe_lag1_nats": r["i_probe_nats"], f"{pre}i_probe_lag1_sd": r["i_probe_sd"],
-            f"{pre}i_probe_lag1_se_nats": r["i_probe_se_nats"], f"{pre}i_probe_lag1_by_seed": r["i_probe_by_seed"],
-            f"{pre}i_nce_lag1_nats": r["i_nce_nats"], f"{pre}i_nce_lag1_sd": r["i_nce_sd"],
-            f"{pre}i_nce_lag1_by_seed": r["i_nce_by_seed"], f"{pre}nce_candidates": r["n_candidates"],
-            f"{pre}nce_log_k": r["log_k"], f"{pre}ce_marginal_lag1_nats": r["ce_marginal_nats"],
-            f"{pre}ce_probe_lag1_nats": r["ce_probe_nats"],
-            f"{pre}i_probe_on_means_lag1_nats": r["i_probe_on_means_nats"], f"{pre}n_pairs_lag1_test": r["n"],
-            **{f"{pre}{k}": r.get(v, float("nan")) for k, v in (
-                ("head_lag1_nats", "head_nats"), ("head_lag1_sd", "head_sd"),
-                ("head_nce_lag1_nats", "head_nce_nats"), ("head_ce_lag1_nats", "head_ce_nats"))}})
+        out.update(_lag1_columns(res[name], "" if name == "test" else "val_"))
     return out
+
+
+def _lag1_columns(r: dict, pre: str) -> dict:
+    """The columns of :func:`evaluate` for one held-out set's :func:`probe_bounds` numbers, names prefixed ``pre``."""
+    return {
+        f"{pre}i_probe_lag1_nats": r["i_probe_nats"], f"{pre}i_probe_lag1_sd": r["i_probe_sd"],
+        f"{pre}i_probe_lag1_se_nats": r["i_probe_se_nats"], f"{pre}i_probe_lag1_by_seed": r["i_probe_by_seed"],
+        f"{pre}i_nce_lag1_nats": r["i_nce_nats"], f"{pre}i_nce_lag1_sd": r["i_nce_sd"],
+        f"{pre}i_nce_lag1_by_seed": r["i_nce_by_seed"], f"{pre}nce_candidates": r["n_candidates"],
+        f"{pre}nce_log_k": r["log_k"], f"{pre}ce_marginal_lag1_nats": r["ce_marginal_nats"],
+        f"{pre}ce_probe_lag1_nats": r["ce_probe_nats"],
+        f"{pre}i_probe_on_means_lag1_nats": r["i_probe_on_means_nats"], f"{pre}n_pairs_lag1_test": r["n"],
+        **{f"{pre}{k}": r.get(v, float("nan")) for k, v in (
+            ("head_lag1_nats", "head_nats"), ("head_lag1_sd", "head_sd"),
+            ("head_nce_lag1_nats", "head_nce_nats"), ("head_ce_lag1_nats", "head_ce_nats"))}}
+
+
+def _checked_frames(frames, groups, input_dim: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``frames`` as (N, input_dim) uint8 0/1 and ``groups`` as an (N,) array (or None), checked."""
+    x = (np.asarray(frames) != 0).astype(np.uint8)
+    if x.ndim != 2 or x.shape[1] != input_dim:
+        raise ValueError(f"frames must have shape (N, {input_dim}), got {x.shape}")
+    if groups is not None:
+        groups = np.asarray(groups)
+        if len(groups) != len(x):
+            raise ValueError(f"groups must have {len(x)} entries, got {len(groups)}")
+    return x, groups
 
 
 def _head_logits(model: StyleVAE, z: np.ndarray) -> np.ndarray:
