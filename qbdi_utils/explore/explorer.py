@@ -34,15 +34,15 @@ from qbdi_utils.explore.state import (GIVEN_PREFIX, UPLOAD_PREFIX, Settings, ini
 from qbdi_utils.improvise import STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
 from qbdi_utils.pianoroll import Piece
 
-__all__ = ["Explorer", "close_tree"]
+__all__ = ["Explorer"]
 
 _AUDIO_CACHE_SIZE = 32
 
 
-def close_tree(w) -> None:
+def _close_tree(w) -> None:
     """Close a widget and every widget inside it (their views disappear)."""
     for child in getattr(w, "children", ()):
-        close_tree(child)
+        _close_tree(child)
     w.close()
 
 
@@ -236,7 +236,7 @@ class Explorer:
     def close(self) -> None:
         """Close every widget of this explorer (their views disappear) and delete its temp files."""
         for w in list(self.widget.children) + [self.widget]:
-            close_tree(w)
+            _close_tree(w)
         self._tmp.cleanup()
 
     @property
