@@ -191,6 +191,12 @@ def _context():
     return ctx
 
 
+def _warn_worker_died() -> None:
+    """Warn, on behalf of the corpus loader's caller, that a worker died and the rest is parsed here."""
+    warnings.warn("a corpus worker process died (a script loading with workers > 1 needs "
+                  "'if __name__ == \"__main__\":'); parsing the rest in this process", stacklevel=6)
+
+
 class Runner:
     """Runs jobs in-process or in a lazily started process pool; yields results as they finish."""
 
@@ -214,9 +220,13 @@ class Runner:
                                                 mp_context=_context())
             pending = {self.pool.submit(fn, job): job for job in jobs}
         except (OSError, RuntimeError, ValueError, NotImplementedError, BrokenProcessPool) as exc:
-            # no processes here (a process limit, no /dev/shm, a sandbox): parse in this process
-            warnings.warn(f"corpus worker processes could not start ({exc}); parsing in this process",
-                          stacklevel=5)
+            if isinstance(exc, BrokenProcessPool):
+                # a worker died while the jobs were being handed out: the same cause as below
+                _warn_worker_died()
+            else:
+                # no processes here (a process limit, no /dev/shm, a sandbox): parse in this process
+                warnings.warn(f"corpus worker processes could not start ({exc}); parsing in this "
+                              "process", stacklevel=5)
             self.broken = True
             self.close()
             for job in jobs:
@@ -231,9 +241,7 @@ class Runner:
                     result = fut.result()
                 except BrokenProcessPool:
                     # a worker died (out of memory, a crash in a parser): finish here, one by one
-                    warnings.warn("a corpus worker process died (a script loading with workers > 1 "
-                                  "needs 'if __name__ == \"__main__\":'); parsing the rest in this "
-                                  "process", stacklevel=5)
+                    _warn_worker_died()
                     self.broken = True
                     self.close()
                     rest = [job] + list(pending.values())
