@@ -33,7 +33,7 @@ __all__ = [
     "as_roll", "as_frames", "split_planes", "is_valid_roll", "make_valid", "binarize",
     "roll_to_notes", "notes_to_roll", "read_midi", "write_midi", "midi_bytes", "bar_steps",
     "to_frames", "from_frames", "piece_to_frames", "piece_from_frames", "transpose_roll",
-    "BarFrames", "is_compound", "beat_steps", "bar_layout", "cut_bars", "join_bars", "piece_bars",
+    "BarFrames", "is_compound", "beat_steps", "bar_layout", "bar_meters", "cut_bars", "join_bars", "piece_bars",
     "pitch_class_histogram", "frames_digest",
 ]
 
@@ -683,7 +683,7 @@ class BarFrames:
 
 
 def _meter_segments(time_signatures, bar_offset_steps: int, spec: RollSpec):
-    """[(first step, bar steps, beat steps), ...] of the meters from the first full bar on.
+    """[(first step, bar steps, beat steps, "n/d"), ...] of the meters from the first full bar on.
 
     ``None`` is the frame grid (bars of ``spec.steps_per_frame`` steps, quarter beats); an empty list
     is 4/4 throughout (MIDI's default). A signature before ``bar_offset_steps`` only names the
@@ -692,7 +692,9 @@ def _meter_segments(time_signatures, bar_offset_steps: int, spec: RollSpec):
     inside one).
     """
     if time_signatures is None:
-        return [(int(bar_offset_steps), int(spec.steps_per_frame), int(spec.steps_per_quarter))]
+        spf = int(spec.steps_per_frame)
+        name = f"{spf}/{4 * spec.steps_per_quarter}"
+        return [(int(bar_offset_steps), spf, int(spec.steps_per_quarter), name)]
     sigs = sorted(((int(st), int(n), int(d)) for st, n, d in time_signatures), key=lambda t: t[0])
     sigs = [t for t in sigs if limits.valid_time_signature(t[1], t[2])]
     off = int(bar_offset_steps)
@@ -707,7 +709,8 @@ def _meter_segments(time_signatures, bar_offset_steps: int, spec: RollSpec):
                 segs[-1] = (st, (n, d))
             elif segs[-1][1] != (n, d):
                 segs.append((st, (n, d)))
-    return [(st, max(1, int(round(bar_steps(n, d, spec)))), beat_steps(n, d, spec)) for st, (n, d) in segs]
+    return [(st, max(1, int(round(bar_steps(n, d, spec)))), beat_steps(n, d, spec), f"{n}/{d}")
+            for st, (n, d) in segs]
 
 
 def _split_bar(length: int, beat: int, spf: int) -> list[int]:
@@ -754,21 +757,9 @@ def bar_layout(n_steps: int, time_signatures, bar_offset_steps: int = 0,
     """
     T, spf = int(n_steps), int(spec.steps_per_frame)
     segs = _meter_segments(time_signatures, bar_offset_steps, spec)
-    bars: list[tuple[int, int, int]] = []  # (start, length, beat)
-    off, first_len, first_beat = segs[0]
-    s = off
-    while s > 0:  # the pickup (and anything before it) in whole bars of the first meter
-        s -= first_len
-        bars.insert(0, (s, first_len, first_beat))
-    for k, (st, length, beat) in enumerate(segs):
-        end = segs[k + 1][0] if k + 1 < len(segs) else max(T, st + 1)
-        s = st
-        while s < end:
-            bars.append((s, min(length, end - s) if k + 1 < len(segs) else length, beat))
-            s += length
-    bars = [b for b in bars if b[0] < T and b[0] + b[1] > 0] if T > 0 else []
+    bars = _bars(T, segs)
     starts, lengths, bar_starts, bar_frames = [], [], [], []
-    for s, length, beat in bars:
+    for s, length, beat, _ in bars:
         bar_starts.append(s)
         bar_frames.append(len(starts))
         for size in _split_bar(length, beat, spf):
@@ -778,6 +769,33 @@ def bar_layout(n_steps: int, time_signatures, bar_offset_steps: int = 0,
             s += size
     as_int = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
     return as_int(starts), as_int(lengths), as_int(bar_starts), as_int(bar_frames)
+
+
+def _bars(T: int, segs) -> list[tuple[int, int, int, str]]:
+    """(start, length, beat, meter name) of every bar that overlaps steps 0 .. T - 1."""
+    bars: list[tuple[int, int, int, str]] = []
+    off, first_len, first_beat, first_name = segs[0]
+    s = off
+    while s > 0:  # the pickup (and anything before it) in whole bars of the first meter
+        s -= first_len
+        bars.insert(0, (s, first_len, first_beat, first_name))
+    for k, (st, length, beat, name) in enumerate(segs):
+        end = segs[k + 1][0] if k + 1 < len(segs) else max(T, st + 1)
+        s = st
+        while s < end:
+            bars.append((s, min(length, end - s) if k + 1 < len(segs) else length, beat, name))
+            s += length
+    return [b for b in bars if b[0] < T and b[0] + b[1] > 0] if T > 0 else []
+
+
+def bar_meters(n_steps: int, time_signatures, bar_offset_steps: int = 0,
+               spec: RollSpec = RollSpec()) -> list[str]:
+    """The meter ("3/4", ...) of every bar of :func:`bar_layout`, in order (a pickup counts in the
+    meter of the bar it completes).
+
+    Used in: corpus (bars by meter), improvise (the query's meters), notebooks/01_data_prep.ipynb.
+    """
+    return [b[3] for b in _bars(int(n_steps), _meter_segments(time_signatures, bar_offset_steps, spec))]
 
 
 def cut_bars(roll: np.ndarray, spec: RollSpec = RollSpec(), time_signatures=None,
