@@ -295,23 +295,26 @@ def _tempo_us(bpm: float) -> int:
     return us
 
 
-def _meta_events(tempos, time_signature) -> list[tuple[int, int, int, bytes]]:
-    """The set_tempo, time_signature and program events at their ticks, each as its event bytes."""
+def _meta_events(tempos, time_signature, time_signatures=None) -> list[tuple[int, int, int, bytes]]:
+    """The set_tempo, time_signature and program events at their ticks, each as its event bytes
+    (``time_signatures`` [(tick, num, den), ...], when given, instead of ``time_signature`` at tick 0)."""
     events = []
     for tick, bpm in tempos:
         us = _tempo_us(bpm)
         events.append((int(tick), 0, -1, bytes([0xFF, 0x51, 3, us >> 16, (us >> 8) & 0xFF, us & 0xFF])))
-    if time_signature is not None:
-        num, den = int(time_signature[0]), int(time_signature[1])
+    sigs = [(0, *time_signature)] if time_signatures is None and time_signature is not None else \
+        list(time_signatures or [])
+    for tick, num, den in sigs:
+        num, den = int(num), int(den)
         if not 0 <= num <= 255 or den < 1 or den & (den - 1) or den > 2**255:
             raise ValueError(f"time signature {num}/{den}: the numerator must be 0..255 and the "
                              f"denominator a power of two")
-        events.append((0, 0, -1, bytes([0xFF, 0x58, 4, num, den.bit_length() - 1, 24, 8])))
+        events.append((int(tick), 0, -1, bytes([0xFF, 0x58, 4, num, den.bit_length() - 1, 24, 8])))
     return events
 
 
 def smf_bytes(notes, tempos, end_tick: int, *, ticks_per_beat: int, velocity: int,
-              time_signature: tuple[int, int] | None, program: int) -> bytes:
+              time_signature: tuple[int, int] | None, program: int, time_signatures=None) -> bytes:
     """Notes in ticks as the bytes of a type-0 MIDI file (one track, channel 0); deterministic.
 
     At equal ticks meta events come first, then note_offs, then note_ons (so a repeated note stays
@@ -329,6 +332,8 @@ def smf_bytes(notes, tempos, end_tick: int, *, ticks_per_beat: int, velocity: in
         velocity: note_on velocity 1..127 (checked by the caller).
         time_signature: (numerator, denominator) written at tick 0, or None.
         program: General MIDI program at tick 0.
+        time_signatures: [(tick, numerator, denominator), ...] written instead of ``time_signature``
+            (a meter change at each), or None.
 
     Returns:
         The file's bytes.
@@ -336,7 +341,7 @@ def smf_bytes(notes, tempos, end_tick: int, *, ticks_per_beat: int, velocity: in
     Raises:
         ValueError: a tempo outside MIDI's range, or a time signature MIDI cannot write.
     """
-    events = _meta_events(tempos, time_signature)  # (tick, order, pitch, bytes); order 0 meta, 1 off, 2 on
+    events = _meta_events(tempos, time_signature, time_signatures)  # (tick, order, pitch, bytes); order 0 meta, 1 off, 2 on
     events.append((0, 0, -1, bytes([0xC0, int(program)])))
     vel = int(velocity)
     for pitch, s, e in notes:

@@ -555,7 +555,8 @@ def _check_meter(time_signatures, meter: str, bar_offset: int, path: Path) -> No
 
 def midi_bytes(roll: np.ndarray, tempo_bpm: float = 120.0, velocity: int = 80,
                spec: RollSpec = RollSpec(), *, ticks_per_beat: int = 480,
-               time_signature: tuple[int, int] | None = (4, 4), program: int = 0) -> bytes:
+               time_signature: tuple[int, int] | None = (4, 4), program: int = 0,
+               time_signatures=None) -> bytes:
     """A roll as the bytes of a type-0 MIDI file; deterministic for equal arguments.
 
     Every note gets a note_off (at the same tick, note_offs come before note_ons, so a repeated
@@ -570,6 +571,8 @@ def midi_bytes(roll: np.ndarray, tempo_bpm: float = 120.0, velocity: int = 80,
         ticks_per_beat: MIDI resolution; a multiple of spec.steps_per_quarter.
         time_signature: (numerator, denominator) written at tick 0, or None.
         program: General MIDI program (0 = acoustic grand piano).
+        time_signatures: [(step, numerator, denominator), ...] (``Piece.time_signatures``) written
+            instead of ``time_signature``, each at its step; None writes ``time_signature``.
 
     Returns:
         The file's bytes (what :func:`write_midi` writes).
@@ -591,13 +594,15 @@ def midi_bytes(roll: np.ndarray, tempo_bpm: float = 120.0, velocity: int = 80,
     return midifile.smf_bytes([(p, st * tps, end * tps) for p, st, end in roll_to_notes(roll, spec)],
                               [(int(st) * tps, bpm) for st, bpm in tempo_map], roll.shape[0] * tps,
                               ticks_per_beat=ticks_per_beat, velocity=int(velocity),
-                              time_signature=time_signature, program=int(program))
+                              time_signature=time_signature, program=int(program),
+                              time_signatures=None if time_signatures is None else
+                              [(int(st) * tps, int(n), int(d)) for st, n, d in time_signatures])
 
 
 def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int = 80,
                spec: RollSpec = RollSpec(), *, ticks_per_beat: int = 480,
                time_signature: tuple[int, int] | None = (4, 4), program: int = 0,
-               force: bool = False) -> Path:
+               force: bool = False, time_signatures=None) -> Path:
     """Write a roll as a type-0 MIDI file (:func:`midi_bytes`), atomically; never overwrites without force.
 
     The file appears whole or not at all (:func:`qbdi_utils.files.write_bytes`: hidden temporary,
@@ -614,6 +619,7 @@ def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int =
         time_signature: (numerator, denominator) written at tick 0, or None.
         program: General MIDI program (0 = acoustic grand piano).
         force: replace an existing file.
+        time_signatures: [(step, numerator, denominator), ...] written instead of ``time_signature``.
 
     Returns:
         The path written.
@@ -626,7 +632,7 @@ def write_midi(roll: np.ndarray, path, tempo_bpm: float = 120.0, velocity: int =
     Used in: notebooks/01_data_prep.ipynb, notebooks/02_vae_training.ipynb, notebooks/04_query_generation.ipynb
     """
     data = midi_bytes(roll, tempo_bpm, velocity, spec, ticks_per_beat=ticks_per_beat,
-                      time_signature=time_signature, program=program)
+                      time_signature=time_signature, program=program, time_signatures=time_signatures)
     return files.write_bytes(path, data, force=force)
 
 

@@ -80,10 +80,10 @@ def load(model_dir: Path | None, query_path: Path, audio: bool = False):
 
 
 def midi_bytes(piece) -> bytes:
-    """The MIDI file of a piece (its tempo map and first time signature)."""
+    """The MIDI file of a piece (its tempo map and its time signatures, each at its step)."""
     sigs = piece.time_signatures or [(0, 4, 4)]
     return pianoroll.midi_bytes(piece.roll, tempo_bpm=[tuple(t) for t in piece.tempo_map],
-                                spec=piece.spec, time_signature=tuple(sigs[0][1:]))
+                                spec=piece.spec, time_signatures=[tuple(t) for t in sigs])
 
 
 def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None) -> list:
