@@ -111,3 +111,75 @@ def test_a_signature_inside_a_bar_starts_a_new_bar():
     starts, lengths, bar_starts, _ = bar_layout(48, [(0, 4, 4), (24, 3, 4)], 0, SPEC)
     assert bar_starts.tolist() == [0, 16, 24, 36]
     assert lengths.tolist() == [16, 8, 12, 12]
+
+
+def _mido_bars(path):
+    """(time signatures [(tick, num, den)], note-on ticks) of a MIDI file, read with mido."""
+    mid = mido.MidiFile(str(path))
+    sigs, ons = [], []
+    for track in mid.tracks:
+        tick = 0
+        for m in track:
+            tick += m.time
+            if m.type == "time_signature":
+                sigs.append((tick, m.numerator, m.denominator))
+            elif m.type == "note_on" and m.velocity > 0:
+                ons.append(tick)
+    return sigs, ons
+
+
+def test_a_3_4_query_gives_a_3_4_output_with_the_query_s_bar_lines(tmp_path, tiny_model):
+    import warnings as _w
+
+    from qbdi_utils.improvise import encode_query, improvise
+    from qbdi_utils.pianoroll import midi_bytes
+
+    # a 3/4 query with a one-quarter pickup: a chord on every beat
+    T = 4 + 8 * 12
+    notes = [(p, s, s + 3) for s in range(0, T, 4) for p in (60, 64, 67)]
+    q = read_midi(_write(tmp_path / "q.mid", [(0, 1, 4), (4, 3, 4)], notes, T), SPEC)
+    enc = encode_query(tiny_model, q)
+    assert enc.lengths.tolist() == [12] * 9 and enc.starts.tolist() == [-8 + 12 * i for i in range(9)]
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        out = improvise(tiny_model, q, bits=None)
+    assert out.n_steps == T and out.time_signatures == [(0, 1, 4), (4, 3, 4)]
+    assert out.bar_offset_steps == 4
+    # the synthetic model records no meters: taken as 4/4, and the warning says what happens
+    meter_warnings = [w for w in out.warnings if "3/4" in w]
+    assert len(meter_warnings) == 1
+    assert "trained on 4/4" in meter_warnings[0] and "first 3 quarters" in meter_warnings[0]
+    path = tmp_path / "out.mid"
+    path.write_bytes(midi_bytes(out.roll, [tuple(t) for t in out.tempo_map], spec=SPEC,
+                                time_signatures=out.time_signatures))
+    sigs, ons = _mido_bars(path)
+    tpb = mido.MidiFile(str(path)).ticks_per_beat
+    assert sigs == [(0, 1, 4), (4 * tpb // 4, 3, 4)]
+    # bar lines of the output, from mido's events alone: the pickup, then every 3 quarters
+    bar_ticks = [0] + list(range(tpb, T * tpb // 4, 3 * tpb))
+    assert len(ons) > 0
+    # the output read back has the query's bar lines
+    back = read_midi(path, SPEC)
+    assert back.bar_offset_steps == q.bar_offset_steps
+    assert piece_bars(back).bar_starts.tolist() == piece_bars(q).bar_starts.tolist()
+    assert [t * 4 // tpb for t in bar_ticks[1:]] == [b for b in piece_bars(q).bar_starts.tolist() if b >= 0]
+    # each output bar is the decoded frame of the query's bar, trimmed to 3 quarters
+    probs = tiny_model.decode(enc.mean)
+    on = (probs >= tiny_model.threshold).reshape(len(probs), 16, SPEC.n_columns)[:, :, :SPEC.n_pitches]
+    for i, s in enumerate(enc.starts.tolist()):
+        a = max(s, 0)
+        assert np.array_equal(out.roll[a:s + 12, :SPEC.n_pitches], on[i, a - s:12].astype(np.uint8))
+
+
+def test_a_model_trained_on_3_4_does_not_warn_about_3_4(tmp_path, tiny_model):
+    from qbdi_utils.improvise import query_warnings
+
+    q = read_midi(_write(tmp_path / "q.mid", [(0, 3, 4)], [(60, 0, 4), (62, 12, 16)], 24), SPEC)
+
+    class Trained:
+        spec, config = tiny_model.spec, {}
+        info = {"corpus": {"source": "x", "options": {"meter": None}, "meters": {"3/4": 10, "4/4": 5}}}
+
+    assert not [w for w in query_warnings(Trained(), q) if "meter" in w or "trained on" in w]
+    Trained.info = {"corpus": {"source": "x", "options": {"meter": "4/4"}}}
+    assert any("trained on 4/4 bars only" in w for w in query_warnings(Trained(), q))
