@@ -56,8 +56,9 @@ def run_lengths(jumps) -> np.ndarray:
 def jump_steps(nav: Navigation) -> np.ndarray:
     """Roll steps of ``nav`` at which a bar reached by a jump starts.
 
-    Output frame t starts at roll step ``t * spec.steps_per_frame - nav.pad_steps`` (frames start
-    on the query's bar lines; a pickup is padded in front).
+    Output frame t starts at roll step ``nav.frame_starts[t]`` (frames start on the query's bar
+    lines in any meter; a pickup is padded in front; ``t * spec.steps_per_frame - nav.pad_steps``
+    when the starts are not recorded).
 
     Args:
         nav: a Navigation.
@@ -68,6 +69,8 @@ def jump_steps(nav: Navigation) -> np.ndarray:
     Used in: notebooks/07_oracle_improvisation.ipynb (jump marks on roll plots).
     """
     t = np.flatnonzero(np.asarray(nav.jumps, bool))
+    if getattr(nav, "frame_starts", None) is not None:  # frames at the query's bar lines, any meter
+        return np.asarray(nav.frame_starts, np.int64)[t]
     return (t * nav.spec.steps_per_frame - int(nav.pad_steps)).astype(np.int64)
 
 
@@ -142,7 +145,7 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
     ref = improvise.improvise_batch(model, enc, [None], [0], mode)[(None, 0)]
 
     def frames_of(roll):
-        return pianoroll.to_frames(roll, spec=spec, offset_steps=offset)
+        return pianoroll.to_frames(roll, spec, offset, list(query.time_signatures))
 
     def bar_chroma(roll):
         return harmony.chroma(frames_of(roll), spec, "frame")
