@@ -573,7 +573,8 @@ def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: fl
         spec=spec,
         name=f"{q.name or 'query'} @ {rate_label(bits)}",
         tempo_map=[tuple(t) for t in q.tempo_map],
-        time_signatures=[tuple(t) for t in q.time_signatures],
+        # a pickup known only from bar_offset_steps is marked, so the written MIDI keeps the bar lines
+        time_signatures=pianoroll.marked_signatures(q.time_signatures, q.bar_offset_steps, spec),
         ticks_per_beat=q.ticks_per_beat,
         bar_offset_steps=q.bar_offset_steps,
         dropped={},

@@ -34,6 +34,7 @@ __all__ = [
     "roll_to_notes", "notes_to_roll", "read_midi", "write_midi", "midi_bytes", "bar_steps",
     "to_frames", "from_frames", "piece_to_frames", "piece_from_frames", "transpose_roll",
     "BarFrames", "is_compound", "beat_steps", "bar_layout", "bar_meters", "cut_bars", "join_bars", "piece_bars",
+    "marked_signatures",
     "pitch_class_histogram", "frames_digest",
 ]
 
@@ -862,6 +863,41 @@ def join_bars(frames: np.ndarray, lengths, starts, n_steps: int, spec: RollSpec 
         if b > a:
             out[a:b] = rows[i, a - s:b - s]
     return out
+
+
+def marked_signatures(time_signatures, bar_offset_steps: int, spec: RollSpec = RollSpec()) -> list:
+    """Time signatures that mark a pickup the way :func:`read_midi` reads one back.
+
+    A pickup known only from ``bar_offset_steps`` (music21's bar lines, a Piece built by hand) is
+    lost when the piece is written to MIDI with its own signatures. Here it is marked as a short
+    first signature (a 1/4 before a 3/4 bar for a quarter pickup; an eighth pickup as 1/8), followed
+    by the meter in effect at the first full bar, so that written and read back, the piece has the
+    same ``bar_offset_steps`` and bar lines.
+
+    Args:
+        time_signatures: [(step, numerator, denominator), ...].
+        bar_offset_steps: the pickup's length in steps.
+        spec: roll layout.
+
+    Returns:
+        [(step, numerator, denominator), ...]: unchanged when there is no pickup, when it is marked
+        already or when it cannot be (not a whole number of 64ths, or as long as a bar).
+    """
+    sigs = sorted(((int(st), int(n), int(d)) for st, n, d in time_signatures), key=lambda t: t[0])
+    off = int(bar_offset_steps)
+    if off <= 0 or (sigs and sigs[0][0] == 0 and any(st == off for st, _, _ in sigs)):
+        return sigs
+    num, den = 4, 4
+    for st, n, d in sigs:
+        if st <= off:
+            num, den = n, d
+    if off >= bar_steps(num, den, spec):
+        return sigs
+    for d2 in (den, 2 * den, 4 * den, 8 * den, 16 * den):
+        units = off * d2 / (4 * spec.steps_per_quarter)
+        if d2 <= limits.MAX_DENOMINATOR and units == int(units) and 1 <= units <= limits.MAX_NUMERATOR:
+            return [(0, int(units), d2), (off, num, den)] + [t for t in sigs if t[0] > off]
+    return sigs
 
 
 def piece_bars(piece: Piece) -> BarFrames:

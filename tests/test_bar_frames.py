@@ -183,3 +183,24 @@ def test_a_model_trained_on_3_4_does_not_warn_about_3_4(tmp_path, tiny_model):
     assert not [w for w in query_warnings(Trained(), q) if "meter" in w or "trained on" in w]
     Trained.info = {"corpus": {"source": "x", "options": {"meter": "4/4"}}}
     assert any("trained on 4/4 bars only" in w for w in query_warnings(Trained(), q))
+
+
+def test_a_pickup_known_only_from_the_offset_is_marked_and_survives_the_midi(tmp_path, tiny_model):
+    from qbdi_utils.improvise import improvise
+    from qbdi_utils.pianoroll import Piece, marked_signatures, midi_bytes
+
+    # music21's pickups: bar_offset_steps set, the file's only signature the meter itself
+    assert marked_signatures([(0, 3, 4)], 4) == [(0, 1, 4), (4, 3, 4)]
+    assert marked_signatures([(0, 3, 4)], 2) == [(0, 1, 8), (2, 3, 4)]  # an eighth pickup
+    assert marked_signatures([], 8) == [(0, 2, 4), (8, 4, 4)]
+    assert marked_signatures([(0, 1, 4), (4, 3, 4)], 4) == [(0, 1, 4), (4, 3, 4)]  # marked already
+    assert marked_signatures([(0, 3, 4)], 0) == [(0, 3, 4)]
+    T = 4 + 6 * 12
+    roll = notes_to_roll([(60 + i % 5, s, s + 2) for i, s in enumerate(range(0, T, 4))], T, SPEC)
+    q = Piece(roll=roll, spec=SPEC, name="w", time_signatures=[(0, 3, 4)], bar_offset_steps=4)
+    out = improvise(tiny_model, q, bits=None)
+    path = tmp_path / "w.mid"
+    path.write_bytes(midi_bytes(out.roll, spec=SPEC, time_signatures=out.time_signatures))
+    back = read_midi(path, SPEC)
+    assert back.bar_offset_steps == 4
+    assert piece_bars(back).bar_starts.tolist() == piece_bars(q).bar_starts.tolist() == [-8 + 12 * i for i in range(7)]
