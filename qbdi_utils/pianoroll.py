@@ -9,7 +9,11 @@ exactly the valid rolls survive roll -> MIDI -> roll unchanged (:func:`is_valid_
 :func:`make_valid`, :func:`binarize`).
 
 A frame is ``spec.steps_per_frame`` = 16 consecutive rows flattened row-major, so
-``frame.reshape(16, 156)`` gives the rows back.
+``frame.reshape(16, 156)`` gives the rows back. A piece is cut into frames at its own bar lines, in
+any meter (:func:`bar_layout`, :func:`cut_bars`, :func:`piece_bars`; issue 25): a bar of at most 16
+steps is one frame padded with silence at its end (a 3/4 bar fills 12 rows), a longer bar is split at
+its beats (dotted beats in compound meters: 12/8 as 12 + 12 steps, 5/4 as 12 + 8, 3/2 as 16 + 8), each
+frame carrying its valid length; :func:`join_bars` is the inverse.
 
 MIDI files at the byte level (the chunk parser, the merge of tracks into notes in ticks, the type-0
 writer) are :mod:`qbdi_utils.midifile`; :func:`read_midi` and :func:`midi_bytes` turn those notes
