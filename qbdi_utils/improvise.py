@@ -283,7 +283,8 @@ def _meter_warning(name: str, query_meters: list[str], trained: list[str] | None
         else:
             how.append(f"each {m} bar is split at its beats into frames of "
                        f"{' + '.join(str(x) for x in sizes)} steps, each decoded as the start of a frame")
-    seen = " and ".join(known) + (" (taken as the paper's; the model records no meters)" if trained is None else "")
+    seen = known[0] if len(known) == 1 else ", ".join(known[:-1]) + " and " + known[-1]
+    seen += " (taken as the paper's; the model records no meters)" if trained is None else ""
     return f"{name}: model trained on {seen} bars only; " + "; ".join(how)
 
 
