@@ -130,17 +130,16 @@ def claims_sweep(
     rates = [parse_bits(b) for b in rates]
     seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     pieces = improvise_batch(model, query, rates, seeds, mode, sample_latents, threshold)
-    offset = int(query.bar_offset_steps)
+    offset, sigs = int(query.bar_offset_steps), list(query.time_signatures)
 
     def bar_chroma(roll):
-        return harmony.chroma(pianoroll.to_frames(roll, spec=spec, offset_steps=offset), spec, "frame")
+        return harmony.chroma(pianoroll.to_frames(roll, spec, offset, sigs), spec, "frame")
 
     q_chroma = bar_chroma(query.roll)
     tonic = harmony.tonic_triad(q_chroma)
 
     def stats(roll):
-        return harmony.output_stats(pianoroll.to_frames(roll, spec=spec, offset_steps=offset),
-                                    tonic=tonic, spec=spec)
+        return harmony.output_stats(pianoroll.to_frames(roll, spec, offset, sigs), tonic=tonic, spec=spec)
 
     keys = [(bits, s) for bits in rates for s in seeds]
     o_chromas = {key: bar_chroma(pieces[key].roll) for key in keys}
@@ -238,7 +237,7 @@ def query_overview(model, query, corpus_data) -> dict:
     """
     spec = model.spec
     key = harmony.estimate_key(harmony.chroma(query.roll, query.spec))
-    n_bars = len(pianoroll.to_frames(query.roll, query.spec, query.bar_offset_steps))
+    n_bars = len(pianoroll.piece_to_frames(query))
     longest = max(p["n_frames"] for p in corpus_data.pieces)
     share = harmony.output_stats(corpus_data.frames, tonic=harmony.tonic_triad(harmony.chroma(query.roll, query.spec)),
                                  spec=spec)["tonic_share"]
@@ -312,20 +311,22 @@ def nearest_distances(a, b, different: bool = False) -> np.ndarray:
 # bar by bar
 
 
-def bar_chroma(roll, spec, offset_steps: int = 0) -> np.ndarray:
+def bar_chroma(roll, spec, offset_steps: int = 0, time_signatures=None) -> np.ndarray:
     """Chroma of each bar of a roll, frames aligned on the bar lines (a pickup padded in front).
 
     Args:
         roll: (T, spec.n_columns) roll.
         spec: its RollSpec.
         offset_steps: step of the first bar line (``Piece.bar_offset_steps``).
+        time_signatures: ``Piece.time_signatures`` (bars of the piece's meters), or None (bars of
+            ``spec.steps_per_frame`` steps).
 
     Returns:
         (N, 12) float64, one row per bar frame.
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    return harmony.chroma(pianoroll.to_frames(roll, spec, offset_steps), spec)
+    return harmony.chroma(pianoroll.to_frames(roll, spec, offset_steps, time_signatures), spec)
 
 
 def per_bar_triads(query_chroma, output_chroma) -> tuple[np.ndarray, np.ndarray]:
@@ -449,10 +450,10 @@ def full_bar_triads(piece, bar_offset_steps: int, n_steps: int) -> list[str]:
 
     Used in: notebooks/04_query_generation.ipynb.
     """
-    spf = piece.spec.steps_per_frame
-    frames = pianoroll.to_frames(piece.roll, piece.spec, bar_offset_steps)
-    first = 1 if bar_offset_steps % spf else 0
-    last = len(frames) - (1 if (n_steps + (-bar_offset_steps) % spf) % spf else 0)
+    bars = pianoroll.cut_bars(piece.roll, piece.spec, list(piece.time_signatures), bar_offset_steps)
+    frames = bars.frames
+    first = 1 if len(frames) and bars.starts[0] < 0 else 0
+    last = len(frames) - (1 if len(frames) and bars.starts[-1] + bars.lengths[-1] > n_steps else 0)
     labels = harmony.triad_labels(harmony.chroma(frames[first:last], piece.spec)) if last > first else []
     return sorted({harmony.TRIAD_NAMES[int(lab)] for lab in labels if lab >= 0})
 
@@ -470,9 +471,9 @@ def output_metrics(query, output) -> dict:
 
     Used in: notebooks/04_query_generation.ipynb (the explorer).
     """
-    offset = int(query.bar_offset_steps)
-    q = bar_chroma(query.roll, query.spec, offset)
-    frames = pianoroll.to_frames(output.roll, output.spec, offset)
+    offset, sigs = int(query.bar_offset_steps), list(query.time_signatures)
+    q = bar_chroma(query.roll, query.spec, offset, sigs)
+    frames = pianoroll.to_frames(output.roll, output.spec, offset, sigs)
     agree = harmony.frame_agreement(q, harmony.chroma(frames, output.spec))
     st = harmony.output_stats(frames, tonic=harmony.tonic_triad(q), spec=output.spec)
     return {**agree, **{k: st[k] for k in ("distinct_triads", "tonic_share", "empty_frame_rate")}}

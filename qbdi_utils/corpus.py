@@ -46,7 +46,7 @@ from qbdi_utils.errors import CorpusError, OptionError, QbdiError
 from qbdi_utils.files import cause_in_words
 from qbdi_utils.harmony import KEY_TONIC_NAMES, Key, estimate_key
 from qbdi_utils.pianoroll import (
-    Piece, RollSpec, read_midi, to_frames, transpose_roll,
+    Piece, RollSpec, bar_meters, cut_bars, read_midi, transpose_roll,
 )
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "essen_tunes", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
     "PITCH_CLASS_NAMES", "estimate_key", "key_name", "normalising_shift", "Corpus", "chorale_paths",
     "score_to_piece", "corpus_fingerprint", "load_corpus", "default_query_path", "query_path",
+    "METER_ANY", "meter_counts",
     "load_query", "export_queries",
 ]
 
@@ -80,6 +81,10 @@ CHORALE_SHARD_FILES = 64
 _NOT_CHORALES = {"bwv846": "not a chorale (Well-Tempered Clavier prelude)"}
 
 TRANSPOSE_MODES = (None, "relative", "tonic")
+
+#: ``load_corpus(meter=METER_ANY)`` (the default) keeps pieces in every meter, each bar its own frame
+#: (:func:`qbdi_utils.pianoroll.bar_layout`); a meter such as "4/4" keeps only the pieces in it.
+METER_ANY = "any"
 
 #: Corpora that ship inside music21 and are named rather than given as a folder (issue 23).
 NAMED_SOURCES = ("chorales", "essen")
@@ -122,6 +127,35 @@ def normalising_shift(tonic: int, mode: str, transpose: str | None) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# meters
+
+def meter_counts(pieces) -> dict:
+    """Pieces and bars by meter, over the kept pieces (augmented copies not counted).
+
+    Args:
+        pieces: ``Corpus.pieces`` (or a ShardedCorpus's), each with its ``meters`` record.
+
+    Returns:
+        {"pieces": {meters: count}, "bars": {meter: count}}, most common first; a piece in several
+        meters counts under their names joined by "+" (e.g. "4/4+3/4"), its bars under each meter.
+
+    Used in: :func:`qbdi_utils.training.record_corpus`, notebooks/01_data_prep.ipynb.
+    """
+    by_piece: dict[str, int] = {}
+    bars: dict[str, int] = {}
+    for p in pieces:
+        if p.get("augment_shift", 0):
+            continue
+        m = p.get("meters") or {}
+        key = "+".join(m) if m else "unknown"
+        by_piece[key] = by_piece.get(key, 0) + 1
+        for k, v in m.items():
+            bars[k] = bars.get(k, 0) + int(v)
+    order = lambda d: dict(sorted(d.items(), key=lambda kv: (-kv[1], kv[0])))  # noqa: E731
+    return {"pieces": order(by_piece), "bars": order(bars)}
+
+
+# ---------------------------------------------------------------------------------------------
 # the corpus object
 
 @dataclass
@@ -129,8 +163,9 @@ class Corpus:
     """Frames of a corpus, with where each frame came from and what was left out.
 
     Attributes:
-        frames: (N, spec.frame_size) uint8, bar-aligned frames of all kept pieces (and their
-            augmented copies), in piece order.
+        frames: (N, spec.frame_size) uint8, bar frames of all kept pieces (and their augmented
+            copies), in piece order: one bar of the piece's meter each, padded at its end (a bar
+            longer than a frame split at its beats; :func:`qbdi_utils.pianoroll.bar_layout`).
         piece_index: (N,) int, index into ``piece_names`` of each frame.
         piece_names: names of the kept pieces; augmented copies are named "<name>@+2" etc.
         skipped: list of (name, reason) for every piece that was not used.
@@ -139,7 +174,9 @@ class Corpus:
         options: the options the corpus was built with.
         pieces: one dict per entry of ``piece_names``: name, key (estimated, before
             transposition), shift (semitones applied in all), augment_shift (the augmentation part
-            of it, 0 for the original), n_frames, n_steps, bar_offset_steps, dropped (counts).
+            of it, 0 for the original), n_frames, n_steps, bar_offset_steps, dropped (counts),
+            frame_lengths (the valid steps of its frames, run-length coded as [[length, count], ...];
+            :func:`qbdi_utils.shards.frame_lengths_of`), meters (bars per meter, e.g. {"3/4": 24}).
         from_cache: whether nothing had to be parsed or cut into frames (all shards reused).
         load_seconds: wall-clock seconds this load took.
         cache_path: the shard store folder (None when caching was off).
@@ -166,9 +203,18 @@ class Corpus:
         """Number of frames N."""
         return int(self.frames.shape[0])
 
+    @property
+    def frame_lengths(self) -> np.ndarray:
+        """(N,) int64 valid steps of each frame (``spec.steps_per_frame`` for a 4/4 bar), piece order."""
+        return shards.frame_lengths_of(self.pieces, self.spec)
+
     def piece_frames(self, i: int) -> np.ndarray:
         """Frames of piece ``i``: (n_i, spec.frame_size) uint8."""
         return self.frames[self.piece_index == i]
+
+    def meter_counts(self) -> dict:
+        """Pieces and bars by meter over the kept pieces (:func:`meter_counts`)."""
+        return meter_counts(self.pieces)
 
     def skipped_reasons(self) -> dict:
         """Counts of skipped pieces by reason, shortened to its kind ("meter 3/4", ...)."""
@@ -194,6 +240,7 @@ class Corpus:
             "pieces_with_augmentation": len(self.pieces),
             "pieces_skipped": len(self.skipped),
             "frames": self.n_frames,
+            "meters": self.meter_counts(),
             "skipped_by_reason": self.skipped_reasons(),
             "notes_dropped": self.dropped_totals(),
             "from_cache": self.from_cache,
@@ -417,9 +464,20 @@ def _parse_essen_tune(path: str, name: str, spec: RollSpec, meter: str | None) -
         return f"unexpected {type(exc).__name__}: {exc}"
 
 
+def _run_lengths(values) -> list[list[int]]:
+    """[[value, count], ...] of the runs of equal values."""
+    out: list[list[int]] = []
+    for v in np.asarray(values).tolist():
+        if out and out[-1][0] == v:
+            out[-1][1] += 1
+        else:
+            out.append([int(v), 1])
+    return out
+
+
 def _expand_piece(piece: Piece, spec: RollSpec, transpose: str | None,
                   augment: tuple) -> list[tuple[np.ndarray, dict]]:
-    """A piece's frames after key normalisation, then one copy per augmentation shift.
+    """A piece's bar frames after key normalisation, then one copy per augmentation shift.
 
     Returns:
         [(frames (n, spec.frame_size) uint8, info dict as in ``Corpus.pieces``), ...], the
@@ -427,19 +485,24 @@ def _expand_piece(piece: Piece, spec: RollSpec, transpose: str | None,
     """
     tonic, mode = estimate_key(piece.roll, spec)[:2]
     base_shift = normalising_shift(tonic, mode, transpose)
+    sigs = list(piece.time_signatures)
+    meters: dict[str, int] = {}
+    for m in bar_meters(piece.n_steps, sigs, piece.bar_offset_steps, spec):
+        meters[m] = meters.get(m, 0) + 1
     out = []
     for extra in (0,) + tuple(augment):
         shift = base_shift + extra
         roll, lost = transpose_roll(piece.roll, shift, spec) if shift else (piece.roll, 0)
-        fr = to_frames(roll, spec, piece.bar_offset_steps)
+        bars = cut_bars(roll, spec, sigs, piece.bar_offset_steps)
         dropped = dict(piece.dropped)
         if lost:
             dropped["transposed_out_of_range"] = lost
         name = piece.name if extra == 0 else f"{piece.name}@{extra:+d}"
-        out.append((fr, {"name": name, "key": key_name(tonic, mode), "shift": int(shift),
-                         "augment_shift": int(extra), "n_frames": int(len(fr)),
-                         "n_steps": int(piece.n_steps), "bar_offset_steps": int(piece.bar_offset_steps),
-                         "dropped": dropped}))
+        out.append((bars.frames, {"name": name, "key": key_name(tonic, mode), "shift": int(shift),
+                                  "augment_shift": int(extra), "n_frames": int(len(bars.frames)),
+                                  "n_steps": int(piece.n_steps), "bar_offset_steps": int(piece.bar_offset_steps),
+                                  "dropped": dropped, "frame_lengths": _run_lengths(bars.lengths),
+                                  "meters": dict(meters)}))
     return out
 
 
@@ -452,8 +515,8 @@ def _check_options(source, transpose, augment, meter, limit):
     aug = tuple(sorted({int(a) for a in (augment or ())} - {0}))
     if any(abs(a) > 11 for a in aug):
         raise OptionError(f"augment shifts must lie within -11..11 semitones, got {augment!r}")
-    if meter is not None and not re.fullmatch(r"\d+/\d+", str(meter)):
-        raise OptionError(f"meter must look like '4/4' or be None, got {meter!r}")
+    if meter is not None and meter != METER_ANY and not re.fullmatch(r"\d+/\d+", str(meter)):
+        raise OptionError(f"meter must look like '4/4' or be 'any', got {meter!r}")
     if limit is not None and int(limit) < 1:
         raise OptionError(f"limit must be a positive number of pieces or None, got {limit!r}")
     return aug
@@ -509,7 +572,7 @@ def corpus_fingerprint(ident: str, spec: RollSpec, options: dict) -> str:
 
 
 def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: str | None = "tonic",
-                augment=(), meter: str | None = "4/4", limit: int | None = None, cache: bool = True,
+                augment=(), meter: str | None = METER_ANY, limit: int | None = None, cache: bool = True,
                 progress: bool = True, workers: int | None = None, in_memory: bool = True,
                 shard_files: int | None = None, cache_root: str | Path | None = None):
     """Load a corpus as bar-aligned frames, parsing only what the shard store does not hold yet.
@@ -529,7 +592,10 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
             docstring), "relative" (major pieces to C major, minor to A minor) or None (keep keys).
         augment: extra transpositions in semitones applied after ``transpose`` to every piece,
             e.g. (-2, -1, 1, 2); () for none (the default).
-        meter: "4/4" keeps only pieces in 4/4 (the frame is one 4/4 bar); None keeps every meter.
+        meter: "any" (:data:`METER_ANY`, the default; None means the same) keeps every meter, each
+            bar its own frame (:func:`qbdi_utils.pianoroll.bar_layout`: a bar shorter than a frame
+            padded at its end, a longer one split at its beats; ``Corpus.frame_lengths`` says how
+            many steps of each frame are the bar's); "4/4" (or any N/D) keeps only pieces in that meter.
         limit: use at most this many source pieces (in sorted order), e.g. for quick tests.
         cache: keep the shards in the store (``<cache_root>/shards-...``); False parses everything
             and writes nothing.
@@ -556,6 +622,7 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     """
     t0 = time.perf_counter()
     aug = _check_options(source, transpose, augment, meter, limit)
+    meter = None if meter == METER_ANY else meter
     kind, files, ident, problems, store_ident = _source_id(source)
     wanted = files if limit is None else files[: int(limit)]
     options = {"transpose": transpose, "augment": list(aug), "meter": meter,

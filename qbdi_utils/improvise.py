@@ -5,9 +5,10 @@ through the rate-limited Berger channel (:func:`qbdi_utils.channel.transmit`) an
 Bernoulli probabilities are thresholded back into a roll as long as the query, with the query's tempo.
 
 This module is thin glue over ``model`` (encode/decode), ``channel`` (transmit), ``pianoroll`` (frames)
-and ``harmony`` (metrics). Logic of its own: the alignment (frames start on the query's bar lines, a
-pickup is padded in front, the tail is zero-padded, and the output is cut back to exactly the query's
-steps), and the report of what about a query the model cannot take as it is (:func:`query_warnings`).
+and ``harmony`` (metrics). Logic of its own: the alignment (the query is cut at its own bar lines in
+any meter by :func:`qbdi_utils.pianoroll.piece_bars`, a pickup padded in front, each bar's frame padded
+at its end; the decoded frames are trimmed to their bars' lengths and joined, so the output has
+exactly the query's steps, time signatures and bar lines), and the report of what about a query the model cannot take as it is (:func:`query_warnings`).
 The claims table across bit budgets is :func:`qbdi_utils.claims.claims_sweep`.
 
 Batched use (:func:`improvise_batch`) encodes the query once, transmits it once per (rate, seed) and
@@ -49,6 +50,7 @@ __all__ = [
     "parse_bits",
     "query_warnings",
     "rate_label",
+    "trained_meters",
     "typical_bars",
     "typical_library",
 ]
@@ -100,6 +102,8 @@ class Improvisation(Piece):
             one sentence each; empty when nothing was odd.
         latents: (N, L) float32, the decoder inputs z_d, one row per frame.
         pad_steps: rows of silence put in front of the query so that frames start on its bar lines.
+        frame_starts: (N,) int64 roll step where each frame starts (the query's bar lines; a bar
+            longer than a frame spans several), or None.
     """
 
     bits: int | None = None
@@ -110,6 +114,7 @@ class Improvisation(Piece):
     warnings: list = field(default_factory=list)
     latents: np.ndarray | None = None
     pad_steps: int = 0
+    frame_starts: np.ndarray | None = None
 
 
 @dataclass
@@ -118,11 +123,16 @@ class EncodedQuery:
 
     Attributes:
         query: the query piece.
-        frames: (N, spec.frame_size) uint8 frames, the first starting ``pad_steps`` before step 0.
+        frames: (N, spec.frame_size) uint8 frames, one bar (or, for a bar longer than a frame, one
+            part of a bar cut at its beats) each, the first starting ``pad_steps`` before step 0.
         mean: (N, L) float32 encoder means.
         logvar: (N, L) float32 encoder log-variances.
         pad_steps: silent rows put before step 0 of the query (pickup completion).
         warnings: sentences describing what about the query is unusual for the model.
+        lengths: (N,) int64 valid steps of each frame (:func:`qbdi_utils.pianoroll.bar_layout`), or
+            None: every frame is ``spec.steps_per_frame`` steps.
+        starts: (N,) int64 roll step of each frame's first row, or None (``i * steps_per_frame -
+            pad_steps``).
     """
 
     query: Piece
@@ -131,6 +141,17 @@ class EncodedQuery:
     logvar: np.ndarray
     pad_steps: int
     warnings: list
+    lengths: np.ndarray | None = None
+    starts: np.ndarray | None = None
+
+    def frame_layout(self, spec: RollSpec) -> tuple[np.ndarray, np.ndarray]:
+        """(starts (N,), lengths (N,)) int64 of the frames (uniform frames when not recorded)."""
+        n = len(self.mean)
+        if self.lengths is not None and self.starts is not None:
+            return np.asarray(self.starts, np.int64), np.asarray(self.lengths, np.int64)
+        spf = spec.steps_per_frame
+        return (np.arange(n, dtype=np.int64) * spf - int(self.pad_steps),
+                np.full(n, spf, dtype=np.int64))
 
 
 #: The bit scale a hand turns: budgets per frame left to right, ``None`` (full rate, no channel) last.
@@ -220,16 +241,59 @@ def check_stats_mode(mode: str) -> str:
     return mode
 
 
-def _bar_steps(num: int, den: int, spec: RollSpec) -> float:
-    """Length of a bar of ``num/den`` in roll steps."""
-    return num * (4.0 / den) * spec.steps_per_quarter
+def trained_meters(model) -> list[str] | None:
+    """The meters of the bars a model was trained on, as its corpus record says ("4/4", "3/4", ...).
+
+    Read from ``model.info["corpus"]["meters"]`` (bars per meter, written by
+    :func:`qbdi_utils.training.record_corpus`); a model that records only its corpus options with
+    ``meter="4/4"`` was trained on 4/4 bars; None when the model records neither.
+
+    Args:
+        model: a StyleVAE (``.info``).
+
+    Returns:
+        Sorted meter names, or None (unknown).
+    """
+    rec = (getattr(model, "info", None) or {}).get("corpus")
+    if not isinstance(rec, Mapping):
+        return None
+    meters = rec.get("meters")
+    if isinstance(meters, Mapping) and meters:
+        return sorted(str(m) for m in meters)
+    opt = (rec.get("options") or {}).get("meter") if isinstance(rec.get("options"), Mapping) else None
+    return [str(opt)] if opt else None
+
+
+def _meter_warning(name: str, query_meters: list[str], trained: list[str] | None, spec: RollSpec,
+                   lengths_by_meter: dict) -> str | None:
+    """The one sentence on the query's meters the model never saw in training (None if it saw all)."""
+    known = trained if trained is not None else ["4/4"]
+    new = [m for m in query_meters if m not in known]
+    if not new:
+        return None
+    spf, spq = spec.steps_per_frame, spec.steps_per_quarter
+    how = []
+    for m in new:
+        sizes = lengths_by_meter[m]
+        if len(sizes) == 1 and sizes[0] < spf:
+            how.append(f"each {m} bar is decoded as the first {sizes[0] / spq:g} quarters of a "
+                       f"{spf}-step frame (its last {spf - sizes[0]} steps cut)")
+        elif len(sizes) == 1:
+            how.append(f"each {m} bar is decoded as one {spf}-step frame")
+        else:
+            how.append(f"each {m} bar is split at its beats into frames of "
+                       f"{' + '.join(str(x) for x in sizes)} steps, each decoded as the start of a frame")
+    seen = known[0] if len(known) == 1 else ", ".join(known[:-1]) + " and " + known[-1]
+    seen += " (taken as the paper's; the model records no meters)" if trained is None else ""
+    return f"{name}: model trained on {seen} bars only; " + "; ".join(how)
 
 
 def query_warnings(model, query: Piece) -> list[str]:
     """What about ``query`` the model cannot take as it is, one sentence each (no exception).
 
     Checks: time signatures that are no meter (a zero numerator, a denominator that is not a power
-    of two; ignored), bars that are not ``spec.steps_per_frame`` steps long (another meter), notes the roll
+    of two; ignored), bars in a meter the model was not trained on (:func:`trained_meters`; one
+    sentence naming how such bars are decoded), notes the roll
     could not represent (``query.dropped``, e.g. out of the pitch range), and a query longer (in
     frames) than the longest training piece when the model records it. The model works frame by
     frame, so none of these stops an improvisation; they are reported so that nothing is mangled
@@ -247,27 +311,24 @@ def query_warnings(model, query: Piece) -> list[str]:
     spec = model.spec
     out = []
     name = query.name or "query"
-    # a leading signature that only marks the pickup (read_midi's bar_offset_steps) is no meter
-    sigs = [(int(st), int(n), int(d)) for st, n, d in (query.time_signatures or [])
-            if not (int(st) == 0 and query.bar_offset_steps > 0 and len(query.time_signatures) > 1)]
+    sigs = list(query.time_signatures or [])
     # read_midi refuses signatures that are no meter; a Piece built by hand may still hold one
-    bogus = sorted({(n, d) for _, n, d in sigs if not limits.valid_time_signature(n, d)})
-    sigs = [(st, n, d) for st, n, d in sigs if limits.valid_time_signature(n, d)]
+    bogus = sorted({(int(n), int(d)) for _, n, d in sigs if not limits.valid_time_signature(n, d)})
     if bogus:
         out.append(f"{name} has time signatures that are no meter ({', '.join(f'{n}/{d}' for n, d in bogus)}); "
                    "they are ignored")
-    odd = sorted({(n, d) for _, n, d in sigs
-                  if abs(_bar_steps(n, d, spec) - spec.steps_per_frame) > 1e-9})
-    if odd:
-        meters = ", ".join(f"{n}/{d}" for n, d in odd)
-        fits = all(spec.steps_per_frame % _bar_steps(n, d, spec) == 0 for n, d in odd)
-        how = ("so each frame holds several of its bars" if fits
-               else "so frames straddle its bar lines")
-        out.append(
-            f"{name} is (partly) in {meters}: the model works on {spec.steps_per_frame}-step "
-            f"({spec.quarters_per_frame:g}-quarter) frames learnt from 4/4 bars, {how}; the output keeps "
-            "the query's length and steps, but its 'bars' are 4-quarter chunks"
-        )
+    starts, lengths, bar_starts, bar_frames = pianoroll.bar_layout(query.n_steps, sigs, query.bar_offset_steps, spec)
+    meters = pianoroll.bar_meters(query.n_steps, sigs, query.bar_offset_steps, spec)
+    # the frame lengths of each meter's bars, its most common split (a bar the roll's end or a
+    # signature change cuts short is not its meter's typical bar)
+    ends = np.r_[bar_frames[1:], len(starts)].astype(np.int64)
+    splits: dict = {}
+    for m, a, b in zip(meters, bar_frames.tolist(), ends.tolist()):
+        splits.setdefault(m, []).append(tuple(int(x) for x in lengths[a:b]))
+    by_meter = {m: list(max(sorted(set(v)), key=v.count)) for m, v in splits.items()}
+    sentence = _meter_warning(name, sorted(set(meters), key=meters.index), trained_meters(model), spec, by_meter)
+    if sentence:
+        out.append(sentence)
     dropped = {k: int(v) for k, v in (query.dropped or {}).items() if v}
     if dropped:
         what = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(dropped.items()))
@@ -279,9 +340,7 @@ def query_warnings(model, query: Piece) -> list[str]:
     config = getattr(model, "config", None) or {}
     # set by training.train when it knows the pieces (qbdi train, default_model); absent otherwise
     longest = config.get("max_piece_frames") if isinstance(config, Mapping) else None
-    # the same count as pianoroll.to_frames: (-offset) mod steps_per_frame silent rows complete the pickup
-    front = (-int(query.bar_offset_steps)) % spec.steps_per_frame
-    n_frames = -(-(query.n_steps + front) // spec.steps_per_frame)
+    n_frames = len(starts)
     if longest is not None and n_frames > longest:
         out.append(
             f"{name} has {n_frames} frames, more than the longest training piece ({longest}); the model "
@@ -292,10 +351,11 @@ def query_warnings(model, query: Piece) -> list[str]:
 
 
 def encode_query(model, query: Piece) -> EncodedQuery:
-    """Cut ``query`` into frames aligned on its bar lines and encode them once.
+    """Cut ``query`` into frames at its bar lines and encode them once.
 
-    A pickup of ``p = query.bar_offset_steps`` steps is completed to a whole frame by
-    ``(-p) mod steps_per_frame`` silent rows in front, so every later frame is one bar of the query.
+    The frames are :func:`qbdi_utils.pianoroll.piece_bars`: one bar of the query's own meter per
+    frame (padded at its end; a bar longer than a frame split at its beats), a pickup completed to
+    a whole bar by silent rows in front, mixed meters keeping their bar lines.
 
     Args:
         model: a StyleVAE (``.spec``, ``.encode``).
@@ -322,16 +382,17 @@ def encode_query(model, query: Piece) -> EncodedQuery:
         raise OptionError(f"{name}: roll has shape {roll.shape}, expected (T, {spec.n_columns})")
     if roll.shape[0] == 0 or not roll.any():
         raise NoNotesError(f"{name} has no notes to improvise on; give a query with notes")
-    pad = (-int(query.bar_offset_steps)) % spec.steps_per_frame
-    frames = pianoroll.to_frames(roll, spec=spec, offset_steps=int(query.bar_offset_steps))
-    mean, logvar = model.encode(frames)
+    bars = pianoroll.piece_bars(query)
+    mean, logvar = model.encode(bars.frames)
     return EncodedQuery(
         query=query,
-        frames=frames,
+        frames=bars.frames,
         mean=np.asarray(mean, np.float32),
         logvar=np.asarray(logvar, np.float32),
-        pad_steps=pad,
+        pad_steps=bars.pad_steps,
         warnings=query_warnings(model, query),
+        lengths=bars.lengths,
+        starts=bars.starts,
     )
 
 
@@ -503,16 +564,18 @@ def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: fl
         frames = pianoroll.binarize(probabilities, threshold, spec=spec)
     else:
         frames = floor_decode(probabilities, threshold, min_onsets, spec)
-    roll = pianoroll.from_frames(frames, spec=spec)[enc.pad_steps: enc.pad_steps + q.n_steps]
-    # A note held over from the cut-off padding starts (is articulated) at step 0 of the output.
-    roll = pianoroll.make_valid(roll, spec)
+    starts, lengths = enc.frame_layout(spec)
+    # each frame trimmed to its valid steps (what the decoder put in a bar's padding is dropped) and
+    # joined; a note held over from the padding in front starts (is articulated) at step 0
+    roll = pianoroll.make_valid(pianoroll.join_bars(frames, lengths, starts, q.n_steps, spec), spec)
     bits = info.get("bits")
     return Improvisation(
         roll=roll,
         spec=spec,
         name=f"{q.name or 'query'} @ {rate_label(bits)}",
         tempo_map=[tuple(t) for t in q.tempo_map],
-        time_signatures=[tuple(t) for t in q.time_signatures],
+        # a pickup known only from bar_offset_steps is marked, so the written MIDI keeps the bar lines
+        time_signatures=pianoroll.marked_signatures(q.time_signatures, q.bar_offset_steps, spec),
         ticks_per_beat=q.ticks_per_beat,
         bar_offset_steps=q.bar_offset_steps,
         dropped={},
@@ -520,6 +583,7 @@ def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: fl
         query_name=q.name,
         warnings=list(enc.warnings),
         pad_steps=enc.pad_steps,
+        frame_starts=starts.copy(),
         **info,
     )
 

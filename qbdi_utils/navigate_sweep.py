@@ -59,8 +59,9 @@ def run_lengths(jumps) -> np.ndarray:
 def jump_steps(nav: Navigation) -> np.ndarray:
     """Roll steps of ``nav`` at which a bar reached by a jump starts.
 
-    Output frame t starts at roll step ``t * spec.steps_per_frame - nav.pad_steps`` (frames start
-    on the query's bar lines; a pickup is padded in front).
+    Output frame t starts at roll step ``nav.frame_starts[t]`` (frames start on the query's bar
+    lines in any meter; a pickup is padded in front; ``t * spec.steps_per_frame - nav.pad_steps``
+    when the starts are not recorded).
 
     Args:
         nav: a Navigation.
@@ -71,6 +72,8 @@ def jump_steps(nav: Navigation) -> np.ndarray:
     Used in: notebooks/07_oracle_improvisation.ipynb (jump marks on roll plots).
     """
     t = np.flatnonzero(np.asarray(nav.jumps, bool))
+    if getattr(nav, "frame_starts", None) is not None:  # frames at the query's bar lines, any meter
+        return np.asarray(nav.frame_starts, np.int64)[t]
     return (t * nav.spec.steps_per_frame - int(nav.pad_steps)).astype(np.int64)
 
 
@@ -140,7 +143,8 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
     seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
     rates = [improvise.parse_bits(b) for b in rates]
     enc, qo = query_oracle(model, query)
-    view = _BarView(model.spec, int(query.bar_offset_steps), n_thresholds)
+    view = _BarView(model.spec, int(query.bar_offset_steps), tuple(map(tuple, query.time_signatures)),
+                    n_thresholds)
     ref = improvise.improvise_batch(model, enc, [None], [0], mode)[(None, 0)]
     q_chroma = view.chroma(query.roll)
     tonic = harmony.tonic_triad(q_chroma)
@@ -169,14 +173,15 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
 @dataclass(frozen=True)
 class _BarView:
     """How the sweep reads a roll: bar frames and bar chroma on the query's bar lines (``offset`` steps
-    in), and the VMO information rate of its Tonnetz chroma per beat (``n_thresholds`` thresholds)."""
+    in, its time ``signatures`` [(step, num, den), ...]), and the VMO information rate of its Tonnetz chroma per beat (``n_thresholds`` thresholds)."""
 
     spec: RollSpec
     offset: int
+    signatures: tuple
     n_thresholds: int
 
     def frames(self, roll) -> np.ndarray:
-        return pianoroll.to_frames(roll, spec=self.spec, offset_steps=self.offset)
+        return pianoroll.to_frames(roll, self.spec, self.offset, list(self.signatures))
 
     def chroma(self, roll) -> np.ndarray:
         return harmony.chroma(self.frames(roll), self.spec, "frame")

@@ -98,7 +98,7 @@ from qbdi_utils.shard_workers import STORE_VERSION, Runner, frames_job, parse_jo
 
 __all__ = [
     "DEFAULT_SHARD_FILES", "MANIFEST", "SourceFile", "SourceRecipe", "StoreSettings", "ShardedCorpus",
-    "default_workers", "store_dir", "build", "forget_frames",
+    "default_workers", "store_dir", "build", "forget_frames", "frame_lengths_of",
 ]
 
 #: Files per pieces shard (fewer when that gives the workers too few shards to share).
@@ -248,6 +248,30 @@ def _open_store(folder: Path) -> str | None:
     return None
 
 
+def frame_lengths_of(pieces, spec: RollSpec = RollSpec()) -> np.ndarray:
+    """The valid steps of every frame of a corpus, pieces in order (their ``frame_lengths`` records).
+
+    Args:
+        pieces: ``Corpus.pieces`` (or a ShardedCorpus's), each with ``n_frames`` and the run-length
+            coded ``frame_lengths`` [[length, count], ...]; a record without it (a store written before
+            issue 25) counts ``spec.steps_per_frame`` for each frame.
+        spec: roll layout.
+
+    Returns:
+        (sum of n_frames,) int64.
+    """
+    parts = []
+    for p in pieces:
+        runs = p.get("frame_lengths")
+        if runs is None:
+            parts.append(np.full(int(p["n_frames"]), spec.steps_per_frame, np.int64))
+        else:
+            parts.append(np.repeat(np.asarray([r[0] for r in runs], np.int64),
+                                   np.asarray([r[1] for r in runs], np.int64)))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+
 # ---------------------------------------------------------------------------------------------
 # the streaming view
 
@@ -307,6 +331,15 @@ class ShardedCorpus:
     def n_shards(self) -> int:
         """Number of frame shards."""
         return len(self.shard_sizes)
+
+    @property
+    def frame_lengths(self) -> np.ndarray:
+        """(N,) int64 valid steps of every frame, in shard order (from the pieces' records)."""
+        pid = np.asarray(self.piece_index)
+        if not len(pid):
+            return np.zeros(0, np.int64)
+        firsts = np.concatenate([[0], np.flatnonzero(pid[1:] != pid[:-1]) + 1])
+        return frame_lengths_of([self.pieces[int(pid[a])] for a in firsts], self.spec)
 
     def _read_packed(self, i: int) -> tuple[np.ndarray, int, np.ndarray]:
         if i in self._held:
@@ -650,7 +683,9 @@ def _frame_shards(b: _Build, manifest: _Manifest, per_shard: dict) -> int | None
     number of frame shards built, or None after forgetting damaged pieces shards."""
     folder, recipe = b.folder, b.recipe
     aug = tuple(recipe.augment)
-    opt_key = _digest({"v": STORE_VERSION, "transpose": recipe.transpose, "augment": list(aug)})
+    # "framing": frames at each piece's own bar lines, with their lengths in the infos (issue 25)
+    opt_key = _digest({"v": STORE_VERSION, "transpose": recipe.transpose, "augment": list(aug),
+                       "framing": "bars"})
     fman = _Manifest(folder / f"frames-{opt_key}.json" if folder is not None else None,
                      dict(b.head, transpose=recipe.transpose, augment=list(aug)), b.errors)
     fman.load()

@@ -79,7 +79,7 @@ def journey(tmp_path_factory):
     pianoroll.write_midi(_clip(0)[:48 * 2], pop / "waltz.mid", tempo_bpm=110.0, spec=SPEC, time_signature=(3, 4))
     query = pianoroll.write_midi(_clip(3, n_bars=12, seed=5), base / "song.mid", tempo_bpm=96.0, spec=SPEC)
     model = base / "mine"
-    train = qbdi("train", "--corpus", pop, "--out", model, "--epochs", "8", "--hidden-dim", "64",
+    train = qbdi("train", "--corpus", pop, "--out", model, "--meter", "4/4", "--epochs", "8", "--hidden-dim", "64",
                  "--latent-dim", "16")
     return {"base": base, "pop": pop, "query": query, "model": model, "train": train}
 

@@ -52,7 +52,7 @@ def _folder(tmp_path):
 
 def test_folder_with_bad_files_loads_good_ones_and_reports_bad(tmp_path):
     d = _folder(tmp_path)
-    c = load_corpus(d, cache=False, progress=False)
+    c = load_corpus(d, cache=False, progress=False, meter="4/4")
     assert sorted(c.piece_names) == ["d_major.mid", "sub/g_minor.MIDI"]
     reasons = dict(c.skipped)
     assert set(reasons) == {"waltz.mid", "empty.mid", "text.mid", "truncated.mid", "silent.mid"}
@@ -63,9 +63,26 @@ def test_folder_with_bad_files_loads_good_ones_and_reports_bad(tmp_path):
     assert "no notes" in reasons["silent.mid"]
     assert c.frames.shape == (16, SPEC.frame_size) and c.frames.dtype == np.uint8
     assert np.bincount(c.piece_index).tolist() == [8, 8]
-    # with any meter accepted the waltz loads too
-    c_any = load_corpus(d, cache=False, progress=False, meter=None)
-    assert "waltz.mid" in c_any.piece_names and len(c_any.skipped) == 4
+    # with any meter accepted (the default) the waltz loads too, each 3/4 bar its own 12-step frame:
+    # 8 bars of 4/4 notes = 128 steps = 10 bars of 3/4 and a partial eleventh
+    for meter in ("any", None):
+        c_any = load_corpus(d, cache=False, progress=False, **({} if meter == "any" else {"meter": meter}))
+        assert "waltz.mid" in c_any.piece_names and len(c_any.skipped) == 4
+        w = c_any.piece_names.index("waltz.mid")
+        assert c_any.pieces[w]["meters"] == {"3/4": 11}
+        assert c_any.frame_lengths[c_any.piece_index == w].tolist() == [12] * 11
+        assert c_any.frame_lengths[c_any.piece_index != w].tolist() == [16] * 16
+        assert c_any.meter_counts() == {"pieces": {"4/4": 2, "3/4": 1}, "bars": {"4/4": 16, "3/4": 11}}
+        # the waltz's frames are its 3/4 bars: each holds 12 steps of the roll, silence after
+        rows = c_any.piece_frames(w).reshape(11, 16, SPEC.n_columns)
+        assert not rows[:, 12:].any()
+        expected = np.zeros((132, SPEC.n_columns), np.uint8)
+        expected[:128] = _cadence_roll(C_MAJOR)
+        np.testing.assert_array_equal(rows[:, :12].reshape(-1, SPEC.n_columns), expected)
+    # the sharded (streaming) view knows the same lengths, in its shard order
+    sc = load_corpus(d, cache=False, progress=False, in_memory=False)
+    order = np.argsort(sc.piece_index, kind="stable")
+    np.testing.assert_array_equal(sc.frame_lengths[order], c_any.frame_lengths)
 
 
 def test_transposition_to_c_major_and_a_minor(tmp_path):
@@ -85,7 +102,7 @@ def test_transposition_to_c_major_and_a_minor(tmp_path):
 
 def test_augmentation_adds_shifted_copies(tmp_path):
     d = _folder(tmp_path)
-    c = load_corpus(d, cache=False, progress=False, augment=(-1, 2), transpose="relative")
+    c = load_corpus(d, cache=False, progress=False, augment=(-1, 2), transpose="relative", meter="4/4")
     assert len(c.piece_names) == 6 and c.n_frames == 48
     assert "d_major.mid@+2" in c.piece_names
     summ = c.summary()
@@ -111,7 +128,7 @@ def test_cache_round_trip_and_keying(tmp_path, monkeypatch):
     # every option and the spec change the key
     other = {load_corpus(d, progress=False, transpose=None).fingerprint,
              load_corpus(d, progress=False, augment=(1,)).fingerprint,
-             load_corpus(d, progress=False, meter=None).fingerprint,
+             load_corpus(d, progress=False, meter="4/4").fingerprint,
              load_corpus(d, progress=False, limit=3).fingerprint,
              load_corpus(d, progress=False, spec=RollSpec(min_pitch=36, max_pitch=96)).fingerprint}
     assert len(other) == 5 and cold.fingerprint not in other
@@ -119,7 +136,7 @@ def test_cache_round_trip_and_keying(tmp_path, monkeypatch):
     write_midi(_cadence_roll(C_MAJOR, shift=4, bars=4), d / "d_major.mid", force=True)
     changed = load_corpus(d, progress=False)
     assert changed.fingerprint != cold.fingerprint and not changed.from_cache
-    assert changed.n_frames == 12
+    assert changed.n_frames == 12 + 11  # 4 + 8 bars of 4/4 and the waltz's 11 bars of 3/4
 
 
 def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
@@ -240,7 +257,7 @@ def test_unwritable_cache_is_a_warning_not_a_failure(tmp_path, monkeypatch):
     monkeypatch.setenv("QBDI_CACHE_DIR", str(blocker / "cache"))
     d = _folder(tmp_path)
     with pytest.warns(UserWarning, match="cache not written"):
-        c = load_corpus(d, progress=False)
+        c = load_corpus(d, progress=False, meter="4/4")
     assert sorted(c.piece_names) == ["d_major.mid", "sub/g_minor.MIDI"]
     assert not c.from_cache
 

@@ -127,10 +127,10 @@ def run_sweep(args) -> int:
 
 def _verdicts(model, query, rows, pieces, mode: str, k: int) -> str:
     """The paper's five claims, each ``yes`` / ``partly`` / ``NO`` with its numbers, one per line."""
-    spec, off = model.spec, query.bar_offset_steps
-    q_chroma = claims.bar_chroma(query.roll, spec, off)
-    breaks = claims.break_away(q_chroma, claims.bar_chroma(pieces[(None, 0)].roll, spec, off),
-                               [claims.bar_chroma(pieces[(VERDICT_BITS, s)].roll, spec, off) for s in range(k)])
+    spec, off, sigs = model.spec, query.bar_offset_steps, list(query.time_signatures)
+    q_chroma = claims.bar_chroma(query.roll, spec, off, sigs)
+    breaks = claims.break_away(q_chroma, claims.bar_chroma(pieces[(None, 0)].roll, spec, off, sigs),
+                               [claims.bar_chroma(pieces[(VERDICT_BITS, s)].roll, spec, off, sigs) for s in range(k)])
     zero = claims.zero_bit_triads(model, query, (mode,))
     tonic = harmony.TRIAD_NAMES[harmony.tonic_triad(harmony.chroma(query.roll, spec))]
     verdicts = claims.claim_verdicts(rows, breaks, zero, tonic, low_bits=VERDICT_BITS, mode=mode)

@@ -1,6 +1,6 @@
 """``qbdi train``: train a style VAE on a corpus and save it to a model directory.
 
-    qbdi train --corpus {chorales|essen|PATH} --out MODEL_DIR [--meter {4/4|any}] [--epochs N] [--beta B]
+    qbdi train --corpus {chorales|essen|PATH} --out MODEL_DIR [--meter {any|N/D}] [--epochs N] [--beta B]
                [--steps-per-quarter {4|12}] [--seed S] [--hidden-dim H] [--latent-dim L] [--gamma G] [--force] [--quiet]
                [--workers N] [--stream | --memory-budget SIZE] [--devices N] [--max-eval-frames N]
 
@@ -73,8 +73,8 @@ def add_parser(subparsers) -> None:
                        "from music21's Essen collection) or a folder of .mid files / one .mid file")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
     options.add_grid(p)
-    options.add_meter(p, default="4/4", help="keep only pieces in this meter (default 4/4); 'any' keeps every "
-                      "meter, its bars cut into 4-quarter frames")
+    options.add_meter(p, default="any", help="'any' (the default) keeps every meter, each bar its own frame "
+                      "(padded, or split at its beats when longer than 4 quarters); --meter 4/4 keeps only 4/4 pieces")
     p.add_argument("--epochs", type=whole_number("--epochs", 1, MAX_EPOCHS), default=paper.epochs, metavar="N",
                    help=f"passes over the training frames (default {paper.epochs})")
     p.add_argument("--beta", type=values.nonnegative_float("--beta"), default=paper.beta, help=BETA_HELP)

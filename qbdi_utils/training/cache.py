@@ -36,7 +36,9 @@ def default_model_dir() -> Path:
 
 def record_corpus(model: StyleVAE, source, corpus) -> None:
     """Note in ``model.info["corpus"]`` where the training frames came from, so that
-    ``qbdi navigate --source corpus`` (:func:`qbdi_utils.navigate.model_corpus`) can load them again.
+    ``qbdi navigate --source corpus`` (:func:`qbdi_utils.navigate.model_corpus`) can load them again,
+    and the meters of its bars (``"meters"``: bars per meter, e.g. ``{"4/4": 12000, "3/4": 1500}``;
+    :func:`qbdi_utils.improvise.trained_meters` warns about a query in any other meter).
 
     Args:
         model: the freshly trained model.
@@ -45,7 +47,8 @@ def record_corpus(model: StyleVAE, source, corpus) -> None:
     """
     src = str(source) if str(source) in corpus_mod.NAMED_SOURCES else str(Path(source).resolve())
     model.info["corpus"] = {"source": src, "options": dict(getattr(corpus, "options", None) or {}),
-                            "fingerprint": getattr(corpus, "fingerprint", "")}
+                            "fingerprint": getattr(corpus, "fingerprint", ""),
+                            "meters": corpus_mod.meter_counts(getattr(corpus, "pieces", None) or [])["bars"]}
 
 
 def recorded_corpus(model) -> tuple[str, dict] | None:
@@ -75,7 +78,7 @@ def same_config(a: VAEConfig, b: VAEConfig) -> bool:
 
 
 def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", name: str | None = None,
-                 progress: bool = True, retrain: bool = False) -> StyleVAE:
+                 progress: bool = True, retrain: bool = False, meter: str | None = "4/4") -> StyleVAE:
     """A model of this configuration trained on a corpus, cached on disk by configuration and data.
 
     Loads ``models_dir()/name`` when the model there was trained on the same frames (fingerprint)
@@ -88,6 +91,8 @@ def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", n
         name: subdirectory of ``models_dir()``; default ``"{source name}-{12 hex digits of the config}"``.
         progress: show progress bars (corpus loading, training).
         retrain: train even if a matching cached model exists.
+        meter: ``load_corpus``'s meter: "4/4" (the default here: notebook 06's grid keeps the corpus
+            it was trained on before issue 25) or "any" (every meter, as :func:`default_model`).
 
     Returns:
         The model (``model.from_cache`` says whether it was loaded).
@@ -100,7 +105,7 @@ def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", n
     """
     config = PRESETS["paper"] if config is None else config
     spec = RollSpec()
-    corpus = corpus_mod.load_corpus(source, spec=spec, progress=progress)
+    corpus = corpus_mod.load_corpus(source, spec=spec, progress=progress, meter=meter)
     config = config.replace(input_dim=spec.frame_size)
     if name is None:
         key = json.dumps({k: v for k, v in config.to_dict().items() if k != "max_piece_frames"},
@@ -125,7 +130,7 @@ def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", n
 
 
 def default_model(progress: bool = True, *, retrain: bool = False) -> StyleVAE:
-    """The paper's model trained on the default corpus (the 4/4 Bach chorales), cached on disk.
+    """The paper's model trained on the default corpus (the Bach chorales in every meter), cached on disk.
 
     Loads ``models_dir()/default`` when its training-frame fingerprint and configuration match the
     current default corpus and :data:`DEFAULT_CONFIG` (= ``PRESETS["paper"]``); otherwise trains it
@@ -145,4 +150,4 @@ def default_model(progress: bool = True, *, retrain: bool = False) -> StyleVAE:
     Used in: notebooks 02-05, ``qbdi improvise`` without ``--model``.
     """
     return cached_model(DEFAULT_CONFIG, source="chorales", name=default_model_dir().name,
-                        progress=progress, retrain=retrain)
+                        progress=progress, retrain=retrain, meter=corpus_mod.METER_ANY)
