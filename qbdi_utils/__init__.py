@@ -26,18 +26,15 @@ One module per concept; notebook N calls mostly the modules of its stage (README
 =================  ==========================================================================
 
 Lower modules never import higher ones (pianoroll and channel import nothing of ours but errors and
-files); heavy libraries (TensorFlow/Keras, music21, verovio, matplotlib) load on first use, so
-``import qbdi_utils`` stays fast.
+files). ``import qbdi_utils`` imports none of the modules above: ``from qbdi_utils import corpus`` (or
+``import qbdi_utils.corpus``) loads that module and what it imports, nothing more, so a command loads
+only the modules it uses (``qbdi improvise`` neither the explorer, the live loop nor the analysis
+modules); ``qbdi_utils.corpus`` after a bare ``import qbdi_utils`` still works (module ``__getattr__``,
+PEP 562, imports the submodule on first access). Heavy libraries (TensorFlow/Keras, music21, verovio,
+matplotlib) load on first use inside the modules that need them.
 """
 
-from qbdi_utils import errors, files, paths, report  # noqa: F401  (imported in dependency order)
-from qbdi_utils import pianoroll  # noqa: F401
-from qbdi_utils import harmony  # noqa: F401
-from qbdi_utils import channel, channel_rate, corpus, dynamics, model  # noqa: F401
-from qbdi_utils import training  # noqa: F401
-from qbdi_utils import improvise, predictive  # noqa: F401
-from qbdi_utils import claims, navigate, render, zero_bit  # noqa: F401
-from qbdi_utils import navigate_measures, navigate_output, navigate_sweep  # noqa: F401
+import importlib
 
 __version__ = "0.1.0"
 
@@ -46,3 +43,10 @@ __all__ = [
     "training", "predictive", "channel", "channel_rate", "improvise", "claims", "zero_bit", "dynamics",
     "navigate", "navigate_measures", "navigate_output", "navigate_sweep", "render",
 ]
+
+
+def __getattr__(name: str):
+    """``qbdi_utils.<module>`` for a module listed in ``__all__`` that is not imported yet: import it."""
+    if name in __all__ and name != "__version__":
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

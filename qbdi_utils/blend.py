@@ -80,7 +80,8 @@ def decoding(model, mode: str, corpus=None) -> dict:
     Args:
         model: a StyleVAE.
         mode: one of :data:`qbdi_utils.improvise.DECODE_MODES`.
-        corpus: the model's Corpus (or source) when known; else found from ``model.info``.
+        corpus: the model's Corpus (or source, or a function returning the Corpus, called only when
+            the mode needs it) when known; else found from ``model.info``.
 
     Returns:
         dict, e.g. ``{"min_onsets": 3, "zero_bit_library": frames}``.
@@ -94,7 +95,7 @@ def decoding(model, mode: str, corpus=None) -> dict:
     """
     if mode not in improvise.DECODE_MODES or mode == "paper":
         return improvise.decode_options(mode)
-    corp = navigate.model_corpus(model, corpus)
+    corp = navigate.model_corpus(model, corpus() if callable(corpus) else corpus)
     train = np.asarray(corp.frames)[style.split_masks(model, corp)["train"]]
     return improvise.decode_options(mode, train, model.spec)
 

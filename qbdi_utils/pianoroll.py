@@ -355,19 +355,20 @@ def roll_to_notes(roll, spec: RollSpec = RollSpec(), *, lenient: bool = False) -
     prev = np.zeros_like(play)
     prev[1:] = play[:-1]
     starts = play & (art | ~prev)
-    notes = []
-    for k in np.flatnonzero(play.any(axis=0)):
-        col_play = play[:, k]
-        s_idx = np.flatnonzero(starts[:, k])
-        # a note ends at the next start or at the next silent step, whichever comes first
-        silent = np.flatnonzero(~col_play)
-        for i, s in enumerate(s_idx):
-            nxt = s_idx[i + 1] if i + 1 < len(s_idx) else T
-            j = np.searchsorted(silent, s)
-            off = silent[j] if j < len(silent) else T
-            notes.append(Note(int(spec.min_pitch + k), int(s), int(min(nxt, off))))
-    notes.sort(key=lambda n: (n.start, n.pitch, n.end))
-    return notes
+    # pitch-major, each pitch's steps followed by one silent step: a note ends at the first start
+    # or silent step after its own start (the padding step ends the last note of every pitch)
+    play_p = np.zeros((play.shape[1], T + 1), dtype=bool)
+    play_p[:, :T] = play.T
+    start_p = np.zeros_like(play_p)
+    start_p[:, :T] = starts.T
+    first = np.flatnonzero(start_p)
+    bounds = np.flatnonzero(start_p | ~play_p)
+    last = bounds[np.searchsorted(bounds, first, side="right")]
+    k, s = np.divmod(first, T + 1)
+    e = last - k * (T + 1)
+    order = np.lexsort((e, k, s))
+    return [Note(int(p), int(a), int(b)) for p, a, b in
+            zip((k[order] + spec.min_pitch).tolist(), s[order].tolist(), e[order].tolist())]
 
 
 def notes_to_roll(notes, n_steps: int | None = None, spec: RollSpec = RollSpec()) -> np.ndarray:

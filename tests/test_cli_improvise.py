@@ -288,3 +288,39 @@ def test_decode_paper_is_the_default_and_floor_needs_the_models_corpus(capsys, t
         main([str(a) for a in base] + ["--decode", "blur", "--out", str(tmp_path / "x.mid")])
     assert exc.value.code == 2
     capsys.readouterr()
+
+
+def test_decode_floor_loads_the_models_corpus_once(capsys, tmp_path, query_mid, monkeypatch):
+    """--decode floor takes the training bars and the fidelity line its style reference from one load of
+    the corpus the model records (the reference's cache cold); with the reference cached, --decode paper
+    loads nothing and --decode floor once."""
+    import functools
+
+    from qbdi_utils import corpus as corpus_mod
+    from qbdi_utils import training
+    from qbdi_utils.model import PRESETS, synthetic_frames
+
+    monkeypatch.setenv("QBDI_CACHE_DIR", str(tmp_path / "cache"))
+    spec = pianoroll.RollSpec()
+    folder = tmp_path / "pieces"
+    folder.mkdir()
+    for i in range(10):
+        roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(6, seed=30 + i), spec), spec)
+        pianoroll.write_midi(roll, folder / f"p{i}.mid", spec=spec)
+    corp = corpus_mod.load_corpus(str(folder), spec=spec, progress=False)
+    model, _ = training.train(corp.frames, spec=spec, groups=corp.piece_index, progress=False,
+                              config=PRESETS["paper"].replace(input_dim=spec.frame_size, hidden_dim=16,
+                                                              latent_dim=4, epochs=1))
+    training.record_corpus(model, str(folder), corp)
+    model.save(tmp_path / "m")
+    loads = []
+    real = corpus_mod.load_corpus
+    monkeypatch.setattr(corpus_mod, "load_corpus",
+                        functools.wraps(real)(lambda *a, **k: loads.append(a[0] if a else k) or real(*a, **k)))
+    base = ["improvise", "--model", tmp_path / "m", "--query", query_mid, "--bits", "64"]
+    for decode, want in (("floor", 1), ("paper", 0), ("floor", 1)):
+        loads.clear()
+        code, stdout, err = run(capsys, *base, "--decode", decode, "--out", tmp_path / f"{decode}.mid", "--force")
+        assert code == 0, err
+        assert "fidelity: " in stdout and "no corpus to compare" not in err
+        assert loads == [str(folder.resolve())] * want, (decode, loads)

@@ -4,7 +4,8 @@ A small "pop" corpus of four-chord clips in known keys (C, D, F, A flat) plus on
 by ``qbdi train``; then evaluate, improvise, sweep, navigate and analyze are run on it and their printed
 lines checked: the model's own corpus by default and a gone corpus in one line, silent outputs
 warned with the alternative, warnings once and ``--quiet``, command-line wording, the transposition
-report, bars counted from 1, and analyze overlaying several files.
+report, bars counted from 1, and analyze overlaying several files. Every command but ``train`` runs with
+a ``tensorflow`` and a ``keras`` first on the path that raise when imported: only training imports them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +31,24 @@ PROGRESSION = [(0, 4, 7), (9, 12, 16), (5, 9, 12), (7, 11, 14), (0, 4, 7), (5, 9
 # keys the clips are written in, and the shift that takes each to tonic C (the smallest, ties down)
 KEYS = {"C": (0, 0), "D": (2, -2), "F": (5, -5), "Ab": (8, 4)}
 LONG_WARNING = "more than the longest training piece"
+POISON = "raise RuntimeError('{} was imported by a command that only runs a saved model')\n"
+
+
+def _no_tensorflow() -> Path:
+    """A folder holding a ``tensorflow`` and a ``keras`` package that raise RuntimeError when imported
+    (not ImportError, which an optional import would catch); made once per process."""
+    here = Path(tempfile.gettempdir()) / f"qbdi-no-tf-{os.getpid()}"
+    for name in ("tensorflow", "keras"):
+        (here / name).mkdir(parents=True, exist_ok=True)
+        (here / name / "__init__.py").write_text(POISON.format(name))
+    return here
 
 
 def qbdi(*argv, check: bool | None = True) -> subprocess.CompletedProcess:
-    """Run ``python -m qbdi_utils.cli ARGV`` in a fresh process (one thread); check=True: exit 0."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    """Run ``python -m qbdi_utils.cli ARGV`` in a fresh process (one thread); check=True: exit 0.
+    Every command but ``train`` runs with TensorFlow and Keras unimportable (:func:`_no_tensorflow`)."""
+    first = [str(_no_tensorflow())] if str(argv[0]) != "train" else []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(first + [str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TF_CPP_MIN_LOG_LEVEL": "3", "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
            "TF_NUM_INTEROP_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "qbdi_utils.cli", *map(str, argv)], capture_output=True,
@@ -82,6 +97,21 @@ def journey(tmp_path_factory):
     train = qbdi("train", "--corpus", pop, "--out", model, "--meter", "4/4", "--epochs", "8", "--hidden-dim", "64",
                  "--latent-dim", "16")
     return {"base": base, "pop": pop, "query": query, "model": model, "train": train}
+
+
+def test_only_train_imports_tensorflow(journey, tmp_path):
+    """The poison works (a command importing TensorFlow or Keras would fail), and the commands no other
+    test here runs -- frames, info, live on a file -- run without them too."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(_no_tensorflow()), str(ROOT)])}
+    for name in ("tensorflow", "keras"):
+        r = subprocess.run([sys.executable, "-c", f"import {name}"], env=env, capture_output=True, text=True)
+        assert r.returncode != 0 and f"RuntimeError: {name} was imported" in r.stderr
+    assert "frames" in qbdi("frames", journey["query"]).stdout
+    assert '"inference": "numpy"' in qbdi("info", "--json").stdout
+    out = tmp_path / "live.mid"
+    qbdi("live", "--model", journey["model"], "--in", journey["query"], "--out", out, "--speed", "0",
+         "--bits", "64", "--osc-port", "off")
+    assert out.stat().st_size > 0
 
 
 def test_train_reports_skips_in_cli_terms_and_the_transposition(journey):

@@ -87,6 +87,47 @@ def test_style_vae_equals_keras(keras, gamma):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("gamma", [0.0, 0.5], ids=["no_head", "predictor_head"])
+def test_mean_terms_equal_the_keras_loss_terms(keras, gamma):
+    """StyleVAE.mean_terms (numpy) equals training.fit.mean_terms (the Keras loss terms) to float32 rounding,
+    over two evaluation chunks whose shares of next-bar pairs differ (P is averaged per chunk, as Keras does);
+    and the held-out scores `qbdi evaluate` prints come from it."""
+    from qbdi_utils.model.vae import EVAL_CHUNK
+    from qbdi_utils.training import fit, held_out_scores, split
+
+    spec = RollSpec()
+    cfg = VAEConfig(input_dim=spec.frame_size, hidden_dim=32, latent_dim=8, gamma=gamma)
+    keras.utils.set_random_seed(2)
+    rng = np.random.default_rng(5)
+    nets = [keras_network(g) for g in network_graphs(cfg).values() if g is not None]
+    for net in nets:
+        _randomise(net, rng, scale=2.0)
+    model = StyleVAE(spec=spec, config=cfg, weights=[w for n in nets for w in n.get_weights()])
+    n = EVAL_CHUNK + 300
+    x = synthetic_frames(n, seed=8)
+    eps = rng.standard_normal((n, cfg.latent_dim)).astype(np.float32)
+    # pieces of 2 bars in the first chunk, of 50 in the second: pair shares 1/2 and 49/50
+    groups = np.concatenate([np.repeat(np.arange(EVAL_CHUNK // 2), 2), 10**6 + np.arange(300) // 50])
+    nxt = split.successor_index(groups, n)
+    want = fit.mean_terms(nets[0], nets[1], x, eps, nets[2] if gamma else None, nxt)
+    got = model.mean_terms(x, eps, nxt)
+    assert len(got) == len(want) == (3 if gamma else 2)
+    np.testing.assert_allclose(got, want, rtol=2e-6)
+    assert min(want) > 1.0  # nats per frame of an untrained network: far from zero
+    if gamma:  # the per-chunk share matters: the pairs' plain mean is another number
+        mean, logvar = model.encode(x)
+        (q,) = _keras_out(nets[2], mean + np.exp(0.5 * logvar) * eps)
+        has = nxt >= 0
+        y = x[np.maximum(nxt, 0)].astype(np.float32)
+        ce = np.sum(np.logaddexp(0, q) - y * q, axis=1)
+        assert abs(ce[has].mean() * has.mean() - got[2]) > 1e-3 * got[2]
+    scores = held_out_scores(model, x, groups)
+    eps_test = split.eval_noise(cfg.seed, split.TEST_STREAM, n, cfg.latent_dim)
+    keras_terms = fit.mean_terms(nets[0], nets[1], x, eps_test, nets[2] if gamma else None, nxt)
+    assert scores["test_d_nats"] == pytest.approx(keras_terms[0], rel=2e-6)
+    assert scores["test_r_nats"] == pytest.approx(keras_terms[1], rel=2e-6)
+
+
 def test_every_layer_type_and_activation_equals_keras(keras):
     """A functional model with every layer kind (Dense with and without bias, Dropout, Activation) and
     every activation, two branches and two outputs: read by graph_from_keras and run in numpy."""

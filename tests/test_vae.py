@@ -326,6 +326,109 @@ def test_default_model_caches(monkeypatch, tmp_path):
     assert len(calls) == 3
 
 
+def _midi_folder(folder, n: int, seed: int):
+    """``n`` MIDI files of 6 synthetic chord bars each in ``folder`` (p0.mid, p1.mid, ...)."""
+    folder.mkdir(exist_ok=True)
+    spec = RollSpec()
+    for i in range(n):
+        roll = pianoroll.make_valid(pianoroll.from_frames(synthetic_frames(6, seed=seed + i), spec), spec)
+        pianoroll.write_midi(roll, folder / f"p{i}.mid", spec=spec, force=True)
+
+
+def test_cached_model_checks_its_corpus_by_stat_and_retrains_when_it_changed(monkeypatch, tmp_path):
+    """A cached model is reused without loading its corpus while the manifest's stats are unchanged;
+    a file rewritten with other notes, a file added or removed loads the corpus and retrains; a file
+    touched but unchanged loads the corpus once (same frames: no retraining) and refreshes the manifest."""
+    import functools
+    import os
+
+    from qbdi_utils import corpus as corpus_mod
+    from qbdi_utils.training import cache
+
+    folder = tmp_path / "midi"
+    _midi_folder(folder, 4, seed=20)
+    monkeypatch.setenv("QBDI_MODELS_DIR", str(tmp_path / "models"))
+    loads, trains = [], []
+    real_load, real_train = corpus_mod.load_corpus, training.train
+    monkeypatch.setattr(corpus_mod, "load_corpus",  # (wraps: the manifest reads load_corpus's defaults)
+                        functools.wraps(real_load)(lambda *a, **k: loads.append(1) or real_load(*a, **k)))
+    monkeypatch.setattr(cache, "train", lambda *a, **k: trains.append(1) or real_train(*a, **k))
+    small = PRESETS["paper"].replace(hidden_dim=8, latent_dim=4, epochs=1)
+
+    def get():
+        return training.cached_model(small, source=str(folder), name="m", progress=False)
+
+    def counts():
+        return len(loads), len(trains)
+
+    m1 = get()
+    assert counts() == (1, 1) and not m1.from_cache
+    manifest = m1.info["corpus"]["manifest"]
+    recorded = {e[0] for e in manifest["entries"]}
+    assert recorded == {str(folder.resolve())} | {str((folder / f"p{i}.mid").resolve()) for i in range(4)}
+    st = os.stat(folder / "p1.mid")
+    assert [str((folder / "p1.mid").resolve()), st.st_size, st.st_mtime_ns] in manifest["entries"]
+    m2 = get()
+    assert counts() == (1, 1) and m2.from_cache  # the fast path: the corpus was not loaded
+
+    os.utime(folder / "p1.mid", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same notes
+    m3 = get()
+    assert counts() == (2, 1) and m3.from_cache and m3.fingerprint == m1.fingerprint
+    assert get().from_cache and counts() == (2, 1)  # the manifest was refreshed: fast again
+
+    _midi_folder(folder, 2, seed=40)  # p0, p1 rewritten with other chords
+    m4 = get()
+    assert counts() == (3, 2) and not m4.from_cache and m4.fingerprint != m1.fingerprint
+    assert get().from_cache and counts() == (3, 2)
+
+    before = os.stat(folder).st_mtime_ns
+    _midi_folder(folder / "sub", 1, seed=50)  # a new sub-folder with one more piece
+    assert os.stat(folder).st_mtime_ns != before
+    m5 = get()
+    assert counts() == (4, 3) and m5.info["n_frames"] == m4.info["n_frames"] + 6
+    (folder / "sub" / "p0.mid").unlink()  # and that piece removed again
+    m6 = get()
+    assert counts() == (5, 4) and m6.info["n_frames"] == m4.info["n_frames"]
+
+
+def test_manifest_is_stale_when_what_the_load_depends_on_changed(monkeypatch, tmp_path):
+    """The recorded manifest is current only with the same reader version, roll layout, load options
+    and stats; a missing entry or a foreign value is stale, never an error."""
+    import inspect
+
+    from qbdi_utils import corpus as corpus_mod
+    from qbdi_utils.training import cache
+
+    folder = tmp_path / "midi"
+    _midi_folder(folder, 1, seed=1)
+    spec = RollSpec()
+    m = cache.corpus_manifest(str(folder), spec, "any")
+    assert cache.manifest_is_current(m, spec, "any")
+    assert m["options"] == {"transpose": "tonic", "augment": [], "meter": "any", "limit": None}
+    assert not cache.manifest_is_current(m, spec, "4/4")  # a model of the 4/4 pieces only is another model
+    assert not cache.manifest_is_current(m, RollSpec(steps_per_quarter=2), "any")
+    for bad in (None, {}, {**m, "entries": []}, {**m, "entries": [["x"]]}, {**m, "version": 0},
+                {**m, "entries": m["entries"] + [[str(tmp_path / "gone.mid"), 1, 1]]}):
+        assert not cache.manifest_is_current(bad, spec, "any")
+    monkeypatch.setattr(corpus_mod, "CACHE_VERSION", corpus_mod.CACHE_VERSION + 1)
+    assert not cache.manifest_is_current(m, spec, "any")
+    monkeypatch.undo()
+    real = corpus_mod.load_corpus
+    sig = inspect.signature(real)
+    other = sig.replace(parameters=[p.replace(default="relative") if p.name == "transpose" else p
+                                    for p in sig.parameters.values()])
+
+    def relative(*a, **k):
+        return real(*a, **k)
+
+    relative.__signature__ = other
+    monkeypatch.setattr(corpus_mod, "load_corpus", relative)
+    assert not cache.manifest_is_current(m, spec, "any")
+    chorales = cache.corpus_manifest("chorales", spec, "any")
+    n_chorales = len(corpus_mod.chorale_paths())
+    assert sum(e[0].endswith((".mxl", ".xml")) for e in chorales["entries"]) == n_chorales > 400
+
+
 # ---------------------------------------------------------------------------- F5: own streams
 
 @pytest.mark.parametrize("loop", ["auto", "keras"])

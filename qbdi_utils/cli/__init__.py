@@ -31,8 +31,18 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 COMMAND_MODULES = ["frames", "improvise", "sweep", "navigate", "live", "train", "evaluate", "analyze", "info"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every sub-command registered."""
+def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every sub-command registered (``commands``: only those, in that order).
+
+    Args:
+        commands: names from :data:`COMMAND_MODULES` to register (None: all). :func:`main` registers only
+            the command when the command line starts with it, so that running one command imports only its module
+            (and what that imports); the parse of a valid command line, its help and its errors are the
+            same as with every command registered (the top-level usage names no command: ``COMMAND``).
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(
         prog="qbdi",
         description="Query-based deep improvisation: train a style VAE, query it through a "
@@ -40,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"qbdi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if commands is None else commands:
         importlib.import_module(f"qbdi_utils.cli.{name}").add_parser(sub)
     for command in sub.choices.values():
         options.add_quiet(command)
@@ -55,7 +65,9 @@ def _command(argv: list[str] | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qbdi`` console script; returns the exit status."""
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    # the command first (not `qbdi -h improvise`, whose help lists every command): only its parser
+    parser = build_parser(words[:1] if words[:1] and words[0] in COMMAND_MODULES else None)
     try:  # the options' type= converters (qbdi_utils.cli.values) raise QbdiError, not ValueError
         args = parser.parse_args(argv)
     except QbdiError as exc:

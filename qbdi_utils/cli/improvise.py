@@ -20,7 +20,9 @@ from __future__ import annotations
 from qbdi_utils import blend
 from qbdi_utils.cli import checks, options
 from qbdi_utils.cli.messages import warn
-from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, report_piece, write_piece
+from qbdi_utils.cli.outputs import (
+    add_piece_outputs, check_piece_outputs, load, report_piece, training_corpus_once, write_piece,
+)
 from qbdi_utils.cli.values import probability
 from qbdi_utils.improvise import improvise
 
@@ -54,12 +56,13 @@ def run_improvise(args) -> int:
     outs = check_piece_outputs(args)
     layout = options.layout(args)
     model, query = load(model_dir, query_path, audio=args.wav is not None)
-    decode = blend.decoding(model, args.decode, args.corpus)
+    training = training_corpus_once(model, args.corpus)  # --decode floor and the fidelity line: one load
+    decode = blend.decoding(model, args.decode, training)
     piece = improvise(model, query, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold, **decode)
     piece.warnings += options.perform(args, model, query, piece)
     warn("improvise", piece.warnings)
     given = write_piece(piece, outs, args.force, layout=layout)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
-    report_piece("improvise", model, query, piece, args.corpus, args.threshold)
+    report_piece("improvise", model, query, piece, args.corpus, args.threshold, training)
     return 0

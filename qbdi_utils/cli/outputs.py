@@ -13,6 +13,8 @@ Used in: cli/improvise.py, cli/navigate.py, cli/sweep.py.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from qbdi_utils import files, limits, pianoroll, style, training
@@ -26,7 +28,7 @@ from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
 from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
 
 __all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "corpus_reference", "load", "measure",
-           "midi_bytes", "report_piece", "write_piece"]
+           "midi_bytes", "report_piece", "training_corpus_once", "write_piece"]
 
 MIDI_SUFFIXES = (".mid", ".midi")
 """Names accepted for MIDI outputs."""
@@ -107,7 +109,19 @@ def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None,
     return list(out_set.paths)
 
 
-def corpus_reference(model, corpus: str | None = None):
+def training_corpus_once(model, corpus: str | None = None) -> Callable[[], object]:
+    """A function returning the model's training corpus (:func:`model_corpus.training_corpus`: ``--corpus``
+    or the recorded one, its frames checked against the model), loaded on the first call only, so that
+    a command's decoding (``--decode floor``) and its fidelity line share one load.
+
+    Args:
+        model: a StyleVAE.
+        corpus: ``--corpus`` (None: the corpus the model records).
+    """
+    return functools.cache(lambda: model_corpus.training_corpus(model, corpus))
+
+
+def corpus_reference(model, corpus: str | None = None, training: Callable[[], object] | None = None):
     """The model's corpus side of the fidelity line (:func:`qbdi_utils.style.corpus_reference`, cached per
     model, so the corpus is read only the first time) and ``None``; or ``None`` and the warning to print
     when that corpus cannot be read (the caller prints it after its outputs are written).
@@ -115,26 +129,29 @@ def corpus_reference(model, corpus: str | None = None):
     Args:
         model: a StyleVAE.
         corpus: ``--corpus`` (None: the corpus the model records).
+        training: :func:`training_corpus_once` of the command (default: a load of its own).
     """
+    load = training_corpus_once(model, corpus) if training is None else training
     try:
-        return style.corpus_reference(model, lambda: model_corpus.training_corpus(model, corpus)), None
+        return style.corpus_reference(model, load), None
     except (CorpusError, ModelError) as exc:
         return None, f"no corpus to compare the style with ({exc}); style_fit_corpus is nan"
 
 
-def measure(command: str, model, query, piece, corpus: str | None = None) -> dict:
+def measure(command: str, model, query, piece, corpus: str | None = None,
+            training: Callable[[], object] | None = None) -> dict:
     """:func:`qbdi_utils.style.fidelity` of one generation against the model's corpus (warning when unknown)."""
-    ref, note = corpus_reference(model, corpus)
+    ref, note = corpus_reference(model, corpus, training)
     if note:
         warn(command, [note])
     return style.fidelity(query, piece, ref)
 
 
 def report_piece(command: str, model, query, piece, corpus: str | None = None,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, training: Callable[[], object] | None = None) -> None:
     """Print the fidelity line of ``piece`` and, when it is silent or nearly so, the warning saying why
-    (``threshold``: ``--threshold`` when given)."""
-    fid = measure(command, model, query, piece, corpus)
+    (``threshold``: ``--threshold`` when given; ``training``: as :func:`corpus_reference`)."""
+    fid = measure(command, model, query, piece, corpus, training)
     print("fidelity: " + style.format_fidelity(fid))
     note = silence_warning(fid, piece.bits, piece.mode, threshold)
     if note:

@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["ACTIVATIONS", "BATCH", "Graph", "Layer", "LAYER_KINDS", "graph_from_keras", "graph_weight_shapes",
-           "normal_latents", "run", "sigmoid"]
+           "normal_latents", "run", "sigmoid", "softplus"]
 
 #: Rows per matrix product: bounds the memory of one call (4096 x 2496 float32 = 41 MB).
 BATCH = 4096
@@ -76,7 +76,8 @@ def _sigmoid32(y):
     return np.where(y >= 0, 1 / (1 + e), e / (1 + e)).astype(y.dtype)
 
 
-def _softplus(y):
+def softplus(y: np.ndarray) -> np.ndarray:
+    """log(1 + exp(y)) elementwise, in y's float dtype, without overflow: (...) -> (...)."""
     return np.logaddexp(np.zeros((), y.dtype), y)
 
 
@@ -90,7 +91,7 @@ ACTIVATIONS = {
     "relu": _relu,
     "sigmoid": _sigmoid32,
     "tanh": np.tanh,
-    "softplus": _softplus,
+    "softplus": softplus,
     "elu": _elu,
 }
 

@@ -27,7 +27,11 @@ from qbdi_utils.model.networks import build_networks, build_predictor, network_g
 from qbdi_utils.model.persist import SavedModel, read_model, write_model
 from qbdi_utils.pianoroll import RollSpec
 
-__all__ = ["Networks", "StyleVAE"]
+__all__ = ["EVAL_CHUNK", "Networks", "StyleVAE"]
+
+#: Frames per chunk of :meth:`StyleVAE.mean_terms` (and of the training loop's held-out evaluation,
+#: ``training.fit``): the predictive term is averaged over the pairs of each chunk, as in a batch.
+EVAL_CHUNK = 1000
 
 
 class Networks(NamedTuple):
@@ -226,6 +230,60 @@ class StyleVAE:
         d_m, r_m = float(d.mean()), float(r.mean())
         return {"d_nats": d_m, "r_nats": r_m, "loss_nats": objective(d_m, r_m, beta=float(self.config.beta)),
                 "elbo_nats": -(d_m + r_m)}
+
+    def mean_terms(self, frames: np.ndarray, eps: np.ndarray, nxt: np.ndarray | None = None,
+                   *, chunk: int = EVAL_CHUNK) -> tuple[float, ...]:
+        """Mean D and R (and P with a predictor head) in nats per frame, with the given noise, in numpy.
+
+        The training-time loss terms (:func:`qbdi_utils.model.networks.loss_terms` and
+        ``predictive_terms``) of a held-out set, computed as Keras computes them -- float32 per frame
+        (z = mean + exp(logvar / 2) eps; D = sum of softplus(l) - x l; R = KL to N(0, I); P = mask CE /
+        mean(mask) per chunk of ``chunk`` frames, the share of a batch) and the chunk sums added in
+        float64 -- so the values equal the Keras path's to float32 rounding, without Keras.
+
+        Args:
+            frames: (N, input_dim) binary frames (N = 0: every term is NaN).
+            eps: (N, L) standard normal noise of the reparameterisation.
+            nxt: (N,) index of each frame's next bar in ``frames``, -1 for none (default: frames
+                i and i + 1 are consecutive bars of one piece); used only with a predictor head.
+            chunk: frames per chunk (the training loop's held-out batch, :data:`EVAL_CHUNK`).
+
+        Returns:
+            (d, r) or, with a predictor head, (d, r, p): floats, nats per frame.
+
+        Raises:
+            OptionError: frames or eps of the wrong shape, or not one noise row per frame.
+
+        Used in: :func:`qbdi_utils.training.scores.set_scores` (``qbdi train``'s and ``qbdi evaluate``'s
+        held-out numbers), tests/test_forward.py.
+        """
+        x = self._check(frames, self.config.input_dim, "frames")
+        e = self._check(eps, self.latent_dim, "eps")
+        head = self.has_predictor
+        if len(e) != len(x):
+            raise OptionError(f"mean_terms needs one noise row per frame, got {len(x)} frames and {len(e)} rows")
+        if len(x) == 0:
+            return (float("nan"),) * (3 if head else 2)
+        if head:
+            n = len(x)
+            nxt = np.append(np.arange(1, n, dtype=np.int64), -1) if nxt is None else np.asarray(nxt, np.int64)
+            mask = (nxt >= 0).astype(np.float32)
+            y = x[np.maximum(nxt, 0)] * mask[:, None]
+        sums = np.zeros(3 if head else 2)
+        for i in range(0, len(x), int(chunk)):
+            xb, eb = x[i:i + chunk], e[i:i + chunk]
+            mean, logvar = self._run(0, xb)
+            z = mean + np.exp(np.float32(0.5) * logvar) * eb
+            (logits,) = self._run(1, z)
+            terms = [np.sum(forward.softplus(logits) - xb * logits, axis=-1),
+                     np.float32(0.5) * np.sum(np.exp(logvar) + np.square(mean) - np.float32(1.0) - logvar, axis=-1)]
+            if head:
+                (q,) = self._run(2, z)
+                mb = mask[i:i + chunk]
+                share = np.maximum(np.mean(mb, dtype=np.float32), np.float32(1e-12))
+                terms.append(mb * np.sum(forward.softplus(q) - y[i:i + chunk] * q, axis=-1) / share)
+            sums += [float(np.sum(t, dtype=np.float32)) for t in terms]
+        return tuple(float(v) for v in sums / len(x))
 
     def predict_next(self, z: np.ndarray) -> np.ndarray:
         """The predictor head's Bernoulli probabilities of the next bar given latent states.

@@ -1,6 +1,9 @@
 """A trained model's held-out numbers: R, D (P), loss and note F1 of the outputs as written.
 
-Imports: model, training.fit, training.split, training.threshold.
+All in numpy (:meth:`StyleVAE.mean_terms <qbdi_utils.model.StyleVAE.mean_terms>`, the loss terms as Keras
+computes them, equal to float32 rounding), so scoring a saved model (``qbdi evaluate``) needs no TensorFlow.
+
+Imports: model, training.split, training.threshold.
 Used in: :func:`qbdi_utils.training.train`, qbdi_utils.predictive, ``qbdi evaluate``.
 """
 
@@ -9,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from qbdi_utils.model import StyleVAE, note_scores, objective
-from qbdi_utils.training.fit import mean_terms
 from qbdi_utils.training.split import TEST_STREAM, VALIDATION_STREAM, eval_noise, successor_index
 from qbdi_utils.training.threshold import binarize_by_piece
 
@@ -32,8 +34,7 @@ def set_scores(model: StyleVAE, x: np.ndarray, groups, eps: np.ndarray, prefix: 
         dict ``{prefix}_d_nats``, ``_r_nats``, ``_loss_nats``, ``_precision``, ``_recall``, ``_f1``
         (and ``_p_nats`` with a predictor head).
     """
-    nets = model.networks
-    terms = mean_terms(nets.encoder, nets.decoder, x, eps, nets.predictor, nxt)
+    terms = model.mean_terms(x, eps, nxt)
     d, r = terms[0], terms[1]
     written = binarize_by_piece(model.reconstruct(x), model.threshold, model.spec, groups)
     s = note_scores(x, written)
