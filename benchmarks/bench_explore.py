@@ -162,7 +162,9 @@ def startup(repo: Path, model: str | None, shot: str | None = None) -> None:
             browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             page = browser.new_page()
             page.goto(urls[0], timeout=1_800_000, wait_until="commit")
-            page.wait_for_selector(".widget-html, .widget-upload", timeout=1_800_000)
+            # attached, not visible: the first HTML widget of the page is a hidden one (its script), and
+            # waiting for it to show never ended
+            page.wait_for_selector(".widget-html, .widget-upload", state="attached", timeout=1_800_000)
             result["page_content_s"] = time.perf_counter() - t0
             page.wait_for_selector(".widget-upload", timeout=1_800_000)
             result["controls_s"] = time.perf_counter() - t0
