@@ -35,7 +35,7 @@ reproduce: $(STAMP)
 	done
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n 2 --dist loadscope tests
 	QBDI_PROFILE=ci $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 -p no:cacheprovider notebooks
 
 bench: $(STAMP)
