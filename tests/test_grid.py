@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from qbdi_utils import pianoroll
-from qbdi_utils.cli import main
+from qbdi_utils.cli import corpus_options, main
 from qbdi_utils.errors import MidiFileError
 from qbdi_utils.pianoroll import RollSpec, notes_to_roll, read_midi, roll_to_notes
 from qbdi_utils.render import BUILTIN_RELEASE_S, synthesis_engine
@@ -124,5 +124,5 @@ def test_the_default_grid_stays_the_papers():
     assert RollSpec().steps_per_quarter == 4 and RollSpec().steps_per_frame == 16
     from qbdi_utils.cli import options
 
-    assert options.grid_spec(type("A", (), {"steps_per_quarter": 4})()) == RollSpec()
+    assert corpus_options.grid_spec(type("A", (), {"steps_per_quarter": 4})()) == RollSpec()
     assert np.isclose(FINE.quarters_per_frame, RollSpec().quarters_per_frame)

@@ -19,7 +19,7 @@ import json
 import sys
 
 from qbdi_utils import predictive
-from qbdi_utils.cli import model_corpus, options
+from qbdi_utils.cli import corpus_options, model_corpus, options
 from qbdi_utils.model import StyleVAE
 
 __all__ = ["add_parser", "run_evaluate"]
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
         "family) is fitted afresh on posterior samples of the training pieces and scored on posterior samples.",
     )
     options.add_model(p, required=True, help="a directory written by `qbdi train`")
-    options.add_corpus(p, help="measure on this corpus: 'chorales', 'essen' or a folder of .mid files / "
+    corpus_options.add_corpus(p, help="measure on this corpus: 'chorales', 'essen' or a folder of .mid files / "
                        "one .mid file (default: the corpus the model was trained on)")
     options.add_seed(p, help="first of the 3 probe seeds (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")

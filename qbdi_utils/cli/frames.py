@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from qbdi_utils.cli import options
-from qbdi_utils.cli.options import parse_meter
+from qbdi_utils.cli import corpus_options
+from qbdi_utils.cli.corpus_options import parse_meter
 from qbdi_utils.errors import MeterError, OptionError
 from qbdi_utils.pianoroll import piece_to_frames, read_midi, roll_to_notes
 
@@ -22,7 +22,7 @@ def add_parser(subparsers) -> None:
         "represented (drums, pitches outside 24..101).",
     )
     p.add_argument("file", metavar="FILE", help="a .mid/.midi file")
-    options.add_meter(p, default=None, help="require this meter, e.g. 4/4 (default: any)")
+    corpus_options.add_meter(p, default=None, help="require this meter, e.g. 4/4 (default: any)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 

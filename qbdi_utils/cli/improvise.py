@@ -18,7 +18,7 @@ when the output is silent or nearly so, a warning with the cause and what to try
 from __future__ import annotations
 
 from qbdi_utils import blend
-from qbdi_utils.cli import checks, options
+from qbdi_utils.cli import checks, options, performing
 from qbdi_utils.cli.messages import warn
 from qbdi_utils.cli.outputs import (
     add_piece_outputs, check_piece_outputs, load, report_piece, training_corpus_once, write_piece,
@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--threshold", type=probability("--threshold"), default=None, metavar="P",
                    help="binarization threshold in (0, 1) (default: the model's)")
     options.add_decode(p)
-    options.add_performance(p)
+    performing.add_performance(p)
     add_piece_outputs(p, out_help="output MIDI file")
     p.set_defaults(func=run_improvise)
 
@@ -54,12 +54,12 @@ def run_improvise(args) -> int:
     """Handler of ``qbdi improvise``."""
     model_dir, query_path = checks.check_inputs(args.model, args.query)
     outs = check_piece_outputs(args)
-    layout = options.layout(args)
+    layout = performing.layout(args)
     model, query = load(model_dir, query_path, audio=args.wav is not None)
     training = training_corpus_once(model, args.corpus)  # --decode floor and the fidelity line: one load
     decode = blend.decoding(model, args.decode, training)
     piece = improvise(model, query, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold, **decode)
-    piece.warnings += options.perform(args, model, query, piece)
+    piece.warnings += performing.perform(args, model, query, piece)
     warn("improvise", piece.warnings)
     given = write_piece(piece, outs, args.force, layout=layout)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "

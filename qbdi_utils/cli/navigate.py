@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qbdi_utils import navigate as nav_mod
-from qbdi_utils.cli import checks, model_corpus, options
+from qbdi_utils.cli import checks, model_corpus, options, performing
 from qbdi_utils.cli.messages import warn
 from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, report_piece, write_piece
 from qbdi_utils.errors import OptionError
@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
                      help="bits per frame: 'full' (no channel, the default) or a whole number >= 0")
     options.add_stats(p)
     options.add_seed(p, help="seed of the path and the channel noise (default 0)")
-    options.add_performance(p)
+    performing.add_performance(p)
     add_piece_outputs(p, out_help="output MIDI file (OUT.json is written beside it)")
     p.set_defaults(func=run_navigate)
 
@@ -71,7 +71,7 @@ def run_navigate(args) -> int:
     model_dir, query_path = checks.check_inputs(args.model, args.query)
     json_path = Path(args.out).with_suffix(".json")
     outs = check_piece_outputs(args, extra=(json_path,))
-    layout = options.layout(args)
+    layout = performing.layout(args)
 
     model, query = load(model_dir, query_path, audio=args.wav is not None)
     oracle = None
@@ -79,7 +79,7 @@ def run_navigate(args) -> int:
         oracle = nav_mod.corpus_oracle(model, model_corpus.training_corpus(model, args.corpus, progress=True))
     nav = nav_mod.navigate(model, query, args.source, continuity, min_context, args.bits, args.stats, args.seed,
                            oracle=oracle)
-    nav.warnings += options.perform(args, model, query, nav)
+    nav.warnings += performing.perform(args, model, query, nav)
     warn("navigate", nav.warnings)
     written = write_piece(nav, outs, args.force, {json_path: path_json_text(nav)}, layout=layout)
     print(f"{nav.name}: {len(nav.path)} bars, {int(nav.jumps.sum())} jumps, oracle threshold "

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qbdi_utils import files, limits, pianoroll, style, training
-from qbdi_utils.cli import checks, model_corpus, options
+from qbdi_utils.cli import checks, corpus_options, model_corpus, options
 from qbdi_utils.cli.messages import silence_warning, warn
 from qbdi_utils.errors import CorpusError, ModelError
 from qbdi_utils.model import StyleVAE
@@ -40,7 +40,7 @@ def add_piece_outputs(parser, out_help: str) -> None:
     parser.add_argument("--musicxml", default=None, metavar="F", help="also write MusicXML here")
     parser.add_argument("--wav", default=None, metavar="F", help="also write a WAV rendering here")
     options.add_force(parser)
-    options.add_corpus(parser, help="the model's training corpus, if it moved, for the fidelity line's style "
+    corpus_options.add_corpus(parser, help="the model's training corpus, if it moved, for the fidelity line's style "
                        "side (default: the corpus the model records)")
 
 
@@ -95,7 +95,7 @@ def midi_bytes(piece, tracks: str = "one", programs=None) -> bytes:
 def write_piece(piece, outs: list, force: bool, extra_texts: dict | None = None, layout: dict | None = None) -> list:
     """MIDI, MusicXML and WAV of ``piece`` (and ``extra_texts``: {path: text}) as one output set:
     all of them appear, or none; ``layout``: the writers' tracks, programs and WAV format
-    (:func:`qbdi_utils.cli.options.layout`). Returns the paths written."""
+    (:func:`qbdi_utils.cli.performing.layout`). Returns the paths written."""
     layout = layout or {}
     tracks = {k: layout[k] for k in ("tracks", "programs") if k in layout}
     with files.OutputSet(force=force) as out_set:

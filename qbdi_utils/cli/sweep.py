@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from qbdi_utils import blend, claims, files, harmony, report
-from qbdi_utils.cli import checks, options
+from qbdi_utils.cli import checks, corpus_options, options
 from qbdi_utils.cli.messages import silence_warning, warn
 from qbdi_utils.cli.outputs import corpus_reference, load, midi_bytes
 from qbdi_utils.cli.values import whole_number
@@ -67,7 +67,7 @@ def add_parser(subparsers) -> None:
                                                 f"each seed is {len(CLAIM_RATES)} more improvisations"),
                    default=5, metavar="K", help="channel seeds per rate (default 5)")
     options.add_stats(s)
-    options.add_corpus(s)
+    corpus_options.add_corpus(s)
     options.add_force(s, help="write into an existing, non-empty DIR")
     s.set_defaults(func=run_sweep)
 

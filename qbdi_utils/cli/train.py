@@ -35,7 +35,7 @@ import sys
 from qbdi_utils import corpus as corpus_mod
 from qbdi_utils import files, training
 from qbdi_utils import shards as shards_mod
-from qbdi_utils.cli import checks, options, values
+from qbdi_utils.cli import checks, corpus_options, options, values
 from qbdi_utils.cli.values import MAX_SEED, whole_number
 from qbdi_utils.cli.train_report import SKIPPED_FILE, corpus_lines, model_lines
 from qbdi_utils.errors import OptionError
@@ -69,11 +69,11 @@ def add_parser(subparsers) -> None:
         "pieces: the decoding threshold is chosen on validation, the reported held-out numbers come "
         "from test. Saves the model to MODEL_DIR.",
     )
-    options.add_corpus(p, required=True, help="'chorales' (music21's Bach chorales), 'essen' (German folk songs "
+    corpus_options.add_corpus(p, required=True, help="'chorales' (music21's Bach chorales), 'essen' (German folk songs "
                        "from music21's Essen collection) or a folder of .mid files / one .mid file")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model to")
-    options.add_grid(p)
-    options.add_meter(p, default="any", help="'any' (the default) keeps every meter, each bar its own frame "
+    corpus_options.add_grid(p)
+    corpus_options.add_meter(p, default="any", help="'any' (the default) keeps every meter, each bar its own frame "
                       "(padded, or split at its beats when longer than 4 quarters); --meter 4/4 keeps only 4/4 pieces")
     p.add_argument("--epochs", type=whole_number("--epochs", 1, MAX_EPOCHS), default=paper.epochs, metavar="N",
                    help=f"passes over the training frames (default {paper.epochs})")
@@ -123,7 +123,7 @@ def run_train(args) -> int:
     """
     out = checks.check_out_dir(args.out, force=args.force)
     corpus = corpus_mod.load_corpus(args.corpus, progress=True, workers=args.workers, in_memory=False,
-                                    meter=args.meter, spec=options.grid_spec(args))
+                                    meter=args.meter, spec=corpus_options.grid_spec(args))
     print(*corpus_lines(corpus), sep="\n", file=sys.stderr)
     if corpus.n_frames < 3:
         raise OptionError(f"corpus {args.corpus} has {corpus.n_frames} frame(s); need at least 3 "

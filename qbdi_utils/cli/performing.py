@@ -1,0 +1,122 @@
+"""How an output of ``qbdi improvise`` / ``qbdi navigate`` is performed: its command-line options.
+
+``--velocity``, ``--tracks``, ``--programs`` and ``--wav-format`` are :func:`add_performance`, each with
+its typed converter; :func:`layout` checks them together before any work and :func:`perform` gives an
+output its velocities (:mod:`qbdi_utils.performance`).
+
+Imports: corpus, errors, performance, pianoroll, training, render.audio.
+Used in: cli/improvise.py, cli/navigate.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qbdi_utils import performance, training
+from qbdi_utils.corpus import NAMED_SOURCES
+from qbdi_utils.errors import OptionError
+from qbdi_utils.pianoroll import TRACK_LAYOUTS
+from qbdi_utils.render.audio import WAV_FORMATS
+
+__all__ = ["add_performance", "layout", "perform", "programs_option", "tracks_option", "velocity_option",
+           "wav_format_option"]
+
+
+def velocity_option(value: str) -> str | int:
+    """``--velocity``: "query", "corpus" or a fixed velocity 1..127 (:func:`qbdi_utils.performance.parse_velocity`)."""
+    return performance.parse_velocity(value)
+
+
+
+def tracks_option(value: str) -> str:
+    """``--tracks``: one of :data:`qbdi_utils.pianoroll.TRACK_LAYOUTS`.
+
+    Raises:
+        OptionError: another word.
+    """
+    text = str(value).strip().lower()
+    if text not in TRACK_LAYOUTS:
+        raise OptionError(f"--tracks {value!r} is not one of {', '.join(TRACK_LAYOUTS)}")
+    return text
+
+
+
+def programs_option(value: str) -> tuple[int, ...]:
+    """``--programs P[,P]``: General MIDI programs 0..127, one per track (one value: every track).
+
+    Raises:
+        OptionError: not one or two whole numbers 0..127 separated by a comma.
+    """
+    parts = [p.strip() for p in str(value).split(",")]
+    if not 1 <= len(parts) <= 2 or not all(p.isdigit() and int(p) <= 127 for p in parts):
+        raise OptionError(f"--programs {value!r}: give one or two General MIDI programs 0..127 separated "
+                          "by a comma (e.g. 0,48)")
+    return tuple(int(p) for p in parts)
+
+
+
+def wav_format_option(value: str) -> str:
+    """``--wav-format``: one of :data:`qbdi_utils.render.audio.WAV_FORMATS`.
+
+    Raises:
+        OptionError: another word.
+    """
+    text = str(value).strip().lower()
+    if text not in WAV_FORMATS:
+        raise OptionError(f"--wav-format {value!r} is not one of {', '.join(WAV_FORMATS)}")
+    return text
+
+
+
+def add_performance(parser) -> None:
+    """``--velocity``, ``--tracks``, ``--programs`` and ``--wav-format``: how an output is performed."""
+    parser.add_argument("--velocity", type=velocity_option, default="query",
+                        metavar="{" + "|".join(performance.VELOCITY_MODES) + "|N}",
+                        help="note velocities: 'query' follows the query's dynamics bar by bar (its mean and "
+                        "accents; a query without dynamics keeps its one level plus the corpus's accents), "
+                        "'corpus' the corpus's level and accents, N every note at N (1..127; 80 was the old "
+                        "fixed velocity); default query")
+    parser.add_argument("--tracks", type=tracks_option, default="one", metavar="{" + "|".join(TRACK_LAYOUTS) + "}",
+                        help="'one' MIDI track (default) or the top voice and the rest in two tracks "
+                        "(a type-1 file; panned apart in a stereo WAV)")
+    parser.add_argument("--programs", type=programs_option, default=None, metavar="P[,P]",
+                        help="General MIDI program of each track, 0..127 (default 0, piano; e.g. 0,48 for "
+                        "piano over strings)")
+    parser.add_argument("--wav-format", type=wav_format_option, default="mono22",
+                        metavar="{" + "|".join(WAV_FORMATS) + "}",
+                        help="--wav as 22.05 kHz mono (default) or 44.1 kHz stereo")
+
+
+
+def layout(args) -> dict:
+    """The writing options of :func:`add_performance` checked together (before any work).
+
+    Returns:
+        {"tracks", "programs" (one per track), "wav_format"}: the keyword arguments of the writers.
+
+    Raises:
+        OptionError: two programs for one track.
+    """
+    n = 1 if args.tracks == "one" else 2
+    programs = args.programs or (0,)
+    if len(programs) > n:
+        raise OptionError(f"--programs {','.join(map(str, programs))} names {len(programs)} programs but "
+                          f"--tracks {args.tracks} writes {n} track; add --tracks melody+accompaniment")
+    return {"tracks": args.tracks, "programs": tuple(programs) * (n // len(programs)),
+            "wav_format": args.wav_format}
+
+
+
+def perform(args, model, query, piece) -> list:
+    """Give an output its velocities as ``--velocity`` says (:func:`qbdi_utils.performance.perform`).
+
+    The corpus profile (read only when the query has no dynamics or ``--velocity corpus``) is that of
+    ``--corpus``, else of the corpus the model records.
+
+    Returns:
+        The warnings to print (a sentence when a fallback gave the velocities).
+    """
+    source = args.corpus if args.corpus is not None else (training.recorded_corpus(model) or (None,))[0]
+    name = "" if source is None else (source if source in NAMED_SOURCES else Path(source).name)
+    return performance.perform(piece, query, args.velocity, corpus_name=name,
+                               corpus=lambda: performance.corpus_profile(source, model.spec))
