@@ -22,7 +22,6 @@ ANY_METER = "any"
 CORPUS_METAVAR = "{" + "|".join(NAMED_SOURCES) + "|PATH}"
 
 
-
 def parse_meter(text: str, option: str = "--meter") -> tuple[int, int]:
     """``"4/4"`` -> ``(4, 4)``.
 
@@ -38,14 +37,12 @@ def parse_meter(text: str, option: str = "--meter") -> tuple[int, int]:
     return num, den
 
 
-
 def add_corpus(parser, *, required: bool = False, help: str | None = None) -> None:
     """``--corpus {chorales|essen|PATH}``: a named corpus or a folder of .mid files / one .mid file;
     None when not given (the commands that use a model then take the corpus the model records)."""
     parser.add_argument("--corpus", required=required, default=None, metavar=CORPUS_METAVAR,
                         help=help or "the model's training corpus, if it moved (default: the corpus the "
                         "model records, as `qbdi train` saved it)")
-
 
 
 def meter_option(value: str) -> str | None:
@@ -61,7 +58,6 @@ def meter_option(value: str) -> str | None:
     return f"{num}/{den}"
 
 
-
 def add_meter(parser, *, default: str | None, help: str) -> None:
     """``--meter {N/D|any}`` (:func:`meter_option`; the parsed default is ``meter_option(default)``)."""
     parser.add_argument("--meter", type=meter_option, default=default, metavar="{N/D|any}", help=help)
@@ -69,7 +65,6 @@ def add_meter(parser, *, default: str | None, help: str) -> None:
 
 GRID_STEPS = (4, 12)
 """``qbdi train --steps-per-quarter``: 4 (16th notes, the paper's grid) or 12 (16ths and 8th/16th triplets)."""
-
 
 
 def add_grid(parser) -> None:
@@ -84,7 +79,6 @@ def add_grid(parser) -> None:
                         help="time steps per quarter note: 4 (16th notes, the paper's; default) or 12 (16ths and "
                         "triplets; frames of 48 steps). The model saves its grid; a MIDI file whose ticks per "
                         "quarter the grid does not divide is skipped (a query: refused)")
-
 
 
 def grid_spec(args) -> RollSpec:

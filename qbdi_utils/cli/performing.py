@@ -27,6 +27,13 @@ def velocity_option(value: str) -> str | int:
     return performance.parse_velocity(value)
 
 
+def _one_of(option: str, value: str, choices) -> str:
+    """``value`` lower-cased when it is one of ``choices``, else an OptionError naming ``option``."""
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise OptionError(f"{option} {value!r} is not one of {', '.join(choices)}")
+    return text
+
 
 def tracks_option(value: str) -> str:
     """``--tracks``: one of :data:`qbdi_utils.pianoroll.TRACK_LAYOUTS`.
@@ -34,11 +41,7 @@ def tracks_option(value: str) -> str:
     Raises:
         OptionError: another word.
     """
-    text = str(value).strip().lower()
-    if text not in TRACK_LAYOUTS:
-        raise OptionError(f"--tracks {value!r} is not one of {', '.join(TRACK_LAYOUTS)}")
-    return text
-
+    return _one_of("--tracks", value, TRACK_LAYOUTS)
 
 
 def programs_option(value: str) -> tuple[int, ...]:
@@ -54,18 +57,13 @@ def programs_option(value: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-
 def wav_format_option(value: str) -> str:
     """``--wav-format``: one of :data:`qbdi_utils.render.audio.WAV_FORMATS`.
 
     Raises:
         OptionError: another word.
     """
-    text = str(value).strip().lower()
-    if text not in WAV_FORMATS:
-        raise OptionError(f"--wav-format {value!r} is not one of {', '.join(WAV_FORMATS)}")
-    return text
-
+    return _one_of("--wav-format", value, WAV_FORMATS)
 
 
 def add_performance(parser) -> None:
@@ -87,7 +85,6 @@ def add_performance(parser) -> None:
                         help="--wav as 22.05 kHz mono (default) or 44.1 kHz stereo")
 
 
-
 def layout(args) -> dict:
     """The writing options of :func:`add_performance` checked together (before any work).
 
@@ -104,7 +101,6 @@ def layout(args) -> dict:
                           f"--tracks {args.tracks} writes {n} track; add --tracks melody+accompaniment")
     return {"tracks": args.tracks, "programs": tuple(programs) * (n // len(programs)),
             "wav_format": args.wav_format}
-
 
 
 def perform(args, model, query, piece) -> list:

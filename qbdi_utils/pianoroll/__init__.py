@@ -1,12 +1,7 @@
 """MIDI <-> piano roll <-> frames: the paper's representation (PAPER.md section 2). Notebook 01.
 
-Layout of a roll, fixed by :class:`RollSpec`: one row per 16th-note step, ``spec.n_columns`` = 156
-uint8 columns. Columns ``[0, 78)`` are the *play* plane (pitch sounding on this step), columns
-``[78, 156)`` the *articulate* plane (pitch starts on this step); column ``k`` of a plane is MIDI
-pitch ``spec.min_pitch + k``. A *valid* roll is 0/1, has articulate <= play everywhere, and
-articulates every note's first step (a pitch that starts sounding is marked in the articulate plane);
-exactly the valid rolls survive roll -> MIDI -> roll unchanged (:func:`is_valid_roll`,
-:func:`make_valid`, :func:`binarize`).
+A roll has one row per time step and a *play* and an *articulate* plane per pitch; the layout
+(:class:`RollSpec`) and what makes a roll valid are described in :mod:`~qbdi_utils.pianoroll.roll`.
 
 A frame is ``spec.steps_per_frame`` = 16 consecutive rows flattened row-major, so
 ``frame.reshape(16, 156)`` gives the rows back. A piece is cut into frames at its own bar lines, in
@@ -16,7 +11,7 @@ its beats (dotted beats in compound meters: 12/8 as 12 + 12 steps, 5/4 as 12 + 8
 frame carrying its valid length; :func:`join_bars` is the inverse.
 
 MIDI files at the byte level (the chunk parser, the merge of tracks into notes in ticks, the type-0
-writer) are :mod:`qbdi_utils.midifile`; :func:`read_midi` and :func:`midi_bytes` turn those notes
+writer of one or more tracks) are :mod:`qbdi_utils.midifile`; :func:`read_midi` and :func:`midi_bytes` turn those notes
 into rolls and back.
 
 The package: :mod:`~qbdi_utils.pianoroll.roll` (the roll and its layout: RollSpec, Piece, Note, the
