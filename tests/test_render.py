@@ -600,3 +600,38 @@ def test_save_figure_writes_what_savefig_writes_and_leaves_the_old_file_on_failu
     assert out.read_bytes() == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["fig.png"]
     plt.close(fig)
+
+
+def test_musicxml_of_a_piece_keeps_its_meters_and_pickup():
+    """A Piece in 3/4 with a one-beat pickup and a change to 4/4 is notated in its own bars: the
+    time signatures where the meters change, a short first measure, and every other measure as long
+    as its meter (checked by reading the MusicXML back with music21)."""
+    from music21 import converter, meter as m21meter
+
+    from qbdi_utils.pianoroll import Piece, notes_to_roll
+
+    spec = RollSpec()
+    # pickup of 4 steps (one quarter), then 4 bars of 3/4 (12 steps) and 2 bars of 4/4 (16 steps)
+    T = 4 + 4 * 12 + 2 * 16
+    notes = [(60 + (s // 4) % 12, s, s + 4) for s in range(0, T, 4)]  # a quarter note on every beat
+    roll = notes_to_roll(notes, T, spec)
+    sigs = [(0, 1, 4), (4, 3, 4), (52, 4, 4)]  # the pickup marked the usual way: a short first signature
+    piece = Piece(roll=roll, spec=spec, name="meters", time_signatures=sigs, bar_offset_steps=4)
+    score = converter.parse(render.musicxml_bytes(piece), format="musicxml")
+    measures = list(score.parts[0].getElementsByClass("Measure"))
+    assert len(measures) == 7  # pickup + 4 + 2
+    lengths = [float(mm.duration.quarterLength) for mm in measures]
+    assert lengths == [1.0, 3.0, 3.0, 3.0, 3.0, 4.0, 4.0]
+    ts = [(i, t.ratioString) for i, mm in enumerate(measures) for t in mm.getElementsByClass(m21meter.TimeSignature)]
+    assert ts[-1] == (5, "4/4") and ("3/4" in dict(ts).values())
+    assert sum(len(mm.recurse().notes) for mm in measures) == len(notes)
+
+
+def test_musicxml_of_a_four_four_piece_is_unchanged_by_meters():
+    """4/4 from step 0 takes the paper's frames: the same bytes as the bare roll."""
+    from qbdi_utils.pianoroll import Piece, notes_to_roll
+
+    spec = RollSpec()
+    roll = notes_to_roll([(60, 0, 8), (64, 8, 16), (67, 16, 40)], 48, spec)
+    piece = Piece(roll=roll, spec=spec, name="x", time_signatures=[(0, 4, 4)])
+    assert render.musicxml_bytes(piece) == render.musicxml_bytes(roll, spec)

@@ -27,7 +27,7 @@ import numpy as np
 from qbdi_utils import files
 from qbdi_utils.errors import OptionError
 from qbdi_utils.harmony import estimate_key
-from qbdi_utils.pianoroll import RollSpec
+from qbdi_utils.pianoroll import Piece, RollSpec, bar_layout, bar_meters, bar_steps
 from qbdi_utils.render._common import unpack_roll, check_suffix, roll_notes
 
 __all__ = [
@@ -186,8 +186,14 @@ class _VoiceList(list):
         super().append(item)
 
 
-def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_bpm=None, sharps=None):
-    """One music21 Part/PartStaff with explicit measures, voices, ties and rests."""
+def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_bpm=None, sharps=None,
+                 meter_bars=None):
+    """One music21 Part/PartStaff with explicit measures, voices, ties and rests.
+
+    ``meter_bars``: None for ``n_bars`` bars of ``spec.steps_per_frame`` steps in 4/4 (the paper's
+    frames); else [(start step, steps, "N/D"), ...], one per bar, a time signature written where the
+    meter changes and a first bar shorter than its meter written as a pickup.
+    """
     from music21 import clef, key, meter, stream, tempo
 
     spf, sq = spec.steps_per_frame, spec.steps_per_quarter
@@ -197,17 +203,23 @@ def _build_staff(notes, n_bars, first_bar, spec, *, clef_name, part_cls, tempo_b
         groups.setdefault((int(s), int(e)), []).append(int(p))
     voices = _voices([(s, e, ps) for (s, e), ps in groups.items()])
     part = part_cls()
-    for b in range(n_bars):
+    if meter_bars is None:
+        meter_bars = [(b * spf, spf, f"{int(round(spf / sq))}/4") for b in range(n_bars)]
+    for b, (bar_start, spf, bar_meter) in enumerate(meter_bars):
         m = stream.Measure(number=first_bar + b)
         if b == 0:
             m.insert(0, clef.TrebleClef() if clef_name == "treble" else clef.BassClef())
             if sharps is not None:
                 m.insert(0, key.KeySignature(int(sharps)))
-            m.insert(0, meter.TimeSignature(f"{int(round(spf / sq))}/4"))
+            m.insert(0, meter.TimeSignature(bar_meter))
             if tempo_bpm is not None:
                 mark = tempo.MetronomeMark(number=round(float(tempo_bpm), 2), referent=1.0)
                 m.insert(0, mark)
-        bar_start = b * spf
+        elif bar_meter != meter_bars[b - 1][2]:
+            m.insert(0, meter.TimeSignature(bar_meter))
+        full = bar_steps(*(int(x) for x in bar_meter.split("/")), spec)
+        if b == 0 and spf < full:  # a pickup: the bar's end, its missing start as padding
+            m.paddingLeft = (full - spf) / sq
         active = [v for v in voices if any(s < bar_start + spf and e > bar_start for s, e, _ in v)]
         if len(active) <= 1:
             for off, el in _voice_elements_in_bar(active[0] if active else [], bar_start, spf, spb, sq,
@@ -249,8 +261,31 @@ def _resolve_key(key_sharps, roll, spec):
     return int(key_sharps)
 
 
-def _add_roll_parts(score, roll, spec, tempo_bpm, bars, *, label, with_tempo=True, sharps=None):
-    """Append the staves of one roll to ``score``; returns the list of parts added."""
+def _meter_bars(piece: Piece) -> list | None:
+    """[(start step, steps, "N/D")] of a piece's bars when they are not the paper's 4/4 frames from
+    step 0 (another meter, a meter change or a pickup), else None. A pickup bar starts at step 0."""
+    spec = piece.spec
+    sigs = list(piece.time_signatures)
+    if all((n, d) == (4, 4) for _, n, d in sigs) and not piece.bar_offset_steps \
+            and spec.steps_per_frame == bar_steps(4, 4, spec):
+        return None
+    T = piece.n_steps
+    _, _, bar_starts, _ = bar_layout(T, sigs, piece.bar_offset_steps, spec)
+    meters = bar_meters(T, sigs, piece.bar_offset_steps, spec)
+    ends = list(bar_starts[1:]) + [None]
+    out = []
+    for start, end, m in zip(bar_starts, ends, meters):
+        num, den = (int(x) for x in m.split("/"))
+        end = int(start) + int(bar_steps(num, den, spec)) if end is None else int(end)
+        start = max(int(start), 0)
+        out.append((start, end - start, m))
+    return out
+
+
+def _add_roll_parts(score, roll, spec, tempo_bpm, bars, *, label, with_tempo=True, sharps=None,
+                    meter_bars=None):
+    """Append the staves of one roll to ``score`` (in the bars of ``meter_bars``, see
+    :func:`_build_staff`, when given and ``bars`` is None); returns the list of parts added."""
     from music21 import layout, stream
 
     window, first_bar = _bar_window(roll, spec, bars)
@@ -258,6 +293,7 @@ def _add_roll_parts(score, roll, spec, tempo_bpm, bars, *, label, with_tempo=Tru
     n_bars = max(1, -(-window.shape[0] // spf))
     if bars is not None:
         n_bars = int(bars[1]) - int(bars[0]) + 1
+        meter_bars = None
     notes = roll_notes(window, spec)
     staves = _staves_for(notes)
     part_cls = stream.PartStaff if len(staves) == 2 else stream.Part
@@ -265,7 +301,7 @@ def _add_roll_parts(score, roll, spec, tempo_bpm, bars, *, label, with_tempo=Tru
     for i, (clef_name, staff_notes) in enumerate(staves):
         part = _build_staff(
             staff_notes, n_bars, first_bar, spec, clef_name=clef_name, part_cls=part_cls,
-            tempo_bpm=tempo_bpm if (with_tempo and i == 0) else None, sharps=sharps,
+            tempo_bpm=tempo_bpm if (with_tempo and i == 0) else None, sharps=sharps, meter_bars=meter_bars,
         )
         if label:
             part.partName = label
@@ -288,7 +324,9 @@ def roll_to_stream(roll, spec: RollSpec | None = None, tempo_bpm: float | None =
     duration become a chord; notes that overlap otherwise go to separate voices. Notes crossing a
     bar line (or a beat, when they start off the beat) are split into tied pieces of notatable
     length; gaps become rests. One staff (treble, or bass when everything is low) when all notes fit
-    it, otherwise a braced treble/bass pair split at middle C (MIDI 60). 4/4 time signature, key
+    it, otherwise a braced treble/bass pair split at middle C (MIDI 60). The time signature is 4/4,
+    except for a whole Piece (``bars`` None) in another meter, with meter changes or a pickup: then
+    its own bars and time signatures (:func:`qbdi_utils.pianoroll.bar_layout`); key
     signature (estimated from the whole roll by :func:`estimate_key` unless given; black keys are
     spelled to match it) and a metronome mark on the first bar.
 
@@ -315,13 +353,14 @@ def roll_to_stream(roll, spec: RollSpec | None = None, tempo_bpm: float | None =
     """
     from music21 import metadata, stream
 
+    meter_bars = _meter_bars(roll) if isinstance(roll, Piece) and (spec is None or spec == roll.spec) else None
     roll, spec, tempo_bpm = unpack_roll(roll, spec, tempo_bpm)
     score = stream.Score()
     score.metadata = metadata.Metadata()
     score.metadata.title = name or ""
     score.metadata.composer = ""
     sharps = _resolve_key(key_sharps, roll, spec)
-    _add_roll_parts(score, roll, spec, tempo_bpm, bars, label="", sharps=sharps)
+    _add_roll_parts(score, roll, spec, tempo_bpm, bars, label="", sharps=sharps, meter_bars=meter_bars)
     return score
 
 
