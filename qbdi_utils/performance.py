@@ -36,7 +36,8 @@ import numpy as np
 
 from qbdi_utils.corpus import MIDI_SUFFIXES, NAMED_SOURCES
 from qbdi_utils.errors import OptionError, QbdiError
-from qbdi_utils.pianoroll import DEFAULT_VELOCITY, Piece, RollSpec, bar_steps, read_midi, roll_to_notes
+from qbdi_utils.pianoroll import (DEFAULT_VELOCITY, Piece, RollSpec, bar_layout, bar_meters, beat_steps,
+                                  read_midi, roll_to_notes)
 
 __all__ = [
     "VELOCITY_MODES", "MUSIC21_VELOCITY", "CORPUS_PROFILE_FILES", "LEVELS", "VelocityProfile", "parse_velocity",
@@ -89,21 +90,13 @@ def parse_velocity(text) -> str | int:
     return int(word)
 
 
-def _beat_steps(num: int, den: int, spec: RollSpec) -> int:
-    """Steps of one beat: the denominator's note, or a dotted one in compound meters (6/8, 9/8, 12/8)."""
-    unit = spec.steps_per_quarter * 4 / den
-    if num % 3 == 0 and num > 3 and den >= 8:
-        unit *= 3
-    return max(1, int(round(unit)))
-
-
 def bar_grid(n_steps: int, time_signatures, bar_offset_steps: int = 0,
              spec: RollSpec = RollSpec()) -> tuple[np.ndarray, np.ndarray]:
-    """The bar lines and beat lengths of a timeline.
+    """The bar lines and beat lengths of a timeline, as the frames cut it.
 
-    A bar starts at step 0, at ``bar_offset_steps`` (the end of a pickup), at every time signature
-    change, and one bar length (:func:`qbdi_utils.pianoroll.bar_steps`, at least one step) after
-    each bar start; no time signature means 4/4.
+    The bars are :func:`qbdi_utils.pianoroll.bar_layout`'s (a pickup's bar clipped to start at step
+    0), each bar's beat :func:`qbdi_utils.pianoroll.beat_steps` of its meter; no time signature
+    means 4/4.
 
     Args:
         n_steps: length of the timeline.
@@ -114,22 +107,12 @@ def bar_grid(n_steps: int, time_signatures, bar_offset_steps: int = 0,
     Returns:
         (starts (B,) int64 bar starts, beats (B,) int64 steps per beat of each bar), B >= 1.
     """
-    sigs = sorted((int(s), int(n), int(d)) for s, n, d in time_signatures) or [(0, 4, 4)]
-    if sigs[0][0] > 0:
-        sigs.insert(0, (0, 4, 4))
-    cuts = sorted({s for s, _, _ in sigs} | ({int(bar_offset_steps)} if bar_offset_steps > 0 else set()))
-    starts, beats = [], []
-    t, k = 0, 0
-    while t < max(int(n_steps), 1):
-        while k + 1 < len(sigs) and sigs[k + 1][0] <= t:
-            k += 1
-        _, num, den = sigs[k]
-        nxt = next((c for c in cuts if c > t), None)
-        end = t + max(1, int(round(bar_steps(num, den, spec))))
-        starts.append(t)
-        beats.append(_beat_steps(num, den, spec))
-        t = end if nxt is None else min(end, nxt)
-    return np.asarray(starts, dtype=np.int64), np.asarray(beats, dtype=np.int64)
+    T = max(int(n_steps), 1)
+    sigs = list(time_signatures)
+    _, _, bar_starts, _ = bar_layout(T, sigs, int(bar_offset_steps), spec)
+    meters = bar_meters(T, sigs, int(bar_offset_steps), spec)
+    beats = [beat_steps(*(int(x) for x in m.split("/")), spec) for m in meters]
+    return np.maximum(bar_starts, 0).astype(np.int64), np.asarray(beats, dtype=np.int64)
 
 
 def metrical_positions(steps, starts: np.ndarray, beats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
