@@ -4,7 +4,7 @@
 its typed converter; :func:`layout` checks them together before any work and :func:`perform` gives an
 output its velocities (:mod:`qbdi_utils.performance`).
 
-Imports: corpus, errors, performance, pianoroll, training, render.audio.
+Imports: corpus, errors, performance, pianoroll, render.audio, cli.model_corpus.
 Used in: cli/improvise.py, cli/navigate.py.
 """
 
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qbdi_utils import performance, training
+from qbdi_utils import performance
+from qbdi_utils.cli import model_corpus
 from qbdi_utils.corpus import NAMED_SOURCES
-from qbdi_utils.errors import OptionError
+from qbdi_utils.errors import CorpusError, OptionError
 from qbdi_utils.pianoroll import TRACK_LAYOUTS
 from qbdi_utils.render.audio import WAV_FORMATS
 
@@ -112,7 +113,10 @@ def perform(args, model, query, piece) -> list:
     Returns:
         The warnings to print (a sentence when a fallback gave the velocities).
     """
-    source = args.corpus if args.corpus is not None else (training.recorded_corpus(model) or (None,))[0]
+    try:
+        source = model_corpus.corpus_source(model, args.corpus)[0]
+    except CorpusError:  # none recorded, or gone: no corpus profile (performance says what it fell back to)
+        source = None
     name = "" if source is None else (source if source in NAMED_SOURCES else Path(source).name)
     return performance.perform(piece, query, args.velocity, corpus_name=name,
                                corpus=lambda: performance.corpus_profile(source, model.spec))
