@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qbdi_utils import files, paths
+from qbdi_utils.corpus import METER_ANY
 from qbdi_utils.model import StyleVAE, VAEConfig, frames_fingerprint
 from qbdi_utils.training import (
     cached_model, held_out_scores, split_held_out, split_pieces, subset_successors, successor_index,
@@ -592,7 +593,7 @@ def _evaluation_path(model: StyleVAE, x: np.ndarray, groups, options: dict):
 def grid(configs, frames: np.ndarray, groups: np.ndarray | None = None, *, source: str = "chorales",
          seeds=DEFAULT_PROBE_SEEDS, n_draws: int = DEFAULT_DRAWS, n_candidates: int = DEFAULT_CANDIDATES,
          probe_max_epochs: int = _PROBE_MAX_EPOCHS, progress: bool = False, model_fn=None,
-         cache: bool = True) -> list[dict]:
+         cache: bool = True, meter: str | None = METER_ANY) -> list[dict]:
     """One :func:`evaluate` row per model configuration (e.g. beta x gamma x seed), models cached on disk.
 
     The probes are the slow part (one fit per probe seed and model), so with ``cache`` each model's
@@ -609,6 +610,9 @@ def grid(configs, frames: np.ndarray, groups: np.ndarray | None = None, *, sourc
         progress: progress bars while training.
         model_fn: optional ``config -> StyleVAE`` used instead of ``cached_model`` (tests, other caches).
         cache: reuse (and store) evaluations in ``models_dir()/evaluations``.
+        meter: the corpus meter the models are trained on (``cached_model``'s); ``frames`` must be
+            that corpus, or the rows' ``same_corpus`` is False and their test pieces may have trained
+            the model.
 
     Returns:
         list of dicts in the order of ``configs``: ``gamma``, ``beta``, ``seed`` (the model's training
@@ -625,7 +629,8 @@ def grid(configs, frames: np.ndarray, groups: np.ndarray | None = None, *, sourc
     for cfg in configs:
         if not isinstance(cfg, VAEConfig):
             raise TypeError(f"configs must hold VAEConfig objects, got {type(cfg).__name__}")
-        model = cached_model(cfg, source=source, progress=progress) if model_fn is None else model_fn(cfg)
+        model = (cached_model(cfg, source=source, progress=progress, meter=meter) if model_fn is None
+                 else model_fn(cfg))
         path = _evaluation_path(model, x, groups, options) if cache else None
         if path is not None and path.is_file():
             r = json.loads(path.read_text())

@@ -197,7 +197,8 @@ def same_config(a: VAEConfig, b: VAEConfig) -> bool:
 
 
 def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", name: str | None = None,
-                 progress: bool = True, retrain: bool = False, meter: str | None = "4/4") -> StyleVAE:
+                 progress: bool = True, retrain: bool = False,
+                 meter: str | None = corpus_mod.METER_ANY) -> StyleVAE:
     """A model of this configuration trained on a corpus, cached on disk by configuration and data.
 
     Loads ``models_dir()/name`` when the model there was trained on the same frames (fingerprint)
@@ -210,8 +211,8 @@ def cached_model(config: VAEConfig | None = None, *, source: str = "chorales", n
         name: subdirectory of ``models_dir()``; default ``"{source name}-{12 hex digits of the config}"``.
         progress: show progress bars (corpus loading, training).
         retrain: train even if a matching cached model exists.
-        meter: ``load_corpus``'s meter: "4/4" (the default here: notebook 06's grid keeps the corpus
-            it was trained on before issue 25) or "any" (every meter, as :func:`default_model`).
+        meter: ``load_corpus``'s meter: "any" (every meter, as :func:`default_model` and notebook
+            06's grid) or one meter such as "4/4" (notebook 08's Essen model keeps its 4/4 songs).
 
     Returns:
         The model (``model.from_cache`` says whether it was loaded).
