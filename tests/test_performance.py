@@ -186,7 +186,7 @@ def test_wav_rms_rises_with_velocity(tmp_path, engine):
 def only_our_commands(monkeypatch):
     from qbdi_utils import cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["improvise", "navigate"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["improvise", "navigate", "sweep"])
 
 
 def _run(capsys, *argv):
@@ -336,3 +336,29 @@ def test_cli_two_tracks_and_stereo(capsys, tmp_path, tiny_model, crescendo_chord
     assert [m.program for t in mid.tracks for m in t if m.type == "program_change"] == [0, 48]
     with wave.open(str(wav)) as w:
         assert (w.getnchannels(), w.getframerate()) == (2, 44100)
+
+
+def test_cli_sweep_files_carry_the_dynamics_tracks_and_programs(capsys, tmp_path, tiny_model, crescendo_chords):
+    model = tiny_model.info["model_dir"]
+    code, _, err = _run(capsys, "sweep", "--model", model, "--query", crescendo_chords, "--seeds", "1",
+                        "--out", tmp_path / "s")
+    assert code == 0, err
+    full = next((tmp_path / "s").glob("*_full.mid"))
+    ons = _note_ons(mido.MidiFile(full), 480 // 4)
+    bars = np.array([s // 16 for s, _, _, _ in ons])
+    vel = np.array([v for _, _, v, _ in ons])
+    have = sorted(set(bars.tolist()))
+    assert len(have) >= 5
+    assert spearmanr(have, [vel[bars == b].mean() for b in have]).statistic > 0.9
+    code, _, err = _run(capsys, "sweep", "--model", model, "--query", crescendo_chords, "--seeds", "1",
+                        "--out", tmp_path / "f", "--velocity", "80", "--tracks", "melody+accompaniment",
+                        "--programs", "0,48")
+    assert code == 0, err
+    mid = mido.MidiFile(next((tmp_path / "f").glob("*_full.mid")))
+    assert {v for _, _, v, _ in _note_ons(mid, 120)} == {80}
+    assert mid.type == 1 and [t.name for t in mid.tracks[1:]] == ["melody", "accompaniment"]
+    assert [m.program for t in mid.tracks for m in t if m.type == "program_change"] == [0, 48]
+    with pytest.raises(SystemExit) as exc:  # the sweep writes no WAV: argparse refuses the option
+        main([str(a) for a in ("sweep", "--model", model, "--query", crescendo_chords, "--out", tmp_path / "w",
+                               "--wav-format", "stereo44")])
+    assert exc.value.code == 2 and "--wav-format" in capsys.readouterr().err

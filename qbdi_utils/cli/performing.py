@@ -19,7 +19,7 @@ from qbdi_utils.errors import CorpusError, OptionError
 from qbdi_utils.pianoroll import TRACK_LAYOUTS
 from qbdi_utils.render.audio import WAV_FORMATS
 
-__all__ = ["add_performance", "layout", "perform", "programs_option", "tracks_option", "velocity_option",
+__all__ = ["add_performance", "layout", "perform", "perform_all", "programs_option", "tracks_option", "velocity_option",
            "wav_format_option"]
 
 
@@ -67,8 +67,8 @@ def wav_format_option(value: str) -> str:
     return _one_of("--wav-format", value, WAV_FORMATS)
 
 
-def add_performance(parser) -> None:
-    """``--velocity``, ``--tracks``, ``--programs`` and ``--wav-format``: how an output is performed."""
+def add_performance(parser, *, wav: bool = True) -> None:
+    """``--velocity``, ``--tracks``, ``--programs`` and (with ``wav``) ``--wav-format``: how an output is performed."""
     parser.add_argument("--velocity", type=velocity_option, default="query",
                         metavar="{" + "|".join(performance.VELOCITY_MODES) + "|N}",
                         help="note velocities: 'query' follows the query's dynamics bar by bar (its mean and "
@@ -81,6 +81,8 @@ def add_performance(parser) -> None:
     parser.add_argument("--programs", type=programs_option, default=None, metavar="P[,P]",
                         help="General MIDI program of each track, 0..127 (default 0, piano; e.g. 0,48 for "
                         "piano over strings)")
+    if not wav:
+        return
     parser.add_argument("--wav-format", type=wav_format_option, default="mono22",
                         metavar="{" + "|".join(WAV_FORMATS) + "}",
                         help="--wav as 22.05 kHz mono (default) or 44.1 kHz stereo")
@@ -101,7 +103,7 @@ def layout(args) -> dict:
         raise OptionError(f"--programs {','.join(map(str, programs))} names {len(programs)} programs but "
                           f"--tracks {args.tracks} writes {n} track; add --tracks melody+accompaniment")
     return {"tracks": args.tracks, "programs": tuple(programs) * (n // len(programs)),
-            "wav_format": args.wav_format}
+            "wav_format": getattr(args, "wav_format", None)}
 
 
 def perform(args, model, query, piece) -> list:
@@ -113,10 +115,30 @@ def perform(args, model, query, piece) -> list:
     Returns:
         The warnings to print (a sentence when a fallback gave the velocities).
     """
+    return perform_all(args, model, query, [piece])
+
+
+def perform_all(args, model, query, pieces) -> list:
+    """:func:`perform` for several outputs of one query, the corpus profile read at most once.
+
+    Returns:
+        The distinct warnings, in order.
+    """
     try:
         source = model_corpus.corpus_source(model, args.corpus)[0]
     except CorpusError:  # none recorded, or gone: no corpus profile (performance says what it fell back to)
         source = None
     name = "" if source is None else (source if source in NAMED_SOURCES else Path(source).name)
-    return performance.perform(piece, query, args.velocity, corpus_name=name,
-                               corpus=lambda: performance.corpus_profile(source, model.spec))
+    profile = []
+
+    def corpus():
+        if not profile:
+            profile.append(performance.corpus_profile(source, model.spec))
+        return profile[0]
+
+    warnings = []
+    for piece in pieces:
+        for w in performance.perform(piece, query, args.velocity, corpus_name=name, corpus=corpus):
+            if w not in warnings:
+                warnings.append(w)
+    return warnings

@@ -1,7 +1,7 @@
 """``qbdi sweep``: improvise at every bit budget of the paper's claims, tabulate them and say which claims hold.
 
     qbdi sweep [--model MODEL_DIR] --query FILE.mid --out DIR [--seeds K] [--stats MODE] [--corpus C]
-               [--force] [--quiet]
+               [--velocity {query|corpus|N}] [--tracks T] [--programs P[,P]] [--force] [--quiet]
 
 Writes into DIR each distinct improvisation once: ``<stem>_<rate>.mid`` when every seed gave the same
 notes (full rate always: it has no channel noise), else ``<stem>_<rate>_seed<S>.mid`` per seed; and
@@ -9,7 +9,8 @@ notes (full rate always: it has no channel noise), else ``<stem>_<rate>_seed<S>.
 is that row's output against the query's bars in shuffled order). Prints the table, the verdict of
 each of the paper's claims (:func:`qbdi_utils.claims.claim_verdicts`) and a warning for a rate whose
 outputs are silent or nearly so. All outputs are one :class:`qbdi_utils.files.OutputSet`; every name
-this run could write is checked before any work.
+this run could write is checked before any work. The MIDI files carry velocities, tracks and
+programs as ``qbdi improvise`` writes them (:func:`qbdi_utils.cli.performing.add_performance`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from qbdi_utils import blend, claims, files, harmony, report
-from qbdi_utils.cli import checks, corpus_options, options
+from qbdi_utils.cli import checks, corpus_options, options, performing
 from qbdi_utils.cli.messages import silence_warning, warn
 from qbdi_utils.cli.outputs import corpus_reference, load, midi_bytes
 from qbdi_utils.cli.values import whole_number
@@ -68,6 +69,7 @@ def add_parser(subparsers) -> None:
                    default=5, metavar="K", help="channel seeds per rate (default 5)")
     options.add_stats(s)
     corpus_options.add_corpus(s)
+    performing.add_performance(s, wav=False)
     options.add_force(s, help="write into an existing, non-empty DIR")
     s.set_defaults(func=run_sweep)
 
@@ -77,11 +79,12 @@ def _name(stem: str, bits, seed: int | None) -> str:
     return f"{stem}_{tag}.mid" if seed is None else f"{stem}_{tag}_seed{seed}.mid"
 
 
-def _distinct(pieces: dict, stem: str, out) -> dict:
+def _distinct(pieces: dict, stem: str, out, layout: dict) -> dict:
     """{path: MIDI bytes}: one file per rate whose seeds agree, else one per seed."""
     written = {}
     for bits in CLAIM_RATES:
-        data = {s: midi_bytes(p) for (b, s), p in pieces.items() if b == bits}
+        data = {s: midi_bytes(p, tracks=layout["tracks"], programs=layout["programs"])
+                for (b, s), p in pieces.items() if b == bits}
         if len(set(data.values())) == 1:
             written[out / _name(stem, bits, None)] = next(iter(data.values()))
         else:
@@ -97,6 +100,7 @@ def run_sweep(args) -> int:
     stem = query_path.stem
     possible = [out / _name(stem, b, s) for b in CLAIM_RATES for s in [None, *range(k)]]
     files.check_outputs(possible + [out / "claims.csv"], force=args.force)
+    layout = performing.layout(args)
 
     model, query = load(model_dir, query_path)
     rows, pieces = claims.claims_sweep(model, query, CLAIM_RATES, k, mode=args.stats, return_pieces=True)
@@ -104,7 +108,8 @@ def run_sweep(args) -> int:
     ref, note = corpus_reference(model, args.corpus)
     rows = [r for r in blend.sweep_with_fidelity(query, rows, pieces, ref) if r["rate"] != "chance"]
     table = [{col: r.get(key, "") for col, key in CSV_COLUMNS.items()} for r in rows]
-    midis = _distinct(pieces, stem, out)
+    performed = performing.perform_all(args, model, query, [pieces[key] for key in sorted(pieces, key=str)])
+    midis = _distinct(pieces, stem, out, layout)
     with files.OutputSet(force=args.force) as out_set:
         for path, data in midis.items():
             out_set.add_bytes(path, data)
@@ -115,6 +120,7 @@ def run_sweep(args) -> int:
     print(_verdicts(model, query, rows, pieces, args.stats, k))
     if note:
         warn("sweep", [note])
+    warn("sweep", performed)
     corpus_rate = float(np.mean(ref.onsets)) if ref is not None and ref.n_bars else float("nan")
     for r in table[1:]:
         w = silence_warning({"onsets_per_bar": r["onsets_per_bar"], "corpus_onsets_per_bar": corpus_rate,
