@@ -431,6 +431,11 @@ def findings(name: str, curve: Sequence[dict], comparisons: Sequence[dict], q_en
                f"against {full['corpus_onsets_per_bar']:.1f} in the corpus's test bars and {q_end['onsets_per_bar']:.1f} "
                f"in the query; empty bars {full['empty_bar_rate']:.3f} at {full['label']}, {low['empty_bar_rate']:.3f} at "
                f"{low['label']}.")
+    out.append(f"**Held notes:** sounding cells per bar {full['sounding_per_bar']:.1f} at {full['label']} and "
+               f"{low['sounding_per_bar']:.1f} at {low['label']}, against {full['corpus_sounding_per_bar']:.1f} in "
+               f"the corpus's test bars and {full['query_sounding_per_bar']:.1f} in the query; mean note length "
+               f"{full['note_length']:.2f} steps at {full['label']}, {low['note_length']:.2f} at {low['label']} "
+               f"(corpus {full['corpus_note_length']:.2f}, query {full['query_note_length']:.2f}).")
     return out
 
 
@@ -438,7 +443,8 @@ def findings(name: str, curve: Sequence[dict], comparisons: Sequence[dict], q_en
 # the style side of ``qbdi sweep``
 
 #: Columns ``qbdi sweep`` adds to the claims table (means over seeds; blank for the chance row).
-SWEEP_STYLE_COLUMNS = ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate")
+SWEEP_STYLE_COLUMNS = ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate",
+                       "sounding_per_bar", "note_length")
 
 
 def sweep_with_fidelity(query, rows: Sequence[dict], pieces: dict, corpus_ref) -> list[dict]:
