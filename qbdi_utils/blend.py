@@ -431,11 +431,12 @@ def findings(name: str, curve: Sequence[dict], comparisons: Sequence[dict], q_en
                f"against {full['corpus_onsets_per_bar']:.1f} in the corpus's test bars and {q_end['onsets_per_bar']:.1f} "
                f"in the query; empty bars {full['empty_bar_rate']:.3f} at {full['label']}, {low['empty_bar_rate']:.3f} at "
                f"{low['label']}.")
-    out.append(f"**Held notes:** sounding cells per bar {full['sounding_per_bar']:.1f} at {full['label']} and "
-               f"{low['sounding_per_bar']:.1f} at {low['label']}, against {full['corpus_sounding_per_bar']:.1f} in "
-               f"the corpus's test bars and {full['query_sounding_per_bar']:.1f} in the query; mean note length "
-               f"{full['note_length']:.2f} steps at {full['label']}, {low['note_length']:.2f} at {low['label']} "
-               f"(corpus {full['corpus_note_length']:.2f}, query {full['query_note_length']:.2f}).")
+    if "sounding_per_bar" in full and "sounding_per_bar" in low:  # rows measured by style.fidelity
+        out.append(f"**Held notes:** sounding cells per bar {full['sounding_per_bar']:.1f} at {full['label']} and "
+                   f"{low['sounding_per_bar']:.1f} at {low['label']}, against {full['corpus_sounding_per_bar']:.1f} "
+                   f"in the corpus's test bars and {full['query_sounding_per_bar']:.1f} in the query; mean note "
+                   f"length {full['note_length']:.2f} steps at {full['label']}, {low['note_length']:.2f} at "
+                   f"{low['label']} (corpus {full['corpus_note_length']:.2f}, query {full['query_note_length']:.2f}).")
     return out
 
 
