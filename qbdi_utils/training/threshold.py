@@ -14,7 +14,7 @@ Why: on queries unlike the corpus the decoder's play probabilities inside held n
 threshold and notes come out shorter than both the query's and the corpus's (the fidelity line's
 ``sounding/bar`` and ``note length`` say so).
 
-Imports: pianoroll, model, training.split. Used in: :func:`qbdi_utils.training.train`,
+Imports: errors, pianoroll, model, training.split. Used in: :func:`qbdi_utils.training.train`,
 notebooks/02_vae_training.ipynb.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qbdi_utils.errors import ModelError
 from qbdi_utils.model import note_scores
 from qbdi_utils.pianoroll import RollSpec, binarize, make_valid
 from qbdi_utils.training.split import piece_runs
@@ -218,6 +219,18 @@ def sustain_threshold_of(model) -> float | None:
 
     Returns:
         float in (0, 1), or None.
+
+    Raises:
+        ModelError: the recorded value is not a number strictly between 0 and 1 (a damaged model file).
     """
     v = (getattr(model, "info", None) or {}).get(SUSTAIN_INFO_KEY)
-    return None if v is None else float(v)
+    if v is None:
+        return None
+    try:
+        t = float(v)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not 0.0 < t < 1.0:
+        raise ModelError(f"the model's {SUSTAIN_INFO_KEY} is {v!r}, not a number strictly between 0 and 1; "
+                         "record it again (training.threshold.record_sustain_threshold) or remove the field")
+    return t
