@@ -148,3 +148,66 @@ def test_the_model_field_is_absent_in_old_files_and_survives_save_load(tiny_mode
     m.save(tmp_path / "m")
     back = StyleVAE.load(tmp_path / "m")
     assert th_mod.sustain_threshold_of(back) == ts and back.threshold == m.threshold
+
+
+# ----------------------------------------------------------------------------------------------
+# the option wired into improvise and `qbdi improvise --decode sustain` (never the default)
+
+
+def test_improvise_with_a_continuation_threshold_is_continue_notes_of_the_decoder_output(tiny_model):
+    from qbdi_utils import improvise
+
+    roll = pianoroll.as_roll(synthetic_frames(4, seed=7), SPEC)
+    q = pianoroll.Piece(roll=roll, spec=SPEC, name="q")
+    enc = improvise.encode_query(tiny_model, q)
+    probs = np.asarray(tiny_model.decode(enc.mean))
+    ts = 0.5 * tiny_model.threshold  # a continuation threshold well below the model's threshold
+    got = improvise.improvise(tiny_model, q, None, sustain_threshold=ts)
+    want = pianoroll.make_valid(th_mod.continue_notes(probs, tiny_model.threshold, ts, SPEC).reshape(-1, SPEC.n_columns), SPEC)
+    np.testing.assert_array_equal(got.roll, want[:q.n_steps])
+    # without it: the paper's decoding, unchanged
+    paper = improvise.improvise(tiny_model, q, None)
+    np.testing.assert_array_equal(paper.roll, pianoroll.binarize(probs, tiny_model.threshold, SPEC).reshape(-1, SPEC.n_columns)[:q.n_steps])
+    # held cells only ever added: every sounding cell of the paper's output still sounds
+    assert not ((paper.roll[:, :P] != 0) & (got.roll[:, :P] == 0)).any()
+    assert (got.roll[:, :P] != 0).sum() > (paper.roll[:, :P] != 0).sum()  # and here some are added
+
+
+def test_blend_decoding_reads_the_model_field_and_refuses_a_model_without_it(tiny_model):
+    from qbdi_utils import blend
+    from qbdi_utils.errors import ModelError
+
+    with pytest.raises(ModelError, match="records no continuation threshold"):
+        blend.decoding(tiny_model, "sustain")
+    m = copy.copy(tiny_model)
+    m.info = dict(tiny_model.info, sustain_threshold=0.31)
+    assert blend.decoding(m, "sustain") == {"sustain_threshold": 0.31}
+    m.info = dict(tiny_model.info, sustain_threshold="high")
+    with pytest.raises(ModelError, match="strictly between 0 and 1"):
+        blend.decoding(m, "sustain")
+
+
+def test_cli_decode_sustain_is_one_line_for_an_old_model_and_decodes_for_a_recorded_one(capsys, tmp_path, tiny_model,
+                                                                                        chord_query_mid):
+    from qbdi_utils.cli import main
+
+    q = chord_query_mid(4)
+    base = ["improvise", "--query", str(q), "--bits", "full"]
+    code = main(base + ["--model", tiny_model.info["model_dir"], "--decode", "sustain", "--out", str(tmp_path / "a.mid")])
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "continuation threshold" in err
+    assert not (tmp_path / "a.mid").exists()
+    m = StyleVAE.load(tiny_model.info["model_dir"])
+    m.info = dict(m.info, sustain_threshold=0.5 * m.threshold)
+    m.save(tmp_path / "m")
+    code = main(base + ["--model", str(tmp_path / "m"), "--decode", "sustain", "--out", str(tmp_path / "s.mid")])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    code = main(base + ["--model", str(tmp_path / "m"), "--out", str(tmp_path / "p.mid")])
+    assert code == 0
+    # the default stays the paper's decoding: the recorded field changes nothing unless asked for
+    code = main(base + ["--model", tiny_model.info["model_dir"], "--out", str(tmp_path / "old.mid")])
+    assert code == 0
+    assert (tmp_path / "p.mid").read_bytes() == (tmp_path / "old.mid").read_bytes()
+    s, p = pianoroll.read_midi(tmp_path / "s.mid"), pianoroll.read_midi(tmp_path / "p.mid")
+    assert (s.roll[:, :P] != 0).sum() >= (p.roll[:, :P] != 0).sum()
