@@ -27,6 +27,8 @@ import numpy as np
 
 from qbdi_utils import harmony, improvise, navigate, style
 from qbdi_utils.claims import spearman
+from qbdi_utils.errors import ModelError
+from qbdi_utils.training.threshold import sustain_threshold_of
 
 __all__ = [
     "BLEND_RATES", "ALPHAS", "POINT_KEYS", "TARGET_KEYS", "decoding", "targets", "thinning", "measure", "channel_curve", "interpolation_curve",
@@ -84,17 +86,26 @@ def decoding(model, mode: str, corpus=None) -> dict:
             the mode needs it) when known; else found from ``model.info``.
 
     Returns:
-        dict, e.g. ``{"min_onsets": 3, "zero_bit_library": frames}``.
+        dict, e.g. ``{"min_onsets": 3, "zero_bit_library": frames}``; for "sustain"
+        ``{"sustain_threshold": t}``, the model's recorded continuation threshold.
 
     Raises:
         OptionError: an unknown mode.
         CorpusError: "floor" / "typical" for a model whose corpus is unknown or gone.
-        ModelError: the model records no held-out pieces.
+        ModelError: the model records no held-out pieces; "sustain" for a model file without a
+            continuation threshold.
 
     Used in: notebooks/08_blend.ipynb; ``qbdi improvise --decode`` (wired by the CLI).
     """
     if mode not in improvise.DECODE_MODES or mode == "paper":
         return improvise.decode_options(mode)
+    if mode == "sustain":
+        ts = sustain_threshold_of(model)
+        if ts is None:
+            raise ModelError("this model file records no continuation threshold (sustain_threshold), so it "
+                             "cannot decode with --decode sustain; record one on its validation pieces with "
+                             "training.threshold.record_sustain_threshold and save the model, or use --decode paper")
+        return {"sustain_threshold": ts}
     corp = navigate.model_corpus(model, corpus() if callable(corpus) else corpus)
     train = np.asarray(corp.frames)[style.split_masks(model, corp)["train"]]
     return improvise.decode_options(mode, train, model.spec)
@@ -431,6 +442,12 @@ def findings(name: str, curve: Sequence[dict], comparisons: Sequence[dict], q_en
                f"against {full['corpus_onsets_per_bar']:.1f} in the corpus's test bars and {q_end['onsets_per_bar']:.1f} "
                f"in the query; empty bars {full['empty_bar_rate']:.3f} at {full['label']}, {low['empty_bar_rate']:.3f} at "
                f"{low['label']}.")
+    if "sounding_per_bar" in full and "sounding_per_bar" in low:  # rows measured by style.fidelity
+        out.append(f"**Held notes:** sounding cells per bar {full['sounding_per_bar']:.1f} at {full['label']} and "
+                   f"{low['sounding_per_bar']:.1f} at {low['label']}, against {full['corpus_sounding_per_bar']:.1f} "
+                   f"in the corpus's test bars and {full['query_sounding_per_bar']:.1f} in the query; mean note "
+                   f"length {full['note_length']:.2f} steps at {full['label']}, {low['note_length']:.2f} at "
+                   f"{low['label']} (corpus {full['corpus_note_length']:.2f}, query {full['query_note_length']:.2f}).")
     return out
 
 
@@ -438,7 +455,8 @@ def findings(name: str, curve: Sequence[dict], comparisons: Sequence[dict], q_en
 # the style side of ``qbdi sweep``
 
 #: Columns ``qbdi sweep`` adds to the claims table (means over seeds; blank for the chance row).
-SWEEP_STYLE_COLUMNS = ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate")
+SWEEP_STYLE_COLUMNS = ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate",
+                       "sounding_per_bar", "note_length")
 
 
 def sweep_with_fidelity(query, rows: Sequence[dict], pieces: dict, corpus_ref) -> list[dict]:

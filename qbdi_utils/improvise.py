@@ -28,6 +28,7 @@ import numpy as np
 from qbdi_utils import channel, limits, pianoroll
 from qbdi_utils.errors import ModelError, NoNotesError, OptionError, OutputExistsError
 from qbdi_utils.pianoroll import Piece, RollSpec
+from qbdi_utils.training.threshold import continue_notes
 
 __all__ = [
     "BITS_SCALE",
@@ -82,7 +83,10 @@ ONSET_FLOOR_SHARE = 0.75
 #: 4.1; the paper's threshold 0.353 / 1.3 with 29% empty bars); chorale model 0.544 / 17.3
 #: (validation pieces 16.3; any training bar 0.506 / 16.5, whose densest picks reach 51 onsets on a
 #: shipped query; the floor 0.497 / 19.8; the paper 0.477 / 17.2).
-DECODE_MODES: tuple = ("paper", "floor", "typical")
+#: "sustain" is the paper's threshold for onsets with sustain continuation at the model's recorded
+#: continuation threshold (:func:`qbdi_utils.training.threshold.continue_notes`; only for a model
+#: file that records one; :func:`qbdi_utils.blend.decoding` reads it).
+DECODE_MODES: tuple = ("paper", "floor", "typical", "sustain")
 
 #: Statistics modes of the channel (see :func:`qbdi_utils.channel.source_stats`).
 STATS_MODES: tuple = channel.MODES
@@ -541,6 +545,9 @@ def decode_options(mode: str, train_frames=None, spec: RollSpec = RollSpec()) ->
         raise OptionError(f"decoding must be one of {', '.join(DECODE_MODES)}, got {mode!r}")
     if mode == "paper":
         return {}
+    if mode == "sustain":
+        raise OptionError("the 'sustain' decoding reads the model's recorded continuation threshold: "
+                          "use blend.decoding(model, 'sustain')")
     if train_frames is None or not len(train_frames):
         raise OptionError(f"the {mode!r} decoding needs the model's training bars (its corpus); "
                           "use --decode paper for a model without a recorded corpus")
@@ -552,14 +559,18 @@ def decode_options(mode: str, train_frames=None, spec: RollSpec = RollSpec()) ->
 
 
 def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: float,
-              min_onsets: int | None = None, library=None, **info) -> Improvisation:
+              min_onsets: int | None = None, library=None, sustain_threshold: float | None = None,
+              **info) -> Improvisation:
     """Threshold decoder output (N, 2496) into an :class:`Improvisation` with the query's steps
     (with a per-bar floor of ``min_onsets`` onsets when given, :func:`floor_decode`; every bar the
-    most similar ``library`` bar when a library is given, :func:`typical_bars`)."""
+    most similar ``library`` bar when a library is given, :func:`typical_bars`; notes continued down to
+    ``sustain_threshold`` when given, :func:`qbdi_utils.training.threshold.continue_notes`)."""
     spec = model.spec
     q = enc.query
     if library is not None:
         frames = typical_bars(probabilities, library)
+    elif min_onsets is None and sustain_threshold is not None:
+        frames = continue_notes(probabilities, threshold, float(sustain_threshold), spec)
     elif min_onsets is None:
         frames = pianoroll.binarize(probabilities, threshold, spec=spec)
     else:
@@ -654,6 +665,7 @@ def improvise_batch(
     threshold: float | None = None,
     min_onsets: int | None = None,
     zero_bit_library=None,
+    sustain_threshold: float | None = None,
 ) -> dict:
     """Improvise on ``query`` at many bit budgets and seeds with one encode and one decode call.
 
@@ -670,6 +682,10 @@ def improvise_batch(
         zero_bit_library: None (default), or (M, frame_size) training bars: at 0 bits every bar is
             decoded as the most similar of them (:func:`typical_bars`). :func:`decode_options`
             gives these two arguments for each of :data:`DECODE_MODES`.
+        sustain_threshold: None (default: the paper's decoding), or a continuation threshold below
+            ``threshold``: notes go on while their play probability stays at or above it
+            (:func:`qbdi_utils.training.threshold.continue_notes`; "sustain" of
+            :func:`qbdi_utils.blend.decoding`). Not combined with ``min_onsets``.
 
     Returns:
         dict mapping ``(bits, seed)`` -> :class:`Improvisation` (bits ``None`` for full rate), in the
@@ -702,7 +718,7 @@ def improvise_batch(
     for i, (bits, seed) in enumerate(keys):
         out[(bits, seed)] = _to_piece(
             model, enc, probs[i * n:(i + 1) * n], threshold, min_onsets=min_onsets,
-            library=zero_bit_library if bits == 0 else None,
+            library=zero_bit_library if bits == 0 else None, sustain_threshold=sustain_threshold,
             bits=bits, mode=mode, seed=seed, latents=zs[i],
         )
     return out
@@ -718,6 +734,7 @@ def improvise(
     threshold: float | None = None,
     min_onsets: int | None = None,
     zero_bit_library=None,
+    sustain_threshold: float | None = None,
 ) -> Improvisation:
     """Improvise on ``query`` in the model's style through a channel of ``bits`` bits per frame.
 
@@ -737,6 +754,8 @@ def improvise(
         min_onsets: None decodes as the paper; k keeps at least k onsets a bar (:func:`floor_decode`).
         zero_bit_library: training bars for the typical decoding at 0 bits (:func:`typical_bars`),
             or None. ``**decode_options(mode, train_frames, spec)`` fills both.
+        sustain_threshold: None decodes as the paper; a continuation threshold continues notes below
+            the threshold (:func:`improvise_batch`).
 
     Returns:
         :class:`Improvisation` (a :class:`Piece`): roll (query.n_steps, 156) uint8, the query's
@@ -746,4 +765,4 @@ def improvise(
     """
     bits = parse_bits(bits)
     return improvise_batch(model, query, [bits], [seed], mode, sample_latents, threshold,
-                           min_onsets, zero_bit_library)[(bits, int(seed))]
+                           min_onsets, zero_bit_library, sustain_threshold)[(bits, int(seed))]

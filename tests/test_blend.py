@@ -127,6 +127,20 @@ def test_findings_state_the_verdict_and_dominance():
     assert "than the channel at full rate** (chroma cosine 0.900, style fit 0.500): retrieval by chroma (0.950, 0.900)." in text
     assert "0 of 1 baseline points lie above" in text  # a=0.5: 0.35 against the curve's 0.4
     assert "rises as bits fall: yes" in text            # the classifier: 0.5 -> 0.8
+    assert "Held notes" not in text                     # hand-made rows without the held-note keys
+
+
+def test_findings_report_held_notes_beside_the_query_and_the_corpus():
+    held = dict(corpus_sounding_per_bar=59.6, query_sounding_per_bar=60.3, corpus_note_length=3.52,
+                query_note_length=3.51)
+    curve = [dict(_row(None, 0.9, 0.50, label="full rate"), onsets_per_bar=15.0, corpus_onsets_per_bar=17.0,
+                  empty_bar_rate=0.0, p_corpus=0.5, sounding_per_bar=50.9, note_length=3.29, **held),
+             dict(_row(0, 0.3, 0.30), onsets_per_bar=18.0, corpus_onsets_per_bar=17.0, empty_bar_rate=0.0,
+                  p_corpus=0.8, sounding_per_bar=41.25, note_length=2.5, **held)]
+    ends = {"style_fit_corpus": 0.6, "onsets_per_bar": 16.0, "p_corpus": 0.4}
+    text = " ".join(blend.findings("q", curve, [], ends, ends))
+    assert ("sounding cells per bar 50.9 at full rate and 41.2 at 0, against 59.6 in the corpus's test bars "
+            "and 60.3 in the query; mean note length 3.29 steps at full rate, 2.50 at 0 (corpus 3.52, query 3.51)") in text
 
 
 def test_targets_against_hand_checked_rows():

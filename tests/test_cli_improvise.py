@@ -252,6 +252,8 @@ def test_improvise_prints_the_fidelity_line(capsys, tmp_path, model_dir, query_m
     assert len(line) == 1 and "chroma cosine" in line[0] and "fit corpus" in line[0] and "onsets/bar" in line[0]
     # the tiny model records no corpus: said once on stderr, the corpus side is nan
     assert "no corpus to compare the style with" in err and "fit corpus nan" in line[0]
+    # held notes: the output's sounding cells and note length beside the query's (corpus side nan)
+    assert "held: sounding/bar " in line[0] and "note length " in line[0] and "corpus nan)" in line[0]
 
 
 def test_sweep_csv_has_the_style_columns_as_numbers(capsys, tmp_path, model_dir, query_mid, monkeypatch):
@@ -266,10 +268,17 @@ def test_sweep_csv_has_the_style_columns_as_numbers(capsys, tmp_path, model_dir,
     with open(out / "claims.csv") as fh:
         rows = list(csv.DictReader(fh))
     for r in rows[1:]:
-        for k in ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate"):
+        for k in ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "empty_bar_rate",
+                  "sounding_cells_per_bar", "mean_note_length_steps"):
             assert np.isfinite(float(r[k])), (r["rate"], k)
     assert float(rows[0]["style_fit_query"]) == pytest.approx(1.0)
-    assert "fit corpus" in stdout and "full rate" in stdout
+    assert "fit corpus" in stdout and "full rate" in stdout and "sounding/bar" in stdout
+    # the query row describes the query itself: its sounding cells per bar counted from its roll
+    from qbdi_utils import pianoroll
+    q = pianoroll.read_midi(query_mid)
+    d = style.bar_descriptors(q)
+    want = float((q.roll[:, :q.spec.n_pitches] != 0).sum()) / d.n_bars
+    assert float(rows[0]["sounding_cells_per_bar"]) == pytest.approx(want, abs=1e-4)
 
 
 def test_decode_paper_is_the_default_and_floor_needs_the_models_corpus(capsys, tmp_path, model_dir, query_mid):

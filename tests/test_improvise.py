@@ -369,7 +369,7 @@ def test_decode_options_and_the_typical_decoding_at_zero_bits(tiny_model):
     from qbdi_utils.improvise import DECODE_MODES, corpus_onset_floor, decode_options, typical_bars, typical_library
     from qbdi_utils.model import synthetic_frames
 
-    assert DECODE_MODES == ("paper", "floor", "typical")
+    assert DECODE_MODES == ("paper", "floor", "typical", "sustain")
     train = synthetic_frames(60, seed=3)
     assert decode_options("paper") == {}
     k = corpus_onset_floor(train, tiny_model.spec)

@@ -246,6 +246,50 @@ def test_fidelity_line_keys_and_self_comparison():
     assert "\n" not in line and "onsets/bar 8.0 (corpus 16.0)" in line
 
 
+def test_held_notes_sounding_cells_and_note_length_of_hand_made_rolls():
+    """Sustain on the fidelity line: counted by hand from rolls whose note lengths are known."""
+    # query: 2 bars, each a half-note C4 (8 steps) and two quarter notes E4, G4 (4 steps each) -> per
+    # bar 16 sounding cells, 3 onsets, notes of 8, 4, 4 steps (mean 16 / 3)
+    q_notes = [(60, 0, 8), (64, 8, 12), (67, 12, 16), (60, 16, 24), (64, 24, 28), (67, 28, 32)]
+    # output: the same onsets, every note cut to one step -> 3 sounding cells per bar, length 1
+    o_notes = [(p, a, a + 1) for p, a, _ in q_notes]
+    q = Piece(roll=_roll(q_notes, 32), spec=SPEC)
+    out = Piece(roll=_roll(o_notes, 32), spec=SPEC)
+    # corpus: one bar of a whole-note triad (48 cells, 3 notes of 16) and one of a held C4 (16, 1 note)
+    ref = style.bar_descriptors(_roll([(60, 0, 16), (64, 0, 16), (67, 0, 16), (60, 16, 32)], 32), SPEC)
+    np.testing.assert_array_equal(ref.sounding, [48, 16])
+    f = style.fidelity(q, out, ref)
+    assert f["onsets_per_bar"] == 3.0 and f["corpus_onsets_per_bar"] == 2.0  # the onsets equal the query's
+    assert f["sounding_per_bar"] == 3.0 and f["query_sounding_per_bar"] == 16.0
+    assert f["corpus_sounding_per_bar"] == 32.0
+    assert f["note_length"] == 1.0 and f["query_note_length"] == pytest.approx(16 / 3)
+    assert f["corpus_note_length"] == 16.0
+    line = style.format_fidelity(f)
+    assert "sounding/bar 3.0 (query 16.0, corpus 32.0)" in line
+    assert "note length 1.00 (query 5.33, corpus 16.00)" in line
+    # a note held over the bar line belongs to the bar it starts in; its cells to the bars they sound in
+    held = style.bar_descriptors(_roll([(60, 8, 24)], 32), SPEC)
+    np.testing.assert_array_equal(held.sounding, [8, 8])
+    np.testing.assert_array_equal(held.lengths, [16])
+    # without a corpus the corpus side is nan, the rest is still measured
+    g = style.fidelity(q, out, None)
+    assert math.isnan(g["corpus_sounding_per_bar"]) and math.isnan(g["corpus_note_length"])
+    assert g["sounding_per_bar"] == 3.0
+    # a silent output: no notes -> nan note length, 0 sounding cells
+    silent = style.fidelity(q, Piece(roll=np.zeros((32, SPEC.n_columns), np.uint8), spec=SPEC), ref)
+    assert silent["sounding_per_bar"] == 0.0 and math.isnan(silent["note_length"])
+
+
+def test_sounding_cells_survive_select_concatenate_and_the_cache():
+    a = style.bar_descriptors(_roll([(60, 0, 16), (64, 0, 4)], 32), SPEC)
+    b = style.bar_descriptors(_roll([(62, 0, 2)], 16), SPEC)
+    both = style.BarDescriptors.concatenate([a, b])
+    np.testing.assert_array_equal(both.sounding, [20, 0, 2])
+    np.testing.assert_array_equal(both.select([0, 2]).sounding, [20, 2])
+    back = style.BarDescriptors.from_npz_bytes(both.to_npz_bytes())
+    np.testing.assert_array_equal(back.sounding, both.sounding)
+
+
 def test_other_style_pieces_parse_transpose_to_c_skip_the_unreadable_and_cache(tmp_path, monkeypatch):
     from qbdi_utils import harmony
 

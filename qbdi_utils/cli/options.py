@@ -109,7 +109,9 @@ def add_decode(parser) -> None:
     parser.add_argument("--decode", choices=DECODE_MODES, default="paper",
                         help="'paper': one threshold (default; the paper's decoding); 'floor': every bar keeps "
                         "at least the corpus's typical onsets; 'typical': floor, and at 0 bits a typical bar "
-                        "of the corpus instead of the decoder's blur (floor and typical need the model's corpus)")
+                        "of the corpus instead of the decoder's blur (floor and typical need the model's corpus); "
+                        "'sustain': the paper's threshold for onsets, notes held on down to the continuation "
+                        "threshold the model file records (an option, not the paper's)")
 
 
 def add_quiet(parser) -> None:

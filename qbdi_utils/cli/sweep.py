@@ -44,12 +44,14 @@ CSV_COLUMNS = {
     "tonic_triad_share": "tonic_share_mean", "tonic_triad_share_sd": "tonic_share_sd",
     "pitch_class_entropy_bits": "pc_entropy_bits_mean", "onsets_per_bar": "onsets_per_bar",
     "empty_bar_rate": "empty_bar_rate", "style_fit_corpus": "style_fit_corpus", "style_fit_query": "style_fit_query",
+    "sounding_cells_per_bar": "sounding_per_bar", "mean_note_length_steps": "note_length",
 }
 """The columns of ``claims.csv``, named for what they hold."""
 
 _SHOWN = {"rate": "rate", "chroma cosine": "chroma_cosine_with_query", "triad agr.": "triad_agreement_with_query",
           "(chance)": "chance_triad_agreement_vs_shuffled_query", "triads": "distinct_triads",
-          "fit corpus": "style_fit_corpus", "onsets/bar": "onsets_per_bar", "empty bars": "empty_bar_rate"}
+          "fit corpus": "style_fit_corpus", "onsets/bar": "onsets_per_bar", "empty bars": "empty_bar_rate",
+          "sounding/bar": "sounding_cells_per_bar", "note len": "mean_note_length_steps"}
 
 
 def add_parser(subparsers) -> None:

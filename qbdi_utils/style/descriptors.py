@@ -68,7 +68,10 @@ class BarDescriptors:
         pitch_classes: (N, 12) float64 duration-weighted chroma, column 0 = the piece's tonic.
         groove: (N, 16) float64 onsets per position of the bar.
         lengths: (M,) float64, the length in steps of every note starting in these bars.
+        note_bar: (M,) int, the bar each of those notes starts in.
         piece: (N,) int, which piece (of those concatenated) each bar comes from.
+        sounding: (N,) float64, sounding cells of the bar (pitches sounding, summed over its steps):
+            how long the bar's notes are held, which onsets alone do not say.
     """
 
     onsets: np.ndarray
@@ -82,6 +85,7 @@ class BarDescriptors:
     lengths: np.ndarray
     note_bar: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     piece: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sounding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
 
     @property
     def n_bars(self) -> int:
@@ -225,7 +229,7 @@ def _one_piece(frames: np.ndarray, spec: RollSpec, tonic: int | None, piece: int
         onsets=onsets, polyphony=polyphony, pitch_span=(hi - lo).astype(np.float64),
         pc_entropy=entropy, note_length=note_length, empty=empty.astype(np.float64),
         pitch_classes=pcs, groove=groove, lengths=length, note_bar=bar.astype(np.int64),
-        piece=np.full(n, int(piece), np.int64))
+        piece=np.full(n, int(piece), np.int64), sounding=voices.sum(axis=1).astype(np.float64))
 
 
 def histogram(d: BarDescriptors, descriptor: str) -> np.ndarray:

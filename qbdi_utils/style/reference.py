@@ -30,11 +30,13 @@ __all__ = [
 
 #: Keys of :func:`fidelity`, in print order.
 FIDELITY_KEYS = ("chroma_cosine", "triad_agreement", "style_fit_corpus", "style_fit_query",
-                 "onsets_per_bar", "corpus_onsets_per_bar", "empty_bar_rate")
+                 "onsets_per_bar", "corpus_onsets_per_bar", "empty_bar_rate",
+                 "sounding_per_bar", "query_sounding_per_bar", "corpus_sounding_per_bar",
+                 "note_length", "query_note_length", "corpus_note_length")
 
 #: Pieces of other styles in music21's corpus for the style classifier (none is a shipped query;
 
-_REF_CACHE_VERSION = 1
+_REF_CACHE_VERSION = 2  # 2: BarDescriptors.sounding
 
 
 def _test_groups(model) -> list[int]:
@@ -116,7 +118,9 @@ def fidelity(query: Piece, output: Piece, corpus_ref: BarDescriptors | None,
 
     Query side: :func:`qbdi_utils.harmony.frame_agreement` of the bar chroma (chroma cosine, triad
     agreement). Style side: :func:`style_fit_corpus`, :func:`style_fit_query`, the output's onsets
-    per bar against the corpus's, its empty-bar rate.
+    per bar against the corpus's, its empty-bar rate, and how long its notes are held beside the
+    query's and the corpus's: sounding cells per bar (pitches sounding, summed over the bar's steps)
+    and mean note length in steps (over all notes). Onsets alone hide notes cut short.
 
     Args:
         query: the query Piece.
@@ -126,7 +130,8 @@ def fidelity(query: Piece, output: Piece, corpus_ref: BarDescriptors | None,
         query_ref: the query's :func:`bar_descriptors` (computed when None).
 
     Returns:
-        dict with exactly the keys :data:`FIDELITY_KEYS` (floats).
+        dict with exactly the keys :data:`FIDELITY_KEYS` (floats; a mean over no bars or no notes
+        is nan).
 
     Used in: ``qbdi improvise``, ``qbdi navigate``, ``qbdi sweep``, notebooks/08_blend.ipynb.
     """
@@ -147,12 +152,25 @@ def fidelity(query: Piece, output: Piece, corpus_ref: BarDescriptors | None,
         "corpus_onsets_per_bar": (float(np.mean(corpus_ref.onsets)) if corpus_ref is not None and corpus_ref.n_bars
                                   else float("nan")),
         "empty_bar_rate": float(np.mean(od.empty)) if od.n_bars else float("nan"),
+        "sounding_per_bar": _mean(od.sounding),
+        "query_sounding_per_bar": _mean(qd.sounding),
+        "corpus_sounding_per_bar": float("nan") if corpus_ref is None else _mean(corpus_ref.sounding),
+        "note_length": _mean(od.lengths),
+        "query_note_length": _mean(qd.lengths),
+        "corpus_note_length": float("nan") if corpus_ref is None else _mean(corpus_ref.lengths),
     }
+
+
+def _mean(values) -> float:
+    """Mean of an array, nan when it is empty."""
+    v = np.asarray(values, np.float64)
+    return float(v.mean()) if v.size else float("nan")
 
 
 def format_fidelity(d: Mapping) -> str:
     """The fidelity line in one line of text, e.g. ``query: chroma cosine 0.712, triad agreement 0.600 |
-    style: fit corpus 0.810, fit query 0.550, onsets/bar 14.7 (corpus 16.9), empty bars 0.020``.
+    style: fit corpus 0.810, fit query 0.550, onsets/bar 14.7 (corpus 16.9), empty bars 0.020 |
+    held: sounding/bar 50.9 (query 60.3, corpus 59.6), note length 3.29 (query 3.51, corpus 3.52)``.
 
     Args:
         d: a :func:`fidelity` dict.
@@ -163,4 +181,7 @@ def format_fidelity(d: Mapping) -> str:
     return (f"query: chroma cosine {d['chroma_cosine']:.3f}, triad agreement {d['triad_agreement']:.3f} | "
             f"style: fit corpus {d['style_fit_corpus']:.3f}, fit query {d['style_fit_query']:.3f}, "
             f"onsets/bar {d['onsets_per_bar']:.1f} (corpus {d['corpus_onsets_per_bar']:.1f}), "
-            f"empty bars {d['empty_bar_rate']:.3f}")
+            f"empty bars {d['empty_bar_rate']:.3f} | "
+            f"held: sounding/bar {d['sounding_per_bar']:.1f} (query {d['query_sounding_per_bar']:.1f}, "
+            f"corpus {d['corpus_sounding_per_bar']:.1f}), note length {d['note_length']:.2f} "
+            f"(query {d['query_note_length']:.2f}, corpus {d['corpus_note_length']:.2f})")
