@@ -734,3 +734,31 @@ def test_musicxml_triplets_in_three_four_and_six_eight_fill_their_measures():
             (1 + s // 36, F(s % 36, 12), F(e - s, 12)) for _, s, e in notes[:10]]
         assert [e[3] for e in sounding] == [(3, 2)] * 6 + [None] + [(3, 2)] * 3
         assert stream_notes(score) == notes_in_quarters(notes, SPEC12)
+
+
+def test_musicxml_twelve_steps_half_note_triplets_sextuplets_and_ornaments():
+    """Half-note triplets fill a 4/4 bar as three 4/3-quarter notes in one 3:2 bracket; a beat of six
+    2-step notes is two brackets of three triplet 16ths; an eighth then three triplet 16ths keep the
+    eighth plain and bracket the 16ths; a dotted eighth then 2 + 1 steps (an ornament off the grid)
+    keeps the dotted eighth plain. Brackets counted in the MusicXML (<tuplet type="start">) per measure."""
+    import re
+    from fractions import Fraction as F
+
+    from qbdi_utils.pianoroll import notes_to_roll
+
+    notes = [(72, 0, 16), (74, 16, 32), (76, 32, 48),  # bar 1: half-note triplets
+             *[(72 + i, 48 + 2 * i, 50 + 2 * i) for i in range(6)],  # bar 2 beat 1: sextuplet
+             (72, 60, 66), (74, 66, 68), (76, 68, 70), (77, 70, 72),  # beat 2: eighth + triplet 16ths
+             (79, 72, 81), (77, 81, 83), (79, 83, 84),  # beat 3: dotted eighth + 2 + 1 steps
+             (72, 84, 96)]  # beat 4: quarter
+    data = render.musicxml_bytes(notes_to_roll(notes, 96, SPEC12), SPEC12, 120, key_sharps=None)
+    score, els = parsed_elements(data)
+    sounding = [e for e in els if e[4]]
+    assert [(m, off, ql) for m, off, ql, *_ in sounding] == [
+        (1 + s // 48, F(s % 48, 12), F(e - s, 12)) for _, s, e in notes]
+    assert all(e[5] is None for e in sounding)
+    assert [e[3] is not None for e in sounding] == [True] * 3 + [True] * 6 + [False] + [True] * 3 + [False] \
+        + [True] * 2 + [False]
+    measures = re.split(rb"<measure ", data)[1:]
+    assert [len(re.findall(rb"<tuplet [^>]*type=\"start\"", m)) for m in measures] == [1, 4]
+    assert stream_notes(score) == notes_in_quarters(notes, SPEC12)
