@@ -209,7 +209,7 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=No
 
 
 def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4.0, max_per_signal: int = 6,
-                first_bar: int = 0):
+                first_bar: int = 0, n_bars: dict | None = None):
     """Fig. 4: motif occurrences as bars on one timeline per signal (in bars).
 
     Args:
@@ -219,6 +219,9 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
         frames_per_bar: feature rows per bar.
         max_per_signal: draw at most this many motifs per signal (longest first).
         first_bar: the number of the first bar on the axis (``qbdi analyze``: 1, as scores count).
+        n_bars: {signal name: its length in bars}: the occurrences are then drawn where their
+            ``bar_spans`` lie (bars of any meter, :func:`qbdi_utils.dynamics.analyze_piece`) and
+            ``frames_per_bar`` is not used.
 
     Returns:
         the Axes.
@@ -235,10 +238,13 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
         rows = max(len(shown), 1)
         for r, m in enumerate(shown):
             yy = y + r
-            for s, e in m.spans:
-                ax.broken_barh([(first_bar + s / frames_per_bar, (e - s) / frames_per_bar)], (yy + 0.1, 0.8),
+            spans = m.bar_spans if n_bars is not None else [(s / frames_per_bar, e / frames_per_bar)
+                                                            for s, e in m.spans]
+            for s, e in spans:
+                ax.broken_barh([(first_bar + s, e - s)], (yy + 0.1, 0.8),
                                facecolor=cmap(r % 10), edgecolor="black", linewidth=0.5)
-        ax.hlines(y - 0.25, first_bar, first_bar + n_frames[name] / frames_per_bar, color="gray", linewidth=0.8)
+        length = n_bars[name] if n_bars is not None else n_frames[name] / frames_per_bar
+        ax.hlines(y - 0.25, first_bar, first_bar + length, color="gray", linewidth=0.8)
         yticks.append(y + rows / 2)
         ylabels.append(f"{name}\n({len(mlist)} motifs)")
         y += rows + 1
@@ -246,7 +252,10 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
     ax.set_yticklabels(ylabels)
     ax.invert_yaxis()
     ax.set_xlabel("bar")
-    ax.set_xlim(first_bar, first_bar + (max(n_frames.values()) / frames_per_bar if n_frames else 1))
+    if n_bars is not None:
+        ax.set_xlim(first_bar, first_bar + (max(n_bars.values()) if n_bars else 1))
+    else:
+        ax.set_xlim(first_bar, first_bar + (max(n_frames.values()) / frames_per_bar if n_frames else 1))
     return ax
 
 
@@ -300,7 +309,8 @@ def analysis_figures(analyses: dict, title: str) -> dict:
     figs["motifs.png"] = fig
     first = next(iter(analyses.values()))
     plot_motifs(ax, {k: a.motifs for k, a in analyses.items()}, {k: a.n_features for k, a in analyses.items()},
-                frames_per_bar=first.frames_per_bar, max_per_signal=per_file, first_bar=1)
+                frames_per_bar=first.frames_per_bar, max_per_signal=per_file, first_bar=1,
+                n_bars={k: a.n_bars for k, a in analyses.items()})
     shown = ", ".join(f"{a.curve.best_threshold:.3g}" for a in analyses.values())
     ax.set_title(f"Motifs at threshold{'s' if len(analyses) > 1 else ''} {shown}: {title}")
     fig.tight_layout()
