@@ -148,3 +148,24 @@ def test_a_4_4_query_keeps_16_step_bars(tiny_model, chord_query_mid):
         assert bar_starts(e._view[0]).tolist() == [0, 16, 32, 48, 64] and e.plot_range.max == 5
     finally:
         e.close()
+
+
+def test_the_overlay_draws_bar_lines_and_numbers_at_the_querys_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qbdi_utils import render
+
+    roll = np.zeros((64 + 8, SPEC.n_columns), np.uint8)
+    roll[:, 60 - SPEC.min_pitch] = 1
+    fig, ax = plt.subplots()
+    try:
+        render.plot_overlay(roll, roll, SPEC, ax=ax, bar_starts=QUERY_BAR_STARTS, first_bar=1)
+        lines = sorted(round(line.get_xdata()[0] + 0.5) for line in ax.get_lines())
+        assert lines == QUERY_BAR_STARTS + [72]
+        assert [round(t + 0.5) for t in ax.get_xticks()] == QUERY_BAR_STARTS
+        assert [t.get_text() for t in ax.get_xticklabels()] == [str(k) for k in range(1, 8)]
+    finally:
+        plt.close(fig)

@@ -546,14 +546,11 @@ class Explorer:
         fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.9)
         a, b = self.overlay_bars
         starts = bar_starts(query)
+        first, last = excerpt_steps((a, b), starts, query.n_steps)
         render.plot_overlay(bar_excerpt(query.roll, (a, b), query.spec, starts),
                             bar_excerpt(out.roll, (a, b), out.spec, starts),
-                            ax=ax, title=f"{out.name} (statistics {mode}, seed {seed}), bars {a}-{b}")
-        first = excerpt_steps((a, b), starts, query.n_steps)[0]
-        every = max(1, (b - a + 1) // 16)
-        ticks = [t for t in range(0, b - a + 1, every) if a - 1 + t < len(starts)]
-        ax.set_xticks([int(starts[a - 1 + t]) - first - 0.5 for t in ticks])  # at the query's bar lines
-        ax.set_xticklabels([str(a + t) for t in ticks])  # the piece's own bar numbers, from 1
+                            ax=ax, title=f"{out.name} (statistics {mode}, seed {seed}), bars {a}-{b}",
+                            bar_starts=[int(x) - first for x in starts if first <= x < last], first_bar=a)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=self.dpi)
         return buf.getvalue()

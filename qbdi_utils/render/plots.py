@@ -149,7 +149,7 @@ OVERLAY_COLORS = {"query only": "#4c78a8", "output only": "#e45756", "both": "#2
 
 
 def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=None, title: str = "",
-                 bar_lines: bool = True, labels=("query", "output")):
+                 bar_lines: bool = True, labels=("query", "output"), bar_starts=None, first_bar: int = 1):
     """Overlay two piano rolls, colour-coded: sounding in the query only, in the output only, in both.
 
     Rolls of different lengths are compared over the longer one (the shorter counts as silent).
@@ -162,11 +162,15 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=No
         title: axes title.
         bar_lines: draw bar lines.
         labels: names used in the legend for (query, output).
+        bar_starts: the steps (from the rolls' first step) where bars start, in any meter (e.g. a
+            3/4 query's bars, :func:`qbdi_utils.explore.content.bar_starts`); None: a bar every
+            ``spec.steps_per_frame`` steps.
+        first_bar: the number of the bar at step 0 (with ``bar_starts``).
 
     Returns:
         The matplotlib Axes.
 
-    Used in: notebooks/04_query_generation.ipynb.
+    Used in: notebooks/04_query_generation.ipynb, the explorer.
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgb
@@ -190,9 +194,19 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=No
               extent=(-0.5, T - 0.5, spec.min_pitch - 0.5, spec.max_pitch + 0.5))
     lo, hi = _pitch_range(spec, qp, op)
     _pitch_axis(ax, lo, hi)
-    if bar_lines:
-        _bar_lines(ax, T, spec.steps_per_frame)
-    _bar_ticks(ax, T, spec.steps_per_frame)
+    if bar_starts is None:
+        if bar_lines:
+            _bar_lines(ax, T, spec.steps_per_frame)
+        _bar_ticks(ax, T, spec.steps_per_frame)
+    else:
+        starts = [int(x) for x in bar_starts if 0 <= int(x) <= T]
+        if bar_lines:
+            for x in starts + [T]:
+                ax.axvline(x - 0.5, color="0.6", lw=0.6, zorder=3)
+        every = max(1, len(starts) // 16)
+        ax.set_xticks([x - 0.5 for x in starts[::every]])
+        ax.set_xticklabels([str(int(first_bar) + k) for k in range(0, len(starts), every)])
+        ax.set_xlabel("bar")
     handles = [
         Patch(color=OVERLAY_COLORS["query only"], label=f"{labels[0]} only"),
         Patch(color=OVERLAY_COLORS["output only"], label=f"{labels[1]} only"),
