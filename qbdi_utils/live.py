@@ -550,7 +550,7 @@ class LiveSession:
         self.clock = clock
         self.timeline = timeline
         self.sinks = list(sinks)
-        self.meter = tuple(meter)
+        self.meter = FILE_METER if meter == FILE_METER else tuple(meter)
         self.cc_bits = cc_bits
         self.guess = bool(clock.realtime if guess is None else guess)
         self.on_bar = on_bar
@@ -684,7 +684,10 @@ class LiveSession:
             if not self.result.interrupted and last_bar is not None:
                 end_s = tl.time_at(seg.bar_start(last_bar + 2))
             # meter changes of the answered frames (the first meter is written at tick 0)
-            self.recorder.meter_changes = [(tl.time_at(st), n, d) for st, n, d in
-                                           self.grid.meter_signatures(k + 1)[1:]]
+            sigs = self.grid.meter_signatures(k + 1)
+            if self.meter == FILE_METER:  # a pickup marked as a short first bar, as the file has it
+                sigs = pianoroll.marked_signatures(sigs, self.source.piece.bar_offset_steps, self.spec)
+            self.recorder.meter = tuple(sigs[0][1:])
+            self.recorder.meter_changes = [(tl.time_at(st), n, d) for st, n, d in sigs[1:]]
             self.result.recording = self.recorder.midi_bytes(end_s)
         return self.result

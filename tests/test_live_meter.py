@@ -155,3 +155,25 @@ def test_meter_file_needs_a_file_with_time_signatures(tiny_model, tmp_path):
     mf.save(bare)
     with pytest.raises(OptionError, match="--meter file"):
         _session(tiny_model, bare, live_time.FILE_METER)
+
+
+def test_meter_file_recording_keeps_a_pickup_and_the_files_bar_lines(tiny_model, tmp_path):
+    # an eighth-note pickup (1/8), then 2/4 bars of 8 steps
+    path = tmp_path / "pickup.mid"
+    mf = mido.MidiFile(ticks_per_beat=TPB)
+    tr = mido.MidiTrack()
+    mf.tracks.append(tr)
+    tr.append(mido.MetaMessage("time_signature", numerator=1, denominator=8, time=0))
+    tr.append(mido.Message("note_on", note=60, velocity=80, time=0))
+    tr.append(mido.Message("note_off", note=60, velocity=0, time=TPB // 2))
+    tr.append(mido.MetaMessage("time_signature", numerator=2, denominator=4, time=0))
+    for q in range(8):
+        tr.append(mido.Message("note_on", note=CHORDS[q % 5][0], velocity=80, time=0))
+        tr.append(mido.Message("note_off", note=CHORDS[q % 5][0], velocity=0, time=TPB))
+    mf.save(path)
+    piece = pianoroll.read_midi(path, SPEC)
+    assert piece.bar_offset_steps == 2
+    result = _session(tiny_model, path, live_time.FILE_METER).run()
+    back, sigs = _recorded(result, tmp_path, "pickup_rec.mid")
+    assert sigs == [(0, 1, 8), (2, 2, 4)] and back.bar_offset_steps == 2
+    assert len(result.bars) == 5  # the pickup's bar and four 2/4 bars
