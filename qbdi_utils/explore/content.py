@@ -42,6 +42,7 @@ __all__ = [
     "bar_starts",
     "excerpt_steps",
     "excerpt_velocities",
+    "score_velocities",
     "query_frames",
     "clip_range",
     "wav_bytes",
@@ -206,6 +207,44 @@ def bar_excerpt(roll, bars, spec, starts=None):
     else:
         a, b = excerpt_steps(bars, starts, len(roll))
     return pianoroll.make_valid(roll[a:b], spec)
+
+
+def score_velocities(score, velocities, spec) -> int:
+    """Give the notes of a music21 score (:func:`qbdi_utils.render.roll_to_stream` of a whole piece)
+    their velocities, in place: the MusicXML then carries each note's dynamics.
+
+    A note (or a chord's note) starting at quarter offset ``o`` of the score is the roll's onset at
+    step ``round(o * spec.steps_per_quarter)``; its velocity is looked up by (step, pitch); a tied
+    continuation keeps none (it is no new onset). A chord takes its notes' mean velocity (the
+    MusicXML writer gives every note of a chord the chord's dynamics).
+
+    Args:
+        score: a music21 Score whose offset 0 is the roll's step 0.
+        velocities: (n, 3) int (step, pitch, velocity) per onset (``Piece.velocities``), or None.
+        spec: the roll's RollSpec.
+
+    Returns:
+        The number of notes given a velocity (0 when ``velocities`` is None).
+    """
+    if velocities is None:
+        return 0
+    table = {(int(st), int(p)): int(v) for st, p, v in np.asarray(velocities).reshape(-1, 3)}
+    done = 0
+    for el in score.recurse().notes:
+        step = int(round(float(el.getOffsetInHierarchy(score)) * spec.steps_per_quarter))
+        for n in (el.notes if el.isChord else [el]):
+            tie = n.tie if n.tie is not None else getattr(el, "tie", None)
+            if tie is not None and tie.type in ("stop", "continue"):
+                continue
+            v = table.get((step, int(n.pitch.midi)))
+            if v is not None:
+                n.volume.velocity = v
+                done += 1
+        if el.isChord:  # the MusicXML writer takes a chord's dynamics from the chord
+            vs = [n.volume.velocity for n in el.notes if n.volume.velocity is not None]
+            if vs:
+                el.volume.velocity = int(round(float(np.mean(vs))))
+    return done
 
 
 def excerpt_velocities(velocities, a: int, b: int):

@@ -29,7 +29,7 @@ from qbdi_utils.errors import CorpusError, MidiFileError, ModelError, OptionErro
 from qbdi_utils.explore.content import (INSTRUMENTS, UPLOAD_CSS, bar_excerpt, bar_starts, bits_options,
                                         clip_range, corpus_label, display_data, download_html, excerpt_steps,
                                         excerpt_velocities, explorer_metrics, metrics_html, public_message,
-                                        query_frames, wav_bytes)
+                                        query_frames, score_velocities, wav_bytes)
 from qbdi_utils.explore.state import (GIVEN_PREFIX, UPLOAD_PREFIX, Settings, initial_settings, keep_upload,
                                       kept_uploads, read_state, restore_settings, write_state)
 from qbdi_utils.improvise import STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
@@ -583,8 +583,9 @@ class Explorer:
                                  time_signatures=list(out.time_signatures) or None)
             return f"{stem}.mid", "audio/midi", path.read_bytes()
         if kind == "musicxml":
-            return f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml", \
-                render.to_musicxml(render.roll_to_stream(out))
+            score = render.roll_to_stream(out)
+            score_velocities(score, out.velocities, out.spec)  # the notes' dynamics, as the MIDI has them
+            return f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml", render.to_musicxml(score)
         if kind == "wav":
             wave = render.synthesize(out, sample_rate=self.sample_rate, program=int(self.program.value))
             return f"{stem}.wav", "audio/wav", wav_bytes(wave, self.sample_rate)
