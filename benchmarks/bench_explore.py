@@ -63,7 +63,7 @@ def _median(xs):
 
 def main() -> None:
     from qbdi_utils import corpus, explore, render, soundfont
-    from qbdi_utils.explore.content import bar_excerpt
+    from qbdi_utils.explore.content import bar_excerpt, bar_starts
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     model, which = load_model()
@@ -97,7 +97,7 @@ def main() -> None:
     result["query_encode_ms"] = 1e3 * _median(enc)
     if soundfont.available():
         out = ex.improvisation
-        clip = bar_excerpt(out.roll, ex.audio_bars, out.spec)
+        clip = bar_excerpt(out.roll, ex.audio_bars, out.spec, bar_starts(out))  # the explorer's bars
         notes = render.roll_notes(clip, out.spec)
         sps = 60.0 / out.tempo_bpm / out.spec.steps_per_quarter
         timed = np.column_stack([notes[:, 0], notes[:, 1] * sps, notes[:, 2] * sps])

@@ -2,6 +2,8 @@
 
 PAPER.md section 6. Used in notebooks/05_vmo_analysis.ipynb and by ``qbdi analyze``.
 
+Imports: harmony, pianoroll.
+
 What this module does differently from calling ``vmo`` directly, and why:
 
 * **Features.** Harmony is compared in Harte's 6-D Tonnetz space (:func:`qbdi_utils.harmony.tonnetz`,
@@ -12,6 +14,14 @@ What this module does differently from calling ``vmo`` directly, and why:
   that a bar-level chroma would average away, while 16th-note steps only repeat held chords (which
   inflates repeated-suffix lengths without adding harmonic information). Latent states exist once per
   frame (bar) and are compared with the cosine distance.
+* **Any meter** (issue 25). Given a piece's time signatures (:func:`analyze_piece`, or
+  ``time_signatures=`` of :func:`chroma_features` / :func:`analyze_roll`), beats and frames are those
+  of its own bars (:func:`feature_windows` on :func:`qbdi_utils.pianoroll.bar_layout`): a 3/4 bar has
+  three quarter beats, a 6/8 bar two dotted-quarter beats (:func:`qbdi_utils.pianoroll.beat_steps`),
+  a mixed-meter piece changes with its signatures, and motifs are placed in those bars
+  (:attr:`Motif.bar_spans` from :attr:`FeatureWindows.positions`). Without signatures the grid is a
+  4/4 one from step 0 (quarters, 16-step frames, at the RollSpec's steps per quarter), as notebooks
+  05-07 call it; on a 4/4 piece both give the same features bit for bit.
 * **Silence rule.** vmo's cosine distance of an all-zero vector is NaN, every comparison with NaN is
   false, so every silent frame becomes a new symbol. Here (1) a silent chroma projects to the origin
   of the Tonnetz (see :mod:`qbdi_utils.harmony`): two silent beats are at distance 0 (the same
@@ -50,13 +60,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qbdi_utils import harmony
-from qbdi_utils.pianoroll import RollSpec
+from qbdi_utils.pianoroll import Piece, RollSpec, bar_layout, bar_meters, bar_steps, beat_steps
 
 __all__ = [
     "Analysis",
     "RESOLUTIONS",
+    "FeatureWindows",
+    "feature_windows",
+    "piece_meter",
     "analyze_roll",
+    "analyze_piece",
     "chroma_features",
+    "window_chroma",
     "tonnetz_features",
     "pairwise_distances",
     "Oracle",
@@ -91,20 +106,184 @@ def tonnetz_features(chroma_vectors) -> np.ndarray:
     return np.atleast_2d(harmony.tonnetz(chroma_vectors))
 
 
-def chroma_features(roll, spec: RollSpec = RollSpec(), resolution: str = "beat") -> np.ndarray:
-    """Tonnetz features of a roll at the given time resolution (default: one per beat).
+@dataclass(frozen=True)
+class FeatureWindows:
+    """The steps each feature row sums up, and where each row lies in the piece's bars.
+
+    Windows tile the roll: ``starts[0] == 0``, ``ends[i] == starts[i + 1]``, ``ends[-1] == T``.
+
+    Attributes:
+        starts: (n,) int64 first step of each window.
+        ends: (n,) int64 one past its last step (cut at the roll's start and end).
+        bar: (n,) int64 bar of each window, 0-based in :func:`qbdi_utils.pianoroll.bar_layout`'s order
+            (bar 0 is a pickup's bar when the roll starts with one).
+        within: (n,) int64 index of the window in its bar (0 = the bar's first beat or frame).
+        per_bar: (n,) int64 windows of a whole bar of that window's meter (4 beats of 4/4, 3 of 3/4,
+            2 dotted beats of 6/8; the frames of a bar cut by its own meter, 1 below 17 steps).
+        positions: (n + 1,) float64 where each window starts, in bars (bar + the fraction of it
+            before the window), and, last, where the last window's beat or frame ends.
+        n_bars: the bars the windows lie in.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    bar: np.ndarray
+    within: np.ndarray
+    per_bar: np.ndarray
+    positions: np.ndarray
+    n_bars: int
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def piece_meter(piece: Piece, from_first_bar: bool = True) -> tuple[list, int]:
+    """A piece's bars as :func:`feature_windows` takes them: (time signatures, bar offset).
 
     Args:
-        roll: (T, 156) roll or (N, 2496) frames.
+        piece: the Piece.
+        from_first_bar: the roll will be cut at the first full bar (``roll[bar_offset_steps:]``, as
+            the notebooks and ``qbdi analyze`` do): the signatures are shifted by the pickup's length
+            and the offset is 0.
+
+    Returns:
+        ([(step, numerator, denominator), ...], bar_offset_steps).
+
+    Used in: :func:`analyze_piece`, notebooks/05_vmo_analysis.ipynb (for a query in another meter).
+    """
+    sigs = [(int(st), int(n), int(d)) for st, n, d in piece.time_signatures]
+    off = int(piece.bar_offset_steps)
+    if not from_first_bar or off <= 0:
+        return sigs, off
+    before = [t for t in sigs if t[0] <= off]
+    shifted = ([(0, before[-1][1], before[-1][2])] if before else []) + [(st - off, n, d) for st, n, d in sigs
+                                                                         if st > off]
+    return shifted, 0
+
+
+def feature_windows(n_steps: int, spec: RollSpec = RollSpec(), resolution: str = "beat", time_signatures=None,
+                    bar_offset_steps: int = 0) -> FeatureWindows:
+    """The windows of :func:`chroma_features`: beats, frames or steps of the piece's own bars.
+
+    With ``time_signatures`` None the bars are ``spec.steps_per_frame`` steps from step 0 and a beat
+    is a quarter (``spec.steps_per_quarter`` steps): the grid of a 4/4 piece, and what the features
+    always used before meters were known. Otherwise the bars are
+    :func:`qbdi_utils.pianoroll.bar_layout`'s (a pickup, meter changes) and a beat is the bar's
+    :func:`qbdi_utils.pianoroll.beat_steps` (a quarter in 4/4 and 3/4, a dotted quarter in 6/8, a
+    half in 2/2); a bar's last beat may be short (5/8, a bar cut by a meter change). A "frame" is a
+    frame of the bar layout (one per bar up to ``spec.steps_per_frame`` steps, as the model sees it).
+    Windows never straddle a bar line; the last one is cut at the roll's end.
+
+    Args:
+        n_steps: T, the roll's length.
+        spec: roll layout (steps per quarter, per frame).
+        resolution: "beat", "frame" or "step".
+        time_signatures: [(step, numerator, denominator), ...] ([] is 4/4), or None (see above).
+        bar_offset_steps: step of the first full bar (a pickup's length).
+
+    Returns:
+        :class:`FeatureWindows`.
+
+    Raises:
+        ValueError: an unknown resolution.
+
+    Used in: :func:`chroma_features`, :func:`analyze_roll`, ``qbdi analyze``.
+    """
+    if resolution not in ("beat", "frame", "step"):
+        raise ValueError(f"resolution must be one of beat, frame, step, got {resolution!r}")
+    T = int(n_steps)
+    f_starts, f_lengths, b_starts, b_frames = bar_layout(T, time_signatures, bar_offset_steps, spec)
+    if time_signatures is None:
+        meters = [None] * len(b_starts)
+        nominal = [int(spec.steps_per_frame)] * len(b_starts)
+        beats = [int(spec.steps_per_quarter)] * len(b_starts)
+    else:
+        meters = [tuple(int(x) for x in m.split("/")) for m in bar_meters(T, time_signatures, bar_offset_steps,
+                                                                            spec)]
+        nominal = [max(1, int(round(bar_steps(n, d, spec)))) for n, d in meters]
+        beats = [beat_steps(n, d, spec) for n, d in meters]
+    b_starts = b_starts.tolist()
+    lengths = [(b_starts[k + 1] - b_starts[k]) if k + 1 < len(b_starts) else nominal[k] for k in range(len(b_starts))]
+    starts, ends, bar, within, per_bar, pos = [], [], [], [], [], []
+    for k, (s, length) in enumerate(zip(b_starts, lengths)):
+        if resolution == "frame":
+            first = int(b_frames[k])
+            last = int(b_frames[k + 1]) if k + 1 < len(b_frames) else len(f_starts)
+            cuts = [(int(f_starts[i]), int(f_starts[i] + f_lengths[i])) for i in range(first, last)]
+            whole = len(cuts)
+        else:
+            w = 1 if resolution == "step" else beats[k]
+            cuts = [(a, min(a + w, s + length)) for a in range(s, s + length, w)]
+            whole = len(cuts)
+        for j, (a, b) in enumerate(cuts):
+            if b <= 0 or a >= T:
+                continue
+            a0 = max(a, 0)
+            starts.append(a0)
+            ends.append(min(b, T))
+            bar.append(k)
+            within.append(j)
+            per_bar.append(whole)
+            pos.append(k + (a0 - s) / length)
+            end_pos = k + (b - s) / length
+    if starts:
+        pos.append(end_pos)
+    as_int = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    return FeatureWindows(as_int(starts), as_int(ends), as_int(bar), as_int(within), as_int(per_bar),
+                          np.asarray(pos if starts else [0.0], dtype=np.float64),
+                          int(bar[-1] + 1) if bar else 0)
+
+
+def chroma_features(roll, spec: RollSpec = RollSpec(), resolution: str = "beat", time_signatures=None,
+                    bar_offset_steps: int = 0) -> np.ndarray:
+    """Tonnetz features of a roll at the given time resolution (default: one per beat).
+
+    Without ``time_signatures`` a beat is a quarter and a frame ``spec.steps_per_frame`` steps from
+    step 0 (a 4/4 piece's grid; the features of notebooks 05-07). With them (a piece's
+    ``time_signatures``, [] for 4/4) the rows are the beats or frames of the piece's own bars
+    (:func:`feature_windows`): on a 4/4 piece without a pickup the same rows, bit for bit.
+
+    Args:
+        roll: (T, 156) roll, or (N, 2496) frames (only without ``time_signatures``).
         spec: roll layout.
         resolution: "beat" (default, see the module docstring for why), "frame" or "step".
+        time_signatures: [(step, numerator, denominator), ...] or None (see above).
+        bar_offset_steps: step of the first full bar (with ``time_signatures``).
 
     Returns:
         (n, 6) float64, n = number of beats (frames, steps).
 
+    Raises:
+        ValueError: frames given with ``time_signatures`` (their padding rows are not the piece's
+            steps), or an unknown resolution.
+
     Used in: notebooks/05_vmo_analysis.ipynb, ``qbdi analyze``.
     """
-    return tonnetz_features(harmony.chroma(roll, spec, resolution))
+    if time_signatures is None:
+        return tonnetz_features(harmony.chroma(roll, spec, resolution))
+    a = roll.roll if isinstance(roll, Piece) else np.asarray(roll)
+    if a.ndim != 2 or a.shape[1] != spec.n_columns:
+        raise ValueError(f"features in a piece's bars need a (T, {spec.n_columns}) roll, got {a.shape}")
+    win = feature_windows(a.shape[0], spec, resolution, time_signatures, bar_offset_steps)
+    return tonnetz_features(window_chroma(a, spec, win))
+
+
+def window_chroma(roll, spec: RollSpec, windows: FeatureWindows) -> np.ndarray:
+    """Duration-weighted chroma of a roll summed over :class:`FeatureWindows` (as ``harmony.chroma``
+    sums fixed windows).
+
+    Args:
+        roll: (T, 156) roll (0/1 or probabilities).
+        spec: roll layout.
+        windows: windows tiling steps 0 .. T - 1.
+
+    Returns:
+        (len(windows), 12) float64 chroma.
+    """
+    per_step = harmony.chroma(roll, spec, "step")
+    if not len(windows):
+        return np.zeros((0, 12))
+    return np.add.reduceat(per_step, windows.starts, axis=0)
 
 
 def pairwise_distances(features, metric: str = "euclidean") -> np.ndarray:
@@ -495,7 +674,8 @@ class Motif:
         symbols: the oracle symbols of the pattern.
         length: length in frames (feature rows).
         spans: every occurrence as a 0-based half-open [start, end) span in frames, sorted.
-        bar_spans: the same spans in bars (start / frames_per_bar, end / frames_per_bar).
+        bar_spans: the same spans in bars (start / frames_per_bar, end / frames_per_bar; or where the
+            rows lie in the piece's bars, :attr:`FeatureWindows.positions`).
     """
 
     symbols: tuple
@@ -595,7 +775,7 @@ def _is_primitive(p: tuple) -> bool:
 
 
 def motifs(symbols_or_oracle, min_length: int = 2, min_count: int = 2, frames_per_bar: float = 4.0,
-           max_motifs: int | None = None) -> list[Motif]:
+           max_motifs: int | None = None, positions=None) -> list[Motif]:
     """Repeated patterns of the oracle's symbol sequence, with every occurrence (Fig. 4).
 
     Candidates are all maximal repeats of the symbol sequence (every left-diverse interval of its
@@ -612,6 +792,8 @@ def motifs(symbols_or_oracle, min_length: int = 2, min_count: int = 2, frames_pe
         min_count: minimum number of non-overlapping occurrences (inclusive).
         frames_per_bar: feature rows per bar, to express spans in bars (4 for beat features).
         max_motifs: keep at most this many (longest first).
+        positions: (N + 1,) where each row starts in bars and where the last ends
+            (:attr:`FeatureWindows.positions`, bars of any meter); given, it replaces ``frames_per_bar``.
 
     Returns:
         list of :class:`Motif`, longest first (ties: more occurrences first, then earliest).
@@ -620,6 +802,13 @@ def motifs(symbols_or_oracle, min_length: int = 2, min_count: int = 2, frames_pe
     """
     seq = symbols_or_oracle.symbols if isinstance(symbols_or_oracle, Oracle) else np.asarray(symbols_or_oracle)
     seq = np.asarray(seq, dtype=np.int64).ravel()
+    if positions is None:
+        at = lambda i: i / frames_per_bar  # noqa: E731
+    else:
+        pos = np.asarray(positions, dtype=np.float64)
+        if len(pos) != len(seq) + 1:
+            raise ValueError(f"positions must have one more entry than the {len(seq)} symbols, got {len(pos)}")
+        at = lambda i: float(pos[i])  # noqa: E731
     min_length = max(int(min_length), 1)
     lst = seq.tolist()
     cands = []
@@ -636,7 +825,7 @@ def motifs(symbols_or_oracle, min_length: int = 2, min_count: int = 2, frames_pe
                all(any(s >= qs and e <= qe for qs, qe in m.spans) for s, e in occ) for m in kept):
             continue
         kept.append(Motif(symbols=pat, length=len(pat), spans=occ,
-                          bar_spans=[(s / frames_per_bar, e / frames_per_bar) for s, e in occ]))
+                          bar_spans=[(at(s), at(e)) for s, e in occ]))
         if max_motifs is not None and len(kept) >= max_motifs:
             break
     return kept
@@ -659,11 +848,12 @@ class Analysis:
 
     Attributes:
         n_features: chroma frames analysed (beats or roll frames).
-        frames_per_bar: chroma frames per 4/4 bar.
+        frames_per_bar: chroma frames per bar of the first bar's meter (4 beats of 4/4, 3 of 3/4).
         unit: "beats" or "frames".
         curve: :class:`IRCurve` over the thresholds swept.
         oracle: the oracle at the curve's best threshold.
         motifs: :func:`motifs` of that oracle (longest first).
+        windows: the :class:`FeatureWindows` of the chroma frames (their bars, in any meter).
     """
 
     n_features: int
@@ -672,6 +862,15 @@ class Analysis:
     curve: IRCurve
     oracle: Oracle
     motifs: list
+    windows: FeatureWindows | None = None
+
+    @property
+    def n_bars(self) -> float:
+        """Bars analysed: the end of the last chroma frame, in bars (a fraction when the roll ends
+        inside a bar)."""
+        if self.windows is None:
+            return self.n_features / self.frames_per_bar
+        return float(self.windows.positions[-1]) if len(self.windows) else 0.0
 
     def ir_rows(self) -> tuple[list, list[str]]:
         """(rows, columns) of the IR curve table: threshold, total IR (bits), symbols."""
@@ -688,16 +887,20 @@ class Analysis:
 
 
 def analyze_roll(roll, spec: RollSpec, resolution: str = "beat", n_thresholds: int = 200,
-                 min_length: int = 4, min_count: int = 2) -> Analysis:
+                 min_length: int = 4, min_count: int = 2, time_signatures=None,
+                 bar_offset_steps: int = 0) -> Analysis:
     """The VMO pipeline of one roll: Tonnetz chroma, IR over a threshold sweep, motifs at the best one.
 
     Args:
-        roll: (T, C) roll starting on a bar line.
+        roll: (T, C) roll starting on a bar line (or with its pickup, given ``bar_offset_steps``).
         spec: its layout.
         resolution: "beat" or "frame" (chroma time resolution).
         n_thresholds: thresholds swept (:func:`default_thresholds`), >= 2.
         min_length: shortest motif, in chroma frames.
         min_count: fewest occurrences of a motif.
+        time_signatures: the roll's [(step, numerator, denominator), ...] to analyse beats and bars
+            of its own meter (:func:`feature_windows`); None: 4/4 bars of quarter beats.
+        bar_offset_steps: step of the first full bar (with ``time_signatures``).
 
     Returns:
         :class:`Analysis`.
@@ -705,18 +908,47 @@ def analyze_roll(roll, spec: RollSpec, resolution: str = "beat", n_thresholds: i
     Raises:
         ValueError: resolution not in :data:`RESOLUTIONS`.
 
-    Used in: ``qbdi analyze``.
+    Used in: ``qbdi analyze`` (through :func:`analyze_piece`).
     """
     if resolution not in RESOLUTIONS:
         raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
-    per_bar = spec.steps_per_frame / (spec.steps_per_quarter if resolution == "beat" else spec.steps_per_frame)
-    feats = chroma_features(roll, spec, resolution)
+    n_steps = (roll.roll if isinstance(roll, Piece) else np.asarray(roll)).shape[0]
+    windows = feature_windows(n_steps, spec, resolution, time_signatures, bar_offset_steps)
+    if time_signatures is None:
+        per_bar = spec.steps_per_frame / (spec.steps_per_quarter if resolution == "beat" else spec.steps_per_frame)
+        positions = None
+    else:
+        full = int(np.argmax(windows.within == 0)) if len(windows) else 0
+        per_bar = float(windows.per_bar[full]) if len(windows) else 1.0
+        positions = windows.positions
+    feats = chroma_features(roll, spec, resolution, time_signatures, bar_offset_steps)
     dist = pairwise_distances(feats)
     thresholds = default_thresholds(dist, n_thresholds)
     curve = ir_curve(None, thresholds, distances=dist)
     oracle = build_oracle(threshold=curve.best_threshold, distances=dist)
-    found = motifs(oracle, min_length=min_length, min_count=min_count, frames_per_bar=per_bar)
+    found = motifs(oracle, min_length=min_length, min_count=min_count, frames_per_bar=per_bar, positions=positions)
     return Analysis(n_features=len(feats), frames_per_bar=per_bar,
                     unit="beats" if resolution == "beat" else "frames", curve=curve, oracle=oracle,
-                    motifs=found)
+                    motifs=found, windows=windows)
 
+
+def analyze_piece(piece: Piece, resolution: str = "beat", n_thresholds: int = 200, min_length: int = 4,
+                  min_count: int = 2) -> Analysis:
+    """:func:`analyze_roll` of a piece from its first full bar, in the beats and bars of its own meter.
+
+    The pickup is left out (bar 0 of the analysis is the first full bar, as before meters were
+    known); the time signatures follow the piece (:func:`piece_meter`). A 4/4 piece gives the
+    same analysis as ``analyze_roll(piece.roll[piece.bar_offset_steps:], piece.spec, ...)``.
+
+    Args:
+        piece: the Piece (e.g. :func:`qbdi_utils.pianoroll.read_midi`).
+        resolution, n_thresholds, min_length, min_count: as :func:`analyze_roll`.
+
+    Returns:
+        :class:`Analysis`.
+
+    Used in: ``qbdi analyze``.
+    """
+    sigs, off = piece_meter(piece)
+    return analyze_roll(piece.roll[int(piece.bar_offset_steps):], piece.spec, resolution, n_thresholds,
+                        min_length, min_count, time_signatures=sigs, bar_offset_steps=off)

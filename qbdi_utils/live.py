@@ -47,7 +47,7 @@ from qbdi_utils.errors import OptionError
 from qbdi_utils.improvise import EncodedQuery, query_warnings
 from qbdi_utils.live_controls import Controls, Settings, cc_to_bits
 from qbdi_utils.live_io import ANSWER_CHANNEL, InputEvent, Recorder, round_step
-from qbdi_utils.live_time import MidiClockTimeline, TempoTimeline
+from qbdi_utils.live_time import FILE_METER, FrameGrid, MidiClockTimeline, TempoTimeline
 from qbdi_utils.navigate import check_min_context, navigate_path, query_oracle
 from qbdi_utils.pianoroll import Piece, RollSpec
 
@@ -76,28 +76,41 @@ class BarSegmenter:
     ``to_frames(read_midi(file).roll, offset_steps=...)``.
 
     Bar ``k`` (0-based) covers steps ``[first + k * bar_len, first + (k + 1) * bar_len)`` with
-    ``first = -((-offset_steps) mod bar_len)``: a pickup of ``offset_steps`` steps ends bar 0.
+    ``first = -((-offset_steps) mod bar_len)``: a pickup of ``offset_steps`` steps ends bar 0. Given
+    a :class:`qbdi_utils.live_time.FrameGrid` instead, the "bars" are its frames, in any meter (a 3/4
+    bar is one frame of 12 steps, a 5/4 bar two of 12 and 8, a file's meter changes are followed).
 
     Args:
         spec: roll layout.
         bar_len: steps per bar (<= spec.steps_per_frame).
         offset_steps: step of the first full bar line (a pickup's length), 0 if none.
+        grid: a FrameGrid (then ``bar_len`` and ``offset_steps`` are not used).
     """
 
-    def __init__(self, spec: RollSpec = RollSpec(), bar_len: int | None = None, offset_steps: int = 0):
+    def __init__(self, spec: RollSpec = RollSpec(), bar_len: int | None = None, offset_steps: int = 0,
+                 grid: FrameGrid | None = None):
         self.spec = spec
+        self.grid = grid
         self.bar_len = int(spec.steps_per_frame if bar_len is None else bar_len)
-        self.first = -((-int(offset_steps)) % self.bar_len)
+        self.first = -((-int(offset_steps)) % self.bar_len) if grid is None else grid.start(0)
         self.sounding: dict = {}  # (source, channel, pitch) -> (start step, velocity)
         self.done: list = []  # (pitch, start, end, velocity)
         self.dropped: dict = {}
 
     def bar_start(self, k: int) -> int:
         """First step of bar ``k`` (0-based)."""
+        if self.grid is not None:
+            return self.grid.start(k)
         return self.first + int(k) * self.bar_len
+
+    def bar_length(self, k: int) -> int:
+        """Steps of bar ``k``."""
+        return self.bar_len if self.grid is None else self.grid.length(k)
 
     def bar_of(self, step: int) -> int:
         """Index of the bar holding ``step``."""
+        if self.grid is not None:
+            return self.grid.frame_of(step)
         return (int(step) - self.first) // self.bar_len
 
     def note_on(self, pos, channel: int, pitch: int, velocity: int, source: int = 0) -> None:
@@ -146,16 +159,16 @@ class BarSegmenter:
             (rows (bar_len, spec.n_columns) uint8 valid-roll rows, onsets [(step in bar, velocity)]).
         """
         out = self.peek_bar(k)
-        b = self.bar_start(k) + self.bar_len
+        b = self.bar_start(k) + self.bar_length(k)
         self.done = [note for note in self.done if note[2] > b]
         return out
 
     def peek_bar(self, k: int) -> tuple[np.ndarray, list]:
         """What :meth:`take_bar` would return now, forgetting nothing (for an early guess)."""
         a = self.bar_start(k)
-        b = a + self.bar_len
+        b = a + self.bar_length(k)
         n = self.spec.n_pitches
-        rows = np.zeros((self.bar_len, self.spec.n_columns), np.uint8)
+        rows = np.zeros((b - a, self.spec.n_columns), np.uint8)
         onsets = []
         notes = [(p, s, e, v) for p, s, e, v in self.done if e > a and s < b]
         notes += [(p, s, b, v) for (_, _, p), (s, v) in self.sounding.items()
@@ -254,20 +267,24 @@ class Answerer:
         self.state = int(path[1])
         return self.state
 
-    def answer(self, rows: np.ndarray, settings: Settings) -> tuple[np.ndarray, int]:
+    def answer(self, rows: np.ndarray, settings: Settings, n_out: int | None = None) -> tuple[np.ndarray, int]:
         """The answer to one heard bar.
 
         Args:
-            rows: (bar_len, spec.n_columns) uint8 rows of the heard bar.
+            rows: (n, spec.n_columns) uint8 rows of the heard bar, n <= spec.steps_per_frame (a bar
+                shorter than a frame is padded with silence and its answer cut back to n rows).
             settings: the settings of this bar.
+            n_out: rows of the answer (the length of the bar it plays in; default the heard bar's):
+                in a meter change, the answer to a 3/4 bar played in a 2/4 bar is its first 8 rows.
 
         Returns:
-            (answer rows (bar_len, spec.n_columns) uint8, valid continuing the previous answer;
+            (answer rows (n, spec.n_columns) uint8, valid continuing the previous answer;
             the heard bar (0-based) the answer was made from).
         """
         spec = self.spec
         frame = np.zeros((spec.steps_per_frame, spec.n_columns), np.uint8)
-        frame[:self.bar_len] = rows
+        n_rows = int(np.asarray(rows).shape[0])
+        frame[:n_rows] = rows
         frame = frame.reshape(1, spec.frame_size)
         mean, logvar = self.model.encode(frame)
         self.frames.append(frame[0])
@@ -287,7 +304,8 @@ class Answerer:
             alloc = self._allocation(settings, heard_mean, heard_logvar)
             mu = alloc.mu[-1] if np.ndim(alloc.mu) == 2 else alloc.mu
             z_d = np.asarray(channel.berger_channel(z_e, mu, alloc.var, alloc.bits, self.rng), np.float32)
-        probs = self.model.decode(z_d).reshape(spec.steps_per_frame, spec.n_columns)[:self.bar_len]
+        probs = self.model.decode(z_d).reshape(spec.steps_per_frame, spec.n_columns)[:n_rows if n_out is None
+                                                                                    else int(n_out)]
         both = pianoroll.binarize(np.vstack([self._prev_row[None].astype(np.float32), probs]),
                                   self.threshold, spec=spec)
         out = both[1:]
@@ -511,7 +529,9 @@ class LiveSession:
         clock: a :class:`SimulatedClock` (file sources only) or :class:`RealClock`.
         timeline: a :class:`TempoTimeline` or :class:`MidiClockTimeline`.
         sinks: objects with ``send(msg, t)`` (output ports) besides the recorder.
-        meter: (numerator, denominator, steps per bar) (:func:`parse_meter`).
+        meter: (numerator, denominator, steps per bar) (:func:`parse_meter`; the steps are laid again
+            on the model's RollSpec, so any meter and grid work), or ``"file"`` (a file source's own
+            time signatures, meter changes and pickup; :class:`qbdi_utils.live_time.FrameGrid`).
         seed, mode, min_context: see :class:`Answerer`.
         cc_bits: controller number whose changes set the bit budget (None: none).
         guess: answer each bar a step before it closes and keep that answer when nothing changed in
@@ -530,17 +550,26 @@ class LiveSession:
         self.clock = clock
         self.timeline = timeline
         self.sinks = list(sinks)
-        self.meter = tuple(meter)
+        self.meter = FILE_METER if meter == FILE_METER else tuple(meter)
         self.cc_bits = cc_bits
         self.guess = bool(clock.realtime if guess is None else guess)
         self.on_bar = on_bar
         self.log = log or controls.log
-        offset = source.piece.bar_offset_steps if source.piece is not None else 0
-        self.segmenter = BarSegmenter(self.spec, self.meter[2], offset)
-        self.answerer = Answerer(model, seed, mode, min_context, self.meter[2])
+        piece = source.piece
+        offset = piece.bar_offset_steps if piece is not None else 0
+        if meter == FILE_METER:
+            if piece is None or not piece.time_signatures:
+                raise OptionError("--meter file follows the input file's time signatures; the input has none "
+                                  "(give --meter N/D)")
+            self.grid = FrameGrid(self.spec, offset_steps=offset, time_signatures=piece.time_signatures,
+                                  known_steps=piece.n_steps)
+        else:
+            self.grid = FrameGrid(self.spec, self.meter[:2], offset)
+        self.segmenter = BarSegmenter(self.spec, grid=self.grid)
+        self.answerer = Answerer(model, seed, mode, min_context)
         self.scheduler = Scheduler(self.spec)
         self.recorder = Recorder(getattr(timeline, "bpm", 120.0) if isinstance(timeline, TempoTimeline) else 120.0,
-                                 self.meter[:2])
+                                 self.grid.signatures[0][1:])
         self.result = LiveResult()
         self._guessed = None
         if source.piece is not None:
@@ -575,7 +604,7 @@ class LiveSession:
         rows, _ = self.segmenter.peek_bar(k)
         settings = self.controls.settings_for(k + 2)
         before = self.answerer.snapshot()
-        answer, src = self.answerer.answer(rows, settings)
+        answer, src = self.answerer.answer(rows, settings, self.segmenter.bar_length(k + 1))
         self._guessed = (k, rows, settings, answer, src, self.answerer.snapshot(), time.perf_counter() - t0)
         self.answerer.restore(before)
 
@@ -590,7 +619,7 @@ class LiveSession:
             self.result.n_guessed += 1
         else:
             t1 = time.perf_counter()
-            answer, src = self.answerer.answer(rows, settings)
+            answer, src = self.answerer.answer(rows, settings, self.segmenter.bar_length(k + 1))
             compute_s = time.perf_counter() - t1
         n = self.scheduler.add(answer, self.segmenter.bar_start(k + 1), onsets)
         done = time.perf_counter()
@@ -654,5 +683,11 @@ class LiveSession:
             end_s = None
             if not self.result.interrupted and last_bar is not None:
                 end_s = tl.time_at(seg.bar_start(last_bar + 2))
+            # meter changes of the answered frames (the first meter is written at tick 0)
+            sigs = self.grid.meter_signatures(k + 1)
+            if self.meter == FILE_METER:  # a pickup marked as a short first bar, as the file has it
+                sigs = pianoroll.marked_signatures(sigs, self.source.piece.bar_offset_steps, self.spec)
+            self.recorder.meter = tuple(sigs[0][1:])
+            self.recorder.meter_changes = [(tl.time_at(st), n, d) for st, n, d in sigs[1:]]
             self.result.recording = self.recorder.midi_bytes(end_s)
         return self.result

@@ -56,6 +56,7 @@ class Recorder:
         self.meter = tuple(meter)
         self.ticks_per_beat = int(ticks_per_beat)
         self.events: list = []  # (seconds, mido message)
+        self.meter_changes: list = []  # (seconds, numerator, denominator) after the first meter
 
     def send(self, msg, t: float) -> None:
         """Record ``msg`` sent at ``t`` seconds."""
@@ -63,11 +64,11 @@ class Recorder:
 
     def midi_bytes(self, end_s: float | None = None) -> bytes:
         """The recording as a type-0 MIDI file (see :func:`recording_bytes`)."""
-        return recording_bytes(self.events, self.bpm, self.meter, self.ticks_per_beat, end_s)
+        return recording_bytes(self.events, self.bpm, self.meter, self.ticks_per_beat, end_s, self.meter_changes)
 
 
 def recording_bytes(events, bpm: float, meter=(4, 4), ticks_per_beat: int = 480,
-                    end_s: float | None = None) -> bytes:
+                    end_s: float | None = None, meter_changes=()) -> bytes:
     """Timed messages as the bytes of a type-0 MIDI file (tempo and meter at tick 0).
 
     Args:
@@ -76,6 +77,8 @@ def recording_bytes(events, bpm: float, meter=(4, 4), ticks_per_beat: int = 480,
         meter: (numerator, denominator).
         ticks_per_beat: MIDI resolution.
         end_s: where the track ends (default: the last event).
+        meter_changes: [(seconds, numerator, denominator)] written as time signatures at those times
+            (a file's meter changes under ``--meter file``), before the messages of the same time.
 
     Returns:
         The file's bytes; :func:`qbdi_utils.pianoroll.read_midi` reads them.
@@ -87,6 +90,11 @@ def recording_bytes(events, bpm: float, meter=(4, 4), ticks_per_beat: int = 480,
     track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(float(bpm)), time=0))
     track.append(mido.MetaMessage("time_signature", numerator=int(meter[0]), denominator=int(meter[1]), time=0))
     track.append(mido.Message("program_change", channel=ANSWER_CHANNEL, program=0, time=0))
+    metas = [(float(t), mido.MetaMessage("time_signature", numerator=int(n), denominator=int(d)))
+             for t, n, d in meter_changes]
+    if metas:  # merged in time order; the messages keep their sending order
+        order = sorted([(t, 0, i) for i, (t, _) in enumerate(metas)] + [(t, 1, i) for i, (t, _) in enumerate(events)])
+        events = [metas[i] if kind == 0 else events[i] for _, kind, i in order]
     now = 0
     for t, msg in events:
         tick = max(int(round(t * per_s)), now)

@@ -26,7 +26,7 @@ from qbdi_utils.improvise import rate_label
 from qbdi_utils.live import MODES, LiveResult, LiveSession
 from qbdi_utils.live_controls import DEFAULT_OSC_HOST, DEFAULT_OSC_PORT, Controls, OscControl, Settings
 from qbdi_utils.live_io import FileSource, PortSink, PortSource, is_midi_file_name
-from qbdi_utils.live_time import MidiClockTimeline, RealClock, SimulatedClock, TempoTimeline
+from qbdi_utils.live_time import FILE_METER, MidiClockTimeline, RealClock, SimulatedClock, TempoTimeline
 from qbdi_utils.navigate import DEFAULT_CONTINUITY
 
 __all__ = ["LiveOptions", "run_session", "write_results"]
@@ -44,7 +44,8 @@ class LiveOptions:
         seed: seed of the channel noise and the walk.
         tempo: quarter notes per minute, None for a file's own tempo (else 120).
         clock: "tempo" or "midi" (follow the input port's MIDI clock).
-        meter: (numerator, denominator, steps per bar), as :func:`qbdi_utils.live_time.parse_meter`.
+        meter: (numerator, denominator, steps per bar), as :func:`qbdi_utils.live_time.parse_meter`, or
+            "file" (the input file's own time signatures).
         speed: file input: 1 real time, 2 twice as fast, 0 as fast as possible on a simulated clock.
         mode: one of :data:`qbdi_utils.live.MODES`.
         continuity: navigate: probability of continuing to the next heard bar; None for the default.
@@ -102,8 +103,11 @@ class LiveOptions:
 
         Raises:
             OptionError: an unknown mode or clock, --continuity without navigate, --speed with a
-                port, --clock midi with a file or with --tempo.
+                port, --clock midi with a file or with --tempo, --meter file with a port.
         """
+        if self.meter == FILE_METER and not self.file_in:
+            raise OptionError("--meter file follows the time signatures of a file given to --in; a port "
+                              "carries none, give --meter N/D")
         if self.mode not in MODES:
             raise OptionError(f"--mode {self.mode!r} is not one of {', '.join(MODES)}")
         if not self.navigate and self.continuity is not None:

@@ -3,51 +3,142 @@
 Clocks: :class:`RealClock` (optionally faster or slower) and :class:`SimulatedClock` (``--speed 0``,
 tests: time advances only when slept on). Timelines map the clock to roll steps:
 :class:`TempoTimeline` (a fixed tempo) or :class:`MidiClockTimeline` (follow the input's MIDI clock,
-24 pulses per quarter). :func:`parse_meter` reads ``--meter``.
+24 pulses per quarter). :func:`parse_meter` reads ``--meter``; :class:`FrameGrid` lays the frames of
+the stream in that meter (or in an input file's own time signatures, ``--meter file``).
 
-Imports: errors, pianoroll. Used in: live, ``qbdi live``, benchmarks/bench_live.py, tests/test_live.py.
+Imports: errors, limits, pianoroll. Used in: live, ``qbdi live``, benchmarks/bench_live.py, tests/test_live.py.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 
-from qbdi_utils import pianoroll
+from qbdi_utils import limits, pianoroll
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec
 
-__all__ = ["SimulatedClock", "RealClock", "TempoTimeline", "MidiClockTimeline", "parse_meter"]
+__all__ = ["SimulatedClock", "RealClock", "TempoTimeline", "MidiClockTimeline", "FILE_METER", "parse_meter",
+           "FrameGrid"]
+
+#: ``--meter file``: the input file's own time signatures (meter changes and a pickup included).
+FILE_METER = "file"
 
 
-def parse_meter(text: str, spec: RollSpec = RollSpec()) -> tuple[int, int, int]:
-    """``"4/4"`` -> (numerator, denominator, bar length in steps); the bar must fit in one frame.
+def parse_meter(text: str, spec: RollSpec = RollSpec()):
+    """``"4/4"`` -> (numerator, denominator, bar length in steps); ``"file"`` -> :data:`FILE_METER`.
+
+    Any meter is accepted (issue 25): a bar longer than a frame (5/4, 6/4, 12/8, 3/2) is answered
+    frame by frame, split at its beats as :func:`qbdi_utils.pianoroll.bar_layout` splits it. The
+    steps are those of ``spec`` (the session lays the frames again on the model's own RollSpec,
+    :class:`FrameGrid`).
 
     Args:
-        text: "N/D" with D a power of two.
+        text: "N/D" with D a power of two, or "file".
         spec: roll layout.
 
     Returns:
-        (numerator, denominator, steps per bar).
+        (numerator, denominator, steps per bar), or the string :data:`FILE_METER`.
 
     Raises:
-        OptionError: malformed, a bar of a fractional number of steps, or longer than a frame.
+        OptionError: malformed, or a bar of a fractional number of steps.
     """
+    if str(text).strip().lower() == FILE_METER:
+        return FILE_METER
     try:
         num, den = (int(x) for x in str(text).strip().split("/"))
     except ValueError:
-        raise OptionError(f"--meter {text!r} must look like 4/4") from None
-    if num < 1 or den < 1 or den & (den - 1):
-        raise OptionError(f"--meter {text!r}: numerator >= 1 and a power-of-two denominator")
+        raise OptionError(f"--meter {text!r} must look like 4/4 (or be 'file': the input file's own)") from None
+    if not limits.valid_time_signature(num, den):
+        raise OptionError(f"--meter {text!r}: numerator 1..{limits.MAX_NUMERATOR} and a power-of-two "
+                          f"denominator up to {limits.MAX_DENOMINATOR}")
     steps = pianoroll.bar_steps(num, den, spec)
     if steps != int(steps) or steps < 1:
         raise OptionError(f"--meter {text}: a bar of {steps:g} steps is not a whole number of "
                           f"1/{spec.steps_per_quarter} quarters")
-    if steps > spec.steps_per_frame:
-        raise OptionError(f"--meter {text}: a bar of {int(steps)} steps is longer than the model's "
-                          f"{spec.steps_per_frame}-step frame; use a meter of at most "
-                          f"{spec.quarters_per_frame:g} quarters")
     return num, den, int(steps)
+
+
+class FrameGrid:
+    """Where the frames of a live stream lie: frame ``k`` starts at :meth:`start` (k), in any meter.
+
+    Frames are :func:`qbdi_utils.pianoroll.bar_layout`'s: a bar of at most ``spec.steps_per_frame``
+    steps is one frame, a longer one is split at its beats. The bars follow ``time_signatures`` (a
+    file's, with its changes and pickup) over the first ``known_steps`` steps, then the last meter
+    for ever (a port's stream has no end); without signatures, bars of ``meter`` from the first full
+    bar line at ``offset_steps``, a pickup ending frame 0. 4/4 gives the old grid: 16 steps a frame,
+    frame 0 starting at ``-((-offset_steps) mod 16)``.
+
+    Args:
+        spec: roll layout (the model's).
+        meter: (numerator, denominator) when there are no signatures.
+        offset_steps: step of the first full bar line (a pickup's length).
+        time_signatures: [(step, numerator, denominator), ...] of an input file, or None.
+        known_steps: how far the signatures are known (the file's length).
+
+    Used in: :class:`qbdi_utils.live.BarSegmenter`, :class:`qbdi_utils.live.LiveSession`.
+    """
+
+    def __init__(self, spec: RollSpec = RollSpec(), meter=(4, 4), offset_steps: int = 0, time_signatures=None,
+                 known_steps: int = 0):
+        self.spec = spec
+        self.starts: list[int] = []
+        self.meters: list[tuple[int, int]] = []  # the meter of each frame's bar
+        self.signatures: list[tuple[int, int, int]] = []  # (step, n, d) where the meter changes
+        off = int(offset_steps)
+        if time_signatures:
+            T = max(int(known_steps), 1)
+            starts, _, bar_starts, bar_frames = pianoroll.bar_layout(T, list(time_signatures), off, spec)
+            meters = pianoroll.bar_meters(T, list(time_signatures), off, spec)
+            for b, m in enumerate(meters[:-1]):
+                nd = tuple(int(x) for x in m.split("/"))
+                end = int(bar_frames[b + 1])
+                self.starts += [int(x) for x in starts[int(bar_frames[b]):end]]
+                self.meters += [nd] * (end - int(bar_frames[b]))
+            self._tail = int(bar_starts[-1])
+            self._meter = tuple(int(x) for x in meters[-1].split("/"))
+        else:
+            self._meter = (int(meter[0]), int(meter[1]))
+            length = int(round(pianoroll.bar_steps(*self._meter, spec)))
+            self._tail = off - length * (-(-off // length)) if off > 0 else 0
+        self._length = int(round(pianoroll.bar_steps(*self._meter, spec)))
+        self._pattern = [int(x) for x in pianoroll.bar_layout(self._length, [(0, *self._meter)], 0, spec)[1]]
+        for st, nd in zip(self.starts, self.meters):
+            if not self.signatures or self.signatures[-1][1:] != nd:
+                self.signatures.append((max(st, 0), *nd))
+        if not self.signatures or self.signatures[-1][1:] != self._meter:
+            self.signatures.append((max(self._tail, 0), *self._meter))
+
+    def _extend(self, k: int | None = None, step: int | None = None) -> None:
+        while (k is not None and len(self.starts) <= k) or (step is not None and (not self.starts
+                                                                                 or self.starts[-1] <= step)):
+            s = self._tail
+            for n in self._pattern:
+                self.starts.append(s)
+                self.meters.append(self._meter)
+                s += n
+            self._tail = s
+
+    def start(self, k: int) -> int:
+        """First step of frame ``k`` (0-based; frame 0 may start before step 0: a pickup)."""
+        self._extend(k=int(k))
+        return self.starts[int(k)]
+
+    def length(self, k: int) -> int:
+        """Steps of frame ``k`` (1 .. ``spec.steps_per_frame``)."""
+        return self.start(int(k) + 1) - self.start(int(k))
+
+    def frame_of(self, step: int) -> int:
+        """Index of the frame holding ``step``."""
+        self._extend(step=int(step))
+        return max(0, bisect.bisect_right(self.starts, int(step)) - 1)
+
+    def meter_signatures(self, n_frames: int) -> list[tuple[int, int, int]]:
+        """(step, numerator, denominator) of every meter change among the first ``n_frames`` frames
+        (the first at step 0 or the first bar line)."""
+        end = self.start(int(n_frames))
+        return [sig for sig in self.signatures if sig[0] < max(end, 1)] or self.signatures[:1]
 
 
 class SimulatedClock:

@@ -137,16 +137,16 @@ def test_analyze_out_empty_or_a_file(capsys, tmp_path, song):
     assert f.read_text() == "keep" and sorted(tmp_path.iterdir()) == [f]
 
 
-def test_analyze_warns_when_music_is_not_in_44(capsys, tmp_path, song):
+def test_analyze_counts_a_3_4_file_in_its_own_bars(capsys, tmp_path, song):
+    # issue 25: no 4/4 warning any more; the 20 beats of the song are 6 2/3 bars of 3/4
     path, chords = song
     code, _, err = run(capsys, "analyze", "--midi", path, "--out", tmp_path / "a")
     assert code == 0 and err == ""
     waltz = tmp_path / "waltz.mid"
     pianoroll.write_midi(_roll(chords), waltz, tempo_bpm=90.0, spec=SPEC, time_signature=(3, 4))
-    code, _, err = run(capsys, "analyze", "--midi", waltz, "--out", tmp_path / "b")
-    assert code == 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "warning" in lines[0] and "3/4" in lines[0] and "4/4" in lines[0]
+    code, out, err = run(capsys, "analyze", "--midi", waltz, "--out", tmp_path / "b")
+    assert code == 0 and err == ""
+    assert f"{len(chords)} beats ({len(chords) / 3:g} bars)" in out
 
 
 def test_analyze_thresholds_upper_bound(capsys, tmp_path, song):

@@ -396,7 +396,9 @@ def test_navigate_continuity_one_plays_like_improvise_and_lower_continuity_jumps
 def test_meter_options(spec):
     assert live_time.parse_meter("4/4") == (4, 4, 16)
     assert live_time.parse_meter("3/4") == (3, 4, 12)
-    for bad in ("6/4", "3/5", "x", "0/4"):
+    assert live_time.parse_meter("6/4") == (6, 4, 24)  # issue 25: a bar longer than a frame is split at its beats
+    assert live_time.parse_meter("file") == live_time.FILE_METER
+    for bad in ("3/5", "x", "0/4", "3/64"):
         with pytest.raises(OptionError):
             live_time.parse_meter(bad)
 

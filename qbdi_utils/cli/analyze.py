@@ -7,7 +7,8 @@ For each file, prints the best threshold, the total information rate (IR) and th
 occurrence, in bars counted from 1, as ``bar.beat`` where an occurrence starts or ends inside a bar);
 writes into DIR (default ``<first FILE stem>_analysis``): ``ir_curve.csv`` and ``motifs.csv`` (a
 ``file`` column tells the files apart) and ``ir_curve.png`` / ``motifs.png`` with every file overlaid,
-so a query and its improvisations compare in one figure (as the paper's Figs. 4 and 5). Features are
+so a query and its improvisations compare in one figure (as the paper's Figs. 4 and 5). Beats and bars
+are the file's own, in any meter (a 3/4 bar has 3 beats, a 6/8 bar 2 dotted ones). Features are
 Harte's Tonnetz embedding of the chroma, compared by Euclidean (= Tonnetz) distance; see
 :mod:`qbdi_utils.dynamics`. Existing outputs are never overwritten without ``--force``.
 """
@@ -20,8 +21,6 @@ from qbdi_utils import dynamics, pianoroll
 from qbdi_utils.cli import options
 from qbdi_utils.cli.analyze_outputs import OUTPUT_FILES, check_out, write_outputs
 from qbdi_utils.cli.bar_numbers import span_text
-from qbdi_utils.cli.frames import off_meter
-from qbdi_utils.cli.messages import warn
 from qbdi_utils.cli.values import whole_number
 from qbdi_utils.errors import MidiFileError, OptionError
 
@@ -88,15 +87,9 @@ def run(args) -> int:
     analyses = {}
     for label, midi in zip(labels, paths):
         piece = pianoroll.read_midi(midi)
-        off = off_meter(piece, 4, 4)
-        if off:
-            st, n, d = off[0]
-            warn("analyze", [f"{midi}: meter {n}/{d} from bar {st // piece.spec.steps_per_frame + 1}, but bars "
-                             f"here are 4/4 bars of {piece.spec.steps_per_frame} sixteenths, so bar numbers do "
-                             "not follow the score's bar lines"])
-        roll = piece.roll[piece.bar_offset_steps:]  # frames start on the first full bar
-        analyses[label] = dynamics.analyze_roll(roll, piece.spec, args.resolution, args.thresholds,
-                                                args.min_length, args.min_count)
+        # beats and bars of the piece's own meter, from its first full bar
+        analyses[label] = dynamics.analyze_piece(piece, args.resolution, args.thresholds, args.min_length,
+                                                 args.min_count)
         _report(analyses[label], midi, out, args)
     write_outputs(analyses, out, args.force, paths[0].name if len(paths) == 1 else f"{len(paths)} files")
     print(f"wrote {', '.join(str(out / f) for f in OUTPUT_FILES)}")
@@ -104,15 +97,15 @@ def run(args) -> int:
 
 
 def _report(a: dynamics.Analysis, midi: Path, out: Path, args) -> None:
-    unit, curve, found, per_bar = a.unit, a.curve, a.motifs, a.frames_per_bar
-    print(f"{midi.name}: {a.n_features} {unit} ({a.n_features / per_bar:g} bars), Tonnetz chroma, "
+    unit, curve, found = a.unit, a.curve, a.motifs
+    print(f"{midi.name}: {a.n_features} {unit} ({a.n_bars:g} bars), Tonnetz chroma, "
           f"{len(curve.thresholds)} thresholds")
     print(f"  best threshold: {curve.best_threshold:.6g}")
     print(f"  total IR: {curve.best_ir:.6g} bits ({curve.best_ir / max(a.n_features, 1):.4g} bits per {unit[:-1]}), "
           f"{a.oracle.n_symbols} symbols")
     print(f"  motifs: {len(found)} (length >= {args.min_length} {unit}, >= {args.min_count} occurrences)")
     for k, m in enumerate(found[:PRINT_MOTIFS], 1):
-        spans = ", ".join(span_text(s, e, per_bar) for s, e in m.bar_spans)
+        spans = ", ".join(span_text(s, e, a.windows) for s, e in m.spans)
         print(f"    motif {k}: {m.length} {unit}, {m.count}x at {spans}")
     if len(found) > PRINT_MOTIFS:
         print(f"    ... and {len(found) - PRINT_MOTIFS} shorter ones (all in {out / 'motifs.csv'})")

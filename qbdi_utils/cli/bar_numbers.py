@@ -1,7 +1,9 @@
 """Bars as a user counts them: from 1, with ``bar.beat`` inside a bar (``qbdi analyze``'s motifs).
 
-The library counts frames and bars from 0 (``dynamics.Motif.spans`` / ``bar_spans``); what the command
-line prints and writes counts from 1, as MusicXML, the explorer and ``nav.json`` do.
+The library counts frames and bars from 0 (``dynamics.Motif.spans``, ``dynamics.FeatureWindows``);
+what the command line prints and writes counts from 1, as MusicXML, the explorer and ``nav.json`` do.
+Bars are the piece's own (any meter): a chroma frame's bar and its beat within the bar come from the
+analysis' :class:`qbdi_utils.dynamics.FeatureWindows`.
 
 Imports: dynamics. Used in: cli/analyze.py.
 """
@@ -13,25 +15,26 @@ from qbdi_utils import dynamics
 __all__ = ["bar_position", "motif_rows", "span_text"]
 
 
-def bar_position(x: float, per_bar: float, end: bool = False) -> str:
-    """A position in bars (0-based, as ``Motif.bar_spans``) as users count it: bar 1 is the first.
+def bar_position(i: int, windows: dynamics.FeatureWindows, end: bool = False) -> str:
+    """Where chroma frame ``i`` lies, as users count bars: bar 1 is the first.
 
     Args:
-        x: position in bars from the start, 0-based (e.g. 2.25 = a quarter into the third bar).
-        per_bar: feature frames per bar (4 beats, or 1 frame).
-        end: ``x`` is the end of a half-open span: name the last frame it includes.
+        i: a chroma frame (0-based), or, with ``end``, one past the last frame of a half-open span.
+        windows: the analysis' :class:`qbdi_utils.dynamics.FeatureWindows`.
+        end: ``i`` is the end of a half-open span: name the last frame it includes.
 
     Returns:
-        ``"3"`` (a whole bar) or ``"3.2"`` (bar 3, frame (beat) 2).
+        ``"3"`` (a span starting on bar 3's first beat, or ending on its last) or ``"3.2"`` (bar 3,
+        frame (beat) 2).
     """
-    frame = round(x * per_bar) - (1 if end else 0)
-    bar, within = divmod(frame, int(per_bar))
-    return f"{bar + 1}" if within == (int(per_bar) - 1 if end else 0) else f"{bar + 1}.{within + 1}"
+    k = int(i) - (1 if end else 0)
+    bar, within, whole = int(windows.bar[k]), int(windows.within[k]), int(windows.per_bar[k])
+    return f"{bar + 1}" if within == (whole - 1 if end else 0) else f"{bar + 1}.{within + 1}"
 
 
-def span_text(s: float, e: float, per_bar: float) -> str:
-    """A half-open span in bars (0-based) as ``bar 3``, ``bars 3-4`` or ``bars 10.2-12.1`` (bar.beat)."""
-    a, b = bar_position(s, per_bar), bar_position(e, per_bar, end=True)
+def span_text(s: int, e: int, windows: dynamics.FeatureWindows) -> str:
+    """A half-open span of chroma frames as ``bar 3``, ``bars 3-4`` or ``bars 10.2-12.1`` (bar.beat)."""
+    a, b = bar_position(s, windows), bar_position(e, windows, end=True)
     return f"bar {a}" if a == b else f"bars {a}-{b}"
 
 
@@ -46,11 +49,11 @@ def motif_rows(label: str, a: dynamics.Analysis) -> list[dict]:
     Returns:
         dicts with file, motif, length_<unit>, start_bar, start_<unit>, end_bar, end_<unit>.
     """
-    per, u = a.frames_per_bar, a.unit[:-1]
+    w, u = a.windows, a.unit[:-1]
     rows = []
     for k, m in enumerate(a.motifs, 1):
         for s, e in m.spans:
-            (sb, sf), (eb, ef) = divmod(s, int(per)), divmod(e - 1, int(per))
-            rows.append({"file": label, "motif": k, f"length_{a.unit}": m.length, "start_bar": sb + 1,
-                         f"start_{u}": sf + 1, "end_bar": eb + 1, f"end_{u}": ef + 1})
+            rows.append({"file": label, "motif": k, f"length_{a.unit}": m.length, "start_bar": int(w.bar[s]) + 1,
+                         f"start_{u}": int(w.within[s]) + 1, "end_bar": int(w.bar[e - 1]) + 1,
+                         f"end_{u}": int(w.within[e - 1]) + 1})
     return rows

@@ -1,7 +1,7 @@
 """``qbdi live``: play a query, hear the model's answer one bar later; the bit budget as a playable knob.
 
     qbdi live [--model MODEL_DIR] --in PORT|FILE.mid --out PORT|FILE.mid [--record FILE.mid]
-              [--bits full|N] [--stats MODE] [--seed S] [--tempo BPM | --clock midi] [--meter 4/4]
+              [--bits full|N] [--stats MODE] [--seed S] [--tempo BPM | --clock midi] [--meter N/D|file]
               [--speed X] [--mode improvise|navigate] [--continuity P] [--min-context K]
               [--osc-port N|off] [--osc-host H] [--cc-bits N] [--log FILE.json] [--force]
 
@@ -58,7 +58,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--clock", default="tempo", metavar="{tempo|midi}",
                    help="'midi': follow the input port's MIDI clock instead of --tempo")
     p.add_argument("--meter", type=live_time.parse_meter, default=live_time.parse_meter("4/4"), metavar="N/D",
-                   help="meter of the bars (default 4/4; a bar must fit in the model's 4-quarter frame)")
+                   help="meter of the bars (default 4/4): any N/D (a bar longer than the model's frame is "
+                   "answered frame by frame, split at its beats), or 'file' to follow the --in file's own "
+                   "time signatures, meter changes included")
     p.add_argument("--speed", type=nonnegative_float("--speed"), default=1.0, metavar="X",
                    help="file input: 1 plays in real time (default), 2 twice as fast, 0 as fast as possible "
                    "on a simulated clock")

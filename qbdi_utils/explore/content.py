@@ -5,8 +5,8 @@ Nothing here holds widgets or state (:mod:`qbdi_utils.explore.explorer` puts the
 ipywidgets; :mod:`qbdi_utils.explore.web` and :mod:`qbdi_utils.explore.server` use the labels and
 messages).
 
-Imports: harmony, pianoroll, training (same_config), model (DEFAULT_CONFIG), improvise (BITS_SCALE),
-errors, paths.
+Imports: harmony, performance (bar_grid), pianoroll, training (same_config), model (DEFAULT_CONFIG),
+improvise (BITS_SCALE), errors, paths.
 Used in: notebooks/explorer.ipynb and notebooks/04_query_generation.ipynb (through
 :class:`qbdi_utils.explore.Explorer`), benchmarks/bench_explore.py (:func:`bar_excerpt`).
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import harmony, pianoroll, training
+from qbdi_utils import harmony, performance, pianoroll, training
 from qbdi_utils.errors import OptionError
 from qbdi_utils.improvise import BITS_SCALE
 from qbdi_utils.model import DEFAULT_CONFIG
@@ -39,6 +39,11 @@ __all__ = [
     "metrics_html",
     "display_data",
     "bar_excerpt",
+    "bar_starts",
+    "excerpt_steps",
+    "excerpt_velocities",
+    "score_velocities",
+    "query_frames",
     "clip_range",
     "wav_bytes",
     "download_html",
@@ -80,7 +85,7 @@ def bits_options(scale=BITS_SCALE) -> list[tuple[str, int | str]]:
 def explorer_metrics(query, output, tonic: int | None = None) -> dict:
     """The explorer's metrics line as numbers: agreement with the query and the output's harmony.
 
-    Both pieces are cut into frames on the query's bar lines (``query.bar_offset_steps``).
+    Both pieces are cut into frames on the query's bar lines, in its meter (:func:`query_frames`).
 
     Args:
         query: the query Piece.
@@ -94,11 +99,10 @@ def explorer_metrics(query, output, tonic: int | None = None) -> dict:
 
     Used in: notebooks/explorer.ipynb (through :class:`Explorer`).
     """
-    off = int(query.bar_offset_steps)
-    q_chroma = harmony.chroma(pianoroll.to_frames(query.roll, query.spec, off), query.spec)
+    q_chroma = harmony.chroma(query_frames(query, query.roll), query.spec)
     if tonic is None:
         tonic = harmony.tonic_triad(q_chroma)
-    o_frames = pianoroll.to_frames(output.roll, output.spec, off)
+    o_frames = query_frames(query, output.roll)
     agree = harmony.frame_agreement(q_chroma, harmony.chroma(o_frames, output.spec))
     stats = harmony.output_stats(o_frames, tonic=tonic, spec=output.spec)
     return {**agree, **{k: stats[k] for k in ("distinct_triads", "tonic_share", "empty_frame_rate", "tonic")}}
@@ -148,19 +152,109 @@ def display_data(mime: dict) -> dict:
     return {"output_type": "display_data", "data": mime, "metadata": {}}
 
 
-def bar_excerpt(roll, bars, spec):
+def query_frames(query, roll) -> np.ndarray:
+    """A roll on the query's timeline cut into frames at the query's bar lines, in its meter.
+
+    Args:
+        query: the query Piece (its time signatures and pickup; none is 4/4).
+        roll: (T, spec.n_columns) roll (the query's or an output's).
+
+    Returns:
+        (N, spec.frame_size) uint8 frames (:func:`qbdi_utils.pianoroll.cut_bars`); on a 4/4 query
+        the 16-step frames from its first full bar, as before meters were known.
+    """
+    return pianoroll.to_frames(roll, query.spec, int(query.bar_offset_steps),
+                               time_signatures=list(query.time_signatures))
+
+
+def bar_starts(piece) -> np.ndarray:
+    """Where each bar of a piece starts, as the explorer counts bars: bar k (from 1) at ``[k - 1]``.
+
+    The bars are :func:`qbdi_utils.performance.bar_grid`'s (the piece's own meter and meter
+    changes; a pickup is bar 1, starting at step 0, as the MusicXML numbers it).
+
+    Returns:
+        (B,) int64 steps, increasing, the first 0.
+    """
+    return performance.bar_grid(piece.n_steps, piece.time_signatures, piece.bar_offset_steps, piece.spec)[0]
+
+
+def excerpt_steps(bars, starts, n_steps: int) -> tuple[int, int]:
+    """Steps [a, b) of bars (first, last), 1-based inclusive, on the bar starts ``starts``."""
+    first, last = int(bars[0]), int(bars[1])
+    starts = np.asarray(starts, dtype=np.int64)
+    a = int(starts[min(max(first, 1), len(starts)) - 1])
+    b = int(starts[last]) if last < len(starts) else int(n_steps)
+    return a, max(a, b)
+
+
+def bar_excerpt(roll, bars, spec, starts=None):
     """Rows of bars (first, last), 1-based inclusive, as a valid roll.
 
     Args:
         roll: (steps, pitches) piano roll.
         bars: (first, last) bars, counted from 1.
-        spec: the roll's RollSpec (``steps_per_frame`` steps a bar).
+        spec: the roll's RollSpec.
+        starts: (B,) bar starts (:func:`bar_starts` of the query); None: bars of
+            ``spec.steps_per_frame`` steps from step 0.
 
     Returns:
         (steps of those bars, pitches) valid roll (:func:`pianoroll.make_valid`).
     """
-    a, b = (int(bars[0]) - 1) * spec.steps_per_frame, int(bars[1]) * spec.steps_per_frame
-    return pianoroll.make_valid(np.asarray(roll)[a:b], spec)
+    roll = np.asarray(roll)
+    if starts is None:
+        a, b = (int(bars[0]) - 1) * spec.steps_per_frame, int(bars[1]) * spec.steps_per_frame
+    else:
+        a, b = excerpt_steps(bars, starts, len(roll))
+    return pianoroll.make_valid(roll[a:b], spec)
+
+
+def score_velocities(score, velocities, spec) -> int:
+    """Give the notes of a music21 score (:func:`qbdi_utils.render.roll_to_stream` of a whole piece)
+    their velocities, in place: the MusicXML then carries each note's dynamics.
+
+    A note (or a chord's note) starting at quarter offset ``o`` of the score is the roll's onset at
+    step ``round(o * spec.steps_per_quarter)``; its velocity is looked up by (step, pitch); a tied
+    continuation keeps none (it is no new onset). A chord takes its notes' mean velocity (the
+    MusicXML writer gives every note of a chord the chord's dynamics).
+
+    Args:
+        score: a music21 Score whose offset 0 is the roll's step 0.
+        velocities: (n, 3) int (step, pitch, velocity) per onset (``Piece.velocities``), or None.
+        spec: the roll's RollSpec.
+
+    Returns:
+        The number of notes given a velocity (0 when ``velocities`` is None).
+    """
+    if velocities is None:
+        return 0
+    table = {(int(st), int(p)): int(v) for st, p, v in np.asarray(velocities).reshape(-1, 3)}
+    done = 0
+    for el in score.recurse().notes:
+        step = int(round(float(el.getOffsetInHierarchy(score)) * spec.steps_per_quarter))
+        for n in (el.notes if el.isChord else [el]):
+            tie = n.tie if n.tie is not None else getattr(el, "tie", None)
+            if tie is not None and tie.type in ("stop", "continue"):
+                continue
+            v = table.get((step, int(n.pitch.midi)))
+            if v is not None:
+                n.volume.velocity = v
+                done += 1
+        if el.isChord:  # the MusicXML writer takes a chord's dynamics from the chord
+            vs = [n.volume.velocity for n in el.notes if n.volume.velocity is not None]
+            if vs:
+                el.volume.velocity = int(round(float(np.mean(vs))))
+    return done
+
+
+def excerpt_velocities(velocities, a: int, b: int):
+    """The per-onset velocities (n, 3) of steps [a, b), their steps counted from ``a``; None stays None."""
+    if velocities is None:
+        return None
+    v = np.asarray(velocities, dtype=np.int64).reshape(-1, 3)
+    v = v[(v[:, 0] >= a) & (v[:, 0] < b)].copy()
+    v[:, 0] -= a
+    return v
 
 
 def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:

@@ -6,8 +6,8 @@ go into ``ipywidgets.Output`` widgets by assigning their ``outputs`` state, so a
 Voila page) gets them from the kernel. Given a ``state_dir``, an explorer keeps its uploads and
 settings there (:mod:`qbdi_utils.explore.state`).
 
-Imports: corpus, harmony, limits, navigate (model_corpus), pianoroll, render, style, training, errors,
-improvise, explore.content, explore.state.
+Imports: corpus, harmony, limits, navigate (model_corpus), performance, pianoroll, render, style, training,
+errors, improvise, explore.content, explore.state.
 Used in: notebooks/04_query_generation.ipynb, notebooks/explorer.ipynb (through
 :func:`qbdi_utils.explore.page`), benchmarks/bench_explore.py.
 """
@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qbdi_utils import corpus, harmony, limits, navigate, pianoroll, render, style, training
+from qbdi_utils import corpus, harmony, limits, navigate, performance, pianoroll, render, style, training
 from qbdi_utils.errors import CorpusError, MidiFileError, ModelError, OptionError, QbdiError
-from qbdi_utils.explore.content import (INSTRUMENTS, UPLOAD_CSS, bar_excerpt, bits_options, clip_range,
-                                        corpus_label, display_data, download_html, explorer_metrics,
-                                        metrics_html, public_message, wav_bytes)
+from qbdi_utils.explore.content import (INSTRUMENTS, UPLOAD_CSS, bar_excerpt, bar_starts, bits_options,
+                                        clip_range, corpus_label, display_data, download_html, excerpt_steps,
+                                        excerpt_velocities, explorer_metrics, metrics_html, public_message,
+                                        query_frames, score_velocities, wav_bytes)
 from qbdi_utils.explore.state import (GIVEN_PREFIX, UPLOAD_PREFIX, Settings, initial_settings, keep_upload,
                                       kept_uploads, read_state, restore_settings, write_state)
 from qbdi_utils.improvise import STATS_MODES, encode_query, improvise_batch, parse_bits, rate_label
@@ -54,7 +55,7 @@ class Explorer:
     modes), ``seed`` (BoundedIntText), ``query`` (Dropdown of shipped and uploaded queries), ``upload``
     (FileUpload of .mid files; its label shows the last file uploaded), ``program`` (Dropdown of
     :data:`INSTRUMENTS`), ``plot_range`` and ``audio_range`` (IntRangeSliders of the bars plotted and
-    heard, bars counted from 1), ``metrics``, ``plot``, ``audio``, ``downloads`` (Output widgets),
+    heard, bars of the query's own meter counted from 1, a pickup being bar 1), ``metrics``, ``plot``, ``audio``, ``downloads`` (Output widgets),
     ``download_buttons`` (dict kind -> Button), ``status`` (HTML), ``widget`` (the whole layout, a VBox).
 
     Other attributes: ``improvisation`` (the current Improvisation), ``last_metrics`` (dict of
@@ -75,6 +76,10 @@ class Explorer:
         audio_bars: bars (first, last) of the audio player, from 1 (cut to the query's length).
         sample_rate: audio samples per second.
         program: General MIDI program of the audio (0 = acoustic grand piano).
+        velocity: the dynamics of the outputs (audio, MIDI, MusicXML's notes, WAV), as ``qbdi
+            improvise --velocity``: "query" (the query's level and accents bar by bar; a query
+            without dynamics keeps its one level plus the corpus's accents), "corpus", or a fixed
+            velocity 1..127 (80 was the explorer's old one); :func:`qbdi_utils.performance.perform`.
         dpi: resolution of the plot.
         state_dir: a folder where the explorer keeps its uploads and settings (atomically) and from
             which it starts (they override the initial values above); None keeps nothing.
@@ -90,7 +95,8 @@ class Explorer:
 
     def __init__(self, model=None, query: str | None = None, *, bits: int | None = 32, mode: str = "query",
                  seed: int = 0, overlay_bars=(1, 16), audio_bars=(1, 8), sample_rate: int = 22050,
-                 program: int = 0, dpi: int = 80, state_dir=None, refresh: bool = True):
+                 program: int = 0, velocity="query", dpi: int = 80, state_dir=None, refresh: bool = True):
+        self.velocity = performance.parse_velocity(velocity)
         self.model = training.default_model(progress=True) if model is None else model
         self.sample_rate = int(sample_rate)
         self.dpi = int(dpi)
@@ -118,6 +124,8 @@ class Explorer:
         self.last_metrics: dict = {}
         self.timings: dict = {}
         self._audio_cache: dict = {}  # (clip hash, shape, program, tempo, rate) -> audio player HTML
+        self._velocity_ref = False    # the corpus's VelocityProfile: False = not read yet
+        self.performance_notes: list = []  # what performance.perform said of the last view
 
         saved = read_state(self._state_dir)
         if self._state_dir is not None:
@@ -286,8 +294,7 @@ class Explorer:
         return self._pieces[key]
 
     def _n_bars(self, key: str) -> int:
-        piece = self._piece(key)
-        return max(1, -(-int(piece.n_steps) // piece.spec.steps_per_frame))
+        return max(1, len(bar_starts(self._piece(key))))
 
     def _fit_ranges(self) -> None:
         """Set the bar ranges' maximum to the current query's length (keeping their values inside)."""
@@ -311,8 +318,7 @@ class Explorer:
             piece = self._piece(key)
             enc = encode_query(self.model, piece)
             self.encode_count += 1
-            q_chroma = harmony.chroma(pianoroll.to_frames(piece.roll, piece.spec, piece.bar_offset_steps),
-                                      piece.spec)
+            q_chroma = harmony.chroma(query_frames(piece, piece.roll), piece.spec)
             self._encoded = (key, enc, harmony.tonic_triad(q_chroma))
         return self._encoded[1], self._encoded[2]
 
@@ -329,6 +335,14 @@ class Explorer:
             self._query_ref = (key, style.bar_descriptors(query, query.spec))
         f = style.fidelity(query, out, self._style_ref, query_ref=self._query_ref[1])
         return {k: f[k] for k in ("style_fit_corpus", "style_fit_query", "onsets_per_bar", "corpus_onsets_per_bar")}
+
+    def _velocity_profile(self):
+        """The velocity profile of the model's corpus (read once; None when it records none)."""
+        if self._velocity_ref is False:
+            rec = training.recorded_corpus(self.model)
+            source = rec[0] if rec else ("chorales" if corpus_label(self.model) == "the Bach chorales" else None)
+            self._velocity_ref = performance.corpus_profile(source, self.model.spec)
+        return self._velocity_ref
 
     def add_midi(self, name: str, data: bytes) -> str:
         """Add a MIDI file (its bytes) as a query, select it and refresh; kept in ``state_dir`` if any.
@@ -453,8 +467,10 @@ class Explorer:
         t_enc = time.perf_counter()
         bits, mode, seed = parse_bits(self.bits.value), self.mode.value, int(self.seed.value)
         out = improvise_batch(self.model, enc, [bits], [seed], mode=mode)[(bits, seed)]
-        t1 = time.perf_counter()
         query = enc.query
+        self.performance_notes = performance.perform(out, query, self.velocity, corpus=self._velocity_profile,
+                                                     corpus_name=corpus_label(self.model))
+        t1 = time.perf_counter()
         m = explorer_metrics(query, out, tonic=tonic)
         m.update(self._style_side(query, out))
         t2 = time.perf_counter()
@@ -479,7 +495,8 @@ class Explorer:
         self.status.value = (f'<span style="color:#555">{html.escape(query.name)}: '
                              f"{len(enc.frames)} bars encoded once; this view in "
                              f"{self.timings['total']:.2f} s (channel+decode {self.timings['channel']:.2f}, "
-                             f"plot {self.timings['plot']:.2f}, audio {self.timings['audio']:.2f})</span>")
+                             f"plot {self.timings['plot']:.2f}, audio {self.timings['audio']:.2f})"
+                             + "".join(f"; {html.escape(n)}" for n in self.performance_notes) + "</span>")
         return m
 
     def _publish_plot(self) -> None:
@@ -496,13 +513,15 @@ class Explorer:
         out = self.improvisation
         program = int(self.program.value)
         a, b = self.audio_bars
-        clip = bar_excerpt(out.roll, (a, b), out.spec)
-        key = (hashlib.sha1(np.ascontiguousarray(clip).tobytes()).hexdigest(), clip.shape, program,
-               out.tempo_bpm, self.sample_rate)
+        starts = bar_starts(self._view[0])
+        clip = bar_excerpt(out.roll, (a, b), out.spec, starts)
+        vel = excerpt_velocities(out.velocities, *excerpt_steps((a, b), starts, out.n_steps))
+        key = (hashlib.sha1(np.ascontiguousarray(clip).tobytes() + (b"" if vel is None else vel.tobytes()))
+               .hexdigest(), clip.shape, program, out.tempo_bpm, self.sample_rate)
         engine = render.synthesis_engine()
         if key not in self._audio_cache:
             wave = render.synthesize(clip, out.spec, tempo_bpm=out.tempo_bpm, sample_rate=self.sample_rate,
-                                     program=program)
+                                     program=program, velocity=vel)
             html_player = Audio(wave, rate=self.sample_rate, normalize=False)._repr_html_()
             if len(self._audio_cache) >= _AUDIO_CACHE_SIZE:
                 self._audio_cache.pop(next(iter(self._audio_cache)))
@@ -526,13 +545,12 @@ class Explorer:
         ax = fig.add_subplot()
         fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.9)
         a, b = self.overlay_bars
-        render.plot_overlay(bar_excerpt(query.roll, (a, b), query.spec), bar_excerpt(out.roll, (a, b), out.spec),
-                            ax=ax, title=f"{out.name} (statistics {mode}, seed {seed}), bars {a}-{b}")
-        spf = query.spec.steps_per_frame
-        every = max(1, (b - a + 1) // 16)
-        ticks = list(range(0, b - a + 1, every))
-        ax.set_xticks([t * spf - 0.5 for t in ticks])
-        ax.set_xticklabels([str(a + t) for t in ticks])  # the piece's own bar numbers, from 1
+        starts = bar_starts(query)
+        first, last = excerpt_steps((a, b), starts, query.n_steps)
+        render.plot_overlay(bar_excerpt(query.roll, (a, b), query.spec, starts),
+                            bar_excerpt(out.roll, (a, b), out.spec, starts),
+                            ax=ax, title=f"{out.name} (statistics {mode}, seed {seed}), bars {a}-{b}",
+                            bar_starts=[int(x) - first for x in starts if first <= x < last], first_bar=a)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=self.dpi)
         return buf.getvalue()
@@ -558,12 +576,16 @@ class Explorer:
                f"_{out.mode}_seed{out.seed}".replace(" ", "_")
         if kind == "midi":
             path = Path(self._tmp.name) / "download.mid"
+            # the query's meter (its time signatures, a pickup marked) and the view's velocities
             pianoroll.write_midi(out.roll, path, tempo_bpm=list(out.tempo_map), spec=out.spec,
-                                 program=int(self.program.value), force=True)  # the explorer's own scratch file
+                                 program=int(self.program.value), force=True,  # the explorer's own scratch file
+                                 velocity=pianoroll.DEFAULT_VELOCITY if out.velocities is None else out.velocities,
+                                 time_signatures=list(out.time_signatures) or None)
             return f"{stem}.mid", "audio/midi", path.read_bytes()
         if kind == "musicxml":
-            return f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml", \
-                render.to_musicxml(render.roll_to_stream(out))
+            score = render.roll_to_stream(out)
+            score_velocities(score, out.velocities, out.spec)  # the notes' dynamics, as the MIDI has them
+            return f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml", render.to_musicxml(score)
         if kind == "wav":
             wave = render.synthesize(out, sample_rate=self.sample_rate, program=int(self.program.value))
             return f"{stem}.wav", "audio/wav", wav_bytes(wave, self.sample_rate)

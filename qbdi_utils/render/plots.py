@@ -149,7 +149,7 @@ OVERLAY_COLORS = {"query only": "#4c78a8", "output only": "#e45756", "both": "#2
 
 
 def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=None, title: str = "",
-                 bar_lines: bool = True, labels=("query", "output")):
+                 bar_lines: bool = True, labels=("query", "output"), bar_starts=None, first_bar: int = 1):
     """Overlay two piano rolls, colour-coded: sounding in the query only, in the output only, in both.
 
     Rolls of different lengths are compared over the longer one (the shorter counts as silent).
@@ -162,11 +162,15 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=No
         title: axes title.
         bar_lines: draw bar lines.
         labels: names used in the legend for (query, output).
+        bar_starts: the steps (from the rolls' first step) where bars start, in any meter (e.g. a
+            3/4 query's bars, :func:`qbdi_utils.explore.content.bar_starts`); None: a bar every
+            ``spec.steps_per_frame`` steps.
+        first_bar: the number of the bar at step 0 (with ``bar_starts``).
 
     Returns:
         The matplotlib Axes.
 
-    Used in: notebooks/04_query_generation.ipynb.
+    Used in: notebooks/04_query_generation.ipynb, the explorer.
     """
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgb
@@ -190,9 +194,19 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=No
               extent=(-0.5, T - 0.5, spec.min_pitch - 0.5, spec.max_pitch + 0.5))
     lo, hi = _pitch_range(spec, qp, op)
     _pitch_axis(ax, lo, hi)
-    if bar_lines:
-        _bar_lines(ax, T, spec.steps_per_frame)
-    _bar_ticks(ax, T, spec.steps_per_frame)
+    if bar_starts is None:
+        if bar_lines:
+            _bar_lines(ax, T, spec.steps_per_frame)
+        _bar_ticks(ax, T, spec.steps_per_frame)
+    else:
+        starts = [int(x) for x in bar_starts if 0 <= int(x) <= T]
+        if bar_lines:
+            for x in starts + [T]:
+                ax.axvline(x - 0.5, color="0.6", lw=0.6, zorder=3)
+        every = max(1, len(starts) // 16)
+        ax.set_xticks([x - 0.5 for x in starts[::every]])
+        ax.set_xticklabels([str(int(first_bar) + k) for k in range(0, len(starts), every)])
+        ax.set_xlabel("bar")
     handles = [
         Patch(color=OVERLAY_COLORS["query only"], label=f"{labels[0]} only"),
         Patch(color=OVERLAY_COLORS["output only"], label=f"{labels[1]} only"),
@@ -209,7 +223,7 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=No
 
 
 def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4.0, max_per_signal: int = 6,
-                first_bar: int = 0):
+                first_bar: int = 0, n_bars: dict | None = None):
     """Fig. 4: motif occurrences as bars on one timeline per signal (in bars).
 
     Args:
@@ -219,6 +233,9 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
         frames_per_bar: feature rows per bar.
         max_per_signal: draw at most this many motifs per signal (longest first).
         first_bar: the number of the first bar on the axis (``qbdi analyze``: 1, as scores count).
+        n_bars: {signal name: its length in bars}: the occurrences are then drawn where their
+            ``bar_spans`` lie (bars of any meter, :func:`qbdi_utils.dynamics.analyze_piece`) and
+            ``frames_per_bar`` is not used.
 
     Returns:
         the Axes.
@@ -235,10 +252,13 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
         rows = max(len(shown), 1)
         for r, m in enumerate(shown):
             yy = y + r
-            for s, e in m.spans:
-                ax.broken_barh([(first_bar + s / frames_per_bar, (e - s) / frames_per_bar)], (yy + 0.1, 0.8),
+            spans = m.bar_spans if n_bars is not None else [(s / frames_per_bar, e / frames_per_bar)
+                                                            for s, e in m.spans]
+            for s, e in spans:
+                ax.broken_barh([(first_bar + s, e - s)], (yy + 0.1, 0.8),
                                facecolor=cmap(r % 10), edgecolor="black", linewidth=0.5)
-        ax.hlines(y - 0.25, first_bar, first_bar + n_frames[name] / frames_per_bar, color="gray", linewidth=0.8)
+        length = n_bars[name] if n_bars is not None else n_frames[name] / frames_per_bar
+        ax.hlines(y - 0.25, first_bar, first_bar + length, color="gray", linewidth=0.8)
         yticks.append(y + rows / 2)
         ylabels.append(f"{name}\n({len(mlist)} motifs)")
         y += rows + 1
@@ -246,7 +266,10 @@ def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4
     ax.set_yticklabels(ylabels)
     ax.invert_yaxis()
     ax.set_xlabel("bar")
-    ax.set_xlim(first_bar, first_bar + (max(n_frames.values()) / frames_per_bar if n_frames else 1))
+    if n_bars is not None:
+        ax.set_xlim(first_bar, first_bar + (max(n_bars.values()) if n_bars else 1))
+    else:
+        ax.set_xlim(first_bar, first_bar + (max(n_frames.values()) / frames_per_bar if n_frames else 1))
     return ax
 
 
@@ -300,7 +323,8 @@ def analysis_figures(analyses: dict, title: str) -> dict:
     figs["motifs.png"] = fig
     first = next(iter(analyses.values()))
     plot_motifs(ax, {k: a.motifs for k, a in analyses.items()}, {k: a.n_features for k, a in analyses.items()},
-                frames_per_bar=first.frames_per_bar, max_per_signal=per_file, first_bar=1)
+                frames_per_bar=first.frames_per_bar, max_per_signal=per_file, first_bar=1,
+                n_bars={k: a.n_bars for k, a in analyses.items()})
     shown = ", ".join(f"{a.curve.best_threshold:.3g}" for a in analyses.values())
     ax.set_title(f"Motifs at threshold{'s' if len(analyses) > 1 else ''} {shown}: {title}")
     fig.tight_layout()
