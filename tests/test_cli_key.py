@@ -105,7 +105,7 @@ def shifted_up(path):
     return roll, np.unique(vel, axis=0), lost  # a folded onset on one of the same pitch: one note
 
 
-def folded_note(stdout: str, lost: int) -> str:
+def folded_note(lost: int) -> str:
     return f" ({lost} of the outputs' notes folded by an octave to stay within the roll's range)" if lost else ""
 
 
@@ -126,7 +126,7 @@ def test_key_corpus_is_the_c_output_moved_back_to_the_querys_key(capsys, tmp_pat
     assert key_lines(out_c) == []
     roll, vel, lost = shifted_up(c)
     assert key_lines(out_cs) == ["key: query moved -1 semitones (C# major) to the corpus's key (C major); "
-                                 "outputs written back in C# major" + folded_note(out_cs, lost)]
+                                 "outputs written back in C# major" + folded_note(lost)]
     got = pianoroll.read_midi(cs, allow_empty=True)
     assert got.roll.any()
     assert got.roll.tobytes() == roll.tobytes()
