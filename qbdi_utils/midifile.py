@@ -2,9 +2,10 @@
 
 :func:`read_smf` parses the header and the MTrk chunks (variable-length quantities, running status,
 meta and system events) within the limits of :mod:`qbdi_utils.limits`, keeping only what a piano
-roll needs: note on/off (with their velocities), tempo and time signature events. :func:`read_notes`
-merges the tracks into notes, velocities, tempos and time signatures, all in ticks;
-:func:`onset_velocities` gives the notes' velocities at their onset steps. Turning notes into a roll
+roll needs: note on/off (with their velocities), program changes, tempo and time signature events.
+:func:`read_notes` merges the tracks into notes, velocities, programs, tempos and time signatures, all in
+ticks; :func:`onset_velocities` and :func:`onset_programs` give the notes' velocities and General MIDI
+programs at their onset steps. Turning notes into a roll
 (steps, the pitch range, meters) is :func:`qbdi_utils.pianoroll.read_midi`'s part; this module knows
 nothing of rolls. :func:`smf_bytes` writes notes in ticks, each with its velocity: one part as a
 type-0 file (byte for byte what mido writes), several parts as a type-1 file with a conductor track,
@@ -15,14 +16,15 @@ Imports: errors, limits. Used by: pianoroll.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qbdi_utils import limits
 from qbdi_utils.errors import MidiFileError
 
-__all__ = ["NOTE_OFF", "NOTE_ON", "TEMPO", "TIME_SIG", "MidiNotes", "MidiPart", "ticks_to_steps", "read_smf",
-           "read_notes", "onset_velocities", "smf_bytes"]
+__all__ = ["NOTE_OFF", "NOTE_ON", "TEMPO", "TIME_SIG", "PROGRAM", "MidiNotes", "MidiPart", "ticks_to_steps",
+           "read_smf", "read_notes", "onset_velocities", "onset_programs", "smf_bytes"]
 
 
 def ticks_to_steps(ticks: int, tpb: int, spq: int) -> int:
@@ -31,7 +33,7 @@ def ticks_to_steps(ticks: int, tpb: int, spq: int) -> int:
 
 
 # kinds of the events read_smf keeps (everything else is counted and skipped)
-NOTE_OFF, NOTE_ON, TEMPO, TIME_SIG = 0, 1, 2, 3
+NOTE_OFF, NOTE_ON, TEMPO, TIME_SIG, PROGRAM = 0, 1, 2, 3, 4
 # data bytes after a status byte of the system common / real-time range (absent: undefined)
 _SYSTEM_LENGTHS = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0, 0xF8: 0, 0xFA: 0, 0xFB: 0, 0xFC: 0, 0xFE: 0}
 
@@ -59,7 +61,7 @@ def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -
 
     Returns (events, end tick); events are (tick, kind, a, b, c): note off/on (channel, note,
     velocity), tempo (microseconds per quarter, 0, 0), time signature (numerator, denominator
-    exponent, 0). ``budget`` is
+    exponent, 0), program change (channel, program, 0). ``budget`` is
     a one-element list of the messages still allowed in the file (decremented per message; the
     caller checks it against the limit). Data bytes above 127 are clipped to 127, as mido's
     ``clip=True`` reading did; a meta event does not set running status, anything else does.
@@ -119,6 +121,8 @@ def _read_track(data: bytes, pos: int, end: int, max_ticks: int, budget: list) -
         if hi == 0x90 or hi == 0x80:
             note, vel = min(data[pos], 127), min(data[pos + 1], 127)
             events.append((tick, NOTE_ON if hi == 0x90 and vel else NOTE_OFF, status & 0x0F, note, vel))
+        elif hi == 0xC0:
+            events.append((tick, PROGRAM, status & 0x0F, min(data[pos], 127), 0))
         pos += n
     budget[0] = left
     return events, tick
@@ -139,7 +143,7 @@ def read_smf(path: Path, max_steps: int, spq: int) -> tuple[int, int, list]:
     Returns:
         (format, ticks per beat, [(events, end_tick) per MTrk chunk]); events are (tick, kind, a, b, c):
         note off/on (channel, note, velocity), tempo (microseconds per quarter, 0, 0), time signature
-        (numerator, denominator exponent, 0).
+        (numerator, denominator exponent, 0), program change (channel, program, 0).
 
     Raises:
         MidiFileError: missing, empty, not MIDI, truncated, corrupt, too long, type 2 or SMPTE
@@ -216,6 +220,8 @@ class MidiNotes:
         end_tick: the end of the longest track.
         n_drum: note_ons on the drum channel (channel 10, index 9), left out of ``notes``.
         velocities: the note_on velocity (1..127) of each entry of ``notes``, in the same order.
+        programs: the General MIDI program (0..127) of each entry of ``notes``: the last program change
+            on the note's channel (in any track) at or before its onset, 0 when there is none.
     """
 
     ticks_per_beat: int
@@ -225,6 +231,7 @@ class MidiNotes:
     end_tick: int
     n_drum: int
     velocities: list = field(default_factory=list)
+    programs: list = field(default_factory=list)
 
 
 def read_notes(path: Path, max_steps: int, spq: int) -> MidiNotes:
@@ -232,7 +239,8 @@ def read_notes(path: Path, max_steps: int, spq: int) -> MidiNotes:
 
     A note_on with velocity 0 ends a note; a repeated note_on of a pitch already sounding (same
     track and channel) ends the sounding note and starts a new one; a note never ended is ended at
-    the end of its track.
+    the end of its track. A note's program is the last program change on its channel, in any track
+    (MIDI channels are shared by the tracks of a file), at or before its onset; 0 without one.
 
     Args:
         path: the .mid file.
@@ -249,6 +257,8 @@ def read_notes(path: Path, max_steps: int, spq: int) -> MidiNotes:
     _, tpb, tracks = read_smf(path, max_steps, spq)
     notes = []  # (pitch, start_tick, end_tick)
     velocities = []  # note_on velocity of each entry of notes
+    channels = []  # channel of each entry of notes
+    changes: dict[int, list] = {}  # channel -> [(tick, program)] from every track
     tempos = []  # (tick, bpm)
     sigs = []  # (tick, num, den)
     end_tick = 0
@@ -266,18 +276,37 @@ def read_notes(path: Path, max_steps: int, spq: int) -> MidiNotes:
                     start, vel = sounding.pop(key)
                     notes.append((b, start, tick))
                     velocities.append(vel)
+                    channels.append(a)
                 if kind == NOTE_ON:
                     sounding[key] = (tick, c)
             elif kind == TEMPO:
                 if a > 0:
                     tempos.append((tick, limits.clamp_tempo(60_000_000 / a)))
-            else:
+            elif kind == TIME_SIG:
                 sigs.append((tick, a, _signature_denominator(a, b, tick, path)))
+            else:
+                changes.setdefault(a, []).append((tick, b))
         for (ch, pitch), (start, vel) in sounding.items():
             notes.append((pitch, start, max(track_end, start)))
             velocities.append(vel)
+            channels.append(ch)
         end_tick = max(end_tick, track_end)
-    return MidiNotes(tpb, notes, tempos, sigs, end_tick, n_drum, velocities=velocities)
+    timelines = {ch: _timeline(seq) for ch, seq in changes.items()}  # channel -> (ticks, programs), sorted
+    programs = [_program_at(*timelines.get(ch, ([], [])), start) for (_, start, _), ch in zip(notes, channels)]
+    return MidiNotes(tpb, notes, tempos, sigs, end_tick, n_drum, velocities=velocities, programs=programs)
+
+
+def _timeline(changes) -> tuple[list, list]:
+    """(ticks, programs) of program changes [(tick, program)] sorted by tick, file order kept among
+    equal ticks (the later one then wins)."""
+    ordered = sorted(changes, key=lambda c: c[0])
+    return [t for t, _ in ordered], [p for _, p in ordered]
+
+
+def _program_at(ticks: list, programs: list, tick: int) -> int:
+    """The program of the last change at or before ``tick`` (``ticks`` sorted), 0 when none is."""
+    i = bisect.bisect_right(ticks, tick)
+    return programs[i - 1] if i else 0
 
 
 def onset_velocities(content: MidiNotes, spq: int, min_pitch: int = 0, max_pitch: int = 127) -> list:
@@ -296,8 +325,25 @@ def onset_velocities(content: MidiNotes, spq: int, min_pitch: int = 0, max_pitch
 
     Used in: :func:`qbdi_utils.pianoroll.read_midi` (``Piece.velocities``).
     """
+    return _at_onsets(content, content.velocities, spq, min_pitch, max_pitch)
+
+
+def onset_programs(content: MidiNotes, spq: int, min_pitch: int = 0, max_pitch: int = 127) -> list:
+    """The General MIDI program of every note of ``content`` at its onset step, for the notes of a
+    pitch range (as :func:`onset_velocities`).
+
+    Returns:
+        sorted list of (step, pitch, program) per note.
+
+    Used in: :func:`qbdi_utils.pianoroll.read_midi` (``Piece.programs``).
+    """
+    return _at_onsets(content, content.programs, spq, min_pitch, max_pitch)
+
+
+def _at_onsets(content: MidiNotes, values, spq: int, min_pitch: int, max_pitch: int) -> list:
+    """Sorted (onset step, pitch, value) of the notes of a pitch range, ``values`` one per note."""
     tpb = content.ticks_per_beat
-    return sorted((ticks_to_steps(s, tpb, spq), p, v) for (p, s, _), v in zip(content.notes, content.velocities)
+    return sorted((ticks_to_steps(s, tpb, spq), p, v) for (p, s, _), v in zip(content.notes, values)
                   if min_pitch <= p <= max_pitch)
 
 

@@ -20,6 +20,10 @@ steps, tempo map and bar lines). The one home of that mapping is :func:`output_v
 * **corpus**: the corpus's mean level and accents, ignoring the query's velocities.
 * a number 1..127: every note at that velocity (the old fixed 80).
 
+Instruments are the query's too when asked (``--programs query``, :func:`query_programs`): one track
+takes the program of the query's most-sounding instrument, a melody track the program that plays most
+of the query's top voice and an accompaniment track the one that plays most of the rest.
+
 The dynamics belong to the timeline, not to the notes: a navigation's bar *k* gets the query's bar
 *k*'s level and accents whichever bar its notes came from, so the shape of the performance (a
 crescendo to the end, a quiet middle section) stays where the query has it.
@@ -36,12 +40,12 @@ import numpy as np
 
 from qbdi_utils.corpus import MIDI_SUFFIXES, NAMED_SOURCES
 from qbdi_utils.errors import OptionError, QbdiError
-from qbdi_utils.pianoroll import (DEFAULT_VELOCITY, Piece, RollSpec, bar_layout, bar_meters, beat_steps,
-                                  read_midi, roll_to_notes)
+from qbdi_utils.pianoroll import (DEFAULT_VELOCITY, TRACK_LAYOUTS, Piece, RollSpec, bar_layout, bar_meters,
+                                  beat_steps, read_midi, roll_to_notes, top_voice)
 
 __all__ = [
     "VELOCITY_MODES", "MUSIC21_VELOCITY", "CORPUS_PROFILE_FILES", "LEVELS", "VelocityProfile", "parse_velocity",
-    "bar_grid", "metrical_positions", "profile", "corpus_profile", "output_velocities", "perform",
+    "bar_grid", "metrical_positions", "profile", "corpus_profile", "output_velocities", "perform", "query_programs",
 ]
 
 #: ``--velocity`` words; a whole number 1..127 is the third choice (a fixed velocity).
@@ -312,3 +316,51 @@ def perform(piece: Piece, query: Piece | None, mode="query", corpus=None, corpus
     why = (f"the dynamics of {where} are unknown" if prof is None
            else f"{where} has no dynamics (every note at {prof.mean:g})")
     return [f"--velocity corpus: {why}, so every note is at velocity {level}"]
+
+
+def query_programs(query: Piece, tracks: str = "one") -> tuple[int, ...]:
+    """The General MIDI programs of an output's tracks taken from the query's instruments.
+
+    Each query note sounds for its length in steps under the program of its channel
+    (``query.programs``; 0, piano, where the file sets none). ``"one"``: the program that sounds
+    longest in the whole query. ``"melody+accompaniment"``: for the melody the program that sounds
+    longest among the query's top-voice notes (:func:`qbdi_utils.pianoroll.top_voice`, the rule the
+    writer splits an output by), for the accompaniment the one that sounds longest among the rest (the
+    melody's when the query has nothing under its top voice). Ties go to the lower program number.
+
+    Args:
+        query: the query Piece (read by :func:`qbdi_utils.pianoroll.read_midi`).
+        tracks: one of :data:`qbdi_utils.pianoroll.TRACK_LAYOUTS`.
+
+    Returns:
+        One program per track: (program,) or (melody, accompaniment); all 0 when the query's programs
+        are unknown (``query.programs`` None) or it has no notes.
+
+    Raises:
+        OptionError: ``tracks`` is not a track layout.
+
+    Used in: ``--programs query`` (cli/performing.py).
+    """
+    if tracks not in TRACK_LAYOUTS:
+        raise OptionError(f"tracks must be one of {', '.join(TRACK_LAYOUTS)}, got {tracks!r}")
+    n_tracks = 1 if tracks == "one" else 2
+    notes = np.asarray(roll_to_notes(query.roll, query.spec), dtype=np.int64).reshape(-1, 3)
+    if query.programs is None or not len(notes):
+        return (0,) * n_tracks
+    at_onset: dict[tuple[int, int], int] = {}
+    for step, pitch, program in np.asarray(query.programs, dtype=np.int64).reshape(-1, 3):
+        at_onset.setdefault((int(step), int(pitch)), int(program))  # unisons merged in the roll: the first
+    programs = np.array([at_onset.get((int(s), int(p)), 0) for p, s, _ in notes], dtype=np.int64)
+    lengths = (notes[:, 2] - notes[:, 1]).astype(np.float64)
+
+    def longest(mask) -> int | None:
+        if not mask.any():
+            return None
+        return int(np.argmax(np.bincount(programs[mask], weights=lengths[mask], minlength=128)))
+
+    if n_tracks == 1:
+        return (longest(np.ones(len(notes), dtype=bool)),)
+    top = top_voice(notes)
+    melody = longest(top)
+    rest = longest(~top)
+    return (melody, melody if rest is None else rest)

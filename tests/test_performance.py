@@ -362,3 +362,101 @@ def test_cli_sweep_files_carry_the_dynamics_tracks_and_programs(capsys, tmp_path
         main([str(a) for a in ("sweep", "--model", model, "--query", crescendo_chords, "--out", tmp_path / "w",
                                "--wav-format", "stereo44")])
     assert exc.value.code == 2 and "--wav-format" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# --programs query: the query's instruments
+
+PIANO, MARIMBA, STRINGS = 0, 12, 48
+
+
+def _two_track_query(path, programs=(PIANO, MARIMBA), change=None, tpb=480):
+    """A type-1 file written by mido: a conductor track, a melody track on channel 0 (program
+    ``programs[0]``: quarter notes 72..79 over two 4/4 bars) and an accompaniment track on channel 1
+    (``programs[1]``: a held three-note chord per bar, 24 quarters of sound against the melody's 8).
+    ``programs`` None writes no program change at all; ``change`` (step, program) changes channel 1's
+    program there. Returns (path, melody notes, accompaniment notes) in steps of SPEC."""
+    tps = tpb // SPEC.steps_per_quarter
+    melody = [(72 + [0, 2, 4, 5, 7, 5, 4, 2][i], 4 * i, 4 * i + 4) for i in range(8)]
+    chords = [(p, s, s + 16) for s in (0, 16) for p in (48, 52, 55)]
+    conductor = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4),
+                                mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100))])
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
+    mid.tracks.append(conductor)
+    for ch, notes in ((0, melody), (1, chords)):
+        events = []
+        if programs is not None:
+            events.append((0, 0, mido.Message("program_change", channel=ch, program=programs[ch])))
+        if change is not None and ch == 1:
+            events.append((change[0] * tps, 0, mido.Message("program_change", channel=ch, program=change[1])))
+        for p, s, e in notes:
+            events.append((s * tps, 2, mido.Message("note_on", channel=ch, note=p, velocity=80)))
+            events.append((e * tps, 1, mido.Message("note_off", channel=ch, note=p, velocity=0)))
+        events.sort(key=lambda ev: (ev[0], ev[1]))
+        track, now = mido.MidiTrack(), 0
+        for t, _, m in events:
+            track.append(m.copy(time=t - now))
+            now = t
+        mid.tracks.append(track)
+    mid.save(str(path))
+    return path, melody, chords
+
+
+def test_read_midi_keeps_each_notes_program(tmp_path):
+    """Every note read carries the program of its channel at its onset: 0 for the melody, 12 for the
+    chords, and after a program change at step 16 the second bar's chords carry the new one; a file
+    without program changes gives 0 everywhere."""
+    path, melody, chords = _two_track_query(tmp_path / "duo.mid")
+    got = sorted(map(tuple, read_midi(path, SPEC).programs.tolist()))
+    assert got == sorted([(s, p, PIANO) for p, s, _ in melody] + [(s, p, MARIMBA) for p, s, _ in chords])
+    path, melody, chords = _two_track_query(tmp_path / "change.mid", change=(16, STRINGS))
+    got = sorted(map(tuple, read_midi(path, SPEC).programs.tolist()))
+    assert got == sorted([(s, p, PIANO) for p, s, _ in melody]
+                         + [(s, p, MARIMBA if s < 16 else STRINGS) for p, s, _ in chords])
+    path, _, _ = _two_track_query(tmp_path / "none.mid", programs=None)
+    assert set(read_midi(path, SPEC).programs[:, 2].tolist()) == {0}
+
+
+def test_query_programs_most_sounding_and_top_voice(tmp_path):
+    """One track: the marimba (24 quarters of chords against the piano's 8 quarters of melody). Melody +
+    accompaniment: the piano holds the whole top voice, the marimba the rest. Without program changes:
+    piano (0) for every track."""
+    query = read_midi(_two_track_query(tmp_path / "duo.mid")[0], SPEC)
+    assert performance.query_programs(query, "one") == (MARIMBA,)
+    assert performance.query_programs(query, "melody+accompaniment") == (PIANO, MARIMBA)
+    swapped = read_midi(_two_track_query(tmp_path / "swap.mid", programs=(STRINGS, PIANO))[0], SPEC)
+    assert performance.query_programs(swapped, "melody+accompaniment") == (STRINGS, PIANO)
+    none = read_midi(_two_track_query(tmp_path / "none.mid", programs=None)[0], SPEC)
+    assert performance.query_programs(none, "one") == (0,)
+    assert performance.query_programs(none, "melody+accompaniment") == (0, 0)
+    melody_only = Piece(roll=notes_to_roll([(72, 0, 4), (74, 4, 8)], 16), spec=SPEC,
+                        programs=np.array([[0, 72, 73], [4, 74, 73]]))
+    assert performance.query_programs(melody_only, "melody+accompaniment") == (73, 73)  # nothing under it
+
+
+def test_programs_option_takes_query():
+    from qbdi_utils.cli import performing
+    from qbdi_utils.errors import OptionError
+
+    assert performing.programs_option("query") == "query" == performing.programs_option(" Query ")
+    assert performing.programs_option("0,48") == (0, 48)
+    with pytest.raises(OptionError, match="'query'"):
+        performing.programs_option("queries")
+
+
+def test_cli_programs_query_gives_the_query_instruments(capsys, tmp_path, tiny_model):
+    """``--programs query``: a navigation of the two-track query written as one track takes the
+    marimba, as two tracks the piano for the melody and the marimba for the accompaniment; a query
+    without program changes gives program 0."""
+    query, _, _ = _two_track_query(tmp_path / "duo.mid")
+    none, _, _ = _two_track_query(tmp_path / "none.mid", programs=None)
+    model = tiny_model.info["model_dir"]
+    cases = [(query, "one", [MARIMBA]), (query, "melody+accompaniment", [PIANO, MARIMBA]),
+             (none, "one", [0]), (none, "melody+accompaniment", [0, 0])]
+    for i, (q, tracks, want) in enumerate(cases):
+        out = tmp_path / f"o{i}.mid"
+        code, _, err = _run(capsys, "navigate", "--model", model, "--query", q, "--source", "query",
+                            "--tracks", tracks, "--programs", "query", "--out", out)
+        assert code == 0, err
+        mid = mido.MidiFile(out)
+        assert [m.program for t in mid.tracks for m in t if m.type == "program_change"] == want

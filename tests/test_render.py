@@ -635,3 +635,130 @@ def test_musicxml_of_a_four_four_piece_is_unchanged_by_meters():
     roll = notes_to_roll([(60, 0, 8), (64, 8, 16), (67, 16, 40)], 48, spec)
     piece = Piece(roll=roll, spec=spec, name="x", time_signatures=[(0, 4, 4)])
     assert render.musicxml_bytes(piece) == render.musicxml_bytes(roll, spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# Triplets on a grid of 12 steps per quarter (16ths and triplets)
+
+SPEC12 = RollSpec(steps_per_quarter=12, steps_per_frame=48)
+
+
+def parsed_elements(data: bytes):
+    """(measure number, offset, quarterLength, (actual, normal) of the tuplet or None, midi pitches, tie)
+    of every note and rest of a MusicXML file read back by music21, in order."""
+    from fractions import Fraction
+
+    from music21 import converter
+
+    score = converter.parse(data, format="musicxml")
+    out = []
+    for el in score.parts[0].recurse().notesAndRests:
+        tup = el.duration.tuplets
+        out.append((el.getContextByClass("Measure").number, Fraction(el.offset), Fraction(el.quarterLength),
+                    (tup[0].numberNotesActual, tup[0].numberNotesNormal) if tup else None,
+                    tuple(p.midi for p in el.pitches), el.tie.type if el.tie is not None else None))
+    return score, out
+
+
+def test_musicxml_writes_triplets_on_a_twelve_step_grid():
+    """Triplet eighths (4 steps) and quarter-note triplets (8 steps) come back from the MusicXML as
+    single notes of 1/3 and 2/3 of a quarter under a 3:2 tuplet, at their onsets, untied; 16ths in
+    the same bar stay plain 16ths; every measure holds four quarters."""
+    from fractions import Fraction as F
+
+    from qbdi_utils.pianoroll import notes_to_roll
+
+    notes = [(72, 0, 4), (74, 4, 8), (76, 8, 12),  # beat 1: triplet eighths
+             (72, 12, 15), (74, 15, 18), (76, 18, 21), (77, 21, 24),  # beat 2: 16ths
+             (79, 24, 32), (77, 32, 40), (76, 40, 48),  # beats 3-4: quarter-note triplets
+             (72, 48, 52), (76, 56, 60), (74, 60, 72),  # bar 2: triplet eighth, triplet rest, eighth, quarter
+             (72, 72, 96)]
+    roll = notes_to_roll(notes, 96, SPEC12)
+    score, els = parsed_elements(render.musicxml_bytes(roll, SPEC12, 120, key_sharps=None))
+    sounding = [e for e in els if e[4]]
+    assert [(m, off, ql) for m, off, ql, *_ in sounding] == [
+        (1 + s // 48, F(s % 48, 12), F(e - s, 12)) for _, s, e in notes]
+    assert [e[4] for e in sounding] == [(p,) for p, _, _ in notes]
+    assert all(e[5] is None for e in sounding)  # no note is cut into tied fragments
+    third, two_thirds = F(1, 3), F(2, 3)
+    for m, off, ql, tup, pitches, _ in els:
+        if ql in (third, two_thirds):
+            assert tup == (3, 2), (m, off, ql)
+        else:
+            assert tup is None, (m, off, ql)
+    assert [ql for m, _, ql, _, p, _ in els if m == 2 and not p] == [third]  # the rest inside the triplet
+    assert stream_notes(score) == notes_in_quarters(notes, SPEC12)
+    for mm in score.parts[0].getElementsByClass("Measure"):
+        assert sum(F(el.duration.quarterLength) for el in mm.notesAndRests) == 4
+
+
+def test_musicxml_of_twelve_steps_keeps_dotted_and_16th_rhythms():
+    """A dotted eighth + 16th, 16ths and eighths (all on the duple grid) are written without tuplets,
+    and the file is the very file of the same rhythm on the 16th-note grid (4 steps per quarter)."""
+    from qbdi_utils.pianoroll import notes_to_roll
+
+    notes4 = [(72, 0, 3), (74, 3, 4), (76, 4, 5), (77, 5, 6), (79, 6, 8), (77, 8, 14), (76, 14, 16),
+              (74, 16, 17), (72, 17, 20), (71, 20, 32)]
+    notes12 = [(p, 3 * s, 3 * e) for p, s, e in notes4]
+    data12 = render.musicxml_bytes(notes_to_roll(notes12, 96, SPEC12), SPEC12, 120, key_sharps=None)
+    data4 = render.musicxml_bytes(notes_to_roll(notes4, 32, SPEC), SPEC, 120, key_sharps=None)
+    assert data12 == data4
+    _, els = parsed_elements(data12)
+    assert all(tup is None for *_, tup, _, _ in els)
+    assert [float(ql) for _, _, ql, _, p, _ in els if p][:6] == [0.75, 0.25, 0.25, 0.25, 0.5, 1.5]
+
+
+def test_musicxml_triplets_in_three_four_and_six_eight_fill_their_measures():
+    """A Piece in 3/4 and one in 6/8 on the 12-step grid, with triplets, are notated in bars of their
+    meter: each measure lasts three quarters, holds the time signature's number of beats (3 and 2),
+    and the triplets come back as 3:2 notes at their onsets."""
+    from fractions import Fraction as F
+
+    from qbdi_utils.pianoroll import Piece, notes_to_roll
+
+    notes = [(72, 0, 4), (74, 4, 8), (76, 8, 12), (77, 12, 20), (76, 20, 28), (74, 28, 36),  # 3/4: 8th + quarter triplets
+             (72, 36, 42), (74, 42, 44), (76, 44, 46), (77, 46, 48), (79, 48, 72)]  # eighth + triplet 16ths, half
+    for num, den, beats in ((3, 4, 3), (6, 8, 2)):
+        roll = notes_to_roll(notes, 72, SPEC12)
+        piece = Piece(roll=roll, spec=SPEC12, name="t", time_signatures=[(0, num, den)])
+        score, els = parsed_elements(render.musicxml_bytes(piece, key_sharps=None))
+        measures = list(score.parts[0].getElementsByClass("Measure"))
+        assert len(measures) == 2
+        ts = measures[0].timeSignature
+        assert ts.ratioString == f"{num}/{den}" and measures[1].timeSignature is None
+        for mm in measures:
+            assert sum(F(el.duration.quarterLength) for el in mm.notesAndRests) == 3
+            assert mm.duration.quarterLength / ts.beatDuration.quarterLength == beats == ts.beatCount
+        sounding = [e for e in els if e[4]][:10]  # the half note at the end may be two tied quarters
+        assert [(m, off, ql) for m, off, ql, *_ in sounding] == [
+            (1 + s // 36, F(s % 36, 12), F(e - s, 12)) for _, s, e in notes[:10]]
+        assert [e[3] for e in sounding] == [(3, 2)] * 6 + [None] + [(3, 2)] * 3
+        assert stream_notes(score) == notes_in_quarters(notes, SPEC12)
+
+
+def test_musicxml_twelve_steps_half_note_triplets_sextuplets_and_ornaments():
+    """Half-note triplets fill a 4/4 bar as three 4/3-quarter notes in one 3:2 bracket; a beat of six
+    2-step notes is two brackets of three triplet 16ths; an eighth then three triplet 16ths keep the
+    eighth plain and bracket the 16ths; a dotted eighth then 2 + 1 steps (an ornament off the grid)
+    keeps the dotted eighth plain. Brackets counted in the MusicXML (<tuplet type="start">) per measure."""
+    import re
+    from fractions import Fraction as F
+
+    from qbdi_utils.pianoroll import notes_to_roll
+
+    notes = [(72, 0, 16), (74, 16, 32), (76, 32, 48),  # bar 1: half-note triplets
+             *[(72 + i, 48 + 2 * i, 50 + 2 * i) for i in range(6)],  # bar 2 beat 1: sextuplet
+             (72, 60, 66), (74, 66, 68), (76, 68, 70), (77, 70, 72),  # beat 2: eighth + triplet 16ths
+             (79, 72, 81), (77, 81, 83), (79, 83, 84),  # beat 3: dotted eighth + 2 + 1 steps
+             (72, 84, 96)]  # beat 4: quarter
+    data = render.musicxml_bytes(notes_to_roll(notes, 96, SPEC12), SPEC12, 120, key_sharps=None)
+    score, els = parsed_elements(data)
+    sounding = [e for e in els if e[4]]
+    assert [(m, off, ql) for m, off, ql, *_ in sounding] == [
+        (1 + s // 48, F(s % 48, 12), F(e - s, 12)) for _, s, e in notes]
+    assert all(e[5] is None for e in sounding)
+    assert [e[3] is not None for e in sounding] == [True] * 3 + [True] * 6 + [False] + [True] * 3 + [False] \
+        + [True] * 2 + [False]
+    measures = re.split(rb"<measure ", data)[1:]
+    assert [len(re.findall(rb"<tuplet [^>]*type=\"start\"", m)) for m in measures] == [1, 4]
+    assert stream_notes(score) == notes_in_quarters(notes, SPEC12)

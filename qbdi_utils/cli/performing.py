@@ -1,10 +1,11 @@
 """How an output of ``qbdi improvise`` / ``qbdi navigate`` is performed: its command-line options.
 
 ``--velocity``, ``--tracks``, ``--programs`` and ``--wav-format`` are :func:`add_performance`, each with
-its typed converter; :func:`layout` checks them together before any work and :func:`perform` gives an
-output its velocities (:mod:`qbdi_utils.performance`).
+its typed converter; :func:`layout` checks them together before any work (with ``--programs query``
+it reads the query's instruments, :func:`qbdi_utils.performance.query_programs`) and :func:`perform`
+gives an output its velocities (:mod:`qbdi_utils.performance`).
 
-Imports: corpus, errors, performance, pianoroll, render.audio, cli.model_corpus.
+Imports: corpus, errors, model.persist, performance, pianoroll, render.audio, cli.model_corpus.
 Used in: cli/improvise.py, cli/navigate.py.
 """
 
@@ -16,11 +17,15 @@ from qbdi_utils import performance
 from qbdi_utils.cli import model_corpus
 from qbdi_utils.corpus import NAMED_SOURCES
 from qbdi_utils.errors import CorpusError, OptionError
-from qbdi_utils.pianoroll import TRACK_LAYOUTS
+from qbdi_utils.model.persist import saved_spec
+from qbdi_utils.pianoroll import TRACK_LAYOUTS, RollSpec, read_midi
 from qbdi_utils.render.audio import WAV_FORMATS
 
-__all__ = ["add_performance", "layout", "perform", "perform_all", "programs_option", "tracks_option", "velocity_option",
-           "wav_format_option"]
+__all__ = ["QUERY_PROGRAMS", "add_performance", "layout", "perform", "perform_all", "programs_option", "tracks_option",
+           "velocity_option", "wav_format_option"]
+
+#: ``--programs`` word for the query's own instruments (:func:`qbdi_utils.performance.query_programs`).
+QUERY_PROGRAMS = "query"
 
 
 def velocity_option(value: str) -> str | int:
@@ -45,16 +50,19 @@ def tracks_option(value: str) -> str:
     return _one_of("--tracks", value, TRACK_LAYOUTS)
 
 
-def programs_option(value: str) -> tuple[int, ...]:
-    """``--programs P[,P]``: General MIDI programs 0..127, one per track (one value: every track).
+def programs_option(value: str) -> tuple[int, ...] | str:
+    """``--programs P[,P]|query``: General MIDI programs 0..127, one per track (one value: every track),
+    or :data:`QUERY_PROGRAMS` for the query's own (resolved by :func:`layout`).
 
     Raises:
-        OptionError: not one or two whole numbers 0..127 separated by a comma.
+        OptionError: neither "query" nor one or two whole numbers 0..127 separated by a comma.
     """
+    if str(value).strip().lower() == QUERY_PROGRAMS:
+        return QUERY_PROGRAMS
     parts = [p.strip() for p in str(value).split(",")]
     if not 1 <= len(parts) <= 2 or not all(p.isdigit() and int(p) <= 127 for p in parts):
         raise OptionError(f"--programs {value!r}: give one or two General MIDI programs 0..127 separated "
-                          "by a comma (e.g. 0,48)")
+                          f"by a comma (e.g. 0,48), or '{QUERY_PROGRAMS}' for the query's instruments")
     return tuple(int(p) for p in parts)
 
 
@@ -78,9 +86,12 @@ def add_performance(parser, *, wav: bool = True) -> None:
     parser.add_argument("--tracks", type=tracks_option, default="one", metavar="{" + "|".join(TRACK_LAYOUTS) + "}",
                         help="'one' MIDI track (default) or the top voice and the rest in two tracks "
                         "(a type-1 file; panned apart in a stereo WAV)")
-    parser.add_argument("--programs", type=programs_option, default=None, metavar="P[,P]",
+    parser.add_argument("--programs", type=programs_option, default=None, metavar="P[,P]|query",
                         help="General MIDI program of each track, 0..127 (default 0, piano; e.g. 0,48 for "
-                        "piano over strings)")
+                        "piano over strings), or 'query' for the query's instruments: with --tracks one the "
+                        "program that sounds longest in the query, with melody+accompaniment the one that "
+                        "plays most of the query's top voice for the melody and most of the rest for the "
+                        "accompaniment (0 where the query sets no program)")
     if not wav:
         return
     parser.add_argument("--wav-format", type=wav_format_option, default="mono22",
@@ -91,13 +102,24 @@ def add_performance(parser, *, wav: bool = True) -> None:
 def layout(args) -> dict:
     """The writing options of :func:`add_performance` checked together (before any work).
 
+    With ``--programs query`` the query (``args.query``) is read on the model's grid (``--model``'s
+    saved RollSpec, else the default model's) for its instruments only, and the programs are
+    :func:`qbdi_utils.performance.query_programs` of it for ``--tracks``.
+
     Returns:
         {"tracks", "programs" (one per track), "wav_format"}: the keyword arguments of the writers.
 
     Raises:
         OptionError: two programs for one track.
+        MidiFileError, NoNotesError, ModelError: ``--programs query`` and the query or the model
+            directory cannot be read (as the command's own reading would say).
     """
     n = 1 if args.tracks == "one" else 2
+    if args.programs == QUERY_PROGRAMS:
+        model = getattr(args, "model", None)
+        spec = RollSpec() if model is None else saved_spec(model)
+        programs = performance.query_programs(read_midi(args.query, spec), args.tracks)
+        return {"tracks": args.tracks, "programs": programs, "wav_format": getattr(args, "wav_format", None)}
     programs = args.programs or (0,)
     if len(programs) > n:
         raise OptionError(f"--programs {','.join(map(str, programs))} names {len(programs)} programs but "

@@ -28,7 +28,8 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
     """Read a Standard MIDI File into a :class:`Piece`.
 
     All tracks and channels are merged, except the drum channel (channel 10, index 9), whose notes
-    are counted in ``dropped["drum"]``. A note_on with velocity 0 ends a note. A repeated note_on of a
+    are counted in ``dropped["drum"]``; each note's General MIDI program (the last program change on
+    its channel at its onset, 0 without one) is kept in ``Piece.programs``. A note_on with velocity 0 ends a note. A repeated note_on of a
     pitch already sounding (same track and channel) ends the sounding note and starts a new one; a
     note never ended is ended at the end of its track. Onsets and offsets are rounded to the
     nearest step (any ticks per beat) and every note lasts at least one step. Notes outside
@@ -97,9 +98,11 @@ def read_midi(path, spec: RollSpec = RollSpec(), *, meter: str | None = None,
 
     velocities = np.array(midifile.onset_velocities(content, spq, spec.min_pitch, spec.max_pitch),
                           dtype=np.int64).reshape(-1, 3)
+    programs = np.array(midifile.onset_programs(content, spq, spec.min_pitch, spec.max_pitch),
+                        dtype=np.int64).reshape(-1, 3)
     return Piece(roll=roll, spec=spec, name=path.stem, tempo_map=tempo_map,
                  time_signatures=time_signatures, ticks_per_beat=tpb,
-                 bar_offset_steps=bar_offset, dropped=dropped, velocities=velocities)
+                 bar_offset_steps=bar_offset, dropped=dropped, velocities=velocities, programs=programs)
 
 
 def _notes_in_steps(notes, tpb: int, spec: RollSpec) -> tuple[list, int]:

@@ -108,6 +108,10 @@ class Piece:
             for a piece read from MIDI, the performed ones for an output
             (:func:`qbdi_utils.performance.perform`); None when unknown (the writers then use
             :data:`DEFAULT_VELOCITY`).
+        programs: (n, 3) int array of (step, pitch, General MIDI program 0..127) per note onset, for a
+            piece read from MIDI (the program in effect on the note's channel; 0 where the file sets
+            none); None when unknown. ``--programs query`` reads it
+            (:func:`qbdi_utils.performance.query_programs`).
     """
 
     roll: np.ndarray
@@ -119,6 +123,7 @@ class Piece:
     bar_offset_steps: int = 0
     dropped: dict = field(default_factory=dict)
     velocities: np.ndarray | None = None
+    programs: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
