@@ -6,10 +6,10 @@ default; or C major / A minor, ``"relative"``) and the model records those optio
 3/4 chorale bwv145.5 keeps 42.4 sounding cells per bar of its 60.0 at full rate, moved to C first
 58.1. :func:`to_corpus_key` moves a query the way the model's corpus was moved (the same estimator,
 :func:`qbdi_utils.harmony.estimate_key`, and the same shift, :func:`qbdi_utils.corpus.normalising_shift`);
-:func:`to_query_key` moves an output back by the opposite shift. Both shift the roll and the
-velocities together (:func:`shift_piece`). A pitch that would leave the roll's range is folded by an
-octave back into it (same pitch class, so the key is kept; a folded note that lands on a sounding
-note of the same pitch merges with it) and counted, never dropped.
+:func:`to_query_key` moves an output back by the opposite shift. Both shift the roll, the
+velocities and the notes' programs together (:func:`shift_piece`). A pitch that would leave the
+roll's range is folded by an octave back into it (same pitch class, so the key is kept; a folded
+note that lands on a sounding note of the same pitch merges with it) and counted, never dropped.
 
 Imports: corpus, harmony, pianoroll, training.
 Used in: ``qbdi improvise``, ``qbdi navigate``, ``qbdi sweep`` (``--key``, :mod:`qbdi_utils.cli.options`).
@@ -28,11 +28,14 @@ from qbdi_utils.errors import ModelError
 from qbdi_utils.harmony import estimate_key
 from qbdi_utils.pianoroll import Piece, RollSpec
 
-__all__ = ["KEY_MODES", "KeyShift", "corpus_transpose", "fold_pitches", "shift_piece", "to_corpus_key",
+__all__ = ["KEY_MODES", "ONSET_TABLES", "KeyShift", "corpus_transpose", "fold_pitches", "shift_piece", "to_corpus_key",
            "to_query_key", "shift_message"]
 
 KEY_MODES = ("corpus", "query")
 """``--key``: "corpus" hears the query in the corpus's key (the default), "query" as it is."""
+
+ONSET_TABLES = ("velocities", "programs")
+"""The Piece fields that are (n, 3) tables of (step, pitch, value) per note onset: moved with the roll."""
 
 
 class KeyShift(NamedTuple):
@@ -99,13 +102,14 @@ def shift_piece(piece: Piece, semitones: int) -> tuple[Piece, int]:
 
     Args:
         piece: a Piece (or Improvisation / Navigation: the copy keeps its class and other fields);
-            ``piece.roll`` (T, spec.n_columns), ``piece.velocities`` (n, 3) (step, pitch, velocity) or None.
+            ``piece.roll`` (T, spec.n_columns); ``piece.velocities`` and ``piece.programs`` (n, 3)
+            (step, pitch, velocity / program) or None (:data:`ONSET_TABLES`).
         semitones: the shift, positive is up.
 
     Returns:
         (the moved Piece, number of notes -- articulations -- folded). ``semitones == 0`` gives a copy
-        with the same roll. Velocities follow their notes; where a folded note merges with one of
-        the same pitch and step, the first listed velocity is kept.
+        with the same roll. Velocities and programs follow their notes; where a folded note merges
+        with one of the same pitch and step, the first listed value is kept.
     """
     spec = piece.spec
     n = spec.n_pitches
@@ -119,16 +123,17 @@ def shift_piece(piece: Piece, semitones: int) -> tuple[Piece, int]:
     moved = np.arange(n) + s
     outside = (moved < 0) | (moved >= n)
     folded = int(roll[:, n:][:, outside].sum())
-    vel = piece.velocities
-    if vel is not None:
-        v = np.asarray(vel, dtype=np.int64).reshape(-1, 3).copy()
-        v[:, 1] = fold_pitches(v[:, 1] + s, spec)
-        _, first = np.unique(v[:, :2], axis=0, return_index=True)
-        vel = v[np.sort(first)]
     # lists and dicts (dropped, warnings, labels) copied, so that the two pieces never share them
     own = {f.name: type(v)(v) for f in dataclasses.fields(piece)
            if f.init and isinstance(v := getattr(piece, f.name), (list, dict))}
-    return dataclasses.replace(piece, roll=out, velocities=vel, **own), folded
+    for name in ONSET_TABLES:  # per-onset tables follow their notes
+        table = getattr(piece, name, None)
+        if table is not None:
+            t = np.asarray(table, dtype=np.int64).reshape(-1, 3).copy()
+            t[:, 1] = fold_pitches(t[:, 1] + s, spec)
+            _, first = np.unique(t[:, :2], axis=0, return_index=True)
+            own[name] = t[np.sort(first)]
+    return dataclasses.replace(piece, roll=out, **own), folded
 
 
 def to_corpus_key(model, query: Piece) -> tuple[Piece, KeyShift]:

@@ -29,7 +29,9 @@ def chords_piece(semitones: int = 0, repeats: int = 2) -> Piece:
             roll[16 * b:16 * b + 16, k] = 1
             roll[16 * b, SPEC.n_pitches + k] = 1
             vel.append((16 * b, p + semitones, 40 + p % 50))
-    return Piece(roll=roll, spec=SPEC, name="chords", velocities=np.array(vel, np.int64))
+    vel = np.array(vel, np.int64)
+    programs = np.column_stack([vel[:, :2], np.where(vel[:, 1] < 55, 32, 0)])  # bass on program 32
+    return Piece(roll=roll, spec=SPEC, name="chords", velocities=vel, programs=programs)
 
 
 def model_recording(transpose="tonic", recorded=True):
@@ -55,9 +57,12 @@ def test_shift_matches_transpose_roll_inside_the_range_and_round_trips():
         np.testing.assert_array_equal(moved.roll, want)
         np.testing.assert_array_equal(moved.velocities[:, 1], piece.velocities[:, 1] + s)
         np.testing.assert_array_equal(moved.velocities[:, [0, 2]], piece.velocities[:, [0, 2]])
+        np.testing.assert_array_equal(moved.programs[:, 1], piece.programs[:, 1] + s)
+        np.testing.assert_array_equal(moved.programs[:, [0, 2]], piece.programs[:, [0, 2]])
         back, _ = corpus_key.shift_piece(moved, -s)
         np.testing.assert_array_equal(back.roll, piece.roll)
         np.testing.assert_array_equal(back.velocities, piece.velocities)
+        np.testing.assert_array_equal(back.programs, piece.programs)
     assert piece.velocities[0, 1] == 48  # the original is untouched
 
 
@@ -93,6 +98,7 @@ def test_to_corpus_key_moves_the_query_as_the_corpus_was_moved():
     assert (shift.query_key, shift.corpus_key, shift.folded) == ("C# major", "C major", 0)
     np.testing.assert_array_equal(moved.roll, chords_piece(0).roll)
     np.testing.assert_array_equal(moved.velocities, chords_piece(0).velocities)
+    np.testing.assert_array_equal(moved.programs, chords_piece(0).programs)
     assert corpus_key.shift_message(shift) == ("query moved -1 semitones (C# major) to the corpus's key "
                                                "(C major); outputs written back in C# major")
     # up to a tritone, ties down: F# major goes down 6, G major down 7 is not the smallest: up 5
