@@ -1,6 +1,6 @@
 """``qbdi improvise``: a query MIDI file in, an improvisation in the corpus's style out.
 
-    qbdi improvise [--model MODEL_DIR] --query FILE.mid --bits {full|N} [--stats MODE] [--seed S]
+    qbdi improvise [--model MODEL_DIR] --query FILE.mid [--key {corpus|query}] --bits {full|N} [--stats MODE] [--seed S]
                    [--threshold P] [--decode {paper|floor|typical}] [--velocity {query|corpus|N}]
                    [--tracks {one|melody+accompaniment}] [--programs P[,P]] [--wav-format {mono22|stereo44}]
                    --out OUT.mid [--musicxml F.musicxml] [--wav F.wav] [--corpus C] [--force] [--quiet]
@@ -12,6 +12,8 @@ model cannot take as it is (another meter, notes out of range, longer than any t
 printed as ``warning:`` lines on stderr, once each; ``--decode`` chooses the decoding (notebook 08:
 the paper's threshold, a per-bar onset floor, or a typical corpus bar at 0 bits); then the fidelity line (query and style side) and,
 when the output is silent or nearly so, a warning with the cause and what to try instead.
+``--key corpus`` (the default) improvises on the query moved to the key the model's corpus was
+normalised to and writes the output back in the query's key (:func:`qbdi_utils.cli.outputs.hear`).
 ``qbdi sweep`` (every budget of the paper's claims) is :mod:`qbdi_utils.cli.sweep`.
 """
 
@@ -21,7 +23,8 @@ from qbdi_utils import blend
 from qbdi_utils.cli import checks, options, performing
 from qbdi_utils.cli.messages import warn
 from qbdi_utils.cli.outputs import (
-    add_piece_outputs, check_piece_outputs, load, report_piece, training_corpus_once, write_piece,
+    add_piece_outputs, answer, check_piece_outputs, hear, load, report_piece, say_key, training_corpus_once,
+    write_piece,
 )
 from qbdi_utils.cli.values import probability
 from qbdi_utils.improvise import improvise
@@ -39,6 +42,7 @@ def add_parser(subparsers) -> None:
     )
     options.add_model(p)
     options.add_query(p)
+    options.add_key(p)
     options.add_bits(p, required=True, help="bits per frame: 'full' (no channel) or a whole number >= 0")
     options.add_stats(p)
     options.add_seed(p)
@@ -56,13 +60,16 @@ def run_improvise(args) -> int:
     outs = check_piece_outputs(args)
     layout = performing.layout(args)
     model, query = load(model_dir, query_path, audio=args.wav is not None)
+    heard, shift = hear(args.key, model, query)  # --key corpus: in the corpus's key
     training = training_corpus_once(model, args.corpus)  # --decode floor and the fidelity line: one load
     decode = blend.decoding(model, args.decode, training)
-    piece = improvise(model, query, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold, **decode)
-    piece.warnings += performing.perform(args, model, query, piece)
-    warn("improvise", piece.warnings)
-    given = write_piece(piece, outs, args.force, layout=layout)
-    print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
+    piece = improvise(model, heard, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold, **decode)
+    (written,), folded = answer([piece], shift)  # written in the query's key
+    written.warnings += performing.perform(args, model, query, written)
+    warn("improvise", written.warnings)
+    given = write_piece(written, outs, args.force, layout=layout)
+    say_key(args, shift, folded)
+    print(f"{written.name}: {written.n_steps} steps at {written.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
-    report_piece("improvise", model, query, piece, args.corpus, args.threshold, training)
+    report_piece("improvise", model, heard, piece, args.corpus, args.threshold, training)  # like with like
     return 0

@@ -1,6 +1,6 @@
 """``qbdi navigate``: oracle improvisation in latent space (a new bar order, then the channel, then the VAE).
 
-    qbdi navigate [--model MODEL_DIR] --query FILE.mid --source {query|corpus} [--continuity P]
+    qbdi navigate [--model MODEL_DIR] --query FILE.mid [--key {corpus|query}] --source {query|corpus} [--continuity P]
                   [--min-context K] [--bits full|N] [--stats MODE] [--seed S] [--velocity {query|corpus|N}]
                   [--tracks {one|melody+accompaniment}] [--programs P[,P]] [--wav-format {mono22|stereo44}] --out OUT.mid
                   [--musicxml F] [--wav F] [--corpus C] [--force] [--quiet]
@@ -10,7 +10,8 @@ otherwise jump to a state sharing at least K bars of context); ``--source corpus
 through the oracle of the model's training corpus closest to the query (the corpus the model records,
 or ``--corpus`` if it moved; a corpus that is gone is one line before anything is parsed). Beside
 OUT.mid it writes OUT.json: for every output bar (counted from 1), the oracle state it came from (query
-bar, or corpus piece and bar, from 1) and whether it was a jump. Options and outputs are checked
+bar, or corpus piece and bar, from 1) and whether it was a jump. ``--key`` as in ``qbdi improvise`` (default
+corpus: the query is heard in the corpus's key, the outputs written back in its own). Options and outputs are checked
 before the model is loaded; the fidelity line and a warning for a (nearly) silent output follow.
 """
 
@@ -21,7 +22,9 @@ from pathlib import Path
 from qbdi_utils import navigate as nav_mod
 from qbdi_utils.cli import checks, model_corpus, options, performing
 from qbdi_utils.cli.messages import warn
-from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, report_piece, write_piece
+from qbdi_utils.cli.outputs import (
+    add_piece_outputs, answer, check_piece_outputs, hear, load, report_piece, say_key, write_piece,
+)
 from qbdi_utils.errors import OptionError
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, SOURCES, check_min_context
 from qbdi_utils.navigate_output import path_json_text
@@ -41,6 +44,7 @@ def add_parser(subparsers) -> None:
     )
     options.add_model(p)
     options.add_query(p)
+    options.add_key(p)
     p.add_argument("--source", required=True, metavar="{query|corpus}",
                    help="'query': navigate the query's own oracle; 'corpus': the path through the "
                    "model's training corpus closest to the query")
@@ -74,15 +78,18 @@ def run_navigate(args) -> int:
     layout = performing.layout(args)
 
     model, query = load(model_dir, query_path, audio=args.wav is not None)
+    heard, shift = hear(args.key, model, query)  # --key corpus: in the corpus's key
     oracle = None
     if args.source == "corpus":
         oracle = nav_mod.corpus_oracle(model, model_corpus.training_corpus(model, args.corpus, progress=True))
-    nav = nav_mod.navigate(model, query, args.source, continuity, min_context, args.bits, args.stats, args.seed,
+    nav = nav_mod.navigate(model, heard, args.source, continuity, min_context, args.bits, args.stats, args.seed,
                            oracle=oracle)
-    nav.warnings += performing.perform(args, model, query, nav)
-    warn("navigate", nav.warnings)
-    written = write_piece(nav, outs, args.force, {json_path: path_json_text(nav)}, layout=layout)
-    print(f"{nav.name}: {len(nav.path)} bars, {int(nav.jumps.sum())} jumps, oracle threshold "
-          f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
-    report_piece("navigate", model, query, nav, args.corpus)
+    (back,), folded = answer([nav], shift)  # written in the query's key
+    back.warnings += performing.perform(args, model, query, back)
+    warn("navigate", back.warnings)
+    written = write_piece(back, outs, args.force, {json_path: path_json_text(back)}, layout=layout)
+    say_key(args, shift, folded)
+    print(f"{back.name}: {len(back.path)} bars, {int(back.jumps.sum())} jumps, oracle threshold "
+          f"{back.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
+    report_piece("navigate", model, heard, nav, args.corpus)  # like with like: both in the corpus's key
     return 0

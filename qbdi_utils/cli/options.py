@@ -1,6 +1,6 @@
 """One definition per shared option of the ``qbdi`` command (the options layer).
 
-``--model``, ``--query``, ``--force``, ``--seed``, ``--bits``, ``--stats``, ``--continuity``,
+``--model``, ``--query``, ``--key``, ``--force``, ``--seed``, ``--bits``, ``--stats``, ``--continuity``,
 ``--decode`` and ``--quiet`` are added by the ``add_*`` functions below, each with its typed converter
 (the generic ones from :mod:`qbdi_utils.cli.values`, the musical ones -- :func:`bits_option`,
 :func:`stats_option` -- here); a sub-command's own options are defined in its module. The corpus and
@@ -9,20 +9,21 @@ the model's layout (``--corpus``, ``--meter``, ``--steps-per-quarter``) are
 ``--programs``, ``--wav-format``) is :mod:`qbdi_utils.cli.performing`. The "exists / --force" checks
 of outputs are :mod:`qbdi_utils.cli.checks`.
 
-Imports: errors, improvise, navigate, cli.values.
+Imports: corpus_key, errors, improvise, navigate, cli.values.
 Used in: every ``qbdi_utils/cli/*.py``.
 """
 
 from __future__ import annotations
 
 from qbdi_utils.cli.values import MAX_SEED, SEED_WHY, whole_number
+from qbdi_utils.corpus_key import KEY_MODES
 from qbdi_utils.errors import OptionError
 from qbdi_utils.improvise import DECODE_MODES, STATS_MODES, check_stats_mode, parse_bits
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, check_continuity
 
 __all__ = [
-    "MAX_BITS", "add_bits", "add_continuity", "add_decode", "add_force", "add_model", "add_query", "add_quiet",
-    "add_seed", "add_stats", "bits_option", "stats_option",
+    "MAX_BITS", "add_bits", "add_continuity", "add_decode", "add_force", "add_key", "add_model", "add_query",
+    "add_quiet", "add_seed", "add_stats", "bits_option", "key_option", "stats_option",
 ]
 
 
@@ -62,6 +63,19 @@ def stats_option(value: str) -> str:
         raise OptionError(f"--stats {value!r} is not one of {', '.join(STATS_MODES)}") from None
 
 
+def key_option(value: str) -> str:
+    """``--key``: one of :data:`qbdi_utils.corpus_key.KEY_MODES` ("corpus" or "query").
+
+    Raises:
+        OptionError: another word.
+    """
+    text = str(value).strip().lower()
+    if text not in KEY_MODES:
+        raise OptionError(f"--key {value!r} is not one of {', '.join(KEY_MODES)} (corpus: hear the query in the "
+                          "key the model's corpus was moved to; query: as it is)")
+    return text
+
+
 def add_model(parser, *, required: bool = False, help: str | None = None) -> None:
     """``--model MODEL_DIR``: a saved StyleVAE (optional: the default model)."""
     parser.add_argument("--model", required=required, default=None, metavar="MODEL_DIR",
@@ -72,6 +86,15 @@ def add_model(parser, *, required: bool = False, help: str | None = None) -> Non
 def add_query(parser) -> None:
     """``--query FILE.mid`` (required)."""
     parser.add_argument("--query", required=True, metavar="FILE.mid", help="query MIDI file")
+
+
+def add_key(parser) -> None:
+    """``--key {corpus|query}``: the key the query is heard in (:mod:`qbdi_utils.corpus_key`; default corpus)."""
+    parser.add_argument("--key", type=key_option, default="corpus", metavar="{" + "|".join(KEY_MODES) + "}",
+                        help="'corpus' (default): move the query to the key the model's training corpus was "
+                        "normalised to (tonic C for the chorales), improvise there and write the outputs back "
+                        "in the query's key (the fidelity line and claims are measured in the corpus's key); "
+                        "'query': use the query in its own key")
 
 
 def add_force(parser, help: str = "overwrite existing outputs") -> None:

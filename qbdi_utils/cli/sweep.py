@@ -1,6 +1,6 @@
 """``qbdi sweep``: improvise at every bit budget of the paper's claims, tabulate them and say which claims hold.
 
-    qbdi sweep [--model MODEL_DIR] --query FILE.mid --out DIR [--seeds K] [--stats MODE] [--corpus C]
+    qbdi sweep [--model MODEL_DIR] --query FILE.mid [--key {corpus|query}] --out DIR [--seeds K] [--stats MODE] [--corpus C]
                [--velocity {query|corpus|N}] [--tracks T] [--programs P[,P]] [--force] [--quiet]
 
 Writes into DIR each distinct improvisation once: ``<stem>_<rate>.mid`` when every seed gave the same
@@ -10,7 +10,9 @@ is that row's output against the query's bars in shuffled order). Prints the tab
 each of the paper's claims (:func:`qbdi_utils.claims.claim_verdicts`) and a warning for a rate whose
 outputs are silent or nearly so. All outputs are one :class:`qbdi_utils.files.OutputSet`; every name
 this run could write is checked before any work. The MIDI files carry velocities, tracks and
-programs as ``qbdi improvise`` writes them (:func:`qbdi_utils.cli.performing.add_performance`).
+programs as ``qbdi improvise`` writes them (:func:`qbdi_utils.cli.performing.add_performance`). ``--key``
+as in ``qbdi improvise`` (default corpus): the table and the verdicts are measured in the corpus's key,
+the MIDI files are written back in the query's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from qbdi_utils import blend, claims, files, harmony, report
 from qbdi_utils.cli import checks, corpus_options, options, performing
 from qbdi_utils.cli.messages import silence_warning, warn
-from qbdi_utils.cli.outputs import corpus_reference, load, midi_bytes
+from qbdi_utils.cli.outputs import answer, corpus_reference, hear, load, midi_bytes, say_key
 from qbdi_utils.cli.values import whole_number
 from qbdi_utils.improvise import CLAIM_RATES, rate_label
 
@@ -65,6 +67,7 @@ def add_parser(subparsers) -> None:
     )
     options.add_model(s)
     options.add_query(s)
+    options.add_key(s)
     s.add_argument("--out", required=True, metavar="DIR", help="output directory")
     s.add_argument("--seeds", type=whole_number("--seeds", 1, MAX_SEEDS,
                                                 f"each seed is {len(CLAIM_RATES)} more improvisations"),
@@ -105,21 +108,26 @@ def run_sweep(args) -> int:
     layout = performing.layout(args)
 
     model, query = load(model_dir, query_path)
-    rows, pieces = claims.claims_sweep(model, query, CLAIM_RATES, k, mode=args.stats, return_pieces=True)
+    heard, shift = hear(args.key, model, query)  # --key corpus: measured in the corpus's key
+    rows, pieces = claims.claims_sweep(model, heard, CLAIM_RATES, k, mode=args.stats, return_pieces=True)
     warn("sweep", next(iter(pieces.values())).warnings)
     ref, note = corpus_reference(model, args.corpus)
-    rows = [r for r in blend.sweep_with_fidelity(query, rows, pieces, ref) if r["rate"] != "chance"]
+    rows = [r for r in blend.sweep_with_fidelity(heard, rows, pieces, ref) if r["rate"] != "chance"]
     table = [{col: r.get(key, "") for col, key in CSV_COLUMNS.items()} for r in rows]
-    performed = performing.perform_all(args, model, query, [pieces[key] for key in sorted(pieces, key=str)])
-    midis = _distinct(pieces, stem, out, layout)
+    order = sorted(pieces, key=str)
+    moved, folded = answer([pieces[key] for key in order], shift)  # the MIDI files: in the query's key
+    written = dict(zip(order, moved))
+    performed = performing.perform_all(args, model, query, [written[key] for key in order])
+    midis = _distinct(written, stem, out, layout)
     with files.OutputSet(force=args.force) as out_set:
         for path, data in midis.items():
             out_set.add_bytes(path, data)
         out_set.add_csv(out / "claims.csv", table, columns=list(CSV_COLUMNS), float_format=".4f")
+    say_key(args, shift, folded)
     print(f"{len(midis)} distinct improvisations of {stem} ({len(CLAIM_RATES)} rates x {k} seeds) and "
           f"claims.csv written to {out}")
     print(report.table([{h: r[c] for h, c in _SHOWN.items()} for r in table]))
-    print(_verdicts(model, query, rows, pieces, args.stats, k))
+    print(_verdicts(model, heard, rows, pieces, args.stats, k))
     if note:
         warn("sweep", [note])
     warn("sweep", performed)
