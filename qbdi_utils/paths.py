@@ -25,7 +25,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 DATA_DIR = REPO_ROOT / "data"
 QUERY_DIR = DATA_DIR / "queries"
-FIGURES_DIR = REPO_ROOT / "figures"
+#: where the notebooks write their figures and tables: ``figures/`` of the checkout, or
+#: ``QBDI_FIGURES_DIR`` when set (``make test`` sets it to a temporary folder, so a test run never
+#: overwrites the committed figures with its smaller profile's).
+FIGURES_DIR = Path(os.environ.get("QBDI_FIGURES_DIR") or REPO_ROOT / "figures")
 APP_NAME = "qbdi"
 
 
