@@ -20,9 +20,8 @@ from __future__ import annotations
 from qbdi_utils import blend
 from qbdi_utils.cli import checks, options, performing
 from qbdi_utils.cli.messages import warn
-from qbdi_utils.cli.outputs import (
-    add_piece_outputs, check_piece_outputs, load, report_piece, training_corpus_once, write_piece,
-)
+from qbdi_utils.cli.fidelity import report_piece
+from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, training_corpus_once, write_piece
 from qbdi_utils.cli.values import probability
 from qbdi_utils.improvise import improvise
 
@@ -64,5 +63,5 @@ def run_improvise(args) -> int:
     given = write_piece(piece, outs, args.force, layout=layout)
     print(f"{piece.name}: {piece.n_steps} steps at {piece.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
-    report_piece("improvise", model, query, piece, args.corpus, args.threshold, training)
+    report_piece("improvise", model, query, piece, corpus=args.corpus, threshold=args.threshold, training=training)
     return 0

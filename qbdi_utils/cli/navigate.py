@@ -21,7 +21,8 @@ from pathlib import Path
 from qbdi_utils import navigate as nav_mod
 from qbdi_utils.cli import checks, model_corpus, options, performing
 from qbdi_utils.cli.messages import warn
-from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, report_piece, write_piece
+from qbdi_utils.cli.fidelity import report_piece
+from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, write_piece
 from qbdi_utils.errors import OptionError
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, SOURCES, check_min_context
 from qbdi_utils.navigate_output import path_json_text
@@ -77,12 +78,12 @@ def run_navigate(args) -> int:
     oracle = None
     if args.source == "corpus":
         oracle = nav_mod.corpus_oracle(model, model_corpus.training_corpus(model, args.corpus, progress=True))
-    nav = nav_mod.navigate(model, query, args.source, continuity, min_context, args.bits, args.stats, args.seed,
-                           oracle=oracle)
+    nav = nav_mod.navigate(model, query, args.source, continuity, min_context, bits=args.bits, mode=args.stats,
+                           seed=args.seed, oracle=oracle)
     nav.warnings += performing.perform(args, model, query, nav)
     warn("navigate", nav.warnings)
     written = write_piece(nav, outs, args.force, {json_path: path_json_text(nav)}, layout=layout)
     print(f"{nav.name}: {len(nav.path)} bars, {int(nav.jumps.sum())} jumps, oracle threshold "
           f"{nav.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
-    report_piece("navigate", model, query, nav, args.corpus)
+    report_piece("navigate", model, query, nav, corpus=args.corpus)
     return 0

@@ -4,11 +4,11 @@ A piece's outputs (``--out`` MIDI, ``--musicxml``, ``--wav``, and any file writt
 checked before any work (suffixes, distinct names, nothing in the way unless --force) and written as
 one :class:`qbdi_utils.files.OutputSet`: all of them appear, or none.
 
-After a piece is written, :func:`report_piece` prints the fidelity line (query and style side, against the
-corpus the model records or ``--corpus``) and warns when the output is silent or nearly so.
+:func:`corpus_reference` is the corpus side of the fidelity line that
+:func:`qbdi_utils.cli.fidelity.report_piece` prints after a piece is written.
 
-Imports: files, limits, pianoroll, style, training, model, render, cli.checks, cli.messages, cli.model_corpus.
-Used in: cli/improvise.py, cli/navigate.py, cli/sweep.py.
+Imports: files, limits, pianoroll, style, training, model, render, cli.checks, cli.corpus_options,
+cli.model_corpus, cli.options. Used in: cli/improvise.py, cli/navigate.py, cli/sweep.py, cli/fidelity.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 
 from qbdi_utils import files, limits, pianoroll, style, training
 from qbdi_utils.cli import checks, corpus_options, model_corpus, options
-from qbdi_utils.cli.messages import silence_warning, warn
 from qbdi_utils.errors import CorpusError, ModelError
 from qbdi_utils.model import StyleVAE
 from qbdi_utils.model.persist import saved_spec
@@ -27,8 +26,8 @@ from qbdi_utils.render._common import check_suffix
 from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
 from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
 
-__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "corpus_reference", "load", "measure",
-           "midi_bytes", "report_piece", "training_corpus_once", "write_piece"]
+__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "corpus_reference", "load",
+           "midi_bytes", "training_corpus_once", "write_piece"]
 
 MIDI_SUFFIXES = (".mid", ".midi")
 """Names accepted for MIDI outputs."""
@@ -136,23 +135,3 @@ def corpus_reference(model, corpus: str | None = None, training: Callable[[], ob
         return style.corpus_reference(model, load), None
     except (CorpusError, ModelError) as exc:
         return None, f"no corpus to compare the style with ({exc}); style_fit_corpus is nan"
-
-
-def measure(command: str, model, query, piece, corpus: str | None = None,
-            training: Callable[[], object] | None = None) -> dict:
-    """:func:`qbdi_utils.style.fidelity` of one generation against the model's corpus (warning when unknown)."""
-    ref, note = corpus_reference(model, corpus, training)
-    if note:
-        warn(command, [note])
-    return style.fidelity(query, piece, ref)
-
-
-def report_piece(command: str, model, query, piece, corpus: str | None = None,
-                 threshold: float | None = None, training: Callable[[], object] | None = None) -> None:
-    """Print the fidelity line of ``piece`` and, when it is silent or nearly so, the warning saying why
-    (``threshold``: ``--threshold`` when given; ``training``: as :func:`corpus_reference`)."""
-    fid = measure(command, model, query, piece, corpus, training)
-    print("fidelity: " + style.format_fidelity(fid))
-    note = silence_warning(fid, piece.bits, piece.mode, threshold)
-    if note:
-        warn(command, [note])
