@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from qbdi_utils import dynamics, harmony
-from qbdi_utils.navigate import check_continuity, cosine_to, guided_moves, guided_path, jump_candidates
+from qbdi_utils.navigate import check_continuity, jump_candidates
+from qbdi_utils.navigate_guided import cosine_to, guided_moves, guided_path
 
 __all__ = [
     "RANDOM_STREAM",
