@@ -16,7 +16,7 @@ measures here compare an oracle path with baselines that jump at random:
   neighbours of the query's bars among the corpus bars) and :func:`jump_cost_frontier`.
 
 The baselines draw from ``default_rng(SeedSequence([seed, RANDOM_STREAM]))``, a stream of their own
-next to the oracle path's and the channel's. Imports: dynamics, harmony, navigate.
+next to the oracle path's and the channel's. Imports: dynamics, harmony, navigate, navigate_guided.
 Used in: notebooks/07_oracle_improvisation.ipynb, tests/test_navigate_measures.py.
 """
 
