@@ -108,9 +108,8 @@ def train(frames, *, spec: RollSpec | None = None, groups: np.ndarray | None = N
     the predictor head (nats per pair; a piece's last bar has no pair and counts in D and R only:
     :func:`qbdi_utils.model.predictive_terms`); pairs never cross a piece (``groups``) or a side of
     the split. gamma = 0 trains exactly the model without a head. The frames are split by piece
-    into training / validation / test (:func:`split_pieces`); the threshold is chosen on
-    validation, every "held-out" number comes from test. Streaming and several devices: see the
-    module docstring.
+    (:func:`split_pieces`); the threshold is chosen on validation, every "held-out" number comes
+    from test. Streaming and several devices: see the module docstring.
 
     Args:
         frames: (N, spec.frame_size) binary frames, N >= 3 (>= 2 with test_fraction 0); the frames
@@ -132,8 +131,8 @@ def train(frames, *, spec: RollSpec | None = None, groups: np.ndarray | None = N
             None = no cap in memory, :data:`STREAM_EVAL_FRAMES` when streaming.
         devices: None or 1 (one device), N > 1 (data-parallel over N local devices); with
             ``TF_CONFIG`` set, any N selects the multi-worker strategy.
-        shuffle_frames: shuffle-buffer size when streaming (default
-            ``stream.DEFAULT_SHUFFLE_FRAMES``); about 2.5 KB per frame (5 KB with gamma > 0).
+        shuffle_frames: streaming's shuffle buffer (default ``stream.DEFAULT_SHUFFLE_FRAMES``): 2.5 KB
+            a frame, 5 KB with gamma > 0.
         **fields: VAEConfig fields overriding the config: hidden_dim, latent_dim (paper 500, 500),
             beta (weight of R, >= 0), epochs, batch_size, learning_rate, validation_fraction,
             test_fraction, seed (seeds weights, noise, shuffling and the split: same seed, same
