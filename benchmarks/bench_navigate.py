@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from qbdi_utils import corpus, dynamics, navigate as nv, training  # noqa: E402
+from qbdi_utils import navigate_guided as nv_guided  # noqa: E402
 from qbdi_utils import navigate_sweep as nv_sweep  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def _timed(f, repeat=1):
 
 
 def _brute(o, cost, piece_index):
-    src, dst = nv.guided_moves(o, piece_index)
+    src, dst = nv_guided.guided_moves(o, piece_index)
     moves = set(zip(src.tolist(), dst.tolist()))
     best = np.inf
     for path in itertools.product(range(o.n_frames), repeat=cost.shape[0]):
@@ -63,7 +64,7 @@ def brute_force_check(cases: int = 10) -> dict:
         o = dynamics.build_oracle(x, float(rng.uniform(0.01, 0.3)), "cosine")
         cost = rng.uniform(size=(5, 8))
         pidx = np.sort(rng.integers(0, 2, size=8))
-        (_, c_dp), dt = _timed(lambda: nv.guided_path(o, cost, pidx))
+        (_, c_dp), dt = _timed(lambda: nv_guided.guided_path(o, cost, pidx))
         c_bf, bt = _timed(lambda: _brute(o, cost, pidx))
         t_dp += dt
         t_bf += bt
@@ -92,8 +93,8 @@ def main() -> None:
     co, t_co = _timed(lambda: nv.corpus_oracle(model))
 
     def guided():
-        cost = nv.cosine_to(enc.mean, co.mean)
-        return nv.guided_path(co.oracle, cost, co.piece_index)
+        cost = nv_guided.cosine_to(enc.mean, co.mean)
+        return nv_guided.guided_path(co.oracle, cost, co.piece_index)
 
     (path, total), t_dp = _timed(guided)
     gnav, t_gnav = _timed(lambda: nv.navigate(model, enc, "corpus", bits=64, seed=1, oracle=co))

@@ -129,7 +129,7 @@ def claims_sweep(
     spec = model.spec
     rates = [parse_bits(b) for b in rates]
     seeds = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
-    pieces = improvise_batch(model, query, rates, seeds, mode, sample_latents, threshold)
+    pieces = improvise_batch(model, query, rates, seeds, mode, sample_latents=sample_latents, threshold=threshold)
     offset, sigs = int(query.bar_offset_steps), list(query.time_signatures)
 
     def bar_chroma(roll):

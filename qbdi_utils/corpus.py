@@ -1,7 +1,7 @@
 """Training corpora and queries as piano-roll frames, cached. Notebook 01.
 
 One code path serves every input: music21's Bach chorales (and the Essen folk songs, source
-``"essen"``, see :data:`ESSEN_FILE`) are written to a temporary MIDI file by
+``"essen"``, see :data:`qbdi_utils.music21_files.ESSEN_FILE`) are written to a temporary MIDI file by
 music21 and read back with :func:`qbdi_utils.pianoroll.read_midi`, exactly like any ``.mid`` file of a
 user's folder. Only the bar lines come from music21 (a chorale's pickup), since a MIDI file written
 by music21 does not mark them.
@@ -25,6 +25,9 @@ Adding or changing files parses only those files (in parallel, ``workers``); not
 since a file is reused only while its path, size and modification time are unchanged.
 ``Corpus.fingerprint`` still hashes the source (music21 version and file list, or each file's name,
 size and modification time), the roll spec and every option.
+
+Imports: paths, shards, shards_view, errors, files, harmony, music21_files, pianoroll.
+Used in: notebooks 01-08, :mod:`qbdi_utils.training.cache`, the CLI, the explorer.
 """
 
 from __future__ import annotations
@@ -41,18 +44,19 @@ from pathlib import Path
 import numpy as np
 
 from qbdi_utils import paths
-from qbdi_utils import shards
+from qbdi_utils import shards, shards_view
 from qbdi_utils.errors import CorpusError, OptionError, QbdiError
 from qbdi_utils.files import cause_in_words
 from qbdi_utils.harmony import KEY_TONIC_NAMES, Key, estimate_key
+from qbdi_utils.music21_files import ESSEN_PIECES, chorale_paths, essen_path, essen_tunes, music21_version
 from qbdi_utils.pianoroll import (
     Piece, RollSpec, bar_meters, cut_bars, read_midi, transpose_roll,
 )
 
 __all__ = [
-    "CACHE_VERSION", "CHORALE_SHARD_FILES", "NAMED_SOURCES", "ESSEN_FILE", "ESSEN_PIECES", "essen_path",
-    "essen_tunes", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES", "TRANSPOSE_MODES",
-    "PITCH_CLASS_NAMES", "estimate_key", "key_name", "normalising_shift", "Corpus", "chorale_paths",
+    "CACHE_VERSION", "CHORALE_SHARD_FILES", "NAMED_SOURCES", "QUERY_NAMES", "DEFAULT_QUERY", "QUERY_SOURCES",
+    "TRANSPOSE_MODES",
+    "PITCH_CLASS_NAMES", "estimate_key", "key_name", "normalising_shift", "Corpus",
     "score_to_piece", "corpus_fingerprint", "load_corpus", "default_query_path", "query_path",
     "METER_ANY", "meter_counts",
     "load_query", "export_queries",
@@ -89,14 +93,6 @@ METER_ANY = "any"
 #: Corpora that ship inside music21 and are named rather than given as a folder (issue 23).
 NAMED_SOURCES = ("chorales", "essen")
 
-#: The second embedded corpus ("essen"): German folk songs from Ludwig Erk's collection in music21's
-#: Essen folk song database (ABC encodings by Seymour Schlien; licence: non-commercial use, see
-#: music21/corpus/essenFolksong/license.txt). Unaccompanied melodies, 4-16 bars each: another style
-#: than the chorales (one voice, not four) at the paper's scale. The file holds 663 songs, 195 of
-#: them in 4/4 throughout (every ``M:`` field says 4/4); the corpus is the first
-#: :data:`ESSEN_PIECES` of those, in file order.
-ESSEN_FILE = "erk10.abc"
-ESSEN_PIECES = 128
 
 # ---------------------------------------------------------------------------------------------
 # keys: one estimator, in harmony; these names stay importable from here for notebooks and users
@@ -176,11 +172,11 @@ class Corpus:
             transposition), shift (semitones applied in all), augment_shift (the augmentation part
             of it, 0 for the original), n_frames, n_steps, bar_offset_steps, dropped (counts),
             frame_lengths (the valid steps of its frames, run-length coded as [[length, count], ...];
-            :func:`qbdi_utils.shards.frame_lengths_of`), meters (bars per meter, e.g. {"3/4": 24}).
+            :func:`qbdi_utils.shards_view.frame_lengths_of`), meters (bars per meter, e.g. {"3/4": 24}).
         from_cache: whether nothing had to be parsed or cut into frames (all shards reused).
         load_seconds: wall-clock seconds this load took.
         cache_path: the shard store folder (None when caching was off).
-        ingest: counts of this load (:class:`qbdi_utils.shards.ShardedCorpus`): parsed, reused,
+        ingest: counts of this load (:class:`qbdi_utils.shards_view.ShardedCorpus`): parsed, reused,
             shards, new_shards, frame_shards_built, frame_shards_reused, workers, seconds,
             job_cpu_seconds (= parse_cpu_seconds + frames_cpu_seconds), parent_cpu_seconds.
     """
@@ -206,7 +202,7 @@ class Corpus:
     @property
     def frame_lengths(self) -> np.ndarray:
         """(N,) int64 valid steps of each frame (``spec.steps_per_frame`` for a 4/4 bar), piece order."""
-        return shards.frame_lengths_of(self.pieces, self.spec)
+        return shards_view.frame_lengths_of(self.pieces, self.spec)
 
     def piece_frames(self, i: int) -> np.ndarray:
         """Frames of piece ``i``: (n_i, spec.frame_size) uint8."""
@@ -252,64 +248,14 @@ class Corpus:
 # ---------------------------------------------------------------------------------------------
 # sources
 
-def _music21_dir() -> Path:
-    """music21's package folder, found without importing music21 (its import takes a second or more)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("music21")
-    if spec is None or not spec.submodule_search_locations:
-        raise CorpusError("music21 is not installed; `pip install music21` to use its corpora", "music21")
-    return Path(list(spec.submodule_search_locations)[0])
 
 
-def _music21_version() -> str:
-    """The installed music21's version (from its distribution, without importing it)."""
-    from importlib import metadata
-
-    return metadata.version("music21")
 
 
-def chorale_paths() -> list[Path]:
-    """The Bach chorale score files shipped with music21 (MusicXML only; no download).
-
-    The files music21's ``corpus.getComposer("bach")`` lists (a path component, or a file name
-    without its extension, is "bach"), found without importing music21, so that checking a cached
-    corpus or the default model does not pay for music21's import.
-    """
-    def is_bach(part: str) -> bool:
-        return part.lower() == "bach" or ("." in part and part.rsplit(".", 1)[0].lower() == "bach")
-
-    files = []
-    for folder, _, names in os.walk(_music21_dir() / "corpus"):  # os.walk: a third of rglob's time
-        in_bach = any(is_bach(part) for part in Path(folder).parts)
-        files += [Path(folder, n) for n in names if os.path.splitext(n)[1] in (".mxl", ".xml")
-                  and not n.startswith(("__", ".")) and (in_bach or is_bach(n))]
-    return sorted(sorted(files), key=lambda p: p.name)
 
 
-def essen_path() -> Path:
-    """music21's copy of :data:`ESSEN_FILE` (no download)."""
-    return _music21_dir() / "corpus" / "essenFolksong" / ESSEN_FILE
 
 
-def essen_tunes(path: str | Path | None = None) -> list[tuple[int, str]]:
-    """The songs of an Essen ABC file that are in 4/4 throughout, as (number, ABC text), in file order.
-
-    Args:
-        path: the ABC file (default :func:`essen_path`).
-
-    Returns:
-        [(the song's ``X:`` number, its ABC text), ...] for every song whose ``M:`` fields (at least
-        one) all read 4/4.
-    """
-    text = Path(path or essen_path()).read_text(encoding="latin-1")
-    out = []
-    for tune in re.split(r"\n(?=X:)", text):
-        m = re.match(r"X:\s*(\d+)", tune)
-        meters = set(re.findall(r"^M:\s*(\S+)", tune, re.M))
-        if m and meters == {"4/4"}:
-            out.append((int(m.group(1)), tune))
-    return out
 
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -532,12 +478,12 @@ def _source_id(source) -> tuple[str, list, str, list[tuple[str, str]], str]:
     """(kind, files as SourceFile in piece order, identity string with the file list, MIDI-named
     entries that are not files, identity without the file list) of a corpus source."""
     if isinstance(source, str) and source == "chorales":
-        version = _music21_version()
+        version = music21_version()
         files = [_source_file(p, p.name, p.stem) for p in chorale_paths()]
         ident = f"music21-chorales-{version}-" + ",".join(f.key for f in files)
         return "chorales", files, ident, [], f"chorales-{version}"
     if isinstance(source, str) and source == "essen":
-        version = _music21_version()
+        version = music21_version()
         path = essen_path()
         st = path.stat()
         files = [shards.SourceFile(key=f"{path.name}#{n}", path=str(path), name=f"{path.stem}-{n}",
@@ -585,7 +531,7 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
 
     Args:
         source: "chorales" (music21's Bach chorales, no download), "essen" (German folk songs from
-            music21's Essen collection, :data:`ESSEN_FILE`) or a folder of .mid/.midi files
+            music21's Essen collection, :data:`qbdi_utils.music21_files.ESSEN_FILE`) or a folder of .mid/.midi files
             (searched recursively) or a single MIDI file.
         spec: roll layout.
         transpose: "tonic" (every piece to tonic C: C major or C minor; the default, see the module
@@ -604,7 +550,7 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
             Scripts that use more than one should keep their top level under
             ``if __name__ == "__main__":`` as for any process pool.
         in_memory: True returns a :class:`Corpus` with all frames in memory; False returns the
-            :class:`qbdi_utils.shards.ShardedCorpus` (frames stay in their shards, for streaming).
+            :class:`qbdi_utils.shards_view.ShardedCorpus` (frames stay in their shards, for streaming).
         shard_files: files per pieces shard (default :data:`qbdi_utils.shards.DEFAULT_SHARD_FILES`,
             :data:`CHORALE_SHARD_FILES` for the chorales). Fewer new files than two shards' worth
             are parsed in this process whatever ``workers`` says.
@@ -628,11 +574,9 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
     options = {"transpose": transpose, "augment": list(aug), "meter": meter,
                "limit": None if limit is None else int(limit)}
     fp = corpus_fingerprint(ident, spec, options)
-    parse = {"chorales": _parse_chorale_file, "essen": _parse_essen_tune}.get(kind, _parse_midi_file)
     if shard_files is None and kind in NAMED_SOURCES:
         shard_files = CHORALE_SHARD_FILES
-
-    recipe = shards.SourceRecipe(kind, store_ident, parse, _expand_piece, spec, meter, transpose, aug, options)
+    recipe = _recipe(kind, store_ident, spec, meter=meter, transpose=transpose, aug=aug, options=options)
     settings = shards.StoreSettings(cache_root=cache_root, cache=cache, workers=workers,
                                     shard_files=shard_files, progress=progress)
 
@@ -646,16 +590,30 @@ def load_corpus(source="chorales", *, spec: RollSpec = RollSpec(), transpose: st
         _no_usable_piece(sc, len(wanted), source if kind == "folder" else kind)
     if not in_memory:
         return sc
-    sc, frames, piece_index = _frames_in_memory(sc, build, problems)
-    c = Corpus(frames=frames, piece_index=piece_index, piece_names=list(sc.piece_names),
-               skipped=sc.skipped, fingerprint=fp, spec=spec, options=options, pieces=list(sc.pieces),
-               from_cache=(sc.ingest["parsed"] == 0 and sc.ingest["frame_shards_built"] == 0),
-               cache_path=sc.store, ingest=dict(sc.ingest))
+    c = _in_memory_corpus(sc, build, problems, spec, options)
     c.load_seconds = time.perf_counter() - t0
     return c
 
 
-def _frames_in_memory(sc: shards.ShardedCorpus, build, problems: list):
+def _recipe(kind: str, store_ident: str, spec: RollSpec, *, meter, transpose, aug: tuple,
+            options: dict) -> shards.SourceRecipe:
+    """The store's recipe of a source: its parse function (by kind) and the frame options."""
+    parse = {"chorales": _parse_chorale_file, "essen": _parse_essen_tune}.get(kind, _parse_midi_file)
+    return shards.SourceRecipe(kind, store_ident, parse, _expand_piece, spec, meter, transpose, aug, options)
+
+
+def _in_memory_corpus(sc: shards_view.ShardedCorpus, build, problems: list, spec: RollSpec,
+                      options: dict) -> "Corpus":
+    """The :class:`Corpus` of a loaded store view, its frames read into memory (piece order)."""
+    sc, frames, piece_index = _frames_in_memory(sc, build, problems)
+    return Corpus(frames=frames, piece_index=piece_index, piece_names=list(sc.piece_names),
+                  skipped=sc.skipped, fingerprint=sc.fingerprint, spec=spec, options=options,
+                  pieces=list(sc.pieces),
+                  from_cache=(sc.ingest["parsed"] == 0 and sc.ingest["frame_shards_built"] == 0),
+                  cache_path=sc.store, ingest=dict(sc.ingest))
+
+
+def _frames_in_memory(sc: shards_view.ShardedCorpus, build, problems: list):
     """``sc``'s frames and piece index in memory; a frame shard damaged since it was listed is
     built again (``build()``, the same load) and the parse counts added up. Returns (sc, frames, piece_index)."""
     try:
@@ -670,7 +628,7 @@ def _frames_in_memory(sc: shards.ShardedCorpus, build, problems: list):
     return sc, frames, piece_index
 
 
-def _no_usable_piece(sc: shards.ShardedCorpus, n_wanted: int, where) -> None:
+def _no_usable_piece(sc: shards_view.ShardedCorpus, n_wanted: int, where) -> None:
     """Raise the CorpusError of a load that kept no piece, with the first five reasons."""
     reasons = "; ".join(f"{n}: {r}" for n, r in sc.skipped[:5])
     raise CorpusError(f"no usable piece among {n_wanted} files ({reasons})", where)

@@ -661,6 +661,7 @@ def improvise_batch(
     rates: Iterable = CLAIM_RATES,
     seeds: Iterable[int] | int = (0,),
     mode: str = "query",
+    *,
     sample_latents: bool = False,
     threshold: float | None = None,
     min_onsets: int | None = None,
@@ -724,18 +725,9 @@ def improvise_batch(
     return out
 
 
-def improvise(
-    model,
-    query: Piece,
-    bits: int | str | None = None,
-    mode: str = "query",
-    seed: int = 0,
-    sample_latents: bool = False,
-    threshold: float | None = None,
-    min_onsets: int | None = None,
-    zero_bit_library=None,
-    sustain_threshold: float | None = None,
-) -> Improvisation:
+def improvise(model, query: Piece, bits: int | str | None = None, mode: str = "query", seed: int = 0, *,
+              sample_latents: bool = False, threshold: float | None = None, min_onsets: int | None = None,
+              zero_bit_library=None, sustain_threshold: float | None = None) -> Improvisation:
     """Improvise on ``query`` in the model's style through a channel of ``bits`` bits per frame.
 
     Full rate (``bits=None``) sends the encoder means straight to the decoder:
@@ -764,5 +756,6 @@ def improvise(
     Used in: notebooks/04_query_generation.ipynb, ``qbdi improvise``.
     """
     bits = parse_bits(bits)
-    return improvise_batch(model, query, [bits], [seed], mode, sample_latents, threshold,
-                           min_onsets, zero_bit_library, sustain_threshold)[(bits, int(seed))]
+    return improvise_batch(model, query, [bits], [seed], mode, sample_latents=sample_latents, threshold=threshold,
+                           min_onsets=min_onsets, zero_bit_library=zero_bit_library,
+                           sustain_threshold=sustain_threshold)[(bits, int(seed))]

@@ -11,10 +11,10 @@ becomes a second knob next to the bit budget. Two generators:
   suffix) of at least ``min_context`` bars with it, and continue from that state's successor.
   ``continuity = 1`` replays the query: the output equals :func:`qbdi_utils.improvise.improvise`
   note for note at every bit budget and seed.
-* **Query-guided resynthesis** over the oracle of the model's training corpus (:func:`guided_path`,
-  after Wang, Hsu & Dubnov 2016): among all paths through the corpus oracle's moves, the one whose
-  latent means are closest (summed cosine distance) to the query's, found exactly by dynamic
-  programming (Viterbi over oracle states). The moves out of state j are the forward transitions of j
+* **Query-guided resynthesis** over the oracle of the model's training corpus
+  (:func:`qbdi_utils.navigate_guided.guided_path`, after Wang, Hsu & Dubnov 2016): among all
+  paths through the corpus oracle's moves, the one whose latent means are closest (summed cosine
+  distance) to the query's, found exactly by dynamic programming (Viterbi over oracle states). The moves out of state j are the forward transitions of j
   and of every state linked to j by a suffix or reverse suffix link (the root excluded), minus the
   artificial step from the last bar of one piece to the first bar of the next. ``vmo.analysis.query``
   differs: it keeps one greedy path per starting symbol and lets each step go to any state of the
@@ -33,10 +33,12 @@ the threshold of maximal information rate (as notebook 05 picks it; 200 threshol
 (about 140 MB for the chorales, freed after the build) and its threshold maximises the information rate
 over a coarser grid (``n_thresholds``, default 20).
 
-The path's JSON record is :mod:`qbdi_utils.navigate_output`; notebook 07's measures and sweep are
+The guided path's dynamic programme is :mod:`qbdi_utils.navigate_guided`; the path's JSON record is
+:mod:`qbdi_utils.navigate_output`; notebook 07's measures and sweep are
 :mod:`qbdi_utils.navigate_sweep`, its measures against random-jump baselines and the corpus path's
 jump-cost frontier :mod:`qbdi_utils.navigate_measures`.
 
+Imports: corpus, dynamics, improvise, model, training, errors, navigate_guided.
 Used in: notebooks/07_oracle_improvisation.ipynb, ``qbdi navigate``, benchmarks/bench_navigate.py.
 """
 
@@ -54,6 +56,7 @@ from qbdi_utils.model import DEFAULT_CONFIG, frames_fingerprint
 from qbdi_utils.training import recorded_corpus, same_config
 from qbdi_utils.errors import CorpusError, OptionError
 from qbdi_utils.improvise import EncodedQuery, Improvisation
+from qbdi_utils.navigate_guided import cosine_to, guided_path
 
 __all__ = [
     "SOURCES",
@@ -66,10 +69,6 @@ __all__ = [
     "corpus_oracle",
     "model_corpus",
     "navigate_path",
-    "guided_moves",
-    "guided_path",
-    "path_cost",
-    "cosine_to",
     "jump_candidates",
     "decode_path",
     "navigate",
@@ -456,160 +455,15 @@ def navigate_path(oracle: dynamics.Oracle, length: int, continuity: float, min_c
     return path, jumps
 
 
-# ----------------------------------------------------------------------------------------------
-# query-guided resynthesis
-
-
-def guided_moves(oracle: dynamics.Oracle, piece_index=None) -> tuple[np.ndarray, np.ndarray]:
-    """Every move (frame i -> frame j) a guided path may take through ``oracle``.
-
-    From state a (frame a - 1): the states in ``trn[a]`` and in ``trn[s]`` for every state s
-    linked to a (``sfx[a]`` and ``rsfx[a]``, the root 0 excluded). When ``piece_index`` is given, the
-    step from the last frame of a piece to the first frame of the next piece is removed (it is no move
-    of the corpus, only of the concatenation).
-
-    Args:
-        oracle: :class:`qbdi_utils.dynamics.Oracle` on N frames.
-        piece_index: optional (N,) piece of each frame.
-
-    Returns:
-        (src, dst): (E,) int64 0-based frames, sorted by dst then src, no duplicates.
-
-    Used in: :func:`guided_path`.
-    """
-    o = oracle
-    n = o.n_frames
-    src, dst = [], []
-    for a in range(1, n + 1):
-        targets = set(o.trn[a])
-        linked = ([o.sfx[a]] if o.sfx[a] else []) + list(o.rsfx[a])
-        for s in linked:
-            targets.update(o.trn[s])
-        targets.discard(0)
-        src.extend([a - 1] * len(targets))
-        dst.extend(b - 1 for b in targets)
-    src = np.asarray(src, np.int64)
-    dst = np.asarray(dst, np.int64)
-    if piece_index is not None and len(src):
-        pi = np.asarray(piece_index)
-        if pi.shape != (n,):
-            raise ValueError(f"piece_index must have shape ({n},), got {pi.shape}")
-        keep = ~((dst == src + 1) & (pi[np.minimum(dst, n - 1)] != pi[src]))
-        src, dst = src[keep], dst[keep]
-    order = np.lexsort((src, dst))
-    return src[order], dst[order]
-
-
-def cosine_to(q: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """(T, N) cosine distances between rows of q (T, d) and rows of x (N, d), float64.
-
-    0 between two zero rows, 1 from a zero row to any other. Used in: :func:`navigate`,
-    :mod:`qbdi_utils.navigate_measures`.
-    """
-    q = np.asarray(q, np.float64)
-    x = np.asarray(x, np.float64)
-    nq, nx = np.linalg.norm(q, axis=1), np.linalg.norm(x, axis=1)
-    uq = np.divide(q, nq[:, None], out=np.zeros_like(q), where=nq[:, None] > 0)
-    ux = np.divide(x, nx[:, None], out=np.zeros_like(x), where=nx[:, None] > 0)
-    d = 1.0 - uq @ ux.T
-    zq, zx = nq == 0, nx == 0
-    d[zq, :] = 1.0
-    d[:, zx] = 1.0
-    d[np.ix_(zq, zx)] = 0.0
-    return d
-
-
-def guided_path(oracle: dynamics.Oracle, cost, piece_index=None, moves=None,
-                jump_cost: float = 0.0) -> tuple[np.ndarray, float]:
-    """The path through the oracle's moves of least total cost (Viterbi over oracle states).
-
-    Minimises ``sum_t cost[t, path[t]] + jump_cost * (number of jumps)`` over all paths of T frames
-    whose consecutive frames are a move of :func:`guided_moves`; a jump is any move other than to the
-    next frame of the same piece; the first frame is free. Ties go to the smaller frame index (at the
-    end) and to the smaller predecessor (backwards).
-
-    Args:
-        oracle: :class:`qbdi_utils.dynamics.Oracle` on N frames.
-        cost: (T, N) cost of playing frame j at step t (e.g. cosine distance of the query's bar t to
-            the corpus's bar j).
-        piece_index: optional (N,) piece of each frame (see :func:`guided_moves`).
-        moves: optional precomputed ``guided_moves(oracle, piece_index)``.
-        jump_cost: added for every jump (>= 0; 0 = the plain closest path).
-
-    Returns:
-        (path (T,) int64 0-based frames, total cost float, jump costs included). The cost is inf (and the path
-        arbitrary) only if no path of T frames exists.
-
-    Raises:
-        OptionError: a negative jump cost.
-        ValueError: a cost matrix whose shape does not match the oracle.
-
-    Used in: :func:`navigate`, benchmarks/bench_navigate.py.
-    """
-    c = np.asarray(cost, np.float64)
-    n = oracle.n_frames
-    if c.ndim != 2 or c.shape[1] != n:
-        raise ValueError(f"cost must have shape (T, {n}), got {c.shape}")
-    T = c.shape[0]
-    if T == 0:
-        return np.zeros(0, np.int64), 0.0
-    src, dst = guided_moves(oracle, piece_index) if moves is None else moves
-    if not float(jump_cost) >= 0:
-        raise OptionError(f"jump cost {jump_cost} must be >= 0")
-    pi = np.zeros(n, np.int64) if piece_index is None else np.asarray(piece_index)
-    w = np.where((dst == src + 1) & (pi[np.minimum(dst, n - 1)] == pi[src]), 0.0, float(jump_cost))
-    # group boundaries of dst (edges sorted by dst)
-    has_in = np.zeros(n, bool)
-    starts = np.zeros(0, np.int64)
-    if len(dst):
-        starts = np.r_[0, np.flatnonzero(np.diff(dst)) + 1]
-        has_in[dst[starts]] = True
-    groups = dst[starts] if len(dst) else starts
-    acc = c[0].copy()
-    back = np.zeros((T, n), np.int64)
-    for t in range(1, T):
-        new = np.full(n, np.inf)
-        if len(dst):
-            cand = acc[src] + w
-            best = np.minimum.reduceat(cand, starts)
-            new[groups] = best
-            # first (smallest src) edge reaching the minimum of its group
-            hit = np.flatnonzero(cand == np.repeat(best, np.diff(np.r_[starts, len(dst)])))
-            _, first = np.unique(dst[hit], return_index=True)
-            back[t, dst[hit[first]]] = src[hit[first]]
-        acc = new + c[t]
-    end = int(np.argmin(acc))
-    total = float(acc[end])
-    path = np.empty(T, np.int64)
-    path[-1] = end
-    for t in range(T - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path, total
-
-
-def path_cost(cost, path) -> float:
-    """Total cost ``sum_t cost[t, path[t]]`` of a path.
-
-    Args:
-        cost: (T, N) array.
-        path: (T,) 0-based frames.
-
-    Returns:
-        the sum as a float.
-
-    Used in: tests and benchmarks/bench_navigate.py.
-    """
-    c = np.asarray(cost, np.float64)
-    p = np.asarray(path, np.int64)
-    return float(c[np.arange(len(p)), p].sum())
 
 
 # ----------------------------------------------------------------------------------------------
 # decoding a path
 
 
-def _path_and_jumps(enc: EncodedQuery, source: str, qo: LatentOracle | None, co: LatentOracle | None,
+def _path_and_jumps(enc: EncodedQuery, source: str, qo: LatentOracle | None, co: LatentOracle | None, *,
                     continuity, min_context, seed, jump_cost=0.0):
+    """(oracle, path, jumps, path cost) of one seed: navigation over ``qo`` or the guided path over ``co``."""
     n = enc.mean.shape[0]
     if source == "query":
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), _PATH_STREAM]))
@@ -624,7 +478,7 @@ def _path_and_jumps(enc: EncodedQuery, source: str, qo: LatentOracle | None, co:
     return co, path, jumps, total
 
 
-def decode_path(model, enc: EncodedQuery, oracle: LatentOracle, path, jumps, rates=(None,), seeds=(0,),
+def decode_path(model, enc: EncodedQuery, oracle: LatentOracle, path, jumps, *, rates=(None,), seeds=(0,),
                 mode: str = "query", threshold: float | None = None, tag: str = "path") -> dict:
     """Send the latent states of ``oracle`` along ``path`` through the channel and decode them.
 
@@ -665,13 +519,13 @@ def decode_path(model, enc: EncodedQuery, oracle: LatentOracle, path, jumps, rat
 
 
 def navigate_batch(model, query, source: str = "query", continuity: float = DEFAULT_CONTINUITY,
-                   min_context: int = 1, rates=(None,), seeds=(0,), mode: str = "query", threshold: float | None = None,
-                   oracle: LatentOracle | None = None, oracle_threshold: float | None = None,
-                   jump_cost: float = 0.0) -> dict:
+                   min_context: int = 1, *, rates=(None,), seeds=(0,), mode: str = "query",
+                   threshold: float | None = None, oracle: LatentOracle | None = None,
+                   oracle_threshold: float | None = None, jump_cost: float = 0.0) -> dict:
     """Navigate (or resynthesise) once per seed and decode each path at every bit budget.
 
     For each seed: the path (:func:`navigate_path` with ``SeedSequence([seed, ...])``, or the seed-free
-    :func:`guided_path`); then the path's latent means/log-variances go through
+    :func:`qbdi_utils.navigate_guided.guided_path`); then the path's latent means/log-variances go through
     :func:`qbdi_utils.improvise.improvise_batch` with that seed (channel noise ``default_rng(seed)``).
 
     Args:
@@ -686,7 +540,8 @@ def navigate_batch(model, query, source: str = "query", continuity: float = DEFA
         oracle: a prebuilt :class:`LatentOracle` (the query's for "query", e.g. from
             :func:`corpus_oracle` for "corpus"); None builds it.
         oracle_threshold: cosine threshold when the oracle is built here (None: max IR).
-        jump_cost: cost per jump of the guided path (corpus source; see :func:`guided_path`).
+        jump_cost: cost per jump of the guided path (corpus source; see
+            :func:`qbdi_utils.navigate_guided.guided_path`).
 
     Returns:
         dict ``(bits, seed) -> Navigation``.
@@ -718,12 +573,13 @@ def navigate_batch(model, query, source: str = "query", continuity: float = DEFA
         if source == "corpus" and guided is not None:
             lo, path, jumps, total = guided
         else:
-            lo, path, jumps, total = _path_and_jumps(enc, source, qo, co, continuity, min_context, seed,
-                                                       jump_cost)
+            lo, path, jumps, total = _path_and_jumps(enc, source, qo, co, continuity=continuity,
+                                                     min_context=min_context, seed=seed, jump_cost=jump_cost)
             if source == "corpus":
                 guided = (lo, path, jumps, total)
         tag = f"navigated (p={continuity:g}, k={min_context})" if source == "query" else "corpus-guided"
-        for key, nav in decode_path(model, enc, lo, path, jumps, rates, [seed], mode, threshold, tag).items():
+        for key, nav in decode_path(model, enc, lo, path, jumps, rates=rates, seeds=[seed], mode=mode,
+                                    threshold=threshold, tag=tag).items():
             nav.source = source
             nav.continuity = float(continuity) if source == "query" else None
             nav.min_context = int(min_context) if source == "query" else None
@@ -733,9 +589,9 @@ def navigate_batch(model, query, source: str = "query", continuity: float = DEFA
 
 
 def navigate(model, query, source: str = "query", continuity: float = DEFAULT_CONTINUITY,
-             min_context: int = 1, bits=None, mode: str = "query", seed: int = 0, threshold: float | None = None,
-             oracle: LatentOracle | None = None, oracle_threshold: float | None = None,
-             jump_cost: float = 0.0) -> Navigation:
+             min_context: int = 1, *, bits=None, mode: str = "query", seed: int = 0,
+             threshold: float | None = None, oracle: LatentOracle | None = None,
+             oracle_threshold: float | None = None, jump_cost: float = 0.0) -> Navigation:
     """One oracle improvisation on ``query``: a new bar order, sent through the channel, decoded.
 
     ``navigate(model, q, "query", continuity=1, bits=B, mode=M, seed=S)`` equals
@@ -766,5 +622,6 @@ def navigate(model, query, source: str = "query", continuity: float = DEFAULT_CO
     Used in: ``qbdi navigate``, notebooks/07_oracle_improvisation.ipynb.
     """
     b = improvise.parse_bits(bits)
-    return navigate_batch(model, query, source, continuity, min_context, [b], [seed], mode, threshold,
-                          oracle, oracle_threshold, jump_cost)[(b, int(seed))]
+    return navigate_batch(model, query, source, continuity, min_context, rates=[b], seeds=[seed], mode=mode,
+                          threshold=threshold, oracle=oracle, oracle_threshold=oracle_threshold,
+                          jump_cost=jump_cost)[(b, int(seed))]

@@ -16,7 +16,7 @@ measures here compare an oracle path with baselines that jump at random:
   neighbours of the query's bars among the corpus bars) and :func:`jump_cost_frontier`.
 
 The baselines draw from ``default_rng(SeedSequence([seed, RANDOM_STREAM]))``, a stream of their own
-next to the oracle path's and the channel's. Imports: dynamics, harmony, navigate.
+next to the oracle path's and the channel's. Imports: dynamics, harmony, navigate, navigate_guided.
 Used in: notebooks/07_oracle_improvisation.ipynb, tests/test_navigate_measures.py.
 """
 
@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from qbdi_utils import dynamics, harmony
-from qbdi_utils.navigate import check_continuity, cosine_to, guided_moves, guided_path, jump_candidates
+from qbdi_utils.navigate import check_continuity, jump_candidates
+from qbdi_utils.navigate_guided import cosine_to, guided_moves, guided_path
 
 __all__ = [
     "RANDOM_STREAM",

@@ -104,7 +104,7 @@ SWEEP_COLUMNS = (
 )
 
 
-def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds=5, rates=(None, 64),
+def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds=5, rates=(None, 64), *,
                      min_context: int = 1, mode: str = "query", corpus: LatentOracle | None = None,
                      jump_costs=(0.0,), n_thresholds: int = 50, n_shuffles: int = 20,
                      shuffle_seed: int = 0, return_pieces: bool = False):
@@ -152,8 +152,9 @@ def navigation_sweep(model, query, continuities=(1.0, 0.9, 0.7, 0.5, 0.3), seeds
     jobs += [("corpus", float(j)) for j in jump_costs] if corpus is not None else []
     pieces = {}
     for src, p in jobs:
-        outs = navigate_batch(model, enc, src, p if src == "query" else 1.0, min_context, rates, seeds, mode,
-                              oracle=qo if src == "query" else corpus, jump_cost=p if src == "corpus" else 0.0)
+        outs = navigate_batch(model, enc, src, p if src == "query" else 1.0, min_context, rates=rates, seeds=seeds,
+                              mode=mode, oracle=qo if src == "query" else corpus,
+                              jump_cost=p if src == "corpus" else 0.0)
         for (bits, s), nav in outs.items():
             pieces[(src, p, bits, s)] = nav
     keys = list(pieces)

@@ -1,6 +1,6 @@
 """Progress bars with the package's policy for logs (tqdm; a few lines, not one per step, off a terminal).
 
-Used by the training loop (``training.fit``) and anything else that shows a bar.
+Used by the training loop (``training.epochs``) and anything else that shows a bar.
 """
 
 from __future__ import annotations

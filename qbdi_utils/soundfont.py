@@ -256,7 +256,7 @@ def _wav_to_mono(data: bytes) -> tuple[np.ndarray, int]:
     return x.reshape(-1, ch).mean(axis=1), sr
 
 
-def render_notes(notes, sample_rate: int = 22050, program: int = 0, velocity=80,
+def render_notes(notes, sample_rate: int = 22050, *, program: int = 0, velocity=80,
                  soundfont=None, tail_s: float = 1.0, n_samples: int | None = None) -> np.ndarray:
     """Render notes with a General MIDI SoundFont as a mono waveform.
 

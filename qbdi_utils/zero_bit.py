@@ -123,7 +123,7 @@ def chroma_distribution(chromas) -> dict:
             "pc_C": float(profile[0]), "pc_G": float(profile[7])}
 
 
-def zero_bit_findings(zero_bar: dict, dist: dict, geometry: dict, decided: float, threshold: float,
+def zero_bit_findings(zero_bar: dict, dist: dict, geometry: dict, *, decided: float, threshold: float,
                       latent_dim: int, key_tonic: int, zero_tonic_share: float, mode: str,
                       prior_name: str) -> list[str]:
     """The conclusions about the 0-bit bar, as Markdown bullet points decided by the numbers.

@@ -371,8 +371,9 @@ def test_zero_bit_findings_follow_the_numbers(combo):
                        decided=0.0, soft="C"),
     }
     dist = {n: {"triad": "C", "C": 0.3, "G": 0.1} for n in ("corpus bars", "corpus reconstructions", "prior", "query bars")}
-    lines = zero_bit.zero_bit_findings(zb, dist, {"norm_min": 4.0, "norm_median": 7.0, "nn_median": 5.0}, 0.98, 0.48,
-                                     500, 0, 0.0, "query", "prior")
+    lines = zero_bit.zero_bit_findings(zb, dist, {"norm_min": 4.0, "norm_median": 7.0, "nn_median": 5.0},
+                                       decided=0.98, threshold=0.48, latent_dim=500, key_tonic=0,
+                                       zero_tonic_share=0.0, mode="query", prior_name="prior")
     text = "\n".join(lines)
     assert "lean to C, not G" in text and "inside the shell" in text and "not remote" in text
     assert ("`corpus` statistics the 0-bit bar is a threshold artefact" in text) == (hi_c - 0.2 < 0.5)

@@ -264,7 +264,8 @@ def test_unwritable_cache_is_a_warning_not_a_failure(tmp_path, monkeypatch):
 
 def test_essen_small(tmp_path, monkeypatch):
     """The second embedded corpus resolves by name; its first songs parse, are 4/4 and move to tonic C."""
-    from qbdi_utils.corpus import ESSEN_PIECES, NAMED_SOURCES, essen_path, essen_tunes
+    from qbdi_utils.corpus import NAMED_SOURCES
+    from qbdi_utils.music21_files import ESSEN_PIECES, essen_path, essen_tunes
 
     monkeypatch.setenv("QBDI_CACHE_DIR", str(tmp_path / "cache"))
     assert "essen" in NAMED_SOURCES

@@ -305,19 +305,19 @@ def test_chorale_files_are_listed_as_music21_lists_them_without_importing_it():
     the list is exactly the one music21's corpus.getComposer("bach") gives (MusicXML files)."""
     from pathlib import Path
 
-    code = ("import sys; from qbdi_utils import corpus; print(len(corpus.chorale_paths()), corpus.essen_path(), "
-            "'music21' in sys.modules)")
+    code = ("import sys; from qbdi_utils import corpus, music21_files; print(len(music21_files.chorale_paths()), "
+            "music21_files.essen_path(), 'music21' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     n, essen, imported = r.stdout.split()
     assert imported == "False"
     from music21 import corpus as m21corpus
 
-    from qbdi_utils import corpus
+    from qbdi_utils import music21_files
 
     want = sorted((Path(p) for p in m21corpus.getComposer("bach") if Path(p).suffix in (".mxl", ".xml")),
                   key=lambda p: p.name)
-    assert corpus.chorale_paths() == want and int(n) == len(want) > 400
+    assert music21_files.chorale_paths() == want and int(n) == len(want) > 400
     import music21
 
-    assert Path(essen) == Path(music21.__file__).parent / "corpus" / "essenFolksong" / corpus.ESSEN_FILE
+    assert Path(essen) == Path(music21.__file__).parent / "corpus" / "essenFolksong" / music21_files.ESSEN_FILE

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from qbdi_utils import dynamics, improvise, navigate as nv, pianoroll
+from qbdi_utils import navigate_guided as nv_guided
 from qbdi_utils import navigate_output as nv_output
 from qbdi_utils import navigate_sweep as nv_sweep
 from qbdi_utils.corpus import Corpus
@@ -116,7 +117,7 @@ def test_guided_path_cost_equals_brute_force(case):
     cost = rng.uniform(size=(T, n))
     piece_index = np.sort(rng.integers(0, 2, size=n)) if case % 2 else None
     jump_cost = 0.0 if case % 3 else 0.3
-    path, total = nv.guided_path(o, cost, piece_index, jump_cost=jump_cost)
+    path, total = nv_guided.guided_path(o, cost, piece_index, jump_cost=jump_cost)
     expected = brute_force(o, cost, piece_index, jump_cost)
     assert total == pytest.approx(expected, abs=1e-12)
     if np.isfinite(expected):
@@ -124,13 +125,13 @@ def test_guided_path_cost_equals_brute_force(case):
         assert all((a, b) in moves for a, b in zip(path[:-1], path[1:]))
         pi = np.zeros(n, int) if piece_index is None else piece_index
         n_jumps = sum(1 for a, b in zip(path[:-1], path[1:]) if not (b == a + 1 and pi[a] == pi[b]))
-        assert nv.path_cost(cost, path) + jump_cost * n_jumps == pytest.approx(total, abs=1e-12)
+        assert nv_guided.path_cost(cost, path) + jump_cost * n_jumps == pytest.approx(total, abs=1e-12)
 
 
 def test_guided_moves_match_the_written_out_definition():
     for seed in range(5):
         o, _ = random_oracle(seed, n=30)
-        src, dst = nv.guided_moves(o)
+        src, dst = nv_guided.guided_moves(o)
         assert set(zip(src.tolist(), dst.tolist())) == allowed_moves(o)
         assert len(src) == len(set(zip(src.tolist(), dst.tolist())))
 
@@ -214,7 +215,7 @@ def test_corpus_source_path_is_the_closest_and_is_decoded(tiny_model, chord_quer
     assert np.array_equal(nav.latents, co.mean[nav.path])
     cost = 1 - (enc.mean / np.linalg.norm(enc.mean, axis=1, keepdims=True)) @ \
         (co.mean / np.linalg.norm(co.mean, axis=1, keepdims=True)).T
-    assert nv.path_cost(cost, nav.path) == pytest.approx(nav.path_cost, abs=1e-4)
+    assert nv_guided.path_cost(cost, nav.path) == pytest.approx(nav.path_cost, abs=1e-4)
     # no path can beat the free choice of the closest corpus bar at every step
     assert nav.path_cost >= cost.min(axis=1).sum() - 1e-6
     cont = (nav.path[1:] == nav.path[:-1] + 1) & (c.piece_index[nav.path[1:]] == c.piece_index[nav.path[:-1]])

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from qbdi_utils import files as files_mod
-from qbdi_utils import shard_workers, shards
+from qbdi_utils import shard_workers, shards, shards_view
 from qbdi_utils.corpus import load_corpus
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec, midi_bytes, notes_to_roll, to_frames
@@ -235,7 +235,7 @@ def test_sharded_corpus_streams_the_same_frames(tmp_path):
     root = tmp_path / "cache"
     c = _load(d, root, shard_files=4, augment=(-1, 2))
     sc = _load(d, root, shard_files=4, augment=(-1, 2), in_memory=False)
-    assert isinstance(sc, shards.ShardedCorpus) and sc.ingest["parsed"] == 0
+    assert isinstance(sc, shards_view.ShardedCorpus) and sc.ingest["parsed"] == 0
     assert sc.n_shards == 4 and sum(sc.shard_sizes) == sc.n_frames == c.n_frames
     assert sc.frame_size == SPEC.frame_size and sc.piece_names == c.piece_names
     assert sc.frames_fingerprint() == frames_fingerprint(c.frames)

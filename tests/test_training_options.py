@@ -80,7 +80,7 @@ class _Weights:
     ([1, 2, 3, 2.5, 2.6, 2.7], 2, 2, 5, 3),          # warm-up epochs 0, 1 are never chosen
 ])
 def test_best_epoch_against_a_hand_count(losses, patience, first, stop_at, best):
-    from qbdi_utils.training.fit import BestEpoch
+    from qbdi_utils.training.epochs import BestEpoch
 
     net = _Weights()
     stopper = BestEpoch(patience, [net, None], first_epoch=first)
@@ -144,7 +144,7 @@ def test_early_stopping_needs_validation_frames(corpus):
 # ------------------------------------------------------------------------------- KL warm-up
 
 def test_kl_weight_ramp():
-    from qbdi_utils.training.fit import kl_weight
+    from qbdi_utils.training.epochs import kl_weight
 
     cfg = PRESETS["paper"].replace(beta=2.0, kl_warmup_epochs=4)
     assert [kl_weight(cfg, e) for e in range(6)] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.0]
@@ -192,7 +192,7 @@ def test_transpose_batch_matches_transpose_roll():
     """The in-graph per-frame shift against pianoroll.transpose_roll, frame by frame."""
     import tensorflow as tf
 
-    from qbdi_utils.training.fit import transpose_batch
+    from qbdi_utils.training.tf_loop import transpose_batch
 
     spec = RollSpec()
     rng = np.random.default_rng(3)

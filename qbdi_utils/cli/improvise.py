@@ -13,7 +13,7 @@ printed as ``warning:`` lines on stderr, once each; ``--decode`` chooses the dec
 the paper's threshold, a per-bar onset floor, or a typical corpus bar at 0 bits); then the fidelity line (query and style side) and,
 when the output is silent or nearly so, a warning with the cause and what to try instead.
 ``--key corpus`` (the default) improvises on the query moved to the key the model's corpus was
-normalised to and writes the output back in the query's key (:func:`qbdi_utils.cli.outputs.hear`).
+normalised to and writes the output back in the query's key (:func:`qbdi_utils.cli.key.hear`).
 ``qbdi sweep`` (every budget of the paper's claims) is :mod:`qbdi_utils.cli.sweep`.
 """
 
@@ -22,10 +22,9 @@ from __future__ import annotations
 from qbdi_utils import blend
 from qbdi_utils.cli import checks, options, performing
 from qbdi_utils.cli.messages import warn
-from qbdi_utils.cli.outputs import (
-    add_piece_outputs, answer, check_piece_outputs, hear, load, report_piece, say_key, training_corpus_once,
-    write_piece,
-)
+from qbdi_utils.cli.fidelity import report_piece
+from qbdi_utils.cli.key import answer, hear, say_key
+from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, training_corpus_once, write_piece
 from qbdi_utils.cli.values import probability
 from qbdi_utils.improvise import improvise
 
@@ -71,5 +70,6 @@ def run_improvise(args) -> int:
     say_key(args, shift, folded)
     print(f"{written.name}: {written.n_steps} steps at {written.tempo_bpm:g} bpm -> "
           + ", ".join(str(p) for p in given))
-    report_piece("improvise", model, heard, piece, args.corpus, args.threshold, training)  # like with like
+    report_piece("improvise", model, heard, piece, corpus=args.corpus, threshold=args.threshold,
+                 training=training)  # like with like: both in the corpus's key
     return 0

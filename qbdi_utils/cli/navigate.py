@@ -22,9 +22,9 @@ from pathlib import Path
 from qbdi_utils import navigate as nav_mod
 from qbdi_utils.cli import checks, model_corpus, options, performing
 from qbdi_utils.cli.messages import warn
-from qbdi_utils.cli.outputs import (
-    add_piece_outputs, answer, check_piece_outputs, hear, load, report_piece, say_key, write_piece,
-)
+from qbdi_utils.cli.fidelity import report_piece
+from qbdi_utils.cli.key import answer, hear, say_key
+from qbdi_utils.cli.outputs import add_piece_outputs, check_piece_outputs, load, write_piece
 from qbdi_utils.errors import OptionError
 from qbdi_utils.navigate import DEFAULT_CONTINUITY, SOURCES, check_min_context
 from qbdi_utils.navigate_output import path_json_text
@@ -82,8 +82,8 @@ def run_navigate(args) -> int:
     oracle = None
     if args.source == "corpus":
         oracle = nav_mod.corpus_oracle(model, model_corpus.training_corpus(model, args.corpus, progress=True))
-    nav = nav_mod.navigate(model, heard, args.source, continuity, min_context, args.bits, args.stats, args.seed,
-                           oracle=oracle)
+    nav = nav_mod.navigate(model, heard, args.source, continuity, min_context, bits=args.bits, mode=args.stats,
+                           seed=args.seed, oracle=oracle)
     (back,), folded = answer([nav], shift)  # written in the query's key
     back.warnings += performing.perform(args, model, query, back)
     warn("navigate", back.warnings)
@@ -91,5 +91,5 @@ def run_navigate(args) -> int:
     say_key(args, shift, folded)
     print(f"{back.name}: {len(back.path)} bars, {int(back.jumps.sum())} jumps, oracle threshold "
           f"{back.oracle_threshold:.3f} -> " + ", ".join(str(Path(p)) for p in written))
-    report_piece("navigate", model, heard, nav, args.corpus)  # like with like: both in the corpus's key
+    report_piece("navigate", model, heard, nav, corpus=args.corpus)  # like with like: both in the corpus's key
     return 0

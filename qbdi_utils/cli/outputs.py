@@ -4,17 +4,11 @@ A piece's outputs (``--out`` MIDI, ``--musicxml``, ``--wav``, and any file writt
 checked before any work (suffixes, distinct names, nothing in the way unless --force) and written as
 one :class:`qbdi_utils.files.OutputSet`: all of them appear, or none.
 
-``--key corpus`` (the default, :func:`qbdi_utils.cli.options.add_key`): :func:`hear` moves the query to
-the key its model's corpus was normalised to (:func:`qbdi_utils.corpus_key.to_corpus_key`), the command
-improvises on that, :func:`answer` moves each output back to the query's key for writing, and
-:func:`say_key` prints the one line saying so. The fidelity line compares the moved query with the
-output before it is moved back (like with like, in the corpus's key).
+:func:`corpus_reference` is the corpus side of the fidelity line that
+:func:`qbdi_utils.cli.fidelity.report_piece` prints after a piece is written.
 
-After a piece is written, :func:`report_piece` prints the fidelity line (query and style side, against the
-corpus the model records or ``--corpus``) and warns when the output is silent or nearly so.
-
-Imports: corpus_key, files, limits, pianoroll, style, training, model, render, cli.checks, cli.messages, cli.model_corpus.
-Used in: cli/improvise.py, cli/navigate.py, cli/sweep.py.
+Imports: files, limits, pianoroll, style, training, model, render, cli.checks, cli.corpus_options,
+cli.model_corpus, cli.options. Used in: cli/improvise.py, cli/navigate.py, cli/sweep.py, cli/fidelity.py.
 """
 
 from __future__ import annotations
@@ -23,9 +17,8 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from qbdi_utils import corpus_key, files, limits, pianoroll, style, training
+from qbdi_utils import files, limits, pianoroll, style, training
 from qbdi_utils.cli import checks, corpus_options, model_corpus, options
-from qbdi_utils.cli.messages import silence_warning, warn
 from qbdi_utils.errors import CorpusError, ModelError
 from qbdi_utils.model import StyleVAE
 from qbdi_utils.model.persist import saved_spec
@@ -33,8 +26,8 @@ from qbdi_utils.render._common import check_suffix
 from qbdi_utils.render.audio import WAV_SUFFIXES, wav_bytes
 from qbdi_utils.render.notation import MUSICXML_SUFFIXES, musicxml_bytes
 
-__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "answer", "check_piece_outputs", "corpus_reference", "hear", "load",
-           "measure", "midi_bytes", "report_piece", "say_key", "training_corpus_once", "write_piece"]
+__all__ = ["MIDI_SUFFIXES", "add_piece_outputs", "check_piece_outputs", "corpus_reference", "load",
+           "midi_bytes", "training_corpus_once", "write_piece"]
 
 MIDI_SUFFIXES = (".mid", ".midi")
 """Names accepted for MIDI outputs."""
@@ -86,49 +79,6 @@ def load(model_dir: Path | None, query_path: Path, audio: bool = False):
         limits.check_audio_seconds(query.n_steps * 60.0 / query.tempo_bpm / query.spec.steps_per_quarter,
                                    f"{query_path}: the --wav of this query")
     return model, query
-
-
-def hear(key: str, model, query):
-    """The query as the command improvises on it: ``--key corpus`` moves it to the key the model's
-    corpus was normalised to, ``--key query`` keeps it.
-
-    Args:
-        key: ``--key`` ("corpus" or "query").
-        model: a StyleVAE.
-        query: the query Piece as read.
-
-    Returns:
-        (the query to improvise on, the :class:`qbdi_utils.corpus_key.KeyShift` -- 0 semitones for
-        ``--key query`` or a model recording no transposition).
-
-    Raises:
-        ModelError: the model records a transposition this version does not know.
-    """
-    if key == "query":
-        return query, corpus_key.KeyShift(0, None, "", "", 0)
-    return corpus_key.to_corpus_key(model, query)
-
-
-def answer(pieces, shift) -> tuple[list, int]:
-    """Outputs made on :func:`hear`'s query moved back to the query's key, for writing.
-
-    Args:
-        pieces: the outputs (Improvisation / Navigation), in the corpus's key.
-        shift: :func:`hear`'s KeyShift.
-
-    Returns:
-        (the outputs in the query's key -- the same objects when there was no shift --, notes folded
-        by an octave to stay within the roll's range, summed over the outputs).
-    """
-    moved = [corpus_key.to_query_key(p, shift) for p in pieces]
-    return [m for m, _ in moved], sum(f for _, f in moved)
-
-
-def say_key(args, shift, folded_back: int = 0) -> None:
-    """Print the one line saying the query was moved (nothing when it was not, or under ``--quiet``)."""
-    line = corpus_key.shift_message(shift, folded_back)
-    if line and not getattr(args, "quiet", False):
-        print(f"key: {line}")
 
 
 def midi_bytes(piece, tracks: str = "one", programs=None) -> bytes:
@@ -185,23 +135,3 @@ def corpus_reference(model, corpus: str | None = None, training: Callable[[], ob
         return style.corpus_reference(model, load), None
     except (CorpusError, ModelError) as exc:
         return None, f"no corpus to compare the style with ({exc}); style_fit_corpus is nan"
-
-
-def measure(command: str, model, query, piece, corpus: str | None = None,
-            training: Callable[[], object] | None = None) -> dict:
-    """:func:`qbdi_utils.style.fidelity` of one generation against the model's corpus (warning when unknown)."""
-    ref, note = corpus_reference(model, corpus, training)
-    if note:
-        warn(command, [note])
-    return style.fidelity(query, piece, ref)
-
-
-def report_piece(command: str, model, query, piece, corpus: str | None = None,
-                 threshold: float | None = None, training: Callable[[], object] | None = None) -> None:
-    """Print the fidelity line of ``piece`` and, when it is silent or nearly so, the warning saying why
-    (``threshold``: ``--threshold`` when given; ``training``: as :func:`corpus_reference`)."""
-    fid = measure(command, model, query, piece, corpus, training)
-    print("fidelity: " + style.format_fidelity(fid))
-    note = silence_warning(fid, piece.bits, piece.mode, threshold)
-    if note:
-        warn(command, [note])

@@ -22,7 +22,8 @@ import numpy as np
 from qbdi_utils import blend, claims, files, harmony, report
 from qbdi_utils.cli import checks, corpus_options, options, performing
 from qbdi_utils.cli.messages import silence_warning, warn
-from qbdi_utils.cli.outputs import answer, corpus_reference, hear, load, midi_bytes, say_key
+from qbdi_utils.cli.key import answer, hear, say_key
+from qbdi_utils.cli.outputs import corpus_reference, load, midi_bytes
 from qbdi_utils.cli.values import whole_number
 from qbdi_utils.improvise import CLAIM_RATES, rate_label
 

@@ -22,7 +22,8 @@ and :mod:`qbdi_utils.model.forward` runs in numpy for inference. The losses are 
 selects another before Keras is first imported). Keras is imported on first use only.
 
 Imports: model.config, model.backend, model.forward. Used in: :mod:`qbdi_utils.model.vae` (building a loaded
-model), :mod:`qbdi_utils.training.fit` (the training loops), tests/test_vae.py.
+model), :mod:`qbdi_utils.training.tf_loop` and :mod:`qbdi_utils.training.fit` (the training
+loops), tests/test_vae.py.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def loss_terms(encoder, decoder, x, eps, training: bool = False):
     Returns:
         (d, r): two (B,) tensors, D = sum of Bernoulli NLL over cells, R = KL(q(z|x) || N(0, I)).
 
-    Used in: qbdi_utils.training.fit (the training loops), tests/test_vae.py.
+    Used in: qbdi_utils.training.tf_loop and training.fit (the training loops), tests/test_vae.py.
     """
     from keras import ops
 
@@ -203,7 +204,7 @@ def predictive_terms(encoder, decoder, predictor, x, y, mask, eps, training: boo
         so gamma weighs the pairs' mean (a piece's last bar, mask 0, neither adds to P nor dilutes
         it). A batch without a pair gives p = 0.
 
-    Used in: qbdi_utils.training.fit (gamma > 0), tests/test_vae_predictive.py.
+    Used in: qbdi_utils.training.tf_loop and training.fit (gamma > 0), tests/test_vae_predictive.py.
     """
     from keras import ops
 

@@ -443,7 +443,7 @@ def frames_digest(shape, blocks) -> str:
     uint8 bytes, row block by row block in order.
 
     The one definition of the hash: :func:`qbdi_utils.model.frames_fingerprint` (an array in memory),
-    :meth:`qbdi_utils.shards.ShardedCorpus.frames_fingerprint` and
+    :meth:`qbdi_utils.shards_view.ShardedCorpus.frames_fingerprint` and
     :func:`qbdi_utils.training.stream.stream_fingerprint` (frames read shard by shard) all call it, so a
     corpus hashes alike wherever its frames live.
 

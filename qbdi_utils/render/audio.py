@@ -196,7 +196,7 @@ def _tail(chosen: str, sr: int) -> int:
     return int(round((BUILTIN_RELEASE_S if chosen == "builtin" else 1.0) * sr))
 
 
-def _render(notes, vels, gains, sr, sec_per_step, chosen, engine, program, body) -> np.ndarray:
+def _render(notes, vels, gains, *, sr, sec_per_step, chosen, engine, program, body) -> np.ndarray:
     """Notes through the chosen engine (falling back to the built-in one when ``engine`` is auto),
     not normalised: (n_samples,) float64, n_samples = body + the engine's tail."""
     import warnings
@@ -240,7 +240,7 @@ def _normalise(wave: np.ndarray) -> np.ndarray:
 
 
 def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
-               sample_rate: int = DEFAULT_SAMPLE_RATE, engine: str = "auto", program: int = 0,
+               sample_rate: int = DEFAULT_SAMPLE_RATE, *, engine: str = "auto", program: int = 0,
                velocity=None) -> np.ndarray:
     """Render a roll as a mono waveform: a General MIDI instrument from a SoundFont, else built in.
 
@@ -280,7 +280,8 @@ def synthesize(roll, spec: RollSpec | None = None, tempo_bpm: float | None = Non
     r, spec, sr, sec_per_step, chosen, body = _prepare(roll, spec, tempo_bpm, sample_rate, engine)
     notes = roll_notes(r, spec)
     vels = _velocities(roll, notes, velocity)
-    return _normalise(_render(notes, vels, _gains(vels), sr, sec_per_step, chosen, engine, program, body))
+    return _normalise(_render(notes, vels, _gains(vels), sr=sr, sec_per_step=sec_per_step, chosen=chosen,
+                              engine=engine, program=program, body=body))
 
 
 def synthesize_stereo(roll, spec: RollSpec | None = None, tempo_bpm: float | None = None,
@@ -320,10 +321,12 @@ def synthesize_stereo(roll, spec: RollSpec | None = None, tempo_bpm: float | Non
     vels = _velocities(roll, notes, velocity)
     gains = _gains(vels)
     if n_tracks == 1:
-        mono = _render(notes, vels, gains, sr, sec_per_step, chosen, engine, progs[0], body)
+        mono = _render(notes, vels, gains, sr=sr, sec_per_step=sec_per_step, chosen=chosen, engine=engine,
+                       program=progs[0], body=body)
         return _normalise(np.column_stack([mono, mono]))
     top = top_voice(notes)
-    waves = [_render(notes[m], vels[m], gains[m], sr, sec_per_step, chosen, engine, prog, body)
+    waves = [_render(notes[m], vels[m], gains[m], sr=sr, sec_per_step=sec_per_step, chosen=chosen,
+                     engine=engine, program=prog, body=body)
              for m, prog in ((top, progs[0]), (~top, progs[1]))]
     n = max(w.size for w in waves)
     out = np.zeros((n, 2))

@@ -3,7 +3,9 @@
 =============  =================================================================================
 ``split``      the three-way split by piece, successor pairs, held-out caps and noise streams
 ``threshold``  frames as written (binarize piece by piece) and the F1-maximising threshold
-``fit``        the trainer and its loops (TensorFlow: in memory, streamed, data-parallel; Model.fit)
+``fit``        the trainer and :func:`fit_function` (the TensorFlow loop, or Model.fit)
+``tf_loop``    the TensorFlow loop: in memory, streamed, data-parallel
+``epochs``     around each epoch: validation frames, loss checks, early stopping, warm-up
 ``scores``     held-out R, D (P), loss and note F1 of a trained model
 ``run``        :func:`train`: frames or a frame source in, a trained, measured StyleVAE out
 ``stream``     frame sources read shard by shard; the tf.data pipeline of streamed training

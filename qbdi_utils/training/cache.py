@@ -14,7 +14,7 @@ hashing its frames. When the manifest differs (or the model has none), the corpu
 frames' fingerprint decides: other frames retrain the model; the same frames keep it and its manifest
 is brought up to date.
 
-Imports: corpus, errors, paths, pianoroll, model, training.run.
+Imports: corpus, music21_files, errors, paths, pianoroll, model, training.run.
 Used in: notebooks 02-07, ``qbdi improvise`` / ``navigate`` without ``--model``, the explorer.
 """
 
@@ -28,6 +28,7 @@ import os
 from pathlib import Path
 
 from qbdi_utils import corpus as corpus_mod
+from qbdi_utils import music21_files
 from qbdi_utils import paths
 from qbdi_utils.errors import FileSystemError, ModelError, OutputExistsError
 from qbdi_utils.model import DEFAULT_CONFIG, MODEL_FILE, PRESETS, StyleVAE, VAEConfig, frames_fingerprint
@@ -127,7 +128,7 @@ def _source_paths(source) -> list[str]:
             raise LookupError("music21 is not installed")
         package = Path(spec.origin).parent
         folders = [here for here, _, _ in os.walk(package / "corpus")]
-        sources = corpus_mod.chorale_paths() if src == "chorales" else [corpus_mod.essen_path()]
+        sources = music21_files.chorale_paths() if src == "chorales" else [music21_files.essen_path()]
         return [str(package / "__init__.py"), str(package / "_version.py"), *folders, *map(str, sources)]
     path = Path(source).resolve()
     return _tree(path) if path.is_dir() else [str(path)]

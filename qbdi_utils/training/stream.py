@@ -10,7 +10,7 @@ A **frame source** is any object with these attributes (duck-typed; nothing to s
     frames_fingerprint()  -> str, ``model.frames_fingerprint`` of all frames concatenated in shard order
 
 A piece's frames are consecutive and in time order inside ONE shard (a piece never straddles two
-shards). :class:`qbdi_utils.shards.ShardedCorpus` (the bit-packed on-disk corpus) is a frame source;
+shards). :class:`qbdi_utils.shards_view.ShardedCorpus` (the bit-packed on-disk corpus) is a frame source;
 this module adds two small ones: :class:`ArraySource` (a numpy array, or a memory-mapped ``.npy``
 opened with ``np.load(path, mmap_mode="r")``, cut into shards) and :class:`SyntheticSource` (chord
 frames generated shard by shard, for benchmarks of memory and speed).
@@ -317,7 +317,7 @@ def read_ahead(items, depth: int = 2):
 _STREAM_CHUNK_BATCHES = 32
 
 
-def stream_dataset(source, train_mask: np.ndarray, cfg, first_epoch: int, last_epoch: int,
+def stream_dataset(source, train_mask: np.ndarray, cfg, *, first_epoch: int, last_epoch: int,
                     pairs: bool, shuffle_frames: int):
     """One tf.data pipeline of epochs ``first_epoch .. last_epoch - 1`` of
     :func:`training_batches`, in chunks made ahead of the step.
