@@ -558,7 +558,7 @@ def decode_options(mode: str, train_frames=None, spec: RollSpec = RollSpec()) ->
     return out
 
 
-def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: float,
+def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: float, *,
               min_onsets: int | None = None, library=None, sustain_threshold: float | None = None,
               **info) -> Improvisation:
     """Threshold decoder output (N, 2496) into an :class:`Improvisation` with the query's steps
@@ -567,18 +567,21 @@ def _to_piece(model, enc: EncodedQuery, probabilities: np.ndarray, threshold: fl
     ``sustain_threshold`` when given, :func:`qbdi_utils.training.threshold.continue_notes`)."""
     spec = model.spec
     q = enc.query
-    if library is not None:
-        frames = typical_bars(probabilities, library)
-    elif min_onsets is None and sustain_threshold is not None:
-        frames = continue_notes(probabilities, threshold, float(sustain_threshold), spec)
-    elif min_onsets is None:
-        frames = pianoroll.binarize(probabilities, threshold, spec=spec)
-    else:
-        frames = floor_decode(probabilities, threshold, min_onsets, spec)
     starts, lengths = enc.frame_layout(spec)
-    # each frame trimmed to its valid steps (what the decoder put in a bar's padding is dropped) and
-    # joined; a note held over from the padding in front starts (is articulated) at step 0
-    roll = pianoroll.make_valid(pianoroll.join_bars(frames, lengths, starts, q.n_steps, spec), spec)
+    if library is None and min_onsets is None:
+        # cell-wise decodings: the probabilities are first trimmed to each bar's valid steps and
+        # joined, then thresholded as one roll, so a note held over a short bar's line (3/4 in a
+        # 16-step frame) is judged on the next bar's own steps, never through the frame's padding
+        p = pianoroll.join_bars(probabilities, lengths, starts, q.n_steps, spec)
+        roll = (pianoroll.binarize(p, threshold, spec=spec) if sustain_threshold is None
+                else continue_notes(p, threshold, float(sustain_threshold), spec))
+    else:
+        frames = (typical_bars(probabilities, library) if library is not None
+                  else floor_decode(probabilities, threshold, min_onsets, spec))
+        # each frame trimmed to its valid steps (what the decoder put in a bar's padding is dropped)
+        # and joined; a note held over from the padding in front starts (is articulated) at step 0
+        roll = pianoroll.join_bars(frames, lengths, starts, q.n_steps, spec)
+    roll = pianoroll.make_valid(roll, spec)
     bits = info.get("bits")
     return Improvisation(
         roll=roll,
