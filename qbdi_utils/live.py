@@ -44,7 +44,8 @@ import numpy as np
 
 from qbdi_utils import channel, pianoroll
 from qbdi_utils.errors import OptionError
-from qbdi_utils.improvise import EncodedQuery, query_warnings
+from qbdi_utils.improvise import EncodedQuery
+from qbdi_utils.query_checks import query_warnings
 from qbdi_utils.live_controls import Controls, Settings, cc_to_bits
 from qbdi_utils.live_io import ANSWER_CHANNEL, InputEvent, Recorder, round_step
 from qbdi_utils.live_time import FILE_METER, FrameGrid, MidiClockTimeline, TempoTimeline

@@ -172,7 +172,7 @@ def test_a_3_4_query_gives_a_3_4_output_with_the_query_s_bar_lines(tmp_path, tin
 
 
 def test_a_model_trained_on_3_4_does_not_warn_about_3_4(tmp_path, tiny_model):
-    from qbdi_utils.improvise import query_warnings
+    from qbdi_utils.query_checks import query_warnings
 
     q = read_midi(_write(tmp_path / "q.mid", [(0, 3, 4)], [(60, 0, 4), (62, 12, 16)], 24), SPEC)
 

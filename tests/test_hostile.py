@@ -101,7 +101,7 @@ def test_time_signature_validation(tmp_path, num, exp, ok):
 
 def test_query_warnings_survive_a_hand_built_zero_numerator(tiny_model):
     """A Piece built without read_midi may still hold 0/4: a warning, not ZeroDivisionError."""
-    from qbdi_utils.improvise import query_warnings
+    from qbdi_utils.query_checks import query_warnings
 
     spec = tiny_model.spec
     roll = np.zeros((32, spec.n_columns), np.uint8)

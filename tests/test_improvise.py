@@ -270,7 +270,7 @@ def test_every_statistics_mode_runs_and_zero_bits_sends_its_mean(tiny_model, mod
 def test_query_longer_than_every_training_piece_is_reported(tmp_path):
     from qbdi_utils import training
     from qbdi_utils.model import StyleVAE, synthetic_frames
-    from qbdi_utils.improvise import query_warnings
+    from qbdi_utils.query_checks import query_warnings
 
     frames = synthetic_frames(60, seed=3)
     groups = np.repeat(np.arange(10), 6)  # ten "pieces" of 6 bars each
@@ -290,7 +290,7 @@ def test_query_warnings_counts_frames_as_to_frames_does(pickup, extra):
     """A pickup is completed to a whole frame in front: the warning's frame count is len(to_frames)."""
     from types import SimpleNamespace
 
-    from qbdi_utils.improvise import query_warnings
+    from qbdi_utils.query_checks import query_warnings
 
     spec = RollSpec()
     n_steps = pickup + 8 * 16 + extra

@@ -61,7 +61,7 @@ def record_corpus(model: StyleVAE, source, corpus) -> None:
     """Note in ``model.info["corpus"]`` where the training frames came from, so that
     ``qbdi navigate --source corpus`` (:func:`qbdi_utils.navigate.model_corpus`) can load them again,
     and the meters of its bars (``"meters"``: bars per meter, e.g. ``{"4/4": 12000, "3/4": 1500}``;
-    :func:`qbdi_utils.improvise.trained_meters` warns about a query in any other meter).
+    :func:`qbdi_utils.query_checks.trained_meters` warns about a query in any other meter).
 
     Args:
         model: the freshly trained model.
