@@ -205,18 +205,23 @@ def crescendo_chords(tmp_path_factory):
     return _write_mido(tmp_path_factory.mktemp("q") / "cresc.mid", notes)
 
 
+def _assert_rises_bar_by_bar(path):
+    """The written file's mean velocity per 4/4 bar rises with the crescendo query (in 5 bars or more)."""
+    ons = _note_ons(mido.MidiFile(path), 480 // 4)
+    bars = np.array([s // 16 for s, _, _, _ in ons])
+    vel = np.array([v for _, _, v, _ in ons])
+    have = sorted(set(bars.tolist()))
+    assert len(have) >= 5
+    assert spearmanr(have, [vel[bars == b].mean() for b in have]).statistic > 0.9
+
+
 def test_cli_velocities_follow_a_crescendo_and_fixed_gives_80(capsys, tmp_path, tiny_model, crescendo_chords):
     model = tiny_model.info["model_dir"]
     out = tmp_path / "o.mid"
     code, _, err = _run(capsys, "improvise", "--model", model, "--query", crescendo_chords, "--bits", "full",
                         "--out", out, "--wav", tmp_path / "o.wav")
     assert code == 0, err
-    ons = _note_ons(mido.MidiFile(out), 480 // 4)
-    bars = np.array([s // 16 for s, _, _, _ in ons])
-    vel = np.array([v for _, _, v, _ in ons])
-    have = sorted(set(bars.tolist()))
-    assert len(have) >= 5
-    assert spearmanr(have, [vel[bars == b].mean() for b in have]).statistic > 0.9
+    _assert_rises_bar_by_bar(out)
     code, _, err = _run(capsys, "improvise", "--model", model, "--query", crescendo_chords, "--bits", "full",
                         "--out", tmp_path / "f.mid", "--velocity", "80")
     assert code == 0, err
@@ -343,13 +348,7 @@ def test_cli_sweep_files_carry_the_dynamics_tracks_and_programs(capsys, tmp_path
     code, _, err = _run(capsys, "sweep", "--model", model, "--query", crescendo_chords, "--seeds", "1",
                         "--out", tmp_path / "s")
     assert code == 0, err
-    full = next((tmp_path / "s").glob("*_full.mid"))
-    ons = _note_ons(mido.MidiFile(full), 480 // 4)
-    bars = np.array([s // 16 for s, _, _, _ in ons])
-    vel = np.array([v for _, _, v, _ in ons])
-    have = sorted(set(bars.tolist()))
-    assert len(have) >= 5
-    assert spearmanr(have, [vel[bars == b].mean() for b in have]).statistic > 0.9
+    _assert_rises_bar_by_bar(next((tmp_path / "s").glob("*_full.mid")))
     code, _, err = _run(capsys, "sweep", "--model", model, "--query", crescendo_chords, "--seeds", "1",
                         "--out", tmp_path / "f", "--velocity", "80", "--tracks", "melody+accompaniment",
                         "--programs", "0,48")
