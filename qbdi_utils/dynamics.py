@@ -533,7 +533,8 @@ def motifs(symbols_or_oracle, min_length: int = 2, min_count: int = 2, frames_pe
         frames_per_bar: feature rows per bar, to express spans in bars (4 for beat features).
         max_motifs: keep at most this many (longest first).
         positions: (N + 1,) where each row starts in bars and where the last ends
-            (:attr:`qbdi_utils.vmo_features.FeatureWindows.positions`, bars of any meter); given, it replaces ``frames_per_bar``.
+            (:attr:`qbdi_utils.vmo_features.FeatureWindows.positions`, bars of any meter); given, it
+            replaces ``frames_per_bar``.
 
     Returns:
         list of :class:`Motif`, longest first (ties: more occurrences first, then earliest).
