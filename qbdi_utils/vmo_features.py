@@ -18,11 +18,12 @@ Imports: harmony, pianoroll.
 * **Any meter** (issue 25). Given a piece's time signatures (:func:`qbdi_utils.dynamics.analyze_piece`,
   or ``time_signatures=`` of :func:`chroma_features` / :func:`qbdi_utils.dynamics.analyze_roll`), beats
   and frames are those of its own bars (:func:`feature_windows` on
-  :func:`qbdi_utils.pianoroll.bar_layout`): a 3/4 bar has three quarter beats, a 6/8 bar two dotted-quarter beats (:func:`qbdi_utils.pianoroll.beat_steps`),
-  a mixed-meter piece changes with its signatures, and motifs are placed in those bars
-  (:attr:`qbdi_utils.dynamics.Motif.bar_spans` from :attr:`FeatureWindows.positions`). Without
-  signatures the grid is a 4/4 one from step 0 (quarters, 16-step frames, at the RollSpec's steps per quarter), as notebooks
-  05-07 call it; on a 4/4 piece both give the same features bit for bit.
+  :func:`qbdi_utils.pianoroll.bar_layout`): a 3/4 bar has three quarter beats, a 6/8 bar two
+  dotted-quarter beats (:func:`qbdi_utils.pianoroll.beat_steps`), a mixed-meter piece changes with its
+  signatures, and motifs are placed in those bars (:attr:`qbdi_utils.dynamics.Motif.bar_spans` from
+  :attr:`FeatureWindows.positions`). Without signatures the grid is a 4/4 one from step 0 (quarters,
+  16-step frames, at the RollSpec's steps per quarter), as notebooks 05-07 call it; on a 4/4 piece both
+  give the same features bit for bit.
 * **Silence rule.** vmo's cosine distance of an all-zero vector is NaN, every comparison with NaN is
   false, so every silent frame becomes a new symbol. Here (1) a silent chroma projects to the origin
   of the Tonnetz (see :mod:`qbdi_utils.harmony`): two silent beats are at distance 0 (the same

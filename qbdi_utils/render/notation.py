@@ -317,17 +317,17 @@ def roll_to_stream(roll, spec: RollSpec | None = None, tempo_bpm: float | None =
                    name: str = "", key_sharps="auto"):
     """Turn a roll into a music21 score on the roll's grid (16ths; 16ths and triplets at 12 steps per quarter).
 
-    Notes come from :func:`roll_notes`; notes of one staff with the same onset and the same
-    duration become a chord; notes that overlap otherwise go to separate voices. Notes crossing a
-    bar line (or a beat, when they start off the beat) are split into tied pieces of notatable
-    length; gaps become rests. On a grid with triplets (3 * 2**n steps per quarter, e.g. 12), the
-    beats of a voice whose notes or rests start or end off the duple grid become 3:2 triplet groups
+    Notes come from :func:`roll_notes`; notes of one staff with the same onset and the same duration
+    become a chord; notes that overlap otherwise go to separate voices. Notes crossing a bar line (or a
+    beat, when they start off the beat) are split into tied pieces of notatable length; gaps become
+    rests. On a grid with triplets (3 * 2**n steps per quarter, e.g. 12), the beats of a voice whose
+    notes or rests start or end off the duple grid become 3:2 triplet groups
     (:func:`qbdi_utils.render.tuplets.triplet_windows`: quarter-note triplets over two beats,
     eighth-note triplets in a beat, 16th-note triplets in half a beat, ...), their notes of 1/3, 2/3,
-    1/6 ... quarter written as tuplets with brackets. One staff (treble, or bass when everything is
-    low) when all notes fit it, otherwise a braced treble/bass pair split at middle C (MIDI 60). The time signature is 4/4,
-    except for a whole Piece (``bars`` None) in another meter, with meter changes or a pickup: then
-    its own bars and time signatures (:func:`qbdi_utils.pianoroll.bar_layout`); key
+    1/6 ... quarter written as tuplets with brackets. One staff (treble, or bass when everything is low)
+    when all notes fit it, otherwise a braced treble/bass pair split at middle C (MIDI 60). The time
+    signature is 4/4, except for a whole Piece (``bars`` None) in another meter, with meter changes or a
+    pickup: then its own bars and time signatures (:func:`qbdi_utils.pianoroll.bar_layout`); key
     signature (estimated from the whole roll by :func:`estimate_key` unless given; black keys are
     spelled to match it) and a metronome mark on the first bar.
 
