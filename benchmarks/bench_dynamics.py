@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from qbdi_utils import dynamics, harmony
+from qbdi_utils import dynamics, harmony, vmo_features
 
 
 def chorale_chroma(n_beats: int, max_pieces: int = 80) -> tuple[np.ndarray, str]:
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     from vmo.VMO.oracle import find_threshold  # numpy/scipy only; vmo.analysis would need librosa
 
     t0 = time.perf_counter()
-    feats = dynamics.tonnetz_features(chroma)
+    feats = vmo_features.tonnetz_features(chroma)
     curve = dynamics.ir_curve(feats, thresholds, metric="euclidean")
     t_qbdi = time.perf_counter() - t0
 

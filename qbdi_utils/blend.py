@@ -202,7 +202,7 @@ def thinning(model, query, rates: Sequence = (None, 256, 64, 16, 0), seeds: int 
     return out
 
 
-def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, seeds: int | Sequence[int] = 3,
+def channel_curve(model, query, corpus_ref, rates: Sequence = BLEND_RATES, *, seeds: int | Sequence[int] = 3,
                   mode: str = "query", classifier=None, sample: bool = False,
                   min_onsets: int | None = None, zero_bit_library=None) -> list[dict]:
     """The channel's points over bit budgets, means (and sd) over channel seeds.

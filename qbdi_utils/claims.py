@@ -86,6 +86,7 @@ def claims_sweep(
     query: Piece,
     rates: Sequence = CLAIM_RATES,
     seeds: int | Iterable[int] = 5,
+    *,
     mode: str = "query",
     sample_latents: bool = False,
     threshold: float | None = None,

@@ -38,7 +38,7 @@ The guided path's dynamic programme is :mod:`qbdi_utils.navigate_guided`; the pa
 :mod:`qbdi_utils.navigate_sweep`, its measures against random-jump baselines and the corpus path's
 jump-cost frontier :mod:`qbdi_utils.navigate_measures`.
 
-Imports: corpus, dynamics, improvise, model, training, errors, navigate_guided.
+Imports: corpus, dynamics, vmo_features, improvise, model, training, errors, navigate_guided.
 Used in: notebooks/07_oracle_improvisation.ipynb, ``qbdi navigate``, benchmarks/bench_navigate.py.
 """
 
@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from qbdi_utils import corpus as corpus_mod
-from qbdi_utils import dynamics, improvise
+from qbdi_utils import dynamics, improvise, vmo_features
 from qbdi_utils.model import DEFAULT_CONFIG, frames_fingerprint
 from qbdi_utils.training import recorded_corpus, same_config
 from qbdi_utils.errors import CorpusError, OptionError
@@ -231,7 +231,7 @@ def query_oracle(model, query, threshold: float | None = None) -> tuple[EncodedQ
     """
     t0 = time.perf_counter()
     enc = query if isinstance(query, EncodedQuery) else improvise.encode_query(model, query)
-    d = dynamics.pairwise_distances(enc.mean, "cosine")
+    d = vmo_features.pairwise_distances(enc.mean, "cosine")
     if threshold is None:
         threshold = dynamics.ir_curve(None, metric="cosine", distances=d).best_threshold
     elif not float(threshold) >= 0:
@@ -256,7 +256,7 @@ class _Rows:
 
 
 def _cosine_matrix(x: np.ndarray) -> np.ndarray:
-    """(N, N) float32 cosine distances with the silence rule of dynamics.pairwise_distances."""
+    """(N, N) float32 cosine distances with the silence rule of vmo_features.pairwise_distances."""
     x = np.asarray(x, np.float32)
     norm = np.linalg.norm(x, axis=1)
     zero = norm == 0

@@ -16,7 +16,7 @@ measures here compare an oracle path with baselines that jump at random:
   neighbours of the query's bars among the corpus bars) and :func:`jump_cost_frontier`.
 
 The baselines draw from ``default_rng(SeedSequence([seed, RANDOM_STREAM]))``, a stream of their own
-next to the oracle path's and the channel's. Imports: dynamics, harmony, navigate, navigate_guided.
+next to the oracle path's and the channel's. Imports: dynamics, harmony, vmo_features, navigate, navigate_guided.
 Used in: notebooks/07_oracle_improvisation.ipynb, tests/test_navigate_measures.py.
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qbdi_utils import dynamics, harmony
+from qbdi_utils import dynamics, harmony, vmo_features
 from qbdi_utils.navigate import check_continuity, jump_candidates
 from qbdi_utils.navigate_guided import cosine_to, guided_moves, guided_path
 
@@ -273,7 +273,7 @@ def ngram_novelty(frames, reference_frames, n: int = 2) -> float:
 def ir_at_threshold(roll, spec, threshold: float, offset_steps: int = 0) -> float:
     """Total VMO information rate (bits) of a roll's Tonnetz chroma per beat at one fixed threshold.
 
-    The features and distances are those of notebook 05 (:func:`qbdi_utils.dynamics.chroma_features`,
+    The features and distances are those of notebook 05 (:func:`qbdi_utils.vmo_features.chroma_features`,
     Euclidean); one threshold for every output compares like with like, where each output's own
     best threshold (the max-IR search) adapts to what it repeats.
 
@@ -288,7 +288,7 @@ def ir_at_threshold(roll, spec, threshold: float, offset_steps: int = 0) -> floa
 
     Used in: notebooks/07_oracle_improvisation.ipynb.
     """
-    f = dynamics.chroma_features(np.asarray(roll)[int(offset_steps):], spec, "beat")
+    f = vmo_features.chroma_features(np.asarray(roll)[int(offset_steps):], spec, "beat")
     o = dynamics.build_oracle(f, float(threshold))
     return float(dynamics.ir_per_frame(o).sum())
 

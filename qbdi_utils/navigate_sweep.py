@@ -2,7 +2,7 @@
 
 :func:`novelty`, :func:`run_lengths`, :func:`jump_steps`, :func:`jump_measures` describe one
 :class:`~qbdi_utils.navigate.Navigation`; :func:`navigation_sweep` tabulates many (columns
-:data:`SWEEP_COLUMNS`). Imports: dynamics, harmony, improvise, pianoroll, navigate.
+:data:`SWEEP_COLUMNS`). Imports: dynamics, harmony, improvise, pianoroll, navigate, vmo_features.
 Used in: notebooks/07_oracle_improvisation.ipynb, tests/test_navigate.py, benchmarks/bench_navigate.py.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qbdi_utils import dynamics, harmony, improvise, pianoroll
+from qbdi_utils import dynamics, harmony, improvise, pianoroll, vmo_features
 from qbdi_utils.navigate import LatentOracle, Navigation, navigate_batch, query_oracle
 from qbdi_utils.pianoroll import RollSpec
 
@@ -188,8 +188,8 @@ class _BarView:
         return harmony.chroma(self.frames(roll), self.spec, "frame")
 
     def ir(self, roll) -> tuple[float, float]:
-        f = dynamics.chroma_features(roll[self.offset:], self.spec, "beat")
-        d = dynamics.pairwise_distances(f)
+        f = vmo_features.chroma_features(roll[self.offset:], self.spec, "beat")
+        d = vmo_features.pairwise_distances(f)
         c = dynamics.ir_curve(None, dynamics.default_thresholds(d, self.n_thresholds), distances=d)
         return c.best_ir, c.best_threshold
 

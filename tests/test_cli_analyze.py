@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from qbdi_utils import dynamics, pianoroll
+from qbdi_utils import dynamics, pianoroll, vmo_features
 from qbdi_utils.cli import main
 
 SPEC = pianoroll.RollSpec()
@@ -53,8 +53,8 @@ def test_analyze_prints_and_writes_matching_dynamics(capsys, tmp_path, song):
     out = tmp_path / "an"
     code, stdout, err = run(capsys, "analyze", "--midi", path, "--out", out)
     assert code == 0, err
-    feats = dynamics.chroma_features(_roll(chords), SPEC, "beat")
-    d = dynamics.pairwise_distances(feats)
+    feats = vmo_features.chroma_features(_roll(chords), SPEC, "beat")
+    d = vmo_features.pairwise_distances(feats)
     curve = dynamics.ir_curve(feats, dynamics.default_thresholds(d, 200))
     assert f"best threshold: {curve.best_threshold:.6g}" in stdout
     assert f"total IR: {curve.best_ir:.6g} bits" in stdout

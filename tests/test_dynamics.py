@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qbdi_utils import dynamics, harmony
+from qbdi_utils import dynamics, harmony, vmo_features
 from qbdi_utils.pianoroll import RollSpec
 
 vmo_oracle = pytest.importorskip("vmo.VMO.oracle")
@@ -32,7 +32,7 @@ def _vmo_curve(x, r, **kw):
 
 
 def test_ir_curve_equals_vmo_euclidean_on_tonnetz_features():
-    x = dynamics.tonnetz_features(_chord_chroma())
+    x = vmo_features.tonnetz_features(_chord_chroma())
     r = (0.0, 2.0, 0.05)
     (best_ir, best_t), v_ir, v_t = _vmo_curve(x, r, dfunc="euclidean")
     c = dynamics.ir_curve(x, np.arange(*r), metric="euclidean")
@@ -54,7 +54,7 @@ def test_ir_curve_equals_vmo_cosine_on_latents():
 
 
 def test_oracle_fields_equal_vmo():
-    x = dynamics.tonnetz_features(_chord_chroma(100, seed=4))
+    x = vmo_features.tonnetz_features(_chord_chroma(100, seed=4))
     for t in (0.0, 0.2, 0.6, 1.5):
         v = vmo_oracle.build_oracle(x, flag="a", threshold=t, dfunc="euclidean", dim=6)
         o = dynamics.build_oracle(x, t)
@@ -76,11 +76,11 @@ def test_embedding_equals_python_tonnetz_callback():
 
     # thresholds on the grid (e.g. 1.5 = note vs rest) lie within 1e-12 of exact distances, where a
     # distance one ulp off would flip vmo's `d < threshold` decision
-    d = dynamics.pairwise_distances(dynamics.tonnetz_features(chroma))
+    d = vmo_features.pairwise_distances(vmo_features.tonnetz_features(chroma))
     assert sum((np.abs(d - t) < 1e-12).sum() for t in np.arange(0.25, 2.0, 0.25)) > 0
     for r in ((0.0, 2.0, 0.2), (0.0, 2.0, 0.25)):
         (_, best_t), v_ir, _ = _vmo_curve(chroma, r, dfunc="other", dfunc_handle=cb)
-        c = dynamics.ir_curve(dynamics.tonnetz_features(chroma), np.arange(*r))
+        c = dynamics.ir_curve(vmo_features.tonnetz_features(chroma), np.arange(*r))
         assert np.max(np.abs(c.ir - v_ir)) <= 1e-9 and c.best_threshold == best_t
 
 
@@ -93,13 +93,13 @@ def test_silence_rule_no_nan_and_one_symbol():
     v_syms = [v.data[i + 1] for i in (10, 11, 30, 31, 45)]
     assert len(set(v_syms)) == 5
     # ours, Tonnetz features: silence at the origin, all silent frames share one symbol
-    x = dynamics.tonnetz_features(chroma)
-    d = dynamics.pairwise_distances(x)
+    x = vmo_features.tonnetz_features(chroma)
+    d = vmo_features.pairwise_distances(x)
     assert np.all(np.isfinite(d))
     o = dynamics.build_oracle(x, 0.1)
     assert len({int(o.symbols[i]) for i in (10, 11, 30, 31, 45)}) == 1
     # cosine rule: zero rows at distance 0 from each other, 1 from any non-zero row
-    dc = dynamics.pairwise_distances(chroma, "cosine")
+    dc = vmo_features.pairwise_distances(chroma, "cosine")
     assert np.all(np.isfinite(dc))
     assert dc[10, 11] == 0.0 and dc[10, 0] == 1.0 and dc[0, 10] == 1.0
     oc = dynamics.build_oracle(chroma, 0.1, metric="cosine")
@@ -203,9 +203,9 @@ def test_chroma_features_resolution_and_ir_vs_bits():
     spec = RollSpec()
     roll = np.zeros((64, spec.n_columns), np.uint8)
     roll[:32, [48 - 24, 52 - 24, 55 - 24]] = 1
-    f = dynamics.chroma_features(roll, spec)
+    f = vmo_features.chroma_features(roll, spec)
     assert f.shape == (16, 6) and np.all(f[8:] == 0)
-    x = dynamics.tonnetz_features(_chord_chroma(80))
+    x = vmo_features.tonnetz_features(_chord_chroma(80))
     rows = dynamics.ir_vs_bits({"full": [x, x], 0: [np.zeros_like(x)]}, thresholds=np.linspace(0, 2, 21))
     assert [r["bits"] for r in rows] == ["full", 0]
     assert rows[0]["total_ir_std"] == 0.0 and rows[0]["n_seeds"] == 2
@@ -290,7 +290,7 @@ def test_motifs_complete_where_vmo_pattern_search_is_not():
 def test_ir_vs_bits_sd_of_identical_seeds_is_exactly_zero(monkeypatch):
     """Seeds that give the same curve (full rate) must report sd 0, not float noise such as 1e-17,
     which a regression-checked notebook cell would print as a number."""
-    x = dynamics.tonnetz_features(_chord_chroma(40))
+    x = vmo_features.tonnetz_features(_chord_chroma(40))
 
     class Curve:  # an IR curve whose best values have non-representable means (0.1 * 3 / 3 != 0.1)
         best_threshold, best_ir = 0.1, 0.1

@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from qbdi_utils import dynamics, harmony, pianoroll
+from qbdi_utils import dynamics, harmony, pianoroll, vmo_features
 from qbdi_utils.cli import main
 from qbdi_utils.pianoroll import Piece, RollSpec
 
@@ -46,29 +46,29 @@ C, AM, F, G, DM, E = [48, 52, 55], [45, 48, 52], [41, 45, 48], [43, 47, 50], [50
 
 def test_3_4_beats_are_quarters_three_to_a_bar():
     roll = _chord_roll([(4, C), (4, AM), (4, F)] * 2 + [(4, G), (4, C)])  # 2 bars + 2 beats of 3/4
-    w = dynamics.feature_windows(len(roll), SPEC, "beat", [(0, 3, 4)])
+    w = vmo_features.feature_windows(len(roll), SPEC, "beat", [(0, 3, 4)])
     assert w.starts.tolist() == [0, 4, 8, 12, 16, 20, 24, 28]
     assert w.bar.tolist() == [0, 0, 0, 1, 1, 1, 2, 2] and w.within.tolist() == [0, 1, 2] * 2 + [0, 1]
     assert w.per_bar.tolist() == [3] * 8 and w.n_bars == 3
     np.testing.assert_allclose(w.positions, [0, 1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2, 7 / 3, 8 / 3], rtol=0, atol=1e-12)
     got = harmony.tonnetz(_brute_chroma(roll, list(zip(w.starts.tolist(), w.ends.tolist()))))
-    np.testing.assert_array_equal(dynamics.chroma_features(roll, SPEC, "beat", [(0, 3, 4)]), got)
+    np.testing.assert_array_equal(vmo_features.chroma_features(roll, SPEC, "beat", [(0, 3, 4)]), got)
     # frames: one per 3/4 bar of 12 steps (the last cut at the roll's end)
-    wf = dynamics.feature_windows(len(roll), SPEC, "frame", [(0, 3, 4)])
+    wf = vmo_features.feature_windows(len(roll), SPEC, "frame", [(0, 3, 4)])
     assert list(zip(wf.starts.tolist(), wf.ends.tolist())) == [(0, 12), (12, 24), (24, 32)]
     np.testing.assert_allclose(wf.positions, [0, 1, 2, 3], rtol=0)
-    np.testing.assert_array_equal(dynamics.chroma_features(roll, SPEC, "frame", [(0, 3, 4)]),
+    np.testing.assert_array_equal(vmo_features.chroma_features(roll, SPEC, "frame", [(0, 3, 4)]),
                                   harmony.tonnetz(_brute_chroma(roll, [(0, 12), (12, 24), (24, 32)])))
 
 
 def test_6_8_beats_are_dotted_quarters_two_to_a_bar():
     roll = _chord_roll([(6, C), (6, G), (6, AM), (6, E), (3, F), (3, C)])
-    w = dynamics.feature_windows(len(roll), SPEC, "beat", [(0, 6, 8)])
+    w = vmo_features.feature_windows(len(roll), SPEC, "beat", [(0, 6, 8)])
     assert list(zip(w.starts.tolist(), w.ends.tolist())) == [(0, 6), (6, 12), (12, 18), (18, 24), (24, 30)]
     assert w.bar.tolist() == [0, 0, 1, 1, 2] and w.within.tolist() == [0, 1, 0, 1, 0]
     assert w.per_bar.tolist() == [2] * 5
     np.testing.assert_allclose(w.positions, [0, 0.5, 1, 1.5, 2, 2.5], rtol=0)
-    x = dynamics.chroma_features(roll, SPEC, "beat", [(0, 6, 8)])
+    x = vmo_features.chroma_features(roll, SPEC, "beat", [(0, 6, 8)])
     np.testing.assert_array_equal(x, harmony.tonnetz(_brute_chroma(roll, [(0, 6), (6, 12), (12, 18), (18, 24),
                                                                           (24, 30)])))
     # the last beat mixes F and C (3 steps each): its chroma is the sum of both triads
@@ -82,7 +82,7 @@ def test_mixed_meter_with_pickup_beats_by_hand():
     rng = np.random.default_rng(3)
     roll = np.zeros((T, SPEC.n_columns), np.uint8)
     roll[:, :SPEC.n_pitches] = rng.random((T, SPEC.n_pitches)) < 0.05
-    w = dynamics.feature_windows(T, SPEC, "beat", sigs, 4)
+    w = vmo_features.feature_windows(T, SPEC, "beat", sigs, 4)
     want = ([(0, 4)] + [(4 + 4 * i, 8 + 4 * i) for i in range(4)] + [(20 + 4 * i, 24 + 4 * i) for i in range(6)]
             + [(44, 50), (50, 56)] + [(56 + 2 * i, 58 + 2 * i) for i in range(5)])
     assert list(zip(w.starts.tolist(), w.ends.tolist())) == want
@@ -91,27 +91,27 @@ def test_mixed_meter_with_pickup_beats_by_hand():
     assert w.per_bar.tolist() == [4] * 5 + [3] * 6 + [2] * 2 + [5] * 5
     np.testing.assert_allclose(w.positions[:3], [0.75, 1.0, 1.25], rtol=0)  # the pickup: the 4/4 bar's last beat
     np.testing.assert_allclose(w.positions[-1], 6.0, rtol=0)
-    np.testing.assert_array_equal(dynamics.chroma_features(roll, SPEC, "beat", sigs, 4),
+    np.testing.assert_array_equal(vmo_features.chroma_features(roll, SPEC, "beat", sigs, 4),
                                   harmony.tonnetz(_brute_chroma(roll, want)))
     # frames of the same piece are bar_layout's frames (the model's frames)
     starts, lengths, _, _ = pianoroll.bar_layout(T, sigs, 4, SPEC)
-    wf = dynamics.feature_windows(T, SPEC, "frame", sigs, 4)
+    wf = vmo_features.feature_windows(T, SPEC, "frame", sigs, 4)
     assert wf.starts.tolist() == np.maximum(starts, 0).tolist()
     assert wf.ends.tolist() == np.minimum(starts + lengths, T).tolist()
 
 
 def test_a_bar_cut_short_by_a_meter_change_keeps_its_beats_inside_it():
     # 3/4 from 0, 4/4 from step 8 (inside the first 3/4 bar): bar 0 is 8 steps, 2 beats
-    w = dynamics.feature_windows(24, SPEC, "beat", [(0, 3, 4), (8, 4, 4)])
+    w = vmo_features.feature_windows(24, SPEC, "beat", [(0, 3, 4), (8, 4, 4)])
     assert list(zip(w.starts.tolist(), w.ends.tolist()))[:3] == [(0, 4), (4, 8), (8, 12)]
     assert w.bar.tolist()[:3] == [0, 0, 1] and w.per_bar.tolist()[:3] == [2, 2, 4]
 
 
 def test_twelve_steps_per_quarter_grid():
     spec = RollSpec(steps_per_quarter=12)
-    w = dynamics.feature_windows(72, spec, "beat", [(0, 3, 4)])  # two 3/4 bars of 36 steps
+    w = vmo_features.feature_windows(72, spec, "beat", [(0, 3, 4)])  # two 3/4 bars of 36 steps
     assert w.starts.tolist() == list(range(0, 72, 12)) and w.bar.tolist() == [0, 0, 0, 1, 1, 1]
-    w68 = dynamics.feature_windows(72, spec, "beat", [(0, 6, 8)])  # dotted quarters of 18 steps
+    w68 = vmo_features.feature_windows(72, spec, "beat", [(0, 6, 8)])  # dotted quarters of 18 steps
     assert w68.starts.tolist() == [0, 18, 36, 54] and w68.per_bar.tolist() == [2] * 4
 
 
@@ -163,11 +163,12 @@ def test_4_4_chorales_give_the_same_features_and_analysis_as_before(chorales, re
     assert len(four) == 6 and any(p.bar_offset_steps > 0 for p in four)  # pickups are among them
     for piece in four:
         roll = piece.roll[piece.bar_offset_steps:]
-        sigs, off = dynamics.piece_meter(piece)
-        new = dynamics.chroma_features(roll, piece.spec, resolution, sigs, off)
+        sigs, off = vmo_features.piece_meter(piece)
+        new = vmo_features.chroma_features(roll, piece.spec, resolution, sigs, off)
         np.testing.assert_array_equal(new, _old_features(roll, piece.spec, resolution))
-        np.testing.assert_array_equal(new, dynamics.chroma_features(roll, piece.spec, resolution))
-        before = dynamics.analyze_roll(roll, piece.spec, resolution, 50, 2, 2)  # no meter: the old path
+        np.testing.assert_array_equal(new, vmo_features.chroma_features(roll, piece.spec, resolution))
+        before = dynamics.analyze_roll(roll, piece.spec, resolution=resolution, n_thresholds=50, min_length=2,
+                                       min_count=2)  # no meter: the old path
         after = dynamics.analyze_piece(piece, resolution, 50, 2, 2)
         assert _digest(after) == _digest(before)
         per = 4 if resolution == "beat" else 1
@@ -192,7 +193,7 @@ def test_3_4_chorale_beats_follow_its_bars(chorales):
 def test_motifs_in_bars_of_a_mixed_meter():
     # symbols: a 3-beat phrase in a 3/4 bar, two 6/8 bars of 2 beats, the phrase again in 3/4
     sigs = [(0, 3, 4), (12, 6, 8), (36, 3, 4)]
-    w = dynamics.feature_windows(48, SPEC, "beat", sigs)
+    w = vmo_features.feature_windows(48, SPEC, "beat", sigs)
     seq = [1, 2, 3, 7, 8, 9, 6, 1, 2, 3]
     assert len(seq) == len(w) == 3 + 2 + 2 + 3 and w.bar.tolist() == [0, 0, 0, 1, 1, 2, 2, 3, 3, 3]
     m = [x for x in dynamics.motifs(seq, min_length=3, positions=w.positions) if x.symbols == (1, 2, 3)][0]
@@ -229,5 +230,5 @@ def test_piece_meter_shifts_the_signatures_past_the_pickup():
     p = Piece(roll=np.zeros((40, SPEC.n_columns), np.uint8), spec=SPEC, time_signatures=[(0, 1, 4), (4, 3, 4),
                                                                                           (28, 6, 8)],
               bar_offset_steps=4)
-    assert dynamics.piece_meter(p) == ([(0, 3, 4), (24, 6, 8)], 0)
-    assert dynamics.piece_meter(p, from_first_bar=False) == ([(0, 1, 4), (4, 3, 4), (28, 6, 8)], 4)
+    assert vmo_features.piece_meter(p) == ([(0, 3, 4), (24, 6, 8)], 0)
+    assert vmo_features.piece_meter(p, from_first_bar=False) == ([(0, 1, 4), (4, 3, 4), (28, 6, 8)], 4)

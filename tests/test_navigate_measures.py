@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from qbdi_utils import dynamics, harmony
+from qbdi_utils import dynamics, harmony, vmo_features
 from qbdi_utils import navigate_measures as nm
 from qbdi_utils.pianoroll import RollSpec
 
@@ -161,7 +161,7 @@ def test_ir_at_threshold_is_the_oracle_ir_of_the_features():
     spec = RollSpec()
     rng = np.random.default_rng(7)
     roll = (rng.random((spec.steps_per_frame * 4, spec.n_columns)) < 0.03).astype(np.uint8)
-    f = dynamics.chroma_features(roll, spec, "beat")
+    f = vmo_features.chroma_features(roll, spec, "beat")
     for t in (0.1, 0.5):
         o = dynamics.build_oracle(f, t)
         assert nm.ir_at_threshold(roll, spec, t) == pytest.approx(dynamics.ir_per_frame(o).sum())

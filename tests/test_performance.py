@@ -434,13 +434,13 @@ def test_query_programs_most_sounding_and_top_voice(tmp_path):
 
 
 def test_programs_option_takes_query():
-    from qbdi_utils.cli import performing
+    from qbdi_utils.cli import performance_values
     from qbdi_utils.errors import OptionError
 
-    assert performing.programs_option("query") == "query" == performing.programs_option(" Query ")
-    assert performing.programs_option("0,48") == (0, 48)
+    assert performance_values.programs_option("query") == "query" == performance_values.programs_option(" Query ")
+    assert performance_values.programs_option("0,48") == (0, 48)
     with pytest.raises(OptionError, match="'query'"):
-        performing.programs_option("queries")
+        performance_values.programs_option("queries")
 
 
 def test_cli_programs_query_gives_the_query_instruments(capsys, tmp_path, tiny_model):

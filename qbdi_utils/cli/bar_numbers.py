@@ -1,26 +1,26 @@
 """Bars as a user counts them: from 1, with ``bar.beat`` inside a bar (``qbdi analyze``'s motifs).
 
-The library counts frames and bars from 0 (``dynamics.Motif.spans``, ``dynamics.FeatureWindows``);
+The library counts frames and bars from 0 (``dynamics.Motif.spans``, ``vmo_features.FeatureWindows``);
 what the command line prints and writes counts from 1, as MusicXML, the explorer and ``nav.json`` do.
 Bars are the piece's own (any meter): a chroma frame's bar and its beat within the bar come from the
-analysis' :class:`qbdi_utils.dynamics.FeatureWindows`.
+analysis' :class:`qbdi_utils.vmo_features.FeatureWindows`.
 
-Imports: dynamics. Used in: cli/analyze.py.
+Imports: dynamics, vmo_features. Used in: cli/analyze.py.
 """
 
 from __future__ import annotations
 
-from qbdi_utils import dynamics
+from qbdi_utils import dynamics, vmo_features
 
 __all__ = ["bar_position", "motif_rows", "span_text"]
 
 
-def bar_position(i: int, windows: dynamics.FeatureWindows, end: bool = False) -> str:
+def bar_position(i: int, windows: vmo_features.FeatureWindows, end: bool = False) -> str:
     """Where chroma frame ``i`` lies, as users count bars: bar 1 is the first.
 
     Args:
         i: a chroma frame (0-based), or, with ``end``, one past the last frame of a half-open span.
-        windows: the analysis' :class:`qbdi_utils.dynamics.FeatureWindows`.
+        windows: the analysis' :class:`qbdi_utils.vmo_features.FeatureWindows`.
         end: ``i`` is the end of a half-open span: name the last frame it includes.
 
     Returns:
@@ -32,7 +32,7 @@ def bar_position(i: int, windows: dynamics.FeatureWindows, end: bool = False) ->
     return f"{bar + 1}" if within == (whole - 1 if end else 0) else f"{bar + 1}.{within + 1}"
 
 
-def span_text(s: int, e: int, windows: dynamics.FeatureWindows) -> str:
+def span_text(s: int, e: int, windows: vmo_features.FeatureWindows) -> str:
     """A half-open span of chroma frames as ``bar 3``, ``bars 3-4`` or ``bars 10.2-12.1`` (bar.beat)."""
     a, b = bar_position(s, windows), bar_position(e, windows, end=True)
     return f"bar {a}" if a == b else f"bars {a}-{b}"

@@ -6,7 +6,8 @@
 :func:`stats_option` -- here); a sub-command's own options are defined in its module. The corpus and
 the model's layout (``--corpus``, ``--meter``, ``--steps-per-quarter``) are
 :mod:`qbdi_utils.cli.corpus_options`; how an output is performed (``--velocity``, ``--tracks``,
-``--programs``, ``--wav-format``) is :mod:`qbdi_utils.cli.performing`. The "exists / --force" checks
+``--programs``, ``--wav-format``) is :mod:`qbdi_utils.cli.performing` (converters:
+:mod:`qbdi_utils.cli.performance_values`). The "exists / --force" checks
 of outputs are :mod:`qbdi_utils.cli.checks`.
 
 Imports: corpus_key, errors, improvise, navigate, cli.values.

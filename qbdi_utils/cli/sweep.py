@@ -7,7 +7,7 @@ Writes into DIR each distinct improvisation once: ``<stem>_<rate>.mid`` when eve
 notes (full rate always: it has no channel noise), else ``<stem>_<rate>_seed<S>.mid`` per seed; and
 ``claims.csv`` (:data:`CSV_COLUMNS`, one row for the query and one per rate; every ``chance_*`` column
 is that row's output against the query's bars in shuffled order). Prints the table, the verdict of
-each of the paper's claims (:func:`qbdi_utils.claims.claim_verdicts`) and a warning for a rate whose
+each of the paper's claims (:func:`qbdi_utils.cli.sweep_report.verdict_lines`) and a warning for a rate whose
 outputs are silent or nearly so. All outputs are one :class:`qbdi_utils.files.OutputSet`; every name
 this run could write is checked before any work. The MIDI files carry velocities, tracks and
 programs as ``qbdi improvise`` writes them (:func:`qbdi_utils.cli.performing.add_performance`). ``--key``
@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from qbdi_utils import blend, claims, files, harmony, report
+from qbdi_utils import blend, claims, files, report
 from qbdi_utils.cli import checks, corpus_options, options, performing
 from qbdi_utils.cli.messages import silence_warning, warn
 from qbdi_utils.cli.key import answer, hear, say_key
 from qbdi_utils.cli.outputs import corpus_reference, load, midi_bytes
+from qbdi_utils.cli.sweep_report import verdict_lines
 from qbdi_utils.cli.values import whole_number
 from qbdi_utils.improvise import CLAIM_RATES, rate_label
 
-__all__ = ["CSV_COLUMNS", "MAX_SEEDS", "VERDICT_BITS", "add_parser", "run_sweep"]
+__all__ = ["CSV_COLUMNS", "MAX_SEEDS", "add_parser", "run_sweep"]
 
 MAX_SEEDS = 1_000
 """Largest --seeds (each seed is 8 more improvisations)."""
-VERDICT_BITS = 256
-"""The budget of the "breaks away" claim (the paper's Fig. 3)."""
 
 CSV_COLUMNS = {
     # column of claims.csv: key of the claims / fidelity row it holds (means over the seeds unless _sd)
@@ -128,7 +127,7 @@ def run_sweep(args) -> int:
     print(f"{len(midis)} distinct improvisations of {stem} ({len(CLAIM_RATES)} rates x {k} seeds) and "
           f"claims.csv written to {out}")
     print(report.table([{h: r[c] for h, c in _SHOWN.items()} for r in table]))
-    print(_verdicts(model, heard, rows, pieces, args.stats, k))
+    print(verdict_lines(model, heard, rows, pieces, args.stats, k))
     if note:
         warn("sweep", [note])
     warn("sweep", performed)
@@ -141,14 +140,3 @@ def run_sweep(args) -> int:
             warn("sweep", [f"{r['rate']}: {w}"])
     return 0
 
-
-def _verdicts(model, query, rows, pieces, mode: str, k: int) -> str:
-    """The paper's five claims, each ``yes`` / ``partly`` / ``NO`` with its numbers, one per line."""
-    spec, off, sigs = model.spec, query.bar_offset_steps, list(query.time_signatures)
-    q_chroma = claims.bar_chroma(query.roll, spec, off, sigs)
-    breaks = claims.break_away(q_chroma, claims.bar_chroma(pieces[(None, 0)].roll, spec, off, sigs),
-                               [claims.bar_chroma(pieces[(VERDICT_BITS, s)].roll, spec, off, sigs) for s in range(k)])
-    zero = claims.zero_bit_triads(model, query, (mode,))
-    tonic = harmony.TRIAD_NAMES[harmony.tonic_triad(harmony.chroma(query.roll, spec))]
-    verdicts = claims.claim_verdicts(rows, breaks, zero, tonic, low_bits=VERDICT_BITS, mode=mode)
-    return "\n".join(f"claim: {v['claim']}: {v['verdict']} ({v['numbers']})" for v in verdicts)

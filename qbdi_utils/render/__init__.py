@@ -1,7 +1,8 @@
 """Rendering a piano roll, one module per stack (each imports its heavy library only when called):
 
 * :mod:`qbdi_utils.render.notation`: music21 score -> MusicXML -> SVG engraved by verovio
-  (Figs. 2-3, ``qbdi improvise --musicxml``);
+  (Figs. 2-3, ``qbdi improvise --musicxml``), writing a bar's steps as duple and triplet note values
+  with :mod:`qbdi_utils.render.tuplets`;
 * :mod:`qbdi_utils.render.plots`: matplotlib piano rolls and overlays, the information-dynamics plots
   (Figs. 4-6) and the system diagram (Fig. 1);
 * :mod:`qbdi_utils.render.audio`: fluidsynth when installed, else a built-in synthesizer; WAV files

@@ -222,7 +222,7 @@ def plot_overlay(query_roll, output_roll, spec: RollSpec | None = None, *, ax=No
 # Information dynamics (Figs. 4-6)
 
 
-def plot_motifs(ax, motif_lists: dict, n_frames: dict, frames_per_bar: float = 4.0, max_per_signal: int = 6,
+def plot_motifs(ax, motif_lists: dict, n_frames: dict, *, frames_per_bar: float = 4.0, max_per_signal: int = 6,
                 first_bar: int = 0, n_bars: dict | None = None):
     """Fig. 4: motif occurrences as bars on one timeline per signal (in bars).
 
