@@ -75,7 +75,7 @@ def test_predictive_term_matches_numpy(gamma_model):
     y = x[np.maximum(nxt, 0)]
     eps = np.random.default_rng(3).standard_normal((30, model.latent_dim)).astype(np.float32)
     d, r, p = (keras.ops.convert_to_numpy(t) for t in predictive_terms(
-        model.networks.encoder, model.networks.decoder, model.networks.predictor, x, y, mask, eps))
+        model.networks.encoder, model.networks.decoder, model.networks.predictor, x, y=y, mask=mask, eps=eps))
     # independent numpy forward pass in float64, NLL written with log(sigmoid) not softplus
     w = [np.asarray(a, np.float64) for a in model.get_weights()]
     We1, be1, Wm, bm, Wv, bv, Wd1, bd1, Wo, bo, Wp1, bp1, Wpo, bpo = w

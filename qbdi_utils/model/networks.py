@@ -185,7 +185,7 @@ def loss_terms(encoder, decoder, x, eps, training: bool = False):
     return d, r
 
 
-def predictive_terms(encoder, decoder, predictor, x, y, mask, eps, training: bool = False):
+def predictive_terms(encoder, decoder, predictor, x, *, y, mask, eps, training: bool = False):
     """Per-frame distortion, rate and predictive term (nats), written with ``keras.ops``.
 
     Args:

@@ -62,7 +62,7 @@ def make_trainer(cfg: VAEConfig, seed: int, fit_opts: dict | None = None):
                 return ops.stack([d, r], axis=-1)
             x, y, m = (ops.cast(t, "float32") for t in x)
             eps = keras.random.normal((ops.shape(x)[0], latent_dim), seed=self.noise)
-            d, r, p = predictive_terms(self.encoder, self.decoder, self.predictor, x, y, m, eps,
+            d, r, p = predictive_terms(self.encoder, self.decoder, self.predictor, x, y=y, mask=m, eps=eps,
                                        training=bool(training))
             return ops.stack([d, r, p], axis=-1)
 
@@ -211,8 +211,8 @@ def mean_terms(encoder, decoder, x: np.ndarray, eps: np.ndarray, predictor=None,
         if predictor is None:
             terms = loss_terms(encoder, decoder, xb, eb)
         else:
-            terms = predictive_terms(encoder, decoder, predictor, xb, ops.convert_to_tensor(y[sl]),
-                                     ops.convert_to_tensor(mask[sl]), eb)
+            terms = predictive_terms(encoder, decoder, predictor, xb, y=ops.convert_to_tensor(y[sl]),
+                                     mask=ops.convert_to_tensor(mask[sl]), eps=eb)
         sums += [float(ops.convert_to_numpy(ops.sum(t))) for t in terms]
     return tuple(float(v) for v in sums / len(x))
 

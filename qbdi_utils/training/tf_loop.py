@@ -140,7 +140,7 @@ def _global_step(s: _TrainStep):
         slice divided by the global batch size ``n_global``."""
         with tf.GradientTape() as tape:
             if has_pred:
-                d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps, training=True)
+                d, r, p = predictive_terms(enc, dec, pred, xb, y=yb, mask=mb, eps=eps, training=True)
                 per_frame = objective(d, r, p, beta=beta_now, gamma=gamma)
             else:
                 d, r = loss_terms(enc, dec, xb, eps, training=True)
@@ -315,7 +315,7 @@ def _tf_evaluator(enc, dec, pred, jit: bool, validation: ValidationFrames | None
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
     def psums(xb, yb, mb, eps):
-        d, r, p = predictive_terms(enc, dec, pred, xb, yb, mb, eps)
+        d, r, p = predictive_terms(enc, dec, pred, xb, y=yb, mask=mb, eps=eps)
         return tf.reduce_sum(d), tf.reduce_sum(r), tf.reduce_sum(p)
 
     y_val, m_val = pair_arrays(validation.x, validation.next) if validation is not None else (None, None)
