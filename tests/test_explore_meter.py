@@ -10,6 +10,7 @@ from qbdi_utils import explore, pianoroll
 from qbdi_utils.errors import OptionError
 from qbdi_utils.explore.content import bar_excerpt, bar_starts, excerpt_steps, excerpt_velocities
 from qbdi_utils.pianoroll import Piece, RollSpec
+from mido_files import save_events
 
 SPEC = RollSpec()
 TPB = 480
@@ -25,11 +26,8 @@ def _waltz_mid(path):
     """The query written with mido (not with the code under test): 1/4 for the pickup, then 3/4."""
     import mido
 
-    mf = mido.MidiFile(ticks_per_beat=TPB)
-    tr = mido.MidiTrack()
-    mf.tracks.append(tr)
-    tr.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0))
-    tr.append(mido.MetaMessage("time_signature", numerator=1, denominator=4, time=0))
+    header = [mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(100), time=0),
+              mido.MetaMessage("time_signature", numerator=1, denominator=4, time=0)]
     events = []  # (tick, order, message)
     for beat in range(N_BEATS):
         vel = PICKUP_VELOCITY if beat == 0 else BAR_VELOCITIES[(beat - 1) // 3]
@@ -37,12 +35,7 @@ def _waltz_mid(path):
             events.append((beat * TPB, 1, mido.Message("note_on", note=p, velocity=vel)))
             events.append(((beat + 1) * TPB, 0, mido.Message("note_off", note=p, velocity=0)))
     events.append((TPB, 0, mido.MetaMessage("time_signature", numerator=3, denominator=4)))
-    now = 0
-    for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
-        tr.append(msg.copy(time=tick - now))
-        now = tick
-    mf.save(path)
-    return path
+    return save_events(path, events, TPB, header)
 
 
 @pytest.fixture(scope="module")

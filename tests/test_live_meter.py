@@ -10,6 +10,7 @@ import pytest
 from qbdi_utils import improvise, live, live_controls, live_io, live_run, live_time, pianoroll
 from qbdi_utils.errors import OptionError
 from qbdi_utils.pianoroll import RollSpec
+from mido_files import save_events
 
 SPEC = RollSpec()
 TPB = 480
@@ -18,21 +19,13 @@ CHORDS = [[48, 52, 55], [45, 48, 52], [41, 45, 48], [43, 47, 50], [50, 53, 57]]
 
 def _midi(path, sigs, n_quarters, bpm=100):
     """Quarter-note chords (a new one every quarter) with time signatures [(quarter, n, d)], by mido."""
-    mf = mido.MidiFile(ticks_per_beat=TPB)
-    tr = mido.MidiTrack()
-    mf.tracks.append(tr)
     events = [(0, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))]
     events += [(q * TPB, 0, mido.MetaMessage("time_signature", numerator=n, denominator=d)) for q, n, d in sigs]
     for q in range(n_quarters):
         for p in CHORDS[q % len(CHORDS)]:
             events.append((q * TPB, 2, mido.Message("note_on", note=p, velocity=70 + q % 3 * 10)))
             events.append(((q + 1) * TPB, 1, mido.Message("note_off", note=p, velocity=0)))
-    now = 0
-    for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
-        tr.append(msg.copy(time=tick - now))
-        now = tick
-    mf.save(path)
-    return path
+    return save_events(path, events, TPB)
 
 
 def _session(model, path, meter, bits=None, on_bar=None):
