@@ -60,6 +60,7 @@ def run_improvise(args) -> int:
     layout = performing.layout(args)
     model, query = load(model_dir, query_path, audio=args.wav is not None)
     heard, shift = hear(args.key, model, query)  # --key corpus: in the corpus's key
+    layout = performing.with_query_programs(layout, query)
     training = training_corpus_once(model, args.corpus)  # --decode floor and the fidelity line: one load
     decode = blend.decoding(model, args.decode, training)
     piece = improvise(model, heard, args.bits, mode=args.stats, seed=args.seed, threshold=args.threshold, **decode)

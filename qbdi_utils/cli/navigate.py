@@ -79,6 +79,7 @@ def run_navigate(args) -> int:
 
     model, query = load(model_dir, query_path, audio=args.wav is not None)
     heard, shift = hear(args.key, model, query)  # --key corpus: in the corpus's key
+    layout = performing.with_query_programs(layout, query)
     oracle = None
     if args.source == "corpus":
         oracle = nav_mod.corpus_oracle(model, model_corpus.training_corpus(model, args.corpus, progress=True))

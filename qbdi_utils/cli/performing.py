@@ -1,13 +1,13 @@
 """How an output of ``qbdi improvise`` / ``qbdi navigate`` is performed: its command-line options.
 
 ``--velocity``, ``--tracks``, ``--programs`` and ``--wav-format`` are :func:`add_performance`, each with
-its typed converter (:mod:`qbdi_utils.cli.performance_values`); :func:`layout` checks them together before any work (with ``--programs query``
-it reads the query's instruments, :func:`qbdi_utils.performance.query_programs`) and :func:`perform`
-gives an output its velocities (:mod:`qbdi_utils.performance`).
+its typed converter (:mod:`qbdi_utils.cli.performance_values`); :func:`layout` checks them together
+before any work, :func:`with_query_programs` reads ``--programs query`` off the query the command loaded
+(:func:`qbdi_utils.performance.query_programs`), and :func:`perform` gives an output its velocities
+(:mod:`qbdi_utils.performance`).
 
-Imports: corpus, errors, model.persist, performance, pianoroll, render.audio, cli.model_corpus,
-cli.performance_values.
-Used in: cli/improvise.py, cli/navigate.py.
+Imports: corpus, errors, performance, pianoroll, render.audio, cli.model_corpus, cli.performance_values.
+Used in: cli/improvise.py, cli/navigate.py, cli/sweep.py.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from qbdi_utils.cli.performance_values import (QUERY_PROGRAMS, programs_option, 
                                                wav_format_option)
 from qbdi_utils.corpus import NAMED_SOURCES
 from qbdi_utils.errors import CorpusError, OptionError
-from qbdi_utils.model.persist import saved_spec
-from qbdi_utils.pianoroll import TRACK_LAYOUTS, RollSpec, read_midi
+from qbdi_utils.pianoroll import TRACK_LAYOUTS
 from qbdi_utils.render.audio import WAV_FORMATS
 
-__all__ = ["add_performance", "layout", "perform", "perform_all"]
+__all__ = ["add_performance", "layout", "perform", "perform_all", "with_query_programs"]
 
 def add_performance(parser, *, wav: bool = True) -> None:
     """``--velocity``, ``--tracks``, ``--programs`` and (with ``wav``) ``--wav-format``: how an output is performed."""
@@ -53,30 +52,32 @@ def add_performance(parser, *, wav: bool = True) -> None:
 def layout(args) -> dict:
     """The writing options of :func:`add_performance` checked together (before any work).
 
-    With ``--programs query`` the query (``args.query``) is read on the model's grid (``--model``'s
-    saved RollSpec, else the default model's) for its instruments only, and the programs are
-    :func:`qbdi_utils.performance.query_programs` of it for ``--tracks``.
+    With ``--programs query`` the programs stay the word "query" until :func:`with_query_programs`
+    reads them off the query the command loaded.
 
     Returns:
-        {"tracks", "programs" (one per track), "wav_format"}: the keyword arguments of the writers.
+        {"tracks", "programs" (one per track, or "query"), "wav_format"}: the keyword arguments of the writers.
 
     Raises:
         OptionError: two programs for one track.
-        MidiFileError, NoNotesError, ModelError: ``--programs query`` and the query or the model
-            directory cannot be read (as the command's own reading would say).
     """
     n = 1 if args.tracks == "one" else 2
+    wav_format = getattr(args, "wav_format", None)
     if args.programs == QUERY_PROGRAMS:
-        model = getattr(args, "model", None)
-        spec = RollSpec() if model is None else saved_spec(model)
-        programs = performance.query_programs(read_midi(args.query, spec), args.tracks)
-        return {"tracks": args.tracks, "programs": programs, "wav_format": getattr(args, "wav_format", None)}
+        return {"tracks": args.tracks, "programs": QUERY_PROGRAMS, "wav_format": wav_format}
     programs = args.programs or (0,)
     if len(programs) > n:
         raise OptionError(f"--programs {','.join(map(str, programs))} names {len(programs)} programs but "
                           f"--tracks {args.tracks} writes {n} track; add --tracks melody+accompaniment")
-    return {"tracks": args.tracks, "programs": tuple(programs) * (n // len(programs)),
-            "wav_format": getattr(args, "wav_format", None)}
+    return {"tracks": args.tracks, "programs": tuple(programs) * (n // len(programs)), "wav_format": wav_format}
+
+
+def with_query_programs(layout_: dict, query) -> dict:
+    """:func:`layout`'s options with ``--programs query`` resolved on the loaded query
+    (:func:`qbdi_utils.performance.query_programs` for its tracks); other programs unchanged."""
+    if layout_["programs"] != QUERY_PROGRAMS:
+        return layout_
+    return {**layout_, "programs": performance.query_programs(query, layout_["tracks"])}
 
 
 def perform(args, model, query, piece) -> list:

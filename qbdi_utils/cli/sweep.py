@@ -109,6 +109,7 @@ def run_sweep(args) -> int:
 
     model, query = load(model_dir, query_path)
     heard, shift = hear(args.key, model, query)  # --key corpus: measured in the corpus's key
+    layout = performing.with_query_programs(layout, query)
     rows, pieces = claims.claims_sweep(model, heard, CLAIM_RATES, k, mode=args.stats, return_pieces=True)
     warn("sweep", next(iter(pieces.values())).warnings)
     ref, note = corpus_reference(model, args.corpus)
